@@ -1,0 +1,122 @@
+# Makefile for libengine, its tools, benchmarks and tests.
+#
+#   make            build/libengine.a, build/convert, build/engine, build/*-bench
+#   make test       build and run every test (Check); models from $(ENGINE_SHARED)
+#   make asan       the same tests built with AddressSanitizer + UBSan, in build-asan/
+#   make tsan       the scheduler tests under ThreadSanitizer, in build-tsan/
+#   make check      what CI runs: test with WERROR=1, then asan, then tsan
+#   make demo       the main job: infer-bench on a synthetic model (no download)
+#   make clean
+#
+# Everything is built out of tree under $(BUILD). Kernel files carry their own
+# instruction-set flags (kernels/*_avx2.c, *_avx512.c, ...); nothing else is
+# compiled with them, so the library runs on any x86-64 and picks kernels at
+# run time. CI sets WERROR=1.
+
+BUILD ?= build
+CC ?= cc
+ENGINE_SHARED ?= ../shared
+
+WARNINGS := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
+            -Wmissing-prototypes -Wvla -Wformat=2 -Wundef -Wcast-align \
+            -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARNINGS += -Werror
+endif
+
+OPT ?= -O2 -g
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) $(WARNINGS) -fno-strict-aliasing \
+               -Iinclude -Isrc -Ikernels -Itools/convert -MMD -MP
+SAN_FLAGS ?=
+CFLAGS_ALL = $(CFLAGS_BASE) $(SAN_FLAGS) $(CFLAGS)
+
+# Third-party libraries, all Debian packages (see README). OpenBLAS is not
+# linked: src/blas.c loads it at run time (see there for why).
+LIBS := -lcjson -lutf8proc -lhwloc -ljpeg -lpng -lpthread -ldl -lm
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt)
+
+# Per-ISA flags, applied only to the kernel files named for that ISA.
+ISA_avx2       := -mavx2 -mfma -mf16c
+ISA_avx512     := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
+ISA_avxvnni    := -mavx2 -mfma -mavxvnni
+ISA_avx512vnni := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
+
+LIB_SRC     := $(wildcard src/*.c) $(wildcard kernels/*.c)
+CONVERT_SRC := $(wildcard tools/convert/*.c)
+CLI_SRC     := $(wildcard tools/cli/*.c)
+BENCH_SRC   := $(wildcard bench/*_bench.c)
+TEST_SRC    := $(wildcard tests/test_*.c)
+TEST_COMMON := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB := $(BUILD)/libengine.a
+# The converter's readers are tested directly, so they live in their own archive.
+CONVERT_LIB := $(BUILD)/libconvert.a
+TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+BENCHES := $(patsubst bench/%_bench.c,$(BUILD)/%-bench,$(BENCH_SRC))
+
+.PHONY: all test asan tsan check demo clean models
+all: $(LIB) $(BUILD)/convert $(BUILD)/engine $(BENCHES)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(ISA_FLAGS) -c $< -o $@
+
+$(BUILD)/obj/kernels/%_avx2.o:       ISA_FLAGS = $(ISA_avx2)
+$(BUILD)/obj/kernels/%_avx512.o:     ISA_FLAGS = $(ISA_avx512)
+$(BUILD)/obj/kernels/%_avxvnni.o:    ISA_FLAGS = $(ISA_avxvnni)
+$(BUILD)/obj/kernels/%_avx512vnni.o: ISA_FLAGS = $(ISA_avx512vnni)
+
+$(LIB): $(call obj,$(LIB_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(CONVERT_LIB): $(call obj,$(filter-out tools/convert/main.c,$(CONVERT_SRC)))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/convert: $(call obj,tools/convert/main.c) $(CONVERT_LIB) $(LIB)
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lz
+
+$(BUILD)/engine: $(call obj,$(CLI_SRC)) $(LIB)
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
+
+# bench/<name>_bench.c becomes $(BUILD)/<name>-bench.
+$(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(LIB)
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
+
+$(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,$(TEST_COMMON)) $(CONVERT_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lz $(CHECK_LIBS)
+
+# Models converted from $(ENGINE_SHARED) for the end-to-end tests.
+SHARED_MODELS := sst2-bert-mini sst2-distilbert-mini
+$(BUILD)/models/%.eng: $(BUILD)/convert
+	@mkdir -p $(dir $@)
+	@if [ -d "$(ENGINE_SHARED)/models/$*" ]; then $(BUILD)/convert $(ENGINE_SHARED)/models/$* $@; \
+	 else echo "note: $(ENGINE_SHARED)/models/$* not found; tests that need it will say so"; fi
+models: $(patsubst %,$(BUILD)/models/%.eng,$(SHARED_MODELS))
+
+test: all $(TESTS) models
+	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) tests/run-tests.sh $(TESTS)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g" \
+	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
+
+tsan:
+	$(MAKE) BUILD=build-tsan OPT="-O1 -g" SAN_FLAGS="-fsanitize=thread" \
+	  $(patsubst $(BUILD)/%,build-tsan/%,$(filter %sched%,$(TESTS)))
+	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=build-tsan tests/run-tests.sh \
+	  $(patsubst $(BUILD)/%,build-tsan/%,$(filter %sched%,$(TESTS)))
+
+check:
+	$(MAKE) WERROR=1 test
+	$(MAKE) WERROR=1 asan
+	$(MAKE) WERROR=1 tsan
+
+clean:
+	rm -rf build build-asan build-tsan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

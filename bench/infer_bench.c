@@ -1,0 +1,407 @@
+/* infer_bench.c: build/infer-bench, throughput and latency of inference with
+ * and without the batching scheduler (issue 3).
+ *
+ *   infer-bench --model FILE|null --input FILE [--mode single|batch|stream|all]
+ *               [--batch N] [--concurrency N,N,...] [--rate R] [--duration S]
+ *               [--workers N] [--threads N] [--max-wait-us US] [--queue N]
+ *               [--cpus LIST] [--bound-us US] [--plot FILE.svg|.png] [--json]
+ *
+ * single: one request at a time, batch 1, no scheduler. batch: offline, the
+ * input in batches of N, no scheduler. stream: through the scheduler, N
+ * closed-loop clients (each waits on a ticket before its next request) for
+ * each N of --concurrency; with --rate, one open-loop generator instead, with
+ * Poisson arrivals at R requests/s and completion callbacks, latency measured
+ * from the intended arrival (so a lagging generator cannot hide queueing), and
+ * its p99 compared to a bound: --bound-us, else max(50 us, 2 x (max_wait +
+ * the p99 batch compute time)). Every mode tokenizes inside the timed region.
+ * --model null runs everything with the scheduler's null model, which answers
+ * at once, to measure the scheduling machinery itself.
+ *
+ * Input: a TSV with a header (SST-2's dev.tsv: the text before the TAB), or
+ * any text file with one item per line. Output: a table, or with --json one
+ * JSON document with a "runs" list; a progress line on stderr. */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "engine.h"
+#include "sched_backend.h"
+#include "sched_hist.h"
+
+#define MAX_CONC 32
+#define MAX_RUNS (MAX_CONC + 4)
+#define MAX_CB_THREADS 64       /* threads that may run completion callbacks */
+#define PROGRESS_NS 500000000   /* progress line period */
+#define SPIN_NS 50000           /* the generator sleeps only for longer gaps */
+
+typedef struct {
+    const char *model_path, *input, *mode, *cpus, *plot;
+    int batch, workers, threads, queue, json;
+    int conc[MAX_CONC], n_conc;
+    double rate, duration, bound_us;
+    int64_t max_wait_us;
+} options;
+
+typedef struct {
+    char mode[16];
+    int concurrency, batch;
+    double rps, p50, p95, p99, max;   /* latency in ms */
+    double mean_batch;
+    uint64_t rejected, timed_out, failed;
+    double queue_p99_us, bound_us;    /* open loop only */
+    int open_loop;
+} run_result;
+
+static options opt;
+static eng_model *model;
+static eng__backend backend;
+static char **items;
+static size_t *item_len;
+static int n_items;
+static eng_task task;   /* classify, or embed for a model without labels */
+static run_result runs[MAX_RUNS];
+static int n_runs;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void die(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "infer-bench: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    exit(2);
+}
+
+/* ---- Input ------------------------------------------------------------------ */
+
+static void load_input(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die("cannot open input %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)n + 1);
+    if (!text || fread(text, 1, (size_t)n, f) != (size_t)n)
+        die("cannot read input %s", path);
+    fclose(f);
+    text[n] = '\0';
+    /* A TAB in the first line means a TSV whose first line is its header. */
+    char *first_nl = strchr(text, '\n');
+    int tsv = memchr(text, '\t', first_nl ? (size_t)(first_nl - text) : (size_t)n) != NULL;
+    int cap = 1024;
+    items = malloc((size_t)cap * sizeof *items);
+    item_len = malloc((size_t)cap * sizeof *item_len);
+    char *line = text;
+    for (int ln = 0; line && *line; ln++) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        if (tsv) {
+            char *tab = strchr(line, '\t');
+            if (tab)
+                *tab = '\0';
+        }
+        size_t len = strlen(line);
+        if (len && line[len - 1] == '\r')
+            line[--len] = '\0';
+        if (len > 0 && !(tsv && ln == 0)) {
+            if (n_items == cap) {
+                cap *= 2;
+                items = realloc(items, (size_t)cap * sizeof *items);
+                item_len = realloc(item_len, (size_t)cap * sizeof *item_len);
+            }
+            items[n_items] = line;
+            item_len[n_items++] = len;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    if (n_items == 0)
+        die("no items in %s", path);
+}
+
+/* ---- Latency recording --------------------------------------------------------- */
+
+static void fill_latency(run_result *r, const eng__hist *h)
+{
+    r->p50 = (double)eng__hist_quantile(h, 0.50) / 1e6;
+    r->p95 = (double)eng__hist_quantile(h, 0.95) / 1e6;
+    r->p99 = (double)eng__hist_quantile(h, 0.99) / 1e6;
+    r->max = (double)h->max / 1e6;
+}
+
+static void progress(const char *what, int64_t t0, uint64_t done)
+{
+    double el = (double)(now_ns() - t0) / 1e9;
+    fprintf(stderr, "\r%-24s %5.1f/%.1f s  %10llu requests  %10.0f req/s   ", what, el,
+            opt.duration, (unsigned long long)done, el > 0 ? (double)done / el : 0.0);
+}
+
+static void progress_end(void)
+{
+    fprintf(stderr, "\r%90s\r", "");
+}
+
+/* ---- single and batch: no scheduler --------------------------------------------- */
+
+static void run_direct(const char *mode, int batch)
+{
+    eng_ctx *ctx = NULL;
+    char err[256];
+    if (eng__backend_ctx_init(&backend, 0, &ctx, err, sizeof err) != ENG_OK)
+        die("%s", err);
+    int width = backend.n_labels > backend.hidden ? backend.n_labels : backend.hidden;
+    int32_t *ids = malloc((size_t)batch * (size_t)backend.max_positions * sizeof *ids);
+    eng_seq *seqs = malloc((size_t)batch * sizeof *seqs);
+    float *out = malloc((size_t)batch * (size_t)width * sizeof *out);
+    float *probs = malloc((size_t)batch * (size_t)width * sizeof *probs);
+    int *labels = malloc((size_t)batch * sizeof *labels);
+    eng_status *st = malloc((size_t)batch * sizeof *st);
+    eng__hist *h = calloc(1, sizeof *h);
+    uint64_t done = 0, failed = 0, batches = 0;
+    int next = 0;
+    int64_t t0 = now_ns(), end = t0 + (int64_t)(opt.duration * 1e9), last = t0;
+    /* At least one whole pass in batch mode, then until the duration. */
+    while (now_ns() < end || (batch > 1 && done < (uint64_t)n_items)) {
+        int64_t tb = now_ns();
+        int n = 0;
+        for (; n < batch; n++, next = (next + 1) % n_items) {
+            int32_t *row = ids + (size_t)n * (size_t)backend.max_positions;
+            if (eng__backend_tokenize(&backend, items[next], item_len[next], row,
+                                      &seqs[n].n_ids) != ENG_OK)
+                seqs[n].n_ids = 0;
+            seqs[n].ids = row;
+        }
+        eng__backend_run(&backend, ctx, task, seqs, n, out, probs, labels, st);
+        int64_t te = now_ns();
+        for (int i = 0; i < n; i++) {
+            eng__hist_add(h, (uint64_t)(te - tb));
+            failed += st[i] != ENG_OK;
+        }
+        done += (uint64_t)n;
+        batches++;
+        if (te - last > PROGRESS_NS && !opt.json) {
+            progress(mode, t0, done);
+            last = te;
+        }
+    }
+    double el = (double)(now_ns() - t0) / 1e9;
+    progress_end();
+    run_result *r = &runs[n_runs++];
+    snprintf(r->mode, sizeof r->mode, "%s", mode);
+    r->concurrency = 1;
+    r->batch = batch;
+    r->rps = (double)done / el;
+    r->mean_batch = (double)done / (double)batches;
+    r->failed = failed;
+    fill_latency(r, h);
+    free(h);
+    free(ids);
+    free(seqs);
+    free(out);
+    free(probs);
+    free(labels);
+    free(st);
+    eng_ctx_free(ctx);
+}
+
+/* ---- stream: through the scheduler ------------------------------------------------ */
+
+static eng_sched *make_sched(void)
+{
+    eng_sched_params p = eng_sched_default_params();
+    p.model = model;
+    p.n_workers = opt.workers;
+    p.threads_per_worker = opt.threads;
+    p.cpus = opt.cpus;
+    p.max_batch_size = opt.batch;
+    p.max_wait_us = opt.max_wait_us;
+    p.queue_capacity = opt.queue;
+    eng_sched *s = NULL;
+    if (eng_sched_create(&p, &s) != ENG_OK)
+        die("%s", eng_last_error());
+    static int warned;
+    if (eng_sched_warning(s)[0] && !warned++)
+        fprintf(stderr, "infer-bench: warning: %s\n", eng_sched_warning(s));
+    return s;
+}
+
+static void finish_stream(run_result *r, eng_sched *s, const eng__hist *h, int64_t t0,
+                          int64_t t1, int concurrency)
+{
+    eng_sched_stats st;
+    eng_sched_get_stats(s, &st);
+    snprintf(r->mode, sizeof r->mode, "stream");
+    r->concurrency = concurrency;
+    r->batch = opt.batch;
+    r->rps = (double)(st.completed + st.failed) / ((double)(t1 - t0) / 1e9);
+    r->mean_batch = st.mean_batch;
+    r->rejected = st.rejected;
+    r->timed_out = st.timed_out;
+    r->failed = st.failed;
+    r->queue_p99_us = st.queue_us.p99;
+    fill_latency(r, h);
+    if (r->open_loop)
+        r->bound_us = opt.bound_us > 0
+                          ? opt.bound_us
+                          : fmax(50.0, 2.0 * ((double)opt.max_wait_us + st.compute_us.p99));
+}
+
+/* Closed loop: each client submits one request and waits for it. */
+typedef struct {
+    eng_sched *s;
+    atomic_int *stop;
+    atomic_uint_fast64_t *done;
+    int next;
+    eng__hist h;
+} client;
+
+static void *client_main(void *arg)
+{
+    client *c = arg;
+    eng_sched_req rq = eng_sched_default_req();
+    rq.task = task;
+    while (!atomic_load_explicit(c->stop, memory_order_relaxed)) {
+        int i = c->next;
+        c->next = (c->next + 1) % n_items;
+        int64_t t = now_ns();
+        eng_sched_ticket *tk;
+        eng_status st = eng_sched_submit(c->s, items[i], item_len[i], &rq, &tk);
+        if (st == ENG_ERR_OVERLOADED) {
+            sched_yield();
+            continue;
+        }
+        if (st != ENG_OK)
+            continue;
+        eng_sched_result res;
+        eng_sched_wait(c->s, tk, &res);
+        eng_sched_release(c->s, tk);
+        eng__hist_add(&c->h, (uint64_t)(now_ns() - t));
+        atomic_fetch_add_explicit(c->done, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static void run_closed(int conc)
+{
+    eng_sched *s = make_sched();
+    client *cs = calloc((size_t)conc, sizeof *cs);
+    pthread_t *th = malloc((size_t)conc * sizeof *th);
+    atomic_int stop = 0;
+    atomic_uint_fast64_t done = 0;
+    int64_t t0 = now_ns(), end = t0 + (int64_t)(opt.duration * 1e9);
+    for (int i = 0; i < conc; i++) {
+        cs[i].s = s;
+        cs[i].stop = &stop;
+        cs[i].done = &done;
+        cs[i].next = (int)((long)i * n_items / conc);
+        if (pthread_create(&th[i], NULL, client_main, &cs[i]) != 0)
+            die("cannot start client threads (%s)", strerror(errno));
+    }
+    char what[32];
+    snprintf(what, sizeof what, "stream c=%d", conc);
+    while (now_ns() < end) {
+        struct timespec ts = {0, PROGRESS_NS};
+        nanosleep(&ts, NULL);
+        if (!opt.json)
+            progress(what, t0, atomic_load(&done));
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < conc; i++)
+        pthread_join(th[i], NULL);
+    int64_t t1 = now_ns();
+    eng_sched_shutdown(s);
+    progress_end();
+    eng__hist *h = calloc(1, sizeof *h);
+    for (int i = 0; i < conc; i++)
+        eng__hist_merge(h, &cs[i].h);
+    finish_stream(&runs[n_runs++], s, h, t0, t1, conc);
+    free(h);
+    free(cs);
+    free(th);
+    eng_sched_free(s);
+}
+
+/* Open loop: the callbacks record into one histogram per callback thread. */
+static eng__hist cb_hist[MAX_CB_THREADS];
+static atomic_int cb_threads;
+static _Thread_local eng__hist *my_hist;
+static _Thread_local int my_hist_run = -1;
+static int hist_run;   /* bumped per open-loop run: each thread claims afresh */
+
+static void on_done(const eng_sched_result *r)
+{
+    if (my_hist_run != hist_run) {
+        int k = atomic_fetch_add(&cb_threads, 1);
+        my_hist = &cb_hist[k < MAX_CB_THREADS ? k : MAX_CB_THREADS - 1];
+        my_hist_run = hist_run;
+    }
+    int64_t arrival = (int64_t)(intptr_t)r->user;
+    eng__hist_add(my_hist, (uint64_t)(now_ns() - arrival));
+}
+
+static void run_open(void)
+{
+    memset(cb_hist, 0, sizeof cb_hist);
+    atomic_store(&cb_threads, 0);
+    hist_run++;
+    eng_sched *s = make_sched();
+    eng_sched_req rq = eng_sched_default_req();
+    rq.task = task;
+    rq.done = on_done;
+    unsigned seed = 42;
+    int64_t t0 = now_ns(), end = t0 + (int64_t)(opt.duration * 1e9), last = t0;
+    double next = (double)t0;
+    uint64_t sent = 0;
+    int i = 0;
+    char what[40];
+    snprintf(what, sizeof what, "stream rate=%.0f", opt.rate);
+    for (;;) {
+        /* Exponential gaps make a Poisson process. */
+        double u = ((double)rand_r(&seed) + 1.0) / ((double)RAND_MAX + 2.0);
+        next += -log(u) / opt.rate * 1e9;
+        int64_t arrival = (int64_t)next;
+        if (arrival >= end)
+            break;
+        int64_t now = now_ns();
+        if (arrival - now > SPIN_NS) {
+            struct timespec ts = {0, (long)(arrival - now - SPIN_NS / 2)};
+            nanosleep(&ts, NULL);
+        }
+        while (now_ns() < arrival) {
+        }
+        rq.user = (void *)(intptr_t)arrival;
+        eng_sched_submit(s, items[i], item_len[i], &rq, NULL);
+        i = i + 1 == n_items ? 0 : i + 1;
+        if ((++sent & 4095) == 0 && !opt.json && now - last > PROGRESS_NS) {
+            progress(what, t0, sent);
+            last = now;
+        }
+    }
+    eng_sched_shutdown(s);
+    int64_t t1 = now_ns();
+    progress_end();
+    eng__hist *h = calloc(1, sizeof *h);
+    int k = atomic_load(&cb_threads);
+    for (int j = 0; j < k && j < MAX_CB_THREADS; j++)
+        eng__hist_merge(h, &cb_hist[j]);
+    run_result *r = &runs[n_runs++];
+    r->open_loop = 1;
+    finish_stream(r, s, h, t0, t1, 0);
+    free(h);
+    eng_sched_free(s);
+}

@@ -1,0 +1,152 @@
+/* qgemm_bench.c: the int8 linear layer's speed against the CPU's own VNNI
+ * peak, measured in the same run: a register-only VPDPBUSD loop on 1 and 2
+ * threads, then eng__linear_int8_run (activation quantization, int8 GEMM,
+ * fused dequantization and bias) at the BERT shapes, M = 4096 rows (32
+ * sentences x 128 tokens), reported as GOP/s (2 ops per multiply-add) and
+ * as a percentage of the 2-thread peak.
+ *
+ * The GEMM alone (M/4 rows, no quantization, one thread) is also reported
+ * against the 1-thread peak: on a shared machine that figure is the steadier
+ * measure of the kernel.
+ *
+ *   build/qgemm-bench [reps]      (default 5; the best run is reported) */
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "linear_int8.h"
+#include "qgemm.h"
+
+enum { CHAINS = 16 };
+#define PEAK_ITERS 5000000L
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CHAINS independent VPDPBUSD chains, enough to cover the instruction's
+ * latency at full throughput; the sum is returned so nothing is elided. */
+__attribute__((target("avx512f,avx512vnni"))) static void *vnni_loop(void *out)
+{
+    __m512i acc[CHAINS];
+    const __m512i a = _mm512_set1_epi32(0x01010101), b = _mm512_set1_epi32(0x01ff01ff);
+    for (int j = 0; j < CHAINS; j++)
+        acc[j] = _mm512_set1_epi32(j);
+    for (long i = 0; i < PEAK_ITERS; i++)
+#pragma GCC unroll 16
+        for (int j = 0; j < CHAINS; j++)
+            acc[j] = _mm512_dpbusd_epi32(acc[j], a, b);
+    __m512i s = acc[0];
+    for (int j = 1; j < CHAINS; j++)
+        s = _mm512_add_epi32(s, acc[j]);
+    *(int *)out = _mm512_reduce_add_epi32(s);
+    return NULL;
+}
+
+/* GOP/s of the loop on n threads (each VPDPBUSD zmm is 64 multiply-adds),
+ * the best of 3 runs, like the GEMM timings. */
+static double vnni_peak(int n)
+{
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        pthread_t tid[2];
+        int sink[2];
+        double t0 = now();
+        for (int t = 1; t < n; t++)
+            if (pthread_create(&tid[t], NULL, vnni_loop, &sink[t]) != 0)
+                return 0;
+        vnni_loop(&sink[0]);
+        for (int t = 1; t < n; t++)
+            pthread_join(tid[t], NULL);
+        double dt = now() - t0;
+        if (dt < best)
+            best = dt;
+    }
+    return (double)n * PEAK_ITERS * CHAINS * 64 * 2 / best / 1e9;
+}
+
+/* Best GOP/s of reps runs of one M x K x N layer: the whole layer on its 2
+ * threads (layer_gops), and the GEMM alone, already quantized, on this thread
+ * (*gemm1_gops), which isolates the kernel from thread scheduling. */
+static double bench_layer(int M, int K, int N, int reps, double *gemm1_gops)
+{
+    float *x = malloc((size_t)M * K * sizeof *x), *w = malloc((size_t)K * N * sizeof *w);
+    float *b = malloc((size_t)N * sizeof *b), *y = malloc((size_t)M * N * sizeof *y);
+    float *scale = malloc((size_t)N * sizeof *scale);
+    int32_t *wsum = malloc((size_t)N * sizeof *wsum);
+    int8_t *wq = malloc(eng__quantized_weight_bytes(K, N));
+    void *scratch = malloc(eng__linear_int8_scratch_bytes(M, K));
+    unsigned s = 12345;
+    for (size_t i = 0; i < (size_t)M * K; i++)
+        x[i] = (float)((s = s * 1103515245u + 12345u) >> 16) / 65536.0f - 0.5f;
+    for (size_t i = 0; i < (size_t)K * N; i++)
+        w[i] = (float)((s = s * 1103515245u + 12345u) >> 16) / 65536.0f - 0.5f;
+    for (int i = 0; i < N; i++)
+        b[i] = 0.1f;
+    double best = 1e30;
+    if (eng__quantize_weights(w, K, N, wq, scale, wsum) == ENG_OK) {
+        eng__linear l = {.K = K, .N = N, .dtype = ENG_DT_I8, .wq = wq, .wscale = scale,
+                         .wsum = wsum, .b = b};
+        for (int r = 0; r < reps + 1; r++) {   /* the first run warms up */
+            double t0 = now();
+            eng__linear_int8_run(&l, x, M, y, NULL, -1, scratch, eng__kernels_get());
+            double dt = now() - t0;
+            if (r > 0 && dt < best)
+                best = dt;
+        }
+        /* The scratch now holds the quantized rows and their scales. */
+        const size_t lda = (size_t)(K + 3) / 4 * 4;
+        const eng__qgemm_args g = {
+            .a = scratch, .lda = lda, .b = wq, .k = K, .n = N,
+            .sx = (const float *)((const uint8_t *)scratch + (size_t)M * lda), .sw = scale,
+            .wsum = wsum, .bias = b, .c = y, .ldc = (size_t)N,
+        };
+        double best1 = 1e30;
+        for (int r = 0; r < reps; r++) {
+            double t0 = now();
+            eng__qgemm_run(eng__qgemm_get(), &g, 0, M / 4, 0, (N + 15) / 16);
+            double dt = now() - t0;
+            if (dt < best1)
+                best1 = dt;
+        }
+        *gemm1_gops = 2.0 * (M / 4) * K * N / best1 / 1e9;
+    }
+    free(x); free(w); free(b); free(y); free(scale); free(wsum); free(wq); free(scratch);
+    return 2.0 * M * K * N / best / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    int reps = argc > 1 ? atoi(argv[1]) : 5;
+    if (reps < 1)
+        reps = 1;
+    printf("int8 path: %s\n", eng__qgemm_get()->name);
+    const int vnni = __builtin_cpu_supports("avx512vnni");
+    if (!vnni)
+        printf("no AVX512-VNNI: peak not measured\n");
+    printf("%-24s %24s %30s\n", "shape", "layer, 2 threads", "GEMM alone, 1 thread");
+    static const int shapes[][2] = {{384, 1536}, {1536, 384}, {768, 3072}, {3072, 768}};
+    const int M = 4096;
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        int K = shapes[i][0], N = shapes[i][1];
+        /* The peak is measured beside each shape, since a shared machine's
+         * load drifts. */
+        double p2 = vnni ? vnni_peak(2) : 0, g1 = 0;
+        double g = bench_layer(M, K, N, reps, &g1);
+        double p1 = vnni ? vnni_peak(1) : 0;
+        printf("M=%d K=%-4d N=%-4d  %5.0f GOP/s", M, K, N, g);
+        if (vnni)
+            printf(" (%5.1f%% of %3.0f)", 100.0 * g / p2, p2);
+        printf("   %5.0f GOP/s", g1);
+        if (vnni)
+            printf(" (%5.1f%% of %3.0f)", 100.0 * g1 / p1, p1);
+        printf("\n");
+    }
+    return 0;
+}

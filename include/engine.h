@@ -1,0 +1,329 @@
+/* engine.h: the one public header of libengine, a pure-C inference engine for
+ * BERT-family text models (and, later, CNNs), converted by tools/convert.
+ *
+ * Usage:
+ *
+ *     eng_model *model;
+ *     if (eng_model_load("sst2.eng", NULL, &model) != ENG_OK) {
+ *         fprintf(stderr, "%s\n", eng_last_error());
+ *         return 1;
+ *     }
+ *     eng_ctx *ctx;
+ *     eng_ctx_init(model, NULL, &ctx);
+ *     const char *texts[2] = {"a charming journey", "bleak and desperate"};
+ *     float logits[2 * 2];   // n_texts x n_labels
+ *     int labels[2];
+ *     eng_status item[2];
+ *     eng_classify(ctx, texts, 2, logits, NULL, labels, item);
+ *     printf("%s\n", eng_model_label(model, labels[0]));
+ *     eng_ctx_free(ctx);
+ *     eng_model_free(model);
+ *
+ * Thread-safety rule: an eng_model is immutable once loaded and may be shared by
+ * any number of threads; an eng_ctx (scratch memory for one forward pass) belongs
+ * to one thread at a time. Use one context per worker thread. eng_last_error() is
+ * per thread. The scheduler (eng_sched_*) is safe to call from any thread.
+ *
+ * Errors are values: every fallible call returns an eng_status; the detail is in
+ * eng_last_error() (calls without an object) or eng_ctx_last_error(). The library
+ * never exits or aborts on bad input.
+ */
+#ifndef ENGINE_H
+#define ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Status codes ------------------------------------------------------ */
+
+#define ENG_STATUS_LIST(X)                                                  \
+    X(ENG_OK, "ok")                                                         \
+    X(ENG_ERR_INVALID_ARG, "invalid argument")                              \
+    X(ENG_ERR_IO, "i/o error")                                              \
+    X(ENG_ERR_FORMAT, "malformed or corrupt model file")                    \
+    X(ENG_ERR_UNSUPPORTED, "unsupported model or option")                   \
+    X(ENG_ERR_NOMEM, "out of memory")                                       \
+    X(ENG_ERR_UTF8, "invalid UTF-8 in input text")                          \
+    X(ENG_ERR_TOO_LONG, "input too long")                                   \
+    X(ENG_ERR_OVERLOADED, "queue full, request rejected")                   \
+    X(ENG_ERR_TIMEOUT, "deadline passed before the request ran")            \
+    X(ENG_ERR_SHUTDOWN, "scheduler is shutting down")                       \
+    X(ENG_ERR_NO_DEVICE, "requested device is not available")               \
+    X(ENG_ERR_INTERNAL, "internal error")
+
+typedef enum {
+#define ENG_X_ENUM(name, text) name,
+    ENG_STATUS_LIST(ENG_X_ENUM)
+#undef ENG_X_ENUM
+    ENG_STATUS_COUNT
+} eng_status;
+
+/* A static, human-readable description of a status code. */
+const char *eng_status_str(eng_status s);
+
+/* The detail message of the last failed call made by this thread that had no
+ * object to hold it (eng_model_load, eng_ctx_init, ...). Never NULL. */
+const char *eng_last_error(void);
+
+/* The instruction set the kernels run with: "scalar", "avx2" or "avx512".
+ * Chosen once from CPUID/XGETBV; the environment variable ENG_ISA
+ * (scalar|avx2|avx512) can lower it. */
+const char *eng_isa_name(void);
+
+/* The BLAS the CPU path runs on and the kernels it picked, e.g.
+ * "OpenBLAS 0.3.21 ... (SkylakeX)"; "none" before the first model load. */
+const char *eng_blas_name(void);
+
+/* ---- Model -------------------------------------------------------------- */
+
+typedef struct eng_model eng_model;
+
+typedef struct {
+    int n_threads;   /* default thread count of this model's contexts; 0 = all
+                        online cores */
+} eng_model_params;
+
+eng_model_params eng_model_default_params(void);
+
+/* Memory-maps and validates a file written by tools/convert. params may be
+ * NULL for the defaults. On failure *out is NULL and eng_last_error() says why. */
+eng_status eng_model_load(const char *path, const eng_model_params *params, eng_model **out);
+void eng_model_free(eng_model *model);   /* NULL is fine */
+
+typedef struct {
+    const char *arch;        /* "bert" or "distilbert" */
+    int hidden;              /* hidden size */
+    int layers;
+    int heads;
+    int intermediate;        /* feed-forward size */
+    int max_positions;       /* longest token sequence, [CLS] and [SEP] included */
+    int vocab_size;
+    int n_labels;            /* 0 when the model has no classifier head */
+    int embed_normalize;     /* embeddings are L2-normalised */
+} eng_model_info;
+
+void eng_model_get_info(const eng_model *model, eng_model_info *info);
+
+/* The name of class i, or NULL when out of range. */
+const char *eng_model_label(const eng_model *model, int i);
+
+/* ---- Tokenizer ------------------------------------------------------------ */
+
+/* BERT WordPiece tokenization exactly as Hugging Face's, [CLS] ... [SEP]
+ * included. texts longer than the model's position limit are truncated to it
+ * (the last id stays [SEP]) and *truncated is set to 1 (it may be NULL).
+ * ids must hold cap entries; cap >= max_positions always suffices.
+ * Returns ENG_ERR_UTF8 for invalid UTF-8, ENG_ERR_INVALID_ARG for a NULL text. */
+eng_status eng_tokenize(const eng_model *model, const char *text, size_t len,
+                        int32_t *ids, int cap, int *n_ids, int *truncated);
+
+/* ---- Context and forward pass ------------------------------------------- */
+
+typedef struct eng_ctx eng_ctx;
+
+typedef struct {
+    int max_batch_tokens;   /* scratch is sized for this many tokens; larger
+                               batches are split internally. 0 = 64 x max_positions */
+    int n_threads;          /* threads this context computes with: the caller
+                               and n_threads - 1 it starts (they inherit the
+                               caller's CPU binding). 0 = the model's n_threads */
+} eng_ctx_params;
+
+eng_ctx_params eng_ctx_default_params(void);
+
+eng_status eng_ctx_init(const eng_model *model, const eng_ctx_params *params, eng_ctx **out);
+void eng_ctx_free(eng_ctx *ctx);   /* NULL is fine */
+const char *eng_ctx_last_error(const eng_ctx *ctx);
+
+/* One tokenized sequence: ids[0] is [CLS], ids[n_ids-1] is [SEP]. */
+typedef struct {
+    const int32_t *ids;
+    int n_ids;
+} eng_seq;
+
+/* Classify n sequences. logits: n x n_labels. probs (softmax of logits),
+ * labels (argmax) and item_status may each be NULL. An item that fails (an id
+ * out of range, too long) fails alone: its item_status says why and its
+ * outputs are zero. Returns ENG_OK when every item succeeded, else the status
+ * of the first failed item. The result of a sequence never depends on the
+ * other sequences of the batch. */
+eng_status eng_classify_ids(eng_ctx *ctx, const eng_seq *seqs, int n, float *logits,
+                            float *probs, int *labels, eng_status *item_status);
+
+/* Mean-pooled (and, when the model says so, L2-normalised) last hidden state:
+ * out is n x hidden. */
+eng_status eng_embed_ids(eng_ctx *ctx, const eng_seq *seqs, int n, float *out,
+                         eng_status *item_status);
+
+/* The same from UTF-8 texts (tokenized, then truncated to the position limit).
+ * A text with invalid UTF-8 fails alone with ENG_ERR_UTF8. */
+eng_status eng_classify(eng_ctx *ctx, const char *const *texts, int n, float *logits,
+                        float *probs, int *labels, eng_status *item_status);
+eng_status eng_embed(eng_ctx *ctx, const char *const *texts, int n, float *out,
+                     eng_status *item_status);
+
+/* ---- Scheduler ------------------------------------------------------------ */
+
+/* A NUMA-aware dynamic batching scheduler (src/scheduler.c). Any thread submits
+ * a text (tokenized in the submitting thread) or token ids; worker threads,
+ * each with its own eng_ctx and bound to a CPU set, run them in batches. The
+ * result arrives through a completion callback (run on a worker thread, or on
+ * the timer thread for a timeout) or through a ticket the caller waits on.
+ *
+ * Batch formation: a worker takes queued requests in priority order (FIFO
+ * within a level) until max_batch_size requests or until the next one would
+ * exceed max_batch_tokens; it stops at the first request that does not fit, so
+ * no request is overtaken within its level. It does not group by length: the
+ * forward pass packs sequences without padding, so a batch costs ~ its total
+ * tokens plus the sum of len^2, which the token budget bounds either way.
+ * With max_wait_us > 0 a worker waits for company until the oldest queued
+ * request is max_wait_us old (or a batch is full); with 0 it takes whatever is
+ * queued as soon as it is free.
+ *
+ * Every accepted request completes exactly once: with the model's result, the
+ * item's own error (one failing item fails alone), or ENG_ERR_TIMEOUT when it
+ * is still queued at its deadline (a timer thread enforces this even while all
+ * workers are busy). A submit that is refused (full queue, shutdown, bad
+ * input) returns the error and never calls back.
+ *
+ * The null model (params.model == NULL) measures the scheduler itself: a text
+ * becomes [CLS]=101, one id 1000 + min(bytes, 999) per word separated by ASCII
+ * white space, [SEP]=102, truncated to ENG_SCHED_NULL_POSITIONS ids. Ids
+ * outside [0, ENG_SCHED_NULL_VOCAB) fail that item with ENG_ERR_INVALID_ARG.
+ * Classify returns 2 logits {n_ids, sum(ids) % 4096}; embed returns 4 floats
+ * {n_ids, sum(ids) % 4096, ids[0], ids[n_ids-1]}. A batch takes
+ * null_batch_us + null_token_ns x tokens (sleeping), 0 by default.
+ *
+ * Placement (hwloc): by default one worker per NUMA node that has usable cores,
+ * each bound to that node's cores (the PUs of whole cores) with its scratch
+ * memory (eng_ctx, output buffers) allocated by the bound thread under a
+ * node-local memory policy. workers x threads_per_worker may not exceed the
+ * usable cores. OpenBLAS keeps one global thread pool, so with several workers
+ * each runs BLAS with 1 thread inside its own CPU set; with a single worker
+ * BLAS gets threads_per_worker threads, and those pool threads are not bound
+ * (they run on the process's CPUs; only the worker thread is). Binding that the
+ * system refuses (containers) is skipped and reported by eng_sched_warning(). */
+
+#define ENG_SCHED_PRIORITIES 4        /* priority levels; 0 is the most urgent */
+#define ENG_SCHED_MAX_BATCH 256       /* the largest max_batch_size */
+#define ENG_SCHED_MAX_POSITIONS 2048  /* models with longer position limits are refused */
+#define ENG_SCHED_NULL_POSITIONS 128
+#define ENG_SCHED_NULL_VOCAB 30522
+
+typedef struct eng_sched eng_sched;
+typedef struct eng_sched_ticket eng_sched_ticket;
+
+typedef enum { ENG_TASK_CLASSIFY = 0, ENG_TASK_EMBED = 1 } eng_task;
+
+typedef struct {
+    const eng_model *model;   /* shared by the workers; NULL = the null model */
+    int n_workers;            /* 0 = one per NUMA node with usable cores
+                                 (cores / threads_per_worker when that is set) */
+    int threads_per_worker;   /* 0 = the usable cores shared out evenly */
+    const char *cpus;         /* usable CPUs, OS indices "0-7,16-23"; NULL = all
+                                 the process may run on */
+    int bind;                 /* bind worker threads and their memory (default 1) */
+    const char *topology;     /* plan on this hwloc synthetic topology instead of
+                                 the machine, e.g. "pack:2 numa:2 core:8 pu:1";
+                                 binding is then skipped (for testing) */
+    int max_batch_size;       /* 1..ENG_SCHED_MAX_BATCH, default 32 */
+    int max_batch_tokens;     /* token budget of a batch, >= the model's position
+                                 limit; 0 = 16 x max_positions */
+    int64_t max_wait_us;      /* see above; default 0 (work-conserving) */
+    int queue_capacity;       /* queued requests at most; default 4096 */
+    int null_batch_us;        /* null model: sleep per batch */
+    int null_token_ns;        /* null model: sleep per token of the batch */
+} eng_sched_params;
+
+typedef struct {
+    eng_status status;        /* ENG_OK, the item's error, or ENG_ERR_TIMEOUT */
+    eng_task task;
+    void *user;               /* from the request */
+    const float *out;         /* classify: n_out logits; embed: the embedding */
+    const float *probs;       /* classify: softmax of the logits; else NULL */
+    int n_out;
+    int label;                /* classify: argmax of the logits; else -1 */
+    int n_tokens;
+    int batch_size;           /* requests in its batch; 0 when it never ran */
+    int worker;               /* the worker that ran it; -1 when it never ran */
+    int64_t queue_ns;         /* submit to batch start (or to the timeout) */
+    int64_t compute_ns;       /* the batch's forward pass */
+} eng_sched_result;
+
+/* Runs on a worker (or the timer) thread; the pointers in res are valid only
+ * during the call. It must not block for long and must not call
+ * eng_sched_shutdown() or eng_sched_free(); it may submit. */
+typedef void (*eng_sched_done_fn)(const eng_sched_result *res);
+
+typedef struct {
+    eng_task task;            /* default ENG_TASK_CLASSIFY */
+    int priority;             /* 0..ENG_SCHED_PRIORITIES-1, default 0 */
+    int64_t timeout_us;       /* deadline relative to the submit; 0 = none */
+    eng_sched_done_fn done;   /* NULL: the submit returns a ticket to wait on */
+    void *user;
+} eng_sched_req;
+
+typedef struct {
+    uint64_t submitted;       /* every submit call */
+    uint64_t completed;       /* ran, ENG_OK */
+    uint64_t rejected;        /* refused at submit: overloaded, shutdown, bad input */
+    uint64_t timed_out;
+    uint64_t failed;          /* ran, item error */
+    uint64_t queued;          /* now */
+    uint64_t batches;
+    double mean_batch;
+    uint64_t batch_hist[ENG_SCHED_MAX_BATCH + 1];   /* [k]: batches of k requests */
+    struct { double p50, p95, p99, max; } queue_us;   /* per request that ran */
+    struct { double p50, p95, p99, max; } compute_us; /* per batch */
+} eng_sched_stats;
+
+typedef struct {
+    char cpus[128];           /* its CPU set as an OS-index list */
+    int numa_node;            /* OS index of its node, -1 when unknown */
+    int n_threads;            /* cores it owns */
+    int cpu_bound, mem_bound; /* whether binding took effect */
+} eng_sched_worker_info;
+
+eng_sched_params eng_sched_default_params(void);
+eng_sched_req eng_sched_default_req(void);
+
+/* Plans the placement, starts the workers (each creates its eng_ctx) and the
+ * timer thread. On failure *out is NULL and eng_last_error() says why. */
+eng_status eng_sched_create(const eng_sched_params *params, eng_sched **out);
+
+/* Queue a text or token ids (ids[0] = [CLS], ids[n_ids-1] = [SEP], copied).
+ * With req->done NULL, *ticket receives a handle for eng_sched_wait(); else
+ * ticket may be NULL. Fails at once with ENG_ERR_OVERLOADED (queue full),
+ * ENG_ERR_SHUTDOWN, ENG_ERR_UTF8, ENG_ERR_TOO_LONG or ENG_ERR_INVALID_ARG;
+ * eng_last_error() says why. A NULL req means eng_sched_default_req(). */
+eng_status eng_sched_submit(eng_sched *s, const char *text, size_t len,
+                            const eng_sched_req *req, eng_sched_ticket **ticket);
+eng_status eng_sched_submit_ids(eng_sched *s, const int32_t *ids, int n_ids,
+                                const eng_sched_req *req, eng_sched_ticket **ticket);
+
+/* Blocks until the ticket's request completed and fills *res (pointers valid
+ * until eng_sched_release). Returns res->status. A ticket is waited on by one
+ * thread, and released exactly once. Tickets hold pool slots until released. */
+eng_status eng_sched_wait(eng_sched *s, eng_sched_ticket *ticket, eng_sched_result *res);
+void eng_sched_release(eng_sched *s, eng_sched_ticket *ticket);
+
+/* Stop accepting (ENG_ERR_SHUTDOWN), finish every accepted request, join the
+ * threads. Idempotent; tickets stay valid until eng_sched_free. */
+void eng_sched_shutdown(eng_sched *s);
+void eng_sched_free(eng_sched *s);   /* shuts down first; NULL is fine */
+
+void eng_sched_get_stats(eng_sched *s, eng_sched_stats *out);
+int eng_sched_n_workers(const eng_sched *s);
+eng_status eng_sched_get_worker(const eng_sched *s, int i, eng_sched_worker_info *out);
+/* Why binding was skipped (first occurrence), or "" when nothing was. */
+const char *eng_sched_warning(const eng_sched *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ENGINE_H */

@@ -1,0 +1,26 @@
+/* kernels_isa.h: the per-ISA entry points that dispatch.c gathers into the
+ * eng__kernels tables. Private to kernels/: everything else reaches them only
+ * through kernels.h. Each function has the contract of the eng__kernels member
+ * of the same name. */
+#ifndef ENG_KERNELS_ISA_H
+#define ENG_KERNELS_ISA_H
+
+#include "kernels.h"
+
+#define ENG_KERNELS_DECLARE(isa)                                                  \
+    void eng__softmax_##isa(float *x, int rows, int n, int ld, float scale);      \
+    int eng__argmax_##isa(const float *x, int n);                                 \
+    void eng__layernorm_##isa(float *y, const float *x, const float *g,           \
+                              const float *b, int rows, int n, float eps);        \
+    void eng__bias_act_##isa(float *x, const float *bias, int rows, int n,        \
+                             eng__act act);                                       \
+    void eng__bias_residual_##isa(float *y, const float *bias, const float *res,  \
+                                  int rows, int n);
+
+ENG_KERNELS_DECLARE(scalar)
+ENG_KERNELS_DECLARE(avx2)
+ENG_KERNELS_DECLARE(avx512)
+
+#undef ENG_KERNELS_DECLARE
+
+#endif

@@ -1,0 +1,122 @@
+/* qgemm.c: the int8 GEMM's dispatch (which tile a CPU and ENG_ISA get) and
+ * its cache-blocking driver, shared by every ISA's tile. Layouts: qgemm.h. */
+#include <cpuid.h>
+#include <pthread.h>
+
+#include "qgemm.h"
+
+/* Blocking. A K block of at most KC4 steps (4*KC4 = 512 k; K is split into
+ * equal blocks) keeps one register tile's weights (np panels x KC4 x 64 bytes
+ * = 24 KiB for 3 panels) in L1 while the tile walks down MC rows of
+ * activations. For each MC-row block the columns go NCP panels at a time, and
+ * all K blocks run before the next column block, so the int32 partial sums
+ * (MC x 16*NCP x 4 bytes = 120 KiB) and the block's activation rows (MC x K
+ * bytes, 384 KiB at K = 3072) stay in L2 between K blocks. */
+enum { KC4 = 128, MC = 128, NCP = 16 };
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+void eng__qgemm_run(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int m0, int m1,
+                    int p0, int p1)
+{
+    const int k4 = (g->k + 3) / 4;
+    const int kc = (k4 + (k4 + KC4 - 1) / KC4 - 1) / ((k4 + KC4 - 1) / KC4);
+    const int ncp = NCP / qk->np * qk->np;   /* whole register tiles */
+    const size_t ldb = (size_t)k4 * 64;      /* bytes per 16-column panel */
+    for (int mb = m0; mb < m1; mb += MC) {
+        const int me = min_int(mb + MC, m1);
+        for (int nb = p0; nb < p1; nb += ncp) {
+            const int ne = min_int(nb + ncp, p1);
+            for (int kb = 0; kb < k4; kb += kc) {
+                const int kn = min_int(kc, k4 - kb);
+                const int flags = (kb > 0 ? ENG_QT_ACCUM : 0) | (kb + kn == k4 ? ENG_QT_FINAL : 0);
+                for (int pb = nb; pb < ne; pb += qk->np) {
+                    const int pn = min_int(qk->np, ne - pb);
+                    const int ncols = min_int(16 * pn, g->n - 16 * pb);
+                    const int8_t *b = g->b + (size_t)pb * ldb + (size_t)kb * 64;
+                    for (int r = mb; r < me; r += qk->mr) {
+                        const int rn = min_int(qk->mr, me - r);
+                        /* Only read with sx set: raw runs may leave the rest NULL. */
+                        const eng__qepi epi = g->sx ? (eng__qepi){
+                            .sx = g->sx + r, .sw = g->sw + 16 * pb, .wsum = g->wsum + 16 * pb,
+                            .bias = g->bias ? g->bias + 16 * pb : NULL,
+                        } : (eng__qepi){0};
+                        qk->tile(g->a + (size_t)r * g->lda + (size_t)kb * 4, g->lda, b, ldb, kn,
+                                 rn, pn, ncols, (int32_t *)g->c + (size_t)r * g->ldc + 16 * pb,
+                                 g->ldc, flags, g->sx ? &epi : NULL);
+                    }
+                }
+            }
+        }
+    }
+}
+
+eng__qisa eng__qgemm_choose(eng__isa ceiling, unsigned features)
+{
+    if (ceiling >= ENG_ISA_AVX512 && (features & ENG_QF_AVX512VNNI))
+        return ENG_QISA_AVX512VNNI;
+    /* AVX-VNNI is VEX-encoded on ymm: an AVX2-level ISA, so ENG_ISA=avx2
+     * allows it. */
+    if (ceiling >= ENG_ISA_AVX2 && (features & ENG_QF_AVXVNNI))
+        return ENG_QISA_AVXVNNI;
+    if (ceiling >= ENG_ISA_AVX2 && (features & ENG_QF_AVX2))
+        return ENG_QISA_AVX2;
+    return ENG_QISA_SCALAR;
+}
+
+unsigned eng__qgemm_cpu_features(void)
+{
+    unsigned a, b, c, d, f = 0;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        if (b & (1u << 5))
+            f |= ENG_QF_AVX2;
+        if (c & (1u << 11))
+            f |= ENG_QF_AVX512VNNI;
+        /* Leaf 7 subleaf 1 exists when subleaf 0 reports it in EAX. */
+        unsigned max_sub = a;
+        if (max_sub >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)))
+            f |= ENG_QF_AVXVNNI;
+    }
+    return f;
+}
+
+static const eng__qgemm_kernels *const tables[ENG_QISA_COUNT] = {
+    &eng__qgemm_scalar, &eng__qgemm_avx2, &eng__qgemm_avxvnni, &eng__qgemm_avx512vnni,
+};
+
+const eng__qgemm_kernels *eng__qgemm_for(eng__qisa isa)
+{
+    if ((unsigned)isa >= ENG_QISA_COUNT)
+        return NULL;
+    /* dispatch.c knows whether the OS saves the registers; the ceiling it
+     * reports for this CPU bounds what the CPUID bits alone would allow. */
+    eng__isa ceiling = eng__kernels_for(ENG_ISA_AVX512)  ? ENG_ISA_AVX512
+                       : eng__kernels_for(ENG_ISA_AVX2) ? ENG_ISA_AVX2
+                                                        : ENG_ISA_SCALAR;
+    unsigned f = eng__qgemm_cpu_features();
+    /* A path is runnable when the best choice under the ceiling, restricted
+     * to that path's own feature, is that path. */
+    static const unsigned need[ENG_QISA_COUNT] = {0, ENG_QF_AVX2, ENG_QF_AVXVNNI,
+                                                  ENG_QF_AVX512VNNI};
+    if (isa != ENG_QISA_SCALAR && eng__qgemm_choose(ceiling, f & need[isa]) != isa)
+        return NULL;
+    return tables[isa];
+}
+
+static const eng__qgemm_kernels *chosen;
+static void choose_once(void)
+{
+    chosen = tables[eng__qgemm_choose(eng__kernels_get()->isa, eng__qgemm_cpu_features())];
+}
+
+const eng__qgemm_kernels *eng__qgemm_get(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, choose_once);
+    return chosen;
+}
+
+const char *eng__qisa_str(eng__qisa isa)
+{
+    return (unsigned)isa < ENG_QISA_COUNT ? tables[isa]->name : "unknown";
+}

@@ -1,0 +1,23 @@
+/* blas.h: the GEMM interface the forward pass calls. The CPU implementation
+ * loads OpenBLAS at run time (src/blas.c) so that it can select OpenBLAS's
+ * AVX-512 kernels on CPUs the library's own detection misses; a cuBLAS
+ * backend implements the same calls. Row-major, like cblas with CblasRowMajor. */
+#ifndef ENG_BLAS_H
+#define ENG_BLAS_H
+
+#include "engine.h"
+
+/* Loads the BLAS once per process (thread-safe). */
+eng_status eng__blas_init(char *err, size_t errlen);
+
+/* C[M,N] = alpha * op(A) * op(B) + beta * C, row-major.
+ * op(A) is M x K (A is K x M when trans_a), op(B) is K x N. */
+void eng__sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                const float *A, int lda, const float *B, int ldb, float beta,
+                float *C, int ldc);
+
+void eng__blas_set_threads(int n);
+/* e.g. "OpenBLAS 0.3.21 (SkylakeX)" */
+const char *eng__blas_name(void);
+
+#endif

@@ -1,0 +1,56 @@
+/* cnn.h: ResNet image classifiers (torchvision's resnet18/34/50 and any
+ * other depth or width of the same two block types) from a .eng file written
+ * by tools/convert/resnet.c.
+ *
+ * The file's metadata says what to build:
+ *   "arch": "resnet18" (informational),
+ *   "resnet": {"block": "basic"|"bottleneck", "layers": [n1,n2,n3,n4], "width": 64},
+ *   "num_classes": 1000, "labels": [...] (optional, num_classes strings),
+ *   "image": {"resize": 256, "crop": 224, "mean": [3], "std": [3]}.
+ * Tensors, all F32, BatchNorm folded into the conv before it (docs in
+ * tools/convert/resnet.c): "conv1.w" [7][7][3][width] (kh, kw, cin, cout) and
+ * "conv1.b" [width]; "layer<L>.<B>.conv<1|2|3>.{w,b}" and, where the block
+ * changes shape, "layer<L>.<B>.downsample.{w,b}"; "fc.w" [features][classes]
+ * and "fc.b" [classes].
+ *
+ * Usage (one context per worker thread; the model is shared read-only):
+ *     eng__cnn *cnn;  eng__cnn_init(&cnn, &file, err, sizeof err);
+ *     eng__cnn_ctx *ctx;  eng__cnn_ctx_init(cnn, 32, &ctx, err, sizeof err);
+ *     eng__image_load(path, eng__cnn_image_spec(cnn), images + i * eng__cnn_input_floats(cnn), ...);
+ *     eng__cnn_forward(ctx, images, n, logits);
+ * The BLAS must be initialised (eng__blas_init) and its thread count set by
+ * the caller. Results for an image never depend on the rest of its batch. */
+#ifndef ENG_CNN_H
+#define ENG_CNN_H
+
+#include <stddef.h>
+
+#include "engine.h"
+#include "format.h"
+#include "image.h"
+
+typedef struct eng__cnn eng__cnn;
+typedef struct eng__cnn_ctx eng__cnn_ctx;
+
+/* Binds the tensors of f, which must stay open (mapped) while cnn lives.
+ * ENG_ERR_FORMAT for bad metadata or missing/mis-shaped tensors. */
+eng_status eng__cnn_init(eng__cnn **out, const eng__file *f, char *err, size_t errlen);
+void eng__cnn_free(eng__cnn *cnn);   /* NULL is fine */
+
+int eng__cnn_num_classes(const eng__cnn *cnn);
+const char *eng__cnn_label(const eng__cnn *cnn, int i);   /* NULL: out of range or no labels */
+const char *eng__cnn_arch(const eng__cnn *cnn);
+const eng__image_spec *eng__cnn_image_spec(const eng__cnn *cnn);
+/* Floats per input image: 3 x crop x crop. */
+size_t eng__cnn_input_floats(const eng__cnn *cnn);
+
+/* Scratch for batches of up to max_batch images (1..4096), allocated once. */
+eng_status eng__cnn_ctx_init(const eng__cnn *cnn, int max_batch, eng__cnn_ctx **out, char *err,
+                             size_t errlen);
+void eng__cnn_ctx_free(eng__cnn_ctx *ctx);   /* NULL is fine */
+
+/* logits[n][num_classes] for images[n][3][crop][crop] (NCHW, normalised as
+ * eng__image_preprocess writes them); any n >= 0, run max_batch at a time. */
+void eng__cnn_forward(eng__cnn_ctx *ctx, const float *images, int n, float *logits);
+
+#endif

@@ -1,0 +1,223 @@
+/* forward.c: the transformer encoder over a packed batch, and the context that
+ * owns its scratch memory.
+ *
+ * Sequences are packed back to back with no padding: token t of the batch is
+ * row t of every [T, *] activation. The linear layers run once over all T rows
+ * (one GEMM each); attention runs per sequence and head on that sequence's rows
+ * only, so nothing masks anything and no sequence can see another. That is why
+ * a sentence's result does not depend on its batch.
+ *
+ * The context's team (team.h) splits every row-local step by rows and the
+ * attention by (sequence, head) pairs; BLAS runs one thread per call. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "error.h"
+#include "model.h"
+#include "team.h"
+
+eng_ctx_params eng_ctx_default_params(void)
+{
+    eng_ctx_params p = { .max_batch_tokens = 0 };
+    return p;
+}
+
+static void *alloc_floats(size_t n)
+{
+    /* 64-byte aligned so AVX-512 rows start on a cache line. */
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ctx **out)
+{
+    if (!out)
+        return eng__fail(ENG_ERR_INVALID_ARG, "eng_ctx_init: out is NULL");
+    *out = NULL;
+    if (!m)
+        return eng__fail(ENG_ERR_INVALID_ARG, "eng_ctx_init: model is NULL");
+    eng_ctx_params p = params ? *params : eng_ctx_default_params();
+    int nt = p.n_threads > 0 ? p.n_threads : m->n_threads;
+    if (nt > 1024)
+        return eng__fail(ENG_ERR_INVALID_ARG, "n_threads %d is too large", nt);
+    long T = p.max_batch_tokens > 0 ? p.max_batch_tokens : 64L * m->max_positions;
+    if (T < m->max_positions)
+        return eng__fail(ENG_ERR_INVALID_ARG,
+                         "max_batch_tokens %ld is below the model's position limit %d", T,
+                         m->max_positions);
+    if (T > (1L << 24))
+        return eng__fail(ENG_ERR_INVALID_ARG, "max_batch_tokens %ld is too large", T);
+    if (T * m->hidden < m->n_labels)
+        return eng__fail(ENG_ERR_INVALID_ARG, "max_batch_tokens %ld is too small for %d labels", T,
+                         m->n_labels);
+
+    eng_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return eng__fail(ENG_ERR_NOMEM, "out of memory");
+    const size_t t = (size_t)T, H = (size_t)m->hidden, P = (size_t)m->max_positions;
+    int maxK = m->intermediate > m->hidden ? m->intermediate : m->hidden;
+    c->model = m;
+    c->kern = eng__kernels_get();
+    c->max_tokens = (int)T;
+    c->h = alloc_floats(t * H);
+    c->tmp = alloc_floats(t * H);
+    c->attn = alloc_floats(t * H);
+    c->qkv = alloc_floats(t * 3 * H);
+    c->ffn = alloc_floats(t * (size_t)m->intermediate);
+    c->scores = alloc_floats((size_t)nt * P * P);
+    c->pooled = alloc_floats(t * H);
+    c->pooled2 = alloc_floats(t * H);
+    /* Each member gets its own linear-layer scratch, sized for all T rows
+     * since one member may run them all. */
+    c->lin_scratch_bytes = (eng__linear_scratch_bytes((int)T, maxK) + 63) & ~(size_t)63;
+    size_t lin = c->lin_scratch_bytes * (size_t)nt;
+    c->lin_scratch = lin ? aligned_alloc(64, lin) : NULL;
+    c->tok_id = malloc(t * sizeof *c->tok_id);
+    c->tok_pos = malloc(t * sizeof *c->tok_pos);
+    c->seq_off = malloc(t * sizeof *c->seq_off);
+    c->seq_len = malloc(t * sizeof *c->seq_len);
+    c->seq_index = malloc(t * sizeof *c->seq_index);
+    c->chunk_seqs = malloc(t * sizeof *c->chunk_seqs);
+    c->text_ids = malloc((t + P) * sizeof *c->text_ids);
+    c->text_seqs = malloc(t * sizeof *c->text_seqs);
+    c->text_status = malloc(t * sizeof *c->text_status);
+    if (!c->h || !c->tmp || !c->attn || !c->qkv || !c->ffn || !c->scores || !c->pooled ||
+        !c->pooled2 || (lin && !c->lin_scratch) || !c->seq_off || !c->seq_len ||
+        !c->seq_index || !c->chunk_seqs || !c->text_ids || !c->text_seqs || !c->text_status ||
+        !c->tok_id || !c->tok_pos || eng__team_create(&c->team, nt) != ENG_OK) {
+        eng_ctx_free(c);
+        return eng__fail(ENG_ERR_NOMEM, "out of memory for a context of %ld tokens", T);
+    }
+    *out = c;
+    return ENG_OK;
+}
+
+void eng_ctx_free(eng_ctx *c)
+{
+    if (!c)
+        return;
+    free(c->h);
+    free(c->tmp);
+    free(c->attn);
+    free(c->qkv);
+    free(c->ffn);
+    free(c->scores);
+    free(c->pooled);
+    free(c->pooled2);
+    free(c->lin_scratch);
+    free(c->tok_id);
+    free(c->tok_pos);
+    eng__team_free(c->team);
+    free(c->seq_off);
+    free(c->seq_len);
+    free(c->seq_index);
+    free(c->chunk_seqs);
+    free(c->text_ids);
+    free(c->text_seqs);
+    free(c->text_status);
+    free(c);
+}
+
+const char *eng_ctx_last_error(const eng_ctx *c)
+{
+    return c ? c->error : "no context";
+}
+
+/* Work shared by the team for one chunk. */
+typedef struct {
+    eng_ctx *c;
+    int T;          /* packed tokens */
+    int n;          /* sequences */
+} encode_job;
+
+/* Rows [lo, hi) of h = LayerNorm(word[id] + pos[position]). */
+static void embed_rows(eng_ctx *c, int lo, int hi)
+{
+    const eng_model *m = c->model;
+    const size_t H = (size_t)m->hidden;
+    for (int t = lo; t < hi; t++) {
+        const float *w = m->word_emb + (size_t)c->tok_id[t] * H;
+        const float *pe = m->pos_emb + (size_t)c->tok_pos[t] * H;
+        float *row = c->h + (size_t)t * H;
+        for (size_t i = 0; i < H; i++)
+            row[i] = w[i] + pe[i];
+    }
+    c->kern->layernorm(c->h + (size_t)lo * H, c->h + (size_t)lo * H, m->emb_ln_g, m->emb_ln_b,
+                       hi - lo, m->hidden, m->ln_eps);
+}
+
+/* attn[T,H] = per sequence and head: softmax(Q K^T / sqrt(d)) V, where Q, K, V
+ * are column blocks of qkv[T,3H] (row stride 3H). Member tid takes every nt-th
+ * (sequence, head) pair; scores is its own [P,P] buffer. */
+static void attention(eng_ctx *c, int n, int tid, int nt)
+{
+    const eng_model *m = c->model;
+    const int H = m->hidden, d = H / m->heads, ld = 3 * H;
+    const float scale = 1.0f / sqrtf((float)d);
+    float *scores = c->scores + (size_t)tid * m->max_positions * m->max_positions;
+    for (int p = tid; p < n * m->heads; p += nt) {
+        const int s = p / m->heads, a = p % m->heads;
+        const int S = c->seq_len[s];
+        const float *base = c->qkv + (size_t)c->seq_off[s] * ld;
+        float *out = c->attn + (size_t)c->seq_off[s] * H;
+        const float *Q = base + a * d, *K = base + H + a * d, *V = base + 2 * H + a * d;
+        /* scores[S,S] = scale * Q[S,d] K[S,d]^T */
+        eng__sgemm(0, 1, S, S, d, scale, Q, ld, K, ld, 0.0f, scores, S);
+        c->kern->softmax(scores, S, S, S, 1.0f);
+        /* out[S,d] (row stride H) = scores[S,S] V[S,d] */
+        eng__sgemm(0, 0, S, d, S, 1.0f, scores, S, V, ld, 0.0f, out + a * d, H);
+    }
+}
+
+/* One member's part of the encoder: its rows of every row-local step (the
+ * linear layers, layernorms, activations), its pairs of the attention. Only
+ * attention reads rows of other members, hence the two barriers per layer. */
+static void encode_member(void *arg, int tid, int nt)
+{
+    const encode_job *job = arg;
+    eng_ctx *c = job->c;
+    const eng_model *m = c->model;
+    const eng__kernels *k = c->kern;
+    const size_t H = (size_t)m->hidden, F = (size_t)m->intermediate;
+    int lo, hi;
+    eng__team_share(job->T, tid, nt, &lo, &hi);
+    const int rows = hi - lo;
+    void *scratch = (char *)c->lin_scratch + (size_t)tid * c->lin_scratch_bytes;
+    float *h = c->h + lo * H, *tmp = c->tmp + lo * H, *attn = c->attn + lo * H;
+    float *qkv = c->qkv + lo * 3 * H, *ffn = c->ffn + lo * F;
+
+    if (rows > 0)
+        embed_rows(c, lo, hi);
+    for (int i = 0; i < m->layers; i++) {
+        const eng__layer *L = &m->layer[i];
+        if (rows > 0)
+            eng__linear_run(&L->qkv, h, rows, qkv, NULL, -1, scratch, k);
+        eng__team_barrier(c->team);
+        attention(c, job->n, tid, nt);
+        eng__team_barrier(c->team);
+        if (rows == 0)
+            continue;
+        eng__linear_run(&L->attn_out, attn, rows, tmp, h, -1, scratch, k);
+        k->layernorm(h, tmp, L->ln1_g, L->ln1_b, rows, m->hidden, m->ln_eps);
+        eng__linear_run(&L->ffn_in, h, rows, ffn, NULL, (int)m->act, scratch, k);
+        eng__linear_run(&L->ffn_out, ffn, rows, tmp, h, -1, scratch, k);
+        k->layernorm(h, tmp, L->ln2_g, L->ln2_b, rows, m->hidden, m->ln_eps);
+    }
+}
+
+void eng__encode(eng_ctx *c, const eng_seq *seqs, int n)
+{
+    int T = 0;
+    for (int s = 0; s < n; s++) {
+        c->seq_off[s] = T;
+        c->seq_len[s] = seqs[s].n_ids;
+        for (int p = 0; p < seqs[s].n_ids; p++, T++) {
+            c->tok_id[T] = seqs[s].ids[p];
+            c->tok_pos[T] = p;
+        }
+    }
+    encode_job job = { c, T, n };
+    eng__team_run(c->team, encode_member, &job);
+}

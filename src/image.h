@@ -1,0 +1,66 @@
+/* image.h: image files to network input. Decodes JPEG (libjpeg-turbo) and PNG
+ * (libpng) to 8-bit RGB, then applies torchvision's ImageNet recipe on PIL
+ * images bit for bit: Resize(resize) with PIL's antialiased bilinear filter,
+ * CenterCrop(crop), ToTensor, Normalize(mean, std).
+ *
+ * Colour handling follows PIL's convert("RGB"): grayscale is replicated,
+ * palettes are looked up, alpha is dropped (not composited), CMYK/YCCK JPEGs
+ * use PIL's cmyk2rgb formula (Adobe files are inverted first, as PIL does).
+ * One documented difference: 16-bit PNGs keep their high byte, where PIL
+ * clips 16-bit grayscale values to 255.
+ *
+ * Hostile input never crashes or exits: libjpeg and libpng errors return
+ * through setjmp/longjmp into ENG_ERR_FORMAT with the library's message;
+ * images larger than the limits below fail with ENG_ERR_TOO_LONG before any
+ * pixel buffer is allocated. */
+#ifndef ENG_IMAGE_H
+#define ENG_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+#define ENG_IMAGE_MAX_SIDE 16384
+#define ENG_IMAGE_MAX_PIXELS 100000000LL
+#define ENG_IMAGE_MAX_FILE (256u << 20)   /* bytes read by eng__image_load */
+
+/* The preprocessing recipe, stored in the model's metadata ("image"). */
+typedef struct {
+    int resize;        /* shorter side after resizing; 0 = no resize */
+    int crop;          /* edge of the square centre crop, <= resize */
+    float mean[3];     /* per RGB channel, on the [0,1] scale */
+    float std[3];
+} eng__image_spec;
+
+/* resize 256, crop 224, ImageNet mean (0.485, 0.456, 0.406) and std
+ * (0.229, 0.224, 0.225): what every torchvision classifier expects. */
+eng__image_spec eng__image_spec_imagenet(void);
+
+/* 8-bit RGB, interleaved, rows of 3 * w bytes; rgb is malloc'd. */
+typedef struct {
+    uint8_t *rgb;
+    int w, h;
+} eng__rgb_image;
+
+/* Decodes a JPEG or PNG held in buf[0..len) (sniffed from the signature).
+ * ENG_ERR_FORMAT: not an image we read, corrupt or truncated;
+ * ENG_ERR_TOO_LONG: beyond ENG_IMAGE_MAX_SIDE / ENG_IMAGE_MAX_PIXELS;
+ * ENG_ERR_NOMEM. On failure out->rgb is NULL. */
+eng_status eng__image_decode(const void *buf, size_t len, eng__rgb_image *out, char *err,
+                             size_t errlen);
+void eng__rgb_image_free(eng__rgb_image *img);   /* NULL rgb is fine */
+
+/* chw[3][crop][crop] = normalised centre crop of img resized as PIL does.
+ * ENG_ERR_INVALID_ARG for a bad spec; ENG_ERR_TOO_LONG when the resized
+ * image would be absurdly long (aspect ratios beyond 1:ENG_IMAGE_MAX_SIDE). */
+eng_status eng__image_preprocess(const eng__rgb_image *img, const eng__image_spec *spec,
+                                 float *chw, char *err, size_t errlen);
+
+/* Decode + preprocess, from memory or from a file. spec NULL = ImageNet. */
+eng_status eng__image_load_mem(const void *buf, size_t len, const eng__image_spec *spec,
+                               float *chw, char *err, size_t errlen);
+eng_status eng__image_load(const char *path, const eng__image_spec *spec, float *chw,
+                           char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,69 @@
+/* linear.c: binding a linear layer's tensors and running it. The fp32 form is
+ * one BLAS GEMM plus a fused bias/residual/activation pass; the int8 form is
+ * in linear_int8.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "blas.h"
+#include "linear.h"
+
+static const eng__file_tensor *find(const eng__file *f, const char *prefix, const char *suffix)
+{
+    char name[ENG_FILE_NAME_MAX];
+    if ((size_t)snprintf(name, sizeof name, "%s%s", prefix, suffix) >= sizeof name)
+        return NULL;
+    return eng__file_find(f, name);
+}
+
+static int is_shape(const eng__file_tensor *t, eng__dtype dt, int ndim, uint64_t d0, uint64_t d1)
+{
+    return t && t->dtype == (uint32_t)dt && t->ndim == (uint32_t)ndim && t->shape[0] == d0 &&
+           (ndim < 2 || t->shape[1] == d1);
+}
+
+eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *prefix, int K, int N,
+                            char *err, size_t errlen)
+{
+    memset(l, 0, sizeof *l);
+    l->K = K;
+    l->N = N;
+    const eng__file_tensor *w = find(f, prefix, ".w");
+    const eng__file_tensor *b = find(f, prefix, ".b");
+    if (!w || !b) {
+        snprintf(err, errlen, "missing tensor %s.%c", prefix, w ? 'b' : 'w');
+        return ENG_ERR_FORMAT;
+    }
+    if (w->dtype != ENG_DT_F32) {
+        snprintf(err, errlen, "tensor %s.w has dtype %s, which this build cannot run", prefix,
+                 eng__dtype_name((eng__dtype)w->dtype));
+        return ENG_ERR_UNSUPPORTED;
+    }
+    if (!is_shape(w, ENG_DT_F32, 2, (uint64_t)K, (uint64_t)N)) {
+        snprintf(err, errlen, "tensor %s.w should be F32 [%d,%d]", prefix, K, N);
+        return ENG_ERR_FORMAT;
+    }
+    if (!is_shape(b, ENG_DT_F32, 1, (uint64_t)N, 0)) {
+        snprintf(err, errlen, "tensor %s.b should be F32 [%d]", prefix, N);
+        return ENG_ERR_FORMAT;
+    }
+    l->dtype = ENG_DT_F32;
+    l->w = eng__file_data(f, w);
+    l->b = eng__file_data(f, b);
+    return ENG_OK;
+}
+
+size_t eng__linear_scratch_bytes(int M, int K)
+{
+    return 0;
+}
+
+void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
+                     int act, void *scratch, const eng__kernels *kern)
+{
+    /* Y[M,N] = X[M,K] W[K,N]: W is stored [in,out] so no transpose. */
+    eng__sgemm(0, 0, M, l->N, l->K, 1.0f, X, l->K, l->w, l->N, 0.0f, Y, l->N);
+    if (act >= 0)
+        kern->bias_act(Y, l->b, M, l->N, (eng__act)act);
+    else
+        kern->bias_residual(Y, l->b, res, M, l->N);
+}

@@ -1,0 +1,36 @@
+/* linear.h: one linear layer, Y[M,N] = X[M,K] W + b, in whatever form the
+ * model file stores it. fp32 weights go through BLAS; int8 weights (per output
+ * channel scales, activations quantized per row) through the VNNI kernels.
+ * The forward pass only calls eng__linear_run(). */
+#ifndef ENG_LINEAR_H
+#define ENG_LINEAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "kernels.h"
+
+typedef struct {
+    int K, N;                 /* in and out features */
+    eng__dtype dtype;         /* ENG_DT_F32 or ENG_DT_I8 */
+    const float *w;           /* F32: K x N row-major ("<name>.w") */
+    const int8_t *wq;         /* I8: layout owned by src/linear_int8.c ("<name>.w") */
+    const float *wscale;      /* I8: N per-output-channel scales ("<name>.w.scale") */
+    const int32_t *wsum;      /* I8: optional per-channel column sums ("<name>.w.sum") */
+    const float *b;           /* N ("<name>.b") */
+} eng__linear;
+
+/* Binds the tensors "<prefix>.w", "<prefix>.b" (and the int8 extras) of f to
+ * l, checking shapes against K and N. */
+eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *prefix, int K, int N,
+                            char *err, size_t errlen);
+
+/* Y = X W + b, plus res (M x N, may be NULL), then act when act >= 0 (else no
+ * activation; res and act are never both given). scratch must hold
+ * eng__linear_scratch_bytes(M, K) bytes; it is unused for fp32. */
+void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
+                     int act, void *scratch, const eng__kernels *kern);
+size_t eng__linear_scratch_bytes(int M, int K);
+
+#endif

@@ -1,0 +1,39 @@
+/* sched_backend.h: what the scheduler and infer-bench run a batch with: the
+ * real model (eng_tokenize / eng_classify_ids / eng_embed_ids on a per-worker
+ * eng_ctx) or the built-in null model documented in engine.h, which answers
+ * from the token ids alone so the scheduler can be measured and tested
+ * without a model file. */
+#ifndef ENG_SCHED_BACKEND_H
+#define ENG_SCHED_BACKEND_H
+
+#include "engine.h"
+
+#define ENG__NULL_LABELS 2
+#define ENG__NULL_HIDDEN 4
+
+typedef struct {
+    const eng_model *model;   /* NULL: the null model */
+    int max_positions;
+    int n_labels;             /* classify outputs per item */
+    int hidden;               /* embed outputs per item */
+    int null_batch_us, null_token_ns;
+} eng__backend;
+
+void eng__backend_init(eng__backend *b, const eng_model *model, int null_batch_us,
+                       int null_token_ns);
+
+/* ids holds b->max_positions entries. */
+eng_status eng__backend_tokenize(const eng__backend *b, const char *text, size_t len,
+                                 int32_t *ids, int *n_ids);
+
+/* The null model needs no context: *ctx is NULL then. */
+eng_status eng__backend_ctx_init(const eng__backend *b, int max_batch_tokens, eng_ctx **ctx,
+                                 char *err, size_t errlen);
+
+/* out: n x n_labels (classify) or n x hidden (embed); probs (n x n_labels)
+ * and labels are used by classify only. item_status: n entries. */
+eng_status eng__backend_run(const eng__backend *b, eng_ctx *ctx, eng_task task,
+                            const eng_seq *seqs, int n, float *out, float *probs, int *labels,
+                            eng_status *item_status);
+
+#endif

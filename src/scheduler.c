@@ -1,0 +1,960 @@
+/* scheduler.c: the dynamic batching scheduler of engine.h (eng_sched_*): the
+ * request pool and priority queues, the workers that form and run batches,
+ * the timer thread that expires queued requests at their deadline, and the
+ * statistics. Placement lives in sched_topo.c, the model calls in
+ * sched_backend.c.
+ *
+ * Concurrency design: one mutex guards the queues, the pool and the
+ * statistics, and is held only for O(1)-ish bookkeeping: a submit locks it
+ * once (the text is tokenized before, into the caller's stack); a worker locks
+ * it once per batch to retire the previous batch and take the next. All
+ * requests live in a pool allocated at creation, so the request path never
+ * allocates. Idle workers are woken only when a batch becomes worth taking
+ * (the queue was empty, or a batch's worth has queued), not on every submit.
+ * Callbacks run outside the lock, in a batch, on the thread that completed
+ * them. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+#include "error.h"
+#include "blas.h"
+#include "sched_backend.h"
+#include "sched_hist.h"
+#include "sched_topo.h"
+
+#define NO_DEADLINE INT64_MAX
+#define TIMER_CHUNK 64   /* requests the timer expires per lock hold */
+
+enum { SLOT_FREE, SLOT_QUEUED, SLOT_OWNED, SLOT_DONE };
+
+/* One request. A slot is owned by the queue (QUEUED), by the worker or timer
+ * that took it (OWNED: only that thread touches it, unlocked), or, for a
+ * ticket, by the waiter once DONE. */
+typedef struct {
+    int32_t *ids;             /* max_positions entries in the pool's id slab */
+    int n_ids;
+    eng_task task;
+    int prio;
+    int state;
+    int prev, next;           /* queue links, or the free list through next */
+    int heap_pos;             /* index in the deadline heap, -1 when absent */
+    int64_t t_submit, deadline;
+    eng_sched_done_fn done;   /* NULL: a ticket */
+    void *user;
+    eng_sched_result res;     /* a ticket's result, pointing into out */
+    float *out;               /* a ticket's outputs: out_width + n_labels floats */
+    pthread_cond_t cv;        /* a ticket's waiter */
+} slot;
+
+typedef struct {
+    eng_sched *s;
+    int index;
+    pthread_t thread;
+    eng__placement *pl;
+    eng_sched_worker_info info;
+    /* Node-local, allocated by the bound worker thread itself. */
+    eng_ctx *ctx;
+    int *batch;               /* slot indices of the batch */
+    int *pick;                /* batch positions of one task's items */
+    eng_seq *seqs;
+    float *logits, *probs;    /* classify outputs */
+    float *embed;             /* embed outputs, apart so one batch can mix tasks */
+    int *labels;
+    eng_status *item;
+    eng_status *status;       /* per batch position */
+    int *row;                 /* per batch position: its output row */
+    eng_status init_status;
+    char init_err[200];
+} worker;
+
+typedef struct {
+    int head, tail;
+} fifo;
+
+struct eng_sched {
+    eng_sched_params p;
+    eng__backend be;
+    int out_width;            /* max(n_labels, hidden) */
+    int64_t max_wait_ns;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;   /* idle workers */
+    pthread_cond_t timer_cv;  /* the timer thread */
+    pthread_cond_t ready_cv;  /* creation waits for the workers' start-up */
+
+    slot *slots;
+    int n_slots;
+    int32_t *id_slab;
+    float *out_slab;
+    int free_head;
+    fifo q[ENG_SCHED_PRIORITIES];
+    int queued;
+    long queued_tokens;
+    int *heap;                /* slot indices, earliest deadline first */
+    int heap_n;
+
+    int idle;                 /* workers waiting on work_cv */
+    int stopping;
+    int joined;
+    int started;              /* workers that finished start-up */
+
+    worker *workers;
+    int n_workers;
+    pthread_t timer;
+    int timer_running;
+    hwloc_topology_t topo;
+    eng__placement *plan;
+    char warning[256];
+
+    /* Statistics, under mu. */
+    uint64_t n_submitted, n_completed, n_rejected, n_timed_out, n_failed, n_batches;
+    uint64_t batch_hist[ENG_SCHED_MAX_BATCH + 1];
+    eng__hist queue_hist, compute_hist;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct timespec to_timespec(int64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+    return ts;
+}
+
+/* ---- Deadline heap (under mu) --------------------------------------------- */
+
+static int heap_less(const eng_sched *s, int a, int b)
+{
+    return s->slots[s->heap[a]].deadline < s->slots[s->heap[b]].deadline;
+}
+
+static void heap_swap(eng_sched *s, int a, int b)
+{
+    int t = s->heap[a];
+    s->heap[a] = s->heap[b];
+    s->heap[b] = t;
+    s->slots[s->heap[a]].heap_pos = a;
+    s->slots[s->heap[b]].heap_pos = b;
+}
+
+static void heap_up(eng_sched *s, int i)
+{
+    while (i > 0 && heap_less(s, i, (i - 1) / 2)) {
+        heap_swap(s, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(eng_sched *s, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < s->heap_n && heap_less(s, l, m))
+            m = l;
+        if (r < s->heap_n && heap_less(s, r, m))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(s, i, m);
+        i = m;
+    }
+}
+
+static void heap_push(eng_sched *s, int idx)
+{
+    s->heap[s->heap_n] = idx;
+    s->slots[idx].heap_pos = s->heap_n++;
+    heap_up(s, s->heap_n - 1);
+}
+
+static void heap_remove(eng_sched *s, int idx)
+{
+    int i = s->slots[idx].heap_pos;
+    if (i < 0)
+        return;
+    s->slots[idx].heap_pos = -1;
+    if (--s->heap_n == i)
+        return;
+    s->heap[i] = s->heap[s->heap_n];
+    s->slots[s->heap[i]].heap_pos = i;
+    heap_up(s, i);
+    heap_down(s, s->slots[s->heap[i]].heap_pos);
+}
+
+/* ---- Queues (under mu) ------------------------------------------------------ */
+
+static void queue_push(eng_sched *s, int idx)
+{
+    slot *sl = &s->slots[idx];
+    fifo *f = &s->q[sl->prio];
+    sl->next = -1;
+    sl->prev = f->tail;
+    if (f->tail >= 0)
+        s->slots[f->tail].next = idx;
+    else
+        f->head = idx;
+    f->tail = idx;
+    sl->state = SLOT_QUEUED;
+    s->queued++;
+    s->queued_tokens += sl->n_ids;
+}
+
+/* Takes a queued request out of its queue and the heap; the caller owns it. */
+static void queue_unlink(eng_sched *s, int idx)
+{
+    slot *sl = &s->slots[idx];
+    fifo *f = &s->q[sl->prio];
+    if (sl->prev >= 0)
+        s->slots[sl->prev].next = sl->next;
+    else
+        f->head = sl->next;
+    if (sl->next >= 0)
+        s->slots[sl->next].prev = sl->prev;
+    else
+        f->tail = sl->prev;
+    heap_remove(s, idx);
+    sl->state = SLOT_OWNED;
+    s->queued--;
+    s->queued_tokens -= sl->n_ids;
+}
+
+static int64_t oldest_submit(const eng_sched *s)
+{
+    int64_t t = INT64_MAX;
+    for (int p = 0; p < ENG_SCHED_PRIORITIES; p++)
+        if (s->q[p].head >= 0 && s->slots[s->q[p].head].t_submit < t)
+            t = s->slots[s->q[p].head].t_submit;
+    return t;
+}
+
+static void slot_free(eng_sched *s, int idx)
+{
+    s->slots[idx].state = SLOT_FREE;
+    s->slots[idx].next = s->free_head;
+    s->free_head = idx;
+}
+
+/* ---- Completion --------------------------------------------------------------- */
+
+/* Hands a result to its request's owner; the caller owns the slot (unlocked).
+ * A ticket's result is copied into the slot; retire() publishes it. */
+static void deliver(eng_sched *s, slot *sl, eng_sched_result *res)
+{
+    res->task = sl->task;
+    res->user = sl->user;
+    res->n_tokens = sl->n_ids;
+    if (sl->done) {
+        sl->done(res);
+        return;
+    }
+    sl->res = *res;
+    sl->res.out = NULL;
+    sl->res.probs = NULL;
+    if (res->out) {
+        memcpy(sl->out, res->out, (size_t)res->n_out * sizeof(float));
+        sl->res.out = sl->out;
+    }
+    if (res->probs) {
+        memcpy(sl->out + s->out_width, res->probs, (size_t)s->be.n_labels * sizeof(float));
+        sl->res.probs = sl->out + s->out_width;
+    }
+}
+
+/* Counts a delivered request and frees its slot, or wakes its ticket's waiter
+ * (under mu). */
+static void retire(eng_sched *s, int idx, eng_status st)
+{
+    if (st == ENG_OK)
+        s->n_completed++;
+    else if (st == ENG_ERR_TIMEOUT)
+        s->n_timed_out++;
+    else
+        s->n_failed++;
+    slot *sl = &s->slots[idx];
+    if (sl->done) {
+        slot_free(s, idx);
+    } else {
+        sl->state = SLOT_DONE;
+        pthread_cond_signal(&sl->cv);
+    }
+}
+
+static void timeout_result(eng_sched_result *res, int64_t queue_ns)
+{
+    memset(res, 0, sizeof *res);
+    res->status = ENG_ERR_TIMEOUT;
+    res->label = -1;
+    res->worker = -1;
+    res->queue_ns = queue_ns;
+}
+
+/* ---- Workers ------------------------------------------------------------------ */
+
+/* Waits (under mu) until a batch is worth taking; returns 0 when the worker
+ * should exit: shutting down and nothing left queued. */
+static int wait_for_batch(eng_sched *s)
+{
+    for (;;) {
+        if (s->queued == 0) {
+            if (s->stopping)
+                return 0;
+            s->idle++;
+            pthread_cond_wait(&s->work_cv, &s->mu);
+            s->idle--;
+            continue;
+        }
+        if (s->stopping || s->max_wait_ns == 0 || s->queued >= s->p.max_batch_size ||
+            s->queued_tokens >= s->p.max_batch_tokens)
+            return 1;
+        int64_t due = oldest_submit(s) + s->max_wait_ns;
+        if (now_ns() >= due)
+            return 1;
+        struct timespec ts = to_timespec(due);
+        s->idle++;
+        pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
+        s->idle--;
+    }
+}
+
+/* Takes the next batch (under mu): priority order, FIFO within a level,
+ * stopping at the first request that would break the token budget. */
+static int take_batch(eng_sched *s, int *batch)
+{
+    int n = 0;
+    long tokens = 0;
+    for (int p = 0; p < ENG_SCHED_PRIORITIES; p++) {
+        while (s->q[p].head >= 0 && n < s->p.max_batch_size) {
+            int idx = s->q[p].head;
+            if (tokens + s->slots[idx].n_ids > s->p.max_batch_tokens)
+                return n;
+            tokens += s->slots[idx].n_ids;
+            queue_unlink(s, idx);
+            batch[n++] = idx;
+        }
+    }
+    return n;
+}
+
+/* Runs the batch's items of one task through the model (unlocked). */
+static void run_task(eng_sched *s, worker *w, int n, eng_task task, int64_t t_start)
+{
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        slot *sl = &s->slots[w->batch[i]];
+        if (sl->task != task || w->status[i] == ENG_ERR_TIMEOUT)
+            continue;
+        if (sl->deadline <= t_start) {
+            w->status[i] = ENG_ERR_TIMEOUT;
+            continue;
+        }
+        w->seqs[m].ids = sl->ids;
+        w->seqs[m].n_ids = sl->n_ids;
+        w->row[i] = m;
+        w->pick[m++] = i;
+    }
+    if (m == 0)
+        return;
+    float *out = task == ENG_TASK_EMBED ? w->embed : w->logits;
+    eng__backend_run(&s->be, w->ctx, task, w->seqs, m, out, w->probs, w->labels, w->item);
+    for (int k = 0; k < m; k++)
+        w->status[w->pick[k]] = w->item[k];
+}
+
+static void deliver_batch(eng_sched *s, worker *w, int n, eng_task task, int64_t t_start,
+                          int64_t compute_ns)
+{
+    int width = task == ENG_TASK_EMBED ? s->be.hidden : s->be.n_labels;
+    for (int i = 0; i < n; i++) {
+        slot *sl = &s->slots[w->batch[i]];
+        if (sl->task != task)
+            continue;
+        eng_sched_result res;
+        if (w->status[i] == ENG_ERR_TIMEOUT) {
+            timeout_result(&res, t_start - sl->t_submit);
+        } else {
+            int r = w->row[i];
+            res.status = w->status[i];
+            res.out = (task == ENG_TASK_EMBED ? w->embed : w->logits) + (size_t)r * width;
+            res.n_out = width;
+            res.probs = task == ENG_TASK_CLASSIFY ? w->probs + (size_t)r * s->be.n_labels : NULL;
+            res.label = task == ENG_TASK_CLASSIFY ? w->labels[r] : -1;
+            res.batch_size = n;
+            res.worker = w->index;
+            res.queue_ns = t_start - sl->t_submit;
+            res.compute_ns = compute_ns;
+        }
+        deliver(s, sl, &res);
+    }
+}
+
+static void *worker_main(void *arg);
+
+static eng_status worker_alloc(eng_sched *s, worker *w)
+{
+    int b = s->p.max_batch_size;
+    w->batch = malloc((size_t)b * sizeof *w->batch);
+    w->pick = malloc((size_t)b * sizeof *w->pick);
+    w->row = malloc((size_t)b * sizeof *w->row);
+    w->seqs = malloc((size_t)b * sizeof *w->seqs);
+    size_t labels = (size_t)(s->be.n_labels > 0 ? s->be.n_labels : 1);
+    w->logits = malloc((size_t)b * labels * sizeof *w->logits);
+    w->probs = malloc((size_t)b * labels * sizeof *w->probs);
+    w->embed = malloc((size_t)b * (size_t)s->be.hidden * sizeof *w->embed);
+    w->labels = malloc((size_t)b * sizeof *w->labels);
+    w->item = malloc((size_t)b * sizeof *w->item);
+    w->status = malloc((size_t)b * sizeof *w->status);
+    if (!w->batch || !w->pick || !w->row || !w->seqs || !w->logits || !w->probs ||
+        !w->embed || !w->labels || !w->item || !w->status) {
+        snprintf(w->init_err, sizeof w->init_err, "out of memory for worker %d's buffers",
+                 w->index);
+        return ENG_ERR_NOMEM;
+    }
+    return eng__backend_ctx_init(&s->be, s->p.max_batch_tokens, &w->ctx, w->init_err,
+                                 sizeof w->init_err);
+}
+
+static void worker_release(worker *w)
+{
+    eng_ctx_free(w->ctx);
+    free(w->batch);
+    free(w->pick);
+    free(w->row);
+    free(w->seqs);
+    free(w->logits);
+    free(w->probs);
+    free(w->embed);
+    free(w->labels);
+    free(w->item);
+    free(w->status);
+}
+
+/* Start-up: bind, then allocate, so the scratch memory is node-local. */
+static void worker_start(eng_sched *s, worker *w)
+{
+    char why[200] = "";
+    if (s->p.bind && !s->p.topology)
+        eng__topo_bind_thread(s->topo, w->pl, &w->info.cpu_bound, &w->info.mem_bound, why,
+                              sizeof why);
+    eng_status st = worker_alloc(s, w);
+    pthread_mutex_lock(&s->mu);
+    w->init_status = st;
+    if (why[0] && !s->warning[0])
+        snprintf(s->warning, sizeof s->warning, "worker %d: %s", w->index, why);
+    s->started++;
+    pthread_cond_broadcast(&s->ready_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    eng_sched *s = w->s;
+    worker_start(s, w);
+    int n = 0;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        /* Retire the previous batch. */
+        for (int i = 0; i < n; i++)
+            retire(s, w->batch[i], w->status[i]);
+        if (!wait_for_batch(s))
+            break;
+        n = take_batch(s, w->batch);
+        /* Another idle worker can take what this one left. */
+        if (s->queued > 0 && s->idle > 0)
+            pthread_cond_signal(&s->work_cv);
+        int64_t t_start = now_ns();
+        for (int i = 0; i < n; i++)
+            eng__hist_add(&s->queue_hist, (uint64_t)(t_start - s->slots[w->batch[i]].t_submit));
+        pthread_mutex_unlock(&s->mu);
+
+        for (int i = 0; i < n; i++)
+            w->status[i] = ENG_OK;
+        run_task(s, w, n, ENG_TASK_CLASSIFY, t_start);
+        run_task(s, w, n, ENG_TASK_EMBED, t_start);
+        int64_t compute_ns = now_ns() - t_start;
+        deliver_batch(s, w, n, ENG_TASK_CLASSIFY, t_start, compute_ns);
+        deliver_batch(s, w, n, ENG_TASK_EMBED, t_start, compute_ns);
+
+        pthread_mutex_lock(&s->mu);
+        s->n_batches++;
+        s->batch_hist[n]++;
+        eng__hist_add(&s->compute_hist, (uint64_t)compute_ns);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- Timer thread ---------------------------------------------------------- */
+
+/* Expires queued requests at their deadline, even while every worker is busy.
+ * It exits once shutting down with nothing queued. */
+static void *timer_main(void *arg)
+{
+    eng_sched *s = arg;
+    int expired[TIMER_CHUNK];
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        if (s->stopping && s->queued == 0)
+            break;
+        if (s->heap_n == 0) {
+            pthread_cond_wait(&s->timer_cv, &s->mu);
+            continue;
+        }
+        int64_t now = now_ns();
+        int64_t due = s->slots[s->heap[0]].deadline;
+        if (now < due) {
+            struct timespec ts = to_timespec(due);
+            pthread_cond_timedwait(&s->timer_cv, &s->mu, &ts);
+            continue;
+        }
+        int n = 0;
+        while (n < TIMER_CHUNK && s->heap_n > 0 && s->slots[s->heap[0]].deadline <= now) {
+            int idx = s->heap[0];
+            queue_unlink(s, idx);
+            expired[n++] = idx;
+        }
+        pthread_mutex_unlock(&s->mu);
+        for (int i = 0; i < n; i++) {
+            eng_sched_result res;
+            timeout_result(&res, now - s->slots[expired[i]].t_submit);
+            deliver(s, &s->slots[expired[i]], &res);
+        }
+        pthread_mutex_lock(&s->mu);
+        for (int i = 0; i < n; i++)
+            retire(s, expired[i], ENG_ERR_TIMEOUT);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- Submission ---------------------------------------------------------------- */
+
+static eng_status reject(eng_sched *s, eng_status st, const char *why)
+{
+    pthread_mutex_lock(&s->mu);
+    s->n_submitted++;
+    s->n_rejected++;
+    pthread_mutex_unlock(&s->mu);
+    return eng__fail(st, "eng_sched_submit: %s", why);
+}
+
+static eng_status enqueue(eng_sched *s, const int32_t *ids, int n_ids, const eng_sched_req *req,
+                          eng_sched_ticket **ticket)
+{
+    int64_t t = now_ns();
+    int64_t deadline = req->timeout_us > 0 ? t + req->timeout_us * 1000 : NO_DEADLINE;
+    pthread_mutex_lock(&s->mu);
+    s->n_submitted++;
+    eng_status st = ENG_OK;
+    if (s->stopping)
+        st = ENG_ERR_SHUTDOWN;
+    else if (s->queued >= s->p.queue_capacity || s->free_head < 0)
+        st = ENG_ERR_OVERLOADED;
+    if (st != ENG_OK) {
+        s->n_rejected++;
+        pthread_mutex_unlock(&s->mu);
+        return eng__fail(st, "eng_sched_submit: %s",
+                         st == ENG_ERR_SHUTDOWN ? "the scheduler is shutting down"
+                                                : "the queue is full");
+    }
+    int idx = s->free_head;
+    slot *sl = &s->slots[idx];
+    s->free_head = sl->next;
+    memcpy(sl->ids, ids, (size_t)n_ids * sizeof *ids);
+    sl->n_ids = n_ids;
+    sl->task = req->task;
+    sl->prio = req->priority;
+    sl->t_submit = t;
+    sl->deadline = deadline;
+    sl->done = req->done;
+    sl->user = req->user;
+    sl->heap_pos = -1;
+    int was_empty = s->queued == 0;
+    long tokens_before = s->queued_tokens;
+    queue_push(s, idx);
+    if (deadline != NO_DEADLINE) {
+        heap_push(s, idx);
+        if (s->heap[0] == idx)
+            pthread_cond_signal(&s->timer_cv);
+    }
+    /* Wake a worker only when a batch becomes worth taking. */
+    if (s->idle > 0 &&
+        (was_empty || s->queued % s->p.max_batch_size == 0 ||
+         (tokens_before < s->p.max_batch_tokens && s->queued_tokens >= s->p.max_batch_tokens)))
+        pthread_cond_signal(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    /* Not sl->done: a callback request's slot may already be reused. */
+    if (ticket)
+        *ticket = req->done ? NULL : (eng_sched_ticket *)sl;
+    return ENG_OK;
+}
+
+static eng_status check_req(eng_sched *s, const eng_sched_req **req, eng_sched_req *defaults,
+                            eng_sched_ticket **ticket)
+{
+    if (!*req) {
+        *defaults = eng_sched_default_req();
+        *req = defaults;
+    }
+    const eng_sched_req *r = *req;
+    if (r->priority < 0 || r->priority >= ENG_SCHED_PRIORITIES)
+        return reject(s, ENG_ERR_INVALID_ARG, "priority out of range");
+    if (r->task != ENG_TASK_CLASSIFY && r->task != ENG_TASK_EMBED)
+        return reject(s, ENG_ERR_INVALID_ARG, "unknown task");
+    if (r->task == ENG_TASK_CLASSIFY && s->be.n_labels <= 0)
+        return reject(s, ENG_ERR_UNSUPPORTED, "the model has no classifier head");
+    if (!r->done && !ticket)
+        return reject(s, ENG_ERR_INVALID_ARG, "no callback and no ticket pointer");
+    return ENG_OK;
+}
+
+eng_status eng_sched_submit(eng_sched *s, const char *text, size_t len,
+                            const eng_sched_req *req, eng_sched_ticket **ticket)
+{
+    if (!s)
+        return eng__fail(ENG_ERR_INVALID_ARG, "eng_sched_submit: NULL scheduler");
+    eng_sched_req defaults;
+    eng_status st = check_req(s, &req, &defaults, ticket);
+    if (st != ENG_OK)
+        return st;
+    if (!text)
+        return reject(s, ENG_ERR_INVALID_ARG, "NULL text");
+    int32_t ids[ENG_SCHED_MAX_POSITIONS];
+    int n_ids = 0;
+    st = eng__backend_tokenize(&s->be, text, len, ids, &n_ids);
+    if (st != ENG_OK)
+        return reject(s, st, st == ENG_ERR_UTF8 ? "invalid UTF-8 in the text"
+                                                : "the text could not be tokenized");
+    return enqueue(s, ids, n_ids, req, ticket);
+}
+
+eng_status eng_sched_submit_ids(eng_sched *s, const int32_t *ids, int n_ids,
+                                const eng_sched_req *req, eng_sched_ticket **ticket)
+{
+    if (!s)
+        return eng__fail(ENG_ERR_INVALID_ARG, "eng_sched_submit_ids: NULL scheduler");
+    eng_sched_req defaults;
+    eng_status st = check_req(s, &req, &defaults, ticket);
+    if (st != ENG_OK)
+        return st;
+    if (!ids || n_ids < 1)
+        return reject(s, ENG_ERR_INVALID_ARG, "no token ids");
+    if (n_ids > s->be.max_positions)
+        return reject(s, ENG_ERR_TOO_LONG, "more ids than the model's position limit");
+    return enqueue(s, ids, n_ids, req, ticket);
+}
+
+eng_status eng_sched_wait(eng_sched *s, eng_sched_ticket *ticket, eng_sched_result *res)
+{
+    slot *sl = (slot *)ticket;
+    pthread_mutex_lock(&s->mu);
+    while (sl->state != SLOT_DONE)
+        pthread_cond_wait(&sl->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    *res = sl->res;
+    return res->status;
+}
+
+void eng_sched_release(eng_sched *s, eng_sched_ticket *ticket)
+{
+    if (!s || !ticket)
+        return;
+    pthread_mutex_lock(&s->mu);
+    slot_free(s, (int)((slot *)ticket - s->slots));
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- Lifecycle ---------------------------------------------------------------- */
+
+eng_sched_params eng_sched_default_params(void)
+{
+    eng_sched_params p;
+    memset(&p, 0, sizeof p);
+    p.bind = 1;
+    p.max_batch_size = 32;
+    p.queue_capacity = 4096;
+    return p;
+}
+
+eng_sched_req eng_sched_default_req(void)
+{
+    eng_sched_req r;
+    memset(&r, 0, sizeof r);
+    r.task = ENG_TASK_CLASSIFY;
+    return r;
+}
+
+static eng_status check_params(eng_sched_params *p, const eng__backend *be, char *err,
+                               size_t errlen)
+{
+    if (p->max_batch_size < 1 || p->max_batch_size > ENG_SCHED_MAX_BATCH) {
+        snprintf(err, errlen, "max_batch_size %d is outside 1..%d", p->max_batch_size,
+                 ENG_SCHED_MAX_BATCH);
+        return ENG_ERR_INVALID_ARG;
+    }
+    if (p->queue_capacity < 1 || p->max_wait_us < 0 || p->max_batch_tokens < 0 ||
+        p->null_batch_us < 0 || p->null_token_ns < 0) {
+        snprintf(err, errlen, "queue_capacity must be positive; waits, delays and budgets "
+                              "must not be negative");
+        return ENG_ERR_INVALID_ARG;
+    }
+    if (be->max_positions < 2 || be->max_positions > ENG_SCHED_MAX_POSITIONS) {
+        snprintf(err, errlen, "the model's position limit %d is outside 2..%d",
+                 be->max_positions, ENG_SCHED_MAX_POSITIONS);
+        return ENG_ERR_UNSUPPORTED;
+    }
+    if (p->max_batch_tokens == 0)
+        p->max_batch_tokens = 16 * be->max_positions;
+    if (p->max_batch_tokens < be->max_positions) {
+        snprintf(err, errlen, "max_batch_tokens %d is below the model's position limit %d",
+                 p->max_batch_tokens, be->max_positions);
+        return ENG_ERR_INVALID_ARG;
+    }
+    return ENG_OK;
+}
+
+static eng_status alloc_pool(eng_sched *s)
+{
+    s->n_slots = s->p.queue_capacity + s->n_workers * s->p.max_batch_size;
+    size_t n = (size_t)s->n_slots;
+    s->slots = calloc(n, sizeof *s->slots);
+    s->id_slab = malloc(n * (size_t)s->be.max_positions * sizeof *s->id_slab);
+    s->out_slab = malloc(n * (size_t)(s->out_width + s->be.n_labels) * sizeof *s->out_slab);
+    s->heap = malloc(n * sizeof *s->heap);
+    if (!s->slots || !s->id_slab || !s->out_slab || !s->heap)
+        return ENG_ERR_NOMEM;
+    s->free_head = -1;
+    for (int i = s->n_slots - 1; i >= 0; i--) {
+        slot *sl = &s->slots[i];
+        sl->ids = s->id_slab + (size_t)i * (size_t)s->be.max_positions;
+        sl->out = s->out_slab + (size_t)i * (size_t)(s->out_width + s->be.n_labels);
+        sl->heap_pos = -1;
+        pthread_cond_init(&sl->cv, NULL);
+        slot_free(s, i);
+    }
+    for (int p = 0; p < ENG_SCHED_PRIORITIES; p++)
+        s->q[p].head = s->q[p].tail = -1;
+    return ENG_OK;
+}
+
+static void sched_destroy(eng_sched *s)
+{
+    if (s->slots)
+        for (int i = 0; i < s->n_slots; i++)
+            pthread_cond_destroy(&s->slots[i].cv);
+    free(s->slots);
+    free(s->id_slab);
+    free(s->out_slab);
+    free(s->heap);
+    if (s->workers)
+        for (int i = 0; i < s->n_workers; i++)
+            worker_release(&s->workers[i]);
+    free(s->workers);
+    eng__placement_free(s->plan, s->n_workers);
+    if (s->topo)
+        hwloc_topology_destroy(s->topo);
+    pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->timer_cv);
+    pthread_cond_destroy(&s->ready_cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static int init_sync(eng_sched *s)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return -1;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work_cv, &ca);
+    pthread_cond_init(&s->timer_cv, &ca);
+    pthread_cond_init(&s->ready_cv, NULL);
+    pthread_condattr_destroy(&ca);
+    return 0;
+}
+
+/* Starts the workers and waits for their start-up; returns the first failure. */
+static eng_status start_workers(eng_sched *s, int *n_started, char *err, size_t errlen)
+{
+    eng_status st = ENG_OK;
+    int n = 0;
+    for (; n < s->n_workers; n++) {
+        worker *w = &s->workers[n];
+        w->s = s;
+        w->index = n;
+        w->pl = &s->plan[n];
+        w->info.numa_node = w->pl->numa_node;
+        w->info.n_threads = w->pl->n_threads;
+        hwloc_bitmap_list_snprintf(w->info.cpus, sizeof w->info.cpus, w->pl->cpuset);
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            snprintf(err, errlen, "could not start worker %d", n);
+            st = ENG_ERR_INTERNAL;
+            break;
+        }
+    }
+    *n_started = n;
+    pthread_mutex_lock(&s->mu);
+    while (s->started < n)
+        pthread_cond_wait(&s->ready_cv, &s->mu);
+    for (int i = 0; i < n && st == ENG_OK; i++)
+        if (s->workers[i].init_status != ENG_OK) {
+            st = s->workers[i].init_status;
+            snprintf(err, errlen, "%s", s->workers[i].init_err);
+        }
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+static void stop_and_join(eng_sched *s, int n_workers)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < n_workers; i++)
+        pthread_join(s->workers[i].thread, NULL);
+    if (s->timer_running) {
+        /* The workers drained the queue; wake the timer to see that. */
+        pthread_mutex_lock(&s->mu);
+        pthread_cond_broadcast(&s->timer_cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->timer, NULL);
+        s->timer_running = 0;
+    }
+}
+
+eng_status eng_sched_create(const eng_sched_params *params, eng_sched **out)
+{
+    if (!out)
+        return eng__fail(ENG_ERR_INVALID_ARG, "eng_sched_create: NULL out");
+    *out = NULL;
+    eng_sched *s = calloc(1, sizeof *s);
+    if (!s || init_sync(s) != 0) {
+        free(s);
+        return eng__fail(ENG_ERR_NOMEM, "eng_sched_create: out of memory");
+    }
+    s->p = params ? *params : eng_sched_default_params();
+    char err[256] = "";
+    eng__backend_init(&s->be, s->p.model, s->p.null_batch_us, s->p.null_token_ns);
+    s->out_width = s->be.hidden > s->be.n_labels ? s->be.hidden : s->be.n_labels;
+    s->max_wait_ns = s->p.max_wait_us * 1000;
+    eng_status st = check_params(&s->p, &s->be, err, sizeof err);
+    if (st == ENG_OK)
+        st = eng__topo_load(s->p.topology, &s->topo, err, sizeof err);
+    if (st == ENG_OK)
+        st = eng__topo_plan(s->topo, s->p.cpus, s->p.n_workers, s->p.threads_per_worker,
+                            &s->plan, &s->n_workers, err, sizeof err);
+    if (st == ENG_OK) {
+        s->workers = calloc((size_t)s->n_workers, sizeof *s->workers);
+        st = s->workers ? alloc_pool(s) : ENG_ERR_NOMEM;
+        if (st == ENG_ERR_NOMEM)
+            snprintf(err, sizeof err, "out of memory for the request pool");
+    }
+    /* OpenBLAS has one global pool: split it only when a single worker owns it. */
+    if (st == ENG_OK && s->p.model)
+        eng__blas_set_threads(s->n_workers == 1 ? s->plan[0].n_threads : 1);
+    int started = 0;
+    if (st == ENG_OK)
+        st = start_workers(s, &started, err, sizeof err);
+    if (st == ENG_OK) {
+        if (pthread_create(&s->timer, NULL, timer_main, s) == 0) {
+            s->timer_running = 1;
+        } else {
+            snprintf(err, sizeof err, "could not start the timer thread");
+            st = ENG_ERR_INTERNAL;
+        }
+    }
+    if (st != ENG_OK) {
+        if (s->workers)
+            stop_and_join(s, started);
+        sched_destroy(s);
+        return eng__fail(st, "eng_sched_create: %s", err);
+    }
+    *out = s;
+    return ENG_OK;
+}
+
+void eng_sched_shutdown(eng_sched *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    int joined = s->joined;
+    s->joined = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (!joined)
+        stop_and_join(s, s->n_workers);
+}
+
+void eng_sched_free(eng_sched *s)
+{
+    if (!s)
+        return;
+    eng_sched_shutdown(s);
+    sched_destroy(s);
+}
+
+/* ---- Introspection -------------------------------------------------------------- */
+
+static double us(uint64_t ns)
+{
+    return (double)ns / 1000.0;
+}
+
+void eng_sched_get_stats(eng_sched *s, eng_sched_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->mu);
+    out->submitted = s->n_submitted;
+    out->completed = s->n_completed;
+    out->rejected = s->n_rejected;
+    out->timed_out = s->n_timed_out;
+    out->failed = s->n_failed;
+    out->queued = (uint64_t)s->queued;
+    out->batches = s->n_batches;
+    uint64_t ran = 0;
+    for (int k = 0; k <= ENG_SCHED_MAX_BATCH; k++) {
+        out->batch_hist[k] = s->batch_hist[k];
+        ran += (uint64_t)k * s->batch_hist[k];
+    }
+    out->mean_batch = s->n_batches ? (double)ran / (double)s->n_batches : 0.0;
+    const eng__hist *q = &s->queue_hist, *c = &s->compute_hist;
+    out->queue_us.p50 = us(eng__hist_quantile(q, 0.50));
+    out->queue_us.p95 = us(eng__hist_quantile(q, 0.95));
+    out->queue_us.p99 = us(eng__hist_quantile(q, 0.99));
+    out->queue_us.max = us(q->max);
+    out->compute_us.p50 = us(eng__hist_quantile(c, 0.50));
+    out->compute_us.p95 = us(eng__hist_quantile(c, 0.95));
+    out->compute_us.p99 = us(eng__hist_quantile(c, 0.99));
+    out->compute_us.max = us(c->max);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int eng_sched_n_workers(const eng_sched *s)
+{
+    return s ? s->n_workers : 0;
+}
+
+eng_status eng_sched_get_worker(const eng_sched *s, int i, eng_sched_worker_info *out)
+{
+    if (!s || !out || i < 0 || i >= s->n_workers)
+        return eng__fail(ENG_ERR_INVALID_ARG, "eng_sched_get_worker: no worker %d", i);
+    /* Written before creation returned (under mu), read-only since. */
+    *out = s->workers[i].info;
+    return ENG_OK;
+}
+
+const char *eng_sched_warning(const eng_sched *s)
+{
+    return s ? s->warning : "";
+}

@@ -1,0 +1,37 @@
+/* tokenizer.h: BERT WordPiece tokenization, exactly as Hugging Face's
+ * BertTokenizer/BertTokenizerFast (BertNormalizer + BertPreTokenizer +
+ * WordPiece + the [CLS] $A [SEP] template). */
+#ifndef ENG_TOKENIZER_H
+#define ENG_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+typedef struct {
+    int lowercase;           /* BertNormalizer lowercase */
+    int strip_accents;       /* NFD + drop combining marks (Mn) */
+    int chinese_chars;       /* put spaces around CJK ideographs */
+    int max_chars_per_word;  /* longer words become [UNK]; HF default 100 */
+    const char *unk, *cls, *sep, *pad;   /* special token strings */
+} eng__tok_config;
+
+typedef struct eng__tokenizer eng__tokenizer;
+
+/* vocab: tokens joined by '\n' in id order (the "tok.vocab" tensor); a final
+ * '\n' is optional. Fails with ENG_ERR_FORMAT when a special token is missing
+ * or the vocabulary is empty. */
+eng_status eng__tokenizer_init(eng__tokenizer **out, const char *vocab, size_t vocab_len,
+                               const eng__tok_config *cfg, char *err, size_t errlen);
+void eng__tokenizer_free(eng__tokenizer *tok);
+int eng__tokenizer_vocab_size(const eng__tokenizer *tok);
+
+/* Writes [CLS] tokens... [SEP] to ids, truncating to max_len ids in all (the
+ * last one stays [SEP]; *truncated says so). cap must be >= 2 and max_len <= cap.
+ * ENG_ERR_UTF8 for invalid UTF-8 (overlong forms, surrogates, bytes past
+ * U+10FFFF, truncated sequences, embedded NUL is allowed as a control char). */
+eng_status eng__tokenize(const eng__tokenizer *tok, const char *text, size_t len,
+                         int max_len, int32_t *ids, int cap, int *n_ids, int *truncated);
+
+#endif

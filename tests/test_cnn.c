@@ -1,0 +1,626 @@
+/* test_cnn.c: the ResNet path (src/conv.c, src/cnn.c, tools/convert/resnet.c).
+ * Each layer against direct loops; small synthetic basic and bottleneck
+ * networks, converted from torchvision-layout tensors with explicit
+ * BatchNorm, against a scalar NCHW reference written here; batch results
+ * against single-image results; and, when the shared data is present,
+ * ResNet-18 on 100 images against torchvision's logits and ResNet-50
+ * ($ENGINE_RESNET50, made by tests/golden/make_resnet50_golden.py) against
+ * tests/golden/resnet50-seed0.logits.jsonl. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "cnn.h"
+#include "conv.h"
+#include "image.h"
+#include "resnet.h"
+#include "testutil.h"
+
+#define LAYER_TOL 1e-4        /* max abs error / max abs value, one layer */
+#define NET_TOL 1e-4          /* relative L2 error of logits, synthetic nets */
+#define BATCH_TOL 1e-5        /* relative L2, batch vs single */
+#define REF_TOL 1e-3          /* relative L2 error against torchvision */
+#define TOP_GAP 0.01f         /* top-5 order is checked where logits differ by more */
+#define BN_EPS 1e-5
+
+static uint64_t rng = 88172645463325252ull;
+
+static float frand(void)   /* uniform in [-1, 1) */
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / (1 << 23)) - 1.0);
+}
+
+static float *rand_array(size_t n, float scale, float offset)
+{
+    float *a = malloc(sizeof(float) * (n ? n : 1));
+    ck_assert_ptr_nonnull(a);
+    for (size_t i = 0; i < n; i++)
+        a[i] = offset + scale * frand();
+    return a;
+}
+
+static double rel_l2(const float *a, const float *ref, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
+        den += (double)ref[i] * ref[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+static void blas_up(void)
+{
+    char err[256];
+    ck_assert_msg(eng__blas_init(err, sizeof err) == ENG_OK, "%s", err);
+}
+
+/* ---- Layers ----------------------------------------------------------------- */
+
+/* Direct NHWC convolution from torch-layout weights wt[cout][cin][k][k]. */
+static void direct_conv(const float *in, int n, int h, int w, int cin, const float *wt,
+                        const float *b, int cout, int k, int stride, int pad, const float *res,
+                        int relu, float *out)
+{
+    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    for (int img = 0; img < n; img++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                for (int co = 0; co < cout; co++) {
+                    double acc = b[co];
+                    for (int ci = 0; ci < cin; ci++)
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++) {
+                                int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                                    continue;
+                                acc += (double)in[(((size_t)img * h + iy) * w + ix) * cin + ci] *
+                                       wt[(((size_t)co * cin + ci) * k + ky) * k + kx];
+                            }
+                    size_t o = (((size_t)img * oh + oy) * ow + ox) * cout + co;
+                    if (res)
+                        acc += res[o];
+                    out[o] = (float)(relu && acc < 0 ? 0 : acc);
+                }
+}
+
+static const struct {
+    int k, stride, pad, cin, cout, h, w, n;
+} conv_cases[] = {
+    { 1, 1, 0, 5, 7, 6, 5, 2 },  { 1, 2, 0, 6, 8, 7, 7, 2 },  { 3, 1, 1, 4, 6, 9, 8, 2 },
+    { 3, 2, 1, 5, 3, 9, 9, 3 },  { 7, 2, 3, 3, 8, 15, 13, 2 }, { 3, 1, 1, 16, 16, 4, 4, 1 },
+};
+
+START_TEST(conv_matches_direct)
+{
+    blas_up();
+    int t = _i / 4, relu = _i & 1, with_res = (_i >> 1) & 1;
+    int k = conv_cases[t].k, s = conv_cases[t].stride, p = conv_cases[t].pad;
+    int cin = conv_cases[t].cin, cout = conv_cases[t].cout, h = conv_cases[t].h,
+        w = conv_cases[t].w, n = conv_cases[t].n;
+    int oh = eng__conv_out(h, k, s, p), ow = eng__conv_out(w, k, s, p);
+    size_t K = (size_t)k * k * cin, outn = (size_t)n * oh * ow * cout;
+    float *in = rand_array((size_t)n * h * w * cin, 1, 0);
+    float *wt = rand_array(K * cout, 0.5f, 0), *b = rand_array((size_t)cout, 0.5f, 0);
+    float *res = with_res ? rand_array(outn, 1, 0) : NULL;
+    float *wg = malloc(sizeof(float) * K * cout);
+    for (int co = 0; co < cout; co++)
+        for (int ci = 0; ci < cin; ci++)
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++)
+                    wg[(((size_t)ky * k + kx) * cin + ci) * cout + co] =
+                        wt[(((size_t)co * cin + ci) * k + ky) * k + kx];
+    eng__conv c = { k, k, s, p, cin, cout, wg, b };
+    float *ref = malloc(sizeof(float) * outn), *out = malloc(sizeof(float) * outn);
+    direct_conv(in, n, h, w, cin, wt, b, cout, k, s, p, res, relu, ref);
+    double scale = 0;
+    for (size_t i = 0; i < outn; i++)
+        scale = fmax(scale, fabs(ref[i]));
+    /* Whole-batch scratch, then 3 rows per chunk (chunks straddle images). */
+    size_t full = eng__conv_col_floats(&c, n, h, w, 1), small = K * 3;
+    size_t cols[2] = { full, full ? small : 0 };
+    float *col = malloc(sizeof(float) * (full + 1));
+    for (int v = 0; v < 2; v++) {
+        memset(out, 0xff, sizeof(float) * outn);
+        eng__conv_forward(&c, in, n, h, w, out, res, relu, col, cols[v]);
+        double worst = 0;
+        for (size_t i = 0; i < outn; i++)
+            worst = fmax(worst, fabs((double)out[i] - ref[i]));
+        ck_assert_msg(worst <= LAYER_TOL * scale, "case %d col %zu: error %g of %g", t, cols[v],
+                      worst, scale);
+        if (relu)
+            for (size_t i = 0; i < outn; i++)
+                ck_assert(out[i] >= 0);
+    }
+    free(in), free(wt), free(b), free(res), free(wg), free(ref), free(out), free(col);
+}
+END_TEST
+
+START_TEST(pools_match_direct)
+{
+    int n = 2, h = 9, w = 8, c = 5, oh = eng__conv_out(h, 3, 2, 1), ow = eng__conv_out(w, 3, 2, 1);
+    float *in = rand_array((size_t)n * h * w * c, 1, -2);   /* all negative: padding must lose */
+    float *out = malloc(sizeof(float) * (size_t)n * oh * ow * c), avg[2 * 5];
+    eng__maxpool3x3s2(in, n, h, w, c, out);
+    for (int img = 0; img < n; img++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                for (int ch = 0; ch < c; ch++) {
+                    float m = -INFINITY;
+                    for (int y = oy * 2 - 1; y <= oy * 2 + 1; y++)
+                        for (int x = ox * 2 - 1; x <= ox * 2 + 1; x++)
+                            if (y >= 0 && y < h && x >= 0 && x < w)
+                                m = fmaxf(m, in[(((size_t)img * h + y) * w + x) * c + ch]);
+                    ck_assert_float_eq(out[(((size_t)img * oh + oy) * ow + ox) * c + ch], m);
+                }
+    eng__global_avgpool(in, n, h * w, c, avg);
+    for (int img = 0; img < n; img++)
+        for (int ch = 0; ch < c; ch++) {
+            double s = 0;
+            for (int p = 0; p < h * w; p++)
+                s += in[((size_t)img * h * w + p) * c + ch];
+            ck_assert_double_eq_tol(avg[img * c + ch], s / (h * w), 1e-5);
+        }
+    free(in);
+    free(out);
+}
+END_TEST
+
+/* ---- Synthetic networks -------------------------------------------------------- */
+
+static void add_tensor(src_tensors *s, const char *name, int ndim, const int64_t *shape,
+                       float scale, float offset)
+{
+    s->t = realloc(s->t, sizeof(src_tensor) * (size_t)(s->n + 1));
+    src_tensor *t = &s->t[s->n++];
+    memset(t, 0, sizeof *t);
+    t->name = strdup(name);
+    t->dtype = SRC_F32;
+    t->ndim = ndim;
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++)
+        numel *= (size_t)(t->shape[i] = shape[i]);
+    t->data = rand_array(numel, scale, offset);
+    t->nbytes = numel * sizeof(float);
+}
+
+static void add_conv_bn(src_tensors *s, const char *conv, const char *bn, int cout, int cin, int k)
+{
+    char n[128];
+    int64_t ws[4] = { cout, cin, k, k }, bs[1] = { cout };
+    snprintf(n, sizeof n, "%s.weight", conv);
+    add_tensor(s, n, 4, ws, (float)sqrt(3.0 / (cin * k * k)), 0);
+    snprintf(n, sizeof n, "%s.weight", bn);
+    add_tensor(s, n, 1, bs, 0.5f, 1.0f);
+    snprintf(n, sizeof n, "%s.bias", bn);
+    add_tensor(s, n, 1, bs, 0.1f, 0);
+    snprintf(n, sizeof n, "%s.running_mean", bn);
+    add_tensor(s, n, 1, bs, 0.1f, 0);
+    snprintf(n, sizeof n, "%s.running_var", bn);
+    add_tensor(s, n, 1, bs, 0.4f, 1.0f);
+}
+
+typedef struct {
+    int bottleneck, layers[4], width, classes;
+} net_shape;
+
+/* A torchvision-named state dict of the given shape, random weights. */
+static void build_net(src_tensors *s, const net_shape *ns)
+{
+    char a[96], b[96];
+    int e = ns->bottleneck ? 4 : 1, cin = ns->width;
+    memset(s, 0, sizeof *s);
+    add_conv_bn(s, "conv1", "bn1", ns->width, 3, 7);
+    for (int L = 0; L < 4; L++) {
+        int planes = ns->width << L;
+        for (int i = 0; i < ns->layers[L]; i++) {
+            int stride = L > 0 && i == 0 ? 2 : 1;
+            int nconv = ns->bottleneck ? 3 : 2;
+            int ci[3] = { cin, planes, planes }, co[3] = { planes, planes, planes * e };
+            int k[3] = { ns->bottleneck ? 1 : 3, 3, 1 };
+            for (int c = 0; c < nconv; c++) {
+                snprintf(a, sizeof a, "layer%d.%d.conv%d", L + 1, i, c + 1);
+                snprintf(b, sizeof b, "layer%d.%d.bn%d", L + 1, i, c + 1);
+                add_conv_bn(s, a, b, co[c], ci[c], k[c]);
+            }
+            if (stride != 1 || cin != planes * e) {
+                snprintf(a, sizeof a, "layer%d.%d.downsample.0", L + 1, i);
+                snprintf(b, sizeof b, "layer%d.%d.downsample.1", L + 1, i);
+                add_conv_bn(s, a, b, planes * e, cin, 1);
+            }
+            cin = planes * e;
+        }
+    }
+    int64_t fs[2] = { ns->classes, cin }, bs[1] = { ns->classes };
+    add_tensor(s, "fc.weight", 2, fs, (float)sqrt(3.0 / cin), 0);
+    add_tensor(s, "fc.bias", 1, bs, 0.1f, 0);
+}
+
+static const float *tdata(const src_tensors *s, const char *name, const char *field)
+{
+    char n[160];
+    snprintf(n, sizeof n, "%s.%s", name, field);
+    const src_tensor *t = src_find(s, n);
+    ck_assert_msg(t != NULL, "%s missing", n);
+    return t->data;
+}
+
+/* The scalar reference: NCHW conv + explicit BatchNorm (+ res) (+ ReLU).
+ * x[cin][h][w] -> returns malloc'd y[cout][oh][ow]. */
+static float *ref_conv_bn(const src_tensors *s, const char *conv, const char *bn, const float *x,
+                          int cin, int h, int w, int stride, const float *res, int relu, int *cout,
+                          int *oh, int *ow)
+{
+    char n[160];
+    snprintf(n, sizeof n, "%s.weight", conv);
+    const src_tensor *wt = src_find(s, n);
+    ck_assert_ptr_nonnull(wt);
+    int co_n = (int)wt->shape[0], k = (int)wt->shape[2], pad = k / 2;
+    const float *W = wt->data, *g = tdata(s, bn, "weight"), *be = tdata(s, bn, "bias");
+    const float *mu = tdata(s, bn, "running_mean"), *var = tdata(s, bn, "running_var");
+    *oh = (h + 2 * pad - k) / stride + 1;
+    *ow = (w + 2 * pad - k) / stride + 1;
+    *cout = co_n;
+    float *y = malloc(sizeof(float) * (size_t)co_n * *oh * *ow);
+    for (int co = 0; co < co_n; co++)
+        for (int oy = 0; oy < *oh; oy++)
+            for (int ox = 0; ox < *ow; ox++) {
+                double acc = 0;
+                for (int ci = 0; ci < cin; ci++)
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                            if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                                acc += (double)x[((size_t)ci * h + iy) * w + ix] *
+                                       W[(((size_t)co * cin + ci) * k + ky) * k + kx];
+                        }
+                acc = (acc - mu[co]) / sqrt((double)var[co] + BN_EPS) * g[co] + be[co];
+                size_t o = ((size_t)co * *oh + oy) * *ow + ox;
+                if (res)
+                    acc += res[o];
+                y[o] = (float)(relu && acc < 0 ? 0 : acc);
+            }
+    return y;
+}
+
+static void ref_forward(const src_tensors *s, const net_shape *ns, const float *img, int crop,
+                        float *logits)
+{
+    int c, h, w, h2, w2, c2;
+    float *x = ref_conv_bn(s, "conv1", "bn1", img, 3, crop, crop, 2, NULL, 1, &c, &h, &w);
+    int ph = (h + 2 - 3) / 2 + 1, pw = (w + 2 - 3) / 2 + 1;
+    float *p = malloc(sizeof(float) * (size_t)c * ph * pw);
+    for (int ch = 0; ch < c; ch++)
+        for (int oy = 0; oy < ph; oy++)
+            for (int ox = 0; ox < pw; ox++) {
+                float m = -INFINITY;
+                for (int y = oy * 2 - 1; y <= oy * 2 + 1; y++)
+                    for (int xx = ox * 2 - 1; xx <= ox * 2 + 1; xx++)
+                        if (y >= 0 && y < h && xx >= 0 && xx < w)
+                            m = fmaxf(m, x[((size_t)ch * h + y) * w + xx]);
+                p[((size_t)ch * ph + oy) * pw + ox] = m;
+            }
+    free(x);
+    x = p, h = ph, w = pw;
+    char a[96], b[96];
+    for (int L = 0; L < 4; L++)
+        for (int i = 0; i < ns->layers[L]; i++) {
+            int stride = L > 0 && i == 0 ? 2 : 1, nconv = ns->bottleneck ? 3 : 2;
+            snprintf(a, sizeof a, "layer%d.%d.downsample.0", L + 1, i);
+            snprintf(b, sizeof b, "layer%d.%d.downsample.1", L + 1, i);
+            char wn[128];
+            snprintf(wn, sizeof wn, "%s.weight", a);
+            float *id = src_find(s, wn) ? ref_conv_bn(s, a, b, x, c, h, w, stride, NULL, 0, &c2,
+                                                      &h2, &w2)
+                                        : NULL;
+            float *t = x;
+            int tc = c, th = h, tw = w;
+            for (int k = 0; k < nconv; k++) {
+                snprintf(a, sizeof a, "layer%d.%d.conv%d", L + 1, i, k + 1);
+                snprintf(b, sizeof b, "layer%d.%d.bn%d", L + 1, i, k + 1);
+                int st = (ns->bottleneck ? k == 1 : k == 0) ? stride : 1;
+                float *u = ref_conv_bn(s, a, b, t, tc, th, tw, st,
+                                       k == nconv - 1 ? (id ? id : x) : NULL, 1, &tc, &th, &tw);
+                if (t != x)
+                    free(t);
+                t = u;
+            }
+            free(id);
+            free(x);
+            x = t, c = tc, h = th, w = tw;
+        }
+    const float *fw = tdata(s, "fc", "weight"), *fb = tdata(s, "fc", "bias");
+    for (int k = 0; k < ns->classes; k++) {
+        double acc = fb[k];
+        for (int ch = 0; ch < c; ch++) {
+            double m = 0;
+            for (int q = 0; q < h * w; q++)
+                m += x[(size_t)ch * h * w + q];
+            acc += m / (h * w) * fw[(size_t)k * c + ch];
+        }
+        logits[k] = (float)acc;
+    }
+    free(x);
+}
+
+static char tmpdir[64] = "/tmp/test_cnn.XXXXXX";   /* made by main() */
+
+static const char *tmp_model(const char *name)
+{
+    static char path[128];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    return path;
+}
+
+/* Loads a converted file: f, cnn. */
+static void load(const char *path, eng__file *f, eng__cnn **cnn)
+{
+    char err[256];
+    ck_assert_msg(eng__file_open(f, path, err, sizeof err) == ENG_OK, "%s", err);
+    ck_assert_msg(eng__cnn_init(cnn, f, err, sizeof err) == ENG_OK, "%s", err);
+}
+
+static const net_shape synth[] = {
+    { 0, { 1, 2, 1, 1 }, 4, 10 },   /* basic blocks, identity and projection shortcuts */
+    { 1, { 2, 1, 1, 1 }, 4, 7 },    /* bottleneck blocks */
+};
+
+START_TEST(synthetic_net_matches_reference)
+{
+    blas_up();
+    const net_shape *ns = &synth[_i];
+    src_tensors s;
+    build_net(&s, ns);
+    char err[256];
+    const char *path = tmp_model(_i ? "bottleneck.eng" : "basic.eng");
+    ck_assert_msg(convert_resnet_tensors(&s, NULL, NULL, 0, path, err, sizeof err) == ENG_OK,
+                  "%s", err);
+    eng__file f;
+    eng__cnn *cnn;
+    load(path, &f, &cnn);
+    ck_assert_int_eq(eng__cnn_num_classes(cnn), ns->classes);
+    ck_assert_ptr_null(eng__cnn_label(cnn, 0));
+    int n = 3, crop = eng__cnn_image_spec(cnn)->crop, nc = ns->classes;
+    size_t in = eng__cnn_input_floats(cnn);
+    float *imgs = rand_array(in * n, 2, 0);
+    float *ref = malloc(sizeof(float) * nc * n), *got = malloc(sizeof(float) * nc * n);
+    float *one = malloc(sizeof(float) * nc * n), *split = malloc(sizeof(float) * nc * n);
+    for (int i = 0; i < n; i++)
+        ref_forward(&s, ns, imgs + in * i, crop, ref + nc * i);
+    eng__cnn_ctx *c3, *c1, *c2;
+    ck_assert(eng__cnn_ctx_init(cnn, 3, &c3, err, sizeof err) == ENG_OK);
+    ck_assert(eng__cnn_ctx_init(cnn, 1, &c1, err, sizeof err) == ENG_OK);
+    ck_assert(eng__cnn_ctx_init(cnn, 2, &c2, err, sizeof err) == ENG_OK);
+    eng__cnn_forward(c3, imgs, n, got);
+    for (int i = 0; i < n; i++)
+        eng__cnn_forward(c1, imgs + in * i, 1, one + nc * i);
+    eng__cnn_forward(c2, imgs, n, split);   /* a batch of 2, then 1 */
+    for (int i = 0; i < n; i++) {
+        double e = rel_l2(got + nc * i, ref + nc * i, (size_t)nc);
+        ck_assert_msg(e <= NET_TOL, "image %d: relative error %g", i, e);
+        ck_assert_msg(rel_l2(one + nc * i, got + nc * i, (size_t)nc) <= BATCH_TOL, "single %d", i);
+        ck_assert_msg(rel_l2(split + nc * i, got + nc * i, (size_t)nc) <= BATCH_TOL, "split %d", i);
+    }
+    eng__cnn_ctx_free(c1), eng__cnn_ctx_free(c2), eng__cnn_ctx_free(c3);
+    eng__cnn_free(cnn);
+    eng__file_close(&f);
+    unlink(path);
+    src_free(&s);
+    free(imgs), free(ref), free(got), free(one), free(split);
+}
+END_TEST
+
+START_TEST(converter_refuses_mismatches)
+{
+    net_shape ns = { 0, { 1, 1, 1, 1 }, 4, 5 };
+    src_tensors s;
+    build_net(&s, &ns);
+    char err[256];
+    const char *path = tmp_model("refused.eng");
+    const char *labels[4] = { "a", "b", "c", "d" };
+    ck_assert_int_eq(convert_resnet_tensors(&s, "resnet18", NULL, 0, path, err, sizeof err),
+                     ENG_ERR_FORMAT);
+    ck_assert_int_eq(convert_resnet_tensors(&s, "resnet9000", NULL, 0, path, err, sizeof err),
+                     ENG_ERR_UNSUPPORTED);
+    ck_assert_int_eq(convert_resnet_tensors(&s, NULL, labels, 4, path, err, sizeof err),
+                     ENG_ERR_FORMAT);
+    /* A BatchNorm vector of the wrong length. */
+    src_tensor *t = (src_tensor *)src_find(&s, "layer2.0.bn1.running_var");
+    t->shape[0] = 3;
+    ck_assert_int_eq(convert_resnet_tensors(&s, NULL, NULL, 0, path, err, sizeof err),
+                     ENG_ERR_FORMAT);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    src_free(&s);
+}
+END_TEST
+
+/* ---- Against torchvision ---------------------------------------------------------- */
+
+/* The reference's top-1 must match, and its top-5 order wherever the
+ * neighbouring logits are more than TOP_GAP apart. */
+static void check_logits(const char *name, const float *got, const float *ref, int nc)
+{
+    double e = rel_l2(got, ref, (size_t)nc);
+    ck_assert_msg(e <= REF_TOL, "%s: relative L2 error %g", name, e);
+    int rt[6], gt[6];
+    for (int r = 0; r < 6; r++) {
+        rt[r] = gt[r] = -1;
+        for (int k = 0; k < nc; k++) {
+            int used_r = 0, used_g = 0;
+            for (int q = 0; q < r; q++)
+                used_r |= rt[q] == k, used_g |= gt[q] == k;
+            if (!used_r && (rt[r] < 0 || ref[k] > ref[rt[r]]))
+                rt[r] = k;
+            if (!used_g && (gt[r] < 0 || got[k] > got[gt[r]]))
+                gt[r] = k;
+        }
+    }
+    ck_assert_msg(gt[0] == rt[0], "%s: top-1 %d, reference %d", name, gt[0], rt[0]);
+    for (int r = 1; r < 5; r++)
+        if (ref[rt[r - 1]] - ref[rt[r]] > TOP_GAP && ref[rt[r]] - ref[rt[r + 1]] > TOP_GAP)
+            ck_assert_msg(gt[r] == rt[r], "%s: rank %d is %d, reference %d", name, r, gt[r],
+                          rt[r]);
+}
+
+static char **sorted_images(const char *dir, int *n);
+
+START_TEST(resnet18_matches_torchvision)
+{
+    char pth[4096], cls[4096], refp[4096], dir[4096], err[512];
+    const char *p = test_shared_path("models/resnet18-random/resnet18.pth");
+    snprintf(pth, sizeof pth, "%s", p ? p : "");   /* before the next call reuses p's buffer */
+    if (!p || !test_shared_path("data/imagenet-sample/images")) {
+        printf("SKIP resnet18: $ENGINE_SHARED/models/resnet18-random or imagenet-sample absent\n");
+        return;
+    }
+    snprintf(cls, sizeof cls, "%s", test_shared_path("data/imagenet-sample/imagenet_classes.txt"));
+    snprintf(refp, sizeof refp, "%s",
+             test_shared_path("data/imagenet-sample/resnet18-random.logits.jsonl"));
+    snprintf(dir, sizeof dir, "%s", test_shared_path("data/imagenet-sample/images"));
+    blas_up();
+    const char *path = tmp_model("resnet18.eng");
+    ck_assert_msg(convert_resnet("resnet18", cls, pth, path, err, sizeof err) == ENG_OK, "%s", err);
+    eng__file f;
+    eng__cnn *cnn;
+    load(path, &f, &cnn);
+    ck_assert_str_eq(eng__cnn_label(cnn, 0), "tench");
+    ck_assert_str_eq(eng__cnn_arch(cnn), "resnet18");
+    int nref, nc;
+    float *ref = test_read_jsonl_floats(refp, "logits", &nref, &nc);
+    ck_assert_ptr_nonnull(ref);
+    ck_assert_int_eq(nc, eng__cnn_num_classes(cnn));
+    int nimg;
+    char **names = sorted_images(dir, &nimg);
+    ck_assert_int_eq(nimg, nref);
+    size_t in = eng__cnn_input_floats(cnn);
+    float *imgs = malloc(sizeof(float) * in * nimg), *got = malloc(sizeof(float) * nc * nimg);
+    for (int i = 0; i < nimg; i++) {
+        char fp[8192];
+        snprintf(fp, sizeof fp, "%s/%s", dir, names[i]);
+        ck_assert_msg(eng__image_load(fp, eng__cnn_image_spec(cnn), imgs + in * i, err,
+                                      sizeof err) == ENG_OK, "%s", err);
+    }
+    eng__cnn_ctx *ctx;
+    ck_assert(eng__cnn_ctx_init(cnn, 8, &ctx, err, sizeof err) == ENG_OK);
+    eng__cnn_forward(ctx, imgs, nimg, got);   /* 12 batches of 8 and one of 4 */
+    for (int i = 0; i < nimg; i++)
+        check_logits(names[i], got + (size_t)nc * i, ref + (size_t)nc * i, nc);
+    eng__cnn_ctx_free(ctx);
+    eng__cnn_free(cnn);
+    eng__file_close(&f);
+    unlink(path);
+    for (int i = 0; i < nimg; i++)
+        free(names[i]);
+    free(names), free(ref), free(imgs), free(got);
+}
+END_TEST
+
+START_TEST(resnet50_matches_golden)
+{
+    const char *pth = getenv("ENGINE_RESNET50");
+    const char *dir = test_shared_path("data/imagenet-sample/images");
+    if (!pth || access(pth, R_OK) != 0 || !dir) {
+        printf("SKIP resnet50: set ENGINE_RESNET50 to the checkpoint made by "
+               "tests/golden/make_resnet50_golden.py (and have $ENGINE_SHARED)\n");
+        return;
+    }
+    char dirbuf[4096], err[512];
+    snprintf(dirbuf, sizeof dirbuf, "%s", dir);
+    blas_up();
+    const char *path = tmp_model("resnet50.eng");
+    ck_assert_msg(convert_resnet("resnet50", NULL, pth, path, err, sizeof err) == ENG_OK, "%s",
+                  err);
+    eng__file f;
+    eng__cnn *cnn;
+    load(path, &f, &cnn);
+    char *text = test_read_file("tests/golden/resnet50-seed0.logits.jsonl", NULL);
+    ck_assert_msg(text != NULL, "run from the repository root");
+    int nl;
+    char **lines = test_split_lines(text, &nl);
+    eng__cnn_ctx *ctx;
+    ck_assert(eng__cnn_ctx_init(cnn, 1, &ctx, err, sizeof err) == ENG_OK);
+    size_t in = eng__cnn_input_floats(cnn);
+    float *img = malloc(sizeof(float) * in), got[1000], ref[1000];
+    for (int i = 0; i < nl; i++) {
+        cJSON *j = cJSON_Parse(lines[i]);
+        const cJSON *file = cJSON_GetObjectItemCaseSensitive(j, "file");
+        const cJSON *lg = cJSON_GetObjectItemCaseSensitive(j, "logits");
+        ck_assert(cJSON_IsString(file) && cJSON_GetArraySize(lg) == 1000);
+        for (int k = 0; k < 1000; k++)
+            ref[k] = (float)cJSON_GetArrayItem(lg, k)->valuedouble;
+        char fp[8192];
+        snprintf(fp, sizeof fp, "%s/%s", dirbuf, file->valuestring);
+        ck_assert_msg(eng__image_load(fp, NULL, img, err, sizeof err) == ENG_OK, "%s", err);
+        eng__cnn_forward(ctx, img, 1, got);
+        check_logits(file->valuestring, got, ref, 1000);
+        cJSON_Delete(j);
+    }
+    ck_assert_int_eq(nl, 3);
+    eng__cnn_ctx_free(ctx);
+    eng__cnn_free(cnn);
+    eng__file_close(&f);
+    unlink(path);
+    free(lines), free(text), free(img);
+}
+END_TEST
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The JPEG/PNG names of dir in byte order, as Python's sorted() gives. */
+static char **sorted_images(const char *dir, int *n)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    char **v = NULL;
+    int cnt = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *dot = strrchr(e->d_name, '.');
+        if (!dot || (strcasecmp(dot, ".jpeg") && strcasecmp(dot, ".jpg") && strcasecmp(dot, ".png")))
+            continue;
+        v = realloc(v, sizeof(char *) * (size_t)(cnt + 1));
+        v[cnt++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(v, (size_t)cnt, sizeof(char *), cmp_str);
+    *n = cnt;
+    return v;
+}
+
+int main(void)
+{
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    Suite *s = suite_create("cnn");
+    TCase *t = tcase_create("layers");
+    tcase_add_loop_test(t, conv_matches_direct, 0, 4 * (int)(sizeof conv_cases / sizeof conv_cases[0]));
+    tcase_add_test(t, pools_match_direct);
+    suite_add_tcase(s, t);
+    t = tcase_create("synthetic");
+    tcase_set_timeout(t, 120);
+    tcase_add_loop_test(t, synthetic_net_matches_reference, 0, 2);
+    tcase_add_test(t, converter_refuses_mismatches);
+    suite_add_tcase(s, t);
+    t = tcase_create("torchvision");
+    tcase_set_timeout(t, 600);
+    tcase_add_test(t, resnet18_matches_torchvision);
+    tcase_add_test(t, resnet50_matches_golden);
+    suite_add_tcase(s, t);
+    int rc = test_run_suite(s);
+    rmdir(tmpdir);
+    return rc;
+}

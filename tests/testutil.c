@@ -1,0 +1,134 @@
+/* testutil.c: see testutil.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "testutil.h"
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+const char *test_shared_path(const char *rel)
+{
+    static char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", env_or("ENGINE_SHARED", "../shared"), rel);
+    return stat(path, &st) == 0 ? path : NULL;
+}
+
+const char *test_build_path(const char *rel)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", env_or("ENGINE_BUILD", "build"), rel);
+    return path;
+}
+
+char *test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n + 65536 + 1 > cap) {
+            cap = (n + 65536 + 1) * 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, 65536, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+char **test_split_lines(char *text, int *n)
+{
+    int count = 0, cap = 1024;
+    char **lines = malloc((size_t)cap * sizeof *lines);
+    char *p = text;
+    while (lines && *p) {
+        char *nl = strchr(p, '\n');
+        if (count == cap) {
+            cap *= 2;
+            char **nlines = realloc(lines, (size_t)cap * sizeof *lines);
+            if (!nlines) {
+                free(lines);
+                return NULL;
+            }
+            lines = nlines;
+        }
+        lines[count++] = p;
+        if (!nl)
+            break;
+        *nl = '\0';
+        p = nl + 1;
+    }
+    *n = count;
+    return lines;
+}
+
+float *test_read_jsonl_floats(const char *path, const char *field, int *n, int *width)
+{
+    char *text = test_read_file(path, NULL);
+    if (!text)
+        return NULL;
+    int nl = 0;
+    char **lines = test_split_lines(text, &nl);
+    float *out = NULL;
+    *n = 0;
+    *width = 0;
+    for (int i = 0; lines && i < nl; i++) {
+        cJSON *j = cJSON_Parse(lines[i]);
+        cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, field);
+        int w = cJSON_GetArraySize(arr);
+        if (!cJSON_IsArray(arr) || w == 0 || (*width && w != *width)) {
+            cJSON_Delete(j);
+            free(out);
+            out = NULL;
+            break;
+        }
+        if (!out) {
+            *width = w;
+            out = malloc((size_t)nl * w * sizeof *out);
+            if (!out) {
+                cJSON_Delete(j);
+                break;
+            }
+        }
+        int k = 0;
+        const cJSON *v;
+        cJSON_ArrayForEach(v, arr) out[(size_t)i * w + k++] = (float)v->valuedouble;
+        cJSON_Delete(j);
+        (*n)++;
+    }
+    free(lines);
+    free(text);
+    return out;
+}
+
+int test_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,31 @@
+/* testutil.h: helpers shared by the test programs: where the shared models and
+ * the build live, reading JSON-lines reference files, and running a suite. */
+#ifndef ENG_TESTUTIL_H
+#define ENG_TESTUTIL_H
+
+#include <check.h>
+
+/* The exit code that tells tests/run-tests.sh a program skipped. */
+#define TEST_SKIP 77
+
+/* $ENGINE_SHARED (default ../shared) joined with rel; NULL when that path does
+ * not exist. The result is a static buffer, valid until the next call. */
+const char *test_shared_path(const char *rel);
+/* $ENGINE_BUILD (default build) joined with rel, in a static buffer. */
+const char *test_build_path(const char *rel);
+
+/* Reads a whole file; NULL when it cannot. *len may be NULL. Free with free(). */
+char *test_read_file(const char *path, size_t *len);
+
+/* Splits a file's text into lines in place (the '\n' become NULs); returns a
+ * malloc'd array of line pointers and their count. */
+char **test_split_lines(char *text, int *n);
+
+/* Reads one float array field ("logits", "embedding") of every line of a JSON
+ * lines file into a malloc'd n x width matrix; width from the first line. */
+float *test_read_jsonl_floats(const char *path, const char *field, int *n, int *width);
+
+/* Runs the suite; returns the process exit status (0 when all passed). */
+int test_run_suite(Suite *s);
+
+#endif

@@ -1,0 +1,207 @@
+/* engine.c: the command line, build/engine.
+ *
+ *   build/engine tokenize|classify|embed MODEL_FILE [--batch N] [--threads N]
+ *
+ * Reads one text per line on stdin and writes one JSON object per line on
+ * stdout, in input order: {"ids":[...]}, {"label":..,"score":..,"logits":[...]}
+ * or {"embedding":[...]}. A line that fails gives {"error":"..."} and the rest
+ * go on. Lines are batched internally (--batch, default 32). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: engine tokenize|classify|embed MODEL_FILE [--batch N] [--threads N]\n"
+               "  reads one text per line on stdin, writes one JSON object per line\n");
+}
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+static void json_floats(const float *v, int n)
+{
+    putchar('[');
+    for (int i = 0; i < n; i++) {
+        if (i)
+            putchar(',');
+        if (isfinite(v[i]))
+            printf("%.8g", (double)v[i]);
+        else
+            fputs("null", stdout);
+    }
+    putchar(']');
+}
+
+static void print_error(eng_status s, const char *detail)
+{
+    fputs("{\"error\":", stdout);
+    json_string(detail && *detail ? detail : eng_status_str(s));
+    puts("}");
+}
+
+typedef enum { CMD_TOKENIZE, CMD_CLASSIFY, CMD_EMBED } command;
+
+/* Runs one batch of n lines and prints n JSON lines. */
+static void run_batch(command cmd, const eng_model *model, eng_ctx *ctx, const eng_model_info *info,
+                      char **lines, int n, float *out, float *probs, int *labels,
+                      eng_status *status, int32_t *ids)
+{
+    if (cmd == CMD_TOKENIZE) {
+        for (int i = 0; i < n; i++) {
+            int n_ids = 0;
+            eng_status s = eng_tokenize(model, lines[i], strlen(lines[i]), ids,
+                                        info->max_positions, &n_ids, NULL);
+            if (s) {
+                print_error(s, s == ENG_ERR_UTF8 ? "invalid UTF-8" : eng_last_error());
+                continue;
+            }
+            fputs("{\"ids\":[", stdout);
+            for (int k = 0; k < n_ids; k++)
+                printf(k ? ",%d" : "%d", (int)ids[k]);
+            puts("]}");
+        }
+        return;
+    }
+    const char *const *texts = (const char *const *)lines;
+    if (cmd == CMD_CLASSIFY)
+        eng_classify(ctx, texts, n, out, probs, labels, status);
+    else
+        eng_embed(ctx, texts, n, out, status);
+    int width = cmd == CMD_CLASSIFY ? info->n_labels : info->hidden;
+    for (int i = 0; i < n; i++) {
+        if (status[i]) {
+            print_error(status[i], status[i] == ENG_ERR_UTF8 ? "invalid UTF-8" : NULL);
+            continue;
+        }
+        if (cmd == CMD_CLASSIFY) {
+            fputs("{\"label\":", stdout);
+            json_string(eng_model_label(model, labels[i]));
+            printf(",\"score\":%.8g,\"logits\":", (double)probs[(size_t)i * width + labels[i]]);
+        } else {
+            fputs("{\"embedding\":", stdout);
+        }
+        json_floats(out + (size_t)i * width, width);
+        puts("}");
+    }
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi)
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        usage(stderr);
+        return 2;
+    }
+    command cmd;
+    if (!strcmp(argv[1], "tokenize"))
+        cmd = CMD_TOKENIZE;
+    else if (!strcmp(argv[1], "classify"))
+        cmd = CMD_CLASSIFY;
+    else if (!strcmp(argv[1], "embed"))
+        cmd = CMD_EMBED;
+    else {
+        usage(stderr);
+        return 2;
+    }
+    int batch = 32;
+    eng_model_params mp = eng_model_default_params();
+    for (int i = 3; i < argc; i++) {
+        if (!strcmp(argv[i], "--batch") && i + 1 < argc && parse_int(argv[i + 1], 1, 65536, &batch))
+            i++;
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc &&
+                 parse_int(argv[i + 1], 1, 1024, &mp.n_threads))
+            i++;
+        else {
+            fprintf(stderr, "engine: bad option %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+
+    eng_model *model = NULL;
+    eng_ctx *ctx = NULL;
+    if (eng_model_load(argv[2], &mp, &model)) {
+        fprintf(stderr, "engine: %s\n", eng_last_error());
+        return 1;
+    }
+    eng_model_info info;
+    eng_model_get_info(model, &info);
+    if (cmd == CMD_CLASSIFY && info.n_labels == 0) {
+        fprintf(stderr, "engine: %s has no classifier head; use embed\n", argv[2]);
+        eng_model_free(model);
+        return 1;
+    }
+    if (cmd != CMD_TOKENIZE && eng_ctx_init(model, NULL, &ctx)) {
+        fprintf(stderr, "engine: %s\n", eng_last_error());
+        eng_model_free(model);
+        return 1;
+    }
+    int width = info.n_labels > info.hidden ? info.n_labels : info.hidden;
+    char **lines = calloc((size_t)batch, sizeof *lines);
+    size_t *caps = calloc((size_t)batch, sizeof *caps);
+    float *out = malloc((size_t)batch * width * sizeof *out);
+    float *probs = malloc((size_t)batch * width * sizeof *probs);
+    int *labels = malloc((size_t)batch * sizeof *labels);
+    eng_status *status = malloc((size_t)batch * sizeof *status);
+    int32_t *ids = malloc((size_t)info.max_positions * sizeof *ids);
+    int rc = 0;
+    if (!lines || !caps || !out || !probs || !labels || !status || !ids) {
+        fprintf(stderr, "engine: out of memory\n");
+        rc = 1;
+    }
+    int n = 0;
+    while (!rc) {
+        ssize_t len = getline(&lines[n], &caps[n], stdin);
+        if (len >= 0) {
+            if (len > 0 && lines[n][len - 1] == '\n')
+                lines[n][--len] = '\0';
+            if (len > 0 && lines[n][len - 1] == '\r')
+                lines[n][--len] = '\0';
+            n++;
+        }
+        if (n == batch || (len < 0 && n > 0)) {
+            run_batch(cmd, model, ctx, &info, lines, n, out, probs, labels, status, ids);
+            n = 0;
+        }
+        if (len < 0)
+            break;
+    }
+    for (int i = 0; lines && i < batch; i++)
+        free(lines[i]);
+    free(lines);
+    free(caps);
+    free(out);
+    free(probs);
+    free(labels);
+    free(status);
+    free(ids);
+    eng_ctx_free(ctx);
+    eng_model_free(model);
+    return rc;
+}

@@ -1,0 +1,36 @@
+/* bert_layout.h: Hugging Face BERT/DistilBERT tensors laid out as the engine's
+ * tensors (docs/FORMAT.md), and the whole HF-folder-to-.eng conversion. */
+#ifndef CV_BERT_LAYOUT_H
+#define CV_BERT_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "hf_config.h"
+#include "source.h"
+
+typedef struct {
+    int n_tensors;
+    uint64_t bytes;   /* size of the written file */
+} cv_report;
+
+/* Checks every tensor the config implies against s (name, dtype, shape),
+ * decides the head and labels (c->head, c->labels) and adds the engine
+ * tensors to w. */
+eng_status cv_layout_bert(cv_config *c, const src_tensors *s, eng__writer *w, int *n_added,
+                          char *err, size_t errlen);
+
+/* The "tok.vocab" tensor: c->vocab joined by '\n'. */
+eng_status cv_add_vocab(const cv_config *c, eng__writer *w, char *err, size_t errlen);
+
+/* Writes w with c's metadata to out (atomically) and fills r->bytes. */
+eng_status cv_save(const cv_config *c, eng__writer *w, const char *out, cv_report *r, char *err,
+                   size_t errlen);
+
+/* Converts an HF folder to out. On success c describes the model (free it with
+ * cv_config_free); on failure nothing is left at out and c is empty. */
+eng_status cv_convert_hf(const char *dir, const char *out, cv_config *c, cv_report *r, char *err,
+                         size_t errlen);
+
+#endif

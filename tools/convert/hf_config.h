@@ -1,0 +1,56 @@
+/* hf_config.h: what the converter knows about a model before it reads the
+ * weights: the architecture and shape from config.json, the tokenizer
+ * (vocab.txt or tokenizer.json, tokenizer_config.json) and sentence-transformers
+ * pooling; and the metadata JSON of the .eng file made from it. */
+#ifndef CV_HF_CONFIG_H
+#define CV_HF_CONFIG_H
+
+#include <stddef.h>
+
+#include "engine.h"
+
+#define CV_TOKEN_MAX 64
+
+typedef struct {
+    char arch[16];          /* "bert" or "distilbert" */
+    int hidden, layers, heads, intermediate, max_positions, vocab_size;
+    int type_vocab_size;    /* BERT's token_type_embeddings rows */
+    char act[16];           /* engine name: "gelu", "gelu_tanh" or "relu" */
+    double ln_eps;
+    int classifier;         /* the architecture has a classification head */
+    char head[16];          /* "none", "bert_pooler" or "distilbert"; set by the layout */
+    char **labels;          /* config id2label in id order; the layout settles them */
+    int n_labels;
+    char pooling[8];        /* "mean" or "cls" */
+    int normalize;
+    int lowercase, strip_accents, chinese_chars, max_chars_per_word;
+    char unk[CV_TOKEN_MAX], cls[CV_TOKEN_MAX], sep[CV_TOKEN_MAX], pad[CV_TOKEN_MAX];
+    char **vocab;           /* tokens in id order */
+    int n_vocab;
+    char source[512];       /* the HF folder or the synthetic model's name */
+    char weights_dir[1024]; /* where config.json and the weights are */
+} cv_config;
+
+/* Defaults for everything but the shape: HF BertTokenizer settings, mean
+ * pooling, no normalisation, no labels. */
+void cv_config_init(cv_config *c);
+
+/* Reads an HF model folder (see docs/FORMAT.md for what is taken from where).
+ * Refuses unsupported architectures and options by name. */
+eng_status cv_config_read(const char *dir, cv_config *c, char *err, size_t errlen);
+
+/* Reads a vocab.txt (one token a line, id = line number) into c->vocab. */
+eng_status cv_vocab_read_txt(const char *path, cv_config *c, char *err, size_t errlen);
+
+/* ENG_ERR_FORMAT unless c->unk, cls, sep and pad are all in c->vocab. */
+eng_status cv_check_specials(const cv_config *c, char *err, size_t errlen);
+
+/* Replaces c->labels with n copies of names (or LABEL_0.. when names is NULL). */
+eng_status cv_config_set_labels(cv_config *c, int n, const char *const *names);
+
+/* The .eng metadata JSON (malloc'd, NULL when out of memory). */
+char *cv_config_meta_json(const cv_config *c);
+
+void cv_config_free(cv_config *c);
+
+#endif
