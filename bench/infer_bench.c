@@ -23,6 +23,8 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,11 +79,14 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void die(const char *fmt, const char *arg)
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "infer-bench: ");
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
+    va_end(ap);
     exit(2);
 }
 
@@ -404,4 +409,275 @@ static void run_open(void)
     finish_stream(r, s, h, t0, t1, 0);
     free(h);
     eng_sched_free(s);
+}
+
+/* ---- Reporting -------------------------------------------------------------------- */
+
+static void cpu_name(char *out, size_t n)
+{
+    snprintf(out, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && colon) {
+            snprintf(out, n, "%s", colon + 2);
+            out[strcspn(out, "\n")] = '\0';
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static double batch_rps(void)
+{
+    for (int i = 0; i < n_runs; i++)
+        if (strcmp(runs[i].mode, "batch") == 0)
+            return runs[i].rps;
+    return 0.0;
+}
+
+static void print_table(const char *cpu, const char *threads)
+{
+    printf("machine: %s; ISA %s; BLAS %s; %s\n", cpu, eng_isa_name(),
+           model ? eng_blas_name() : "none (null model)", threads);
+    printf("model: %s; %d inputs from %s\n", opt.model_path, n_items, opt.input);
+    printf("%-7s %6s %5s %12s %10s %10s %10s %10s %8s %9s\n", "mode", "conc", "batch",
+           "requests/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean_b", "rejected");
+    double b = batch_rps();
+    for (int i = 0; i < n_runs; i++) {
+        run_result *r = &runs[i];
+        char conc[16];
+        if (r->open_loop)
+            snprintf(conc, sizeof conc, "open");
+        else
+            snprintf(conc, sizeof conc, "%d", r->concurrency);
+        printf("%-7s %6s %5d %12.0f %10.3f %10.3f %10.3f %10.3f %8.2f %9llu", r->mode, conc,
+               r->batch, r->rps, r->p50, r->p95, r->p99, r->max, r->mean_batch,
+               (unsigned long long)r->rejected);
+        if (strcmp(r->mode, "stream") == 0 && b > 0)
+            printf("  %.0f%% of batch", 100.0 * r->rps / b);
+        printf("\n");
+        if (r->open_loop)
+            printf("        open loop at %.0f req/s: p99 %.1f us against the bound %.1f us: %s; "
+                   "scheduler queueing p99 %.1f us; %llu timed out\n",
+                   opt.rate, r->p99 * 1e3, r->bound_us,
+                   r->p99 * 1e3 <= r->bound_us ? "within" : "OVER", r->queue_p99_us,
+                   (unsigned long long)r->timed_out);
+    }
+}
+
+static void print_json(const char *cpu, const char *threads)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *m = cJSON_AddObjectToObject(doc, "machine");
+    cJSON_AddStringToObject(m, "cpu", cpu);
+    cJSON_AddStringToObject(m, "isa", eng_isa_name());
+    cJSON_AddStringToObject(m, "blas", model ? eng_blas_name() : "none");
+    cJSON_AddStringToObject(m, "threads", threads);
+    cJSON_AddNumberToObject(m, "online_cpus", (double)sysconf(_SC_NPROCESSORS_ONLN));
+    cJSON_AddStringToObject(doc, "model", opt.model_path);
+    cJSON_AddStringToObject(doc, "input", opt.input);
+    cJSON_AddNumberToObject(doc, "inputs", n_items);
+    cJSON_AddNumberToObject(doc, "max_wait_us", (double)opt.max_wait_us);
+    cJSON *list = cJSON_AddArrayToObject(doc, "runs");
+    double b = batch_rps();
+    for (int i = 0; i < n_runs; i++) {
+        run_result *r = &runs[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "mode", r->mode);
+        cJSON_AddNumberToObject(o, "concurrency", r->concurrency);
+        cJSON_AddNumberToObject(o, "batch", r->batch);
+        cJSON_AddNumberToObject(o, "requests_per_s", r->rps);
+        cJSON *l = cJSON_AddObjectToObject(o, "latency_ms");
+        cJSON_AddNumberToObject(l, "p50", r->p50);
+        cJSON_AddNumberToObject(l, "p95", r->p95);
+        cJSON_AddNumberToObject(l, "p99", r->p99);
+        cJSON_AddNumberToObject(l, "max", r->max);
+        cJSON_AddNumberToObject(o, "mean_batch", r->mean_batch);
+        cJSON_AddNumberToObject(o, "rejected", (double)r->rejected);
+        cJSON_AddNumberToObject(o, "failed", (double)r->failed);
+        if (strcmp(r->mode, "stream") == 0 && b > 0)
+            cJSON_AddNumberToObject(o, "fraction_of_batch", r->rps / b);
+        if (r->open_loop) {
+            cJSON_AddNumberToObject(o, "rate", opt.rate);
+            cJSON_AddNumberToObject(o, "queue_p99_us", r->queue_p99_us);
+            cJSON_AddNumberToObject(o, "p99_bound_us", r->bound_us);
+            cJSON_AddBoolToObject(o, "p99_within_bound", r->p99 * 1e3 <= r->bound_us);
+            cJSON_AddNumberToObject(o, "timed_out", (double)r->timed_out);
+        }
+        cJSON_AddItemToArray(list, o);
+    }
+    char *text = cJSON_Print(doc);
+    printf("%s\n", text);
+    free(text);
+    cJSON_Delete(doc);
+}
+
+/* Throughput and p99 latency against concurrency, via gnuplot. */
+static void plot(const char *path)
+{
+    int n = 0;
+    for (int i = 0; i < n_runs; i++)
+        n += strcmp(runs[i].mode, "stream") == 0 && !runs[i].open_loop;
+    if (n == 0)
+        return;
+    const char *ext = strrchr(path, '.');
+    int png = ext && strcmp(ext, ".png") == 0;
+    FILE *g = popen("gnuplot", "w");
+    if (!g) {
+        fprintf(stderr, "infer-bench: cannot run gnuplot; no plot\n");
+        return;
+    }
+    fprintf(g, "set terminal %s size 900,540\nset output '%s'\n",
+            png ? "pngcairo" : "svg", path);
+    fprintf(g, "set title 'infer-bench stream (%s, batch %d, max wait %lld us)'\n",
+            opt.model_path, opt.batch, (long long)opt.max_wait_us);
+    fprintf(g, "set logscale x\nset xlabel 'concurrent clients'\nset grid\n"
+               "set ylabel 'requests/s'\nset y2label 'latency p99 (ms)'\n"
+               "set ytics nomirror\nset y2tics\nset key top left\n"
+               "plot '-' using 1:2 with linespoints title 'requests/s' axes x1y1, "
+               "'-' using 1:2 with linespoints title 'p99 latency' axes x1y2\n");
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < n_runs; i++)
+            if (strcmp(runs[i].mode, "stream") == 0 && !runs[i].open_loop)
+                fprintf(g, "%d %g\n", runs[i].concurrency, pass ? runs[i].p99 : runs[i].rps);
+        fprintf(g, "e\n");
+    }
+    if (pclose(g) != 0)
+        fprintf(stderr, "infer-bench: gnuplot failed; no plot\n");
+}
+
+/* ---- Options and main --------------------------------------------------------------- */
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: infer-bench --model FILE|null [--input FILE] [--mode single|batch|stream|all]\n"
+            "       [--batch N] [--concurrency N,N,...] [--rate R] [--duration S] [--json]\n"
+            "       [--workers N] [--threads N] [--max-wait-us US] [--queue N] [--cpus LIST]\n"
+            "       [--bound-us US] [--plot FILE.svg|FILE.png]\n");
+    exit(2);
+}
+
+static int parse_int(const char *s, int lo)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || v < lo || v > 1000000000)
+        die("bad number \"%s\"", s);
+    return (int)v;
+}
+
+static void parse_conc(const char *s)
+{
+    opt.n_conc = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
+        if (opt.n_conc < MAX_CONC)
+            opt.conc[opt.n_conc++] = parse_int(tok, 1);
+}
+
+static void parse_args(int argc, char **argv)
+{
+    opt.input = "../shared/data/sst2/dev.tsv";
+    opt.mode = "all";
+    opt.batch = 32;
+    opt.duration = 2.0;
+    opt.queue = 4096;
+    parse_conc("1,10,25,50,100,200,500");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--json") == 0) {
+            opt.json = 1;
+            continue;
+        }
+        if (i + 1 >= argc)
+            usage();
+        const char *v = argv[++i];
+        if (strcmp(a, "--model") == 0)
+            opt.model_path = v;
+        else if (strcmp(a, "--input") == 0)
+            opt.input = v;
+        else if (strcmp(a, "--mode") == 0)
+            opt.mode = v;
+        else if (strcmp(a, "--batch") == 0)
+            opt.batch = parse_int(v, 1);
+        else if (strcmp(a, "--concurrency") == 0)
+            parse_conc(v);
+        else if (strcmp(a, "--rate") == 0)
+            opt.rate = atof(v);
+        else if (strcmp(a, "--duration") == 0)
+            opt.duration = atof(v);
+        else if (strcmp(a, "--workers") == 0)
+            opt.workers = parse_int(v, 0);
+        else if (strcmp(a, "--threads") == 0)
+            opt.threads = parse_int(v, 0);
+        else if (strcmp(a, "--max-wait-us") == 0)
+            opt.max_wait_us = parse_int(v, 0);
+        else if (strcmp(a, "--queue") == 0)
+            opt.queue = parse_int(v, 1);
+        else if (strcmp(a, "--cpus") == 0)
+            opt.cpus = v;
+        else if (strcmp(a, "--bound-us") == 0)
+            opt.bound_us = atof(v);
+        else if (strcmp(a, "--plot") == 0)
+            opt.plot = v;
+        else
+            usage();
+    }
+    if (!opt.model_path || opt.duration <= 0 || opt.rate < 0 || opt.n_conc == 0)
+        usage();
+    if (strcmp(opt.mode, "single") && strcmp(opt.mode, "batch") && strcmp(opt.mode, "stream") &&
+        strcmp(opt.mode, "all"))
+        usage();
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    if (strcmp(opt.model_path, "null") != 0) {
+        eng_model_params mp = eng_model_default_params();
+        mp.n_threads = opt.threads;
+        if (eng_model_load(opt.model_path, &mp, &model) != ENG_OK)
+            die("%s", eng_last_error());
+    }
+    eng__backend_init(&backend, model, 0, 0);
+    task = backend.n_labels > 0 ? ENG_TASK_CLASSIFY : ENG_TASK_EMBED;
+    load_input(opt.input);
+
+    int all = strcmp(opt.mode, "all") == 0;
+    if (all || strcmp(opt.mode, "single") == 0)
+        run_direct("single", 1);
+    if (all || strcmp(opt.mode, "batch") == 0)
+        run_direct("batch", opt.batch);
+    if (all || strcmp(opt.mode, "stream") == 0) {
+        if (opt.rate > 0)
+            run_open();
+        else
+            for (int i = 0; i < opt.n_conc; i++)
+                run_closed(opt.conc[i]);
+    }
+
+    /* Describe the threads of the scheduler's default (or given) placement. */
+    char cpu[256], threads[256];
+    cpu_name(cpu, sizeof cpu);
+    eng_sched *s = make_sched();
+    eng_sched_worker_info wi;
+    eng_sched_get_worker(s, 0, &wi);
+    snprintf(threads, sizeof threads, "%d worker(s) x %d thread(s), worker 0 on CPUs %s%s",
+             eng_sched_n_workers(s), wi.n_threads, wi.cpus, wi.cpu_bound ? " (bound)" : "");
+    eng_sched_free(s);
+
+    if (opt.json)
+        print_json(cpu, threads);
+    else
+        print_table(cpu, threads);
+    if (opt.plot)
+        plot(opt.plot);
+    eng_model_free(model);
+    return 0;
 }

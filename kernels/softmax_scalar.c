@@ -4,8 +4,9 @@
  * Shapes: x[rows][ld], each row's first n floats replaced in place by
  * softmax(scale * row); floats n..ld-1 are not touched. The maximum is
  * subtracted before exp so no term overflows. A row whose largest scaled value
- * is -inf (a fully masked row) becomes all zeros rather than 0/0 = NaN; a row
- * holding +inf or NaN gives NaN. */
+ * is -inf (a fully masked row) becomes all zeros rather than 0/0 = NaN. A row
+ * holding +inf or NaN has no meaningful softmax: its outputs are NaN (zeros
+ * when nothing in it is a number), and other rows are unaffected. */
 #include <math.h>
 #include <string.h>
 

@@ -44,8 +44,10 @@ eng_status eng__quantize_weights(const float *w, int K, int N, int8_t *wq, float
 /* Y = X W + b for l->dtype == ENG_DT_I8, then act when act >= 0, else + res
  * (res may be NULL): the same contract as eng__linear_run. l->wsum must be
  * set. scratch holds eng__linear_int8_scratch_bytes(M, l->K) bytes, aligned
- * as malloc aligns. Uses 2 threads when the product is large enough to pay
- * for them. */
+ * as malloc aligns. Runs on the calling thread only: the forward pass's team
+ * (src/team.h) splits the rows among its members, each with its own scratch,
+ * and since activations are quantized per row, a row's result is the same
+ * whatever the split or the batch. */
 void eng__linear_int8_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
                           int act, void *scratch, const eng__kernels *kern);
 size_t eng__linear_int8_scratch_bytes(int M, int K);

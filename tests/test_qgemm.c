@@ -369,9 +369,9 @@ START_TEST(test_linear_vs_fp32)
 {
     check_layer(1, 1, 1);
     check_layer(7, 37, 19);
-    check_layer(67, 200, 130);    /* one thread */
-    check_layer(300, 128, 130);   /* split by rows over 2 threads */
-    check_layer(10, 1030, 515);   /* split by columns, K over two blocks */
+    check_layer(67, 200, 130);    /* a row block and a partial one */
+    check_layer(300, 128, 130);   /* rows past one GEMM row block */
+    check_layer(10, 1030, 515);   /* K over three blocks */
 }
 END_TEST
 

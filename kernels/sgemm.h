@@ -1,0 +1,80 @@
+/* sgemm.h: the fp32 GEMM of the linear layers, Y = act(X W + bias (+ res)),
+ * with W packed once at model load and the bias/residual/activation fused
+ * into the store of each register tile (no zeroing of Y, no separate pass).
+ * Its own small dispatch table, like qgemm.h; the ISA ceiling comes from
+ * eng__kernels_get() (CPUID, XGETBV and ENG_ISA, in dispatch.c).
+ *
+ *   scalar   the reference (plain loops, 4 x 16 tile).
+ *   avx2     6 rows x 16 columns (12 ymm accumulators), FMA.
+ *   avx512   6 rows x 64 columns (24 zmm accumulators), FMA.
+ *
+ * Packed weight layout (one layout for every ISA): N16 = ceil(N/16) panels;
+ * panel p holds output columns [16p, 16p+16) as K rows of 16 floats,
+ *     packed[(p*K + k)*16 + j] = W[k][16p + j],
+ * zero where 16p + j >= N. A tile's step k therefore reads one 64-byte line
+ * per panel. Size: eng__sgemm_packed_bytes(K, N).
+ *
+ * The activations X are read in place (row stride ldx >= K, no packing): each
+ * tile broadcasts its rows' k-th elements. */
+#ifndef ENG_SGEMM_H
+#define ENG_SGEMM_H
+
+#include <stddef.h>
+
+#include "kernels.h"
+
+/* Tile flags: ACCUM adds to the partial sums already in C (a later K block);
+ * FINAL marks the last K block, where the epilogue runs. */
+enum { ENG_ST_ACCUM = 1, ENG_ST_FINAL = 2 };
+
+/* The epilogue of one tile, pointers offset to the tile's first row (res)
+ * and first column (both): C = act(acc + bias (+ res)). */
+typedef struct {
+    const float *bias;  /* never NULL */
+    const float *res;   /* row r at res + r*ldr, or NULL */
+    size_t ldr;
+    int act;            /* -1: none; else an eng__act */
+} eng__sepi;
+
+typedef struct {
+    eng__isa isa;
+    int mr;  /* rows of one register tile */
+    int np;  /* 16-column panels of one register tile */
+    /* One register tile: rows [0, mr), panels [0, np), over k steps [0, kc).
+     *   a: row r at a + r*lda, kc floats used.
+     *   b: panel j at b + j*ldb floats, 16 floats per k step.
+     *   c: row r at c + r*ldc; only columns [0, ncols) are read or written
+     *      (16*(np-1) < ncols <= 16*np).
+     * Without ACCUM the sums start at 0, with it from c. With FINAL, c gets
+     * the epilogue's result; otherwise the raw sums. mr <= this->mr,
+     * np <= this->np. */
+    void (*tile)(const float *a, size_t lda, const float *b, size_t ldb, int kc, int mr, int np,
+                 int ncols, float *c, size_t ldc, int flags, const eng__sepi *epi);
+} eng__sgemm_kernels;
+
+/* Bytes of the packed form of a K x N matrix; 0 when K < 1 or N < 1. */
+size_t eng__sgemm_packed_bytes(int K, int N);
+
+/* Packs W (K x N row-major) into packed (eng__sgemm_packed_bytes(K, N) bytes;
+ * 64-byte alignment makes every panel line one cache line). */
+void eng__sgemm_pack(const float *W, int K, int N, float *packed);
+
+/* Y[M,N] (row stride ldy >= N) = act(X[M,K] (row stride ldx >= K) W + bias
+ * (+ res, M x N with row stride ldy, or NULL)), act -1 for none, else an
+ * eng__act. Single-threaded, blocked for the caches. Y must not overlap X or
+ * res: with K split into blocks, Y holds partial sums between them. */
+void eng__sgemm_packed(const eng__sgemm_kernels *sk, const float *X, int M, int K, size_t ldx,
+                       const float *packed, int N, float *Y, size_t ldy, const float *bias,
+                       const float *res, int act);
+
+/* The best table for this CPU under eng__kernels_get()->isa (ENG_ISA). */
+const eng__sgemm_kernels *eng__sgemm_get(void);
+/* One ISA's table, or NULL when this CPU (or its OS) cannot run it. */
+const eng__sgemm_kernels *eng__sgemm_for(eng__isa isa);
+
+/* Per-ISA tables, defined in kernels/sgemm_<isa>.c. */
+extern const eng__sgemm_kernels eng__sgemm_scalar;
+extern const eng__sgemm_kernels eng__sgemm_avx2;
+extern const eng__sgemm_kernels eng__sgemm_avx512;
+
+#endif

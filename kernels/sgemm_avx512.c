@@ -1,0 +1,104 @@
+/* sgemm_avx512.c: the fp32 GEMM tile on 16-lane registers (AVX-512F), the
+ * contract and packed layout in sgemm.h.
+ *
+ * Shapes: a[mr][lda] (kc used), b = np panels of [kc][16] (ldb floats apart),
+ * c[mr][ldc] (ncols used); mr <= 6, np <= 4. The full tile keeps 6 x 4 = 24
+ * zmm accumulators; each k step loads 4 weight vectors and broadcasts 6
+ * activations, 10 loads for 24 FMAs, so the FMA units, not the loads, set the
+ * pace. Column tails use masked loads and stores (the packed panels are
+ * zero-padded, so the sums need no masking). The epilogue (bias, residual,
+ * activation from vmath_avx512.h) runs on the accumulators before the only
+ * store of the last K block. */
+#include <stddef.h>
+
+#include "sgemm.h"
+#include "vmath_avx512.h"
+
+enum { MR = 6, NP = 4 };
+
+static inline __m512 act16(__m512 v, int act)
+{
+    switch (act) {
+    case ENG_ACT_GELU: return gelu_erf16(v);
+    case ENG_ACT_GELU_TANH: return gelu_tanh16(v);
+    case ENG_ACT_RELU: return relu16(v);
+    }
+    return v;
+}
+
+/* One tile of mr x np panels; always inlined with constant mr and np, so the
+ * accumulators live in registers and the row and panel loops unroll. */
+static inline __attribute__((always_inline)) void
+tile_n(const float *a, size_t lda, const float *b, size_t ldb, int kc, const int mr, const int np,
+       int ncols, float *c, size_t ldc, int flags, const eng__sepi *epi)
+{
+    __m512 acc[MR][NP];
+    __mmask16 m[NP];
+#pragma GCC unroll 4
+    for (int j = 0; j < np; j++)
+        m[j] = ncols - 16 * j >= 16 ? (__mmask16)0xffff : tail_mask16(ncols - 16 * j);
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < np; j++)
+            acc[r][j] = (flags & ENG_ST_ACCUM)
+                            ? _mm512_maskz_loadu_ps(m[j], c + (size_t)r * ldc + 16 * j)
+                            : _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int k = 0; k < kc; k++) {
+        __m512 bv[NP];
+#pragma GCC unroll 4
+        for (int j = 0; j < np; j++)
+            bv[j] = _mm512_loadu_ps(b + (size_t)j * ldb + (size_t)k * 16);
+#pragma GCC unroll 6
+        for (int r = 0; r < mr; r++) {
+            const __m512 av = _mm512_set1_ps(a[(size_t)r * lda + k]);
+#pragma GCC unroll 4
+            for (int j = 0; j < np; j++)
+                acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
+        }
+    }
+    if (flags & ENG_ST_FINAL) {
+#pragma GCC unroll 4
+        for (int j = 0; j < np; j++) {
+            const __m512 bias = _mm512_maskz_loadu_ps(m[j], epi->bias + 16 * j);
+#pragma GCC unroll 6
+            for (int r = 0; r < mr; r++) {
+                __m512 v = _mm512_add_ps(acc[r][j], bias);
+                if (epi->res)
+                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(
+                                             m[j], epi->res + (size_t)r * epi->ldr + 16 * j));
+                acc[r][j] = epi->act >= 0 ? act16(v, epi->act) : v;
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < np; j++)
+            _mm512_mask_storeu_ps(c + (size_t)r * ldc + 16 * j, m[j], acc[r][j]);
+}
+
+#define TILE_ARGS                                                                          \
+    const float *a, size_t lda, const float *b, size_t ldb, int kc, int mr, int np,        \
+        int ncols, float *c, size_t ldc, int flags, const eng__sepi *epi
+#define TILE(R, P)                                                                         \
+    static void tile_##R##_##P(TILE_ARGS)                                                  \
+    {                                                                                      \
+        tile_n(a, lda, b, ldb, kc, R, P, ncols, c, ldc, flags, epi);                       \
+    }
+#define TILE_ROW(R) TILE(R, 1) TILE(R, 2) TILE(R, 3) TILE(R, 4)
+TILE_ROW(1) TILE_ROW(2) TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6)
+#define TILE_PTRS(R) { tile_##R##_1, tile_##R##_2, tile_##R##_3, tile_##R##_4 }
+
+typedef void (*tile_fn)(TILE_ARGS);
+static const tile_fn tiles[MR][NP] = {
+    TILE_PTRS(1), TILE_PTRS(2), TILE_PTRS(3), TILE_PTRS(4), TILE_PTRS(5), TILE_PTRS(6),
+};
+
+static void tile(TILE_ARGS)
+{
+    tiles[mr - 1][np - 1](a, lda, b, ldb, kc, mr, np, ncols, c, ldc, flags, epi);
+}
+
+const eng__sgemm_kernels eng__sgemm_avx512 = { ENG_ISA_AVX512, MR, NP, tile };

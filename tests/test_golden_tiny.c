@@ -1,0 +1,137 @@
+/* test_golden_tiny.c: the configurations the SST-2 models do not cover
+ * (gelu_new and relu activations, 1 to 5 heads of odd sizes, 3 labels, BF16 and
+ * F16 weights, legacy gamma/beta names, pytorch_model.bin, bare encoders with
+ * mean or [CLS] pooling and normalisation), each converted from a Hugging Face
+ * folder in tests/golden/tiny and run against the outputs that
+ * tests/golden/make_tiny_models.py computed with ../shared/reference/hfref.py.
+ * Needs nothing from ../shared. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "bert_layout.h"
+#include "engine.h"
+#include "testutil.h"
+
+#define GOLDEN_DIR "tests/golden/tiny"
+#define TOL_ABS 1e-4f   /* fp32 against PyTorch fp32, as for the SST-2 models */
+
+static const char *MODELS[] = {
+    "bert-gelu-new-3labels", "bert-legacy-bf16", "distilbert-relu-bin",
+    "st-encoder-cls-norm-f16", "bert-encoder-mean-relu",
+};
+enum { N_MODELS = sizeof MODELS / sizeof MODELS[0], MAX_ROWS = 16, MAX_IDS = 64, MAX_OUT = 64 };
+
+typedef struct {
+    int n;
+    eng_seq seq[MAX_ROWS];
+    int32_t ids[MAX_ROWS][MAX_IDS];
+    int width;
+    int is_logits;
+    float expect[MAX_ROWS][MAX_OUT];
+} golden;
+
+static void read_golden(const char *name, golden *g)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/expected.jsonl", GOLDEN_DIR, name);
+    char *text = test_read_file(path, NULL);
+    ck_assert_msg(text != NULL, "cannot read %s", path);
+    int nl = 0;
+    char **lines = test_split_lines(text, &nl);
+    memset(g, 0, sizeof *g);
+    for (int i = 0; i < nl && g->n < MAX_ROWS; i++) {
+        cJSON *j = cJSON_Parse(lines[i]);
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "ids");
+        const cJSON *out = cJSON_GetObjectItemCaseSensitive(j, "logits");
+        g->is_logits = out != NULL;
+        if (!out)
+            out = cJSON_GetObjectItemCaseSensitive(j, "embedding");
+        ck_assert(cJSON_IsArray(ids) && cJSON_IsArray(out));
+        ck_assert_int_le(cJSON_GetArraySize(ids), MAX_IDS);
+        ck_assert_int_le(cJSON_GetArraySize(out), MAX_OUT);
+        int k = 0;
+        const cJSON *v;
+        cJSON_ArrayForEach(v, ids) g->ids[g->n][k++] = v->valueint;
+        g->seq[g->n] = (eng_seq){ g->ids[g->n], k };
+        g->width = 0;
+        cJSON_ArrayForEach(v, out) g->expect[g->n][g->width++] = (float)v->valuedouble;
+        g->n++;
+        cJSON_Delete(j);
+    }
+    free(lines);
+    free(text);
+}
+
+static eng_model *convert_and_load(const char *name, char *out_path, size_t out_len)
+{
+    char dir[512], err[512];
+    snprintf(dir, sizeof dir, "%s/%s", GOLDEN_DIR, name);
+    snprintf(out_path, out_len, "/tmp/eng-test-tiny-%d-%s.eng", (int)getpid(), name);
+    cv_config cfg;
+    cv_report rep;
+    eng_status s = cv_convert_hf(dir, out_path, &cfg, &rep, err, sizeof err);
+    ck_assert_msg(s == ENG_OK, "convert %s: %s", name, err);
+    cv_config_free(&cfg);
+    eng_model *m = NULL;
+    ck_assert_msg(eng_model_load(out_path, NULL, &m) == ENG_OK, "load %s: %s", name,
+                  eng_last_error());
+    return m;
+}
+
+START_TEST(test_matches_reference_alone_and_batched)
+{
+    const char *name = MODELS[_i];
+    golden g;
+    read_golden(name, &g);
+    char path[600];
+    eng_model *m = convert_and_load(name, path, sizeof path);
+    eng_model_info info;
+    eng_model_get_info(m, &info);
+    eng_ctx *ctx = NULL;
+    ck_assert_int_eq(eng_ctx_init(m, NULL, &ctx), ENG_OK);
+    ck_assert_int_eq(g.width, g.is_logits ? info.n_labels : info.hidden);
+
+    float batch[MAX_ROWS * MAX_OUT], alone[MAX_OUT];
+    eng_status st[MAX_ROWS];
+    eng_status s = g.is_logits ? eng_classify_ids(ctx, g.seq, g.n, batch, NULL, NULL, st)
+                               : eng_embed_ids(ctx, g.seq, g.n, batch, st);
+    ck_assert_msg(s == ENG_OK, "%s: %s", name, eng_ctx_last_error(ctx));
+    float worst = 0.0f;
+    for (int r = 0; r < g.n; r++) {
+        s = g.is_logits ? eng_classify_ids(ctx, &g.seq[r], 1, alone, NULL, NULL, NULL)
+                        : eng_embed_ids(ctx, &g.seq[r], 1, alone, NULL);
+        ck_assert_int_eq(s, ENG_OK);
+        for (int k = 0; k < g.width; k++) {
+            float want = g.expect[r][k];
+            worst = fmaxf(worst, fabsf(batch[r * g.width + k] - want));
+            ck_assert_msg(fabsf(batch[r * g.width + k] - want) <= TOL_ABS,
+                          "%s row %d (%d ids) output %d: %g, reference %g", name, r, g.seq[r].n_ids,
+                          k, (double)batch[r * g.width + k], (double)want);
+            ck_assert_float_eq_tol(alone[k], batch[r * g.width + k], 1e-5f);
+        }
+    }
+    printf("%s: %d sequences, max |engine - reference| = %.3g\n", name, g.n, (double)worst);
+    eng_ctx_free(ctx);
+    eng_model_free(m);
+    unlink(path);
+}
+END_TEST
+
+int main(void)
+{
+    if (access(GOLDEN_DIR, R_OK) != 0) {
+        printf("FAIL test_golden_tiny: %s not found (run from the repository root)\n", GOLDEN_DIR);
+        return 1;
+    }
+    Suite *s = suite_create("golden_tiny");
+    TCase *tc = tcase_create("hfref");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_matches_reference_alone_and_batched, 0, N_MODELS);
+    suite_add_tcase(s, tc);
+    return test_run_suite(s);
+}

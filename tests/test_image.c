@@ -1,0 +1,500 @@
+/* test_image.c: image decoding and preprocessing (src/image.c). Preprocessing
+ * against torchvision + PIL (tests/golden/preprocess.jsonl, made by
+ * make_preprocess_golden.py; needs $ENGINE_SHARED for the images); PNG colour
+ * types decoded to the exact pixels written; JPEGs made here in every colour
+ * space; and hostile input: truncation at every length, byte-flipping fuzz,
+ * random bytes, empty input and headers declaring huge images. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+/* After stdio.h and stddef.h, which jpeglib.h needs. */
+#include <jpeglib.h>
+#include <png.h>
+
+#include "image.h"
+#include "testutil.h"
+
+#define SUM_TOL 1e-6          /* relative, float64 sum of a preprocessed tensor */
+#define JPEG_MEAN_TOL 4.0     /* mean abs pixel error of a quality-95 JPEG */
+#define FUZZ_ROUNDS 300
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 32);
+}
+
+/* ---- Writers for the inputs ------------------------------------------------- */
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} membuf;
+
+static void png_write_mem(png_structp png, png_bytep d, size_t n)
+{
+    membuf *m = png_get_io_ptr(png);
+    if (m->len + n > m->cap) {
+        m->cap = (m->len + n) * 2;
+        m->p = realloc(m->p, m->cap);
+    }
+    memcpy(m->p + m->len, d, n);
+    m->len += n;
+}
+
+static void png_flush_mem(png_structp png)
+{
+    (void)png;
+}
+
+/* A PNG of w x h from rows of raw samples (already in the colour type's
+ * layout); palette (3 bytes each) for palette images. */
+static membuf make_png(int w, int h, int color, int depth, int interlace, const uint8_t *raw,
+                       size_t row_bytes, const uint8_t *palette, int n_palette)
+{
+    membuf m = { 0 };
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    ck_assert(png && info && !setjmp(png_jmpbuf(png)));
+    png_set_write_fn(png, &m, png_write_mem, png_flush_mem);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, color,
+                 interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    if (palette)
+        png_set_PLTE(png, info, (png_const_colorp)(const void *)palette, n_palette);
+    png_bytep *rows = malloc(sizeof(png_bytep) * (size_t)h);
+    for (int y = 0; y < h; y++)
+        rows[y] = (png_bytep)(raw + row_bytes * (size_t)y);
+    png_set_rows(png, info, rows);
+    png_write_png(png, info, PNG_TRANSFORM_IDENTITY, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(rows);
+    return m;
+}
+
+/* A JPEG of w x h with `comps` samples a pixel in colour space cs. */
+static membuf make_jpeg(int w, int h, J_COLOR_SPACE cs, int comps, const uint8_t *px)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr e;
+    unsigned char *out = NULL;
+    unsigned long len = 0;
+    c.err = jpeg_std_error(&e);
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &out, &len);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = comps;
+    c.in_color_space = cs;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 95, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW r = (JSAMPROW)(px + (size_t)c.next_scanline * w * comps);
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    membuf m = { out, len, len };
+    return m;
+}
+
+/* A smooth test pattern, so JPEG's loss stays small. */
+static uint8_t *pattern(int w, int h, int comps)
+{
+    uint8_t *p = malloc((size_t)w * h * comps);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < comps; c++)
+                p[((size_t)y * w + x) * comps + c] = (uint8_t)((x * 2 + y * 2 + c * 40) % 256);
+    return p;
+}
+
+static void expect_rgb(const eng__rgb_image *img, int w, int h, const uint8_t *rgb)
+{
+    ck_assert_int_eq(img->w, w);
+    ck_assert_int_eq(img->h, h);
+    ck_assert_msg(memcmp(img->rgb, rgb, (size_t)w * h * 3) == 0, "pixels differ");
+}
+
+/* ---- PNG colour types --------------------------------------------------------- */
+
+START_TEST(png_colour_types)
+{
+    int w = 13, h = 7;
+    char err[256];
+    uint8_t *rgb = pattern(w, h, 3), *rgba = pattern(w, h, 4), *gray = pattern(w, h, 1);
+    uint8_t *expect = malloc((size_t)w * h * 3), *raw = malloc((size_t)w * h * 8);
+    eng__rgb_image img;
+    membuf m;
+
+    for (int il = 0; il < 2; il++) {   /* plain and Adam7-interlaced RGB */
+        m = make_png(w, h, PNG_COLOR_TYPE_RGB, 8, il, rgb, (size_t)w * 3, NULL, 0);
+        ck_assert_msg(eng__image_decode(m.p, m.len, &img, err, sizeof err) == ENG_OK, "%s", err);
+        expect_rgb(&img, w, h, rgb);
+        eng__rgb_image_free(&img);
+        free(m.p);
+    }
+    /* RGBA: alpha dropped, not composited (PIL's convert("RGB")). */
+    for (int i = 0; i < w * h; i++)
+        memcpy(expect + 3 * i, rgba + 4 * i, 3);
+    m = make_png(w, h, PNG_COLOR_TYPE_RGBA, 8, 0, rgba, (size_t)w * 4, NULL, 0);
+    ck_assert(eng__image_decode(m.p, m.len, &img, err, sizeof err) == ENG_OK);
+    expect_rgb(&img, w, h, expect);
+    eng__rgb_image_free(&img);
+    free(m.p);
+    /* Gray and gray+alpha: replicated. */
+    for (int i = 0; i < w * h; i++)
+        expect[3 * i] = expect[3 * i + 1] = expect[3 * i + 2] = gray[i];
+    m = make_png(w, h, PNG_COLOR_TYPE_GRAY, 8, 0, gray, (size_t)w, NULL, 0);
+    ck_assert(eng__image_decode(m.p, m.len, &img, err, sizeof err) == ENG_OK);
+    expect_rgb(&img, w, h, expect);
+    eng__rgb_image_free(&img);
+    free(m.p);
+    for (int i = 0; i < w * h; i++)
+        raw[2 * i] = gray[i], raw[2 * i + 1] = (uint8_t)i;
+    m = make_png(w, h, PNG_COLOR_TYPE_GRAY_ALPHA, 8, 0, raw, (size_t)w * 2, NULL, 0);
+    ck_assert(eng__image_decode(m.p, m.len, &img, err, sizeof err) == ENG_OK);
+    expect_rgb(&img, w, h, expect);
+    eng__rgb_image_free(&img);
+    free(m.p);
+    /* 16-bit gray, big-endian samples: the high byte is kept. */
+    for (int i = 0; i < w * h; i++)
+        raw[2 * i] = gray[i], raw[2 * i + 1] = 0xab;
+    m = make_png(w, h, PNG_COLOR_TYPE_GRAY, 16, 0, raw, (size_t)w * 2, NULL, 0);
+    ck_assert(eng__image_decode(m.p, m.len, &img, err, sizeof err) == ENG_OK);
+    expect_rgb(&img, w, h, expect);
+    eng__rgb_image_free(&img);
+    free(m.p);
+    /* 16-bit RGBA. */
+    for (int i = 0; i < w * h * 4; i++)
+        raw[2 * i] = rgba[i], raw[2 * i + 1] = 0x77;
+    for (int i = 0; i < w * h; i++)
+        memcpy(expect + 3 * i, rgba + 4 * i, 3);
+    m = make_png(w, h, PNG_COLOR_TYPE_RGBA, 16, 0, raw, (size_t)w * 8, NULL, 0);
+    ck_assert(eng__image_decode(m.p, m.len, &img, err, sizeof err) == ENG_OK);
+    expect_rgb(&img, w, h, expect);
+    eng__rgb_image_free(&img);
+    free(m.p);
+    /* 4-bit palette: looked up. */
+    uint8_t pal[16 * 3];
+    for (int i = 0; i < 48; i++)
+        pal[i] = (uint8_t)(i * 37 + 11);
+    size_t rb = (size_t)(w + 1) / 2;
+    memset(raw, 0, rb * h);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int v = (x + 3 * y) % 16;
+            raw[y * rb + x / 2] |= (uint8_t)(x % 2 ? v : v << 4);
+            memcpy(expect + 3 * (y * w + x), pal + 3 * v, 3);
+        }
+    m = make_png(w, h, PNG_COLOR_TYPE_PALETTE, 4, 0, raw, rb, pal, 16);
+    ck_assert(eng__image_decode(m.p, m.len, &img, err, sizeof err) == ENG_OK);
+    expect_rgb(&img, w, h, expect);
+    eng__rgb_image_free(&img);
+    free(m.p);
+    /* 1-bit gray: 0 and 255. */
+    rb = (size_t)(w + 7) / 8;
+    memset(raw, 0, rb * h);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int v = (x ^ y) & 1;
+            raw[y * rb + x / 8] |= (uint8_t)(v << (7 - x % 8));
+            memset(expect + 3 * (y * w + x), v ? 255 : 0, 3);
+        }
+    m = make_png(w, h, PNG_COLOR_TYPE_GRAY, 1, 0, raw, rb, NULL, 0);
+    ck_assert(eng__image_decode(m.p, m.len, &img, err, sizeof err) == ENG_OK);
+    expect_rgb(&img, w, h, expect);
+    eng__rgb_image_free(&img);
+    free(m.p);
+    free(rgb), free(rgba), free(gray), free(expect), free(raw);
+}
+END_TEST
+
+/* ---- JPEG colour spaces --------------------------------------------------------- */
+
+START_TEST(jpeg_colour_spaces)
+{
+    int w = 40, h = 24;
+    char err[256];
+    eng__rgb_image img;
+    uint8_t *rgb = pattern(w, h, 3), *gray = pattern(w, h, 1), *cmyk = pattern(w, h, 4);
+
+    membuf m = make_jpeg(w, h, JCS_RGB, 3, rgb);
+    ck_assert_msg(eng__image_decode(m.p, m.len, &img, err, sizeof err) == ENG_OK, "%s", err);
+    ck_assert(img.w == w && img.h == h);
+    double e = 0;
+    for (int i = 0; i < w * h * 3; i++)
+        e += fabs((double)img.rgb[i] - rgb[i]);
+    ck_assert_msg(e / (w * h * 3) < JPEG_MEAN_TOL, "mean error %g", e / (w * h * 3));
+    eng__rgb_image_free(&img);
+    free(m.p);
+
+    m = make_jpeg(w, h, JCS_GRAYSCALE, 1, gray);
+    ck_assert(eng__image_decode(m.p, m.len, &img, err, sizeof err) == ENG_OK);
+    for (int i = 0; i < w * h; i++) {
+        ck_assert(img.rgb[3 * i] == img.rgb[3 * i + 1] && img.rgb[3 * i] == img.rgb[3 * i + 2]);
+        ck_assert_int_le(abs(img.rgb[3 * i] - gray[i]), 16);
+    }
+    eng__rgb_image_free(&img);
+    free(m.p);
+
+    /* libjpeg marks CMYK files with Adobe's APP14, whose convention is
+     * inverted ink: C = 255 - stored. Then R = (255 - K) - C (255 - K) / 255,
+     * PIL's formula. */
+    m = make_jpeg(w, h, JCS_CMYK, 4, cmyk);
+    ck_assert(eng__image_decode(m.p, m.len, &img, err, sizeof err) == ENG_OK);
+    e = 0;
+    for (int i = 0; i < w * h; i++)
+        for (int c = 0; c < 3; c++) {
+            double nk = cmyk[4 * i + 3];
+            e += fabs(img.rgb[3 * i + c] - (nk - (255 - cmyk[4 * i + c]) * nk / 255));
+        }
+    ck_assert_msg(e / (w * h * 3) < JPEG_MEAN_TOL, "CMYK mean error %g", e / (w * h * 3));
+    eng__rgb_image_free(&img);
+    free(m.p);
+    free(rgb), free(gray), free(cmyk);
+}
+END_TEST
+
+/* ---- Hostile input ------------------------------------------------------------- */
+
+static eng_status decode_status(const uint8_t *p, size_t len)
+{
+    char err[256];
+    eng__rgb_image img;
+    eng_status st = eng__image_decode(p, len, &img, err, sizeof err);
+    ck_assert(st != ENG_OK || (img.rgb && img.w > 0 && img.h > 0));
+    ck_assert(st == ENG_OK || (img.rgb == NULL && err[0]));
+    eng__rgb_image_free(&img);
+    return st;
+}
+
+static membuf sample_png(void)
+{
+    uint8_t *rgb = pattern(37, 29, 3);
+    membuf m = make_png(37, 29, PNG_COLOR_TYPE_RGB, 8, 0, rgb, 37 * 3, NULL, 0);
+    free(rgb);
+    return m;
+}
+
+static membuf sample_jpeg(int progressive)
+{
+    uint8_t *rgb = pattern(37, 29, 3);
+    membuf m = make_jpeg(37, 29, JCS_RGB, 3, rgb);
+    free(rgb);
+    if (!progressive)
+        return m;
+    /* Re-encode progressively through jpegtran's route: decode and write again. */
+    struct jpeg_decompress_struct d;
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr e1, e2;
+    d.err = jpeg_std_error(&e1);
+    jpeg_create_decompress(&d);
+    jpeg_mem_src(&d, m.p, (unsigned long)m.len);
+    jpeg_read_header(&d, TRUE);
+    jvirt_barray_ptr *coefs = jpeg_read_coefficients(&d);
+    c.err = jpeg_std_error(&e2);
+    jpeg_create_compress(&c);
+    unsigned char *out = NULL;
+    unsigned long len = 0;
+    jpeg_mem_dest(&c, &out, &len);
+    jpeg_copy_critical_parameters(&d, &c);
+    jpeg_simple_progression(&c);
+    jpeg_write_coefficients(&c, coefs);
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    jpeg_finish_decompress(&d);
+    jpeg_destroy_decompress(&d);
+    free(m.p);
+    membuf p = { out, len, len };
+    return p;
+}
+
+START_TEST(truncated_at_every_length)
+{
+    membuf files[3] = { sample_png(), sample_jpeg(0), sample_jpeg(1) };
+    for (int f = 0; f < 3; f++) {
+        ck_assert_int_eq(decode_status(files[f].p, files[f].len), ENG_OK);
+        /* The PNG's last 12 bytes are the IEND chunk, which a reader that
+         * has all its pixels need not see; every shorter prefix must fail. */
+        size_t must_fail = f == 0 ? files[f].len - 12 : files[f].len;
+        for (size_t n = 0; n < must_fail; n++) {
+            uint8_t *copy = malloc(n ? n : 1);   /* exact size: overreads trip ASan */
+            memcpy(copy, files[f].p, n);
+            ck_assert_msg(decode_status(copy, n) == ENG_ERR_FORMAT, "file %d cut at %zu of %zu",
+                          f, n, files[f].len);
+            free(copy);
+        }
+        free(files[f].p);
+    }
+}
+END_TEST
+
+START_TEST(fuzzed_bytes_never_crash)
+{
+    membuf files[3] = { sample_png(), sample_jpeg(0), sample_jpeg(1) };
+    int failed = 0;
+    for (int f = 0; f < 3; f++) {
+        uint8_t *copy = malloc(files[f].len);
+        for (int r = 0; r < FUZZ_ROUNDS; r++) {
+            memcpy(copy, files[f].p, files[f].len);
+            int flips = 1 + (int)(rnd() % 8);
+            for (int k = 0; k < flips; k++)
+                copy[rnd() % files[f].len] = (uint8_t)rnd();
+            eng_status st = decode_status(copy, files[f].len);
+            ck_assert(st == ENG_OK || st == ENG_ERR_FORMAT || st == ENG_ERR_TOO_LONG);
+            failed += st != ENG_OK;
+        }
+        free(copy);
+        free(files[f].p);
+    }
+    ck_assert_int_gt(failed, 0);   /* the fuzz did reach the error paths */
+    /* Random bytes behind each signature, and with none. */
+    static const uint8_t sig[3][8] = { { 0xff, 0xd8, 0xff }, { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' },
+                                       { 'G', 'I', 'F', '8' } };
+    uint8_t buf[512];
+    for (int r = 0; r < FUZZ_ROUNDS; r++) {
+        for (size_t i = 0; i < sizeof buf; i++)
+            buf[i] = (uint8_t)rnd();
+        memcpy(buf, sig[r % 3], 8);
+        ck_assert_int_eq(decode_status(buf, 8 + rnd() % (sizeof buf - 8)), ENG_ERR_FORMAT);
+    }
+}
+END_TEST
+
+START_TEST(empty_and_unknown_input)
+{
+    char err[256];
+    eng__rgb_image img;
+    float chw[3];
+    ck_assert_int_eq(eng__image_decode(NULL, 0, &img, err, sizeof err), ENG_ERR_FORMAT);
+    ck_assert_int_eq(eng__image_decode("", 0, &img, err, sizeof err), ENG_ERR_FORMAT);
+    ck_assert_int_eq(eng__image_decode("GIF89a", 6, &img, err, sizeof err), ENG_ERR_FORMAT);
+    ck_assert_int_eq(eng__image_load("/nonexistent/x.jpg", NULL, chw, err, sizeof err), ENG_ERR_IO);
+}
+END_TEST
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+START_TEST(huge_dimensions_refused)
+{
+    static const uint32_t dims[3][2] = { { 20000, 10 }, { 10, 20000 }, { 12000, 12000 } };
+    for (int i = 0; i < 3; i++) {
+        /* PNG: rewrite IHDR's width and height and its CRC. */
+        membuf m = sample_png();
+        put_be32(m.p + 16, dims[i][0]);
+        put_be32(m.p + 20, dims[i][1]);
+        put_be32(m.p + 29, (uint32_t)crc32(0, m.p + 12, 17));
+        ck_assert_int_eq(decode_status(m.p, m.len), ENG_ERR_TOO_LONG);
+        free(m.p);
+        /* JPEG: rewrite the SOF0 frame's height and width (16 bits each). */
+        m = sample_jpeg(0);
+        size_t at = 2;
+        while (at + 9 < m.len && !(m.p[at] == 0xff && m.p[at + 1] == 0xc0))
+            at += 2 + (size_t)(m.p[at + 2] << 8 | m.p[at + 3]);
+        ck_assert(at + 9 < m.len);
+        uint32_t jw = dims[i][0] > 65535 ? 65535 : dims[i][0];
+        m.p[at + 5] = (uint8_t)(dims[i][1] >> 8), m.p[at + 6] = (uint8_t)dims[i][1];
+        m.p[at + 7] = (uint8_t)(jw >> 8), m.p[at + 8] = (uint8_t)jw;
+        ck_assert_int_eq(decode_status(m.p, m.len), ENG_ERR_TOO_LONG);
+        free(m.p);
+    }
+}
+END_TEST
+
+/* ---- Preprocessing -------------------------------------------------------------- */
+
+START_TEST(preprocess_matches_torchvision)
+{
+    const char *dir = test_shared_path("data/imagenet-sample/images");
+    char dirbuf[4096], err[256];
+    if (!dir) {
+        printf("SKIP preprocess: $ENGINE_SHARED/data/imagenet-sample absent\n");
+        return;
+    }
+    snprintf(dirbuf, sizeof dirbuf, "%s", dir);
+    char *text = test_read_file("tests/golden/preprocess.jsonl", NULL);
+    ck_assert_msg(text != NULL, "run from the repository root");
+    int nl;
+    char **lines = test_split_lines(text, &nl);
+    ck_assert_int_eq(nl, 4);
+    float *chw = malloc(sizeof(float) * 3 * 224 * 224);
+    for (int i = 0; i < nl; i++) {
+        cJSON *j = cJSON_Parse(lines[i]);
+        const cJSON *file = cJSON_GetObjectItemCaseSensitive(j, "file");
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dirbuf, file->valuestring);
+        ck_assert_msg(eng__image_load(path, NULL, chw, err, sizeof err) == ENG_OK, "%s", err);
+        double sum = 0, ref = cJSON_GetObjectItemCaseSensitive(j, "sum")->valuedouble;
+        for (int k = 0; k < 3 * 224 * 224; k++)
+            sum += chw[k];
+        ck_assert_msg(fabs(sum - ref) <= SUM_TOL * fabs(ref) + 1e-6, "%s: sum %.9g, reference %.9g",
+                      file->valuestring, sum, ref);
+        const cJSON *s;
+        cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(j, "samples"))
+        {
+            int idx = cJSON_GetArrayItem(s, 0)->valueint;
+            float v = (float)cJSON_GetArrayItem(s, 1)->valuedouble;
+            ck_assert_msg(chw[idx] == v, "%s[%d] = %.9g, reference %.9g", file->valuestring, idx,
+                          chw[idx], v);
+        }
+        cJSON_Delete(j);
+    }
+    free(chw), free(lines), free(text);
+}
+END_TEST
+
+START_TEST(preprocess_odd_shapes)
+{
+    char err[256];
+    eng__image_spec spec = eng__image_spec_imagenet();
+    float *chw = malloc(sizeof(float) * 3 * 224 * 224);
+    /* A 2 x 5000 sliver resizes to 256 x 640000, of which only the crop is
+     * computed; and a 224 x 224 image, resized up to 256 first. */
+    static const int shapes[2][2] = { { 2, 5000 }, { 224, 224 } };
+    for (int i = 0; i < 2; i++) {
+        eng__rgb_image img = { pattern(shapes[i][0], shapes[i][1], 3), shapes[i][0], shapes[i][1] };
+        ck_assert_msg(eng__image_preprocess(&img, &spec, chw, err, sizeof err) == ENG_OK, "%s", err);
+        for (int k = 0; k < 3 * 224 * 224; k++)
+            ck_assert(isfinite(chw[k]) && chw[k] > -3 && chw[k] < 3);
+        eng__rgb_image_free(&img);
+    }
+    /* No resize and a crop larger than the image. */
+    spec.resize = 0;
+    eng__rgb_image img = { pattern(100, 300, 3), 100, 300 };
+    ck_assert_int_eq(eng__image_preprocess(&img, &spec, chw, err, sizeof err), ENG_ERR_INVALID_ARG);
+    eng__rgb_image_free(&img);
+    free(chw);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("image");
+    TCase *t = tcase_create("decode");
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, png_colour_types);
+    tcase_add_test(t, jpeg_colour_spaces);
+    tcase_add_test(t, truncated_at_every_length);
+    tcase_add_test(t, fuzzed_bytes_never_crash);
+    tcase_add_test(t, empty_and_unknown_input);
+    tcase_add_test(t, huge_dimensions_refused);
+    suite_add_tcase(s, t);
+    t = tcase_create("preprocess");
+    tcase_add_test(t, preprocess_matches_torchvision);
+    tcase_add_test(t, preprocess_odd_shapes);
+    suite_add_tcase(s, t);
+    return test_run_suite(s);
+}
