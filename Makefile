@@ -111,6 +111,15 @@ tsan:
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=build-tsan tests/run-tests.sh \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(filter %sched%,$(TESTS)))
 
+# The main job on a fresh machine: a synthetic MiniLM-L6-shaped model (seeded
+# random weights, generated vocabulary) through single, batch and stream modes,
+# on the SST-2 dev sentences when $(ENGINE_SHARED) has them, else on
+# bench/sample-texts.txt.
+DEMO_INPUT := $(firstword $(wildcard $(ENGINE_SHARED)/data/sst2/dev.tsv) bench/sample-texts.txt)
+demo: all
+	$(BUILD)/convert --synthetic minilm-l6 $(BUILD)/minilm-l6.eng
+	$(BUILD)/infer-bench --model $(BUILD)/minilm-l6.eng --input $(DEMO_INPUT) --mode all
+
 check:
 	$(MAKE) WERROR=1 test
 	$(MAKE) WERROR=1 asan

@@ -127,7 +127,8 @@ typedef struct eng_ctx eng_ctx;
 
 typedef struct {
     int max_batch_tokens;   /* scratch is sized for this many tokens; larger
-                               batches are split internally. 0 = 64 x max_positions */
+                               batches are split internally. 0 = 4096, or the
+                               model's position limit when that is larger */
     int n_threads;          /* threads this context computes with: the caller
                                and n_threads - 1 it starts (they inherit the
                                caller's CPU binding). 0 = the model's n_threads */

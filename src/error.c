@@ -33,3 +33,14 @@ eng_status eng__fail(eng_status s, const char *fmt, ...)
     va_end(ap);
     return s;
 }
+
+eng_status eng__errf(eng_status s, char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return s;
+}

@@ -1,4 +1,5 @@
-/* error.h: the per-thread last-error message behind eng_last_error(). */
+/* error.h: the per-thread last-error message behind eng_last_error(), and
+ * formatting a reason into a caller's buffer. */
 #ifndef ENG_ERROR_H
 #define ENG_ERROR_H
 
@@ -6,5 +7,10 @@
 
 /* Formats the message, stores it for eng_last_error() and returns s. */
 eng_status eng__fail(eng_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Formats a one-line reason into err (when err and errlen allow) and returns
+ * s: the converter and file reader report errors through caller buffers. */
+eng_status eng__errf(eng_status s, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

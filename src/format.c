@@ -3,6 +3,7 @@
  * tools/convert saves them with. The file is read in place, so its integers are
  * the host's: the format is little-endian and this file refuses to build
  * elsewhere rather than misread models. */
+#include "error.h"
 #include "format.h"
 
 #include <errno.h>
@@ -33,20 +34,6 @@ size_t eng__dtype_size(eng__dtype dt)
 const char *eng__dtype_name(eng__dtype dt)
 {
     return (unsigned)dt < ENG_DT_COUNT ? dtype_names[dt] : "unknown";
-}
-
-static eng_status fail(eng_status s, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static eng_status fail(eng_status s, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return s;
 }
 
 /* a + b <= limit without wrapping. */
@@ -99,18 +86,18 @@ static eng_status check_sets(const eng__file_tensor *dir, uint32_t n, char *err,
         return ENG_OK;
     const eng__file_tensor **p = malloc((size_t)n * sizeof *p);
     if (!p)
-        return fail(ENG_ERR_NOMEM, err, errlen, "out of memory checking %u tensors", n);
+        return eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory checking %u tensors", n);
     for (uint32_t i = 0; i < n; i++)
         p[i] = &dir[i];
     eng_status s = ENG_OK;
     qsort(p, n, sizeof *p, by_name);
     for (uint32_t i = 1; i < n && s == ENG_OK; i++)
         if (strcmp(p[i - 1]->name, p[i]->name) == 0)
-            s = fail(ENG_ERR_FORMAT, err, errlen, "tensor name '%s' appears twice", p[i]->name);
+            s = eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor name '%s' appears twice", p[i]->name);
     qsort(p, n, sizeof *p, by_offset);
     for (uint32_t i = 1; i < n && s == ENG_OK; i++)
         if (p[i - 1]->offset + p[i - 1]->nbytes > p[i]->offset)
-            s = fail(ENG_ERR_FORMAT, err, errlen, "tensors '%s' and '%s' overlap", p[i - 1]->name,
+            s = eng__errf(ENG_ERR_FORMAT, err, errlen, "tensors '%s' and '%s' overlap", p[i - 1]->name,
                      p[i]->name);
     free(p);
     return s;
@@ -120,25 +107,25 @@ static eng_status check_tensor(const eng__file_tensor *t, uint32_t i, uint64_t d
                                uint64_t size, char *err, size_t errlen)
 {
     if (memchr(t->name, '\0', sizeof t->name) == NULL)
-        return fail(ENG_ERR_FORMAT, err, errlen, "tensor %u: name is not NUL-terminated", i);
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor %u: name is not NUL-terminated", i);
     if (t->name[0] == '\0')
-        return fail(ENG_ERR_FORMAT, err, errlen, "tensor %u: empty name", i);
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor %u: empty name", i);
     if (t->dtype >= ENG_DT_COUNT)
-        return fail(ENG_ERR_FORMAT, err, errlen, "tensor '%s': unknown dtype %u", t->name, t->dtype);
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor '%s': unknown dtype %u", t->name, t->dtype);
     if (t->ndim < 1 || t->ndim > ENG_FILE_MAX_DIMS)
-        return fail(ENG_ERR_FORMAT, err, errlen, "tensor '%s': %u dimensions", t->name, t->ndim);
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor '%s': %u dimensions", t->name, t->ndim);
     uint64_t want = shape_bytes((eng__dtype)t->dtype, t->ndim, t->shape);
     if (want == 0)
-        return fail(ENG_ERR_FORMAT, err, errlen, "tensor '%s': malformed shape", t->name);
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor '%s': malformed shape", t->name);
     if (t->nbytes != want)
-        return fail(ENG_ERR_FORMAT, err, errlen,
+        return eng__errf(ENG_ERR_FORMAT, err, errlen,
                     "tensor '%s': %llu bytes, but its shape and dtype need %llu", t->name,
                     (unsigned long long)t->nbytes, (unsigned long long)want);
     if (t->offset % ENG_FILE_ALIGN != 0)
-        return fail(ENG_ERR_FORMAT, err, errlen, "tensor '%s': offset %llu is not %u-byte aligned",
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor '%s': offset %llu is not %u-byte aligned",
                     t->name, (unsigned long long)t->offset, ENG_FILE_ALIGN);
     if (t->offset < data_offset || !fits(t->offset, t->nbytes, size))
-        return fail(ENG_ERR_FORMAT, err, errlen,
+        return eng__errf(ENG_ERR_FORMAT, err, errlen,
                     "tensor '%s': bytes %llu..%llu lie outside the data section", t->name,
                     (unsigned long long)t->offset, (unsigned long long)(t->offset + t->nbytes));
     return ENG_OK;
@@ -149,32 +136,32 @@ static eng_status check_file(const unsigned char *base, uint64_t size, char *err
 {
     eng__file_header h;
     if (size < sizeof h)
-        return fail(ENG_ERR_FORMAT, err, errlen, "file too small for a header (%llu bytes)",
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "file too small for a header (%llu bytes)",
                     (unsigned long long)size);
     memcpy(&h, base, sizeof h);
     if (memcmp(h.magic, ENG_FILE_MAGIC, sizeof h.magic) != 0)
-        return fail(ENG_ERR_FORMAT, err, errlen, "not an engine model file (bad magic)");
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "not an engine model file (bad magic)");
     if (h.version != ENG_FILE_VERSION)
-        return fail(ENG_ERR_FORMAT, err, errlen, "format version %u, this engine reads version %u",
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "format version %u, this engine reads version %u",
                     h.version, ENG_FILE_VERSION);
     if (h.file_size != size)
-        return fail(ENG_ERR_FORMAT, err, errlen,
+        return eng__errf(ENG_ERR_FORMAT, err, errlen,
                     "file is %llu bytes but its header says %llu (truncated or appended to)",
                     (unsigned long long)size, (unsigned long long)h.file_size);
     for (size_t i = 0; i < sizeof h.reserved; i++)
         if (h.reserved[i] != 0)
-            return fail(ENG_ERR_FORMAT, err, errlen, "reserved header bytes are not zero");
+            return eng__errf(ENG_ERR_FORMAT, err, errlen, "reserved header bytes are not zero");
     if (h.meta_offset < sizeof h || !fits(h.meta_offset, h.meta_size, size) || h.meta_size == 0)
-        return fail(ENG_ERR_FORMAT, err, errlen, "metadata section out of range");
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "metadata section out of range");
     if (h.dir_offset % 8 != 0 || h.dir_offset < h.meta_offset + h.meta_size ||
         h.dir_offset > size)
-        return fail(ENG_ERR_FORMAT, err, errlen, "tensor directory offset out of range");
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor directory offset out of range");
     if (h.n_tensors == 0 || h.n_tensors > (size - h.dir_offset) / sizeof(eng__file_tensor))
-        return fail(ENG_ERR_FORMAT, err, errlen, "tensor count %u does not fit the file",
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor count %u does not fit the file",
                     h.n_tensors);
     uint64_t dir_end = h.dir_offset + (uint64_t)h.n_tensors * sizeof(eng__file_tensor);
     if (h.data_offset % ENG_FILE_ALIGN != 0 || h.data_offset < dir_end || h.data_offset > size)
-        return fail(ENG_ERR_FORMAT, err, errlen, "data section offset out of range");
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "data section offset out of range");
     const eng__file_tensor *dir = (const eng__file_tensor *)(const void *)(base + h.dir_offset);
     for (uint32_t i = 0; i < h.n_tensors; i++) {
         eng_status s = check_tensor(&dir[i], i, h.data_offset, size, err, errlen);
@@ -189,27 +176,27 @@ eng_status eng__file_open(eng__file *f, const char *path, char *err, size_t errl
     memset(f, 0, sizeof *f);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(ENG_ERR_IO, err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return eng__errf(ENG_ERR_IO, err, errlen, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(ENG_ERR_IO, err, errlen, "%s is not a readable regular file", path);
+        return eng__errf(ENG_ERR_IO, err, errlen, "%s is not a readable regular file", path);
     }
     if ((uint64_t)st.st_size < sizeof(eng__file_header)) {
         close(fd);
-        return fail(ENG_ERR_FORMAT, err, errlen, "%s: file too small for a header (%lld bytes)",
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "%s: file too small for a header (%lld bytes)",
                     path, (long long)st.st_size);
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     int map_errno = errno;
     close(fd);
     if (map == MAP_FAILED)
-        return fail(ENG_ERR_IO, err, errlen, "cannot map %s: %s", path, strerror(map_errno));
+        return eng__errf(ENG_ERR_IO, err, errlen, "cannot map %s: %s", path, strerror(map_errno));
     char why[256];
     eng_status s = check_file(map, (uint64_t)st.st_size, why, sizeof why);
     if (s != ENG_OK) {
         munmap(map, (size_t)st.st_size);
-        return fail(s, err, errlen, "%s: %s", path, why);
+        return eng__errf(s, err, errlen, "%s: %s", path, why);
     }
     const eng__file_header *h = map;
     f->map = map;
@@ -340,15 +327,15 @@ eng_status eng__writer_save(eng__writer *w, const char *meta_json, const char *p
                             char *err, size_t errlen)
 {
     if (!w || !meta_json || !path || meta_json[0] == '\0')
-        return fail(ENG_ERR_INVALID_ARG, err, errlen, "writer_save: missing argument");
+        return eng__errf(ENG_ERR_INVALID_ARG, err, errlen, "writer_save: missing argument");
     if (w->failed != ENG_OK)
-        return fail(w->failed, err, errlen, "tensor '%s' could not be added", w->failed_name);
+        return eng__errf(w->failed, err, errlen, "tensor '%s' could not be added", w->failed_name);
     if (w->n == 0)
-        return fail(ENG_ERR_INVALID_ARG, err, errlen, "no tensors to write");
+        return eng__errf(ENG_ERR_INVALID_ARG, err, errlen, "no tensors to write");
     for (uint32_t i = 0; i < w->n; i++)
         for (uint32_t j = i + 1; j < w->n; j++)
             if (strcmp(w->dir[i].name, w->dir[j].name) == 0)
-                return fail(ENG_ERR_INVALID_ARG, err, errlen, "tensor '%s' added twice",
+                return eng__errf(ENG_ERR_INVALID_ARG, err, errlen, "tensor '%s' added twice",
                             w->dir[i].name);
 
     /* Offsets: header, metadata, directory (8-aligned), then each tensor at
@@ -372,11 +359,11 @@ eng_status eng__writer_save(eng__writer *w, const char *meta_json, const char *p
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
     if (!tmp)
-        return fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+        return eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
     snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        eng_status s = fail(ENG_ERR_IO, err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        eng_status s = eng__errf(ENG_ERR_IO, err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         free(tmp);
         return s;
     }
@@ -404,7 +391,7 @@ eng_status eng__writer_save(eng__writer *w, const char *meta_json, const char *p
     eng_status s = ENG_OK;
     if (bad) {
         unlink(tmp);
-        s = fail(ENG_ERR_IO, err, errlen, "cannot write %s: %s", path, strerror(werrno));
+        s = eng__errf(ENG_ERR_IO, err, errlen, "cannot write %s: %s", path, strerror(werrno));
     }
     free(tmp);
     return s;

@@ -42,7 +42,8 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
     int nt = p.n_threads > 0 ? p.n_threads : m->n_threads;
     if (nt > 1024)
         return eng__fail(ENG_ERR_INVALID_ARG, "n_threads %d is too large", nt);
-    long T = p.max_batch_tokens > 0 ? p.max_batch_tokens : 64L * m->max_positions;
+    long T = p.max_batch_tokens > 0 ? p.max_batch_tokens
+                                    : (m->max_positions > 4096 ? m->max_positions : 4096);
     if (T < m->max_positions)
         return eng__fail(ENG_ERR_INVALID_ARG,
                          "max_batch_tokens %ld is below the model's position limit %d", T,
@@ -57,7 +58,6 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
     if (!c)
         return eng__fail(ENG_ERR_NOMEM, "out of memory");
     const size_t t = (size_t)T, H = (size_t)m->hidden, P = (size_t)m->max_positions;
-    int maxK = m->intermediate > m->hidden ? m->intermediate : m->hidden;
     c->model = m;
     c->kern = eng__kernels_get();
     c->max_tokens = (int)T;
@@ -71,7 +71,20 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
     c->pooled2 = alloc_floats(t * H);
     /* Each member gets its own linear-layer scratch, sized for all T rows
      * since one member may run them all. */
-    c->lin_scratch_bytes = (eng__linear_scratch_bytes((int)T, maxK) + 63) & ~(size_t)63;
+    size_t lin_bytes = 0;
+    for (int i = 0; i <= m->layers; i++) {
+        const eng__layer *L = &m->layer[i < m->layers ? i : 0];
+        const eng__linear *ls[4] = { &L->qkv, &L->attn_out, &L->ffn_in, &L->ffn_out };
+        if (i == m->layers) {   /* the head, when there is one */
+            ls[0] = ls[1] = &m->head_dense;
+            ls[2] = ls[3] = &m->head_out;
+        }
+        for (int j = 0; j < 4; j++) {
+            size_t b = eng__linear_scratch_bytes(ls[j], (int)T);
+            lin_bytes = b > lin_bytes ? b : lin_bytes;
+        }
+    }
+    c->lin_scratch_bytes = (lin_bytes + 63) & ~(size_t)63;
     size_t lin = c->lin_scratch_bytes * (size_t)nt;
     c->lin_scratch = lin ? aligned_alloc(64, lin) : NULL;
     c->tok_id = malloc(t * sizeof *c->tok_id);

@@ -6,6 +6,7 @@
 
 #include "blas.h"
 #include "linear.h"
+#include "linear_int8.h"
 
 static const eng__file_tensor *find(const eng__file *f, const char *prefix, const char *suffix)
 {
@@ -21,6 +22,31 @@ static int is_shape(const eng__file_tensor *t, eng__dtype dt, int ndim, uint64_t
            (ndim < 2 || t->shape[1] == d1);
 }
 
+/* The int8 form: "<prefix>.w" packed (linear_int8.h), ".w.scale", ".w.sum". */
+static eng_status bind_int8(eng__linear *l, const eng__file *f, const char *prefix,
+                            const eng__file_tensor *w, char *err, size_t errlen)
+{
+    const eng__file_tensor *scale = find(f, prefix, ".w.scale");
+    const eng__file_tensor *sum = find(f, prefix, ".w.sum");
+    size_t bytes = eng__quantized_weight_bytes(l->K, l->N);
+    if (bytes == 0 || w->ndim != 1 || w->nbytes != bytes) {
+        snprintf(err, errlen, "tensor %s.w should be I8 [%zu] (packed %dx%d)", prefix, bytes, l->K,
+                 l->N);
+        return ENG_ERR_FORMAT;
+    }
+    if (!is_shape(scale, ENG_DT_F32, 1, (uint64_t)l->N, 0) ||
+        !is_shape(sum, ENG_DT_I32, 1, (uint64_t)l->N, 0)) {
+        snprintf(err, errlen, "int8 tensor %s.w needs %s.w.scale F32 [%d] and %s.w.sum I32 [%d]",
+                 prefix, prefix, l->N, prefix, l->N);
+        return ENG_ERR_FORMAT;
+    }
+    l->dtype = ENG_DT_I8;
+    l->wq = eng__file_data(f, w);
+    l->wscale = eng__file_data(f, scale);
+    l->wsum = eng__file_data(f, sum);
+    return ENG_OK;
+}
+
 eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *prefix, int K, int N,
                             char *err, size_t errlen)
 {
@@ -33,6 +59,13 @@ eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *pref
         snprintf(err, errlen, "missing tensor %s.%c", prefix, w ? 'b' : 'w');
         return ENG_ERR_FORMAT;
     }
+    if (!is_shape(b, ENG_DT_F32, 1, (uint64_t)N, 0)) {
+        snprintf(err, errlen, "tensor %s.b should be F32 [%d]", prefix, N);
+        return ENG_ERR_FORMAT;
+    }
+    l->b = eng__file_data(f, b);
+    if (w->dtype == ENG_DT_I8)
+        return bind_int8(l, f, prefix, w, err, errlen);
     if (w->dtype != ENG_DT_F32) {
         snprintf(err, errlen, "tensor %s.w has dtype %s, which this build cannot run", prefix,
                  eng__dtype_name((eng__dtype)w->dtype));
@@ -42,24 +75,23 @@ eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *pref
         snprintf(err, errlen, "tensor %s.w should be F32 [%d,%d]", prefix, K, N);
         return ENG_ERR_FORMAT;
     }
-    if (!is_shape(b, ENG_DT_F32, 1, (uint64_t)N, 0)) {
-        snprintf(err, errlen, "tensor %s.b should be F32 [%d]", prefix, N);
-        return ENG_ERR_FORMAT;
-    }
     l->dtype = ENG_DT_F32;
     l->w = eng__file_data(f, w);
-    l->b = eng__file_data(f, b);
     return ENG_OK;
 }
 
-size_t eng__linear_scratch_bytes(int M, int K)
+size_t eng__linear_scratch_bytes(const eng__linear *l, int M)
 {
-    return 0;
+    return l->dtype == ENG_DT_I8 ? eng__linear_int8_scratch_bytes(M, l->K) : 0;
 }
 
 void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
                      int act, void *scratch, const eng__kernels *kern)
 {
+    if (l->dtype == ENG_DT_I8) {
+        eng__linear_int8_run(l, X, M, Y, res, act, scratch, kern);
+        return;
+    }
     /* Y[M,N] = X[M,K] W[K,N]: W is stored [in,out] so no transpose. */
     eng__sgemm(0, 0, M, l->N, l->K, 1.0f, X, l->K, l->w, l->N, 0.0f, Y, l->N);
     if (act >= 0)

@@ -19,6 +19,8 @@ typedef struct {
     const float *wscale;      /* I8: N per-output-channel scales ("<name>.w.scale") */
     const int32_t *wsum;      /* I8: optional per-channel column sums ("<name>.w.sum") */
     const float *b;           /* N ("<name>.b") */
+    float *packed;            /* F32: w packed for kernels/sgemm.h at bind, owned here
+                               * (freed by eng__linear_release) */
 } eng__linear;
 
 /* Binds the tensors "<prefix>.w", "<prefix>.b" (and the int8 extras) of f to
@@ -26,11 +28,15 @@ typedef struct {
 eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *prefix, int K, int N,
                             char *err, size_t errlen);
 
+/* Frees what eng__linear_bind allocated (the packed fp32 weights); safe on a
+ * zeroed or partly bound layer, and twice. */
+void eng__linear_release(eng__linear *l);
+
 /* Y = X W + b, plus res (M x N, may be NULL), then act when act >= 0 (else no
  * activation; res and act are never both given). scratch must hold
- * eng__linear_scratch_bytes(M, K) bytes; it is unused for fp32. */
+ * eng__linear_scratch_bytes(l, M) bytes. */
 void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
                      int act, void *scratch, const eng__kernels *kern);
-size_t eng__linear_scratch_bytes(int M, int K);
+size_t eng__linear_scratch_bytes(const eng__linear *l, int M);
 
 #endif

@@ -1,9 +1,13 @@
 /* bert_layout.c: maps a BERT or DistilBERT checkpoint's tensors to the
  * engine's (docs/FORMAT.md): linear weights transposed to [in, out], q/k/v
  * fused into one [H, 3H] matrix, BERT's token type 0 embedding folded into the
- * position embeddings, everything F32; and the folder-to-file conversion that
- * strings config, checkpoint, layout and writer together. */
+ * position embeddings, everything F32 except, on request, the encoder's
+ * linear weights, which are quantized to int8 (src/linear_int8.h); and the
+ * folder-to-file conversion that strings config, checkpoint, layout and
+ * writer together. */
+#include "error.h"
 #include "bert_layout.h"
+#include "linear_int8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,25 +15,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static eng_status fail(eng_status s, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static eng_status fail(eng_status s, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return s;
-}
-
 /* The checkpoint being laid out; the first error sticks, so a run of lookups
  * can be checked once. */
 typedef struct {
     const src_tensors *s;
     const char *pfx;     /* "bert." or "distilbert." when the checkpoint uses it */
+    const char *weights; /* the encoder's linear weights: "fp32" or "int8" */
     eng__writer *w;
     int n_added;
     eng_status st;
@@ -67,7 +58,7 @@ static float *get(lay *L, const char *name, int64_t d0, int64_t d1)
         return NULL;
     const src_tensor *t = lookup(L, name);
     if (!t) {
-        L->st = fail(ENG_ERR_FORMAT, L->err, L->errlen, "missing tensor %s%s", L->pfx, name);
+        L->st = eng__errf(ENG_ERR_FORMAT, L->err, L->errlen, "missing tensor %s%s", L->pfx, name);
         return NULL;
     }
     int nd = d1 ? 2 : 1;
@@ -82,13 +73,13 @@ static float *get(lay *L, const char *name, int64_t d0, int64_t d1)
             snprintf(want, sizeof want, "%lld,%lld", (long long)d0, (long long)d1);
         else
             snprintf(want, sizeof want, "%lld", (long long)d0);
-        L->st = fail(ENG_ERR_FORMAT, L->err, L->errlen,
+        L->st = eng__errf(ENG_ERR_FORMAT, L->err, L->errlen,
                      "tensor %s has shape [%s], expected [%s] from config.json", t->name, got, want);
         return NULL;
     }
     float *f = src_to_f32(t);
     if (!f)
-        L->st = fail(ENG_ERR_FORMAT, L->err, L->errlen,
+        L->st = eng__errf(ENG_ERR_FORMAT, L->err, L->errlen,
                      "tensor %s is not floating point (or out of memory)", t->name);
     return f;
 }
@@ -99,10 +90,20 @@ static void add(lay *L, const char *name, float *data, uint64_t d0, uint64_t d1)
         uint64_t shape[2] = {d0, d1};
         L->st = eng__writer_add(L->w, name, ENG_DT_F32, d1 ? 2 : 1, shape, data);
         if (L->st != ENG_OK)
-            fail(L->st, L->err, L->errlen, "cannot add tensor %s (out of memory?)", name);
+            eng__errf(L->st, L->err, L->errlen, "cannot add tensor %s (out of memory?)", name);
         L->n_added++;
     }
     free(data);
+}
+
+/* Adds linear weight "<eng_name>.w" from t ([in, out], freed) as `weights`. */
+static void add_weight(lay *L, const char *eng_name, float *t, int64_t in, int64_t out,
+                       const char *weights)
+{
+    if (L->st == ENG_OK && t)
+        L->st = cv_add_linear_weight(L->w, eng_name, t, (int)in, (int)out, weights, &L->n_added,
+                                     L->err, L->errlen);
+    free(t);
 }
 
 /* PyTorch Linear weight [out, in] -> engine [in, out], columns from col0 of a
@@ -115,8 +116,10 @@ static void put_transposed(float *dst, int64_t ld, int64_t col0, const float *w,
             dst[i * ld + col0 + o] = w[o * in + i];
 }
 
-/* A Linear layer hf_name.{weight,bias} [out, in] as eng_name.{w,b}. */
-static void linear(lay *L, const char *hf_name, const char *eng_name, int64_t in, int64_t out)
+/* A Linear layer hf_name.{weight,bias} [out, in] as eng_name.{w,b}, the
+ * weight stored as `weights`. */
+static void linear(lay *L, const char *hf_name, const char *eng_name, int64_t in, int64_t out,
+                   const char *weights)
 {
     char n[256];
     snprintf(n, sizeof n, "%s.weight", hf_name);
@@ -125,12 +128,11 @@ static void linear(lay *L, const char *hf_name, const char *eng_name, int64_t in
     float *b = get(L, n, out, 0);
     float *t = w ? malloc((size_t)(in * out) * sizeof *t) : NULL;
     if (w && !t && L->st == ENG_OK)
-        L->st = fail(ENG_ERR_NOMEM, L->err, L->errlen, "out of memory");
+        L->st = eng__errf(ENG_ERR_NOMEM, L->err, L->errlen, "out of memory");
     if (t)
         put_transposed(t, out, 0, w, out, in);
     free(w);
-    snprintf(n, sizeof n, "%s.w", eng_name);
-    add(L, n, t, (uint64_t)in, (uint64_t)out);
+    add_weight(L, eng_name, t, in, out, weights);
     snprintf(n, sizeof n, "%s.b", eng_name);
     add(L, n, b, (uint64_t)out, 0);
 }
@@ -154,7 +156,7 @@ static void qkv(lay *L, const char *const names[3], int layer, int64_t h)
 {
     float *w = malloc((size_t)(h * 3 * h) * sizeof *w), *b = malloc((size_t)(3 * h) * sizeof *b);
     if ((!w || !b) && L->st == ENG_OK)
-        L->st = fail(ENG_ERR_NOMEM, L->err, L->errlen, "out of memory");
+        L->st = eng__errf(ENG_ERR_NOMEM, L->err, L->errlen, "out of memory");
     for (int k = 0; k < 3 && L->st == ENG_OK; k++) {
         char n[256];
         snprintf(n, sizeof n, "%s.weight", names[k]);
@@ -169,8 +171,8 @@ static void qkv(lay *L, const char *const names[3], int layer, int64_t h)
         free(bias);
     }
     char n[64];
-    snprintf(n, sizeof n, "L%d.qkv.w", layer);
-    add(L, n, w, (uint64_t)h, (uint64_t)(3 * h));
+    snprintf(n, sizeof n, "L%d.qkv", layer);
+    add_weight(L, n, w, h, 3 * h, L->weights);
     snprintf(n, sizeof n, "L%d.qkv.b", layer);
     add(L, n, b, (uint64_t)(3 * h), 0);
 }
@@ -217,10 +219,10 @@ static void encoder_layer(lay *L, const cv_config *c, int bert, int i)
     const char *en[4] = {"attn_out", "ln1", "ffn_in", "ffn_out"};
     for (int k = 0; k < 4; k++)
         snprintf(eng[k], sizeof eng[k], "L%d.%s", i, en[k]);
-    linear(L, hf[3], eng[0], h, h);
+    linear(L, hf[3], eng[0], h, h, L->weights);
     layer_norm(L, hf[4], eng[1], h);
-    linear(L, hf[5], eng[2], h, f);
-    linear(L, hf[6], eng[3], f, h);
+    linear(L, hf[5], eng[2], h, f, L->weights);
+    linear(L, hf[6], eng[3], f, h, L->weights);
     snprintf(eng[1], sizeof eng[1], "L%d.ln2", i);
     layer_norm(L, hf[7], eng[1], h);
 }
@@ -235,37 +237,40 @@ static void head(lay *L, cv_config *c, int bert)
     snprintf(c->head, sizeof c->head, "%s", !want ? "none" : bert ? "bert_pooler" : "distilbert");
     if (!want) {
         if (cv_config_set_labels(c, 0, NULL) != ENG_OK)
-            L->st = fail(ENG_ERR_NOMEM, L->err, L->errlen, "out of memory");
+            L->st = eng__errf(ENG_ERR_NOMEM, L->err, L->errlen, "out of memory");
         return;
     }
     if (!cl) {
-        L->st = fail(ENG_ERR_FORMAT, L->err, L->errlen, "missing tensor classifier.weight");
+        L->st = eng__errf(ENG_ERR_FORMAT, L->err, L->errlen, "missing tensor classifier.weight");
         return;
     }
     int64_t n = cl->ndim == 2 ? cl->shape[0] : 0;
     if (n < 1 || n > 1 << 20) {
-        L->st = fail(ENG_ERR_FORMAT, L->err, L->errlen, "classifier.weight has a malformed shape");
+        L->st = eng__errf(ENG_ERR_FORMAT, L->err, L->errlen, "classifier.weight has a malformed shape");
         return;
     }
     if (c->n_labels != 0 && c->n_labels != n) {
-        L->st = fail(ENG_ERR_FORMAT, L->err, L->errlen,
+        L->st = eng__errf(ENG_ERR_FORMAT, L->err, L->errlen,
                      "config.json's id2label names %d labels but the classifier has %lld",
                      c->n_labels, (long long)n);
         return;
     }
     if (c->n_labels == 0 && cv_config_set_labels(c, (int)n, NULL) != ENG_OK) {
-        L->st = fail(ENG_ERR_NOMEM, L->err, L->errlen, "out of memory");
+        L->st = eng__errf(ENG_ERR_NOMEM, L->err, L->errlen, "out of memory");
         return;
     }
-    linear(L, bert ? "pooler.dense" : "pre_classifier", "head.dense", c->hidden, c->hidden);
-    linear(L, "classifier", "head.out", c->hidden, n);
+    /* The head stays fp32: it is a small share of the work and its output
+     * is the result, so it gets no extra rounding. */
+    linear(L, bert ? "pooler.dense" : "pre_classifier", "head.dense", c->hidden, c->hidden,
+           "fp32");
+    linear(L, "classifier", "head.out", c->hidden, n, "fp32");
 }
 
 eng_status cv_layout_bert(cv_config *c, const src_tensors *s, eng__writer *w, int *n_added,
                           char *err, size_t errlen)
 {
     int bert = strcmp(c->arch, "bert") == 0;
-    lay L = {s, "", w, 0, ENG_OK, err, errlen};
+    lay L = {s, "", c->weights, w, 0, ENG_OK, err, errlen};
     char probe[64];
     snprintf(probe, sizeof probe, "%s.embeddings.word_embeddings.weight", c->arch);
     if (src_find(s, probe))
@@ -279,6 +284,57 @@ eng_status cv_layout_bert(cv_config *c, const src_tensors *s, eng__writer *w, in
     return L.st;
 }
 
+eng_status cv_weights_check(const char *weights, char *err, size_t errlen)
+{
+    if (weights && (strcmp(weights, "fp32") == 0 || strcmp(weights, "int8") == 0))
+        return ENG_OK;
+    return eng__errf(ENG_ERR_INVALID_ARG, err, errlen,
+                     "unsupported weight dtype '%s' (fp32 or int8)", weights ? weights : "");
+}
+
+eng_status cv_add_linear_weight(eng__writer *w, const char *name, const float *wt, int K, int N,
+                                const char *weights, int *n_added, char *err, size_t errlen)
+{
+    char n[3][ENG_FILE_NAME_MAX];
+    snprintf(n[0], sizeof n[0], "%s.w", name);
+    snprintf(n[1], sizeof n[1], "%s.w.scale", name);
+    snprintf(n[2], sizeof n[2], "%s.w.sum", name);
+    if (strcmp(weights, "int8") != 0) {
+        uint64_t shape[2] = {(uint64_t)K, (uint64_t)N};
+        eng_status s = eng__writer_add(w, n[0], ENG_DT_F32, 2, shape, wt);
+        if (s != ENG_OK)
+            return eng__errf(s, err, errlen, "cannot add tensor %s (out of memory?)", n[0]);
+        ++*n_added;
+        return ENG_OK;
+    }
+    size_t bytes = eng__quantized_weight_bytes(K, N);
+    if (bytes == 0)
+        return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen,
+                         "%s: a %d x %d matrix cannot be stored as int8", n[0], K, N);
+    int8_t *q = malloc(bytes);
+    float *scale = malloc((size_t)N * sizeof *scale);
+    int32_t *sum = malloc((size_t)N * sizeof *sum);
+    eng_status s = q && scale && sum ? ENG_OK : ENG_ERR_NOMEM;
+    if (s == ENG_OK && eng__quantize_weights(wt, K, N, q, scale, sum) != ENG_OK)
+        s = eng__errf(ENG_ERR_FORMAT, err, errlen, "%s: %s", n[0], eng_last_error());
+    else if (s != ENG_OK)
+        eng__errf(s, err, errlen, "out of memory");
+    const uint64_t shapes[3] = {bytes, (uint64_t)N, (uint64_t)N};
+    const eng__dtype dts[3] = {ENG_DT_I8, ENG_DT_F32, ENG_DT_I32};
+    const void *data[3] = {q, scale, sum};
+    for (int k = 0; k < 3 && s == ENG_OK; k++) {
+        s = eng__writer_add(w, n[k], dts[k], 1, &shapes[k], data[k]);
+        if (s != ENG_OK)
+            eng__errf(s, err, errlen, "cannot add tensor %s (out of memory?)", n[k]);
+        else
+            ++*n_added;
+    }
+    free(q);
+    free(scale);
+    free(sum);
+    return s;
+}
+
 eng_status cv_add_vocab(const cv_config *c, eng__writer *w, char *err, size_t errlen)
 {
     size_t n = 0;
@@ -286,7 +342,7 @@ eng_status cv_add_vocab(const cv_config *c, eng__writer *w, char *err, size_t er
         n += strlen(c->vocab[i]) + (i > 0);
     char *blob = malloc(n ? n : 1), *p = blob;
     if (!blob)
-        return fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+        return eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
     for (int i = 0; i < c->n_vocab; i++) {
         if (i > 0)
             *p++ = '\n';
@@ -298,7 +354,7 @@ eng_status cv_add_vocab(const cv_config *c, eng__writer *w, char *err, size_t er
     eng_status s = n ? eng__writer_add(w, "tok.vocab", ENG_DT_U8, 1, shape, blob)
                      : ENG_ERR_FORMAT;
     free(blob);
-    return s == ENG_OK ? s : fail(s, err, errlen, "cannot store the vocabulary");
+    return s == ENG_OK ? s : eng__errf(s, err, errlen, "cannot store the vocabulary");
 }
 
 eng_status cv_save(const cv_config *c, eng__writer *w, const char *out, cv_report *r, char *err,
@@ -306,7 +362,7 @@ eng_status cv_save(const cv_config *c, eng__writer *w, const char *out, cv_repor
 {
     char *meta = cv_config_meta_json(c);
     if (!meta)
-        return fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+        return eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
     eng_status s = eng__writer_save(w, meta, out, err, errlen);
     free(meta);
     struct stat st;
@@ -325,22 +381,27 @@ static eng_status load_weights(const char *dir, src_tensors *s, char *err, size_
     if (stat(path, &st) == 0)
         return src_load_torch_zip(path, s, err, errlen);
     memset(s, 0, sizeof *s);
-    return fail(ENG_ERR_IO, err, errlen, "%s has neither model.safetensors nor pytorch_model.bin",
+    return eng__errf(ENG_ERR_IO, err, errlen, "%s has neither model.safetensors nor pytorch_model.bin",
                 dir);
 }
 
-eng_status cv_convert_hf(const char *dir, const char *out, cv_config *c, cv_report *r, char *err,
-                         size_t errlen)
+eng_status cv_convert_hf_as(const char *dir, const char *weights, const char *out, cv_config *c,
+                            cv_report *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
-    eng_status s = cv_config_read(dir, c, err, errlen);
+    cv_config_init(c);
+    weights = weights ? weights : "fp32";
+    eng_status s = cv_weights_check(weights, err, errlen);
+    if (s == ENG_OK)
+        s = cv_config_read(dir, c, err, errlen);
     if (s != ENG_OK)
         return s;
+    snprintf(c->weights, sizeof c->weights, "%s", weights);
     src_tensors src;
     s = load_weights(c->weights_dir, &src, err, errlen);
     eng__writer *w = s == ENG_OK ? eng__writer_new() : NULL;
     if (s == ENG_OK && !w)
-        s = fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+        s = eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
     if (s == ENG_OK)
         s = cv_add_vocab(c, w, err, errlen);
     if (s == ENG_OK)
@@ -354,4 +415,10 @@ eng_status cv_convert_hf(const char *dir, const char *out, cv_config *c, cv_repo
     if (s != ENG_OK)
         cv_config_free(c);
     return s;
+}
+
+eng_status cv_convert_hf(const char *dir, const char *out, cv_config *c, cv_report *r, char *err,
+                         size_t errlen)
+{
+    return cv_convert_hf_as(dir, NULL, out, c, r, err, errlen);
 }

@@ -4,6 +4,7 @@
  * writes the .eng metadata JSON from it. Precedence follows transformers:
  * tokenizer_config.json overrides tokenizer.json's normalizer, as
  * BertTokenizerFast rebuilds the normalizer from its init arguments. */
+#include "error.h"
 #include "hf_config.h"
 
 #include <cjson/cJSON.h>
@@ -13,20 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static eng_status fail(eng_status s, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static eng_status fail(eng_status s, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return s;
-}
 
 static int exists(const char *path)
 {
@@ -69,14 +56,14 @@ static eng_status load_json(const char *dir, const char *name, int optional, cJS
     *out = NULL;
     if (!exists(path))
         return optional ? ENG_OK
-                        : fail(ENG_ERR_IO, err, errlen, "%s not found", path);
+                        : eng__errf(ENG_ERR_IO, err, errlen, "%s not found", path);
     char *text = slurp(path, NULL);
     if (!text)
-        return fail(ENG_ERR_IO, err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return eng__errf(ENG_ERR_IO, err, errlen, "cannot read %s: %s", path, strerror(errno));
     *out = cJSON_Parse(text);
     free(text);
     if (!*out)
-        return fail(ENG_ERR_FORMAT, err, errlen, "%s is not valid JSON", path);
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "%s is not valid JSON", path);
     return ENG_OK;
 }
 
@@ -91,7 +78,7 @@ static eng_status get_int(const cJSON *o, const char *key, int def, int max, int
     }
     if (!cJSON_IsNumber(x) || x->valuedouble < 1 || x->valuedouble > max ||
         x->valuedouble != (double)(int)x->valuedouble)
-        return fail(ENG_ERR_FORMAT, err, errlen, "config.json: %s must be an integer in 1..%d", key,
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "config.json: %s must be an integer in 1..%d", key,
                     max);
     *out = (int)x->valuedouble;
     return ENG_OK;
@@ -119,6 +106,7 @@ void cv_config_init(cv_config *c)
     snprintf(c->act, sizeof c->act, "gelu");
     snprintf(c->head, sizeof c->head, "none");
     snprintf(c->pooling, sizeof c->pooling, "mean");
+    snprintf(c->weights, sizeof c->weights, "fp32");
     c->ln_eps = 1e-12;
     c->type_vocab_size = 2;
     c->lowercase = 1;
@@ -181,7 +169,7 @@ static eng_status set_act(cv_config *c, const char *hf, char *err, size_t errlen
             snprintf(c->act, sizeof c->act, "%s", activations[i].engine);
             return ENG_OK;
         }
-    return fail(ENG_ERR_UNSUPPORTED, err, errlen,
+    return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen,
                 "unsupported activation '%s' (gelu, gelu_new, gelu_pytorch_tanh, relu)", hf);
 }
 
@@ -193,7 +181,7 @@ static eng_status read_labels(cv_config *c, const cJSON *cfg, char *err, size_t 
         return ENG_OK;
     int n = cJSON_GetArraySize(m);
     if (n > 1 << 20)
-        return fail(ENG_ERR_FORMAT, err, errlen, "config.json: id2label is too large");
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "config.json: id2label is too large");
     const char **names = calloc((size_t)(n > 0 ? n : 1), sizeof *names);
     if (!names)
         return ENG_ERR_NOMEM;
@@ -205,7 +193,7 @@ static eng_status read_labels(cv_config *c, const cJSON *cfg, char *err, size_t 
         long id = strtol(e->string, &end, 10);
         if (*e->string == '\0' || *end != '\0' || id < 0 || id >= n || names[id] ||
             !cJSON_IsString(e) || strchr(e->valuestring, '\n')) {
-            s = fail(ENG_ERR_FORMAT, err, errlen,
+            s = eng__errf(ENG_ERR_FORMAT, err, errlen,
                      "config.json: id2label must map ids 0..%d to names, once each", n - 1);
             break;
         }
@@ -226,9 +214,9 @@ static eng_status read_model_config(cv_config *c, const cJSON *cfg, char *err, s
 {
     const char *mt = get_str(cfg, "model_type", NULL);
     if (!mt)
-        return fail(ENG_ERR_FORMAT, err, errlen, "config.json has no model_type");
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "config.json has no model_type");
     if (strcmp(mt, "bert") != 0 && strcmp(mt, "distilbert") != 0)
-        return fail(ENG_ERR_UNSUPPORTED, err, errlen,
+        return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen,
                     "unsupported model_type '%s' (bert and distilbert are)", mt);
     snprintf(c->arch, sizeof c->arch, "%s", mt);
     int distil = strcmp(mt, "distilbert") == 0;
@@ -241,7 +229,7 @@ static eng_status read_model_config(cv_config *c, const cJSON *cfg, char *err, s
         while (k < 4 && strcmp(name, supported_arch[k]) != 0)
             k++;
         if (k == 4 || (k >= 2) != distil)
-            return fail(ENG_ERR_UNSUPPORTED, err, errlen,
+            return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen,
                         "unsupported architecture '%s' for model_type %s", name, mt);
         c->classifier = k == 0 || k == 2;
     } else {
@@ -268,21 +256,21 @@ static eng_status read_model_config(cv_config *c, const cJSON *cfg, char *err, s
             return s;
         const cJSON *eps = cJSON_GetObjectItemCaseSensitive(cfg, "layer_norm_eps");
         if (eps && (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1)))
-            return fail(ENG_ERR_FORMAT, err, errlen, "config.json: layer_norm_eps must be in (0, 1)");
+            return eng__errf(ENG_ERR_FORMAT, err, errlen, "config.json: layer_norm_eps must be in (0, 1)");
         c->ln_eps = eps ? eps->valuedouble : 1e-12;
         const char *pos = get_str(cfg, "position_embedding_type", "absolute");
         if (strcmp(pos, "absolute") != 0)
-            return fail(ENG_ERR_UNSUPPORTED, err, errlen,
+            return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen,
                         "unsupported position_embedding_type '%s' (only absolute)", pos);
         int dec = 0, cross = 0;
         get_bool(cfg, "is_decoder", &dec);
         get_bool(cfg, "add_cross_attention", &cross);
         if (dec || cross)
-            return fail(ENG_ERR_UNSUPPORTED, err, errlen,
+            return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen,
                         "unsupported option %s (only encoders)", dec ? "is_decoder" : "add_cross_attention");
         const cJSON *act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_act");
         if (act && !cJSON_IsString(act))
-            return fail(ENG_ERR_UNSUPPORTED, err, errlen, "config.json: hidden_act is not a name");
+            return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen, "config.json: hidden_act is not a name");
         if ((s = set_act(c, act ? act->valuestring : "gelu", err, errlen)))
             return s;
     }
@@ -290,10 +278,10 @@ static eng_status read_model_config(cv_config *c, const cJSON *cfg, char *err, s
         (s = get_int(cfg, "vocab_size", 30522, big, &c->vocab_size, err, errlen)))
         return s;
     if (c->hidden % c->heads != 0)
-        return fail(ENG_ERR_FORMAT, err, errlen, "hidden size %d is not a multiple of %d heads",
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "hidden size %d is not a multiple of %d heads",
                     c->hidden, c->heads);
     if (c->max_positions < 2)
-        return fail(ENG_ERR_FORMAT, err, errlen, "max_position_embeddings %d leaves no room for text",
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "max_position_embeddings %d leaves no room for text",
                     c->max_positions);
     return read_labels(c, cfg, err, errlen);
 }
@@ -324,7 +312,7 @@ eng_status cv_vocab_read_txt(const char *path, cv_config *c, char *err, size_t e
     size_t len;
     char *text = slurp(path, &len);
     if (!text)
-        return fail(ENG_ERR_IO, err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return eng__errf(ENG_ERR_IO, err, errlen, "cannot read %s: %s", path, strerror(errno));
     char **v = NULL;
     int n = 0, cap = 0;
     eng_status s = ENG_OK;
@@ -334,14 +322,14 @@ eng_status cv_vocab_read_txt(const char *path, cv_config *c, char *err, size_t e
         const char *nl = memchr(text + i, '\n', len - i);
         size_t end = nl ? (size_t)(nl - text) : len;
         if (memchr(text + i, '\0', end - i))
-            s = fail(ENG_ERR_FORMAT, err, errlen, "%s: NUL byte in line %d", path, n + 1);
+            s = eng__errf(ENG_ERR_FORMAT, err, errlen, "%s: NUL byte in line %d", path, n + 1);
         else if (push_token(&v, &n, &cap, text + i, end - i) != ENG_OK)
-            s = fail(ENG_ERR_NOMEM, err, errlen, "out of memory reading %s", path);
+            s = eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory reading %s", path);
         i = end + 1;
     }
     free(text);
     if (s == ENG_OK && n == 0)
-        s = fail(ENG_ERR_FORMAT, err, errlen, "%s is empty", path);
+        s = eng__errf(ENG_ERR_FORMAT, err, errlen, "%s is empty", path);
     if (s != ENG_OK) {
         free_strings(v, n);
         return s;
@@ -360,7 +348,7 @@ eng_status cv_check_specials(const cv_config *c, char *err, size_t errlen)
         for (int i = 0; i < c->n_vocab && !found; i++)
             found = strcmp(c->vocab[i], specials[k]) == 0;
         if (!found)
-            return fail(ENG_ERR_FORMAT, err, errlen, "special token %s is not in the vocabulary",
+            return eng__errf(ENG_ERR_FORMAT, err, errlen, "special token %s is not in the vocabulary",
                         specials[k]);
     }
     return ENG_OK;
@@ -372,12 +360,12 @@ static eng_status vocab_from_tokenizer_json(const cJSON *tj, cv_config *c, char 
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(tj, "model");
     const char *type = get_str(model, "type", "?");
     if (strcmp(type, "WordPiece") != 0)
-        return fail(ENG_ERR_UNSUPPORTED, err, errlen,
+        return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen,
                     "tokenizer.json: unsupported tokenizer model '%s' (WordPiece only)", type);
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab"), *e;
     int n = cJSON_GetArraySize(vocab);
     if (!cJSON_IsObject(vocab) || n == 0 || n > 1 << 24)
-        return fail(ENG_ERR_FORMAT, err, errlen, "tokenizer.json: model.vocab is missing or empty");
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "tokenizer.json: model.vocab is missing or empty");
     char **v = calloc((size_t)n, sizeof *v);
     if (!v)
         return ENG_ERR_NOMEM;
@@ -386,7 +374,7 @@ static eng_status vocab_from_tokenizer_json(const cJSON *tj, cv_config *c, char 
     {
         double id = cJSON_IsNumber(e) ? e->valuedouble : -1;
         if (id < 0 || id >= n || id != (double)(int)id || v[(int)id] || strchr(e->string, '\n')) {
-            s = fail(ENG_ERR_FORMAT, err, errlen,
+            s = eng__errf(ENG_ERR_FORMAT, err, errlen,
                      "tokenizer.json: vocab ids must be 0..%d, once each", n - 1);
             break;
         }
@@ -443,7 +431,7 @@ static eng_status read_tokenizer(const char *dir, cv_config *c, char *err, size_
     else if (tj)
         s = vocab_from_tokenizer_json(tj, c, err, errlen);
     else
-        s = fail(ENG_ERR_IO, err, errlen, "%s has neither vocab.txt nor tokenizer.json", dir);
+        s = eng__errf(ENG_ERR_IO, err, errlen, "%s has neither vocab.txt nor tokenizer.json", dir);
     if (s == ENG_OK && tj)
         tokenizer_json_settings(tj, c);
     cJSON_Delete(tj);
@@ -491,14 +479,14 @@ static eng_status read_pooling(const char *dir, const char *sub, cv_config *c, c
             cls = 1;
         else if (!other) {
             other = 1;
-            s = fail(ENG_ERR_UNSUPPORTED, err, errlen, "unsupported pooling mode %s", e->string);
+            s = eng__errf(ENG_ERR_UNSUPPORTED, err, errlen, "unsupported pooling mode %s", e->string);
         }
     }
     cJSON_Delete(p);
     if (s != ENG_OK)
         return s;
     if (mean + cls != 1)
-        return fail(ENG_ERR_UNSUPPORTED, err, errlen,
+        return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen,
                     "%s/config.json: exactly one of mean or cls pooling is supported", sub);
     snprintf(c->pooling, sizeof c->pooling, "%s", cls ? "cls" : "mean");
     return ENG_OK;
@@ -517,7 +505,7 @@ static eng_status read_modules(const char *dir, cv_config *c, char *err, size_t 
         const char *type = get_str(e, "type", "?"), *path = get_str(e, "path", "");
         const char *t = strncmp(type, prefix, strlen(prefix)) == 0 ? type + strlen(prefix) : type;
         if (strstr(path, ".."))
-            s = fail(ENG_ERR_FORMAT, err, errlen, "modules.json: module path '%s' leaves the folder",
+            s = eng__errf(ENG_ERR_FORMAT, err, errlen, "modules.json: module path '%s' leaves the folder",
                      path);
         else if (strcmp(t, "Transformer") == 0) {
             if (*path)
@@ -527,7 +515,7 @@ static eng_status read_modules(const char *dir, cv_config *c, char *err, size_t 
         else if (strcmp(t, "Normalize") == 0)
             c->normalize = 1;
         else
-            s = fail(ENG_ERR_UNSUPPORTED, err, errlen, "unsupported sentence-transformers module %s",
+            s = eng__errf(ENG_ERR_UNSUPPORTED, err, errlen, "unsupported sentence-transformers module %s",
                      type);
         if (s != ENG_OK)
             break;
@@ -552,7 +540,7 @@ eng_status cv_config_read(const char *dir, cv_config *c, char *err, size_t errle
     if (s == ENG_OK)
         s = read_tokenizer(c->weights_dir, c, err, errlen);
     if (s == ENG_OK && c->n_vocab > c->vocab_size)
-        s = fail(ENG_ERR_FORMAT, err, errlen,
+        s = eng__errf(ENG_ERR_FORMAT, err, errlen,
                  "the vocabulary has %d tokens but config.json's vocab_size is %d", c->n_vocab,
                  c->vocab_size);
     if (s != ENG_OK)
@@ -588,6 +576,7 @@ char *cv_config_meta_json(const cv_config *c)
     cJSON_AddItemToObject(o, "labels", labels);
     cJSON_AddStringToObject(o, "pooling", c->pooling);
     cJSON_AddBoolToObject(o, "normalize", c->normalize);
+    cJSON_AddStringToObject(o, "weights", c->weights);
     cJSON_AddBoolToObject(tok, "lowercase", c->lowercase);
     cJSON_AddBoolToObject(tok, "strip_accents", c->strip_accents > 0);
     cJSON_AddBoolToObject(tok, "chinese_chars", c->chinese_chars);

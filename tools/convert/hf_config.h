@@ -22,6 +22,8 @@ typedef struct {
     char **labels;          /* config id2label in id order; the layout settles them */
     int n_labels;
     char pooling[8];        /* "mean" or "cls" */
+    char weights[8];        /* "fp32" or "int8": how the encoder's linear layers
+                               are stored (cv_weights_check) */
     int normalize;
     int lowercase, strip_accents, chinese_chars, max_chars_per_word;
     char unk[CV_TOKEN_MAX], cls[CV_TOKEN_MAX], sep[CV_TOKEN_MAX], pad[CV_TOKEN_MAX];

@@ -2,6 +2,7 @@
  * length, a JSON header naming each tensor's dtype, shape and byte range, then
  * the data) into src_tensors, checking every range against the file; and the
  * helpers over src_tensors that both checkpoint readers share (source.h). */
+#include "error.h"
 #include "source.h"
 
 #include <cjson/cJSON.h>
@@ -10,20 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static eng_status fail(eng_status s, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static eng_status fail(eng_status s, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return s;
-}
 
 static const struct {
     const char *name;
@@ -42,25 +29,25 @@ static eng_status read_file(const char *path, unsigned char **buf, size_t *len, 
 {
     FILE *fp = fopen(path, "rb");
     if (!fp)
-        return fail(ENG_ERR_IO, err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return eng__errf(ENG_ERR_IO, err, errlen, "cannot open %s: %s", path, strerror(errno));
     long n = -1;
     if (fseek(fp, 0, SEEK_END) == 0)
         n = ftell(fp);
     if (n < 0 || fseek(fp, 0, SEEK_SET) != 0) {
         fclose(fp);
-        return fail(ENG_ERR_IO, err, errlen, "cannot read %s", path);
+        return eng__errf(ENG_ERR_IO, err, errlen, "cannot read %s", path);
     }
     *buf = malloc(n > 0 ? (size_t)n : 1);
     if (!*buf) {
         fclose(fp);
-        return fail(ENG_ERR_NOMEM, err, errlen, "out of memory reading %s", path);
+        return eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory reading %s", path);
     }
     size_t got = fread(*buf, 1, (size_t)n, fp);
     fclose(fp);
     if (got != (size_t)n) {
         free(*buf);
         *buf = NULL;
-        return fail(ENG_ERR_IO, err, errlen, "short read on %s", path);
+        return eng__errf(ENG_ERR_IO, err, errlen, "short read on %s", path);
     }
     *len = (size_t)n;
     return ENG_OK;
@@ -75,7 +62,7 @@ static eng_status parse_entry(const cJSON *e, src_tensor *t, const unsigned char
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     if (!cJSON_IsString(dt) || !cJSON_IsArray(shape) || !cJSON_IsArray(offs) ||
         cJSON_GetArraySize(offs) != 2)
-        return fail(ENG_ERR_FORMAT, err, errlen, "tensor %s: malformed header entry", t->name);
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor %s: malformed header entry", t->name);
     size_t esize = 0;
     for (size_t i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; i++)
         if (strcmp(dt->valuestring, st_dtypes[i].name) == 0) {
@@ -83,37 +70,37 @@ static eng_status parse_entry(const cJSON *e, src_tensor *t, const unsigned char
             esize = st_dtypes[i].size;
         }
     if (esize == 0)
-        return fail(ENG_ERR_UNSUPPORTED, err, errlen, "tensor %s: unsupported dtype %s", t->name,
+        return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen, "tensor %s: unsupported dtype %s", t->name,
                     dt->valuestring);
     int nd = cJSON_GetArraySize(shape);
     if (nd > 8)
-        return fail(ENG_ERR_UNSUPPORTED, err, errlen, "tensor %s: %d dimensions", t->name, nd);
+        return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen, "tensor %s: %d dimensions", t->name, nd);
     t->ndim = nd;
     uint64_t numel = 1;
     for (int d = 0; d < nd; d++) {
         const cJSON *x = cJSON_GetArrayItem(shape, d);
         if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 9.0e15 ||
             x->valuedouble != (double)(int64_t)x->valuedouble)
-            return fail(ENG_ERR_FORMAT, err, errlen, "tensor %s: malformed shape", t->name);
+            return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor %s: malformed shape", t->name);
         t->shape[d] = (int64_t)x->valuedouble;
         if (t->shape[d] != 0 && numel > UINT64_MAX / 16 / (uint64_t)t->shape[d])
-            return fail(ENG_ERR_FORMAT, err, errlen, "tensor %s: shape overflows", t->name);
+            return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor %s: shape overflows", t->name);
         numel *= (uint64_t)t->shape[d];
     }
     const cJSON *ja = cJSON_GetArrayItem(offs, 0), *jb = cJSON_GetArrayItem(offs, 1);
     if (!cJSON_IsNumber(ja) || !cJSON_IsNumber(jb) || ja->valuedouble < 0 ||
         jb->valuedouble < ja->valuedouble || jb->valuedouble > (double)body_len)
-        return fail(ENG_ERR_FORMAT, err, errlen,
+        return eng__errf(ENG_ERR_FORMAT, err, errlen,
                     "tensor %s: data offsets out of range (file truncated?)", t->name);
     uint64_t lo = (uint64_t)ja->valuedouble, hi = (uint64_t)jb->valuedouble;
     if (hi - lo != numel * esize)
-        return fail(ENG_ERR_FORMAT, err, errlen,
+        return eng__errf(ENG_ERR_FORMAT, err, errlen,
                     "tensor %s: %llu bytes for a shape that needs %llu", t->name,
                     (unsigned long long)(hi - lo), (unsigned long long)(numel * esize));
     t->nbytes = (size_t)(hi - lo);
     t->data = malloc(t->nbytes ? t->nbytes : 1);
     if (!t->data)
-        return fail(ENG_ERR_NOMEM, err, errlen, "out of memory for tensor %s", t->name);
+        return eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory for tensor %s", t->name);
     memcpy(t->data, body + lo, t->nbytes);
     return ENG_OK;
 }
@@ -122,23 +109,23 @@ static eng_status parse(const unsigned char *buf, size_t len, src_tensors *out, 
                         size_t errlen)
 {
     if (len < 8)
-        return fail(ENG_ERR_FORMAT, err, errlen, "file too small for a header");
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "file too small for a header");
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | buf[i];
     if (hlen > len - 8 || hlen < 2)
-        return fail(ENG_ERR_FORMAT, err, errlen, "header length %llu does not fit the file",
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "header length %llu does not fit the file",
                     (unsigned long long)hlen);
     cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return fail(ENG_ERR_FORMAT, err, errlen, "header is not a JSON object");
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "header is not a JSON object");
     }
     const unsigned char *body = buf + 8 + hlen;
     uint64_t body_len = len - 8 - hlen;
     int n = cJSON_GetArraySize(root);
     out->t = calloc((size_t)(n > 0 ? n : 1), sizeof *out->t);
-    eng_status s = out->t ? ENG_OK : fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+    eng_status s = out->t ? ENG_OK : eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
     const cJSON *e;
     cJSON_ArrayForEach(e, root)
     {
@@ -149,7 +136,7 @@ static eng_status parse(const unsigned char *buf, size_t len, src_tensors *out, 
         src_tensor *t = &out->t[out->n++];
         t->name = strdup(e->string);
         s = t->name ? parse_entry(e, t, body, body_len, err, errlen)
-                    : fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+                    : eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
     }
     cJSON_Delete(root);
     return s;
@@ -168,7 +155,7 @@ eng_status src_load_safetensors(const char *path, src_tensors *out, char *err, s
     free(buf);
     if (s != ENG_OK) {
         src_free(out);
-        return fail(s, err, errlen, "%s: %s", path, why);
+        return eng__errf(s, err, errlen, "%s: %s", path, why);
     }
     return ENG_OK;
 }

@@ -3,6 +3,7 @@
  * LayerNorm g = 1, b = 0) from a seeded generator, so the same seed gives the
  * same file on every machine, and a generated WordPiece vocabulary when no
  * vocab.txt is given. Tensors are written directly in the engine layout. */
+#include "error.h"
 #include "synthetic.h"
 
 #include <math.h>
@@ -27,20 +28,6 @@ static const shape shapes[] = {
 
 const char *const cv_synth_names[] = {"bert-base", "minilm-l6", "distilbert-base", "tiny",
                                       "tiny-distilbert", NULL};
-
-static eng_status fail(eng_status s, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static eng_status fail(eng_status s, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return s;
-}
 
 /* ---- Vocabulary --------------------------------------------------------- */
 
@@ -112,8 +99,11 @@ static eng_status generate_vocab(cv_config *c, int size)
 typedef struct {
     uint64_t state;
     eng__writer *w;
+    const char *weights;   /* the encoder's linear weights: "fp32" or "int8" */
     int n_added;
-    eng_status st;
+    eng_status st;         /* the first failure, explained in err */
+    char *err;
+    size_t errlen;
 } gen;
 
 static uint64_t splitmix64(uint64_t *s)
@@ -132,17 +122,17 @@ static double uniform(gen *g)
 
 enum fill { NORMAL, ZEROS, ONES };
 
-/* Adds tensor name [d0] or [d0, d1] filled as asked (NORMAL: std 0.02,
- * Box-Muller). */
-static void tensor(gen *g, const char *name, uint64_t d0, uint64_t d1, enum fill f)
+/* n floats filled as asked (NORMAL: std 0.02, Box-Muller), malloc'd; NULL
+ * with g->st set when out of memory or after an earlier failure. The draws
+ * are the same whatever the tensor becomes, so an int8 file quantizes the
+ * weights of the fp32 file of the same seed. */
+static float *draw(gen *g, size_t n, enum fill f)
 {
-    if (g->st != ENG_OK)
-        return;
-    size_t n = (size_t)(d0 * (d1 ? d1 : 1));
-    float *x = malloc(n * sizeof *x);
+    float *x = g->st == ENG_OK ? malloc(n * sizeof *x) : NULL;
     if (!x) {
-        g->st = ENG_ERR_NOMEM;
-        return;
+        if (g->st == ENG_OK)
+            g->st = eng__errf(ENG_ERR_NOMEM, g->err, g->errlen, "out of memory generating weights");
+        return NULL;
     }
     for (size_t i = 0; i < n; i += 2) {
         double r = sqrt(-2.0 * log(uniform(g))), th = 6.283185307179586 * uniform(g);
@@ -150,17 +140,32 @@ static void tensor(gen *g, const char *name, uint64_t d0, uint64_t d1, enum fill
         if (i + 1 < n)
             x[i + 1] = f == NORMAL ? (float)(0.02 * r * sin(th)) : x[i];
     }
+    return x;
+}
+
+/* Adds F32 tensor name [d0] or [d0, d1] filled as asked. */
+static void tensor(gen *g, const char *name, uint64_t d0, uint64_t d1, enum fill f)
+{
+    float *x = draw(g, (size_t)(d0 * (d1 ? d1 : 1)), f);
+    if (!x)
+        return;
     uint64_t shp[2] = {d0, d1};
     g->st = eng__writer_add(g->w, name, ENG_DT_F32, d1 ? 2 : 1, shp, x);
+    if (g->st != ENG_OK)
+        eng__errf(g->st, g->err, g->errlen, "cannot add tensor %s (out of memory?)", name);
     g->n_added++;
     free(x);
 }
 
-static void linear(gen *g, const char *name, uint64_t in, uint64_t out)
+/* A linear layer name.{w,b}, the weight stored as `weights`. */
+static void linear(gen *g, const char *name, uint64_t in, uint64_t out, const char *weights)
 {
+    float *x = draw(g, (size_t)(in * out), NORMAL);
+    if (x)
+        g->st = cv_add_linear_weight(g->w, name, x, (int)in, (int)out, weights, &g->n_added,
+                                     g->err, g->errlen);
+    free(x);
     char n[64];
-    snprintf(n, sizeof n, "%s.w", name);
-    tensor(g, n, in, out, NORMAL);
     snprintf(n, sizeof n, "%s.b", name);
     tensor(g, n, out, 0, ZEROS);
 }
@@ -186,16 +191,16 @@ static void weights(gen *g, const cv_config *c)
         const uint64_t in[4] = {h, h, h, f}, out[4] = {3 * h, h, f, h};
         for (int k = 0; k < 4; k++) {
             snprintf(n, sizeof n, "L%d.%s", i, lin[k]);
-            linear(g, n, in[k], out[k]);
+            linear(g, n, in[k], out[k], g->weights);
             if (k == 1 || k == 3) {
                 snprintf(n, sizeof n, "L%d.ln%d", i, k == 1 ? 1 : 2);
                 layer_norm(g, n, h);
             }
         }
     }
-    if (c->n_labels > 0) {
-        linear(g, "head.dense", h, h);
-        linear(g, "head.out", h, (uint64_t)c->n_labels);
+    if (c->n_labels > 0) {   /* the head stays fp32, as in bert_layout.c */
+        linear(g, "head.dense", h, h, "fp32");
+        linear(g, "head.out", h, (uint64_t)c->n_labels, "fp32");
     }
 }
 
@@ -204,12 +209,17 @@ eng_status cv_synthetic(const char *name, const cv_synth_opts *o, const char *ou
 {
     memset(r, 0, sizeof *r);
     cv_config_init(c);
+    const char *wt = o->weights ? o->weights : "fp32";
+    eng_status s = cv_weights_check(wt, err, errlen);
+    if (s != ENG_OK)
+        return s;
+    snprintf(c->weights, sizeof c->weights, "%s", wt);
     const shape *sh = NULL;
     for (size_t i = 0; i < N_SHAPES; i++)
         if (strcmp(name, shapes[i].name) == 0)
             sh = &shapes[i];
     if (!sh)
-        return fail(ENG_ERR_INVALID_ARG, err, errlen,
+        return eng__errf(ENG_ERR_INVALID_ARG, err, errlen,
                     "unknown synthetic model '%s' (bert-base, minilm-l6, distilbert-base, tiny, "
                     "tiny-distilbert)", name);
     snprintf(c->arch, sizeof c->arch, "%s", sh->arch);
@@ -224,26 +234,25 @@ eng_status cv_synthetic(const char *name, const cv_synth_opts *o, const char *ou
     snprintf(c->head, sizeof c->head, "%s",
              o->no_head ? "none" : strcmp(sh->arch, "bert") == 0 ? "bert_pooler" : "distilbert");
 
-    eng_status s = ENG_OK;
     if (o->vocab_path) {
         s = cv_vocab_read_txt(o->vocab_path, c, err, errlen);
         if (s == ENG_OK)
             s = cv_check_specials(c, err, errlen);
     }
     else if (generate_vocab(c, sh->vocab) != ENG_OK)
-        s = fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+        s = eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
     c->vocab_size = c->n_vocab;
     if (s == ENG_OK && !o->no_head && cv_config_set_labels(c, 2, NULL) != ENG_OK)
-        s = fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+        s = eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
 
-    gen g = {o->seed, eng__writer_new(), 0, ENG_OK};
+    gen g = {o->seed, eng__writer_new(), c->weights, 0, ENG_OK, err, errlen};
     if (s == ENG_OK && !g.w)
-        s = fail(ENG_ERR_NOMEM, err, errlen, "out of memory");
+        s = eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
     if (s == ENG_OK)
         s = cv_add_vocab(c, g.w, err, errlen);
     if (s == ENG_OK) {
         weights(&g, c);
-        s = g.st == ENG_OK ? ENG_OK : fail(g.st, err, errlen, "out of memory generating weights");
+        s = g.st;
     }
     if (s == ENG_OK) {
         r->n_tensors = g.n_added + 1;

@@ -13,6 +13,8 @@ typedef struct {
     uint64_t seed;            /* same seed, same weights */
     int no_head;              /* an encoder without a classifier */
     const char *vocab_path;   /* a vocab.txt, or NULL for a generated vocabulary */
+    const char *weights;      /* the encoder's linear weights, "fp32" (NULL) or
+                                 "int8" (see cv_convert_hf_as) */
 } cv_synth_opts;
 
 /* The shape names cv_synthetic knows, NULL-terminated. */

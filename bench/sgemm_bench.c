@@ -1,0 +1,122 @@
+/* sgemm_bench.c: the packed fp32 GEMM with its fused bias epilogue
+ * (kernels/sgemm.h) against what the linear layers ran before it, OpenBLAS
+ * cblas_sgemm (beta = 0) followed by the kernel table's separate bias pass,
+ * both single-threaded, at the BERT shapes with M = 400 and M = 2048 rows.
+ * The two are timed in alternation, REPS rounds of about 20 ms each, and the
+ * median of each is reported as GFLOP/s (2 flops per multiply-add). Time is
+ * the thread's CPU time, not wall time: on a shared machine that leaves out
+ * the time the thread waits for a core, and the median of interleaved runs
+ * leaves out most of the rest of the noise.
+ *
+ *   build/sgemm-bench [reps]      (default 7) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "blas.h"
+#include "kernels.h"
+#include "sgemm.h"
+
+enum { MAX_REPS = 31 };
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+    int M, K, N;
+    const float *x, *w, *packed, *bias;
+    float *y;
+    const eng__kernels *kern;
+    const eng__sgemm_kernels *sk;
+} problem;
+
+static void run_blas(const problem *p)
+{
+    eng__sgemm(0, 0, p->M, p->N, p->K, 1.0f, p->x, p->K, p->w, p->N, 0.0f, p->y, p->N);
+    p->kern->bias_residual(p->y, p->bias, NULL, p->M, p->N);
+}
+
+static void run_packed(const problem *p)
+{
+    eng__sgemm_packed(p->sk, p->x, p->M, p->K, (size_t)p->K, p->packed, p->N, p->y,
+                      (size_t)p->N, p->bias, NULL, -1);
+}
+
+/* Seconds per call, averaged over enough calls to fill about 20 ms. */
+static double time_one(void (*fn)(const problem *), const problem *p, int iters)
+{
+    double t0 = now();
+    for (int i = 0; i < iters; i++)
+        fn(p);
+    return (now() - t0) / iters;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static float *random_floats(size_t n)
+{
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; v && i < n; i++)
+        v[i] = (float)(rand() % 2001 - 1000) / 1000.0f;
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    int reps = argc > 1 ? atoi(argv[1]) : 7;
+    if (reps < 1 || reps > MAX_REPS)
+        reps = 7;
+    char err[256];
+    if (eng__blas_init(err, sizeof err) != ENG_OK) {
+        fprintf(stderr, "sgemm-bench: %s\n", err);
+        return 1;
+    }
+    eng__blas_set_threads(1);
+    const eng__kernels *kern = eng__kernels_get();
+    const eng__sgemm_kernels *sk = eng__sgemm_get();
+    printf("sgemm-bench: %s vs packed %s (%dx%d tile), 1 thread, median of %d\n",
+           eng__blas_name(), eng__isa_str(sk->isa), sk->mr, 16 * sk->np, reps);
+    printf("%5s %5s %5s  %12s %12s %8s\n", "M", "K", "N", "blas+bias", "packed", "speedup");
+    static const int shapes[][2] = {{256, 768},  {256, 256},  {256, 1024},
+                                    {1024, 256}, {384, 1152}, {384, 1536},
+                                    {1536, 384}, {768, 3072}, {3072, 768}};
+    static const int rows[] = {400, 2048};
+    for (size_t mi = 0; mi < sizeof rows / sizeof rows[0]; mi++) {
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int M = rows[mi], K = shapes[si][0], N = shapes[si][1];
+            float *x = random_floats((size_t)M * K), *w = random_floats((size_t)K * N);
+            float *bias = random_floats((size_t)N), *y = malloc((size_t)M * N * sizeof *y);
+            float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(K, N));
+            if (!x || !w || !bias || !y || !packed) {
+                fprintf(stderr, "sgemm-bench: out of memory\n");
+                return 1;
+            }
+            eng__sgemm_pack(w, K, N, packed);
+            problem p = {M, K, N, x, w, packed, bias, y, kern, sk};
+            const double flops = 2.0 * M * N * K;
+            int iters = (int)(0.02 * 50e9 / flops) + 1;
+            double tb[MAX_REPS], tp[MAX_REPS];
+            run_blas(&p);
+            run_packed(&p);
+            for (int r = 0; r < reps; r++) {
+                tb[r] = time_one(run_blas, &p, iters);
+                tp[r] = time_one(run_packed, &p, iters);
+            }
+            qsort(tb, (size_t)reps, sizeof *tb, cmp_double);
+            qsort(tp, (size_t)reps, sizeof *tp, cmp_double);
+            const double gb = flops / tb[reps / 2] / 1e9, gp = flops / tp[reps / 2] / 1e9;
+            printf("%5d %5d %5d  %8.1f GF/s %7.1f GF/s %7.2fx\n", M, K, N, gb, gp, gp / gb);
+            fflush(stdout);
+            free(x), free(w), free(bias), free(y), free(packed);
+        }
+    }
+    return 0;
+}
