@@ -56,7 +56,7 @@ __attribute__((target("avx512f"))) static void *fma_peak_thread(void *arg)
 static double fma_peak(int n)
 {
     pthread_t th[64];
-    double g[64] = { 0 }, total = 0;
+    double g[64] = {0}, total = 0;
     for (int i = 0; i < n; i++)
         pthread_create(&th[i], NULL, fma_peak_thread, &g[i]);
     for (int i = 0; i < n; i++) {
@@ -177,7 +177,7 @@ int main(int argc, char **argv)
     eng_seq *seqs = malloc((size_t)n * sizeof *seqs);
     long tokens = 0;
     for (int i = 0; i < n; i++) {
-        seqs[i] = (eng_seq){ rows[i].ids, rows[i].n };
+        seqs[i] = (eng_seq){rows[i].ids, rows[i].n};
         tokens += rows[i].n;
     }
     int width = info.n_labels ? info.n_labels : info.hidden;

@@ -94,15 +94,20 @@ eng_model_params eng_model_default_params(void);
 eng_status eng_model_load(const char *path, const eng_model_params *params, eng_model **out);
 void eng_model_free(eng_model *model);   /* NULL is fine */
 
+typedef enum { ENG_INPUT_TEXT = 0, ENG_INPUT_IMAGE = 1 } eng_input;
+
 typedef struct {
-    const char *arch;        /* "bert" or "distilbert" */
+    const char *arch;        /* "bert", "distilbert", "resnet18", "resnet50", ... */
+    eng_input input;         /* what the model takes: texts or images */
+    int n_labels;            /* 0 when the model has no classifier head */
+    int image_size;          /* image models: the side of the square input */
+    /* Text models only (0 for image models): */
     int hidden;              /* hidden size */
     int layers;
     int heads;
     int intermediate;        /* feed-forward size */
     int max_positions;       /* longest token sequence, [CLS] and [SEP] included */
     int vocab_size;
-    int n_labels;            /* 0 when the model has no classifier head */
     int embed_normalize;     /* embeddings are L2-normalised */
 } eng_model_info;
 
@@ -132,6 +137,7 @@ typedef struct {
     int n_threads;          /* threads this context computes with: the caller
                                and n_threads - 1 it starts (they inherit the
                                caller's CPU binding). 0 = the model's n_threads */
+    int max_batch_images;   /* image models: images per internal pass; 0 = 32 */
 } eng_ctx_params;
 
 eng_ctx_params eng_ctx_default_params(void);
@@ -166,6 +172,18 @@ eng_status eng_classify(eng_ctx *ctx, const char *const *texts, int n, float *lo
                         float *probs, int *labels, eng_status *item_status);
 eng_status eng_embed(eng_ctx *ctx, const char *const *texts, int n, float *out,
                      eng_status *item_status);
+
+/* Image models: classify n JPEG or PNG images, given as file paths or as
+ * encoded bytes in memory (data[i], size[i]). Each is decoded, turned into
+ * RGB, resized and centre-cropped as the model's recipe says (torchvision's
+ * ImageNet recipe for ResNets, matching PIL). A corrupt, truncated, empty or
+ * huge image fails alone (ENG_ERR_FORMAT, ENG_ERR_TOO_LONG, ENG_ERR_IO) and the
+ * rest of the batch goes on. Outputs as for eng_classify_ids. */
+eng_status eng_classify_images(eng_ctx *ctx, const char *const *paths, int n, float *logits,
+                               float *probs, int *labels, eng_status *item_status);
+eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data, const size_t *size,
+                                   int n, float *logits, float *probs, int *labels,
+                                   eng_status *item_status);
 
 /* ---- Scheduler ------------------------------------------------------------ */
 

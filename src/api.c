@@ -2,7 +2,6 @@
  * alone), pack valid sequences into chunks that fit the context's token budget,
  * run the encoder and apply the classifier head or the pooling. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,23 +19,15 @@ const char *eng_blas_name(void)
     return eng__blas_name();
 }
 
-static eng_status ctx_fail(eng_ctx *c, eng_status s, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static eng_status ctx_fail(eng_ctx *c, eng_status s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->error, sizeof c->error, fmt, ap);
-    va_end(ap);
-    return s;
-}
+#define IMAGE_MODEL "this is an image model: use eng_classify_images"
+#define NO_HEAD "this model has no classifier head: use eng_embed"
 
 typedef enum { WANT_LOGITS, WANT_EMBEDDING } want;
 
 typedef struct {
-    float *out;          /* n x width: logits or embeddings */
-    float *probs;        /* n x n_labels or NULL */
-    int *labels;         /* n or NULL */
+    float *out;   /* n x width: logits or embeddings */
+    float *probs; /* n x n_labels or NULL */
+    int *labels;  /* n or NULL */
 } outputs;
 
 static eng_status check_seq(const eng_model *m, const eng_seq *q)
@@ -117,7 +108,7 @@ static eng_status run_ids(eng_ctx *c, const eng_seq *seqs, int n, want w, const 
     /* At most this many sequences per chunk, so the logits fit in pooled. */
     const long max_seqs = w == WANT_LOGITS && m->n_labels > m->hidden
                               ? (long)c->max_tokens * m->hidden / m->n_labels
-                              : c->max_tokens;   /* >= 1: checked in eng_ctx_init */
+                              : c->max_tokens; /* >= 1: checked in eng_ctx_init */
     eng_status first = ENG_OK;
     int i = 0;
     while (i < n) {
@@ -129,9 +120,9 @@ static eng_status run_ids(eng_ctx *c, const eng_seq *seqs, int n, want w, const 
             if (s) {
                 if (!first) {
                     first = s;
-                    ctx_fail(c, s, "item %d: %s", i,
-                             s == ENG_ERR_TOO_LONG ? "more ids than the model's position limit"
-                                                   : "empty sequence or id out of range");
+                    eng__errf(s, c->error, sizeof c->error, "item %d: %s", i,
+                              s == ENG_ERR_TOO_LONG ? "more ids than the model's position limit"
+                                                    : "empty sequence or id out of range");
                 }
                 memset(o->out + (size_t)i * width, 0, (size_t)width * sizeof(float));
                 if (o->probs)
@@ -161,11 +152,13 @@ eng_status eng_classify_ids(eng_ctx *c, const eng_seq *seqs, int n, float *logit
                             int *labels, eng_status *item_status)
 {
     if (!c || (n > 0 && (!seqs || !logits)) || n < 0)
-        return c ? ctx_fail(c, ENG_ERR_INVALID_ARG, "eng_classify_ids: NULL argument")
+        return c ? eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error,
+                             "eng_classify_ids: NULL argument")
                  : ENG_ERR_INVALID_ARG;
-    if (c->model->head == ENG_HEAD_NONE)
-        return ctx_fail(c, ENG_ERR_UNSUPPORTED, "this model has no classifier head (use embed)");
-    outputs o = { logits, probs, labels };
+    if (c->model->cnn || c->model->head == ENG_HEAD_NONE)
+        return eng__errf(ENG_ERR_UNSUPPORTED, c->error, sizeof c->error, "%s",
+                         c->model->cnn ? IMAGE_MODEL : NO_HEAD);
+    outputs o = {logits, probs, labels};
     return run_ids(c, seqs, n, WANT_LOGITS, &o, item_status);
 }
 
@@ -173,9 +166,12 @@ eng_status eng_embed_ids(eng_ctx *c, const eng_seq *seqs, int n, float *out,
                          eng_status *item_status)
 {
     if (!c || (n > 0 && (!seqs || !out)) || n < 0)
-        return c ? ctx_fail(c, ENG_ERR_INVALID_ARG, "eng_embed_ids: NULL argument")
+        return c ? eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error,
+                             "eng_embed_ids: NULL argument")
                  : ENG_ERR_INVALID_ARG;
-    outputs o = { out, NULL, NULL };
+    if (c->model->cnn)
+        return eng__errf(ENG_ERR_UNSUPPORTED, c->error, sizeof c->error, "%s", IMAGE_MODEL);
+    outputs o = {out, NULL, NULL};
     return run_ids(c, seqs, n, WANT_EMBEDDING, &o, item_status);
 }
 
@@ -203,8 +199,8 @@ static eng_status run_texts(eng_ctx *c, const char *const *texts, int n, want w,
             used += s ? 0 : n_ids;
             g++;
         }
-        outputs og = { o->out + (size_t)g0 * width, o->probs ? o->probs + (size_t)g0 * width : NULL,
-                       o->labels ? o->labels + g0 : NULL };
+        outputs og = {o->out + (size_t)g0 * width, o->probs ? o->probs + (size_t)g0 * width : NULL,
+                      o->labels ? o->labels + g0 : NULL};
         eng_status *st = item_status ? item_status + g0 : NULL;
         eng_status s = run_ids(c, c->text_seqs, g, w, &og, st);
         for (int j = 0; j < g; j++) {
@@ -214,8 +210,8 @@ static eng_status run_texts(eng_ctx *c, const char *const *texts, int n, want w,
                 st[j] = c->text_status[j];
             if (!first) {
                 first = c->text_status[j];
-                ctx_fail(c, first, "text %d: %s", g0 + j,
-                         first == ENG_ERR_UTF8 ? "invalid UTF-8" : eng_status_str(first));
+                eng__errf(first, c->error, sizeof c->error, "text %d: %s", g0 + j,
+                          first == ENG_ERR_UTF8 ? "invalid UTF-8" : eng_status_str(first));
             }
         }
         if (!first && s)
@@ -229,11 +225,13 @@ eng_status eng_classify(eng_ctx *c, const char *const *texts, int n, float *logi
                         int *labels, eng_status *item_status)
 {
     if (!c || (n > 0 && (!texts || !logits)) || n < 0)
-        return c ? ctx_fail(c, ENG_ERR_INVALID_ARG, "eng_classify: NULL argument")
+        return c ? eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error,
+                             "eng_classify: NULL argument")
                  : ENG_ERR_INVALID_ARG;
-    if (c->model->head == ENG_HEAD_NONE)
-        return ctx_fail(c, ENG_ERR_UNSUPPORTED, "this model has no classifier head (use embed)");
-    outputs o = { logits, probs, labels };
+    if (c->model->cnn || c->model->head == ENG_HEAD_NONE)
+        return eng__errf(ENG_ERR_UNSUPPORTED, c->error, sizeof c->error, "%s",
+                         c->model->cnn ? IMAGE_MODEL : NO_HEAD);
+    outputs o = {logits, probs, labels};
     return run_texts(c, texts, n, WANT_LOGITS, &o, item_status);
 }
 
@@ -241,8 +239,11 @@ eng_status eng_embed(eng_ctx *c, const char *const *texts, int n, float *out,
                      eng_status *item_status)
 {
     if (!c || (n > 0 && (!texts || !out)) || n < 0)
-        return c ? ctx_fail(c, ENG_ERR_INVALID_ARG, "eng_embed: NULL argument")
+        return c ? eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error,
+                             "eng_embed: NULL argument")
                  : ENG_ERR_INVALID_ARG;
-    outputs o = { out, NULL, NULL };
+    if (c->model->cnn)
+        return eng__errf(ENG_ERR_UNSUPPORTED, c->error, sizeof c->error, "%s", IMAGE_MODEL);
+    outputs o = {out, NULL, NULL};
     return run_texts(c, texts, n, WANT_EMBEDDING, &o, item_status);
 }

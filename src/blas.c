@@ -23,8 +23,8 @@
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
 
 typedef void (*sgemm_fn)(int order, int ta, int tb, int M, int N, int K, float alpha,
-                         const float *A, int lda, const float *B, int ldb, float beta,
-                         float *C, int ldc);
+                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                         int ldc);
 
 static struct {
     pthread_once_t once;
@@ -32,7 +32,7 @@ static struct {
     void (*set_threads)(int);
     char name[128];
     char error[256];
-} blas = { .once = PTHREAD_ONCE_INIT };
+} blas = {.once = PTHREAD_ONCE_INIT};
 
 /* The OpenBLAS core names whose kernels use AVX-512. */
 static int coretype_has_avx512(const char *v)
@@ -50,7 +50,7 @@ static void blas_load(void)
         !coretype_has_avx512(getenv("OPENBLAS_CORETYPE")))
         setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
 
-    static const char *const candidates[] = { "libopenblas.so.0", "libopenblas.so" };
+    static const char *const candidates[] = {"libopenblas.so.0", "libopenblas.so"};
     void *lib = NULL;
     const char *override = getenv("ENG_BLAS_LIB");
     if (override && *override)
@@ -65,10 +65,22 @@ static void blas_load(void)
     }
     /* Casting through a union keeps -Wpedantic quiet about object/function
      * pointer conversion, which POSIX guarantees for dlsym results. */
-    union { void *p; sgemm_fn f; } sg = { dlsym(lib, "cblas_sgemm") };
-    union { void *p; void (*f)(int); } st = { dlsym(lib, "openblas_set_num_threads") };
-    union { void *p; char *(*f)(void); } cn = { dlsym(lib, "openblas_get_corename") };
-    union { void *p; char *(*f)(void); } cf = { dlsym(lib, "openblas_get_config") };
+    union {
+        void *p;
+        sgemm_fn f;
+    } sg = {dlsym(lib, "cblas_sgemm")};
+    union {
+        void *p;
+        void (*f)(int);
+    } st = {dlsym(lib, "openblas_set_num_threads")};
+    union {
+        void *p;
+        char *(*f)(void);
+    } cn = {dlsym(lib, "openblas_get_corename")};
+    union {
+        void *p;
+        char *(*f)(void);
+    } cf = {dlsym(lib, "openblas_get_config")};
     if (!sg.p) {
         snprintf(blas.error, sizeof blas.error, "%s has no cblas_sgemm",
                  override ? override : "libopenblas");
@@ -94,13 +106,12 @@ eng_status eng__blas_init(char *err, size_t errlen)
     return ENG_OK;
 }
 
-void eng__sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                const float *A, int lda, const float *B, int ldb, float beta,
-                float *C, int ldc)
+void eng__sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc)
 {
     blas.sgemm(CBLAS_ROW_MAJOR, trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS,
-               trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS, M, N, K, alpha, A, lda, B, ldb,
-               beta, C, ldc);
+               trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS, M, N, K, alpha, A, lda, B, ldb, beta, C,
+               ldc);
 }
 
 void eng__blas_set_threads(int n)

@@ -20,7 +20,7 @@
 
 eng_ctx_params eng_ctx_default_params(void)
 {
-    eng_ctx_params p = { .max_batch_tokens = 0 };
+    eng_ctx_params p = {.max_batch_tokens = 0};
     return p;
 }
 
@@ -42,6 +42,21 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
     int nt = p.n_threads > 0 ? p.n_threads : m->n_threads;
     if (nt > 1024)
         return eng__fail(ENG_ERR_INVALID_ARG, "n_threads %d is too large", nt);
+    if (m->cnn) {
+        eng_ctx *c = calloc(1, sizeof *c);
+        if (!c)
+            return eng__fail(ENG_ERR_NOMEM, "out of memory");
+        c->model = m;
+        c->kern = eng__kernels_get();
+        eng_status s = eng__team_create(&c->team, nt);
+        if (s || (s = eng__ctx_init_images(c, &p))) {
+            eng__fail(s, "%s", s == ENG_ERR_NOMEM ? "out of memory" : c->error);
+            eng_ctx_free(c);
+            return s;
+        }
+        *out = c;
+        return ENG_OK;
+    }
     long T = p.max_batch_tokens > 0 ? p.max_batch_tokens
                                     : (m->max_positions > 4096 ? m->max_positions : 4096);
     if (T < m->max_positions)
@@ -74,8 +89,8 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
     size_t lin_bytes = 0;
     for (int i = 0; i <= m->layers; i++) {
         const eng__layer *L = &m->layer[i < m->layers ? i : 0];
-        const eng__linear *ls[4] = { &L->qkv, &L->attn_out, &L->ffn_in, &L->ffn_out };
-        if (i == m->layers) {   /* the head, when there is one */
+        const eng__linear *ls[4] = {&L->qkv, &L->attn_out, &L->ffn_in, &L->ffn_out};
+        if (i == m->layers) { /* the head, when there is one */
             ls[0] = ls[1] = &m->head_dense;
             ls[2] = ls[3] = &m->head_out;
         }
@@ -97,9 +112,9 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
     c->text_seqs = malloc(t * sizeof *c->text_seqs);
     c->text_status = malloc(t * sizeof *c->text_status);
     if (!c->h || !c->tmp || !c->attn || !c->qkv || !c->ffn || !c->scores || !c->pooled ||
-        !c->pooled2 || (lin && !c->lin_scratch) || !c->seq_off || !c->seq_len ||
-        !c->seq_index || !c->chunk_seqs || !c->text_ids || !c->text_seqs || !c->text_status ||
-        !c->tok_id || !c->tok_pos || eng__team_create(&c->team, nt) != ENG_OK) {
+        !c->pooled2 || (lin && !c->lin_scratch) || !c->seq_off || !c->seq_len || !c->seq_index ||
+        !c->chunk_seqs || !c->text_ids || !c->text_seqs || !c->text_status || !c->tok_id ||
+        !c->tok_pos || eng__team_create(&c->team, nt) != ENG_OK) {
         eng_ctx_free(c);
         return eng__fail(ENG_ERR_NOMEM, "out of memory for a context of %ld tokens", T);
     }
@@ -130,6 +145,7 @@ void eng_ctx_free(eng_ctx *c)
     free(c->text_ids);
     free(c->text_seqs);
     free(c->text_status);
+    eng__ctx_free_images(c);
     free(c);
 }
 
@@ -141,8 +157,8 @@ const char *eng_ctx_last_error(const eng_ctx *c)
 /* Work shared by the team for one chunk. */
 typedef struct {
     eng_ctx *c;
-    int T;          /* packed tokens */
-    int n;          /* sequences */
+    int T; /* packed tokens */
+    int n; /* sequences */
 } encode_job;
 
 /* Rows [lo, hi) of h = LayerNorm(word[id] + pos[position]). */
@@ -231,6 +247,6 @@ void eng__encode(eng_ctx *c, const eng_seq *seqs, int n)
             c->tok_pos[T] = p;
         }
     }
-    encode_job job = { c, T, n };
+    encode_job job = {c, T, n};
     eng__team_run(c->team, encode_member, &job);
 }

@@ -1,12 +1,14 @@
-/* linear.c: binding a linear layer's tensors and running it. The fp32 form is
- * one BLAS GEMM plus a fused bias/residual/activation pass; the int8 form is
- * in linear_int8.c. */
+/* linear.c: binding a linear layer's tensors and running it. The fp32 form
+ * packs its weights once at bind and runs kernels/sgemm.h, with the
+ * bias/residual/activation fused into the GEMM's stores; the int8 form is in
+ * linear_int8.c. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
 #include "linear.h"
 #include "linear_int8.h"
+#include "sgemm.h"
 
 static const eng__file_tensor *find(const eng__file *f, const char *prefix, const char *suffix)
 {
@@ -77,7 +79,23 @@ eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *pref
     }
     l->dtype = ENG_DT_F32;
     l->w = eng__file_data(f, w);
+    /* The packed copy is the model's own memory, made once: every forward
+     * pass then reads weights laid out for the tile, with no per-call packing
+     * (OpenBLAS packed both operands on every call). 64-byte aligned so each
+     * panel line is one cache line. */
+    const size_t bytes = (eng__sgemm_packed_bytes(K, N) + 63) & ~(size_t)63;
+    if (!(l->packed = aligned_alloc(64, bytes))) {
+        snprintf(err, errlen, "out of memory packing %s.w (%zu bytes)", prefix, bytes);
+        return ENG_ERR_NOMEM;
+    }
+    eng__sgemm_pack(l->w, K, N, l->packed);
     return ENG_OK;
+}
+
+void eng__linear_release(eng__linear *l)
+{
+    free(l->packed);
+    l->packed = NULL;
 }
 
 size_t eng__linear_scratch_bytes(const eng__linear *l, int M)
@@ -92,10 +110,8 @@ void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, cons
         eng__linear_int8_run(l, X, M, Y, res, act, scratch, kern);
         return;
     }
-    /* Y[M,N] = X[M,K] W[K,N]: W is stored [in,out] so no transpose. */
-    eng__sgemm(0, 0, M, l->N, l->K, 1.0f, X, l->K, l->w, l->N, 0.0f, Y, l->N);
-    if (act >= 0)
-        kern->bias_act(Y, l->b, M, l->N, (eng__act)act);
-    else
-        kern->bias_residual(Y, l->b, res, M, l->N);
+    /* Y[M,N] = act(X[M,K] W[K,N] + b (+ res)) in one pass; the GEMM's ISA
+     * follows the caller's kernel table. */
+    eng__sgemm_packed(eng__sgemm_for(kern->isa), X, M, l->K, (size_t)l->K, l->packed, l->N, Y,
+                      (size_t)l->N, l->b, res, act);
 }

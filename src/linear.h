@@ -1,5 +1,6 @@
 /* linear.h: one linear layer, Y[M,N] = X[M,K] W + b, in whatever form the
- * model file stores it. fp32 weights go through BLAS; int8 weights (per output
+ * model file stores it. fp32 weights are packed at bind for the fused GEMM of
+ * kernels/sgemm.h; int8 weights (per output
  * channel scales, activations quantized per row) through the VNNI kernels.
  * The forward pass only calls eng__linear_run(). */
 #ifndef ENG_LINEAR_H

@@ -15,7 +15,7 @@
 
 eng_model_params eng_model_default_params(void)
 {
-    eng_model_params p = { .n_threads = 0 };
+    eng_model_params p = {.n_threads = 0};
     return p;
 }
 
@@ -27,7 +27,8 @@ static int meta_int(const cJSON *meta, const char *key, int lo, int hi, int *out
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, key);
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
         v->valuedouble > hi) {
-        snprintf(err, errlen, "metadata field \"%s\" missing or out of range [%d, %d]", key, lo, hi);
+        snprintf(err, errlen, "metadata field \"%s\" missing or out of range [%d, %d]", key, lo,
+                 hi);
         return 0;
     }
     *out = (int)v->valuedouble;
@@ -145,7 +146,8 @@ static eng_status parse_labels(eng_model *m, const cJSON *meta, char *err, size_
     m->n_labels = n;
     int i = 0;
     const cJSON *item;
-    cJSON_ArrayForEach(item, labels) {
+    cJSON_ArrayForEach(item, labels)
+    {
         if (!cJSON_IsString(item)) {
             snprintf(err, errlen, "label %d is not a string", i);
             return ENG_ERR_FORMAT;
@@ -250,6 +252,11 @@ eng_status eng_model_load(const char *path, const eng_model_params *params, eng_
     if (!cJSON_IsObject(meta)) {
         s = ENG_ERR_FORMAT;
         snprintf(err, sizeof err, "metadata is not a JSON object");
+    } else if (!strncmp(meta_str(meta, "arch", ""), "resnet", 6)) {
+        if (!(s = eng__cnn_init(&m->cnn, &m->file, err, sizeof err))) {
+            snprintf(m->arch, sizeof m->arch, "%s", eng__cnn_arch(m->cnn));
+            m->n_labels = eng__cnn_num_classes(m->cnn);
+        }
     } else if (!(s = parse_config(m, meta, err, sizeof err)) &&
                !(s = parse_labels(m, meta, err, sizeof err)) &&
                !(s = bind_tensors(m, err, sizeof err))) {
@@ -273,6 +280,7 @@ void eng_model_free(eng_model *m)
 {
     if (!m)
         return;
+    eng__cnn_free(m->cnn);
     eng__tokenizer_free(m->tok);
     for (int i = 0; m->labels && i < m->n_labels; i++)
         free(m->labels[i]);
@@ -288,19 +296,27 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
     if (!m)
         return;
     info->arch = m->arch;
+    info->n_labels = m->n_labels;
+    if (m->cnn) {
+        info->input = ENG_INPUT_IMAGE;
+        info->image_size = eng__cnn_image_spec(m->cnn)->crop;
+        return;
+    }
+    info->input = ENG_INPUT_TEXT;
     info->hidden = m->hidden;
     info->layers = m->layers;
     info->heads = m->heads;
     info->intermediate = m->intermediate;
     info->max_positions = m->max_positions;
     info->vocab_size = m->vocab_size;
-    info->n_labels = m->n_labels;
     info->embed_normalize = m->normalize;
 }
 
 const char *eng_model_label(const eng_model *m, int i)
 {
-    return m && i >= 0 && i < m->n_labels ? m->labels[i] : NULL;
+    if (!m || i < 0 || i >= m->n_labels)
+        return NULL;
+    return m->cnn ? eng__cnn_label(m->cnn, i) : m->labels[i];
 }
 
 eng_status eng_tokenize(const eng_model *m, const char *text, size_t len, int32_t *ids, int cap,
@@ -313,10 +329,13 @@ eng_status eng_tokenize(const eng_model *m, const char *text, size_t len, int32_
         *truncated = 0;
     if (!m || !text || !ids || !n_ids || cap < 2)
         return eng__fail(ENG_ERR_INVALID_ARG, "eng_tokenize: NULL argument or cap < 2");
+    if (m->cnn)
+        return eng__fail(ENG_ERR_UNSUPPORTED, "%s is an image model: it has no tokenizer", m->arch);
     int max_len = cap < m->max_positions ? cap : m->max_positions;
     eng_status s = eng__tokenize(m->tok, text, len, max_len, ids, cap, n_ids, &trunc);
     if (s)
-        return eng__fail(s, "%s", s == ENG_ERR_UTF8 ? "text is not valid UTF-8" : eng_status_str(s));
+        return eng__fail(s, "%s",
+                         s == ENG_ERR_UTF8 ? "text is not valid UTF-8" : eng_status_str(s));
     if (truncated)
         *truncated = trunc;
     return ENG_OK;

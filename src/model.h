@@ -3,6 +3,7 @@
 #ifndef ENG_MODEL_H
 #define ENG_MODEL_H
 
+#include "cnn.h"
 #include "engine.h"
 #include "format.h"
 #include "kernels.h"
@@ -38,6 +39,8 @@ struct eng_model {
     int n_labels;
     char **labels;
     eng__tokenizer *tok;
+
+    eng__cnn *cnn;           /* image models: everything above but file unused */
 };
 
 struct eng_ctx {
@@ -67,7 +70,21 @@ struct eng_ctx {
     int32_t *text_ids;       /* [T + max_positions]: token ids of texts */
     eng_seq *text_seqs;      /* [T] */
     eng_status *text_status; /* [T]: tokenization status of each text */
+
+    /* Image models: one CNN context per team member, the decoded images of
+     * one pass and their logits. */
+    eng__cnn_ctx **cnn_ctx;  /* [threads] */
+    int max_images;
+    float *images;           /* [max_images][3][crop][crop] */
+    float *image_logits;     /* [max_images][n_labels] */
+    int *image_index;        /* [max_images]: caller index of each decoded image */
+    eng_status *image_status;   /* [max_images] */
+    char (*image_error)[192];   /* [max_images]: why an image failed */
 };
+
+/* The image-model part of eng_ctx_init / eng_ctx_free (api_image.c). */
+eng_status eng__ctx_init_images(eng_ctx *c, const eng_ctx_params *p);
+void eng__ctx_free_images(eng_ctx *c);
 
 /* Runs the encoder over n packed sequences (sum of lengths <= max_tokens) on
  * the context's team; leaves the last hidden state in ctx->h. */

@@ -11,8 +11,8 @@ struct eng__team {
     pthread_mutex_t lock;
     pthread_cond_t start;
     pthread_barrier_t barrier;
-    unsigned long generation;   /* bumped for each run; guarded by lock */
-    int quit;                   /* guarded by lock */
+    unsigned long generation; /* bumped for each run; guarded by lock */
+    int quit;                 /* guarded by lock */
     eng__team_fn fn;
     void *arg;
 };

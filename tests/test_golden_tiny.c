@@ -18,10 +18,10 @@
 #include "testutil.h"
 
 #define GOLDEN_DIR "tests/golden/tiny"
-#define TOL_ABS 1e-4f   /* fp32 against PyTorch fp32, as for the SST-2 models */
+#define TOL_ABS 1e-4f /* fp32 against PyTorch fp32, as for the SST-2 models */
 
 static const char *MODELS[] = {
-    "bert-gelu-new-3labels", "bert-legacy-bf16", "distilbert-relu-bin",
+    "bert-gelu-new-3labels",   "bert-legacy-bf16",       "distilbert-relu-bin",
     "st-encoder-cls-norm-f16", "bert-encoder-mean-relu",
 };
 enum { N_MODELS = sizeof MODELS / sizeof MODELS[0], MAX_ROWS = 16, MAX_IDS = 64, MAX_OUT = 64 };
@@ -57,7 +57,7 @@ static void read_golden(const char *name, golden *g)
         int k = 0;
         const cJSON *v;
         cJSON_ArrayForEach(v, ids) g->ids[g->n][k++] = v->valueint;
-        g->seq[g->n] = (eng_seq){ g->ids[g->n], k };
+        g->seq[g->n] = (eng_seq){g->ids[g->n], k};
         g->width = 0;
         cJSON_ArrayForEach(v, out) g->expect[g->n][g->width++] = (float)v->valuedouble;
         g->n++;

@@ -14,16 +14,16 @@
 #include "engine.h"
 #include "testutil.h"
 
-#define TOL_LOGIT_ABS 1e-4f        /* issue 2: logits within 1e-4 of the reference */
-#define TOL_BATCH_INVARIANT 1e-5f  /* alone vs in a batch of 64 */
+#define TOL_LOGIT_ABS 1e-4f       /* issue 2: logits within 1e-4 of the reference */
+#define TOL_BATCH_INVARIANT 1e-5f /* alone vs in a batch of 64 */
 #define MIN_EMBED_COSINE 0.99999
 
-static const char *MODELS[] = { "sst2-bert-mini", "sst2-distilbert-mini" };
+static const char *MODELS[] = {"sst2-bert-mini", "sst2-distilbert-mini"};
 enum { N_MODELS = 2 };
 
 static eng_model *model[N_MODELS];
-static char **sentences;   /* the dev set's texts, trailing space kept */
-static int *gold;          /* the dev set's labels */
+static char **sentences; /* the dev set's texts, trailing space kept */
+static int *gold;        /* the dev set's labels */
 static int n_sent;
 
 static int load_dev_set(void)
@@ -35,7 +35,7 @@ static int load_dev_set(void)
     char **lines = test_split_lines(tsv, &n);
     sentences = malloc((size_t)n * sizeof *sentences);
     gold = malloc((size_t)n * sizeof *gold);
-    for (int i = 1; i < n; i++) {   /* line 0 is the header */
+    for (int i = 1; i < n; i++) { /* line 0 is the header */
         char *tab = strrchr(lines[i], '\t');
         if (!tab)
             continue;
@@ -58,13 +58,15 @@ START_TEST(test_token_ids_match_reference)
     for (int m = 0; m < N_MODELS; m++) {
         for (int i = 0; i < n; i++) {
             int n_ids = 0;
-            ck_assert_int_eq(eng_tokenize(model[m], sentences[i], strlen(sentences[i]), ids, 512,
-                                          &n_ids, NULL), ENG_OK);
+            ck_assert_int_eq(
+                eng_tokenize(model[m], sentences[i], strlen(sentences[i]), ids, 512, &n_ids, NULL),
+                ENG_OK);
             cJSON *ref = cJSON_Parse(lines[i]);
             ck_assert_int_eq(cJSON_GetArraySize(ref), n_ids);
             int k = 0;
             const cJSON *v;
-            cJSON_ArrayForEach(v, ref) {
+            cJSON_ArrayForEach(v, ref)
+            {
                 ck_assert_msg(ids[k] == v->valueint, "sentence %d token %d: %d, reference %d", i, k,
                               ids[k], v->valueint);
                 k++;
@@ -93,7 +95,8 @@ START_TEST(test_logits_and_accuracy_match_reference)
     for (int i = 0; i < n; i += 32) {
         int b = n - i < 32 ? n - i : 32;
         ck_assert_int_eq(eng_classify(ctx, (const char *const *)sentences + i, b,
-                                      logits + (size_t)i * C, NULL, labels + i, NULL), ENG_OK);
+                                      logits + (size_t)i * C, NULL, labels + i, NULL),
+                         ENG_OK);
     }
     float worst = 0.0f;
     int correct = 0, ref_correct = 0;
@@ -182,7 +185,7 @@ START_TEST(test_bad_item_fails_alone)
     for (size_t i = 0; i < big_len; i += 6)
         memcpy(big + i, "movie ", 6);
     big[big_len] = '\0';
-    const char *texts[5] = { sentences[0], "bad \xff\xfe utf-8", "", big, sentences[1] };
+    const char *texts[5] = {sentences[0], "bad \xff\xfe utf-8", "", big, sentences[1]};
     float logits[5 * 2], probs[5 * 2];
     int labels[5];
     eng_status st[5];
@@ -203,7 +206,7 @@ START_TEST(test_bad_item_fails_alone)
     int32_t ids[512];
     int n_ids = 0, truncated = 0;
     ck_assert_int_eq(eng_tokenize(mdl, "", 0, ids, 512, &n_ids, &truncated), ENG_OK);
-    ck_assert_int_eq(n_ids, 2);   /* [CLS] [SEP], as Hugging Face does */
+    ck_assert_int_eq(n_ids, 2); /* [CLS] [SEP], as Hugging Face does */
     ck_assert_int_eq(ids[0], 101);
     ck_assert_int_eq(ids[1], 102);
     ck_assert_int_eq(eng_tokenize(mdl, big, big_len, ids, 512, &n_ids, &truncated), ENG_OK);
@@ -212,8 +215,8 @@ START_TEST(test_bad_item_fails_alone)
     ck_assert_int_eq(ids[511], 102);
 
     /* Ids out of range and over-long sequences fail alone too. */
-    int32_t bad_ids[3] = { 101, 999999, 102 };
-    eng_seq seqs[2] = { { bad_ids, 3 }, { ids, 513 } };
+    int32_t bad_ids[3] = {101, 999999, 102};
+    eng_seq seqs[2] = {{bad_ids, 3}, {ids, 513}};
     ck_assert_int_eq(eng_classify_ids(ctx, seqs, 2, logits, NULL, labels, st), ENG_ERR_INVALID_ARG);
     ck_assert_int_eq(st[0], ENG_ERR_INVALID_ARG);
     ck_assert_int_eq(st[1], ENG_ERR_TOO_LONG);
@@ -232,7 +235,7 @@ START_TEST(test_damaged_model_file_is_refused)
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     FILE *f = fdopen(fd, "wb");
-    fwrite(bytes, 1, len / 3, f);   /* truncated */
+    fwrite(bytes, 1, len / 3, f); /* truncated */
     fclose(f);
     eng_model *m = (eng_model *)1;
     ck_assert_int_eq(eng_model_load(path, NULL, &m), ENG_ERR_FORMAT);
@@ -254,8 +257,8 @@ int main(void)
         char rel[128];
         snprintf(rel, sizeof rel, "models/%s.eng", MODELS[m]);
         if (eng_model_load(test_build_path(rel), NULL, &model[m]) != ENG_OK) {
-            printf("FAIL test_model: cannot load %s: %s (run `make models`)\n", test_build_path(rel),
-                   eng_last_error());
+            printf("FAIL test_model: cannot load %s: %s (run `make models`)\n",
+                   test_build_path(rel), eng_last_error());
             return 1;
         }
     }

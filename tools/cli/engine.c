@@ -1,11 +1,14 @@
 /* engine.c: the command line, build/engine.
  *
- *   build/engine tokenize|classify|embed MODEL_FILE [--batch N] [--threads N]
+ *   build/engine tokenize|classify|embed MODEL_FILE [--batch N] [--threads N] [IMAGE...]
  *
- * Reads one text per line on stdin and writes one JSON object per line on
- * stdout, in input order: {"ids":[...]}, {"label":..,"score":..,"logits":[...]}
- * or {"embedding":[...]}. A line that fails gives {"error":"..."} and the rest
- * go on. Lines are batched internally (--batch, default 32). */
+ * Reads one text (or, for an image model, one image path) per line on stdin
+ * and writes one JSON object per line on stdout, in input order:
+ * {"ids":[...]}, {"label":..,"score":..,"logits":[...]}, {"embedding":[...]}
+ * or, for images, {"file":..,"label":..,"score":..,"top5":[...],"logits":[...]}.
+ * Image paths may also be given as arguments. A line that fails gives
+ * {"error":"..."} and the rest go on. Lines are batched internally (--batch,
+ * default 32). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,8 +19,10 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: engine tokenize|classify|embed MODEL_FILE [--batch N] [--threads N]\n"
-               "  reads one text per line on stdin, writes one JSON object per line\n");
+    fprintf(
+        f, "usage: engine tokenize|classify|embed MODEL_FILE [--batch N] [--threads N] [IMAGE...]\n"
+           "  reads one text (image models: one image path) per line on stdin, or the\n"
+           "  image paths given as arguments; writes one JSON object per line\n");
 }
 
 static void json_string(const char *s)
@@ -57,16 +62,66 @@ static void print_error(eng_status s, const char *detail)
 
 typedef enum { CMD_TOKENIZE, CMD_CLASSIFY, CMD_EMBED } command;
 
+/* {"file":..,"label":..,"score":..,"top5":[{"label":..,"score":..},...],"logits":[...]} */
+static void print_image_result(const eng_model *model, const char *file, const float *logits,
+                               const float *probs, int n_labels)
+{
+    int top[5], k = n_labels < 5 ? n_labels : 5;
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int i = 0; i < n_labels; i++) {
+            int taken = 0;
+            for (int q = 0; q < j; q++)
+                taken |= top[q] == i;
+            if (!taken && (best < 0 || logits[i] > logits[best]))
+                best = i;
+        }
+        top[j] = best;
+    }
+    const char *label = eng_model_label(model, top[0]);
+    fputs("{\"file\":", stdout);
+    json_string(file);
+    fputs(",\"label\":", stdout);
+    json_string(label ? label : "");
+    printf(",\"score\":%.8g,\"top5\":[", (double)probs[top[0]]);
+    for (int j = 0; j < k; j++) {
+        label = eng_model_label(model, top[j]);
+        printf("%s{\"index\":%d,\"label\":", j ? "," : "", top[j]);
+        json_string(label ? label : "");
+        printf(",\"score\":%.8g}", (double)probs[top[j]]);
+    }
+    fputs("],\"logits\":", stdout);
+    json_floats(logits, n_labels);
+    puts("}");
+}
+
+static void run_image_batch(const eng_model *model, eng_ctx *ctx, const eng_model_info *info,
+                            char **paths, int n, float *out, float *probs, eng_status *status)
+{
+    eng_classify_images(ctx, (const char *const *)paths, n, out, probs, NULL, status);
+    for (int i = 0; i < n; i++) {
+        if (status[i])
+            print_error(status[i], NULL);
+        else
+            print_image_result(model, paths[i], out + (size_t)i * info->n_labels,
+                               probs + (size_t)i * info->n_labels, info->n_labels);
+    }
+}
+
 /* Runs one batch of n lines and prints n JSON lines. */
 static void run_batch(command cmd, const eng_model *model, eng_ctx *ctx, const eng_model_info *info,
                       char **lines, int n, float *out, float *probs, int *labels,
                       eng_status *status, int32_t *ids)
 {
+    if (info->input == ENG_INPUT_IMAGE) {
+        run_image_batch(model, ctx, info, lines, n, out, probs, status);
+        return;
+    }
     if (cmd == CMD_TOKENIZE) {
         for (int i = 0; i < n; i++) {
             int n_ids = 0;
-            eng_status s = eng_tokenize(model, lines[i], strlen(lines[i]), ids,
-                                        info->max_positions, &n_ids, NULL);
+            eng_status s = eng_tokenize(model, lines[i], strlen(lines[i]), ids, info->max_positions,
+                                        &n_ids, NULL);
             if (s) {
                 print_error(s, s == ENG_ERR_UTF8 ? "invalid UTF-8" : eng_last_error());
                 continue;
@@ -129,7 +184,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    int batch = 32;
+    int batch = 32, first_image_arg = argc;
     eng_model_params mp = eng_model_default_params();
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--batch") && i + 1 < argc && parse_int(argv[i + 1], 1, 65536, &batch))
@@ -137,7 +192,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc &&
                  parse_int(argv[i + 1], 1, 1024, &mp.n_threads))
             i++;
-        else {
+        else if (argv[i][0] != '-' && first_image_arg == argc)
+            first_image_arg = i;
+        else if (argv[i][0] == '-' || first_image_arg == argc) {
             fprintf(stderr, "engine: bad option %s\n", argv[i]);
             usage(stderr);
             return 2;
@@ -152,6 +209,17 @@ int main(int argc, char **argv)
     }
     eng_model_info info;
     eng_model_get_info(model, &info);
+    if (info.input == ENG_INPUT_IMAGE && cmd != CMD_CLASSIFY) {
+        fprintf(stderr, "engine: %s is an image model: only classify applies\n", argv[2]);
+        eng_model_free(model);
+        return 1;
+    }
+    if (info.input != ENG_INPUT_IMAGE && first_image_arg < argc) {
+        fprintf(stderr, "engine: unexpected argument %s (texts come on stdin)\n",
+                argv[first_image_arg]);
+        eng_model_free(model);
+        return 2;
+    }
     if (cmd == CMD_CLASSIFY && info.n_labels == 0) {
         fprintf(stderr, "engine: %s has no classifier head; use embed\n", argv[2]);
         eng_model_free(model);
@@ -176,8 +244,21 @@ int main(int argc, char **argv)
         rc = 1;
     }
     int n = 0;
+    /* Image paths given as arguments are read instead of stdin. */
+    int next_arg = first_image_arg;
     while (!rc) {
-        ssize_t len = getline(&lines[n], &caps[n], stdin);
+        ssize_t len;
+        if (first_image_arg < argc) {
+            len = -1;
+            if (next_arg < argc) {
+                free(lines[n]);
+                lines[n] = strdup(argv[next_arg++]);
+                caps[n] = lines[n] ? strlen(lines[n]) + 1 : 0;
+                len = lines[n] ? (ssize_t)strlen(lines[n]) : -1;
+            }
+        } else {
+            len = getline(&lines[n], &caps[n], stdin);
+        }
         if (len >= 0) {
             if (len > 0 && lines[n][len - 1] == '\n')
                 lines[n][--len] = '\0';

@@ -1,5 +1,6 @@
 /* main.c: the `convert` command line: an HF model folder, or a synthetic
- * model, to one .eng file, with a one-line summary or a one-line refusal. */
+ * model, to one .eng file (encoder linear weights fp32 or int8), with a short
+ * summary or a one-line refusal. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,10 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: convert HF_DIR OUT_FILE\n"
-            "       convert --synthetic NAME [--seed N] [--no-head] [--vocab FILE] OUT_FILE\n"
+            "usage: convert [--dtype fp32|int8] HF_DIR OUT_FILE\n"
+            "       convert --synthetic NAME [--seed N] [--no-head] [--vocab FILE] [--dtype fp32|int8]"
+            " OUT_FILE\n"
+            "--dtype int8 stores the encoder's linear weights as int8 (default fp32).\n"
             "NAME is one of:");
     for (int i = 0; cv_synth_names[i]; i++)
         fprintf(f, " %s", cv_synth_names[i]);
@@ -23,7 +26,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     const char *synthetic = NULL, *in = NULL, *out = NULL;
-    cv_synth_opts o = {1, 0, NULL};
+    cv_synth_opts o = {1, 0, NULL, "fp32"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
@@ -32,6 +35,13 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--synthetic") == 0 && has_value) {
             synthetic = argv[++i];
+        } else if (strcmp(a, "--dtype") == 0 && has_value) {
+            o.weights = argv[++i];
+            char err[128];
+            if (cv_weights_check(o.weights, err, sizeof err) != ENG_OK) {
+                fprintf(stderr, "convert: --dtype: %s\n", err);
+                return 2;
+            }
         } else if (strcmp(a, "--vocab") == 0 && has_value) {
             o.vocab_path = argv[++i];
         } else if (strcmp(a, "--seed") == 0 && has_value) {
@@ -67,7 +77,7 @@ int main(int argc, char **argv)
     cv_report r;
     char err[512];
     eng_status s = synthetic ? cv_synthetic(synthetic, &o, out, &c, &r, err, sizeof err)
-                             : cv_convert_hf(in, out, &c, &r, err, sizeof err);
+                             : cv_convert_hf_as(in, o.weights, out, &c, &r, err, sizeof err);
     if (s != ENG_OK) {
         fprintf(stderr, "convert: %s\n", err);
         return 1;
@@ -82,6 +92,10 @@ int main(int argc, char **argv)
     printf("%s\n", c.n_labels > 8 ? ",...]" : c.n_labels ? "]" : "");
     printf("  pooling %s%s, %d tensors, %llu bytes\n", c.pooling, c.normalize ? " + normalize" : "",
            r.n_tensors, (unsigned long long)r.bytes);
+    printf("  weights %s%s\n", c.weights,
+           strcmp(c.weights, "int8") == 0
+               ? " (encoder linear layers; embeddings, LayerNorms, biases and head fp32)"
+               : "");
     cv_config_free(&c);
     return 0;
 }

@@ -2,7 +2,8 @@
  * weights drawn like Hugging Face's initialisation (normal, std 0.02; biases 0;
  * LayerNorm g = 1, b = 0) from a seeded generator, so the same seed gives the
  * same file on every machine, and a generated WordPiece vocabulary when no
- * vocab.txt is given. Tensors are written directly in the engine layout. */
+ * vocab.txt is given. Tensors are written directly in the engine layout,
+ * the encoder's linear weights as fp32 or int8 (cv_add_linear_weight). */
 #include "error.h"
 #include "synthetic.h"
 
