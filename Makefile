@@ -35,6 +35,34 @@ CFLAGS_ALL = $(CFLAGS_BASE) $(SAN_FLAGS) $(CFLAGS)
 LIBS := -lcjson -lutf8proc -lhwloc -ljpeg -lpng -lpthread -ldl -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt)
 
+# CUDA backend (src/cuda/*.cu, see src/cuda/cuda_backend.h): built when nvcc
+# is found (on PATH, else /usr/local/cuda/bin) and CUDA is not 0; otherwise
+# the library says "built without CUDA" and CUDA contexts fail with
+# ENG_ERR_NO_DEVICE. Code for sm_90 (H100) plus compute_90 PTX, which newer
+# GPUs JIT-compile. Only src/cuda_dispatch.c gets -DENG_HAVE_CUDA. The asan
+# and tsan targets pass CUDA=0: the sanitizers and the CUDA runtime do not
+# mix (the runtime's driver mappings and threads trip them).
+CUDA ?= 1
+ifeq ($(origin NVCC),undefined)
+NVCC := $(shell command -v nvcc 2>/dev/null || \
+          { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+endif
+CUDA_SRC :=
+ifneq ($(CUDA),0)
+ifneq ($(NVCC),)
+CUDA_SRC := $(wildcard src/cuda/*.cu)
+CUDA_LIB ?= $(abspath $(dir $(NVCC))../lib64)
+NVCC_WARNINGS := -Wall,-Wextra,-Wshadow,-Wpointer-arith,-Wformat=2,-Wno-unused-parameter
+ifeq ($(WERROR),1)
+NVCC_WARNINGS := $(NVCC_WARNINGS),-Werror
+endif
+NVCC_FLAGS := -std=c++17 -O2 -g -gencode arch=compute_90,code=sm_90 \
+              -gencode arch=compute_90,code=compute_90 -Xcompiler $(NVCC_WARNINGS) \
+              -Iinclude -Isrc -Isrc/cuda -MMD -MP
+LIBS += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublas -lcudart -lstdc++
+endif
+endif
+
 # Per-ISA flags, applied only to the kernel files named for that ISA.
 ISA_avx2       := -mavx2 -mfma -mf16c
 ISA_avx512     := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
@@ -63,12 +91,20 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(ISA_FLAGS) -c $< -o $@
 
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+ifneq ($(CUDA_SRC),)
+$(BUILD)/obj/src/cuda_dispatch.o: CFLAGS_ALL += -DENG_HAVE_CUDA
+endif
+
 $(BUILD)/obj/kernels/%_avx2.o:       ISA_FLAGS = $(ISA_avx2)
 $(BUILD)/obj/kernels/%_avx512.o:     ISA_FLAGS = $(ISA_avx512)
 $(BUILD)/obj/kernels/%_avxvnni.o:    ISA_FLAGS = $(ISA_avxvnni)
 $(BUILD)/obj/kernels/%_avx512vnni.o: ISA_FLAGS = $(ISA_avx512vnni)
 
-$(LIB): $(call obj,$(LIB_SRC))
+$(LIB): $(call obj,$(LIB_SRC)) $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -102,11 +138,11 @@ test: all $(TESTS) models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) tests/run-tests.sh $(TESTS)
 
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -g" \
+	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g" \
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
 tsan:
-	$(MAKE) BUILD=build-tsan OPT="-O1 -g" SAN_FLAGS="-fsanitize=thread" \
+	$(MAKE) BUILD=build-tsan CUDA=0 OPT="-O1 -g" SAN_FLAGS="-fsanitize=thread" \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(filter %sched%,$(TESTS)))
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=build-tsan tests/run-tests.sh \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(filter %sched%,$(TESTS)))

@@ -167,7 +167,7 @@ static void run_direct(const char *mode, int batch)
 {
     eng_ctx *ctx = NULL;
     char err[256];
-    if (eng__backend_ctx_init(&backend, 0, &ctx, err, sizeof err) != ENG_OK)
+    if (eng__backend_ctx_init(&backend, 0, 0, &ctx, err, sizeof err) != ENG_OK)
         die("%s", err);
     int width = backend.n_labels > backend.hidden ? backend.n_labels : backend.hidden;
     int32_t *ids = malloc((size_t)batch * (size_t)backend.max_positions * sizeof *ids);

@@ -80,7 +80,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "sgemm-bench: %s\n", err);
         return 1;
     }
-    eng__blas_set_threads(1);
     const eng__kernels *kern = eng__kernels_get();
     const eng__sgemm_kernels *sk = eng__sgemm_get();
     printf("sgemm-bench: %s vs packed %s (%dx%d tile), 1 thread, median of %d\n",

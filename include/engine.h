@@ -130,6 +130,28 @@ eng_status eng_tokenize(const eng_model *model, const char *text, size_t len,
 
 typedef struct eng_ctx eng_ctx;
 
+/* Where a context computes. A CUDA context runs the whole text forward pass on
+ * one GPU (src/cuda/); without a usable GPU, or in a build without CUDA,
+ * eng_ctx_init fails with ENG_ERR_NO_DEVICE and says why. */
+typedef enum { ENG_DEVICE_CPU = 0, ENG_DEVICE_CUDA = 1 } eng_device;
+
+/* GEMM precision of a CUDA context; everything else (layer norms, softmax,
+ * activations, the residual stream) is fp32. FP32 is exact fp32 GEMM, TF32
+ * uses tensor cores with 10-bit mantissa products, FP16 and BF16 store the
+ * weights (converted once at upload) and the GEMM operands in 16 bits, and
+ * accumulate in fp32. The CPU runs fp32 only. */
+typedef enum {
+    ENG_PREC_FP32 = 0,
+    ENG_PREC_TF32 = 1,
+    ENG_PREC_FP16 = 2,
+    ENG_PREC_BF16 = 3
+} eng_precision;
+
+/* The CUDA devices this process can use, e.g. "CUDA runtime 13.0, driver 13.0:
+ * 0: NVIDIA H100 80GB HBM3 (sm_90, 79 GiB)", or why there are none ("built
+ * without CUDA", "no usable device: ..."). A static string; never NULL. */
+const char *eng_cuda_info(void);
+
 typedef struct {
     int max_batch_tokens;   /* scratch is sized for this many tokens; larger
                                batches are split internally. 0 = 4096, or the
@@ -138,6 +160,10 @@ typedef struct {
                                and n_threads - 1 it starts (they inherit the
                                caller's CPU binding). 0 = the model's n_threads */
     int max_batch_images;   /* image models: images per internal pass; 0 = 32 */
+    eng_device device;      /* ENG_DEVICE_CPU (0) or ENG_DEVICE_CUDA; image
+                               models run on the CPU only */
+    int device_index;       /* CUDA device ordinal */
+    eng_precision precision;   /* CUDA only; the CPU accepts ENG_PREC_FP32 */
 } eng_ctx_params;
 
 eng_ctx_params eng_ctx_default_params(void);
@@ -221,11 +247,11 @@ eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data, const 
  * each bound to that node's cores (the PUs of whole cores) with its scratch
  * memory (eng_ctx, output buffers) allocated by the bound thread under a
  * node-local memory policy. workers x threads_per_worker may not exceed the
- * usable cores. OpenBLAS keeps one global thread pool, so with several workers
- * each runs BLAS with 1 thread inside its own CPU set; with a single worker
- * BLAS gets threads_per_worker threads, and those pool threads are not bound
- * (they run on the process's CPUs; only the worker thread is). Binding that the
- * system refuses (containers) is skipped and reported by eng_sched_warning(). */
+ * usable cores. Each worker's context computes with threads_per_worker
+ * threads: the worker thread and the ones its context starts, which inherit
+ * its binding; BLAS runs one thread per call inside them, so every thread that
+ * computes is bound. Binding that the system refuses (containers) is skipped
+ * and reported by eng_sched_warning(). */
 
 #define ENG_SCHED_PRIORITIES 4        /* priority levels; 0 is the most urgent */
 #define ENG_SCHED_MAX_BATCH 256       /* the largest max_batch_size */

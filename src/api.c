@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "cuda_dispatch.h"
 #include "error.h"
 #include "model.h"
 
@@ -139,6 +140,13 @@ static eng_status run_ids(eng_ctx *c, const eng_seq *seqs, int n, want w, const 
         }
         if (cn == 0)
             continue;
+        if (c->gpu) { /* a CUDA context: src/cuda_dispatch.h */
+            eng_status s = eng__cuda_encode_and_head(c, cn, w == WANT_LOGITS, o->out, o->probs,
+                                                     o->labels, item_status,
+                                                     first ? NULL : c->error, sizeof c->error);
+            first = first ? first : s;
+            continue;
+        }
         eng__encode(c, c->chunk_seqs, cn);
         if (w == WANT_LOGITS)
             classify_chunk(c, cn, o);

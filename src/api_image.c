@@ -1,8 +1,9 @@
 /* api_image.c: the image entry points and the image part of a context. A
  * pass decodes up to max_images images on the context's team (decoding and
- * resizing are a real share of the time), packs the ones that decoded, and runs
- * the network on them, each member on its share of the images with its own
- * CNN scratch. A bad image fails alone. */
+ * resizing are a real share of the time), each member its share of the
+ * images, packs the ones that decoded, and runs the network on them on the
+ * whole team, every layer split among the members (cnn.h), so one image uses
+ * every thread too. A bad image fails alone. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,38 +15,25 @@
 eng_status eng__ctx_init_images(eng_ctx *c, const eng_ctx_params *p)
 {
     const eng__cnn *cnn = c->model->cnn;
-    const int nt = eng__team_size(c->team);
     const int B = p->max_batch_images > 0 ? p->max_batch_images : 32;
     if (B > 4096)
         return eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error,
                          "max_batch_images %d is too large", B);
     const size_t F = eng__cnn_input_floats(cnn), C = (size_t)c->model->n_labels;
     c->max_images = B;
-    c->cnn_ctx = calloc((size_t)nt, sizeof *c->cnn_ctx);
     c->images = malloc((size_t)B * F * sizeof *c->images);
     c->image_logits = malloc((size_t)B * C * sizeof *c->image_logits);
     c->image_index = malloc((size_t)B * sizeof *c->image_index);
     c->image_status = malloc((size_t)B * sizeof *c->image_status);
     c->image_error = malloc((size_t)B * sizeof *c->image_error);
-    if (!c->cnn_ctx || !c->images || !c->image_logits || !c->image_index || !c->image_status ||
-        !c->image_error)
+    if (!c->images || !c->image_logits || !c->image_index || !c->image_status || !c->image_error)
         return ENG_ERR_NOMEM;
-    /* Each member runs at most its share of a full pass. */
-    const int per_member = (B + nt - 1) / nt;
-    for (int i = 0; i < nt; i++) {
-        eng_status s =
-            eng__cnn_ctx_init(cnn, per_member, &c->cnn_ctx[i], c->error, sizeof c->error);
-        if (s)
-            return s;
-    }
-    return ENG_OK;
+    return eng__cnn_ctx_init(cnn, B, &c->cnn_ctx, c->error, sizeof c->error);
 }
 
 void eng__ctx_free_images(eng_ctx *c)
 {
-    for (int i = 0; c->cnn_ctx && i < eng__team_size(c->team); i++)
-        eng__cnn_ctx_free(c->cnn_ctx[i]);
-    free(c->cnn_ctx);
+    eng__cnn_ctx_free(c->cnn_ctx);
     free(c->images);
     free(c->image_logits);
     free(c->image_index);
@@ -86,23 +74,6 @@ static void decode_member(void *arg, int tid, int nt)
                                                            sizeof c->image_error[j])
                                      : ENG_ERR_INVALID_ARG;
     }
-}
-
-typedef struct {
-    eng_ctx *c;
-    int n; /* decoded images, packed at the front of c->images */
-} forward_pass;
-
-static void forward_member(void *arg, int tid, int nt)
-{
-    const forward_pass *fp = arg;
-    eng_ctx *c = fp->c;
-    const size_t F = eng__cnn_input_floats(c->model->cnn), C = (size_t)c->model->n_labels;
-    int lo, hi;
-    eng__team_share(fp->n, tid, nt, &lo, &hi);
-    if (hi > lo)
-        eng__cnn_forward(c->cnn_ctx[tid], c->images + (size_t)lo * F, hi - lo,
-                         c->image_logits + (size_t)lo * C);
 }
 
 static eng_status classify_images(eng_ctx *c, const char *const *paths, const void *const *data,
@@ -147,8 +118,7 @@ static eng_status classify_images(eng_ctx *c, const char *const *paths, const vo
                 memcpy(c->images + (size_t)ok * F, c->images + (size_t)j * F, F * sizeof(float));
             c->image_index[ok++] = i;
         }
-        forward_pass fp = {c, ok};
-        eng__team_run(c->team, forward_member, &fp);
+        eng__cnn_forward(c->cnn_ctx, c->team, c->images, ok, c->image_logits);
         for (int k = 0; k < ok; k++) {
             const float *row = c->image_logits + (size_t)k * C;
             size_t at = (size_t)c->image_index[k] * C;

@@ -29,7 +29,6 @@ typedef void (*sgemm_fn)(int order, int ta, int tb, int M, int N, int K, float a
 static struct {
     pthread_once_t once;
     sgemm_fn sgemm;
-    void (*set_threads)(int);
     char name[128];
     char error[256];
 } blas = {.once = PTHREAD_ONCE_INIT};
@@ -87,7 +86,6 @@ static void blas_load(void)
         return;
     }
     blas.sgemm = sg.f;
-    blas.set_threads = st.f;
     /* Contexts thread the forward pass themselves (team.h): each GEMM call
      * runs on the calling thread. */
     if (st.p)
@@ -112,12 +110,6 @@ void eng__sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, cons
     blas.sgemm(CBLAS_ROW_MAJOR, trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS,
                trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS, M, N, K, alpha, A, lda, B, ldb, beta, C,
                ldc);
-}
-
-void eng__blas_set_threads(int n)
-{
-    if (blas.set_threads && n > 0)
-        blas.set_threads(n);
 }
 
 const char *eng__blas_name(void)

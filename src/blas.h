@@ -16,7 +16,6 @@ void eng__sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                 const float *A, int lda, const float *B, int ldb, float beta,
                 float *C, int ldc);
 
-void eng__blas_set_threads(int n);
 /* e.g. "OpenBLAS 0.3.21 (SkylakeX)" */
 const char *eng__blas_name(void);
 

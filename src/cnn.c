@@ -1,14 +1,14 @@
 /* cnn.c: the ResNet forward pass (see cnn.h): metadata and tensor binding,
- * scratch sizing, and the block sequence on NHWC activations. The layer
- * arithmetic lives in conv.c. */
+ * weight packing, scratch sizing, and the block sequence on padded NHWC
+ * feature maps, run SPMD on a team. The layer arithmetic lives in conv.c. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
 #include "cnn.h"
 #include "conv.h"
+#include "team.h"
 
 #define MAX_BLOCKS_PER_LAYER 64
 #define MAX_WIDTH 1024
@@ -16,7 +16,10 @@
 #define MIN_CROP 32       /* the network divides the edge by 32 */
 #define MAX_CROP 1024
 #define MAX_BATCH 4096
-#define MIN_COL_ROWS 64   /* im2col rows per GEMM at the least */
+#define STEM_PAD 3        /* the input's border: the 7x7 stem conv's padding */
+#define PAD 1             /* every later feature map's: the 3x3 convs' padding */
+
+static int min_int(int a, int b) { return a < b ? a : b; }
 
 typedef struct {
     eng__conv conv[3];    /* conv3 only in bottleneck blocks */
@@ -37,14 +40,14 @@ struct eng__cnn {
     int features;         /* channels into the classifier */
     int final_edge;
     const float *fc_w, *fc_b;
+    const float *fc_packed;
+    float *packed;        /* every conv's and fc's packed weights, one block */
 };
 
 struct eng__cnn_ctx {
     const eng__cnn *cnn;
     int max_batch;
-    float *buf[4];        /* activations, each max_batch x the largest layer */
-    float *col;
-    size_t col_floats;
+    float *buf[4];        /* feature maps, each max_batch x the largest padded layer */
     float *pooled;        /* max_batch x features */
 };
 
@@ -72,6 +75,7 @@ void eng__cnn_free(eng__cnn *cnn)
     free(cnn->labels);
     free(cnn->arch);
     free(cnn->blocks);
+    free(cnn->packed);
     free(cnn);
 }
 
@@ -238,6 +242,50 @@ static int bind_blocks(eng__cnn *cnn, const eng__file *f, const int layers[4], i
     return 1;
 }
 
+/* Every conv of the network in a fixed order: the stem, then each block's
+ * convs and shortcut projection. */
+static int all_convs(eng__cnn *cnn, eng__conv **list)
+{
+    int n = 0;
+    list[n++] = &cnn->stem;
+    for (int i = 0; i < cnn->n_blocks; i++) {
+        block *b = &cnn->blocks[i];
+        for (int j = 0; j < (cnn->bottleneck ? 3 : 2); j++)
+            list[n++] = &b->conv[j];
+        if (b->down.w)
+            list[n++] = &b->down;
+    }
+    return n;
+}
+
+/* Packs every conv's weights and fc's into one 64-byte aligned block, once,
+ * so the forward pass streams panels (sgemm.h) and never repacks. */
+static int pack_weights(eng__cnn *cnn)
+{
+    eng__conv **list = malloc(sizeof *list * (size_t)(1 + 4 * cnn->n_blocks));
+    if (!list)
+        return 0;
+    const int nc = all_convs(cnn, list);
+    size_t bytes = eng__sgemm_packed_bytes(cnn->features, cnn->num_classes);
+    for (int i = 0; i < nc; i++)
+        bytes += eng__sgemm_packed_bytes(list[i]->kh * list[i]->kw * list[i]->cin, list[i]->cout);
+    cnn->packed = aligned_alloc(64, bytes);
+    if (cnn->packed) {
+        /* Every packed size is a multiple of 64 bytes, so each stays aligned. */
+        float *at = cnn->packed;
+        for (int i = 0; i < nc; i++) {
+            const int K = list[i]->kh * list[i]->kw * list[i]->cin;
+            eng__sgemm_pack(list[i]->w, K, list[i]->cout, at);
+            list[i]->packed = at;
+            at += eng__sgemm_packed_bytes(K, list[i]->cout) / sizeof(float);
+        }
+        eng__sgemm_pack(cnn->fc_w, cnn->features, cnn->num_classes, at);
+        cnn->fc_packed = at;
+    }
+    free(list);
+    return cnn->packed != NULL;
+}
+
 eng_status eng__cnn_init(eng__cnn **out, const eng__file *f, char *err, size_t errlen)
 {
     *out = NULL;
@@ -261,6 +309,11 @@ eng_status eng__cnn_init(eng__cnn **out, const eng__file *f, char *err, size_t e
         eng__cnn_free(cnn);
         return cnn ? ENG_ERR_FORMAT : ENG_ERR_NOMEM;
     }
+    if (!pack_weights(cnn)) {
+        eng__cnn_free(cnn);
+        snprintf(err, errlen, "out of memory for the packed weights");
+        return ENG_ERR_NOMEM;
+    }
     *out = cnn;
     return ENG_OK;
 }
@@ -273,10 +326,11 @@ static void grow(size_t *v, size_t x)
         *v = x;
 }
 
+/* Floats of one image's padded output of c over a square input edge. */
 static size_t conv_out_floats(const eng__conv *c, int edge)
 {
-    size_t e = (size_t)eng__conv_out(edge, c->kh, c->stride, c->pad);
-    return e * e * (size_t)c->cout;
+    int e = eng__conv_out(edge, c->kh, c->stride, c->pad);
+    return eng__fmap_floats(1, e, e, c->cout, PAD);
 }
 
 eng_status eng__cnn_ctx_init(const eng__cnn *cnn, int max_batch, eng__cnn_ctx **out, char *err,
@@ -287,33 +341,28 @@ eng_status eng__cnn_ctx_init(const eng__cnn *cnn, int max_batch, eng__cnn_ctx **
         snprintf(err, errlen, "max_batch %d is outside 1..%d", max_batch, MAX_BATCH);
         return ENG_ERR_INVALID_ARG;
     }
-    /* The largest activation of one image, and the im2col scratch of the
-     * hungriest convolution at full batch. */
-    size_t act = eng__cnn_input_floats(cnn), col = 0;
-    grow(&act, conv_out_floats(&cnn->stem, cnn->spec.crop));
-    grow(&col, eng__conv_col_floats(&cnn->stem, max_batch, cnn->spec.crop, cnn->spec.crop,
-                                    MIN_COL_ROWS));
+    /* The largest padded feature map of one image, the input included. */
+    const int crop = cnn->spec.crop;
+    size_t act = eng__fmap_floats(1, crop, crop, 3, STEM_PAD);
+    grow(&act, conv_out_floats(&cnn->stem, crop));
     for (int i = 0; i < cnn->n_blocks; i++) {
         const block *b = &cnn->blocks[i];
         int edge = b->in_edge;
+        grow(&act, eng__fmap_floats(1, edge, edge, b->conv[0].cin, PAD));
         for (int j = 0; j < (cnn->bottleneck ? 3 : 2); j++) {
             grow(&act, conv_out_floats(&b->conv[j], edge));
-            grow(&col, eng__conv_col_floats(&b->conv[j], max_batch, edge, edge, MIN_COL_ROWS));
             edge = eng__conv_out(edge, b->conv[j].kh, b->conv[j].stride, b->conv[j].pad);
         }
-        if (b->down.w)
-            grow(&col, eng__conv_col_floats(&b->down, max_batch, b->in_edge, b->in_edge,
-                                            MIN_COL_ROWS));
     }
+    /* aligned_alloc wants a multiple of the alignment. */
+    const size_t bytes = (sizeof(float) * act * (size_t)max_batch + 63) & ~(size_t)63;
     eng__cnn_ctx *ctx = calloc(1, sizeof *ctx);
     int ok = ctx != NULL;
     if (ok) {
         ctx->cnn = cnn;
         ctx->max_batch = max_batch;
-        ctx->col_floats = col;
         for (int i = 0; i < 4; i++)
-            ok = ok && (ctx->buf[i] = malloc(sizeof(float) * act * (size_t)max_batch));
-        ok = ok && (ctx->col = malloc(sizeof(float) * (col ? col : 1)));
+            ok = ok && (ctx->buf[i] = aligned_alloc(64, bytes));
         ok = ok && (ctx->pooled = malloc(sizeof(float) * (size_t)cnn->features * max_batch));
     }
     if (!ok) {
@@ -331,12 +380,20 @@ void eng__cnn_ctx_free(eng__cnn_ctx *ctx)
         return;
     for (int i = 0; i < 4; i++)
         free(ctx->buf[i]);
-    free(ctx->col);
     free(ctx->pooled);
     free(ctx);
 }
 
 /* ---- Forward ------------------------------------------------------------- */
+
+typedef struct {
+    eng__cnn_ctx *ctx;
+    eng__team *team;
+    const eng__sgemm_kernels *sk;
+    const float *images;
+    int n;
+    float *logits;
+} pass;
 
 /* The three buffers other than cur, in o[0..2]. */
 static void others(float *const buf[4], const float *cur, float *o[3])
@@ -346,59 +403,93 @@ static void others(float *const buf[4], const float *cur, float *o[3])
             o[j++] = buf[i];
 }
 
-static void forward_batch(eng__cnn_ctx *ctx, const float *images, int n, float *logits)
+/* The feature map c writes when it reads in, stored in d. */
+static eng__fmap out_map(const eng__conv *c, const eng__fmap *in, float *d)
 {
-    const eng__cnn *cnn = ctx->cnn;
-    float *const *buf = ctx->buf, *col = ctx->col;
-    size_t cf = ctx->col_floats;
-    int crop = cnn->spec.crop;
-    size_t plane = (size_t)crop * crop;
-
-    /* NCHW input to NHWC. */
-    for (int img = 0; img < n; img++)
-        for (size_t p = 0; p < plane; p++)
-            for (int c = 0; c < 3; c++)
-                buf[0][(img * plane + p) * 3 + c] = images[(img * 3 + (size_t)c) * plane + p];
-    eng__conv_forward(&cnn->stem, buf[0], n, crop, crop, buf[1], NULL, 1, col, cf);
-    eng__maxpool3x3s2(buf[1], n, cnn->stem_edge, cnn->stem_edge, cnn->stem.cout, buf[2]);
-
-    float *cur = buf[2], *o[3];
-    for (int i = 0; i < cnn->n_blocks; i++) {
-        const block *b = &cnn->blocks[i];
-        int e0 = b->in_edge;
-        int e1 = eng__conv_out(e0, b->conv[0].kh, b->conv[0].stride, b->conv[0].pad);
-        const float *id = cur;
-        others(buf, cur, o);
-        if (b->down.w) {
-            eng__conv_forward(&b->down, cur, n, e0, e0, o[2], NULL, 0, col, cf);
-            id = o[2];
-        }
-        eng__conv_forward(&b->conv[0], cur, n, e0, e0, o[0], NULL, 1, col, cf);
-        if (cnn->bottleneck) {
-            int e2 = eng__conv_out(e1, 3, b->conv[1].stride, 1);
-            eng__conv_forward(&b->conv[1], o[0], n, e1, e1, o[1], NULL, 1, col, cf);
-            /* o[0] is free again: conv3 adds the shortcut and lands there. */
-            eng__conv_forward(&b->conv[2], o[1], n, e2, e2, o[0], id, 1, col, cf);
-            cur = o[0];
-        } else {
-            eng__conv_forward(&b->conv[1], o[0], n, e1, e1, o[1], id, 1, col, cf);
-            cur = o[1];
-        }
-    }
-    int hw = cnn->final_edge * cnn->final_edge;
-    eng__global_avgpool(cur, n, hw, cnn->features, ctx->pooled);
-    eng__sgemm(0, 0, n, cnn->num_classes, cnn->features, 1.0f, ctx->pooled, cnn->features,
-               cnn->fc_w, cnn->num_classes, 0.0f, logits, cnn->num_classes);
-    for (int img = 0; img < n; img++)
-        for (int k = 0; k < cnn->num_classes; k++)
-            logits[(size_t)img * cnn->num_classes + k] += cnn->fc_b[k];
+    int e = eng__conv_out(in->h, c->kh, c->stride, c->pad);
+    return (eng__fmap){ d, in->n, e, e, c->cout, PAD };
 }
 
-void eng__cnn_forward(eng__cnn_ctx *ctx, const float *images, int n, float *logits)
+/* One member's part of a batch: every layer split among the members, with a
+ * barrier wherever the next layer reads what other members wrote. */
+static void forward_member(void *arg, int tid, int nt)
+{
+    const pass *ps = arg;
+    const eng__cnn *cnn = ps->ctx->cnn;
+    const eng__sgemm_kernels *sk = ps->sk;
+    float *const *buf = ps->ctx->buf;
+    const int n = ps->n, crop = cnn->spec.crop;
+    const size_t plane = (size_t)crop * crop;
+
+    /* NCHW input to padded NHWC, a share of the padded rows each. */
+    const eng__fmap x = { buf[0], n, crop, crop, 3, STEM_PAD };
+    int lo, hi;
+    eng__team_share(n * (crop + 2 * STEM_PAD), tid, nt, &lo, &hi);
+    for (int r = lo; r < hi; r++) {
+        const int img = r / (crop + 2 * STEM_PAD), y = r % (crop + 2 * STEM_PAD) - STEM_PAD;
+        float *dst = eng__fmap_at(&x, img, y, -STEM_PAD);
+        memset(dst, 0, sizeof(float) * 3 * (size_t)(crop + 2 * STEM_PAD));
+        if (y < 0 || y >= crop)
+            continue;
+        const float *src = ps->images + (size_t)img * 3 * plane + (size_t)y * crop;
+        dst += 3 * STEM_PAD;
+        for (int xx = 0; xx < crop; xx++)
+            for (int ch = 0; ch < 3; ch++)
+                dst[3 * xx + ch] = src[ch * plane + (size_t)xx];
+    }
+    eng__team_barrier(ps->team);
+    const eng__fmap stem = out_map(&cnn->stem, &x, buf[1]);
+    eng__conv_forward(sk, &cnn->stem, &x, &stem, NULL, 1, tid, nt);
+    eng__team_barrier(ps->team);
+    const int pe = eng__conv_out(stem.h, 3, 2, 1);
+    eng__fmap cur = { buf[2], n, pe, pe, stem.c, PAD };
+    eng__maxpool3x3s2(&stem, &cur, tid, nt);
+    eng__team_barrier(ps->team);
+
+    for (int i = 0; i < cnn->n_blocks; i++) {
+        const block *b = &cnn->blocks[i];
+        float *o[3];
+        others(buf, cur.d, o);
+        eng__fmap id = cur;
+        /* The shortcut projection and conv1 both read cur only. */
+        if (b->down.w) {
+            id = out_map(&b->down, &cur, o[2]);
+            eng__conv_forward(sk, &b->down, &cur, &id, NULL, 0, tid, nt);
+        }
+        const eng__fmap h1 = out_map(&b->conv[0], &cur, o[0]);
+        eng__conv_forward(sk, &b->conv[0], &cur, &h1, NULL, 1, tid, nt);
+        eng__team_barrier(ps->team);
+        const eng__fmap h2 = out_map(&b->conv[1], &h1, o[1]);
+        if (cnn->bottleneck) {
+            eng__conv_forward(sk, &b->conv[1], &h1, &h2, NULL, 1, tid, nt);
+            eng__team_barrier(ps->team);
+            /* o[0] is free again: conv3 adds the shortcut and lands there. */
+            cur = out_map(&b->conv[2], &h2, o[0]);
+            eng__conv_forward(sk, &b->conv[2], &h2, &cur, &id, 1, tid, nt);
+        } else {
+            eng__conv_forward(sk, &b->conv[1], &h1, &h2, &id, 1, tid, nt);
+            cur = h2;
+        }
+        eng__team_barrier(ps->team);
+    }
+    eng__global_avgpool(&cur, ps->ctx->pooled, tid, nt);
+    eng__team_barrier(ps->team);
+    /* The classifier, a share of its 16-column panels each. */
+    const int K = cnn->features, nc = cnn->num_classes;
+    eng__team_share((nc + 15) / 16, tid, nt, &lo, &hi);
+    if (hi > lo)
+        eng__sgemm_packed(sk, ps->ctx->pooled, n, K, (size_t)K,
+                          cnn->fc_packed + (size_t)lo * K * 16, min_int(nc, 16 * hi) - 16 * lo,
+                          ps->logits + 16 * lo, (size_t)nc, cnn->fc_b + 16 * lo, NULL, -1);
+}
+
+void eng__cnn_forward(eng__cnn_ctx *ctx, eng__team *team, const float *images, int n,
+                      float *logits)
 {
     size_t in = eng__cnn_input_floats(ctx->cnn), nc = (size_t)ctx->cnn->num_classes;
     for (int i = 0; i < n; i += ctx->max_batch) {
-        int m = n - i < ctx->max_batch ? n - i : ctx->max_batch;
-        forward_batch(ctx, images + (size_t)i * in, m, logits + (size_t)i * nc);
+        pass ps = { ctx, team, eng__sgemm_get(), images + (size_t)i * in,
+                    n - i < ctx->max_batch ? n - i : ctx->max_batch, logits + (size_t)i * nc };
+        eng__team_run(team, forward_member, &ps);
     }
 }

@@ -13,13 +13,16 @@
  * changes shape, "layer<L>.<B>.downsample.{w,b}"; "fc.w" [features][classes]
  * and "fc.b" [classes].
  *
- * Usage (one context per worker thread; the model is shared read-only):
+ * Usage (a context and a team per concurrent caller; the model is shared
+ * read-only):
  *     eng__cnn *cnn;  eng__cnn_init(&cnn, &file, err, sizeof err);
  *     eng__cnn_ctx *ctx;  eng__cnn_ctx_init(cnn, 32, &ctx, err, sizeof err);
  *     eng__image_load(path, eng__cnn_image_spec(cnn), images + i * eng__cnn_input_floats(cnn), ...);
- *     eng__cnn_forward(ctx, images, n, logits);
- * The BLAS must be initialised (eng__blas_init) and its thread count set by
- * the caller. Results for an image never depend on the rest of its batch. */
+ *     eng__cnn_forward(ctx, team, images, n, logits);
+ * Every layer is split among the team's members (see conv.h), with the GEMM
+ * of kernels/sgemm.h on weights packed once by eng__cnn_init. Results for an
+ * image never depend on the rest of its batch nor on the team's size: each
+ * output element is summed in the same order whoever computes it. */
 #ifndef ENG_CNN_H
 #define ENG_CNN_H
 
@@ -28,12 +31,13 @@
 #include "engine.h"
 #include "format.h"
 #include "image.h"
+#include "team.h"
 
 typedef struct eng__cnn eng__cnn;
 typedef struct eng__cnn_ctx eng__cnn_ctx;
 
-/* Binds the tensors of f, which must stay open (mapped) while cnn lives.
- * ENG_ERR_FORMAT for bad metadata or missing/mis-shaped tensors. */
+/* Binds the tensors of f, which must stay open (mapped) while cnn lives, and
+ * packs the conv and fc weights for the GEMM. ENG_ERR_FORMAT for bad metadata or missing/mis-shaped tensors. */
 eng_status eng__cnn_init(eng__cnn **out, const eng__file *f, char *err, size_t errlen);
 void eng__cnn_free(eng__cnn *cnn);   /* NULL is fine */
 
@@ -50,7 +54,9 @@ eng_status eng__cnn_ctx_init(const eng__cnn *cnn, int max_batch, eng__cnn_ctx **
 void eng__cnn_ctx_free(eng__cnn_ctx *ctx);   /* NULL is fine */
 
 /* logits[n][num_classes] for images[n][3][crop][crop] (NCHW, normalised as
- * eng__image_preprocess writes them); any n >= 0, run max_batch at a time. */
-void eng__cnn_forward(eng__cnn_ctx *ctx, const float *images, int n, float *logits);
+ * eng__image_preprocess writes them); any n >= 0, run max_batch at a time on
+ * every member of team. Call it from outside the team's runs. */
+void eng__cnn_forward(eng__cnn_ctx *ctx, eng__team *team, const float *images, int n,
+                      float *logits);
 
 #endif

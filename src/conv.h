@@ -1,38 +1,62 @@
-/* conv.h: the layers of a convolutional network on NHWC float activations
- * (batch, height, width, channels; channels contiguous). Convolutions run as
- * one GEMM through eng__sgemm: 1x1 stride-1 convolutions use the activations
- * as the A matrix in place, every other shape is lowered with im2col in
- * chunks of output rows, so the scratch stays bounded whatever the batch. */
+/* conv.h: the layers of a convolutional network on padded NHWC float
+ * activations, each run SPMD by the members of a team on their share.
+ *
+ * Every activation is a feature map (eng__fmap): n images of h x w pixels of
+ * c channels (channels contiguous), stored with a border of `pad` zero pixels
+ * on every side. The border is what lets a convolution run as an implicit
+ * GEMM with no im2col copy: for one output row and one kernel row ky, the
+ * window of output pixel ox starts stride*c floats after that of pixel ox - 1
+ * and spans kw*c contiguous floats, so the GEMM tile reads the input in place
+ * with row stride stride*cin (kernels/sgemm.h's `tile`), padding included. */
 #ifndef ENG_CONV_H
 #define ENG_CONV_H
 
 #include <stddef.h>
+
+#include "sgemm.h"
+
+typedef struct {
+    float *d;                /* n x (h + 2 pad) x (w + 2 pad) x c floats */
+    int n, h, w, c, pad;
+} eng__fmap;
+
+/* Floats of a feature map of that shape. */
+size_t eng__fmap_floats(int n, int h, int w, int c, int pad);
+
+/* Pixel (y, x) of image img, -pad <= y < h + pad (the same for x). */
+static inline float *eng__fmap_at(const eng__fmap *f, int img, int y, int x)
+{
+    size_t pw = (size_t)f->w + 2 * (size_t)f->pad, ph = (size_t)f->h + 2 * (size_t)f->pad;
+    return f->d + (((size_t)img * ph + (size_t)(y + f->pad)) * pw + (size_t)(x + f->pad)) * f->c;
+}
 
 typedef struct {
     int kh, kw, stride, pad;
     int cin, cout;
     const float *w;   /* [kh][kw][cin][cout]: a (kh*kw*cin) x cout row-major matrix */
     const float *b;   /* [cout], BatchNorm already folded in */
+    const float *packed;   /* w packed by eng__sgemm_pack (sgemm.h), 64-byte aligned */
 } eng__conv;
 
 /* Output edge of a convolution or pooling window over an input edge. */
 int eng__conv_out(int in, int k, int stride, int pad);
 
-/* Floats of im2col scratch that let one chunk hold at least min_rows output
- * pixels of c, and never more than n x oh x ow of them. */
-size_t eng__conv_col_floats(const eng__conv *c, int n, int h, int w, int min_rows);
-
-/* out[n][oh][ow][cout] = act(conv(in) + b + res), in[n][h][w][cin]; res has
- * out's shape or is NULL; relu 0 or 1. col (col_floats floats, at least one
- * row of kh*kw*cin) is scratch; out must not alias in, col or res. */
-void eng__conv_forward(const eng__conv *c, const float *in, int n, int h, int w, float *out,
-                       const float *res, int relu, float *col, size_t col_floats);
+/* Member tid of nt computes its share of out = act(conv(in) + b + res):
+ * in [n][h][w][cin] with in->pad >= c->pad; out [n][oh][ow][cout] (any pad,
+ * shape set by the caller); res NULL or out's shape (any pad); relu 0 or 1.
+ * The members together also zero out's border. Shares never overlap, so the
+ * members need no barrier among themselves, only before the next layer reads
+ * out. out must not alias in or res. */
+void eng__conv_forward(const eng__sgemm_kernels *sk, const eng__conv *c, const eng__fmap *in,
+                       const eng__fmap *out, const eng__fmap *res, int relu, int tid, int nt);
 
 /* 3x3, stride 2, pad 1 max pooling (padding never wins), the ResNet stem's:
- * in[n][h][w][c] -> out[n][oh][ow][c]. */
-void eng__maxpool3x3s2(const float *in, int n, int h, int w, int c, float *out);
+ * member tid of nt writes its share of out's rows (and of its border); out's
+ * shape is set by the caller. */
+void eng__maxpool3x3s2(const eng__fmap *in, const eng__fmap *out, int tid, int nt);
 
-/* out[n][c] = mean over h x w of in[n][h][w][c]. */
-void eng__global_avgpool(const float *in, int n, int hw, int c, float *out);
+/* out[img][ch] = mean over in's h x w pixels; member tid of nt takes its share
+ * of the channels. */
+void eng__global_avgpool(const eng__fmap *in, float *out, int tid, int nt);
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "cuda_dispatch.h"
 #include "error.h"
 #include "model.h"
 #include "team.h"
@@ -40,6 +41,9 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
         return eng__fail(ENG_ERR_INVALID_ARG, "eng_ctx_init: model is NULL");
     eng_ctx_params p = params ? *params : eng_ctx_default_params();
     int nt = p.n_threads > 0 ? p.n_threads : m->n_threads;
+    eng_status ds = eng__device_check(m, &p); /* CUDA: src/cuda_dispatch.c */
+    if (ds)
+        return ds;
     if (nt > 1024)
         return eng__fail(ENG_ERR_INVALID_ARG, "n_threads %d is too large", nt);
     if (m->cnn) {
@@ -118,6 +122,10 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
         eng_ctx_free(c);
         return eng__fail(ENG_ERR_NOMEM, "out of memory for a context of %ld tokens", T);
     }
+    if (p.device == ENG_DEVICE_CUDA && (ds = eng__cuda_ctx_init(c, &p)) != ENG_OK) {
+        eng_ctx_free(c);
+        return ds;
+    }
     *out = c;
     return ENG_OK;
 }
@@ -146,6 +154,7 @@ void eng_ctx_free(eng_ctx *c)
     free(c->text_seqs);
     free(c->text_status);
     eng__ctx_free_images(c);
+    eng__cuda_ctx_free(c);
     free(c);
 }
 

@@ -71,15 +71,19 @@ struct eng_ctx {
     eng_seq *text_seqs;      /* [T] */
     eng_status *text_status; /* [T]: tokenization status of each text */
 
-    /* Image models: one CNN context per team member, the decoded images of
-     * one pass and their logits. */
-    eng__cnn_ctx **cnn_ctx;  /* [threads] */
+    /* Image models: the CNN's scratch (its passes run on the team), the
+     * decoded images of one pass and their logits. */
+    eng__cnn_ctx *cnn_ctx;
     int max_images;
     float *images;           /* [max_images][3][crop][crop] */
     float *image_logits;     /* [max_images][n_labels] */
     int *image_index;        /* [max_images]: caller index of each decoded image */
     eng_status *image_status;   /* [max_images] */
     char (*image_error)[192];   /* [max_images]: why an image failed */
+
+    /* A CUDA context's GPU state (src/cuda/, eng__gpu_ctx); NULL on the CPU.
+     * Set by eng__cuda_ctx_init (src/cuda_dispatch.h). */
+    void *gpu;
 };
 
 /* The image-model part of eng_ctx_init / eng_ctx_free (api_image.c). */

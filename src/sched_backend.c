@@ -68,14 +68,15 @@ eng_status eng__backend_tokenize(const eng__backend *b, const char *text, size_t
     return eng_tokenize(b->model, text, len, ids, b->max_positions, n_ids, NULL);
 }
 
-eng_status eng__backend_ctx_init(const eng__backend *b, int max_batch_tokens, eng_ctx **ctx,
-                                 char *err, size_t errlen)
+eng_status eng__backend_ctx_init(const eng__backend *b, int max_batch_tokens, int n_threads,
+                                 eng_ctx **ctx, char *err, size_t errlen)
 {
     *ctx = NULL;
     if (!b->model)
         return ENG_OK;
     eng_ctx_params cp = eng_ctx_default_params();
     cp.max_batch_tokens = max_batch_tokens;
+    cp.n_threads = n_threads;
     eng_status st = eng_ctx_init(b->model, &cp, ctx);
     if (st != ENG_OK)
         snprintf(err, errlen, "eng_ctx_init: %s", eng_last_error());

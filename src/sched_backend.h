@@ -27,8 +27,8 @@ eng_status eng__backend_tokenize(const eng__backend *b, const char *text, size_t
                                  int32_t *ids, int *n_ids);
 
 /* The null model needs no context: *ctx is NULL then. */
-eng_status eng__backend_ctx_init(const eng__backend *b, int max_batch_tokens, eng_ctx **ctx,
-                                 char *err, size_t errlen);
+eng_status eng__backend_ctx_init(const eng__backend *b, int max_batch_tokens, int n_threads,
+                                 eng_ctx **ctx, char *err, size_t errlen);
 
 /* out: n x n_labels (classify) or n x hidden (embed); probs (n x n_labels)
  * and labels are used by classify only. item_status: n entries. */

@@ -23,7 +23,6 @@
 
 #include "engine.h"
 #include "error.h"
-#include "blas.h"
 #include "sched_backend.h"
 #include "sched_hist.h"
 #include "sched_topo.h"
@@ -311,7 +310,7 @@ static void timeout_result(eng_sched_result *res, int64_t queue_ns)
 /* ---- Workers ------------------------------------------------------------------ */
 
 /* Polls briefly, unlocked, for a request or the shutdown; returns 1 if one
- * came (with mu held again either way). */
+ * came (with mu held again either way), 0 when the worker may sleep. */
 static int spin_for_work(eng_sched *s)
 {
     pthread_mutex_unlock(&s->mu);
@@ -325,7 +324,9 @@ static int spin_for_work(eng_sched *s)
         }
     }
     pthread_mutex_lock(&s->mu);
-    return found;
+    /* A submit between the last poll and the lock saw no idle worker and
+     * signalled nobody: look again under the lock before sleeping. */
+    return found || s->queued > 0 || s->stopping;
 }
 
 /* Waits (under mu) until a batch is worth taking; returns 0 when the worker
@@ -449,8 +450,10 @@ static eng_status worker_alloc(eng_sched *s, worker *w)
                  w->index);
         return ENG_ERR_NOMEM;
     }
-    return eng__backend_ctx_init(&s->be, s->p.max_batch_tokens, &w->ctx, w->init_err,
-                                 sizeof w->init_err);
+    /* The context's team threads are started by this (bound) worker thread,
+     * so they inherit its CPU set. */
+    return eng__backend_ctx_init(&s->be, s->p.max_batch_tokens, w->pl->n_threads, &w->ctx,
+                                 w->init_err, sizeof w->init_err);
 }
 
 static void worker_release(worker *w)
@@ -700,6 +703,8 @@ eng_status eng_sched_submit_ids(eng_sched *s, const int32_t *ids, int n_ids,
 
 eng_status eng_sched_wait(eng_sched *s, eng_sched_ticket *ticket, eng_sched_result *res)
 {
+    if (!s || !ticket || !res)
+        return eng__fail(ENG_ERR_INVALID_ARG, "eng_sched_wait: NULL argument");
     slot *sl = (slot *)ticket;
     pthread_mutex_lock(&s->mu);
     while (sl->state != SLOT_DONE)
@@ -912,9 +917,6 @@ eng_status eng_sched_create(const eng_sched_params *params, eng_sched **out)
         if (st == ENG_ERR_NOMEM)
             snprintf(err, sizeof err, "out of memory for the request pool");
     }
-    /* OpenBLAS has one global pool: split it only when a single worker owns it. */
-    if (st == ENG_OK && s->p.model)
-        eng__blas_set_threads(s->n_workers == 1 ? s->plan[0].n_threads : 1);
     int started = 0;
     if (st == ENG_OK)
         st = start_workers(s, &started, err, sizeof err);
@@ -965,7 +967,11 @@ static double us(uint64_t ns)
 
 void eng_sched_get_stats(eng_sched *s, eng_sched_stats *out)
 {
+    if (!out)
+        return;
     memset(out, 0, sizeof *out);
+    if (!s)
+        return;
     pthread_mutex_lock(&s->mu);
     out->submitted = atomic_load(&s->n_submitted);
     out->completed = s->n_completed;

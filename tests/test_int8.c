@@ -51,11 +51,12 @@ static tmp_name tmp_path(const char *what)
 
 static void synth(const char *name, const char *weights, const char *out)
 {
-    cv_synth_opts o = {7, 0, NULL, weights};
+    cv_synth_opts o = {7, 0, NULL};
     cv_config c;
     cv_report r;
     char err[512];
-    ck_assert_msg(cv_synthetic(name, &o, out, &c, &r, err, sizeof err) == ENG_OK, "%s", err);
+    ck_assert_msg(cv_synthetic_as(name, &o, weights, out, &c, &r, err, sizeof err) == ENG_OK, "%s",
+                  err);
     ck_assert_str_eq(c.weights, weights);
     cv_config_free(&c);
 }
@@ -87,7 +88,7 @@ START_TEST(test_convert_int8_writes_quantized_linears)
     ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(meta, "weights")), "fp32");
     cJSON_Delete(meta);
 
-    const int H = 32, F = 64;   /* the "tiny-distilbert" shape, 2 layers */
+    const int H = 32, F = 64; /* the "tiny-distilbert" shape, 2 layers */
     const char *lin[4] = {"qkv", "attn_out", "ffn_in", "ffn_out"};
     const int K[4] = {H, H, H, F}, N[4] = {3 * H, H, F, H};
     for (int layer = 0; layer < 2; layer++)
@@ -105,7 +106,8 @@ START_TEST(test_convert_int8_writes_quantized_linears)
             ck_assert(sc->dtype == ENG_DT_F32 && sc->ndim == 1 && sc->shape[0] == (uint64_t)N[j]);
             snprintf(name, sizeof name, "L%d.%s.w.sum", layer, lin[j]);
             const eng__file_tensor *sum = must_find(&i8, name);
-            ck_assert(sum->dtype == ENG_DT_I32 && sum->ndim == 1 && sum->shape[0] == (uint64_t)N[j]);
+            ck_assert(sum->dtype == ENG_DT_I32 && sum->ndim == 1 &&
+                      sum->shape[0] == (uint64_t)N[j]);
 
             int8_t *q = malloc(bytes);
             float *s = malloc((size_t)N[j] * sizeof *s);
@@ -120,7 +122,7 @@ START_TEST(test_convert_int8_writes_quantized_linears)
             free(ws);
         }
     /* Everything else stays F32 and identical. */
-    const char *kept[] = {"emb.word", "emb.pos", "emb.ln.g", "L0.qkv.b", "L1.ffn_out.b",
+    const char *kept[] = {"emb.word", "emb.pos",      "emb.ln.g",     "L0.qkv.b",   "L1.ffn_out.b",
                           "L1.ln2.g", "head.dense.w", "head.dense.b", "head.out.w", "head.out.b"};
     for (size_t k = 0; k < sizeof kept / sizeof kept[0]; k++) {
         const eng__file_tensor *a = must_find(&i8, kept[k]), *b = must_find(&f32, kept[k]);
@@ -151,15 +153,15 @@ START_TEST(test_convert_refuses_other_dtypes)
         char err[512] = "";
         cv_config c;
         cv_report r;
-        cv_synth_opts o = {1, 0, NULL, bad[k]};
-        ck_assert_int_eq(cv_synthetic("tiny", &o, out, &c, &r, err, sizeof err),
+        cv_synth_opts o = {1, 0, NULL};
+        ck_assert_int_eq(cv_synthetic_as("tiny", &o, bad[k], out, &c, &r, err, sizeof err),
                          ENG_ERR_INVALID_ARG);
         ck_assert_msg(strstr(err, bad[k]) && strstr(err, "fp32 or int8"), "reason: %s", err);
         cv_config_free(&c);
         err[0] = '\0';
-        ck_assert_int_eq(cv_convert_hf_as(GOLDEN_DIR "/bert-legacy-bf16", bad[k], out, &c, &r, err,
-                                          sizeof err),
-                         ENG_ERR_INVALID_ARG);
+        ck_assert_int_eq(
+            cv_convert_hf_as(GOLDEN_DIR "/bert-legacy-bf16", bad[k], out, &c, &r, err, sizeof err),
+            ENG_ERR_INVALID_ARG);
         ck_assert_msg(strstr(err, "fp32 or int8") != NULL, "reason: %s", err);
         cv_config_free(&c);
         ck_assert_int_ne(access(out, F_OK), 0);
@@ -170,7 +172,7 @@ END_TEST
 /* ---- Tiny golden models ------------------------------------------------ */
 
 static const char *TINY[] = {
-    "bert-gelu-new-3labels", "bert-legacy-bf16", "distilbert-relu-bin",
+    "bert-gelu-new-3labels",   "bert-legacy-bf16",       "distilbert-relu-bin",
     "st-encoder-cls-norm-f16", "bert-encoder-mean-relu",
 };
 enum { N_TINY = sizeof TINY / sizeof TINY[0], MAX_ROWS = 16, MAX_IDS = 64, MAX_OUT = 64 };
@@ -255,8 +257,8 @@ enum { N_SST2 = 2 };
 
 static eng_model *sst2_model[N_SST2];
 static tmp_name sst2_path[N_SST2];
-static char **sentences;   /* the dev set's texts */
-static int *gold;          /* and labels */
+static char **sentences; /* the dev set's texts */
+static int *gold;        /* and labels */
 static int n_sent;
 static char *tsv_text;
 
@@ -269,7 +271,7 @@ static int load_dev_set(void)
     char **lines = test_split_lines(tsv_text, &n);
     sentences = malloc((size_t)n * sizeof *sentences);
     gold = malloc((size_t)n * sizeof *gold);
-    for (int i = 1; i < n; i++) {   /* line 0 is the header */
+    for (int i = 1; i < n; i++) { /* line 0 is the header */
         char *tab = strrchr(lines[i], '\t');
         if (!tab)
             continue;
@@ -291,7 +293,8 @@ static int convert_sst2(void)
         sst2_path[m] = tmp_path(SST2[m]);
         cv_config c;
         cv_report r;
-        if (!dir || cv_convert_hf_as(dir, "int8", sst2_path[m].s, &c, &r, err, sizeof err) != ENG_OK) {
+        if (!dir ||
+            cv_convert_hf_as(dir, "int8", sst2_path[m].s, &c, &r, err, sizeof err) != ENG_OK) {
             printf("FAIL test_int8: cannot convert %s: %s\n", SST2[m], dir ? err : "not found");
             return 0;
         }
@@ -321,7 +324,8 @@ START_TEST(test_sst2_accuracy_within_half_a_point)
     for (int i = 0; i < n; i += 32) {
         int b = n - i < 32 ? n - i : 32;
         ck_assert_int_eq(eng_classify(ctx, (const char *const *)sentences + i, b,
-                                      logits + (size_t)i * C, NULL, labels + i, NULL), ENG_OK);
+                                      logits + (size_t)i * C, NULL, labels + i, NULL),
+                         ENG_OK);
     }
     float worst = 0.0f;
     int correct = 0, ref_correct = 0, agree = 0;
@@ -337,7 +341,7 @@ START_TEST(test_sst2_accuracy_within_half_a_point)
            "fp32 on %d/%d, max |logit - fp32 reference| = %.3g\n",
            SST2[m], correct, n, 100.0 * correct / n, ref_correct, n, 100.0 * ref_correct / n, agree,
            n, (double)worst);
-    ck_assert_int_eq(ref_correct, m == 0 ? 711 : 707);   /* the reference files are the ones known */
+    ck_assert_int_eq(ref_correct, m == 0 ? 711 : 707); /* the reference files are the ones known */
     ck_assert_msg(correct >= ref_correct - MAX_ACCURACY_DROP * n,
                   "int8 accuracy %d/%d is more than %.1f points below fp32's %d/%d", correct, n,
                   100 * MAX_ACCURACY_DROP, ref_correct, n);
@@ -392,7 +396,7 @@ START_TEST(test_sst2_result_does_not_depend_on_batch)
     ck_assert_int_eq(eng_ctx_init(sst2_model[_i], NULL, &ctx), ENG_OK);
     enum { B = 64 };
     float batch[B * 2], alone[2];
-    const char *texts[B];   /* short and long sentences mixed */
+    const char *texts[B]; /* short and long sentences mixed */
     for (int i = 0; i < B; i++)
         texts[i] = sentences[(i * 13) % n_sent];
     ck_assert_int_eq(eng_classify(ctx, texts, B, batch, NULL, NULL, NULL), ENG_OK);
@@ -403,8 +407,8 @@ START_TEST(test_sst2_result_does_not_depend_on_batch)
             ck_assert_float_eq_tol(alone[k], batch[i * 2 + k], TOL_BATCH_INVARIANT);
         exact += memcmp(alone, batch + i * 2, sizeof alone) == 0;
     }
-    printf("%s int8: %d/%d sentences bit-identical alone and in a batch of %d\n", SST2[_i], exact, B,
-           B);
+    printf("%s int8: %d/%d sentences bit-identical alone and in a batch of %d\n", SST2[_i], exact,
+           B, B);
     eng_ctx_free(ctx);
 }
 END_TEST

@@ -18,6 +18,7 @@
  * its deadline, while the blocking batch still runs for much longer. */
 #define TIMEOUT_SLACK_MS 150
 #define BLOCK_MS 1500
+#define SEQUENTIAL_N 4000
 
 static double now_ms(void)
 {
@@ -375,6 +376,27 @@ START_TEST(failing_item_fails_alone)
 }
 END_TEST
 
+/* One client, one request at a time, with pauses around the workers' idle
+ * polling period: a wake-up lost between polling and sleeping hangs here. */
+START_TEST(sequential_requests_never_stall)
+{
+    eng_sched *s = make(8, 0, 64, 0, 0);
+    for (int i = 0; i < SEQUENTIAL_N; i++) {
+        eng_sched_ticket *t;
+        eng_sched_result res;
+        ck_assert_int_eq(eng_sched_submit(s, "a b", 3, NULL, &t), ENG_OK);
+        ck_assert_int_eq(eng_sched_wait(s, t, &res), ENG_OK);
+        eng_sched_release(s, t);
+        struct timespec ts = {0, (i % 40) * 1000};   /* 0..39 us */
+        nanosleep(&ts, NULL);
+    }
+    eng_sched_stats st;
+    eng_sched_get_stats(s, &st);
+    ck_assert_uint_eq(st.completed, SEQUENTIAL_N);
+    eng_sched_free(s);
+}
+END_TEST
+
 START_TEST(bad_params_refused)
 {
     eng_sched_params p = eng_sched_default_params();
@@ -405,6 +427,7 @@ int main(void)
     tcase_add_test(tc, max_wait_coalesces);
     tcase_add_test(tc, token_budget_respected);
     tcase_add_test(tc, failing_item_fails_alone);
+    tcase_add_test(tc, sequential_requests_never_stall);
     tcase_add_test(tc, bad_params_refused);
     suite_add_tcase(su, tc);
     return test_run_suite(su);

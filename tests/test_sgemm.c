@@ -185,6 +185,7 @@ START_TEST(test_large_shapes)
     check_shape(65, 1024, 256);
     check_shape(384, 257, 255);
     check_shape(31, 48, 1024);
+    check_shape(9, 70, 1100);
 }
 END_TEST
 

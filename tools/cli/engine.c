@@ -1,6 +1,7 @@
 /* engine.c: the command line, build/engine.
  *
- *   build/engine tokenize|classify|embed MODEL_FILE [--batch N] [--threads N] [IMAGE...]
+ *   build/engine tokenize|classify|embed MODEL_FILE [--batch N] [--threads N]
+ *                [--device cpu|cuda] [--precision fp32|tf32|fp16|bf16] [IMAGE...]
  *
  * Reads one text (or, for an image model, one image path) per line on stdin
  * and writes one JSON object per line on stdout, in input order:
@@ -20,7 +21,8 @@
 static void usage(FILE *f)
 {
     fprintf(
-        f, "usage: engine tokenize|classify|embed MODEL_FILE [--batch N] [--threads N] [IMAGE...]\n"
+        f, "usage: engine tokenize|classify|embed MODEL_FILE [--batch N] [--threads N]\n"
+           "              [--device cpu|cuda] [--precision fp32|tf32|fp16|bf16] [IMAGE...]\n"
            "  reads one text (image models: one image path) per line on stdin, or the\n"
            "  image paths given as arguments; writes one JSON object per line\n");
 }
@@ -186,13 +188,28 @@ int main(int argc, char **argv)
     }
     int batch = 32, first_image_arg = argc;
     eng_model_params mp = eng_model_default_params();
+    eng_ctx_params cp = eng_ctx_default_params();
+    static const char *const precisions[] = {"fp32", "tf32", "fp16", "bf16"};
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--batch") && i + 1 < argc && parse_int(argv[i + 1], 1, 65536, &batch))
             i++;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc &&
                  parse_int(argv[i + 1], 1, 1024, &mp.n_threads))
             i++;
-        else if (argv[i][0] != '-' && first_image_arg == argc)
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "cpu") || !strcmp(argv[i + 1], "cuda")))
+            cp.device = !strcmp(argv[++i], "cuda") ? ENG_DEVICE_CUDA : ENG_DEVICE_CPU;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            int p = 0;
+            while (p < 4 && strcmp(argv[i + 1], precisions[p]))
+                p++;
+            if (p == 4) {
+                fprintf(stderr, "engine: unknown precision %s\n", argv[i + 1]);
+                return 2;
+            }
+            cp.precision = (eng_precision)p;
+            i++;
+        } else if (argv[i][0] != '-' && first_image_arg == argc)
             first_image_arg = i;
         else if (argv[i][0] == '-' || first_image_arg == argc) {
             fprintf(stderr, "engine: bad option %s\n", argv[i]);
@@ -225,7 +242,7 @@ int main(int argc, char **argv)
         eng_model_free(model);
         return 1;
     }
-    if (cmd != CMD_TOKENIZE && eng_ctx_init(model, NULL, &ctx)) {
+    if (cmd != CMD_TOKENIZE && eng_ctx_init(model, &cp, &ctx)) {
         fprintf(stderr, "engine: %s\n", eng_last_error());
         eng_model_free(model);
         return 1;

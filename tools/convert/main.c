@@ -8,6 +8,7 @@
 
 #include "bert_layout.h"
 #include "hf_config.h"
+#include "resnet.h"
 #include "synthetic.h"
 
 static void usage(FILE *f)
@@ -16,7 +17,11 @@ static void usage(FILE *f)
             "usage: convert [--dtype fp32|int8] HF_DIR OUT_FILE\n"
             "       convert --synthetic NAME [--seed N] [--no-head] [--vocab FILE] [--dtype fp32|int8]"
             " OUT_FILE\n"
+            "       convert --arch resnet18|resnet34|resnet50 [--labels CLASSES.txt] WEIGHTS.pth"
+            " OUT_FILE\n"
             "--dtype int8 stores the encoder's linear weights as int8 (default fp32).\n"
+            "--arch converts a torchvision ResNet checkpoint (state dict), BatchNorm folded;\n"
+            "--labels names its classes, one a line.\n"
             "NAME is one of:");
     for (int i = 0; cv_synth_names[i]; i++)
         fprintf(f, " %s", cv_synth_names[i]);
@@ -26,7 +31,8 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     const char *synthetic = NULL, *in = NULL, *out = NULL;
-    cv_synth_opts o = {1, 0, NULL, "fp32"};
+    cv_synth_opts o = {1, 0, NULL};
+    const char *weights = "fp32", *arch = NULL, *labels = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
@@ -36,12 +42,16 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--synthetic") == 0 && has_value) {
             synthetic = argv[++i];
         } else if (strcmp(a, "--dtype") == 0 && has_value) {
-            o.weights = argv[++i];
+            weights = argv[++i];
             char err[128];
-            if (cv_weights_check(o.weights, err, sizeof err) != ENG_OK) {
+            if (cv_weights_check(weights, err, sizeof err) != ENG_OK) {
                 fprintf(stderr, "convert: --dtype: %s\n", err);
                 return 2;
             }
+        } else if (strcmp(a, "--arch") == 0 && has_value) {
+            arch = argv[++i];
+        } else if (strcmp(a, "--labels") == 0 && has_value) {
+            labels = argv[++i];
         } else if (strcmp(a, "--vocab") == 0 && has_value) {
             o.vocab_path = argv[++i];
         } else if (strcmp(a, "--seed") == 0 && has_value) {
@@ -73,11 +83,26 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    char err[512];
+    if (arch || labels) {
+        /* Image models: only the weights file, the output and the labels apply. */
+        if (!arch || synthetic || strcmp(weights, "fp32") != 0) {
+            usage(stderr);
+            return 2;
+        }
+        if (convert_resnet(arch, labels, in, out, err, sizeof err) != ENG_OK) {
+            fprintf(stderr, "convert: %s\n", err);
+            return 1;
+        }
+        printf("converted %s -> %s\n  arch %s, BatchNorm folded, labels %s\n", in, out, arch,
+               labels ? labels : "none");
+        return 0;
+    }
+
     cv_config c;
     cv_report r;
-    char err[512];
-    eng_status s = synthetic ? cv_synthetic(synthetic, &o, out, &c, &r, err, sizeof err)
-                             : cv_convert_hf_as(in, o.weights, out, &c, &r, err, sizeof err);
+    eng_status s = synthetic ? cv_synthetic_as(synthetic, &o, weights, out, &c, &r, err, sizeof err)
+                             : cv_convert_hf_as(in, weights, out, &c, &r, err, sizeof err);
     if (s != ENG_OK) {
         fprintf(stderr, "convert: %s\n", err);
         return 1;

@@ -205,16 +205,16 @@ static void weights(gen *g, const cv_config *c)
     }
 }
 
-eng_status cv_synthetic(const char *name, const cv_synth_opts *o, const char *out, cv_config *c,
-                        cv_report *r, char *err, size_t errlen)
+eng_status cv_synthetic_as(const char *name, const cv_synth_opts *o, const char *weight_dtype,
+                           const char *out, cv_config *c, cv_report *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
     cv_config_init(c);
-    const char *wt = o->weights ? o->weights : "fp32";
-    eng_status s = cv_weights_check(wt, err, errlen);
+    weight_dtype = weight_dtype ? weight_dtype : "fp32";
+    eng_status s = cv_weights_check(weight_dtype, err, errlen);
     if (s != ENG_OK)
         return s;
-    snprintf(c->weights, sizeof c->weights, "%s", wt);
+    snprintf(c->weights, sizeof c->weights, "%s", weight_dtype);
     const shape *sh = NULL;
     for (size_t i = 0; i < N_SHAPES; i++)
         if (strcmp(name, shapes[i].name) == 0)
@@ -263,4 +263,10 @@ eng_status cv_synthetic(const char *name, const cv_synth_opts *o, const char *ou
     if (s != ENG_OK)
         cv_config_free(c);
     return s;
+}
+
+eng_status cv_synthetic(const char *name, const cv_synth_opts *o, const char *out, cv_config *c,
+                        cv_report *r, char *err, size_t errlen)
+{
+    return cv_synthetic_as(name, o, NULL, out, c, r, err, errlen);
 }

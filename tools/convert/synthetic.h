@@ -13,15 +13,19 @@ typedef struct {
     uint64_t seed;            /* same seed, same weights */
     int no_head;              /* an encoder without a classifier */
     const char *vocab_path;   /* a vocab.txt, or NULL for a generated vocabulary */
-    const char *weights;      /* the encoder's linear weights, "fp32" (NULL) or
-                                 "int8" (see cv_convert_hf_as) */
 } cv_synth_opts;
 
 /* The shape names cv_synthetic knows, NULL-terminated. */
 extern const char *const cv_synth_names[];
 
-/* Writes synthetic model `name` to out. On success c describes it (free it
- * with cv_config_free); on failure nothing is left at out and c is empty. */
+/* Writes synthetic model `name` to out, the encoder's linear layers stored as
+ * weight_dtype ("fp32" or "int8"; NULL is "fp32"; see cv_convert_hf_as). On
+ * success c describes it (free it with cv_config_free); on failure nothing is
+ * left at out and c is empty. */
+eng_status cv_synthetic_as(const char *name, const cv_synth_opts *o, const char *weight_dtype,
+                           const char *out, cv_config *c, cv_report *r, char *err, size_t errlen);
+
+/* cv_synthetic_as with fp32 weights. */
 eng_status cv_synthetic(const char *name, const cv_synth_opts *o, const char *out, cv_config *c,
                         cv_report *r, char *err, size_t errlen);
 
