@@ -53,6 +53,11 @@ const char *eng_cuda_info(void)
 }
 
 #ifdef ENG_HAVE_CUDA
+_Static_assert(ENG_GPU_ACT_GELU == (int)ENG_ACT_GELU &&
+                   ENG_GPU_ACT_GELU_TANH == (int)ENG_ACT_GELU_TANH &&
+                   ENG_GPU_ACT_RELU == (int)ENG_ACT_RELU,
+               "the backend takes eng__act values as they are");
+
 /* The fp32 tensors of a linear layer; 0 when it is stored in int8, which the
  * GPU path does not run. */
 static int linear_src(const eng__linear *l, eng__gpu_linear_src *out)
@@ -101,7 +106,8 @@ eng_status eng__cuda_ctx_init(eng_ctx *c, const eng_ctx_params *p)
         .layer = ls,
     };
     if (m->head != ENG_HEAD_NONE)
-        f32 &= linear_src(&m->head_dense, &src.head_dense) & linear_src(&m->head_out, &src.head_out);
+        f32 &= linear_src(&m->head_dense, &src.head_dense) &
+               linear_src(&m->head_out, &src.head_out);
     if (!f32) {
         free(ls);
         return eng__fail(ENG_ERR_UNSUPPORTED,

@@ -70,8 +70,9 @@ cublasComputeType_t eng__gpu_compute_type(eng_precision p);
 
 /* Finds or uploads the weights of m for (device, precision); the current
  * device must be `device`. Release each acquired set once. */
-eng_status eng__gpu_weights_acquire(const eng__gpu_model_src *m, int device, eng_precision precision,
-                                    gpu_weights **out, char *err, size_t errlen);
+eng_status eng__gpu_weights_acquire(const eng__gpu_model_src *m, int device,
+                                    eng_precision precision, gpu_weights **out, char *err,
+                                    size_t errlen);
 void eng__gpu_weights_release(gpu_weights *w);
 
 /* The context: everything one forward pass needs, sized once for T =

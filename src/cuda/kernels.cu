@@ -34,7 +34,10 @@ static unsigned blocks_for(size_t n)
 template <typename T> __device__ T to_op(float v);
 template <> __device__ float to_op<float>(float v) { return v; }
 template <> __device__ __half to_op<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __nv_bfloat16 to_op<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __nv_bfloat16 to_op<__nv_bfloat16>(float v)
+{
+    return __float2bfloat16_rn(v);
+}
 
 /* The sum (max) of v over the block, returned to every thread in the same
  * order, so all threads agree bit for bit. The first barrier keeps a previous
@@ -373,16 +376,17 @@ cudaError_t eng__gpu_masked_softmax(cudaStream_t st, const float *scores, void *
         return cudaSuccess;
     if (rows > 0x7fffffffu)
         return cudaErrorInvalidConfiguration;
+    const unsigned nb = (unsigned)rows;
     switch (t) {
     case CUDA_R_16F:
-        masked_softmax_kernel<<<(unsigned)rows, THREADS, 0, st>>>(scores, (__half *)probs, len, A, S);
+        masked_softmax_kernel<<<nb, THREADS, 0, st>>>(scores, (__half *)probs, len, A, S);
         break;
     case CUDA_R_16BF:
-        masked_softmax_kernel<<<(unsigned)rows, THREADS, 0, st>>>(scores, (__nv_bfloat16 *)probs,
+        masked_softmax_kernel<<<nb, THREADS, 0, st>>>(scores, (__nv_bfloat16 *)probs,
                                                                   len, A, S);
         break;
     case CUDA_R_32F:
-        masked_softmax_kernel<<<(unsigned)rows, THREADS, 0, st>>>(scores, (float *)probs, len, A, S);
+        masked_softmax_kernel<<<nb, THREADS, 0, st>>>(scores, (float *)probs, len, A, S);
         break;
     default:
         return cudaErrorInvalidValue;

@@ -148,8 +148,9 @@ static eng_status upload(const eng__gpu_model_src *m, gpu_weights *w, char *err,
     return ENG_OK;
 }
 
-eng_status eng__gpu_weights_acquire(const eng__gpu_model_src *m, int device, eng_precision precision,
-                                    gpu_weights **out, char *err, size_t errlen)
+eng_status eng__gpu_weights_acquire(const eng__gpu_model_src *m, int device,
+                                    eng_precision precision, gpu_weights **out, char *err,
+                                    size_t errlen)
 {
     *out = NULL;
     pthread_mutex_lock(&cache_lock);

@@ -68,7 +68,7 @@ typedef enum { CMD_TOKENIZE, CMD_CLASSIFY, CMD_EMBED } command;
 static void print_image_result(const eng_model *model, const char *file, const float *logits,
                                const float *probs, int n_labels)
 {
-    int top[5], k = n_labels < 5 ? n_labels : 5;
+    int top[5] = {0}, k = n_labels < 5 ? n_labels : 5;
     for (int j = 0; j < k; j++) {
         int best = -1;
         for (int i = 0; i < n_labels; i++) {
