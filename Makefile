@@ -84,7 +84,7 @@ CONVERT_LIB := $(BUILD)/libconvert.a
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCHES := $(patsubst bench/%_bench.c,$(BUILD)/%-bench,$(BENCH_SRC))
 
-.PHONY: all test asan tsan check demo clean models
+.PHONY: all test asan tsan check demo clean models libs
 all: $(LIB) $(BUILD)/convert $(BUILD)/engine $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
@@ -155,6 +155,11 @@ DEMO_INPUT := $(firstword $(wildcard $(ENGINE_SHARED)/data/sst2/dev.tsv) bench/s
 demo: all
 	$(BUILD)/convert --synthetic minilm-l6 $(BUILD)/minilm-l6.eng
 	$(BUILD)/infer-bench --model $(BUILD)/minilm-l6.eng --input $(DEMO_INPUT) --mode all
+
+# The link flags a program using $(LIB) needs (they include the CUDA
+# libraries when the backend was built in): cc app.c build/libengine.a $$(make -s libs)
+libs:
+	@echo $(LIBS)
 
 check:
 	$(MAKE) WERROR=1 test

@@ -99,6 +99,7 @@ typedef enum { ENG_INPUT_TEXT = 0, ENG_INPUT_IMAGE = 1 } eng_input;
 typedef struct {
     const char *arch;        /* "bert", "distilbert", "resnet18", "resnet50", ... */
     eng_input input;         /* what the model takes: texts or images */
+    const char *weights;     /* "fp32", or "int8" (encoder linear layers) */
     int n_labels;            /* 0 when the model has no classifier head */
     int image_size;          /* image models: the side of the square input */
     /* Text models only (0 for image models): */

@@ -77,6 +77,12 @@ static eng_status parse_config(eng_model *m, const cJSON *meta, char *err, size_
         return ENG_ERR_UNSUPPORTED;
     }
     snprintf(m->arch, sizeof m->arch, "%s", arch);
+    const char *weights = meta_str(meta, "weights", "fp32");
+    if (strcmp(weights, "fp32") != 0 && strcmp(weights, "int8") != 0) {
+        snprintf(err, errlen, "unsupported weight type \"%s\"", weights);
+        return ENG_ERR_UNSUPPORTED;
+    }
+    snprintf(m->weights, sizeof m->weights, "%s", weights);
     if (!meta_int(meta, "hidden", 1, 16384, &m->hidden, err, errlen) ||
         !meta_int(meta, "layers", 1, 256, &m->layers, err, errlen) ||
         !meta_int(meta, "heads", 1, 1024, &m->heads, err, errlen) ||
@@ -255,6 +261,7 @@ eng_status eng_model_load(const char *path, const eng_model_params *params, eng_
     } else if (!strncmp(meta_str(meta, "arch", ""), "resnet", 6)) {
         if (!(s = eng__cnn_init(&m->cnn, &m->file, err, sizeof err))) {
             snprintf(m->arch, sizeof m->arch, "%s", eng__cnn_arch(m->cnn));
+            snprintf(m->weights, sizeof m->weights, "fp32");
             m->n_labels = eng__cnn_num_classes(m->cnn);
         }
     } else if (!(s = parse_config(m, meta, err, sizeof err)) &&
@@ -304,6 +311,7 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
     if (!m)
         return;
     info->arch = m->arch;
+    info->weights = m->weights;
     info->n_labels = m->n_labels;
     if (m->cnn) {
         info->input = ENG_INPUT_IMAGE;

@@ -22,6 +22,7 @@ typedef struct {
 struct eng_model {
     eng__file file;
     char arch[16];
+    char weights[8];         /* "fp32" or "int8", from the metadata */
     int hidden, layers, heads, intermediate, max_positions, vocab_size;
     eng__act act;
     float ln_eps;

@@ -260,28 +260,6 @@ static tmp_name sst2_path[N_SST2];
 static char **sentences; /* the dev set's texts */
 static int *gold;        /* and labels */
 static int n_sent;
-static char *tsv_text;
-
-static int load_dev_set(void)
-{
-    tsv_text = test_read_file(test_shared_path("data/sst2/dev.tsv"), NULL);
-    if (!tsv_text)
-        return 0;
-    int n = 0;
-    char **lines = test_split_lines(tsv_text, &n);
-    sentences = malloc((size_t)n * sizeof *sentences);
-    gold = malloc((size_t)n * sizeof *gold);
-    for (int i = 1; i < n; i++) { /* line 0 is the header */
-        char *tab = strrchr(lines[i], '\t');
-        if (!tab)
-            continue;
-        *tab = '\0';
-        sentences[n_sent] = lines[i];
-        gold[n_sent++] = atoi(tab + 1);
-    }
-    free(lines);
-    return n_sent == 872;
-}
 
 /* Converts the shared SST-2 models to int8 in /tmp; 0 when one fails. */
 static int convert_sst2(void)
@@ -432,7 +410,7 @@ int main(void)
         printf("skip (SST-2 part of test_int8): $ENGINE_SHARED (../shared) with data/sst2 not "
                "found\n");
     } else {
-        if (!load_dev_set()) {
+        if ((n_sent = test_read_sst2_dev(&sentences, &gold)) != 872) {
             printf("FAIL test_int8: cannot read the 872 sentences of data/sst2/dev.tsv\n");
             return 1;
         }
@@ -451,8 +429,5 @@ int main(void)
         if (sst2_path[m].s[0])
             unlink(sst2_path[m].s);
     }
-    free(sentences);
-    free(gold);
-    free(tsv_text);
     return rc;
 }

@@ -26,27 +26,6 @@ static char **sentences; /* the dev set's texts, trailing space kept */
 static int *gold;        /* the dev set's labels */
 static int n_sent;
 
-static int load_dev_set(void)
-{
-    char *tsv = test_read_file(test_shared_path("data/sst2/dev.tsv"), NULL);
-    if (!tsv)
-        return 0;
-    int n = 0;
-    char **lines = test_split_lines(tsv, &n);
-    sentences = malloc((size_t)n * sizeof *sentences);
-    gold = malloc((size_t)n * sizeof *gold);
-    for (int i = 1; i < n; i++) { /* line 0 is the header */
-        char *tab = strrchr(lines[i], '\t');
-        if (!tab)
-            continue;
-        *tab = '\0';
-        sentences[n_sent] = lines[i];
-        gold[n_sent++] = atoi(tab + 1);
-    }
-    free(lines);
-    return n_sent == 872;
-}
-
 START_TEST(test_token_ids_match_reference)
 {
     char *text = test_read_file(test_shared_path("data/sst2/dev.ids.jsonl"), NULL);
@@ -262,7 +241,7 @@ int main(void)
             return 1;
         }
     }
-    if (!load_dev_set()) {
+    if ((n_sent = test_read_sst2_dev(&sentences, &gold)) != 872) {
         printf("FAIL test_model: cannot read the 872 sentences of data/sst2/dev.tsv\n");
         return 1;
     }

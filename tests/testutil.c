@@ -124,6 +124,28 @@ float *test_read_jsonl_floats(const char *path, const char *field, int *n, int *
     return out;
 }
 
+int test_read_sst2_dev(char ***texts, int **labels)
+{
+    const char *path = test_shared_path("data/sst2/dev.tsv");
+    char *tsv = path ? test_read_file(path, NULL) : NULL;
+    if (!tsv)
+        return 0;
+    int n = 0, count = 0;
+    char **lines = test_split_lines(tsv, &n);
+    *texts = malloc((size_t)n * sizeof **texts);
+    *labels = malloc((size_t)n * sizeof **labels);
+    for (int i = 1; lines && *texts && *labels && i < n; i++) { /* line 0 is the header */
+        char *tab = strrchr(lines[i], '\t');
+        if (!tab)
+            continue;
+        *tab = '\0';
+        (*texts)[count] = lines[i];
+        (*labels)[count++] = atoi(tab + 1);
+    }
+    free(lines);
+    return count;
+}
+
 int test_run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);

@@ -25,6 +25,11 @@ char **test_split_lines(char *text, int *n);
  * lines file into a malloc'd n x width matrix; width from the first line. */
 float *test_read_jsonl_floats(const char *path, const char *field, int *n, int *width);
 
+/* The SST-2 dev set of $ENGINE_SHARED/data/sst2/dev.tsv: texts (trailing
+ * space kept) and gold labels, in file order. Returns the count (872), or 0
+ * when the file cannot be read. The arrays live until the program ends. */
+int test_read_sst2_dev(char ***texts, int **labels);
+
 /* Runs the suite; returns the process exit status (0 when all passed). */
 int test_run_suite(Suite *s);
 
