@@ -5,6 +5,7 @@
  *               [--batch N] [--concurrency N,N,...] [--rate R] [--duration S]
  *               [--workers N] [--threads N] [--max-wait-us US] [--queue N]
  *               [--cpus LIST] [--bound-us US] [--plot FILE.svg|.png] [--json]
+ *               [--device cpu|cuda] [--precision fp32|tf32|fp16|bf16]
  *
  * single: one request at a time, batch 1, no scheduler. batch: offline, the
  * input in batches of N, no scheduler. stream: through the scheduler, N
@@ -17,9 +18,18 @@
  * --model null runs everything with the scheduler's null model, which answers
  * at once, to measure the scheduling machinery itself.
  *
- * Input: a TSV with a header (SST-2's dev.tsv: the text before the TAB), or
- * any text file with one item per line. Output: a table, or with --json one
- * JSON document with a "runs" list; a progress line on stderr. */
+ * Input, text models: a TSV with a header (SST-2's dev.tsv: the text before
+ * the TAB), or any text file with one item per line. Image models: a folder
+ * (its *.jpg, *.jpeg and *.png, sorted by name) or a text file with one image
+ * path per line; every file is read into memory once, before any timing, and
+ * the requests carry the encoded bytes (decoding is part of every request).
+ * For image models the table also gives the decode+preprocess share: one
+ * thread decoding every input once, against the single mode's time per image.
+ * --device and --precision go to every context (single, batch and the
+ * scheduler's workers); a device that is not there fails with its reason.
+ * Output: a table, or with --json one JSON document with a "runs" list; a
+ * progress line on stderr. */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -35,6 +45,8 @@
 #include <cjson/cJSON.h>
 
 #include "engine.h"
+#include "image.h"
+#include "model.h"
 #include "sched_backend.h"
 #include "sched_hist.h"
 
@@ -45,7 +57,8 @@
 #define SPIN_NS 50000           /* the generator sleeps only for longer gaps */
 
 typedef struct {
-    const char *model_path, *input, *mode, *cpus, *plot;
+    const char *model_path, *input, *mode, *cpus, *plot, *device, *precision;
+    eng_ctx_params ctx;   /* device and precision of every context */
     int batch, workers, threads, queue, json;
     int conc[MAX_CONC], n_conc;
     double rate, duration, bound_us;
@@ -69,6 +82,8 @@ static char **items;
 static size_t *item_len;
 static int n_items;
 static eng_task task;   /* classify, or embed for a model without labels */
+static int images;      /* an image model: items are encoded image files */
+static double decode_ms; /* image models: one thread decoding each input once */
 static run_result runs[MAX_RUNS];
 static int n_runs;
 
@@ -139,6 +154,101 @@ static void load_input(const char *path)
         die("no items in %s", path);
 }
 
+/* Reads a whole file into items[n_items]. */
+static void add_image_file(const char *path, int *cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die("cannot open image %s (%s)", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *data = malloc(n > 0 ? (size_t)n : 1);
+    if (!data || n < 0 || fread(data, 1, (size_t)n, f) != (size_t)n)
+        die("cannot read image %s", path);
+    fclose(f);
+    if (n_items == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        items = realloc(items, (size_t)*cap * sizeof *items);
+        item_len = realloc(item_len, (size_t)*cap * sizeof *item_len);
+        if (!items || !item_len)
+            die("out of memory");
+    }
+    items[n_items] = data;
+    item_len[n_items++] = (size_t)n;
+}
+
+static int is_image_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0 ||
+                   strcasecmp(dot, ".png") == 0);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A folder's images in name order, or the files a list names, one a line. */
+static void load_images(const char *path)
+{
+    int cap = 0;
+    DIR *d = opendir(path);
+    if (d) {
+        char **names = NULL;
+        int n = 0, ncap = 0;
+        for (struct dirent *e; (e = readdir(d));) {
+            if (!is_image_name(e->d_name))
+                continue;
+            if (n == ncap) {
+                ncap = ncap ? 2 * ncap : 64;
+                names = realloc(names, (size_t)ncap * sizeof *names);
+                if (!names)
+                    die("out of memory");
+            }
+            names[n++] = strdup(e->d_name);
+        }
+        closedir(d);
+        qsort(names, (size_t)n, sizeof *names, by_name);
+        for (int i = 0; i < n; i++) {
+            char full[4096];
+            snprintf(full, sizeof full, "%s/%s", path, names[i]);
+            add_image_file(full, &cap);
+            free(names[i]);
+        }
+        free(names);
+    } else {
+        load_input(path);   /* the list's lines, then each file they name */
+        char **list = items;
+        size_t *list_len = item_len;
+        int n = n_items;
+        items = NULL;
+        item_len = NULL;
+        n_items = 0;
+        for (int i = 0; i < n; i++)
+            add_image_file(list[i], &cap);
+        free(list);
+        free(list_len);
+    }
+    if (n_items == 0)
+        die("no images (*.jpg, *.jpeg, *.png) in %s", path);
+}
+
+/* One thread decodes and preprocesses every input once: the share of a
+ * request's time that is not the network. */
+static void time_decoding(void)
+{
+    const eng__image_spec *spec = eng__cnn_image_spec(model->cnn);
+    float *chw = malloc(eng__cnn_input_floats(model->cnn) * sizeof *chw);
+    char err[200];
+    int64_t t0 = now_ns();
+    for (int i = 0; i < n_items; i++)
+        eng__image_load_mem(items[i], item_len[i], spec, chw, err, sizeof err);
+    decode_ms = (double)(now_ns() - t0) / 1e6 / n_items;
+    free(chw);
+}
+
 /* ---- Latency recording --------------------------------------------------------- */
 
 static void fill_latency(run_result *r, const eng__hist *h)
@@ -167,11 +277,12 @@ static void run_direct(const char *mode, int batch)
 {
     eng_ctx *ctx = NULL;
     char err[256];
-    if (eng__backend_ctx_init(&backend, 0, 0, &ctx, err, sizeof err) != ENG_OK)
+    if (eng__backend_ctx_init(&backend, &opt.ctx, 0, batch, 0, &ctx, err, sizeof err) != ENG_OK)
         die("%s", err);
     int width = backend.n_labels > backend.hidden ? backend.n_labels : backend.hidden;
     int32_t *ids = malloc((size_t)batch * (size_t)backend.max_positions * sizeof *ids);
     eng_seq *seqs = malloc((size_t)batch * sizeof *seqs);
+    const void **data = malloc((size_t)batch * sizeof *data);
     float *out = malloc((size_t)batch * (size_t)width * sizeof *out);
     float *probs = malloc((size_t)batch * (size_t)width * sizeof *probs);
     int *labels = malloc((size_t)batch * sizeof *labels);
@@ -184,14 +295,25 @@ static void run_direct(const char *mode, int batch)
     while (now_ns() < end || (batch > 1 && done < (uint64_t)n_items)) {
         int64_t tb = now_ns();
         int n = 0;
-        for (; n < batch; n++, next = (next + 1) % n_items) {
+        for (; images && n < batch; n++, next = (next + 1) % n_items) {
+            data[n] = items[next];
+            st[n] = ENG_OK;   /* unused: keeps the sizes beside the data */
+        }
+        for (; !images && n < batch; n++, next = (next + 1) % n_items) {
             int32_t *row = ids + (size_t)n * (size_t)backend.max_positions;
             if (eng__backend_tokenize(&backend, items[next], item_len[next], row,
                                       &seqs[n].n_ids) != ENG_OK)
                 seqs[n].n_ids = 0;
             seqs[n].ids = row;
         }
-        eng__backend_run(&backend, ctx, task, seqs, n, out, probs, labels, st);
+        if (images) {
+            /* The batch is consecutive items, wrapping: gather their sizes. */
+            for (int i = 0; i < n; i++)
+                sizes[i] = item_len[(next - n + i + n_items * (batch / n_items + 1)) % n_items];
+            eng__backend_run_images(&backend, ctx, data, sizes, n, out, probs, labels, st);
+        } else {
+            eng__backend_run(&backend, ctx, task, seqs, n, out, probs, labels, st);
+        }
         int64_t te = now_ns();
         for (int i = 0; i < n; i++) {
             eng__hist_add(h, (uint64_t)(te - tb));

@@ -10,32 +10,35 @@
 #      same two cores, measured in the same run.
 #
 # Needs the peers (../shared/reference/setup-peers.sh: npm + Debian's PyTorch
-# for the ONNX export). Results go to $OUT_DIR (default build/bench).
+# for the ONNX export). Results go to $OUT_DIR (default $BUILD/bench); BUILD
+# (default build) is the build folder.
 set -eu
 SHARED=$(cd "${ENGINE_SHARED:-../shared}" && pwd)
 export PEERS_DIR="${PEERS_DIR:-$HOME/.cache/engine-peers}"
-OUT=${OUT_DIR:-build/bench}
+BUILD=${BUILD:-build}
+OUT=${OUT_DIR:-$BUILD/bench}
 REPS=${REPS:-3}
 THREADS=${THREADS:-2}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 mkdir -p "$OUT"
 
 [ -d "$PEERS_DIR/node_modules/onnxruntime-node" ] || sh "$SHARED/reference/setup-peers.sh"
-make -s build/convert build/text-bench
+make -s BUILD="$BUILD" "$BUILD/convert" "$BUILD/text-bench"
 
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
 
+echo "load average at start: $(cut -d" " -f1-3 /proc/loadavg)"
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $THREADS threads"
 for m in sst2-bert-mini sst2-distilbert-mini; do
-    build/convert "$SHARED/models/$m" "$OUT/$m.eng" >/dev/null
+    "$BUILD/convert" "$SHARED/models/$m" "$OUT/$m.eng" >/dev/null
     [ -f "$OUT/$m.onnx" ] ||
         (cd "$SHARED/reference" && /usr/bin/python3 export_onnx.py "$SHARED/models/$m" "$(cd - >/dev/null && pwd)/$OUT/$m.onnx") >/dev/null
     : >"$OUT/$m.engine.txt"
     : >"$OUT/$m.ort.txt"
     i=0
     while [ $i -lt "$REPS" ]; do
-        build/text-bench "$OUT/$m.eng" --ids "$SHARED/data/sst2/dev.ids.jsonl" --sort --batch 32 \
+        "$BUILD/text-bench" "$OUT/$m.eng" --ids "$SHARED/data/sst2/dev.ids.jsonl" --sort --batch 32 \
             --threads "$THREADS" --seconds "$SECONDS_PER_RUN" | field sequences_per_s >>"$OUT/$m.engine.txt"
         node "$SHARED/reference/ort_bench.mjs" "$OUT/$m.onnx" "$SHARED/data/sst2/dev.ids.jsonl" --sort \
             --batch 32 --threads "$THREADS" --seconds "$SECONDS_PER_RUN" | field sequences_per_s >>"$OUT/$m.ort.txt"
@@ -46,6 +49,7 @@ for m in sst2-bert-mini sst2-distilbert-mini; do
     echo "$m: engine $e sentences/s, ONNX Runtime $o sentences/s (median of $REPS), ratio $(echo "$e $o" | awk '{printf "%.2f", $1/$2}')"
 done
 
-build/convert --synthetic minilm-l6 "$OUT/minilm-l6.eng" >/dev/null
+"$BUILD/convert" --synthetic minilm-l6 "$OUT/minilm-l6.eng" >/dev/null
 echo "minilm-l6 synthetic, batch 32 x 128 tokens:"
-build/text-bench "$OUT/minilm-l6.eng" --synthetic-len 128 --batch 32 --threads "$THREADS" --seconds "$SECONDS_PER_RUN"
+"$BUILD/text-bench" "$OUT/minilm-l6.eng" --synthetic-len 128 --batch 32 --threads "$THREADS" --seconds "$SECONDS_PER_RUN"
+echo "load average at end: $(cut -d" " -f1-3 /proc/loadavg)"

@@ -215,7 +215,8 @@ eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data, const 
 /* ---- Scheduler ------------------------------------------------------------ */
 
 /* A NUMA-aware dynamic batching scheduler (src/scheduler.c). Any thread submits
- * a text (tokenized in the submitting thread) or token ids; worker threads,
+ * a text (tokenized in the submitting thread), token ids, or, to an image
+ * model, an encoded image (eng_sched_submit_image); worker threads,
  * each with its own eng_ctx and bound to a CPU set, run them in batches. The
  * result arrives through a completion callback (run on a worker thread, or on
  * the timer thread for a timeout) or through a ticket the caller waits on.
@@ -226,6 +227,8 @@ eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data, const 
  * no request is overtaken within its level. It does not group by length: the
  * forward pass packs sequences without padding, so a batch costs ~ its total
  * tokens plus the sum of len^2, which the token budget bounds either way.
+ * Image models batch up to max_batch_size images; the token budget does not
+ * apply to them (an image counts as one token).
  * With max_wait_us > 0 a worker waits for company until the oldest queued
  * request is max_wait_us old (or a batch is full); with 0 it takes whatever is
  * queued as soon as it is free.
@@ -283,6 +286,10 @@ typedef struct {
     int queue_capacity;       /* queued requests at most; default 4096 */
     int null_batch_us;        /* null model: sleep per batch */
     int null_token_ns;        /* null model: sleep per token of the batch */
+    eng_ctx_params ctx;       /* each worker's context: device, device_index,
+                                 precision (default eng_ctx_default_params());
+                                 the scheduler sets its max_batch_tokens,
+                                 max_batch_images and n_threads itself */
 } eng_sched_params;
 
 typedef struct {
@@ -293,7 +300,7 @@ typedef struct {
     const float *probs;       /* classify: softmax of the logits; else NULL */
     int n_out;
     int label;                /* classify: argmax of the logits; else -1 */
-    int n_tokens;
+    int n_tokens;             /* an image counts as 1 */
     int batch_size;           /* requests in its batch; 0 when it never ran */
     int worker;               /* the worker that ran it; -1 when it never ran */
     int64_t queue_ns;         /* submit to batch start (or to the timeout) */
@@ -350,6 +357,16 @@ eng_status eng_sched_submit(eng_sched *s, const char *text, size_t len,
                             const eng_sched_req *req, eng_sched_ticket **ticket);
 eng_status eng_sched_submit_ids(eng_sched *s, const int32_t *ids, int n_ids,
                                 const eng_sched_req *req, eng_sched_ticket **ticket);
+
+/* Queue one encoded JPEG or PNG image (size bytes at data) for an image
+ * model; req->task must be ENG_TASK_CLASSIFY. The bytes are NOT copied: the
+ * caller keeps them valid and unchanged until the request completes (its
+ * callback has returned, or eng_sched_wait has returned). An image that does
+ * not decode fails alone with its own status (ENG_ERR_FORMAT, ...). Text and
+ * id submits to an image model, and image submits to a text (or the null)
+ * model, fail at once with ENG_ERR_UNSUPPORTED. */
+eng_status eng_sched_submit_image(eng_sched *s, const void *data, size_t size,
+                                  const eng_sched_req *req, eng_sched_ticket **ticket);
 
 /* Blocks until the ticket's request completed and fills *res (pointers valid
  * until eng_sched_release). Returns res->status. A ticket is waited on by one

@@ -21,10 +21,12 @@ void eng__backend_init(eng__backend *b, const eng_model *model, int null_batch_u
     if (model) {
         eng_model_info info;
         eng_model_get_info(model, &info);
-        b->max_positions = info.max_positions;
+        b->input = info.input;
+        b->max_positions = info.input == ENG_INPUT_IMAGE ? 0 : info.max_positions;
         b->n_labels = info.n_labels;
         b->hidden = info.hidden;
     } else {
+        b->input = ENG_INPUT_TEXT;
         b->max_positions = ENG_SCHED_NULL_POSITIONS;
         b->n_labels = ENG__NULL_LABELS;
         b->hidden = ENG__NULL_HIDDEN;
@@ -68,14 +70,16 @@ eng_status eng__backend_tokenize(const eng__backend *b, const char *text, size_t
     return eng_tokenize(b->model, text, len, ids, b->max_positions, n_ids, NULL);
 }
 
-eng_status eng__backend_ctx_init(const eng__backend *b, int max_batch_tokens, int n_threads,
+eng_status eng__backend_ctx_init(const eng__backend *b, const eng_ctx_params *base,
+                                 int max_batch_tokens, int max_batch_images, int n_threads,
                                  eng_ctx **ctx, char *err, size_t errlen)
 {
     *ctx = NULL;
     if (!b->model)
         return ENG_OK;
-    eng_ctx_params cp = eng_ctx_default_params();
+    eng_ctx_params cp = base ? *base : eng_ctx_default_params();
     cp.max_batch_tokens = max_batch_tokens;
+    cp.max_batch_images = max_batch_images;
     cp.n_threads = n_threads;
     eng_status st = eng_ctx_init(b->model, &cp, ctx);
     if (st != ENG_OK)
@@ -150,4 +154,11 @@ eng_status eng__backend_run(const eng__backend *b, eng_ctx *ctx, eng_task task,
     if (task == ENG_TASK_EMBED)
         return eng_embed_ids(ctx, seqs, n, out, item_status);
     return eng_classify_ids(ctx, seqs, n, out, probs, labels, item_status);
+}
+
+eng_status eng__backend_run_images(const eng__backend *b, eng_ctx *ctx, const void *const *data,
+                                   const size_t *size, int n, float *logits, float *probs,
+                                   int *labels, eng_status *item_status)
+{
+    return eng_classify_image_data(ctx, data, size, n, logits, probs, labels, item_status);
 }

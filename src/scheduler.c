@@ -40,7 +40,9 @@ enum { SLOT_FREE, SLOT_QUEUED, SLOT_OWNED, SLOT_DONE };
  * ticket, by the waiter once DONE. */
 typedef struct {
     int32_t *ids;             /* max_positions entries in the pool's id slab */
-    int n_ids;
+    int n_ids;                /* 1 for an image */
+    const void *data;         /* an image's encoded bytes, the caller's */
+    size_t size;
     eng_task task;
     int prio;
     int state;
@@ -65,6 +67,8 @@ typedef struct {
     int *batch;               /* slot indices of the batch */
     int *pick;                /* batch positions of one task's items */
     eng_seq *seqs;
+    const void **data;        /* image models: the batch's encoded images */
+    size_t *size;
     float *logits, *probs;    /* classify outputs */
     float *embed;             /* embed outputs, apart so one batch can mix tasks */
     int *labels;
@@ -390,13 +394,19 @@ static void run_task(eng_sched *s, worker *w, int n, eng_task task, int64_t t_st
         }
         w->seqs[m].ids = sl->ids;
         w->seqs[m].n_ids = sl->n_ids;
+        w->data[m] = sl->data;
+        w->size[m] = sl->size;
         w->row[i] = m;
         w->pick[m++] = i;
     }
     if (m == 0)
         return;
     float *out = task == ENG_TASK_EMBED ? w->embed : w->logits;
-    eng__backend_run(&s->be, w->ctx, task, w->seqs, m, out, w->probs, w->labels, w->item);
+    if (s->be.input == ENG_INPUT_IMAGE)
+        eng__backend_run_images(&s->be, w->ctx, w->data, w->size, m, out, w->probs, w->labels,
+                                w->item);
+    else
+        eng__backend_run(&s->be, w->ctx, task, w->seqs, m, out, w->probs, w->labels, w->item);
     for (int k = 0; k < m; k++)
         w->status[w->pick[k]] = w->item[k];
 }
@@ -437,14 +447,17 @@ static eng_status worker_alloc(eng_sched *s, worker *w)
     w->pick = malloc((size_t)b * sizeof *w->pick);
     w->row = malloc((size_t)b * sizeof *w->row);
     w->seqs = malloc((size_t)b * sizeof *w->seqs);
+    w->data = malloc((size_t)b * sizeof *w->data);
+    w->size = malloc((size_t)b * sizeof *w->size);
     size_t labels = (size_t)(s->be.n_labels > 0 ? s->be.n_labels : 1);
+    size_t hidden = (size_t)(s->be.hidden > 0 ? s->be.hidden : 1);
     w->logits = malloc((size_t)b * labels * sizeof *w->logits);
     w->probs = malloc((size_t)b * labels * sizeof *w->probs);
-    w->embed = malloc((size_t)b * (size_t)s->be.hidden * sizeof *w->embed);
+    w->embed = malloc((size_t)b * hidden * sizeof *w->embed);
     w->labels = malloc((size_t)b * sizeof *w->labels);
     w->item = malloc((size_t)b * sizeof *w->item);
     w->status = malloc((size_t)b * sizeof *w->status);
-    if (!w->batch || !w->pick || !w->row || !w->seqs || !w->logits || !w->probs ||
+    if (!w->batch || !w->pick || !w->row || !w->seqs || !w->data || !w->size || !w->logits || !w->probs ||
         !w->embed || !w->labels || !w->item || !w->status) {
         snprintf(w->init_err, sizeof w->init_err, "out of memory for worker %d's buffers",
                  w->index);
@@ -452,8 +465,9 @@ static eng_status worker_alloc(eng_sched *s, worker *w)
     }
     /* The context's team threads are started by this (bound) worker thread,
      * so they inherit its CPU set. */
-    return eng__backend_ctx_init(&s->be, s->p.max_batch_tokens, w->pl->n_threads, &w->ctx,
-                                 w->init_err, sizeof w->init_err);
+    int images = s->be.input == ENG_INPUT_IMAGE ? b : 0;
+    return eng__backend_ctx_init(&s->be, &s->p.ctx, s->p.max_batch_tokens, images,
+                                 w->pl->n_threads, &w->ctx, w->init_err, sizeof w->init_err);
 }
 
 static void worker_release(worker *w)
@@ -463,6 +477,8 @@ static void worker_release(worker *w)
     free(w->pick);
     free(w->row);
     free(w->seqs);
+    free(w->data);
+    free(w->size);
     free(w->logits);
     free(w->probs);
     free(w->embed);
@@ -591,8 +607,9 @@ static eng_status early_refusal(eng_sched *s)
     return ENG_OK;
 }
 
-static eng_status enqueue(eng_sched *s, const int32_t *ids, int n_ids, const eng_sched_req *req,
-                          eng_sched_ticket **ticket)
+/* Queues token ids (ids, n_ids) or an image (data, size; ids NULL). */
+static eng_status enqueue(eng_sched *s, const int32_t *ids, int n_ids, const void *data,
+                          size_t size, const eng_sched_req *req, eng_sched_ticket **ticket)
 {
     int64_t t = now_ns();
     int64_t deadline = req->timeout_us > 0 ? t + req->timeout_us * 1000 : NO_DEADLINE;
@@ -611,8 +628,11 @@ static eng_status enqueue(eng_sched *s, const int32_t *ids, int n_ids, const eng
     int idx = s->free_head;
     slot *sl = &s->slots[idx];
     s->free_head = sl->next;
-    memcpy(sl->ids, ids, (size_t)n_ids * sizeof *ids);
+    if (ids)
+        memcpy(sl->ids, ids, (size_t)n_ids * sizeof *ids);
     sl->n_ids = n_ids;
+    sl->data = data;
+    sl->size = size;
     sl->task = req->task;
     sl->prio = req->priority;
     sl->t_submit = t;
@@ -654,6 +674,8 @@ static eng_status check_req(eng_sched *s, const eng_sched_req **req, eng_sched_r
         return reject(s, ENG_ERR_INVALID_ARG, "unknown task");
     if (r->task == ENG_TASK_CLASSIFY && s->be.n_labels <= 0)
         return reject(s, ENG_ERR_UNSUPPORTED, "the model has no classifier head");
+    if (r->task == ENG_TASK_EMBED && s->be.input == ENG_INPUT_IMAGE)
+        return reject(s, ENG_ERR_UNSUPPORTED, "image models only classify");
     if (!r->done && !ticket)
         return reject(s, ENG_ERR_INVALID_ARG, "no callback and no ticket pointer");
     return ENG_OK;
@@ -668,6 +690,8 @@ eng_status eng_sched_submit(eng_sched *s, const char *text, size_t len,
     eng_status st = check_req(s, &req, &defaults, ticket);
     if (st != ENG_OK)
         return st;
+    if (s->be.input != ENG_INPUT_TEXT)
+        return reject(s, ENG_ERR_UNSUPPORTED, "an image model takes images, not texts");
     if (!text)
         return reject(s, ENG_ERR_INVALID_ARG, "NULL text");
     st = early_refusal(s);
@@ -679,7 +703,7 @@ eng_status eng_sched_submit(eng_sched *s, const char *text, size_t len,
     if (st != ENG_OK)
         return reject(s, st, st == ENG_ERR_UTF8 ? "invalid UTF-8 in the text"
                                                 : "the text could not be tokenized");
-    return enqueue(s, ids, n_ids, req, ticket);
+    return enqueue(s, ids, n_ids, NULL, 0, req, ticket);
 }
 
 eng_status eng_sched_submit_ids(eng_sched *s, const int32_t *ids, int n_ids,
@@ -691,6 +715,8 @@ eng_status eng_sched_submit_ids(eng_sched *s, const int32_t *ids, int n_ids,
     eng_status st = check_req(s, &req, &defaults, ticket);
     if (st != ENG_OK)
         return st;
+    if (s->be.input != ENG_INPUT_TEXT)
+        return reject(s, ENG_ERR_UNSUPPORTED, "an image model takes images, not token ids");
     if (!ids || n_ids < 1)
         return reject(s, ENG_ERR_INVALID_ARG, "no token ids");
     if (n_ids > s->be.max_positions)
@@ -698,7 +724,27 @@ eng_status eng_sched_submit_ids(eng_sched *s, const int32_t *ids, int n_ids,
     st = early_refusal(s);
     if (st != ENG_OK)
         return st;
-    return enqueue(s, ids, n_ids, req, ticket);
+    return enqueue(s, ids, n_ids, NULL, 0, req, ticket);
+}
+
+eng_status eng_sched_submit_image(eng_sched *s, const void *data, size_t size,
+                                  const eng_sched_req *req, eng_sched_ticket **ticket)
+{
+    if (!s)
+        return eng__fail(ENG_ERR_INVALID_ARG, "eng_sched_submit_image: NULL scheduler");
+    eng_sched_req defaults;
+    eng_status st = check_req(s, &req, &defaults, ticket);
+    if (st != ENG_OK)
+        return st;
+    if (s->be.input != ENG_INPUT_IMAGE)
+        return reject(s, ENG_ERR_UNSUPPORTED, "a text model takes texts, not images");
+    if (!data)
+        return reject(s, ENG_ERR_INVALID_ARG, "NULL image data");
+    st = early_refusal(s);
+    if (st != ENG_OK)
+        return st;
+    /* The bytes stay the caller's until completion: no copy, no allocation. */
+    return enqueue(s, NULL, 1, data, size, req, ticket);
 }
 
 eng_status eng_sched_wait(eng_sched *s, eng_sched_ticket *ticket, eng_sched_result *res)
@@ -732,6 +778,7 @@ eng_sched_params eng_sched_default_params(void)
     p.bind = 1;
     p.max_batch_size = 32;
     p.queue_capacity = 4096;
+    p.ctx = eng_ctx_default_params();
     return p;
 }
 
@@ -757,6 +804,11 @@ static eng_status check_params(eng_sched_params *p, const eng__backend *be, char
                               "must not be negative");
         return ENG_ERR_INVALID_ARG;
     }
+    if (be->input == ENG_INPUT_IMAGE) {
+        /* An image counts as one token: the batch size alone bounds a batch. */
+        p->max_batch_tokens = p->max_batch_size;
+        return ENG_OK;
+    }
     if (be->max_positions < 2 || be->max_positions > ENG_SCHED_MAX_POSITIONS) {
         snprintf(err, errlen, "the model's position limit %d is outside 2..%d",
                  be->max_positions, ENG_SCHED_MAX_POSITIONS);
@@ -777,7 +829,9 @@ static eng_status alloc_pool(eng_sched *s)
     s->n_slots = s->p.queue_capacity + s->n_workers * s->p.max_batch_size;
     size_t n = (size_t)s->n_slots;
     s->slots = calloc(n, sizeof *s->slots);
-    s->id_slab = malloc(n * (size_t)s->be.max_positions * sizeof *s->id_slab);
+    /* Image requests keep no ids; a one-id row keeps the layout uniform. */
+    size_t row = (size_t)(s->be.max_positions > 0 ? s->be.max_positions : 1);
+    s->id_slab = malloc(n * row * sizeof *s->id_slab);
     s->out_slab = malloc(n * (size_t)(s->out_width + s->be.n_labels) * sizeof *s->out_slab);
     s->heap = malloc(n * sizeof *s->heap);
     if (!s->slots || !s->id_slab || !s->out_slab || !s->heap)
@@ -785,7 +839,7 @@ static eng_status alloc_pool(eng_sched *s)
     s->free_head = -1;
     for (int i = s->n_slots - 1; i >= 0; i--) {
         slot *sl = &s->slots[i];
-        sl->ids = s->id_slab + (size_t)i * (size_t)s->be.max_positions;
+        sl->ids = s->id_slab + (size_t)i * row;
         sl->out = s->out_slab + (size_t)i * (size_t)(s->out_width + s->be.n_labels);
         sl->heap_pos = -1;
         pthread_cond_init(&sl->cv, NULL);
