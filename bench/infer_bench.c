@@ -55,6 +55,7 @@
 #define MAX_CB_THREADS 64       /* threads that may run completion callbacks */
 #define PROGRESS_NS 500000000   /* progress line period */
 #define SPIN_NS 50000           /* the generator sleeps only for longer gaps */
+#define MAX_ARRIVALS 50000000   /* precomputed open-loop arrivals (8 bytes each) */
 
 typedef struct {
     const char *model_path, *input, *mode, *cpus, *plot, *device, *precision;
@@ -283,6 +284,7 @@ static void run_direct(const char *mode, int batch)
     int32_t *ids = malloc((size_t)batch * (size_t)backend.max_positions * sizeof *ids);
     eng_seq *seqs = malloc((size_t)batch * sizeof *seqs);
     const void **data = malloc((size_t)batch * sizeof *data);
+    size_t *sizes = malloc((size_t)batch * sizeof *sizes);
     float *out = malloc((size_t)batch * (size_t)width * sizeof *out);
     float *probs = malloc((size_t)batch * (size_t)width * sizeof *probs);
     int *labels = malloc((size_t)batch * sizeof *labels);
@@ -297,7 +299,7 @@ static void run_direct(const char *mode, int batch)
         int n = 0;
         for (; images && n < batch; n++, next = (next + 1) % n_items) {
             data[n] = items[next];
-            st[n] = ENG_OK;   /* unused: keeps the sizes beside the data */
+            sizes[n] = item_len[next];
         }
         for (; !images && n < batch; n++, next = (next + 1) % n_items) {
             int32_t *row = ids + (size_t)n * (size_t)backend.max_positions;
@@ -307,9 +309,6 @@ static void run_direct(const char *mode, int batch)
             seqs[n].ids = row;
         }
         if (images) {
-            /* The batch is consecutive items, wrapping: gather their sizes. */
-            for (int i = 0; i < n; i++)
-                sizes[i] = item_len[(next - n + i + n_items * (batch / n_items + 1)) % n_items];
             eng__backend_run_images(&backend, ctx, data, sizes, n, out, probs, labels, st);
         } else {
             eng__backend_run(&backend, ctx, task, seqs, n, out, probs, labels, st);
@@ -339,6 +338,8 @@ static void run_direct(const char *mode, int batch)
     free(h);
     free(ids);
     free(seqs);
+    free(data);
+    free(sizes);
     free(out);
     free(probs);
     free(labels);
@@ -358,6 +359,7 @@ static eng_sched *make_sched(void)
     p.max_batch_size = opt.batch;
     p.max_wait_us = opt.max_wait_us;
     p.queue_capacity = opt.queue;
+    p.ctx = opt.ctx;
     eng_sched *s = NULL;
     if (eng_sched_create(&p, &s) != ENG_OK)
         die("%s", eng_last_error());
@@ -388,6 +390,13 @@ static void finish_stream(run_result *r, eng_sched *s, const eng__hist *h, int64
                           : fmax(50.0, 2.0 * ((double)opt.max_wait_us + st.compute_us.p99));
 }
 
+static eng_status submit(eng_sched *s, int i, const eng_sched_req *rq, eng_sched_ticket **tk)
+{
+    if (images)
+        return eng_sched_submit_image(s, items[i], item_len[i], rq, tk);
+    return eng_sched_submit(s, items[i], item_len[i], rq, tk);
+}
+
 /* Closed loop: each client submits one request and waits for it. */
 typedef struct {
     eng_sched *s;
@@ -407,7 +416,7 @@ static void *client_main(void *arg)
         c->next = (c->next + 1) % n_items;
         int64_t t = now_ns();
         eng_sched_ticket *tk;
-        eng_status st = eng_sched_submit(c->s, items[i], item_len[i], &rq, &tk);
+        eng_status st = submit(c->s, i, &rq, &tk);
         if (st == ENG_ERR_OVERLOADED) {
             sched_yield();
             continue;
@@ -490,29 +499,43 @@ static void run_open(void)
     eng_sched_req rq = eng_sched_default_req();
     rq.task = task;
     rq.done = on_done;
+    /* The arrival times, computed before the clock starts so that the one
+     * submitting thread does nothing but submit: exponential gaps make a
+     * Poisson process. Offsets from the start, in ns. */
+    double expect = opt.rate * opt.duration;
+    if (expect > MAX_ARRIVALS)
+        die("--rate x --duration is %.0f requests; at most %d", expect, MAX_ARRIVALS);
+    size_t cap = (size_t)(expect * 1.1) + 1024, n_arr = 0;
+    int64_t *offs = malloc(cap * sizeof *offs);
+    if (!offs)
+        die("out of memory for %zu arrival times", cap);
     unsigned seed = 42;
-    int64_t t0 = now_ns(), end = t0 + (int64_t)(opt.duration * 1e9), last = t0;
-    double next = (double)t0;
+    double dur_ns = opt.duration * 1e9;
+    for (double next = 0;;) {
+        double u = ((double)rand_r(&seed) + 1.0) / ((double)RAND_MAX + 2.0);
+        next += -log(u) / opt.rate * 1e9;
+        if (next >= dur_ns || n_arr == cap)
+            break;
+        offs[n_arr++] = (int64_t)next;
+    }
+    int64_t t0 = now_ns(), last = t0;
     uint64_t sent = 0;
     int i = 0;
     char what[40];
     snprintf(what, sizeof what, "stream rate=%.0f", opt.rate);
-    for (;;) {
-        /* Exponential gaps make a Poisson process. */
-        double u = ((double)rand_r(&seed) + 1.0) / ((double)RAND_MAX + 2.0);
-        next += -log(u) / opt.rate * 1e9;
-        int64_t arrival = (int64_t)next;
-        if (arrival >= end)
-            break;
+    for (size_t a = 0; a < n_arr; a++) {
+        int64_t arrival = t0 + offs[a];
         int64_t now = now_ns();
         if (arrival - now > SPIN_NS) {
-            struct timespec ts = {0, (long)(arrival - now - SPIN_NS / 2)};
+            int64_t ns = arrival - now - SPIN_NS / 2;
+            struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
             nanosleep(&ts, NULL);
+            now = now_ns();
         }
-        while (now_ns() < arrival) {
-        }
+        while (now < arrival)
+            now = now_ns();
         rq.user = (void *)(intptr_t)arrival;
-        eng_sched_submit(s, items[i], item_len[i], &rq, NULL);
+        submit(s, i, &rq, NULL);
         i = i + 1 == n_items ? 0 : i + 1;
         if ((++sent & 4095) == 0 && !opt.json && now - last > PROGRESS_NS) {
             progress(what, t0, sent);
@@ -521,6 +544,7 @@ static void run_open(void)
     }
     eng_sched_shutdown(s);
     int64_t t1 = now_ns();
+    free(offs);
     progress_end();
     eng__hist *h = calloc(1, sizeof *h);
     int k = atomic_load(&cb_threads);
@@ -553,22 +577,36 @@ static void cpu_name(char *out, size_t n)
     fclose(f);
 }
 
-static double batch_rps(void)
+static double mode_rps(const char *mode)
 {
     for (int i = 0; i < n_runs; i++)
-        if (strcmp(runs[i].mode, "batch") == 0)
+        if (strcmp(runs[i].mode, mode) == 0)
             return runs[i].rps;
     return 0.0;
+}
+
+/* Decoding's share of the single mode's time per image; 0 when unknown. */
+static double decode_share(void)
+{
+    double single = mode_rps("single");
+    return single > 0 ? decode_ms / (1e3 / single) : 0.0;
 }
 
 static void print_table(const char *cpu, const char *threads)
 {
     printf("machine: %s; ISA %s; BLAS %s; %s\n", cpu, eng_isa_name(),
            model ? eng_blas_name() : "none (null model)", threads);
-    printf("model: %s; %d inputs from %s\n", opt.model_path, n_items, opt.input);
+    printf("model: %s; %d inputs from %s; device %s, precision %s\n", opt.model_path, n_items,
+           opt.input, opt.device, opt.precision);
+    if (images) {
+        printf("decode+preprocess: %.2f ms per image on one thread", decode_ms);
+        if (decode_share() > 0)
+            printf(", %.0f%% of single mode's time per image", 100.0 * decode_share());
+        printf("\n");
+    }
     printf("%-7s %6s %5s %12s %10s %10s %10s %10s %8s %9s\n", "mode", "conc", "batch",
            "requests/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean_b", "rejected");
-    double b = batch_rps();
+    double b = mode_rps("batch");
     for (int i = 0; i < n_runs; i++) {
         run_result *r = &runs[i];
         char conc[16];
@@ -604,8 +642,14 @@ static void print_json(const char *cpu, const char *threads)
     cJSON_AddStringToObject(doc, "input", opt.input);
     cJSON_AddNumberToObject(doc, "inputs", n_items);
     cJSON_AddNumberToObject(doc, "max_wait_us", (double)opt.max_wait_us);
+    cJSON_AddStringToObject(doc, "device", opt.device);
+    cJSON_AddStringToObject(doc, "precision", opt.precision);
+    if (images) {
+        cJSON_AddNumberToObject(doc, "decode_ms_per_image", decode_ms);
+        cJSON_AddNumberToObject(doc, "decode_share_of_single", decode_share());
+    }
     cJSON *list = cJSON_AddArrayToObject(doc, "runs");
-    double b = batch_rps();
+    double b = mode_rps("batch");
     for (int i = 0; i < n_runs; i++) {
         run_result *r = &runs[i];
         cJSON *o = cJSON_CreateObject();
@@ -680,7 +724,8 @@ static void usage(void)
             "usage: infer-bench --model FILE|null [--input FILE] [--mode single|batch|stream|all]\n"
             "       [--batch N] [--concurrency N,N,...] [--rate R] [--duration S] [--json]\n"
             "       [--workers N] [--threads N] [--max-wait-us US] [--queue N] [--cpus LIST]\n"
-            "       [--bound-us US] [--plot FILE.svg|FILE.png]\n");
+            "       [--bound-us US] [--plot FILE.svg|FILE.png]\n"
+            "       [--device cpu|cuda] [--precision fp32|tf32|fp16|bf16]\n");
     exit(2);
 }
 
@@ -710,6 +755,8 @@ static void parse_args(int argc, char **argv)
     opt.batch = 32;
     opt.duration = 2.0;
     opt.queue = 4096;
+    opt.device = "cpu";
+    opt.precision = "fp32";
     parse_conc("1,10,25,50,100,200,500");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -748,6 +795,10 @@ static void parse_args(int argc, char **argv)
             opt.bound_us = atof(v);
         else if (strcmp(a, "--plot") == 0)
             opt.plot = v;
+        else if (strcmp(a, "--device") == 0)
+            opt.device = v;
+        else if (strcmp(a, "--precision") == 0)
+            opt.precision = v;
         else
             usage();
     }
@@ -756,6 +807,22 @@ static void parse_args(int argc, char **argv)
     if (strcmp(opt.mode, "single") && strcmp(opt.mode, "batch") && strcmp(opt.mode, "stream") &&
         strcmp(opt.mode, "all"))
         usage();
+    opt.ctx = eng_ctx_default_params();
+    if (strcmp(opt.device, "cuda") == 0)
+        opt.ctx.device = ENG_DEVICE_CUDA;
+    else if (strcmp(opt.device, "cpu") != 0)
+        die("unknown --device %s (cpu or cuda)", opt.device);
+    static const char *const precs[] = {"fp32", "tf32", "fp16", "bf16"};
+    static const eng_precision prec_values[] = {ENG_PREC_FP32, ENG_PREC_TF32, ENG_PREC_FP16,
+                                                ENG_PREC_BF16};
+    int found = 0;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(opt.precision, precs[i]) == 0) {
+            opt.ctx.precision = prec_values[i];
+            found = 1;
+        }
+    if (!found)
+        die("unknown --precision %s (fp32, tf32, fp16 or bf16)", opt.precision);
 }
 
 int main(int argc, char **argv)
@@ -769,7 +836,21 @@ int main(int argc, char **argv)
     }
     eng__backend_init(&backend, model, 0, 0);
     task = backend.n_labels > 0 ? ENG_TASK_CLASSIFY : ENG_TASK_EMBED;
-    load_input(opt.input);
+    images = backend.input == ENG_INPUT_IMAGE;
+    if (images) {
+        load_images(opt.input);
+        time_decoding();
+    } else {
+        load_input(opt.input);
+    }
+    if (!model && (opt.ctx.device != ENG_DEVICE_CPU || opt.ctx.precision != ENG_PREC_FP32))
+        die("--device and --precision need a model: the null model computes nothing");
+    /* Fail early and clearly when the device is not there. */
+    eng_ctx *probe = NULL;
+    char err[256];
+    if (eng__backend_ctx_init(&backend, &opt.ctx, 0, 0, 0, &probe, err, sizeof err) != ENG_OK)
+        die("--device %s --precision %s: %s", opt.device, opt.precision, err);
+    eng_ctx_free(probe);
 
     int all = strcmp(opt.mode, "all") == 0;
     if (all || strcmp(opt.mode, "single") == 0)

@@ -44,7 +44,7 @@ extern "C" {
     X(ENG_OK, "ok")                                                         \
     X(ENG_ERR_INVALID_ARG, "invalid argument")                              \
     X(ENG_ERR_IO, "i/o error")                                              \
-    X(ENG_ERR_FORMAT, "malformed or corrupt model file")                    \
+    X(ENG_ERR_FORMAT, "malformed or corrupt data (model file or image)")    \
     X(ENG_ERR_UNSUPPORTED, "unsupported model or option")                   \
     X(ENG_ERR_NOMEM, "out of memory")                                       \
     X(ENG_ERR_UTF8, "invalid UTF-8 in input text")                          \

@@ -38,6 +38,17 @@ void eng__sgemm_pack(const float *W, int K, int N, float *packed)
     }
 }
 
+void eng__sgemm_unpack(const float *packed, int K, int N, float *W)
+{
+    const int n16 = (N + 15) / 16;
+    for (int p = 0; p < n16; p++) {
+        const int cols = min_int(16, N - 16 * p);
+        for (int k = 0; k < K; k++)
+            memcpy(W + (size_t)k * N + 16 * p, packed + ((size_t)p * K + k) * 16,
+                   (size_t)cols * sizeof(float));
+    }
+}
+
 void eng__sgemm_packed(const eng__sgemm_kernels *sk, const float *X, int M, int K, size_t ldx,
                        const float *packed, int N, float *Y, size_t ldy, const float *bias,
                        const float *res, int act)

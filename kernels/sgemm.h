@@ -1,6 +1,8 @@
 /* sgemm.h: the fp32 GEMM of the linear layers, Y = act(X W + bias (+ res)),
- * with W packed once at model load and the bias/residual/activation fused
- * into the store of each register tile (no zeroing of Y, no separate pass).
+ * with W packed once ahead of time (the linear layers' weights are stored
+ * packed in the model file, docs/FORMAT.md) and the bias/residual/activation
+ * fused into the store of each register tile (no zeroing of Y, no separate
+ * pass).
  * Its own small dispatch table, like qgemm.h; the ISA ceiling comes from
  * eng__kernels_get() (CPUID, XGETBV and ENG_ISA, in dispatch.c).
  *
@@ -58,6 +60,10 @@ size_t eng__sgemm_packed_bytes(int K, int N);
 /* Packs W (K x N row-major) into packed (eng__sgemm_packed_bytes(K, N) bytes;
  * 64-byte alignment makes every panel line one cache line). */
 void eng__sgemm_pack(const float *W, int K, int N, float *packed);
+
+/* The inverse of eng__sgemm_pack: W (K x N row-major) from packed, for
+ * readers that need the plain matrix (tests, the CUDA upload). */
+void eng__sgemm_unpack(const float *packed, int K, int N, float *W);
 
 /* Y[M,N] (row stride ldy >= N) = act(X[M,K] (row stride ldx >= K) W + bias
  * (+ res, M x N with row stride ldy, or NULL)), act -1 for none, else an

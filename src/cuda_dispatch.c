@@ -62,9 +62,9 @@ _Static_assert(ENG_GPU_ACT_GELU == (int)ENG_ACT_GELU &&
  * GPU path does not run. */
 static int linear_src(const eng__linear *l, eng__gpu_linear_src *out)
 {
-    out->w = l->w;
+    out->w = l->packed;
     out->b = l->b;
-    return l->dtype == ENG_DT_F32 && l->w && l->b;
+    return l->dtype == ENG_DT_F32 && l->packed && l->b;
 }
 
 eng_status eng__cuda_ctx_init(eng_ctx *c, const eng_ctx_params *p)

@@ -1,9 +1,8 @@
 /* linear.c: binding a linear layer's tensors and running it. The fp32 form
- * packs its weights once at bind and runs kernels/sgemm.h, with the
- * bias/residual/activation fused into the GEMM's stores; the int8 form is in
- * linear_int8.c. */
+ * runs kernels/sgemm.h on the weights as the file stores them (already
+ * packed by the converter), with the bias/residual/activation fused into the
+ * GEMM's stores; the int8 form is in linear_int8.c. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "linear.h"
@@ -73,29 +72,24 @@ eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *pref
                  eng__dtype_name((eng__dtype)w->dtype));
         return ENG_ERR_UNSUPPORTED;
     }
-    if (!is_shape(w, ENG_DT_F32, 2, (uint64_t)K, (uint64_t)N)) {
-        snprintf(err, errlen, "tensor %s.w should be F32 [%d,%d]", prefix, K, N);
+    /* Files from before the packed layout hold the plain [K, N] matrix, which
+     * the GEMM would misread as panels: refuse them by their shape. */
+    if (is_shape(w, ENG_DT_F32, 2, (uint64_t)K, (uint64_t)N)) {
+        snprintf(err, errlen,
+                 "tensor %s.w is F32 [%d,%d], the unpacked layout: this file was written by an "
+                 "older converter; convert the model again",
+                 prefix, K, N);
+        return ENG_ERR_FORMAT;
+    }
+    const uint64_t n16 = ((uint64_t)N + 15) / 16;
+    if (w->ndim != 3 || w->shape[0] != n16 || w->shape[1] != (uint64_t)K || w->shape[2] != 16) {
+        snprintf(err, errlen, "tensor %s.w should be F32 [%llu,%d,16] (%dx%d packed)", prefix,
+                 (unsigned long long)n16, K, K, N);
         return ENG_ERR_FORMAT;
     }
     l->dtype = ENG_DT_F32;
-    l->w = eng__file_data(f, w);
-    /* The packed copy is the model's own memory, made once: every forward
-     * pass then reads weights laid out for the tile, with no per-call packing
-     * (OpenBLAS packed both operands on every call). 64-byte aligned so each
-     * panel line is one cache line. */
-    const size_t bytes = (eng__sgemm_packed_bytes(K, N) + 63) & ~(size_t)63;
-    if (!(l->packed = aligned_alloc(64, bytes))) {
-        snprintf(err, errlen, "out of memory packing %s.w (%zu bytes)", prefix, bytes);
-        return ENG_ERR_NOMEM;
-    }
-    eng__sgemm_pack(l->w, K, N, l->packed);
+    l->packed = eng__file_data(f, w);
     return ENG_OK;
-}
-
-void eng__linear_release(eng__linear *l)
-{
-    free(l->packed);
-    l->packed = NULL;
 }
 
 size_t eng__linear_scratch_bytes(const eng__linear *l, int M)

@@ -1,8 +1,9 @@
 /* linear.h: one linear layer, Y[M,N] = X[M,K] W + b, in whatever form the
- * model file stores it. fp32 weights are packed at bind for the fused GEMM of
- * kernels/sgemm.h; int8 weights (per output
- * channel scales, activations quantized per row) through the VNNI kernels.
- * The forward pass only calls eng__linear_run(). */
+ * model file stores it: fp32 weights in the panel layout of the fused GEMM of
+ * kernels/sgemm.h, int8 weights (per output channel scales, activations
+ * quantized per row) for the VNNI kernels. Both are views of the mapped file;
+ * nothing is allocated or repacked at bind. The forward pass only calls
+ * eng__linear_run(). */
 #ifndef ENG_LINEAR_H
 #define ENG_LINEAR_H
 
@@ -15,23 +16,18 @@
 typedef struct {
     int K, N;                 /* in and out features */
     eng__dtype dtype;         /* ENG_DT_F32 or ENG_DT_I8 */
-    const float *w;           /* F32: K x N row-major ("<name>.w") */
+    const float *packed;      /* F32: "<name>.w", [ceil(N/16)][K][16] as kernels/sgemm.h
+                               * packs it */
     const int8_t *wq;         /* I8: layout owned by src/linear_int8.c ("<name>.w") */
     const float *wscale;      /* I8: N per-output-channel scales ("<name>.w.scale") */
     const int32_t *wsum;      /* I8: optional per-channel column sums ("<name>.w.sum") */
     const float *b;           /* N ("<name>.b") */
-    float *packed;            /* F32: w packed for kernels/sgemm.h at bind, owned here
-                               * (freed by eng__linear_release) */
 } eng__linear;
 
 /* Binds the tensors "<prefix>.w", "<prefix>.b" (and the int8 extras) of f to
- * l, checking shapes against K and N. */
+ * l, checking shapes against K and N; l points into f, which must outlive it. */
 eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *prefix, int K, int N,
                             char *err, size_t errlen);
-
-/* Frees what eng__linear_bind allocated (the packed fp32 weights); safe on a
- * zeroed or partly bound layer, and twice. */
-void eng__linear_release(eng__linear *l);
 
 /* Y = X W + b, plus res (M x N, may be NULL), then act when act >= 0 (else no
  * activation; res and act are never both given). scratch must hold

@@ -292,14 +292,6 @@ void eng_model_free(eng_model *m)
     for (int i = 0; m->labels && i < m->n_labels; i++)
         free(m->labels[i]);
     free(m->labels);
-    for (int i = 0; m->layer && i < m->layers; i++) {
-        eng__linear_release(&m->layer[i].qkv);
-        eng__linear_release(&m->layer[i].attn_out);
-        eng__linear_release(&m->layer[i].ffn_in);
-        eng__linear_release(&m->layer[i].ffn_out);
-    }
-    eng__linear_release(&m->head_dense);
-    eng__linear_release(&m->head_out);
     free(m->layer);
     eng__file_close(&m->file);
     free(m);

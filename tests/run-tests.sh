@@ -3,6 +3,10 @@
 # A test binary exits 0 (all passed), 77 (skipped: it prints why, e.g. the
 # shared models are absent) or anything else (failed). Skips are reported as
 # skips, never counted as passes.
+if [ $# -eq 0 ]; then
+    echo "run-tests.sh: no test programs given" >&2
+    exit 1
+fi
 pass=0 fail=0 skip=0 failed=""
 for t in "$@"; do
     echo "== $t"

@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include "bert_layout.h"
+#include "engine.h"
 #include "format.h"
 #include "hf_config.h"
+#include "sgemm.h"
 #include "source.h"
 #include "synthetic.h"
 
@@ -337,16 +339,36 @@ static const float *tensor_f32(const eng__file *f, const char *name, uint64_t d0
     return eng__file_data(f, t);
 }
 
-/* out [in, out] must be the fixture's PyTorch weight [out, in] transposed,
- * starting at column col0 of a matrix ld wide. */
-static void check_transposed(const float *got, int64_t ld, int64_t col0, const char *hf, int64_t in,
-                             int64_t out)
+/* Linear weight `name`, W [K, N], stored packed as F32 [ceil(N/16), K, 16]
+ * (docs/FORMAT.md): checks that shape and returns W unpacked to K x N
+ * row-major, malloc'd (the caller frees it). */
+static float *linear_w(const eng__file *f, const char *name, int K, int N)
 {
+    const eng__file_tensor *t = eng__file_find(f, name);
+    ck_assert_msg(t != NULL, "output has no %s", name);
+    ck_assert_uint_eq(t->dtype, ENG_DT_F32);
+    ck_assert_uint_eq(t->ndim, 3);
+    ck_assert_uint_eq(t->shape[0], (uint64_t)(N + 15) / 16);
+    ck_assert_uint_eq(t->shape[1], (uint64_t)K);
+    ck_assert_uint_eq(t->shape[2], 16);
+    float *w = malloc((size_t)K * (size_t)N * sizeof *w);
+    ck_assert_ptr_nonnull(w);
+    eng__sgemm_unpack(eng__file_data(f, t), K, N, w);
+    return w;
+}
+
+/* Linear weight `name` (W [K, ld]) must hold the fixture's PyTorch weight
+ * [out, in] transposed, from column col0 (K = in). */
+static void check_transposed(const eng__file *f, const char *name, int64_t ld, int64_t col0,
+                             const char *hf, int64_t in, int64_t out)
+{
+    float *got = linear_w(f, name, (int)in, (int)ld);
     const fx_tensor *t = fx_find(hf);
     for (int64_t o = 0; o < out; o++)
         for (int64_t i = 0; i < in; i++)
             ck_assert_msg(got[i * ld + col0 + o] == t->v[o * in + i], "%s[%lld][%lld]", hf,
                           (long long)o, (long long)i);
+    free(got);
 }
 
 static cJSON *open_meta(eng__file *f, const char *path)
@@ -432,22 +454,24 @@ START_TEST(bert_f32_prefixed)
         ck_assert_float_eq(pos[i], hp->v[i] + tt->v[i % H]);
     ck_assert(memcmp(tensor_f32(&f, "emb.word", V, H),
                      fx_find("bert.embeddings.word_embeddings.weight")->v, V * H * 4) == 0);
-    const float *qkv = tensor_f32(&f, "L1.qkv.w", H, 3 * H);
-    check_transposed(qkv, 3 * H, 0, "bert.encoder.layer.1.attention.self.query.weight", H, H);
-    check_transposed(qkv, 3 * H, H, "bert.encoder.layer.1.attention.self.key.weight", H, H);
-    check_transposed(qkv, 3 * H, 2 * H, "bert.encoder.layer.1.attention.self.value.weight", H, H);
+    check_transposed(&f, "L1.qkv.w", 3 * H, 0, "bert.encoder.layer.1.attention.self.query.weight",
+                     H, H);
+    check_transposed(&f, "L1.qkv.w", 3 * H, H, "bert.encoder.layer.1.attention.self.key.weight",
+                     H, H);
+    check_transposed(&f, "L1.qkv.w", 3 * H, 2 * H,
+                     "bert.encoder.layer.1.attention.self.value.weight", H, H);
     const float *qb = tensor_f32(&f, "L1.qkv.b", 3 * H, 0);
     ck_assert_float_eq(qb[H + 3], fx_find("bert.encoder.layer.1.attention.self.key.bias")->v[3]);
-    check_transposed(tensor_f32(&f, "L0.ffn_in.w", H, F), F, 0,
+    check_transposed(&f, "L0.ffn_in.w", F, 0,
                      "bert.encoder.layer.0.intermediate.dense.weight", H, F);
-    check_transposed(tensor_f32(&f, "L0.ffn_out.w", F, H), H, 0,
+    check_transposed(&f, "L0.ffn_out.w", H, 0,
                      "bert.encoder.layer.0.output.dense.weight", F, H);
-    check_transposed(tensor_f32(&f, "L0.attn_out.w", H, H), H, 0,
+    check_transposed(&f, "L0.attn_out.w", H, 0,
                      "bert.encoder.layer.0.attention.output.dense.weight", H, H);
     ck_assert(memcmp(tensor_f32(&f, "L0.ln2.g", H, 0),
                      fx_find("bert.encoder.layer.0.output.LayerNorm.weight")->v, H * 4) == 0);
-    check_transposed(tensor_f32(&f, "head.dense.w", H, H), H, 0, "bert.pooler.dense.weight", H, H);
-    check_transposed(tensor_f32(&f, "head.out.w", H, C), C, 0, "classifier.weight", H, C);
+    check_transposed(&f, "head.dense.w", H, 0, "bert.pooler.dense.weight", H, H);
+    check_transposed(&f, "head.out.w", C, 0, "classifier.weight", H, C);
     tensor_f32(&f, "head.out.b", C, 0);
     ck_assert_ptr_null(eng__file_find(&f, "emb.position_ids"));
     eng__file_close(&f);
@@ -469,13 +493,13 @@ START_TEST(distilbert_f16_unprefixed)
     cJSON_Delete(m);
     ck_assert(memcmp(tensor_f32(&f, "emb.pos", P, H),
                      fx_find("embeddings.position_embeddings.weight")->v, P * H * 4) == 0);
-    const float *qkv = tensor_f32(&f, "L0.qkv.w", H, 3 * H);
-    check_transposed(qkv, 3 * H, 2 * H, "transformer.layer.0.attention.v_lin.weight", H, H);
-    check_transposed(tensor_f32(&f, "L1.ffn_out.w", F, H), H, 0,
+    check_transposed(&f, "L0.qkv.w", 3 * H, 2 * H, "transformer.layer.0.attention.v_lin.weight",
+                     H, H);
+    check_transposed(&f, "L1.ffn_out.w", H, 0,
                      "transformer.layer.1.ffn.lin2.weight", F, H);
     ck_assert(memcmp(tensor_f32(&f, "L1.ln1.b", H, 0),
                      fx_find("transformer.layer.1.sa_layer_norm.bias")->v, H * 4) == 0);
-    check_transposed(tensor_f32(&f, "head.dense.w", H, H), H, 0, "pre_classifier.weight", H, H);
+    check_transposed(&f, "head.dense.w", H, 0, "pre_classifier.weight", H, H);
     eng__file_close(&f);
 }
 END_TEST
@@ -506,7 +530,7 @@ START_TEST(bert_bf16_legacy_sentence_transformers)
                      fx_find("encoder.layer.1.attention.output.LayerNorm.gamma")->v, H * 4) == 0);
     ck_assert(memcmp(tensor_f32(&f, "emb.ln.b", H, 0), fx_find("embeddings.LayerNorm.beta")->v,
                      H * 4) == 0);
-    check_transposed(tensor_f32(&f, "L0.qkv.w", H, 3 * H), 3 * H, 0,
+    check_transposed(&f, "L0.qkv.w", 3 * H, 0,
                      "encoder.layer.0.attention.self.query.weight", H, H);
     ck_assert_ptr_null(eng__file_find(&f, "head.out.w"));
     eng__file_close(&f);
@@ -702,9 +726,9 @@ START_TEST(synthetic_models)
     ck_assert_double_lt(fabs(sd - 0.02), 0.001);
     ck_assert_float_eq(tensor_f32(&f, "L1.ln2.g", 32, 0)[5], 1.0f);
     ck_assert_float_eq(tensor_f32(&f, "L1.ln2.b", 32, 0)[5], 0.0f);
-    tensor_f32(&f, "L1.qkv.w", 32, 96);
-    tensor_f32(&f, "L1.ffn_out.w", 64, 32);
-    tensor_f32(&f, "head.out.w", 32, 2);
+    free(linear_w(&f, "L1.qkv.w", 32, 96));
+    free(linear_w(&f, "L1.ffn_out.w", 64, 32));
+    free(linear_w(&f, "head.out.w", 32, 2));
     eng__file_close(&f);
 
     /* An encoder, with a vocabulary from a file. */
@@ -730,6 +754,53 @@ START_TEST(synthetic_models)
     put_file(vocab, "a\nb\n");
     o.vocab_path = vocab;
     ck_assert_int_eq(cv_synthetic("tiny", &o, c3, &c, &r, err, sizeof err), ENG_ERR_FORMAT);
+}
+END_TEST
+
+/* A file from before the packed layout, with one linear weight stored as the
+ * plain F32 [K, N] matrix (rewritten from a synthetic model), is refused at
+ * load with the reason, not misread; the same file rewritten unchanged loads. */
+START_TEST(unpacked_weight_refused)
+{
+    char src[256], old[256], same[256], err[512];
+    snprintf(src, sizeof src, "%s/new.eng", root);
+    snprintf(old, sizeof old, "%s/old.eng", root);
+    snprintf(same, sizeof same, "%s/same.eng", root);
+    synth("tiny", 3, 0, NULL, src);
+    eng__file f;
+    ck_assert_msg(eng__file_open(&f, src, err, sizeof err) == ENG_OK, "%s", err);
+    char *meta = strndup(f.meta, f.meta_size);
+    eng__writer *w_old = eng__writer_new(), *w_same = eng__writer_new();
+    ck_assert(meta && w_old && w_same);
+    float *plain = linear_w(&f, "L1.ffn_in.w", 32, 64);
+    for (uint32_t i = 0; i < f.n_tensors; i++) {
+        const eng__file_tensor *t = &f.dir[i];
+        const void *data = eng__file_data(&f, t);
+        ck_assert_int_eq(eng__writer_add(w_same, t->name, (eng__dtype)t->dtype, (int)t->ndim, t->shape, data),
+                         ENG_OK);
+        const uint64_t kn[2] = {32, 64};
+        ck_assert_int_eq(strcmp(t->name, "L1.ffn_in.w") == 0
+                             ? eng__writer_add(w_old, t->name, ENG_DT_F32, 2, kn, plain)
+                             : eng__writer_add(w_old, t->name, (eng__dtype)t->dtype, (int)t->ndim,
+                                               t->shape, data),
+                         ENG_OK);
+    }
+    ck_assert_int_eq(eng__writer_save(w_old, meta, old, err, sizeof err), ENG_OK);
+    ck_assert_int_eq(eng__writer_save(w_same, meta, same, err, sizeof err), ENG_OK);
+    eng__writer_free(w_old);
+    eng__writer_free(w_same);
+    free(plain);
+    free(meta);
+    eng__file_close(&f);
+
+    eng_model *m = NULL;
+    ck_assert_int_eq(eng_model_load(old, NULL, &m), ENG_ERR_FORMAT);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(eng_last_error(), "L1.ffn_in.w") &&
+                      strstr(eng_last_error(), "older converter; convert the model again"),
+                  "%s", eng_last_error());
+    ck_assert_msg(eng_model_load(same, NULL, &m) == ENG_OK, "%s", eng_last_error());
+    eng_model_free(m);
 }
 END_TEST
 
@@ -761,14 +832,16 @@ START_TEST(shared_bert_mini)
     const float *epos = tensor_f32(&f, "emb.pos", (uint64_t)p, (uint64_t)h);
     for (int i = 0; i < p * h; i += 97)
         ck_assert_float_eq(epos[i], pv[i] + tv[i % h]);
-    const float *qkv = tensor_f32(&f, "L3.qkv.w", (uint64_t)h, (uint64_t)(3 * h));
+    float *qkv = linear_w(&f, "L3.qkv.w", h, 3 * h);
     for (int o = 0; o < h; o += 7)
         for (int i = 0; i < h; i += 5)
             ck_assert_float_eq(qkv[i * 3 * h + h + o], kv[o * h + i]);
-    const float *fo = tensor_f32(&f, "L2.ffn_out.w", (uint64_t)ffn, (uint64_t)h);
+    float *fo = linear_w(&f, "L2.ffn_out.w", ffn, h);
     for (int o = 0; o < h; o += 11)
         for (int i = 0; i < ffn; i += 13)
             ck_assert_float_eq(fo[i * h + o], ov[o * ffn + i]);
+    free(qkv);
+    free(fo);
     eng__file_close(&f);
     src_free(&s);
 }
@@ -787,6 +860,7 @@ int main(void)
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, safetensors_hostile);
     tcase_add_test(tc, synthetic_models);
+    tcase_add_test(tc, unpacked_weight_refused);
     tcase_add_test(tc, shared_bert_mini);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);

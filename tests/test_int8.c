@@ -18,6 +18,7 @@
 #include "engine.h"
 #include "format.h"
 #include "linear_int8.h"
+#include "sgemm.h"
 #include "synthetic.h"
 #include "testutil.h"
 
@@ -112,14 +113,17 @@ START_TEST(test_convert_int8_writes_quantized_linears)
             int8_t *q = malloc(bytes);
             float *s = malloc((size_t)N[j] * sizeof *s);
             int32_t *ws = malloc((size_t)N[j] * sizeof *ws);
-            ck_assert_int_eq(eng__quantize_weights(eng__file_data(&f32, ref), K[j], N[j], q, s, ws),
-                             ENG_OK);
+            float *wf = malloc((size_t)K[j] * N[j] * sizeof *wf);
+            ck_assert(q && s && ws && wf);
+            eng__sgemm_unpack(eng__file_data(&f32, ref), K[j], N[j], wf);
+            ck_assert_int_eq(eng__quantize_weights(wf, K[j], N[j], q, s, ws), ENG_OK);
             ck_assert(memcmp(q, eng__file_data(&i8, w), bytes) == 0);
             ck_assert(memcmp(s, eng__file_data(&i8, sc), (size_t)N[j] * sizeof *s) == 0);
             ck_assert(memcmp(ws, eng__file_data(&i8, sum), (size_t)N[j] * sizeof *ws) == 0);
             free(q);
             free(s);
             free(ws);
+            free(wf);
         }
     /* Everything else stays F32 and identical. */
     const char *kept[] = {"emb.word", "emb.pos",      "emb.ln.g",     "L0.qkv.b",   "L1.ffn_out.b",

@@ -1,8 +1,8 @@
 /* test_sched.c: the batching scheduler's behaviour with the null model
  * (src/scheduler.c): results through callbacks and tickets, overload, a
  * deadline expiring while the only worker is busy, priority order, max_wait
- * coalescing, the token budget, a failing item failing alone, shutdown and
- * the statistics' invariant. Timing bounds are generous (ThreadSanitizer and
+ * coalescing, the token budget, a failing item failing alone, shutdown, the
+ * statistics' invariant, and an image refused by a text model. Timing bounds are generous (ThreadSanitizer and
  * a loaded 2-core machine); each still fails if the mechanism is missing. */
 #include <check.h>
 #include <pthread.h>
@@ -415,6 +415,28 @@ START_TEST(bad_params_refused)
 }
 END_TEST
 
+/* The null model takes texts: an image is refused at once, never called back. */
+START_TEST(image_to_text_model_refused)
+{
+    eng_sched_params p = eng_sched_default_params();
+    eng_sched *s = NULL;
+    ck_assert_int_eq(eng_sched_create(&p, &s), ENG_OK);
+    eng_sched_req rq = eng_sched_default_req();
+    rq.done = on_done;
+    log_reset();
+    static const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    ck_assert_int_eq(eng_sched_submit_image(s, png_magic, sizeof png_magic, &rq, NULL),
+                     ENG_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(eng_last_error(), "not images"));
+    eng_sched_shutdown(s);
+    eng_sched_stats st;
+    eng_sched_get_stats(s, &st);
+    ck_assert_uint_eq(st.rejected, 1);
+    ck_assert_int_eq(done_log.n, 0);
+    eng_sched_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("sched");
@@ -429,6 +451,7 @@ int main(void)
     tcase_add_test(tc, failing_item_fails_alone);
     tcase_add_test(tc, sequential_requests_never_stall);
     tcase_add_test(tc, bad_params_refused);
+    tcase_add_test(tc, image_to_text_model_refused);
     suite_add_tcase(su, tc);
     return test_run_suite(su);
 }

@@ -158,6 +158,32 @@ START_TEST(test_pack_layout)
 }
 END_TEST
 
+/* Unpacking gives back exactly what was packed, for a column count on a
+ * panel boundary, one past it and one short of it, and writes nothing past
+ * K x N. */
+START_TEST(test_unpack_round_trip)
+{
+    const int shapes[][2] = {{1, 1}, {5, 16}, {7, 17}, {3, 31}, {64, 48}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int K = shapes[s][0], N = shapes[s][1];
+        const size_t n = (size_t)K * N;
+        float *w = malloc(n * sizeof *w), *back = malloc((n + 1) * sizeof *back);
+        float *packed = malloc(eng__sgemm_packed_bytes(K, N));
+        ck_assert(w && back && packed);
+        for (size_t i = 0; i < n; i++)
+            w[i] = (float)i * 0.5f - 3.0f;
+        for (size_t i = 0; i < n; i++)
+            back[i] = NAN;
+        back[n] = 42.0f;
+        eng__sgemm_pack(w, K, N, packed);
+        eng__sgemm_unpack(packed, K, N, back);
+        ck_assert_msg(memcmp(w, back, n * sizeof *w) == 0, "%d x %d differs", K, N);
+        ck_assert_float_eq(back[n], 42.0f);
+        free(w), free(back), free(packed);
+    }
+}
+END_TEST
+
 START_TEST(test_awkward_shapes)
 {
     static const int sizes[] = {1, 3, 15, 16, 17, 31, 33, 47, 48, 49, 63, 64, 65, 255, 256, 257, 384};
@@ -196,6 +222,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_isas_available);
     tcase_add_test(tc, test_pack_layout);
+    tcase_add_test(tc, test_unpack_round_trip);
     tcase_add_test(tc, test_awkward_shapes);
     tcase_add_test(tc, test_large_shapes);
     suite_add_tcase(s, tc);

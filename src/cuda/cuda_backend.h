@@ -20,7 +20,9 @@
 extern "C" {
 #endif
 
-/* One fp32 linear layer in host memory: w is K x N row-major, b is N. */
+/* One fp32 linear layer in host memory: w is K x N in the panel layout of
+ * kernels/sgemm.h ([ceil(N/16)][K][16], as the model file stores it), b is
+ * N. */
 typedef struct {
     const float *w, *b;
 } eng__gpu_linear_src;

@@ -4,7 +4,9 @@
  * model, so a set is freed (its refs reach 0) before the model's address can
  * be reused.
  *
- * A set is one cudaMalloc (the arena). GEMM weights are stored in the operand
+ * A set is one cudaMalloc (the arena). GEMM weights arrive in the CPU GEMM's
+ * panel layout (the model file's, kernels/sgemm.h) and are unpacked on the
+ * host to the K x N row-major matrix cuBLAS reads, then stored in the operand
  * type: fp32 as they are; fp16/bf16 converted on the device from an fp32
  * staging copy (round to nearest even). Everything else stays fp32. */
 #include <pthread.h>
@@ -12,6 +14,9 @@
 #include <string.h>
 
 #include "gpu.h"
+extern "C" {
+#include "sgemm.h"
+}
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static gpu_weights *cache;
@@ -32,6 +37,7 @@ cublasComputeType_t eng__gpu_compute_type(eng_precision p)
 typedef struct {
     char *arena;
     size_t used;
+    float *host;      /* host fp32, `staging_n` floats: the unpacked weight */
     float *staging;   /* device fp32, `staging_n` floats: fp16/bf16 only */
     size_t staging_n;
     cudaDataType_t op;
@@ -65,13 +71,18 @@ static eng_status put_linear(uploader *u, const eng__gpu_linear_src *src, int K,
     dst->N = N;
     if (!u->arena) {
         u->staging_n = n > u->staging_n ? n : u->staging_n;
-    } else if (u->op == CUDA_R_32F) {
-        CU_TRY(cudaMemcpy(at, src->w, n * sizeof(float), cudaMemcpyHostToDevice));
     } else {
-        /* The legacy default stream orders the copy after the previous
-         * conversion, so one staging buffer serves every weight. */
-        CU_TRY(cudaMemcpy(u->staging, src->w, n * sizeof(float), cudaMemcpyHostToDevice));
-        CU_TRY(eng__gpu_convert(0, u->staging, at, n, u->op));
+        /* A copy from pageable memory returns once its source has been read,
+         * so one host buffer serves every weight. */
+        eng__sgemm_unpack(src->w, K, N, u->host);
+        if (u->op == CUDA_R_32F) {
+            CU_TRY(cudaMemcpy(at, u->host, n * sizeof(float), cudaMemcpyHostToDevice));
+        } else {
+            /* The legacy default stream orders the copy after the previous
+             * conversion, so one staging buffer serves every weight. */
+            CU_TRY(cudaMemcpy(u->staging, u->host, n * sizeof(float), cudaMemcpyHostToDevice));
+            CU_TRY(eng__gpu_convert(0, u->staging, at, n, u->op));
+        }
     }
     dst->w = at;
     return put_f32(u, src->b, (size_t)N, &dst->b, err, errlen);
@@ -124,28 +135,38 @@ static void free_set(gpu_weights *w)
     free(w);
 }
 
-static eng_status upload(const eng__gpu_model_src *m, gpu_weights *w, char *err, size_t errlen)
+/* The second pass of layout(), into a new arena; u->host is the caller's. */
+static eng_status fill(uploader *u, const eng__gpu_model_src *m, gpu_weights *w, char *err,
+                       size_t errlen)
 {
-    uploader u = {NULL, 0, NULL, 0, eng__gpu_op_type(w->precision)};
-    eng_status s = layout(&u, m, w, err, errlen);
-    if (s)
-        return s;
-    const size_t bytes = u.used;
-    CU_TRY(cudaMalloc(&w->arena, bytes));
-    if (u.op != CUDA_R_32F)
-        CU_TRY(cudaMalloc((void **)&u.staging, u.staging_n * sizeof(float)));
-    u.arena = (char *)w->arena;
-    u.used = 0;
-    s = layout(&u, m, w, err, errlen);
+    CU_TRY(cudaMalloc(&w->arena, u->used));
+    if (u->op != CUDA_R_32F)
+        CU_TRY(cudaMalloc((void **)&u->staging, u->staging_n * sizeof(float)));
+    u->arena = (char *)w->arena;
+    u->used = 0;
+    eng_status s = layout(u, m, w, err, errlen);
     /* Contexts compute on their own non-blocking streams: the upload must be
      * complete before any of them reads it. */
     cudaError_t e = cudaDeviceSynchronize();
-    if (u.staging)
-        (void)cudaFree(u.staging); /* after the sync; an error here is reported by e */
+    if (u->staging)
+        (void)cudaFree(u->staging); /* after the sync; an error here is reported by e */
     if (s)
         return s;
     CU_TRY(e);
     return ENG_OK;
+}
+
+static eng_status upload(const eng__gpu_model_src *m, gpu_weights *w, char *err, size_t errlen)
+{
+    uploader u = {NULL, 0, NULL, NULL, 0, eng__gpu_op_type(w->precision)};
+    eng_status s = layout(&u, m, w, err, errlen);
+    if (s)
+        return s;
+    if (!(u.host = (float *)malloc(u.staging_n * sizeof(float))))
+        return eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
+    s = fill(&u, m, w, err, errlen);
+    free(u.host);
+    return s;
 }
 
 eng_status eng__gpu_weights_acquire(const eng__gpu_model_src *m, int device,

@@ -101,10 +101,17 @@ static void run_image_batch(const eng_model *model, eng_ctx *ctx, const eng_mode
                             char **paths, int n, float *out, float *probs, eng_status *status)
 {
     eng_classify_images(ctx, (const char *const *)paths, n, out, probs, NULL, status);
+    int first_failure = 1;
     for (int i = 0; i < n; i++) {
-        if (status[i])
-            print_error(status[i], NULL);
-        else
+        if (status[i]) {
+            /* The context keeps the reason of the batch's first failure. */
+            fputs("{\"file\":", stdout);
+            json_string(paths[i]);
+            fputs(",\"error\":", stdout);
+            json_string(first_failure ? eng_ctx_last_error(ctx) : eng_status_str(status[i]));
+            puts("}");
+            first_failure = 0;
+        } else
             print_image_result(model, paths[i], out + (size_t)i * info->n_labels,
                                probs + (size_t)i * info->n_labels, info->n_labels);
     }

@@ -1,6 +1,7 @@
 /* bert_layout.c: maps a BERT or DistilBERT checkpoint's tensors to the
- * engine's (docs/FORMAT.md): linear weights transposed to [in, out], q/k/v
- * fused into one [H, 3H] matrix, BERT's token type 0 embedding folded into the
+ * engine's (docs/FORMAT.md): linear weights transposed to [in, out] and
+ * stored in the fp32 GEMM's panel layout (kernels/sgemm.h), q/k/v fused into
+ * one [H, 3H] matrix, BERT's token type 0 embedding folded into the
  * position embeddings, everything F32 except, on request, the encoder's
  * linear weights, which are quantized to int8 (src/linear_int8.h); and the
  * folder-to-file conversion that strings config, checkpoint, layout and
@@ -8,6 +9,7 @@
 #include "error.h"
 #include "bert_layout.h"
 #include "linear_int8.h"
+#include "sgemm.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -300,8 +302,15 @@ eng_status cv_add_linear_weight(eng__writer *w, const char *name, const float *w
     snprintf(n[1], sizeof n[1], "%s.w.scale", name);
     snprintf(n[2], sizeof n[2], "%s.w.sum", name);
     if (strcmp(weights, "int8") != 0) {
-        uint64_t shape[2] = {(uint64_t)K, (uint64_t)N};
-        eng_status s = eng__writer_add(w, n[0], ENG_DT_F32, 2, shape, wt);
+        /* Stored as the engine's GEMM reads it, so the engine maps it and
+         * never makes a packed copy. */
+        const uint64_t shape[3] = {(uint64_t)(N + 15) / 16, (uint64_t)K, 16};
+        float *packed = malloc(eng__sgemm_packed_bytes(K, N));
+        if (!packed)
+            return eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory packing %s", n[0]);
+        eng__sgemm_pack(wt, K, N, packed);
+        eng_status s = eng__writer_add(w, n[0], ENG_DT_F32, 3, shape, packed);
+        free(packed);
         if (s != ENG_OK)
             return eng__errf(s, err, errlen, "cannot add tensor %s (out of memory?)", n[0]);
         ++*n_added;
