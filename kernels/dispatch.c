@@ -13,7 +13,7 @@
 
 #define ENG_KERNELS_TABLE(ISA, isa)                                                      \
     [ISA] = {ISA, eng__softmax_##isa, eng__argmax_##isa, eng__layernorm_##isa,           \
-             eng__bias_act_##isa, eng__bias_residual_##isa}
+             eng__bias_act_##isa, eng__bias_residual_##isa, eng__attention_##isa}
 
 static const eng__kernels tables[] = {
     ENG_KERNELS_TABLE(ENG_ISA_SCALAR, scalar),

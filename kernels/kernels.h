@@ -7,6 +7,8 @@
 #ifndef ENG_KERNELS_H
 #define ENG_KERNELS_H
 
+#include <stddef.h>
+
 typedef enum { ENG_ISA_SCALAR = 0, ENG_ISA_AVX2 = 1, ENG_ISA_AVX512 = 2 } eng__isa;
 
 typedef enum { ENG_ACT_GELU = 0, ENG_ACT_GELU_TANH = 1, ENG_ACT_RELU = 2 } eng__act;
@@ -26,7 +28,24 @@ typedef struct {
     void (*bias_act)(float *x, const float *bias, int rows, int n, eng__act act);
     /* y[r][i] = y[r][i] + bias[i] + res[r][i]; res may be NULL (bias only). */
     void (*bias_residual)(float *y, const float *bias, const float *res, int rows, int n);
+    /* One attention head over one sequence of S tokens, fused:
+     *   out[i][0..d) = sum_j softmax_j(scale * q_i . k_j) v_j,  i, j in [0, S).
+     * q, k, v: [S][ld] each, the first d floats of every row used (ld >= d;
+     * in the forward pass they are column blocks of one qkv matrix). out:
+     * [S][ldo], only the first d floats of each of the S rows written.
+     * scratch: ENG_ATTENTION_SCRATCH(S, d) floats, 64-byte aligned, clobbered.
+     * Any S >= 1 and d >= 1. Finite inputs give finite outputs; a row with a
+     * non-finite score has no meaningful result (NaN in practice). */
+    void (*attention)(const float *q, const float *k, const float *v, int ld, int S, int d,
+                      float scale, float *out, int ldo, float *scratch);
 } eng__kernels;
+
+/* Floats of scratch the attention kernel needs for S keys of width d: K^T
+ * (d x Sp, in panels of 16 keys) and the scores of a block of 8 query rows
+ * [8][Sp], where Sp is S rounded up to a multiple of 16 (so every panel and
+ * row starts on a cache line when scratch does). Non-decreasing in S and d, so a buffer sized for the
+ * largest S serves every shorter sequence. */
+#define ENG_ATTENTION_SCRATCH(S, d) ((size_t)(((S) + 15) & ~15) * (size_t)((d) + 8))
 
 /* The table for the best ISA this CPU and ENG_ISA allow; detection runs once. */
 const eng__kernels *eng__kernels_get(void);

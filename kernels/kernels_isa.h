@@ -15,7 +15,10 @@
     void eng__bias_act_##isa(float *x, const float *bias, int rows, int n,        \
                              eng__act act);                                       \
     void eng__bias_residual_##isa(float *y, const float *bias, const float *res,  \
-                                  int rows, int n);
+                                  int rows, int n);                               \
+    void eng__attention_##isa(const float *q, const float *k, const float *v,     \
+                              int ld, int S, int d, float scale, float *out,      \
+                              int ldo, float *scratch);
 
 ENG_KERNELS_DECLARE(scalar)
 ENG_KERNELS_DECLARE(avx2)

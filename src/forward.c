@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
 #include "cuda_dispatch.h"
 #include "error.h"
 #include "model.h"
@@ -30,6 +29,14 @@ static void *alloc_floats(size_t n)
     /* 64-byte aligned so AVX-512 rows start on a cache line. */
     size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
     return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+/* Each team member's share of c->scores: the attention kernel's scratch for
+ * the longest sequence, a multiple of 16 floats so every share stays 64-byte
+ * aligned as the kernel requires. */
+static size_t attention_scratch_floats(const eng_model *m)
+{
+    return ENG_ATTENTION_SCRATCH(m->max_positions, m->hidden / m->heads);
 }
 
 eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ctx **out)
@@ -85,7 +92,7 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
     c->attn = alloc_floats(t * H);
     c->qkv = alloc_floats(t * 3 * H);
     c->ffn = alloc_floats(t * (size_t)m->intermediate);
-    c->scores = alloc_floats((size_t)nt * P * P);
+    c->scores = alloc_floats((size_t)nt * attention_scratch_floats(m));
     c->pooled = alloc_floats(t * H);
     c->pooled2 = alloc_floats(t * H);
     /* Each member gets its own linear-layer scratch, sized for all T rows
@@ -188,24 +195,21 @@ static void embed_rows(eng_ctx *c, int lo, int hi)
 
 /* attn[T,H] = per sequence and head: softmax(Q K^T / sqrt(d)) V, where Q, K, V
  * are column blocks of qkv[T,3H] (row stride 3H). Member tid takes every nt-th
- * (sequence, head) pair; scores is its own [P,P] buffer. */
+ * (sequence, head) pair and runs the fused attention kernel on it, with its
+ * own share of c->scores as the kernel's scratch. */
 static void attention(eng_ctx *c, int n, int tid, int nt)
 {
     const eng_model *m = c->model;
     const int H = m->hidden, d = H / m->heads, ld = 3 * H;
     const float scale = 1.0f / sqrtf((float)d);
-    float *scores = c->scores + (size_t)tid * m->max_positions * m->max_positions;
+    float *scratch = c->scores + (size_t)tid * attention_scratch_floats(m);
     for (int p = tid; p < n * m->heads; p += nt) {
         const int s = p / m->heads, a = p % m->heads;
         const int S = c->seq_len[s];
         const float *base = c->qkv + (size_t)c->seq_off[s] * ld;
         float *out = c->attn + (size_t)c->seq_off[s] * H;
         const float *Q = base + a * d, *K = base + H + a * d, *V = base + 2 * H + a * d;
-        /* scores[S,S] = scale * Q[S,d] K[S,d]^T */
-        eng__sgemm(0, 1, S, S, d, scale, Q, ld, K, ld, 0.0f, scores, S);
-        c->kern->softmax(scores, S, S, S, 1.0f);
-        /* out[S,d] (row stride H) = scores[S,S] V[S,d] */
-        eng__sgemm(0, 0, S, d, S, 1.0f, scores, S, V, ld, 0.0f, out + a * d, H);
+        c->kern->attention(Q, K, V, ld, S, d, scale, out + a * d, H, scratch);
     }
 }
 
