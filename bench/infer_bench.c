@@ -594,8 +594,8 @@ static double decode_share(void)
 
 static void print_table(const char *cpu, const char *threads)
 {
-    printf("machine: %s; ISA %s; BLAS %s; %s\n", cpu, eng_isa_name(),
-           model ? eng_blas_name() : "none (null model)", threads);
+    printf("machine: %s; ISA %s; GEMM %s; %s\n", cpu, eng_isa_name(),
+           model ? eng_model_gemm_name(model) : "none (null model)", threads);
     printf("model: %s; %d inputs from %s; device %s, precision %s\n", opt.model_path, n_items,
            opt.input, opt.device, opt.precision);
     if (images) {
@@ -635,7 +635,7 @@ static void print_json(const char *cpu, const char *threads)
     cJSON *m = cJSON_AddObjectToObject(doc, "machine");
     cJSON_AddStringToObject(m, "cpu", cpu);
     cJSON_AddStringToObject(m, "isa", eng_isa_name());
-    cJSON_AddStringToObject(m, "blas", model ? eng_blas_name() : "none");
+    cJSON_AddStringToObject(m, "gemm", model ? eng_model_gemm_name(model) : "none");
     cJSON_AddStringToObject(m, "threads", threads);
     cJSON_AddNumberToObject(m, "online_cpus", (double)sysconf(_SC_NPROCESSORS_ONLN));
     cJSON_AddStringToObject(doc, "model", opt.model_path);

@@ -226,10 +226,10 @@ int main(int argc, char **argv)
         flops += info.layers * (2 * S * (3 * H * H + H * H + 2 * H * F) + 4 * S * S * H);
     }
     double gflops = flops * passes / wall / 1e9;
-    printf("{\"engine\":\"libengine\",\"weights\":\"%s\",\"isa\":\"%s\",\"blas\":\"%s\","
+    printf("{\"engine\":\"libengine\",\"weights\":\"%s\",\"isa\":\"%s\",\"gemm\":\"%s\","
            "\"threads\":%d,\"batch\":%d,"
            "\"sequences\":%d,\"tokens\":%ld,\"sequences_per_s\":%.1f,\"gflops\":%.1f",
-           info.weights, eng_isa_name(), eng_blas_name(), threads, batch, n, tokens, per_s, gflops);
+           info.weights, eng_isa_name(), eng_model_gemm_name(model), threads, batch, n, tokens, per_s, gflops);
     /* The fp32 FMA peak is the yardstick of fp32 weights only. */
     if (synth_len > 0 && !strcmp(info.weights, "fp32") && __builtin_cpu_supports("avx512f")) {
         double peak = fma_peak(threads);

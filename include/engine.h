@@ -74,17 +74,23 @@ const char *eng_last_error(void);
  * (scalar|avx2|avx512) can lower it. */
 const char *eng_isa_name(void);
 
-/* The BLAS the CPU path runs on and the kernels it picked, e.g.
- * "OpenBLAS 0.3.21 ... (SkylakeX)"; "none" before the first model load. */
-const char *eng_blas_name(void);
 
 /* ---- Model -------------------------------------------------------------- */
 
 typedef struct eng_model eng_model;
 
+/* The GEMM of the fp32 linear layers on the CPU. The built-in one (packed
+ * weights straight from the file, bias/residual/activation fused) is the
+ * default; OpenBLAS (loaded at run time, its AVX-512 kernels selected on CPUs
+ * its own detection misses) is the alternative, at the cost of an unpacked copy
+ * of the weights. AUTO reads the environment variable ENG_GEMM
+ * (builtin|openblas) and defaults to the built-in one. */
+typedef enum { ENG_GEMM_AUTO = 0, ENG_GEMM_BUILTIN = 1, ENG_GEMM_OPENBLAS = 2 } eng_gemm;
+
 typedef struct {
     int n_threads;   /* default thread count of this model's contexts; 0 = all
                         online cores */
+    eng_gemm gemm;   /* see eng_gemm */
 } eng_model_params;
 
 eng_model_params eng_model_default_params(void);
@@ -113,6 +119,10 @@ typedef struct {
 } eng_model_info;
 
 void eng_model_get_info(const eng_model *model, eng_model_info *info);
+
+/* The GEMM this model's fp32 layers run on, e.g. "builtin avx512 (6x64
+ * tiles)" or "OpenBLAS 0.3.21 ... (SkylakeX)". */
+const char *eng_model_gemm_name(const eng_model *model);
 
 /* The name of class i, or NULL when out of range. */
 const char *eng_model_label(const eng_model *model, int i);

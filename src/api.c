@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "blas.h"
 #include "cuda_dispatch.h"
 #include "error.h"
 #include "model.h"
@@ -15,10 +14,6 @@ const char *eng_isa_name(void)
     return eng__isa_str(eng__kernels_get()->isa);
 }
 
-const char *eng_blas_name(void)
-{
-    return eng__blas_name();
-}
 
 #define IMAGE_MODEL "this is an image model: use eng_classify_images"
 #define NO_HEAD "this model has no classifier head: use eng_embed"

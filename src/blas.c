@@ -9,7 +9,7 @@
  * AVX-512: some hosts set OPENBLAS_CORETYPE=Haswell globally as a safe default
  * for every program, which would silently halve our GEMM speed. Users who
  * really want their own value set ENG_BLAS_KEEP_CORETYPE=1.
- * eng_blas_name() reports the core OpenBLAS finally chose. */
+ * eng__blas_name() reports the core OpenBLAS finally chose. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>

@@ -3,8 +3,10 @@
  * packed by the converter), with the bias/residual/activation fused into the
  * GEMM's stores; the int8 form is in linear_int8.c. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "linear.h"
 #include "linear_int8.h"
 #include "sgemm.h"
@@ -92,6 +94,25 @@ eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *pref
     return ENG_OK;
 }
 
+eng_status eng__linear_use_blas(eng__linear *l, char *err, size_t errlen)
+{
+    if (l->dtype != ENG_DT_F32 || l->w_blas)
+        return ENG_OK;
+    size_t bytes = ((size_t)l->K * (size_t)l->N * sizeof(float) + 63) & ~(size_t)63;
+    if (!(l->w_blas = aligned_alloc(64, bytes))) {
+        snprintf(err, errlen, "out of memory unpacking a %dx%d weight for OpenBLAS", l->K, l->N);
+        return ENG_ERR_NOMEM;
+    }
+    eng__sgemm_unpack(l->packed, l->K, l->N, l->w_blas);
+    return ENG_OK;
+}
+
+void eng__linear_release(eng__linear *l)
+{
+    free(l->w_blas);
+    l->w_blas = NULL;
+}
+
 size_t eng__linear_scratch_bytes(const eng__linear *l, int M)
 {
     return l->dtype == ENG_DT_I8 ? eng__linear_int8_scratch_bytes(M, l->K) : 0;
@@ -102,6 +123,15 @@ void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, cons
 {
     if (l->dtype == ENG_DT_I8) {
         eng__linear_int8_run(l, X, M, Y, res, act, scratch, kern);
+        return;
+    }
+    if (l->w_blas) {
+        /* OpenBLAS: the GEMM, then bias (+ res) or bias + act in one pass. */
+        eng__sgemm(0, 0, M, l->N, l->K, 1.0f, X, l->K, l->w_blas, l->N, 0.0f, Y, l->N);
+        if (act >= 0)
+            kern->bias_act(Y, l->b, M, l->N, (eng__act)act);
+        else
+            kern->bias_residual(Y, l->b, res, M, l->N);
         return;
     }
     /* Y[M,N] = act(X[M,K] W[K,N] + b (+ res)) in one pass; the GEMM's ISA

@@ -2,8 +2,8 @@
  * model file stores it: fp32 weights in the panel layout of the fused GEMM of
  * kernels/sgemm.h, int8 weights (per output channel scales, activations
  * quantized per row) for the VNNI kernels. Both are views of the mapped file;
- * nothing is allocated or repacked at bind. The forward pass only calls
- * eng__linear_run(). */
+ * nothing is allocated or repacked at bind (unless the model asks for the
+ * OpenBLAS GEMM). The forward pass only calls eng__linear_run(). */
 #ifndef ENG_LINEAR_H
 #define ENG_LINEAR_H
 
@@ -22,12 +22,19 @@ typedef struct {
     const float *wscale;      /* I8: N per-output-channel scales ("<name>.w.scale") */
     const int32_t *wsum;      /* I8: optional per-channel column sums ("<name>.w.sum") */
     const float *b;           /* N ("<name>.b") */
+    float *w_blas;            /* F32 on OpenBLAS: W [K,N] unpacked at load, owned */
 } eng__linear;
 
 /* Binds the tensors "<prefix>.w", "<prefix>.b" (and the int8 extras) of f to
  * l, checking shapes against K and N; l points into f, which must outlive it. */
 eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *prefix, int K, int N,
                             char *err, size_t errlen);
+
+/* Switches an fp32 layer to the OpenBLAS GEMM: unpacks its weights into an
+ * owned [K,N] copy (eng__blas_init must have succeeded). No-op for int8. */
+eng_status eng__linear_use_blas(eng__linear *l, char *err, size_t errlen);
+/* Frees what eng__linear_use_blas allocated; safe on any bound layer. */
+void eng__linear_release(eng__linear *l);
 
 /* Y = X W + b, plus res (M x N, may be NULL), then act when act >= 0 (else no
  * activation; res and act are never both given). scratch must hold

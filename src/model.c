@@ -12,10 +12,11 @@
 #include "blas.h"
 #include "error.h"
 #include "model.h"
+#include "sgemm.h"
 
 eng_model_params eng_model_default_params(void)
 {
-    eng_model_params p = {.n_threads = 0};
+    eng_model_params p = {.n_threads = 0, .gemm = ENG_GEMM_AUTO};
     return p;
 }
 
@@ -235,6 +236,33 @@ static eng_status init_tokenizer(eng_model *m, const cJSON *meta, char *err, siz
     return ENG_OK;
 }
 
+/* The fp32 GEMM (see eng_gemm in engine.h): the built-in one, or OpenBLAS
+ * with every fp32 layer unpacked for it. */
+static eng_status choose_gemm(eng_model *m, eng_gemm gemm, char *err, size_t errlen)
+{
+    const char *env = getenv("ENG_GEMM");
+    if (gemm == ENG_GEMM_AUTO && env && !strcmp(env, "openblas"))
+        gemm = ENG_GEMM_OPENBLAS;
+    if (gemm != ENG_GEMM_OPENBLAS) {
+        snprintf(m->gemm_name, sizeof m->gemm_name, "builtin %s (%dx%d tiles)",
+                 eng__isa_str(eng__sgemm_get()->isa), eng__sgemm_get()->mr,
+                 16 * eng__sgemm_get()->np);
+        return ENG_OK;
+    }
+    eng_status s = eng__blas_init(err, errlen);
+    for (int i = 0; !s && i < m->layers; i++) {
+        eng__layer *L = &m->layer[i];
+        if ((s = eng__linear_use_blas(&L->qkv, err, errlen)) ||
+            (s = eng__linear_use_blas(&L->attn_out, err, errlen)) ||
+            (s = eng__linear_use_blas(&L->ffn_in, err, errlen)))
+            break;
+        s = eng__linear_use_blas(&L->ffn_out, err, errlen);
+    }
+    if (!s)
+        snprintf(m->gemm_name, sizeof m->gemm_name, "%s", eng__blas_name());
+    return s;
+}
+
 eng_status eng_model_load(const char *path, const eng_model_params *params, eng_model **out)
 {
     char err[400] = "";
@@ -244,8 +272,7 @@ eng_status eng_model_load(const char *path, const eng_model_params *params, eng_
     *out = NULL;
     if (!path)
         return eng__fail(ENG_ERR_INVALID_ARG, "eng_model_load: path is NULL");
-    if ((s = eng__blas_init(err, sizeof err)))
-        return eng__fail(s, "%s", err);
+    eng_model_params p = params ? *params : eng_model_default_params();
 
     eng_model *m = calloc(1, sizeof *m);
     if (!m)
@@ -266,8 +293,9 @@ eng_status eng_model_load(const char *path, const eng_model_params *params, eng_
         }
     } else if (!(s = parse_config(m, meta, err, sizeof err)) &&
                !(s = parse_labels(m, meta, err, sizeof err)) &&
-               !(s = bind_tensors(m, err, sizeof err))) {
-        s = init_tokenizer(m, meta, err, sizeof err);
+               !(s = bind_tensors(m, err, sizeof err)) &&
+               !(s = init_tokenizer(m, meta, err, sizeof err))) {
+        s = choose_gemm(m, p.gemm, err, sizeof err);
     }
     cJSON_Delete(meta);
     if (s) {
@@ -276,7 +304,6 @@ eng_status eng_model_load(const char *path, const eng_model_params *params, eng_
         eng_model_free(m);
         return eng__fail(s, "%s: %s", path, err);
     }
-    eng_model_params p = params ? *params : eng_model_default_params();
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     m->n_threads = p.n_threads > 0 ? p.n_threads : (cores > 0 ? (int)cores : 1);
     *out = m;
@@ -292,6 +319,14 @@ void eng_model_free(eng_model *m)
     for (int i = 0; m->labels && i < m->n_labels; i++)
         free(m->labels[i]);
     free(m->labels);
+    for (int i = 0; m->layer && i < m->layers; i++) {
+        eng__linear_release(&m->layer[i].qkv);
+        eng__linear_release(&m->layer[i].attn_out);
+        eng__linear_release(&m->layer[i].ffn_in);
+        eng__linear_release(&m->layer[i].ffn_out);
+    }
+    eng__linear_release(&m->head_dense);
+    eng__linear_release(&m->head_out);
     free(m->layer);
     eng__file_close(&m->file);
     free(m);
@@ -318,6 +353,13 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
     info->max_positions = m->max_positions;
     info->vocab_size = m->vocab_size;
     info->embed_normalize = m->normalize;
+}
+
+const char *eng_model_gemm_name(const eng_model *m)
+{
+    if (!m)
+        return "none";
+    return m->cnn ? "builtin (convolution tiles)" : m->gemm_name;
 }
 
 const char *eng_model_label(const eng_model *m, int i)

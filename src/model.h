@@ -23,6 +23,7 @@ struct eng_model {
     eng__file file;
     char arch[16];
     char weights[8];         /* "fp32" or "int8", from the metadata */
+    char gemm_name[160];     /* eng_model_gemm_name() */
     int hidden, layers, heads, intermediate, max_positions, vocab_size;
     eng__act act;
     float ln_eps;

@@ -3,8 +3,8 @@
  * F16 weights, legacy gamma/beta names, pytorch_model.bin, bare encoders with
  * mean or [CLS] pooling and normalisation), each converted from a Hugging Face
  * folder in tests/golden/tiny and run against the outputs that
- * tests/golden/make_tiny_models.py computed with ../shared/reference/hfref.py.
- * Needs nothing from ../shared. */
+ * tests/golden/make_tiny_models.py computed with ../shared/reference/hfref.py,
+ * on the built-in GEMM and on OpenBLAS. Needs nothing from ../shared. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +67,8 @@ static void read_golden(const char *name, golden *g)
     free(text);
 }
 
-static eng_model *convert_and_load(const char *name, char *out_path, size_t out_len)
+static eng_model *convert_and_load(const char *name, eng_gemm gemm, char *out_path,
+                                   size_t out_len)
 {
     char dir[512], err[512];
     snprintf(dir, sizeof dir, "%s/%s", GOLDEN_DIR, name);
@@ -78,18 +79,21 @@ static eng_model *convert_and_load(const char *name, char *out_path, size_t out_
     ck_assert_msg(s == ENG_OK, "convert %s: %s", name, err);
     cv_config_free(&cfg);
     eng_model *m = NULL;
-    ck_assert_msg(eng_model_load(out_path, NULL, &m) == ENG_OK, "load %s: %s", name,
+    eng_model_params mp = eng_model_default_params();
+    mp.gemm = gemm;
+    ck_assert_msg(eng_model_load(out_path, &mp, &m) == ENG_OK, "load %s: %s", name,
                   eng_last_error());
     return m;
 }
 
 START_TEST(test_matches_reference_alone_and_batched)
 {
-    const char *name = MODELS[_i];
+    const char *name = MODELS[_i % N_MODELS];
+    const eng_gemm gemm = _i < N_MODELS ? ENG_GEMM_BUILTIN : ENG_GEMM_OPENBLAS;
     golden g;
     read_golden(name, &g);
     char path[600];
-    eng_model *m = convert_and_load(name, path, sizeof path);
+    eng_model *m = convert_and_load(name, gemm, path, sizeof path);
     eng_model_info info;
     eng_model_get_info(m, &info);
     eng_ctx *ctx = NULL;
@@ -115,7 +119,8 @@ START_TEST(test_matches_reference_alone_and_batched)
             ck_assert_float_eq_tol(alone[k], batch[r * g.width + k], 1e-5f);
         }
     }
-    printf("%s: %d sequences, max |engine - reference| = %.3g\n", name, g.n, (double)worst);
+    printf("%s on %s: %d sequences, max |engine - reference| = %.3g\n", name,
+           eng_model_gemm_name(m), g.n, (double)worst);
     eng_ctx_free(ctx);
     eng_model_free(m);
     unlink(path);
@@ -131,7 +136,7 @@ int main(void)
     Suite *s = suite_create("golden_tiny");
     TCase *tc = tcase_create("hfref");
     tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_matches_reference_alone_and_batched, 0, N_MODELS);
+    tcase_add_loop_test(tc, test_matches_reference_alone_and_batched, 0, 2 * N_MODELS);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
