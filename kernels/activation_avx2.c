@@ -9,16 +9,6 @@
 #include "kernels_isa.h"
 #include "vmath_avx2.h"
 
-static inline __m256 act8(__m256 v, eng__act act)
-{
-    switch (act) {
-    case ENG_ACT_GELU: return gelu_erf8(v);
-    case ENG_ACT_GELU_TANH: return gelu_tanh8(v);
-    case ENG_ACT_RELU: return relu8(v);
-    }
-    return v;
-}
-
 /* The row loop for one activation; always inlined with a constant act, so
  * each call below compiles to a loop with no switch inside. */
 static inline __attribute__((always_inline)) void

@@ -9,16 +9,6 @@
 #include "kernels_isa.h"
 #include "vmath_avx512.h"
 
-static inline __m512 act16(__m512 v, eng__act act)
-{
-    switch (act) {
-    case ENG_ACT_GELU: return gelu_erf16(v);
-    case ENG_ACT_GELU_TANH: return gelu_tanh16(v);
-    case ENG_ACT_RELU: return relu16(v);
-    }
-    return v;
-}
-
 /* The row loop for one activation; always inlined with a constant act, so
  * each call below compiles to a loop with no switch inside. */
 static inline __attribute__((always_inline)) void

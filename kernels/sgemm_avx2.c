@@ -16,16 +16,6 @@
 
 enum { MR = 6, NP = 1 };
 
-static inline __m256 act8(__m256 v, int act)
-{
-    switch (act) {
-    case ENG_ACT_GELU: return gelu_erf8(v);
-    case ENG_ACT_GELU_TANH: return gelu_tanh8(v);
-    case ENG_ACT_RELU: return relu8(v);
-    }
-    return v;
-}
-
 /* Loads w <= 8 floats (w < 1: none, zeros) of p, masking only a partial half. */
 static inline __m256 load_part(const float *p, int w)
 {

@@ -16,16 +16,6 @@
 
 enum { MR = 6, NP = 4 };
 
-static inline __m512 act16(__m512 v, int act)
-{
-    switch (act) {
-    case ENG_ACT_GELU: return gelu_erf16(v);
-    case ENG_ACT_GELU_TANH: return gelu_tanh16(v);
-    case ENG_ACT_RELU: return relu16(v);
-    }
-    return v;
-}
-
 /* One tile of mr x np panels; always inlined with constant mr and np, so the
  * accumulators live in registers and the row and panel loops unroll. */
 static inline __attribute__((always_inline)) void

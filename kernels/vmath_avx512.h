@@ -99,4 +99,15 @@ static inline __m512 relu16(__m512 x)
     return _mm512_max_ps(_mm512_setzero_ps(), x);
 }
 
+/* The activation act (an eng__act) on 16 lanes. */
+static inline __m512 act16(__m512 v, int act)
+{
+    switch (act) {
+    case ENG_ACT_GELU: return gelu_erf16(v);
+    case ENG_ACT_GELU_TANH: return gelu_tanh16(v);
+    case ENG_ACT_RELU: return relu16(v);
+    }
+    return v;
+}
+
 #endif
