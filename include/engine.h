@@ -1,5 +1,6 @@
 /* engine.h: the one public header of libengine, a pure-C inference engine for
- * BERT-family text models (and, later, CNNs), converted by tools/convert.
+ * BERT-family text models and ResNet image classifiers, converted by
+ * tools/convert.
  *
  * Usage:
  *
@@ -20,8 +21,8 @@
  *     eng_model_free(model);
  *
  * Thread-safety rule: an eng_model is immutable once loaded and may be shared by
- * any number of threads; an eng_ctx (scratch memory for one forward pass) belongs
- * to one thread at a time. Use one context per worker thread. eng_last_error() is
+ * any number of threads; an eng_ctx (scratch memory sized once, and the threads
+ * that split one forward pass) belongs to one thread at a time. Use one context per worker thread. eng_last_error() is
  * per thread. The scheduler (eng_sched_*) is safe to call from any thread.
  *
  * Errors are values: every fallible call returns an eng_status; the detail is in
@@ -198,8 +199,8 @@ typedef struct {
 eng_status eng_classify_ids(eng_ctx *ctx, const eng_seq *seqs, int n, float *logits,
                             float *probs, int *labels, eng_status *item_status);
 
-/* Mean-pooled (and, when the model says so, L2-normalised) last hidden state:
- * out is n x hidden. */
+/* The pooled last hidden state (mean over tokens, or [CLS], and L2-normalised
+ * when the model's sentence-transformers config says so): out is n x hidden. */
 eng_status eng_embed_ids(eng_ctx *ctx, const eng_seq *seqs, int n, float *out,
                          eng_status *item_status);
 
