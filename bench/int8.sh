@@ -20,22 +20,14 @@
 # for the ONNX export, python3-onnx for the quantization). Results go to
 # $OUT_DIR (default $BUILD/bench); BUILD (default build) is the build folder.
 set -eu
-SHARED=$(cd "${ENGINE_SHARED:-../shared}" && pwd)
-export PEERS_DIR="${PEERS_DIR:-$HOME/.cache/engine-peers}"
-BUILD=${BUILD:-build}
-OUT=${OUT_DIR:-$BUILD/bench}
-REPS=${REPS:-3}
-THREADS=${THREADS:-2}
+. "$(dirname "$0")/common.sh"
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
-mkdir -p "$OUT"
 OUT_ABS=$(cd "$OUT" && pwd)
 IDS="$SHARED/data/sst2/dev.ids.jsonl"
 
-[ -d "$PEERS_DIR/node_modules/onnxruntime-node" ] || sh "$SHARED/reference/setup-peers.sh"
+need_peers
 make -s BUILD="$BUILD" "$BUILD/convert" "$BUILD/text-bench" "$BUILD/engine"
 
-median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
 ratio() { echo "$1 $2" | awk '{printf "%.2f", $1/$2}'; }
 
 # accuracy LOGITS.jsonl REFERENCE.jsonl: "correct/872 = x%, agrees with the
@@ -56,7 +48,7 @@ EOF
 }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $THREADS threads"
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+load_average "at start"
 for m in sst2-bert-mini sst2-distilbert-mini; do
     "$BUILD/convert" "$SHARED/models/$m" "$OUT/$m.fp32.eng" >/dev/null
     "$BUILD/convert" --dtype int8 "$SHARED/models/$m" "$OUT/$m.int8.eng" >/dev/null
@@ -111,4 +103,4 @@ f=$(median <"$OUT/minilm-l6.fp32.txt")
 q=$(median <"$OUT/minilm-l6.int8.txt")
 echo "minilm-l6 synthetic, batch 32 x 128 tokens, sentences/s (median of $REPS): engine fp32 $f," \
     "engine int8 $q, ratio $(ratio "$q" "$f") (target >= 2.50)"
-echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+load_average "at end"

@@ -10,16 +10,10 @@
 # for the ONNX export). Results go to $OUT_DIR (default build/bench). The
 # machine is shared: the load average is printed with the figures.
 set -eu
-SHARED=$(cd "${ENGINE_SHARED:-../shared}" && pwd)
-export PEERS_DIR="${PEERS_DIR:-$HOME/.cache/engine-peers}"
-BUILD=${BUILD:-build}
-OUT=${OUT_DIR:-$BUILD/bench}
-REPS=${REPS:-3}
-THREADS=${THREADS:-2}
+. "$(dirname "$0")/common.sh"
 BATCHES=${BATCHES:-1,8,32}
-mkdir -p "$OUT"
 
-[ -d "$PEERS_DIR/node_modules/onnxruntime-node" ] || sh "$SHARED/reference/setup-peers.sh"
+need_peers
 make -s BUILD="$BUILD" "$BUILD/convert" "$BUILD/image-bench"
 
 IMAGES="$SHARED/data/imagenet-sample/images"
@@ -30,7 +24,6 @@ PTH="$SHARED/models/resnet18-random/resnet18.pth"
     (cd "$SHARED/reference" && /usr/bin/python3 tvref.py onnx resnet18 "$PTH" \
         "$(cd - >/dev/null && pwd)/$OUT/resnet18.onnx") >/dev/null
 
-median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 # Field $2 of the line for batch $1 of a file of JSON lines.
 pick() { python3 -c "import json,sys
 for l in open('$3'):
@@ -38,7 +31,7 @@ for l in open('$3'):
     if j['batch'] == $1: print(j['$2'])"; }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $THREADS threads"
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+load_average "before"
 : >"$OUT/resnet18.engine.jsonl"
 : >"$OUT/resnet18.ort.jsonl"
 i=0
@@ -49,7 +42,7 @@ while [ $i -lt "$REPS" ]; do
         --samples 5 >>"$OUT/resnet18.ort.jsonl"
     i=$((i + 1))
 done
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+load_average "after"
 for b in $(echo "$BATCHES" | tr , ' '); do
     e=$(pick "$b" ms_per_batch "$OUT/resnet18.engine.jsonl" | median)
     n=$(pick "$b" net_ms_per_batch "$OUT/resnet18.engine.jsonl" | median)

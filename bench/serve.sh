@@ -14,15 +14,12 @@
 #
 # Results go to $OUT_DIR (default $BUILD/bench); BUILD (default build).
 set -eu
-SHARED=$(cd "${ENGINE_SHARED:-../shared}" && pwd)
-BUILD=${BUILD:-build}
-OUT=${OUT_DIR:-$BUILD/bench}
+. "$(dirname "$0")/common.sh"
 DURATION=${DURATION:-5}
 CONCURRENCY=${CONCURRENCY:-1,10,25,50,64,100,200,500}
-mkdir -p "$OUT"
 make -s BUILD="$BUILD" "$BUILD/convert" "$BUILD/infer-bench"
 
-echo "load average at start: $(cut -d" " -f1-3 /proc/loadavg)"
+load_average "at start"
 "$BUILD/convert" "$SHARED/models/sst2-bert-mini" "$OUT/sst2-bert-mini.eng" >/dev/null
 "$BUILD/convert" --synthetic minilm-l6 "$OUT/minilm-l6.eng" >/dev/null
 for m in sst2-bert-mini minilm-l6; do
@@ -46,4 +43,4 @@ EOF
 done
 "$BUILD/infer-bench" --model null --input "$SHARED/data/sst2/dev.tsv" --mode stream --rate 3000000 --duration 3
 "$BUILD/infer-bench" --model null --input "$SHARED/data/sst2/dev.tsv" --mode stream --rate 1000 --duration 5
-echo "load average at end: $(cut -d" " -f1-3 /proc/loadavg)"
+load_average "at end"

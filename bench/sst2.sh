@@ -14,22 +14,13 @@
 # for the ONNX export). Results go to $OUT_DIR (default $BUILD/bench); BUILD
 # (default build) is the build folder.
 set -eu
-SHARED=$(cd "${ENGINE_SHARED:-../shared}" && pwd)
-export PEERS_DIR="${PEERS_DIR:-$HOME/.cache/engine-peers}"
-BUILD=${BUILD:-build}
-OUT=${OUT_DIR:-$BUILD/bench}
-REPS=${REPS:-3}
-THREADS=${THREADS:-2}
+. "$(dirname "$0")/common.sh"
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
-mkdir -p "$OUT"
 
-[ -d "$PEERS_DIR/node_modules/onnxruntime-node" ] || sh "$SHARED/reference/setup-peers.sh"
+need_peers
 make -s BUILD="$BUILD" "$BUILD/convert" "$BUILD/text-bench"
 
-median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
-
-echo "load average at start: $(cut -d" " -f1-3 /proc/loadavg)"
+load_average "at start"
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $THREADS threads"
 for m in sst2-bert-mini sst2-distilbert-mini; do
     "$BUILD/convert" "$SHARED/models/$m" "$OUT/$m.eng" >/dev/null
@@ -57,4 +48,4 @@ done
 "$BUILD/convert" --synthetic minilm-l6 "$OUT/minilm-l6.eng" >/dev/null
 echo "minilm-l6 synthetic, batch 32 x 128 tokens:"
 "$BUILD/text-bench" "$OUT/minilm-l6.eng" --synthetic-len 128 --batch 32 --threads "$THREADS" --seconds "$SECONDS_PER_RUN"
-echo "load average at end: $(cut -d" " -f1-3 /proc/loadavg)"
+load_average "at end"

@@ -40,17 +40,6 @@ static const int widths[] = {1, 7, 16, 32, 33, 64, 128};
 #define N_LENS ((int)(sizeof seq_lens / sizeof seq_lens[0]))
 #define N_WIDTHS ((int)(sizeof widths / sizeof widths[0]))
 
-/* A deterministic xorshift generator, so a failure reproduces. */
-static uint32_t rng_state = 2463534242u;
-
-static float uniform(float lo, float hi)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return lo + (hi - lo) * (float)(rng_state >> 8) / 16777216.0f;
-}
-
 /* One problem: qkv [S][ld] with q, k, v the column blocks at 0, d, 2d (ld =
  * 3d + 3, so rows start unaligned), out [S][ldo] plus a guard row past it. */
 typedef struct {
@@ -68,7 +57,7 @@ static problem problem_new(int S, int d, float qk_range)
     ck_assert(p.qkv && p.out && p.scratch);
     for (int j = 0; j < S; j++)
         for (int c = 0; c < p.ld; c++)
-            p.qkv[(size_t)j * p.ld + c] = c < 2 * d ? uniform(-qk_range, qk_range) : uniform(-1, 1);
+            p.qkv[(size_t)j * p.ld + c] = c < 2 * d ? test_uniform(-qk_range, qk_range) : test_uniform(-1, 1);
     return p;
 }
 

@@ -299,16 +299,8 @@ START_TEST(test_sst2_accuracy_within_half_a_point)
     ck_assert_ptr_nonnull(ref);
     ck_assert_int_eq(n, n_sent);
     ck_assert_int_eq(C, 2);
-    eng_ctx *ctx = NULL;
-    ck_assert_int_eq(eng_ctx_init(sst2_model[m], NULL, &ctx), ENG_OK);
-    float *logits = malloc((size_t)n * C * sizeof *logits);
-    int *labels = malloc((size_t)n * sizeof *labels);
-    for (int i = 0; i < n; i += 32) {
-        int b = n - i < 32 ? n - i : 32;
-        ck_assert_int_eq(eng_classify(ctx, (const char *const *)sentences + i, b,
-                                      logits + (size_t)i * C, NULL, labels + i, NULL),
-                         ENG_OK);
-    }
+    int *labels = NULL;
+    float *logits = test_classify_all(sst2_model[m], sentences, n, &labels);
     float worst = 0.0f;
     int correct = 0, ref_correct = 0, agree = 0;
     for (int i = 0; i < n; i++) {
@@ -330,7 +322,6 @@ START_TEST(test_sst2_accuracy_within_half_a_point)
     free(logits);
     free(labels);
     free(ref);
-    eng_ctx_free(ctx);
 }
 END_TEST
 

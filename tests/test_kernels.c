@@ -51,17 +51,6 @@ static const int row_counts[] = {1, 2, 5};
 #define N_SIZES ((int)(sizeof sizes / sizeof sizes[0]))
 #define N_ROWS ((int)(sizeof row_counts / sizeof row_counts[0]))
 
-/* A deterministic xorshift generator, so a failure reproduces. */
-static uint32_t rng_state = 2463534242u;
-
-static float uniform(float lo, float hi)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return lo + (hi - lo) * (float)(rng_state >> 8) / 16777216.0f;
-}
-
 static float *alloc_floats(size_t n)
 {
     float *p = malloc(n * sizeof *p);
@@ -73,7 +62,7 @@ static float *random_floats(size_t n, float lo, float hi)
 {
     float *p = alloc_floats(n);
     for (size_t i = 0; i < n; i++)
-        p[i] = uniform(lo, hi);
+        p[i] = test_uniform(lo, hi);
     return p;
 }
 
@@ -229,7 +218,7 @@ static float *softmax_input(int rows, int n, int ld)
     float *x = alloc_floats((size_t)rows * ld);
     for (int r = 0; r < rows; r++)
         for (int i = 0; i < ld; i++)
-            x[(size_t)r * ld + i] = i < n ? uniform(-8.0f, 8.0f) : GUARD;
+            x[(size_t)r * ld + i] = i < n ? test_uniform(-8.0f, 8.0f) : GUARD;
     return x;
 }
 
@@ -631,7 +620,7 @@ static void bench(void)
         return;
     }
     for (int i = 0; i < 768; i++)
-        g[i] = uniform(0.5f, 1.5f);
+        g[i] = test_uniform(0.5f, 1.5f);
     for (int isa = ENG_ISA_SCALAR; isa <= ENG_ISA_AVX512; isa++) {
         const eng__kernels *k = eng__kernels_for((eng__isa)isa);
         if (!k) {
@@ -640,7 +629,7 @@ static void bench(void)
         }
         const char *name = eng__isa_str(k->isa);
         for (size_t i = 0; i < gelu_len; i++)
-            x[i] = uniform(-3.0f, 3.0f);
+            x[i] = test_uniform(-3.0f, 3.0f);
         /* Inputs stay within [-3, 3]-ish: GELU of such values stays there too. */
         BENCH("gelu 32x128x1536", name, gelu_len, k->bias_act(x, bias, gelu_rows, gelu_n, ENG_ACT_GELU));
         BENCH("gelu_tanh 32x128x1536", name, gelu_len,

@@ -67,16 +67,8 @@ START_TEST(test_logits_and_accuracy_match_reference)
     float *ref = test_read_jsonl_floats(test_shared_path(rel), "logits", &n, &C);
     ck_assert_ptr_nonnull(ref);
     ck_assert_int_eq(n, n_sent);
-    eng_ctx *ctx = NULL;
-    ck_assert_int_eq(eng_ctx_init(model[m], NULL, &ctx), ENG_OK);
-    float *logits = malloc((size_t)n * C * sizeof *logits);
-    int *labels = malloc((size_t)n * sizeof *labels);
-    for (int i = 0; i < n; i += 32) {
-        int b = n - i < 32 ? n - i : 32;
-        ck_assert_int_eq(eng_classify(ctx, (const char *const *)sentences + i, b,
-                                      logits + (size_t)i * C, NULL, labels + i, NULL),
-                         ENG_OK);
-    }
+    int *labels = NULL;
+    float *logits = test_classify_all(model[m], sentences, n, &labels);
     float worst = 0.0f;
     int correct = 0, ref_correct = 0;
     for (int i = 0; i < n; i++) {
@@ -93,7 +85,6 @@ START_TEST(test_logits_and_accuracy_match_reference)
     free(logits);
     free(labels);
     free(ref);
-    eng_ctx_free(ctx);
 }
 END_TEST
 

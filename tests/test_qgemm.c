@@ -21,15 +21,6 @@
 /* GELU's slope never exceeds this, so an input error e moves it by <= e * this. */
 #define GELU_MAX_SLOPE 1.13
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint32_t next_u32(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 16);
-}
-static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)(next_u32() % 1000001) / 1e6f; }
 
 /* Plain-layout int8 weights W[K][N] in [-127, 127], packed through the real
  * quantizer: a 127 in every column makes scale 1, so q == W exactly. */
@@ -47,7 +38,7 @@ static qweights make_weights(int K, int N, int lo, int hi)
                   malloc((size_t)N * sizeof(float)), malloc((size_t)N * sizeof(int32_t))};
     float *wf = malloc((size_t)K * N * sizeof *wf);
     for (size_t i = 0; i < (size_t)K * N; i++) {
-        q.w[i] = (int8_t)(lo + (int)(next_u32() % (unsigned)(hi - lo + 1)));
+        q.w[i] = (int8_t)(lo + (int)(test_rand_u32() % (unsigned)(hi - lo + 1)));
         if (i < (size_t)N && q.w[i] != -127)
             q.w[i] = 127;
         wf[i] = q.w[i];
@@ -75,7 +66,7 @@ static uint8_t *make_acts(int M, int K, int lo, int hi)
     uint8_t *a = malloc((size_t)M * lda);
     for (int m = 0; m < M; m++)
         for (size_t k = 0; k < lda; k++)
-            a[m * lda + k] = (int)k < K ? (uint8_t)(lo + (int)(next_u32() % (unsigned)(hi - lo + 1)))
+            a[m * lda + k] = (int)k < K ? (uint8_t)(lo + (int)(test_rand_u32() % (unsigned)(hi - lo + 1)))
                                         : 128;
     return a;
 }
@@ -165,7 +156,7 @@ START_TEST(test_weight_quantizer_bound)
     int32_t wsum[35];
     int8_t *wq = malloc(eng__quantized_weight_bytes(K, N));
     for (int i = 0; i < K * N; i++)
-        w[i] = uniform(-3.0f, 3.0f) * (float)(1 + i % N);
+        w[i] = test_uniform(-3.0f, 3.0f) * (float)(1 + i % N);
     for (int k = 0; k < K; k++)
         w[(size_t)k * N + 7] = 0.0f;   /* an all-zero column */
     ck_assert_int_eq(eng__quantize_weights(w, K, N, wq, scale, wsum), ENG_OK);
@@ -215,7 +206,7 @@ START_TEST(test_activation_quantizers_agree)
         const size_t lda = lda_of(K) + 4;
         float *x = malloc((size_t)M * K * sizeof *x);
         for (int i = 0; i < M * K; i++)
-            x[i] = uniform(-4.0f, 4.0f) * (i % 3 ? 1.0f : 10.0f);
+            x[i] = test_uniform(-4.0f, 4.0f) * (i % 3 ? 1.0f : 10.0f);
         for (int k = 0; k < K; k++)
             x[2 * K + k] = 0.0f;   /* an all-zero row */
         x[0] = 1000.0f;            /* one outlier */
@@ -274,13 +265,13 @@ static layer make_layer(int M, int K, int N)
     L.ref = malloc((size_t)M * N * sizeof(double));
     L.bound = malloc((size_t)M * N * sizeof(double));
     for (int i = 0; i < M * K; i++)
-        L.x[i] = uniform(-2.0f, 2.0f) * (i % 7 == 0 ? 5.0f : 1.0f);
+        L.x[i] = test_uniform(-2.0f, 2.0f) * (i % 7 == 0 ? 5.0f : 1.0f);
     for (int i = 0; i < K * N; i++)
-        L.w[i] = uniform(-0.1f, 0.1f);
+        L.w[i] = test_uniform(-0.1f, 0.1f);
     for (int i = 0; i < N; i++)
-        L.b[i] = uniform(-1.0f, 1.0f);
+        L.b[i] = test_uniform(-1.0f, 1.0f);
     for (int i = 0; i < M * N; i++)
-        L.res[i] = uniform(-1.0f, 1.0f);
+        L.res[i] = test_uniform(-1.0f, 1.0f);
     ck_assert_int_eq(eng__quantize_weights(L.w, K, N, L.wq, L.wscale, L.wsum), ENG_OK);
     L.l = (eng__linear){.K = K, .N = N, .dtype = ENG_DT_I8, .wq = L.wq, .wscale = L.wscale,
                         .wsum = L.wsum, .b = L.b};

@@ -25,15 +25,6 @@
 /* What the padding between rows of Y holds before and must hold after. */
 #define SENTINEL 12345.0f
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static float uniform(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((rng >> 11) % 2000001) / 1e6f - 1.0f;
-}
-
 static double act_ref(double v, int act)
 {
     switch (act) {
@@ -67,15 +58,15 @@ static void check_one(const eng__sgemm_kernels *sk, int M, int N, int K, int epi
     float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(K, N));
     ck_assert(x && w && bias && y && packed);
     for (size_t i = 0; i < (size_t)M * ldx; i++)
-        x[i] = uniform();
+        x[i] = test_uniform(-1.0f, 1.0f);
     for (size_t i = 0; i < (size_t)K * N; i++)
-        w[i] = uniform();
+        w[i] = test_uniform(-1.0f, 1.0f);
     for (int i = 0; i < N; i++)
-        bias[i] = uniform();
+        bias[i] = test_uniform(-1.0f, 1.0f);
     if (epi == EPI_RES) {
         ck_assert((res = malloc((size_t)M * ldy * sizeof *res)) != NULL);
         for (size_t i = 0; i < (size_t)M * ldy; i++)
-            res[i] = 4.0f * uniform();
+            res[i] = 4.0f * test_uniform(-1.0f, 1.0f);
     }
     for (size_t i = 0; i < (size_t)M * ldy; i++)
         y[i] = SENTINEL;

@@ -146,6 +146,41 @@ int test_read_sst2_dev(char ***texts, int **labels)
     return count;
 }
 
+float *test_classify_all(const eng_model *model, char **texts, int n, int **labels)
+{
+    eng_model_info info;
+    eng_model_get_info(model, &info);
+    const size_t C = (size_t)info.n_labels;
+    eng_ctx *ctx = NULL;
+    ck_assert_int_eq(eng_ctx_init(model, NULL, &ctx), ENG_OK);
+    float *logits = malloc((size_t)n * C * sizeof *logits);
+    *labels = malloc((size_t)n * sizeof **labels);
+    ck_assert(logits && *labels);
+    for (int i = 0; i < n; i += 32) {
+        int b = n - i < 32 ? n - i : 32;
+        ck_assert_int_eq(eng_classify(ctx, (const char *const *)texts + i, b, logits + i * C, NULL,
+                                      *labels + i, NULL),
+                         ENG_OK);
+    }
+    eng_ctx_free(ctx);
+    return logits;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+uint32_t test_rand_u32(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+
+float test_uniform(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)(test_rand_u32() >> 8) / 16777216.0f;
+}
+
 int test_run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);

@@ -4,6 +4,9 @@
 #define ENG_TESTUTIL_H
 
 #include <check.h>
+#include <stdint.h>
+
+#include "engine.h"
 
 /* The exit code that tells tests/run-tests.sh a program skipped. */
 #define TEST_SKIP 77
@@ -29,6 +32,16 @@ float *test_read_jsonl_floats(const char *path, const char *field, int *n, int *
  * space kept) and gold labels, in file order. Returns the count (872), or 0
  * when the file cannot be read. The arrays live until the program ends. */
 int test_read_sst2_dev(char ***texts, int **labels);
+
+/* Classifies texts[0..n) with model in batches of 32 on a fresh context,
+ * asserting (Check) that every batch succeeds. Returns malloc'd logits
+ * (n x n_labels) and, through *labels, malloc'd argmax labels. */
+float *test_classify_all(const eng_model *model, char **texts, int n, int **labels);
+
+/* A deterministic xorshift generator shared by the tests, so a failure
+ * reproduces: the next 32 random bits, and a float uniform in [lo, hi). */
+uint32_t test_rand_u32(void);
+float test_uniform(float lo, float hi);
 
 /* Runs the suite; returns the process exit status (0 when all passed). */
 int test_run_suite(Suite *s);
