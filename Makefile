@@ -36,22 +36,36 @@ LIBS := -lcjson -lutf8proc -lhwloc -ljpeg -lpng -lpthread -ldl -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt)
 
 # CUDA backend (src/cuda/*.cu, see src/cuda/cuda_backend.h): built when nvcc
-# is found (on PATH, else /usr/local/cuda/bin) and CUDA is not 0; otherwise
-# the library says "built without CUDA" and CUDA contexts fail with
-# ENG_ERR_NO_DEVICE. Code for sm_90 (H100) plus compute_90 PTX, which newer
-# GPUs JIT-compile. Only src/cuda_dispatch.c gets -DENG_HAVE_CUDA. The asan
-# and tsan targets pass CUDA=0: the sanitizers and the CUDA runtime do not
-# mix (the runtime's driver mappings and threads trip them).
+# is found (on PATH, else /usr/local/cuda/bin), cuBLAS and the CUDA runtime
+# are found beside it, and CUDA is not 0; otherwise the library says "built
+# without CUDA" and CUDA contexts fail with ENG_ERR_NO_DEVICE. nvcc on PATH
+# may be a wrapper script or a symbolic link far from the toolkit (Debian
+# hosts put one in /usr/local/bin), so the libraries are looked for in
+# $(CUDA_HOME), in the toolkit nvcc really lives in, and in /usr/local/cuda;
+# CUDA_LIB=DIR names them outright. Code for sm_90 (H100) plus compute_90
+# PTX, which newer GPUs JIT-compile. Only src/cuda_dispatch.c gets
+# -DENG_HAVE_CUDA. The asan and tsan targets pass CUDA=0: the sanitizers and
+# the CUDA runtime do not mix (the runtime's driver mappings and threads trip
+# them).
 CUDA ?= 1
 ifeq ($(origin NVCC),undefined)
 NVCC := $(shell command -v nvcc 2>/dev/null || \
           { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
 endif
+ifeq ($(origin CUDA_LIB),undefined)
+NVCC_TOP := $(if $(NVCC),$(shell $(NVCC) --dryrun -x cu -c /dev/null -o /dev/null \
+              2>&1 | sed -n 's/^#\$$ TOP=//p' | head -n 1))
+CUDA_LIB := $(patsubst %/,%,$(firstword $(foreach d,$(CUDA_HOME) $(NVCC_TOP) \
+              $(dir $(realpath $(NVCC)))/.. /usr/local/cuda, \
+              $(dir $(wildcard $(d)/lib64/libcublas.so)))))
+endif
 CUDA_SRC :=
 ifneq ($(CUDA),0)
 ifneq ($(NVCC),)
+ifeq ($(CUDA_LIB),)
+$(info nvcc found at $(NVCC) but no libcublas.so beside it: building without CUDA (set CUDA_LIB=DIR))
+else
 CUDA_SRC := $(wildcard src/cuda/*.cu)
-CUDA_LIB ?= $(abspath $(dir $(NVCC))../lib64)
 NVCC_WARNINGS := -Wall,-Wextra,-Wshadow,-Wpointer-arith,-Wformat=2,-Wno-unused-parameter
 ifeq ($(WERROR),1)
 NVCC_WARNINGS := $(NVCC_WARNINGS),-Werror
@@ -60,6 +74,7 @@ NVCC_FLAGS := -std=c++17 -O2 -g -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90 -Xcompiler $(NVCC_WARNINGS) \
               -Iinclude -Isrc -Isrc/cuda -Ikernels -MMD -MP
 LIBS += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublas -lcudart -lstdc++
+endif
 endif
 endif
 
