@@ -57,13 +57,13 @@ NVCC_TOP := $(if $(NVCC),$(shell $(NVCC) --dryrun -x cu -c /dev/null -o /dev/nul
               2>&1 | sed -n 's/^#\$$ TOP=//p' | head -n 1))
 CUDA_LIB := $(patsubst %/,%,$(firstword $(foreach d,$(CUDA_HOME) $(NVCC_TOP) \
               $(dir $(realpath $(NVCC)))/.. /usr/local/cuda, \
-              $(dir $(wildcard $(d)/lib64/libcublas.so)))))
+              $(if $(wildcard $(d)/lib64/libcudart.so),$(dir $(wildcard $(d)/lib64/libcublas.so))))))
 endif
 CUDA_SRC :=
 ifneq ($(CUDA),0)
 ifneq ($(NVCC),)
 ifeq ($(CUDA_LIB),)
-$(info nvcc found at $(NVCC) but no libcublas.so beside it: building without CUDA (set CUDA_LIB=DIR))
+$(info nvcc found at $(NVCC) but no libcublas.so and libcudart.so beside it: building without CUDA (set CUDA_LIB=DIR))
 else
 CUDA_SRC := $(wildcard src/cuda/*.cu)
 NVCC_WARNINGS := -Wall,-Wextra,-Wshadow,-Wpointer-arith,-Wformat=2,-Wno-unused-parameter

@@ -70,14 +70,16 @@ void eng__sgemm_packed(const eng__sgemm_kernels *sk, const float *X, int M, int 
                 const int flags = (kb > 0 ? ENG_ST_ACCUM : 0) | (kb + kn == K ? ENG_ST_FINAL : 0);
                 const float *b = packed + (size_t)pb * ldb + (size_t)kb * 16;
                 for (int r = mb; r < me; r += sk->mr) {
-                    const eng__sepi epi = {
-                        .bias = bias + 16 * pb,
-                        .res = res ? res + (size_t)r * ldy + 16 * pb : NULL,
-                        .ldr = ldy,
-                        .act = act,
-                    };
-                    sk->tile(X + (size_t)r * ldx + kb, ldx, b, ldb, kn, min_int(sk->mr, me - r),
-                             pn, ncols, Y + (size_t)r * ldy + 16 * pb, ldy, flags, &epi);
+                    const int mr = min_int(sk->mr, me - r);
+                    const float *a[ENG_SGEMM_MAX_MR], *rs[ENG_SGEMM_MAX_MR];
+                    float *c[ENG_SGEMM_MAX_MR];
+                    for (int i = 0; i < mr; i++) {
+                        a[i] = X + (size_t)(r + i) * ldx + kb;
+                        c[i] = Y + (size_t)(r + i) * ldy + 16 * pb;
+                        rs[i] = res ? res + (size_t)(r + i) * ldy + 16 * pb : NULL;
+                    }
+                    const eng__sepi epi = { bias + 16 * pb, res ? rs : NULL, act };
+                    sk->tile(a, b, ldb, kn, mr, pn, ncols, c, flags, &epi);
                 }
             }
         }

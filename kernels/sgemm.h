@@ -16,8 +16,11 @@
  * zero where 16p + j >= N. A tile's step k therefore reads one 64-byte line
  * per panel. Size: eng__sgemm_packed_bytes(K, N).
  *
- * The activations X are read in place (row stride ldx >= K, no packing): each
- * tile broadcasts its rows' k-th elements. */
+ * The activations X are read in place (no packing): each tile broadcasts its
+ * rows' k-th elements. A tile takes one pointer per row, for its input, its
+ * output and its residual, so its rows need not be evenly spaced: the linear
+ * layers pass rows at a fixed stride, the convolutions (src/conv.c) pass the
+ * windows of any run of output pixels, rows and images crossed. */
 #ifndef ENG_SGEMM_H
 #define ENG_SGEMM_H
 
@@ -29,29 +32,33 @@
  * FINAL marks the last K block, where the epilogue runs. */
 enum { ENG_ST_ACCUM = 1, ENG_ST_FINAL = 2 };
 
-/* The epilogue of one tile, pointers offset to the tile's first row (res)
- * and first column (both): C = act(acc + bias (+ res)). */
+/* The epilogue of one tile, pointers offset to the tile's first column:
+ * C = act(acc + bias (+ res)). */
 typedef struct {
-    const float *bias;  /* never NULL */
-    const float *res;   /* row r at res + r*ldr, or NULL */
-    size_t ldr;
-    int act;            /* -1: none; else an eng__act */
+    const float *bias;        /* never NULL */
+    const float *const *res;  /* row r at res[r], or NULL */
+    int act;                  /* -1: none; else an eng__act */
 } eng__sepi;
+
+/* The most rows of any ISA's tile, for callers' row pointer arrays. */
+enum { ENG_SGEMM_MAX_MR = 6 };
 
 typedef struct {
     eng__isa isa;
     int mr;  /* rows of one register tile */
     int np;  /* 16-column panels of one register tile */
     /* One register tile: rows [0, mr), panels [0, np), over k steps [0, kc).
-     *   a: row r at a + r*lda, kc floats used.
+     *   a: row r at a[r], kc floats used.
      *   b: panel j at b + j*ldb floats, 16 floats per k step.
-     *   c: row r at c + r*ldc; only columns [0, ncols) are read or written
+     *   c: row r at c[r]; only columns [0, ncols) are read or written
      *      (16*(np-1) < ncols <= 16*np).
      * Without ACCUM the sums start at 0, with it from c. With FINAL, c gets
      * the epilogue's result; otherwise the raw sums. mr <= this->mr,
-     * np <= this->np. */
-    void (*tile)(const float *a, size_t lda, const float *b, size_t ldb, int kc, int mr, int np,
-                 int ncols, float *c, size_t ldc, int flags, const eng__sepi *epi);
+     * np <= this->np. Each row's sums run over k in order, whatever mr and
+     * the row's place in the tile, so a row's result never depends on which
+     * tile computed it. */
+    void (*tile)(const float *const *a, const float *b, size_t ldb, int kc, int mr, int np,
+                 int ncols, float *const *c, int flags, const eng__sepi *epi);
 } eng__sgemm_kernels;
 
 /* Bytes of the packed form of a K x N matrix; 0 when K < 1 or N < 1. */

@@ -1,8 +1,8 @@
 /* sgemm_avx2.c: the fp32 GEMM tile on 8-lane registers (AVX2 + FMA), the
  * contract and packed layout in sgemm.h.
  *
- * Shapes: a[mr][lda] (kc used), b = one panel of [kc][16], c[mr][ldc] (ncols
- * used); mr <= 6, np == 1. The full tile keeps 6 rows x 2 halves = 12 ymm
+ * Shapes: rows a[r][kc], b = one panel of [kc][16], rows c[r][ncols]; mr <= 6,
+ * np == 1. The full tile keeps 6 rows x 2 halves = 12 ymm
  * accumulators, plus 2 weight vectors and a broadcast: 15 of the 16 ymm
  * registers. Column tails use masked loads and stores only where a half is
  * partial (VMASKMOVPS stores are slow on some cores); the packed panel is
@@ -33,15 +33,19 @@ static inline void store_part(float *p, int w, __m256 v)
 /* One tile of mr rows; always inlined with a constant mr, so the accumulators
  * live in registers and the row loop unrolls. */
 static inline __attribute__((always_inline)) void
-tile_n(const float *a, size_t lda, const float *b, int kc, const int mr, int ncols, float *c,
-       size_t ldc, int flags, const eng__sepi *epi)
+tile_n(const float *const *ap, const float *b, int kc, const int mr, int ncols, float *const *c,
+       int flags, const eng__sepi *epi)
 {
+    const float *a[MR];
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++)
+        a[r] = ap[r];
     __m256 acc[MR][2];
 #pragma GCC unroll 6
     for (int r = 0; r < mr; r++)
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++)
-            acc[r][h] = (flags & ENG_ST_ACCUM) ? load_part(c + (size_t)r * ldc + 8 * h, ncols - 8 * h)
+            acc[r][h] = (flags & ENG_ST_ACCUM) ? load_part(c[r] + 8 * h, ncols - 8 * h)
                                                : _mm256_setzero_ps();
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
@@ -49,7 +53,7 @@ tile_n(const float *a, size_t lda, const float *b, int kc, const int mr, int nco
         const __m256 b1 = _mm256_loadu_ps(b + (size_t)k * 16 + 8);
 #pragma GCC unroll 6
         for (int r = 0; r < mr; r++) {
-            const __m256 av = _mm256_broadcast_ss(a + (size_t)r * lda + k);
+            const __m256 av = _mm256_broadcast_ss(a[r] + k);
             acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
         }
@@ -62,8 +66,7 @@ tile_n(const float *a, size_t lda, const float *b, int kc, const int mr, int nco
             for (int r = 0; r < mr; r++) {
                 __m256 v = _mm256_add_ps(acc[r][h], bias);
                 if (epi->res)
-                    v = _mm256_add_ps(v, load_part(epi->res + (size_t)r * epi->ldr + 8 * h,
-                                                   ncols - 8 * h));
+                    v = _mm256_add_ps(v, load_part(epi->res[r] + 8 * h, ncols - 8 * h));
                 acc[r][h] = epi->act >= 0 ? act8(v, epi->act) : v;
             }
         }
@@ -72,14 +75,14 @@ tile_n(const float *a, size_t lda, const float *b, int kc, const int mr, int nco
     for (int r = 0; r < mr; r++)
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++)
-            store_part(c + (size_t)r * ldc + 8 * h, ncols - 8 * h, acc[r][h]);
+            store_part(c[r] + 8 * h, ncols - 8 * h, acc[r][h]);
 }
 
 #define TILE_ARGS                                                                          \
-    const float *a, size_t lda, const float *b, size_t ldb, int kc, int mr, int np,        \
-        int ncols, float *c, size_t ldc, int flags, const eng__sepi *epi
+    const float *const *a, const float *b, size_t ldb, int kc, int mr, int np, int ncols,  \
+        float *const *c, int flags, const eng__sepi *epi
 #define TILE(R)                                                                            \
-    static void tile_##R(TILE_ARGS) { tile_n(a, lda, b, kc, R, ncols, c, ldc, flags, epi); }
+    static void tile_##R(TILE_ARGS) { tile_n(a, b, kc, R, ncols, c, flags, epi); }
 TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
 
 typedef void (*tile_fn)(TILE_ARGS);
@@ -87,7 +90,7 @@ static const tile_fn tiles[MR] = { tile_1, tile_2, tile_3, tile_4, tile_5, tile_
 
 static void tile(TILE_ARGS)
 {
-    tiles[mr - 1](a, lda, b, ldb, kc, mr, np, ncols, c, ldc, flags, epi);
+    tiles[mr - 1](a, b, ldb, kc, mr, np, ncols, c, flags, epi);
 }
 
 const eng__sgemm_kernels eng__sgemm_avx2 = { ENG_ISA_AVX2, MR, NP, tile };

@@ -1,8 +1,8 @@
 /* sgemm_avx512.c: the fp32 GEMM tile on 16-lane registers (AVX-512F), the
  * contract and packed layout in sgemm.h.
  *
- * Shapes: a[mr][lda] (kc used), b = np panels of [kc][16] (ldb floats apart),
- * c[mr][ldc] (ncols used); mr <= 6, np <= 4. The full tile keeps 6 x 4 = 24
+ * Shapes: rows a[r][kc], b = np panels of [kc][16] (ldb floats apart), rows
+ * c[r][ncols]; mr <= 6, np <= 4. The full tile keeps 6 x 4 = 24
  * zmm accumulators; each k step loads 4 weight vectors and broadcasts 6
  * activations, 10 loads for 24 FMAs, so the FMA units, not the loads, set the
  * pace. Column tails use masked loads and stores (the packed panels are
@@ -19,9 +19,13 @@ enum { MR = 6, NP = 4 };
 /* One tile of mr x np panels; always inlined with constant mr and np, so the
  * accumulators live in registers and the row and panel loops unroll. */
 static inline __attribute__((always_inline)) void
-tile_n(const float *a, size_t lda, const float *b, size_t ldb, int kc, const int mr, const int np,
-       int ncols, float *c, size_t ldc, int flags, const eng__sepi *epi)
+tile_n(const float *const *ap, const float *b, size_t ldb, int kc, const int mr, const int np,
+       int ncols, float *const *c, int flags, const eng__sepi *epi)
 {
+    const float *a[MR];
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++)
+        a[r] = ap[r];
     __m512 acc[MR][NP];
     __mmask16 m[NP];
 #pragma GCC unroll 4
@@ -32,7 +36,7 @@ tile_n(const float *a, size_t lda, const float *b, size_t ldb, int kc, const int
 #pragma GCC unroll 4
         for (int j = 0; j < np; j++)
             acc[r][j] = (flags & ENG_ST_ACCUM)
-                            ? _mm512_maskz_loadu_ps(m[j], c + (size_t)r * ldc + 16 * j)
+                            ? _mm512_maskz_loadu_ps(m[j], c[r] + 16 * j)
                             : _mm512_setzero_ps();
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
@@ -42,7 +46,7 @@ tile_n(const float *a, size_t lda, const float *b, size_t ldb, int kc, const int
             bv[j] = _mm512_loadu_ps(b + (size_t)j * ldb + (size_t)k * 16);
 #pragma GCC unroll 6
         for (int r = 0; r < mr; r++) {
-            const __m512 av = _mm512_set1_ps(a[(size_t)r * lda + k]);
+            const __m512 av = _mm512_set1_ps(a[r][k]);
 #pragma GCC unroll 4
             for (int j = 0; j < np; j++)
                 acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
@@ -57,7 +61,7 @@ tile_n(const float *a, size_t lda, const float *b, size_t ldb, int kc, const int
                 __m512 v = _mm512_add_ps(acc[r][j], bias);
                 if (epi->res)
                     v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(
-                                             m[j], epi->res + (size_t)r * epi->ldr + 16 * j));
+                                             m[j], epi->res[r] + 16 * j));
                 acc[r][j] = epi->act >= 0 ? act16(v, epi->act) : v;
             }
         }
@@ -66,16 +70,16 @@ tile_n(const float *a, size_t lda, const float *b, size_t ldb, int kc, const int
     for (int r = 0; r < mr; r++)
 #pragma GCC unroll 4
         for (int j = 0; j < np; j++)
-            _mm512_mask_storeu_ps(c + (size_t)r * ldc + 16 * j, m[j], acc[r][j]);
+            _mm512_mask_storeu_ps(c[r] + 16 * j, m[j], acc[r][j]);
 }
 
 #define TILE_ARGS                                                                          \
-    const float *a, size_t lda, const float *b, size_t ldb, int kc, int mr, int np,        \
-        int ncols, float *c, size_t ldc, int flags, const eng__sepi *epi
+    const float *const *a, const float *b, size_t ldb, int kc, int mr, int np, int ncols,  \
+        float *const *c, int flags, const eng__sepi *epi
 #define TILE(R, P)                                                                         \
     static void tile_##R##_##P(TILE_ARGS)                                                  \
     {                                                                                      \
-        tile_n(a, lda, b, ldb, kc, R, P, ncols, c, ldc, flags, epi);                       \
+        tile_n(a, b, ldb, kc, R, P, ncols, c, flags, epi);                                                        \
     }
 #define TILE_ROW(R) TILE(R, 1) TILE(R, 2) TILE(R, 3) TILE(R, 4)
 TILE_ROW(1) TILE_ROW(2) TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6)
@@ -88,7 +92,7 @@ static const tile_fn tiles[MR][NP] = {
 
 static void tile(TILE_ARGS)
 {
-    tiles[mr - 1][np - 1](a, lda, b, ldb, kc, mr, np, ncols, c, ldc, flags, epi);
+    tiles[mr - 1][np - 1](a, b, ldb, kc, mr, np, ncols, c, flags, epi);
 }
 
 const eng__sgemm_kernels eng__sgemm_avx512 = { ENG_ISA_AVX512, MR, NP, tile };

@@ -1,8 +1,8 @@
 /* sgemm_scalar.c: the fp32 GEMM tile in plain C, the portable fallback and
  * the reference for the vector tiles (sgemm.h has the contract and layout).
  *
- * Shapes: a[mr][lda] (kc used), b = np panels of [kc][16] (ldb floats apart),
- * c[mr][ldc] (ncols used). The epilogue is the kernel table's own scalar
+ * Shapes: rows a[r][kc], b = np panels of [kc][16] (ldb floats apart), rows
+ * c[r][ncols]. The epilogue is the kernel table's own scalar
  * passes on each finished row, so the activations use the same libm-based
  * functions as kernels/activation_scalar.c. */
 #include <stddef.h>
@@ -12,12 +12,12 @@
 
 enum { MR = 4, NP = 1 };
 
-static void tile(const float *a, size_t lda, const float *b, size_t ldb, int kc, int mr, int np,
-                 int ncols, float *c, size_t ldc, int flags, const eng__sepi *epi)
+static void tile(const float *const *a, const float *b, size_t ldb, int kc, int mr, int np,
+                 int ncols, float *const *c, int flags, const eng__sepi *epi)
 {
     for (int r = 0; r < mr; r++) {
-        const float *ar = a + (size_t)r * lda;
-        float *cr = c + (size_t)r * ldc;
+        const float *ar = a[r];
+        float *cr = c[r];
         for (int j0 = 0; j0 < ncols; j0 += 16) {
             const float *bp = b + (size_t)(j0 / 16) * ldb;
             const int w = ncols - j0 < 16 ? ncols - j0 : 16;
@@ -36,7 +36,7 @@ static void tile(const float *a, size_t lda, const float *b, size_t ldb, int kc,
          * order. Only when res and act come together (the forward pass never
          * asks for that) is res added before the bias, a rounding-level
          * difference. */
-        const float *rr = epi->res ? epi->res + (size_t)r * epi->ldr : NULL;
+        const float *rr = epi->res ? epi->res[r] : NULL;
         if (epi->act >= 0) {
             if (rr)
                 for (int j = 0; j < ncols; j++)

@@ -49,6 +49,8 @@ struct eng__cnn_ctx {
     int max_batch;
     float *buf[4];        /* feature maps, each max_batch x the largest padded layer */
     float *pooled;        /* max_batch x features */
+    eng__team_counter *work;   /* one per conv of the network (all_convs' order) */
+    int n_work;
 };
 
 int eng__cnn_num_classes(const eng__cnn *cnn) { return cnn->num_classes; }
@@ -364,6 +366,9 @@ eng_status eng__cnn_ctx_init(const eng__cnn *cnn, int max_batch, eng__cnn_ctx **
         for (int i = 0; i < 4; i++)
             ok = ok && (ctx->buf[i] = aligned_alloc(64, bytes));
         ok = ok && (ctx->pooled = malloc(sizeof(float) * (size_t)cnn->features * max_batch));
+        ctx->n_work = 1 + 4 * cnn->n_blocks;
+        ok = ok && (ctx->work = aligned_alloc(_Alignof(eng__team_counter),
+                                              sizeof *ctx->work * (size_t)ctx->n_work));
     }
     if (!ok) {
         eng__cnn_ctx_free(ctx);
@@ -381,6 +386,7 @@ void eng__cnn_ctx_free(eng__cnn_ctx *ctx)
     for (int i = 0; i < 4; i++)
         free(ctx->buf[i]);
     free(ctx->pooled);
+    free(ctx->work);
     free(ctx);
 }
 
@@ -438,8 +444,10 @@ static void forward_member(void *arg, int tid, int nt)
                 dst[3 * xx + ch] = src[ch * plane + (size_t)xx];
     }
     eng__team_barrier(ps->team);
+    /* Each conv takes its work from the next counter, in all_convs' order. */
+    eng__team_counter *work = ps->ctx->work;
     const eng__fmap stem = out_map(&cnn->stem, &x, buf[1]);
-    eng__conv_forward(sk, &cnn->stem, &x, &stem, NULL, 1, tid, nt);
+    eng__conv_forward(sk, &cnn->stem, &x, &stem, NULL, 1, work++, tid, nt);
     eng__team_barrier(ps->team);
     const int pe = eng__conv_out(stem.h, 3, 2, 1);
     eng__fmap cur = { buf[2], n, pe, pe, stem.c, PAD };
@@ -451,23 +459,26 @@ static void forward_member(void *arg, int tid, int nt)
         float *o[3];
         others(buf, cur.d, o);
         eng__fmap id = cur;
-        /* The shortcut projection and conv1 both read cur only. */
+        /* The shortcut projection and conv1 both read cur only. all_convs
+         * lists the convs before the projection. */
+        eng__team_counter *conv_work = work, *down_work = work + (cnn->bottleneck ? 3 : 2);
+        work = down_work + (b->down.w ? 1 : 0);
         if (b->down.w) {
             id = out_map(&b->down, &cur, o[2]);
-            eng__conv_forward(sk, &b->down, &cur, &id, NULL, 0, tid, nt);
+            eng__conv_forward(sk, &b->down, &cur, &id, NULL, 0, down_work, tid, nt);
         }
         const eng__fmap h1 = out_map(&b->conv[0], &cur, o[0]);
-        eng__conv_forward(sk, &b->conv[0], &cur, &h1, NULL, 1, tid, nt);
+        eng__conv_forward(sk, &b->conv[0], &cur, &h1, NULL, 1, conv_work, tid, nt);
         eng__team_barrier(ps->team);
         const eng__fmap h2 = out_map(&b->conv[1], &h1, o[1]);
         if (cnn->bottleneck) {
-            eng__conv_forward(sk, &b->conv[1], &h1, &h2, NULL, 1, tid, nt);
+            eng__conv_forward(sk, &b->conv[1], &h1, &h2, NULL, 1, conv_work + 1, tid, nt);
             eng__team_barrier(ps->team);
             /* o[0] is free again: conv3 adds the shortcut and lands there. */
             cur = out_map(&b->conv[2], &h2, o[0]);
-            eng__conv_forward(sk, &b->conv[2], &h2, &cur, &id, 1, tid, nt);
+            eng__conv_forward(sk, &b->conv[2], &h2, &cur, &id, 1, conv_work + 2, tid, nt);
         } else {
-            eng__conv_forward(sk, &b->conv[1], &h1, &h2, &id, 1, tid, nt);
+            eng__conv_forward(sk, &b->conv[1], &h1, &h2, &id, 1, conv_work + 1, tid, nt);
             cur = h2;
         }
         eng__team_barrier(ps->team);
@@ -490,6 +501,8 @@ void eng__cnn_forward(eng__cnn_ctx *ctx, eng__team *team, const float *images, i
     for (int i = 0; i < n; i += ctx->max_batch) {
         pass ps = { ctx, team, eng__sgemm_get(), images + (size_t)i * in,
                     n - i < ctx->max_batch ? n - i : ctx->max_batch, logits + (size_t)i * nc };
+        for (int j = 0; j < ctx->n_work; j++)
+            eng__team_counter_zero(&ctx->work[j]);
         eng__team_run(team, forward_member, &ps);
     }
 }

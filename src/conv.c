@@ -2,11 +2,12 @@
  * and average pooling, each split among the members of a team; see conv.h.
  *
  * The GEMM is M = output pixels, K = kh*kw*cin (in the stored weight order
- * ky, kx, ci), N = cout. A register tile covers up to sk->mr pixels of one
- * output row and sk->np 16-column panels; its K loop runs one kernel row ky
- * at a time (kw*cin contiguous floats per pixel, read in place), so the
- * partial sums stay in the tile's output between K blocks and the fused
- * epilogue (bias, residual, ReLU) runs on the last one. */
+ * ky, kx, ci), N = cout. A register tile covers up to sk->mr consecutive
+ * output pixels (one row pointer each, so a tile may cross rows and images)
+ * and sk->np 16-column panels; its K loop runs one kernel row ky at a time
+ * (kw*cin contiguous floats per pixel, read in place), so the partial sums
+ * stay in the tile's output between K blocks and the fused epilogue (bias,
+ * residual, ReLU) runs on the last one. */
 #include <float.h>
 #include <string.h>
 
@@ -20,8 +21,9 @@
  * measured up to 10% slower on the 512-channel layers (more round trips of
  * the partial sums), as kernels/sgemm.c found for the linear layers. Row
  * tiles are grouped in chunks whose input footprint is about CHUNK_BYTES, so
- * a chunk's input stays in L2 while the panel groups go by. */
-enum { KC = 2048, CHUNK_BYTES = 512 * 1024 };
+ * a chunk's input stays in L2 while the panel groups go by. GATHER_K and
+ * UNITS_PER_MEMBER: see plan. */
+enum { KC = 2048, CHUNK_BYTES = 512 * 1024, GATHER_K = 256, UNITS_PER_MEMBER = 8 };
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -56,85 +58,153 @@ static void zero_border(const eng__fmap *f, int tid, int nt)
     }
 }
 
-/* The shape of one convolution's work: T row tiles (tpr per output row, of
- * nearly equal widths so no tile is left with one or two pixels), G panel
- * groups, R row tiles per chunk, and the K blocks of one kernel row. */
+/* The shape of one convolution's work. The output pixels, in (image, row,
+ * column) order, go in row tiles of sk->mr (the last maybe fewer), crossing
+ * rows and images, so a 7 x 7 map costs 9 tiles rather than 14 of 3 or 4
+ * pixels; G panel groups; R row tiles per chunk; the K blocks of one kernel
+ * row. A unit of work is one of S equal slices of one chunk's tiles in one
+ * panel group: S is 1 unless the layer has too few chunks and groups to go
+ * round the members several times. gather: kernels with a short K (the
+ * stem's 7 x 7 x 3 = 147) are copied per tile into one contiguous row and
+ * run in one K block, rather than 7 blocks of 21 steps, each reloading and
+ * storing the partial sums. */
 typedef struct {
-    int oh, ow, tpr, T, G, R;
+    int oh, ow, G, R, S;
+    long P, T, chunks;
     int kb, nkb;   /* K block length and count within one kernel row */
+    int gather;
 } plan;
 
-static plan make_plan(const eng__sgemm_kernels *sk, const eng__conv *c, const eng__fmap *out)
+static plan make_plan(const eng__sgemm_kernels *sk, const eng__conv *c, const eng__fmap *out,
+                      int nt)
 {
     plan p;
     p.oh = out->h;
     p.ow = out->w;
-    p.tpr = (p.ow + sk->mr - 1) / sk->mr;
-    p.T = out->n * p.oh * p.tpr;
+    p.P = (long)out->n * p.oh * p.ow;
+    p.T = (p.P + sk->mr - 1) / sk->mr;
     p.G = ((c->cout + 15) / 16 + sk->np - 1) / sk->np;
     /* A tile reads kh input rows of about mr*stride pixels. */
     size_t tile_bytes = (size_t)sk->mr * c->stride * c->kh * c->cin * sizeof(float);
     size_t r = CHUNK_BYTES / tile_bytes;
-    p.R = r < 1 ? 1 : r > (size_t)p.T ? p.T : (int)r;
+    p.R = r < 1 ? 1 : r > (size_t)p.T ? (int)p.T : (int)r;
+    p.chunks = (p.T + p.R - 1) / p.R;
+    const long want = (long)nt * UNITS_PER_MEMBER, have = p.chunks * p.G;
+    p.S = have >= want ? 1 : (int)((want + have - 1) / have);
+    if (p.S > p.R)
+        p.S = p.R;
     const int krow = c->kw * c->cin;
     p.nkb = (krow + KC - 1) / KC;
     p.kb = (krow + p.nkb - 1) / p.nkb;
+    p.gather = c->kh > 1 && c->kh * krow <= GATHER_K;
     return p;
+}
+
+/* An output pixel, walked in (image, row, column) order. */
+typedef struct {
+    int img, oy, ox;
+} pixel;
+
+static pixel pixel_at(const plan *p, long i)
+{
+    const long per_img = (long)p->oh * p->ow;
+    const int rem = (int)(i % per_img);
+    return (pixel){ (int)(i / per_img), rem / p->ow, rem % p->ow };
+}
+
+static void pixel_next(const plan *p, pixel *q)
+{
+    if (++q->ox == p->ow) {
+        q->ox = 0;
+        if (++q->oy == p->oh) {
+            q->oy = 0;
+            q->img++;
+        }
+    }
+}
+
+/* The row pointers of the tile of m pixels from q on (q advanced past them):
+ * in a[] each pixel's window in kernel row ky from column k0, in o[] and rs[]
+ * its output and residual from column col0. */
+static void tile_rows(const eng__conv *c, const plan *p, const eng__fmap *in,
+                      const eng__fmap *out, const eng__fmap *res, pixel *q, int m, int ky, int k0,
+                      int col0, const float **a, float **o, const float **rs)
+{
+    for (int r = 0; r < m; r++, pixel_next(p, q)) {
+        a[r] = eng__fmap_at(in, q->img, q->oy * c->stride - c->pad + ky,
+                            q->ox * c->stride - c->pad) + k0;
+        o[r] = eng__fmap_at(out, q->img, q->oy, q->ox) + col0;
+        rs[r] = res ? eng__fmap_at(res, q->img, q->oy, q->ox) + col0 : NULL;
+    }
 }
 
 /* Row tiles [t0, t1) of panel group g, all K blocks. */
 static void run_tiles(const eng__sgemm_kernels *sk, const eng__conv *c, const plan *p,
                       const eng__fmap *in, const eng__fmap *out, const eng__fmap *res, int relu,
-                      int g, int t0, int t1)
+                      int g, long t0, long t1)
 {
     const int K = c->kh * c->kw * c->cin, krow = c->kw * c->cin, n16 = (c->cout + 15) / 16;
     const int col0 = 16 * sk->np * g, np = min_int(sk->np, n16 - sk->np * g);
     const int ncols = min_int(16 * np, c->cout - col0);
-    const size_t ldb = (size_t)K * 16, lda = (size_t)c->stride * c->cin;
+    const size_t ldb = (size_t)K * 16;
     const float *panels = c->packed + (size_t)sk->np * g * ldb;
+    const float *a[ENG_SGEMM_MAX_MR], *rs[ENG_SGEMM_MAX_MR];
+    float *o[ENG_SGEMM_MAX_MR];
+    const eng__sepi epi = { c->b + col0, res ? rs : NULL, relu ? ENG_ACT_RELU : -1 };
+    if (p->gather) {
+        /* Each pixel's kh windows of krow floats, one after another: row r
+         * of the tile's whole K at patch + r*K. */
+        _Alignas(64) float patch[ENG_SGEMM_MAX_MR * GATHER_K];
+        const size_t in_row = ((size_t)in->w + 2 * (size_t)in->pad) * (size_t)in->c;
+        pixel q = pixel_at(p, t0 * sk->mr);
+        for (long t = t0; t < t1; t++) {
+            const int m = (int)(p->P - t * sk->mr < sk->mr ? p->P - t * sk->mr : sk->mr);
+            tile_rows(c, p, in, out, res, &q, m, 0, 0, col0, a, o, rs);
+            for (int r = 0; r < m; r++) {
+                float *dst = patch + (size_t)r * K;
+                for (int ky = 0; ky < c->kh; ky++)
+                    memcpy(dst + (size_t)ky * krow, a[r] + (size_t)ky * in_row,
+                           sizeof(float) * (size_t)krow);
+                a[r] = dst;
+            }
+            sk->tile(a, panels, ldb, K, m, np, ncols, o, ENG_ST_FINAL, &epi);
+        }
+        return;
+    }
     for (int ky = 0; ky < c->kh; ky++)
         for (int k0 = 0; k0 < krow; k0 += p->kb) {
             const int kc = min_int(p->kb, krow - k0);
             const int flags = (ky > 0 || k0 > 0 ? ENG_ST_ACCUM : 0) |
                               (ky == c->kh - 1 && k0 + kc == krow ? ENG_ST_FINAL : 0);
             const float *b = panels + ((size_t)ky * krow + k0) * 16;
-            for (int t = t0; t < t1; t++) {
-                const int row = t / p->tpr, j = t % p->tpr;
-                const int img = row / p->oh, oy = row % p->oh;
-                const int x0 = j * p->ow / p->tpr, x1 = (j + 1) * p->ow / p->tpr;
-                const float *a = eng__fmap_at(in, img, oy * c->stride - c->pad + ky,
-                                              x0 * c->stride - c->pad) + k0;
-                const eng__sepi epi = {
-                    .bias = c->b + col0,
-                    .res = res ? eng__fmap_at(res, img, oy, x0) + col0 : NULL,
-                    .ldr = (size_t)c->cout,
-                    .act = relu ? ENG_ACT_RELU : -1,
-                };
-                sk->tile(a, lda, b, ldb, kc, x1 - x0, np, ncols,
-                         eng__fmap_at(out, img, oy, x0) + col0, (size_t)c->cout, flags, &epi);
+            pixel q = pixel_at(p, t0 * sk->mr);
+            for (long t = t0; t < t1; t++) {
+                const int m = (int)(p->P - t * sk->mr < sk->mr ? p->P - t * sk->mr : sk->mr);
+                tile_rows(c, p, in, out, res, &q, m, ky, k0, col0, a, o, rs);
+                sk->tile(a, b, ldb, kc, m, np, ncols, o, flags, &epi);
             }
         }
 }
 
-/* The work is a list of (chunk, panel group, row tile) units in that order,
- * and each member takes a contiguous range of it: with many rows the members
- * split the rows and share no weights' traffic; with few (late layers at a
- * small batch) one chunk holds every row and the members split the panels. */
+/* The members take units from work one at a time, in (chunk, panel group,
+ * slice) order, so a member that runs slow (a shared core) takes fewer
+ * instead of holding the others at the next barrier. In order, the two
+ * members mostly work on the same chunk, whose input stays in the caches
+ * while the panel groups go by; with few rows (late layers at a small batch) the units are
+ * whole panel groups, so each group's weights are read by one member. */
 void eng__conv_forward(const eng__sgemm_kernels *sk, const eng__conv *c, const eng__fmap *in,
-                       const eng__fmap *out, const eng__fmap *res, int relu, int tid, int nt)
+                       const eng__fmap *out, const eng__fmap *res, int relu,
+                       eng__team_counter *work, int tid, int nt)
 {
     zero_border(out, tid, nt);
-    const plan p = make_plan(sk, c, out);
-    const long per_chunk = (long)p.R * p.G;
-    int lo, hi;
-    eng__team_share(p.T * p.G, tid, nt, &lo, &hi);
-    for (int u = lo; u < hi;) {
-        const int chunk = (int)(u / per_chunk), base = (int)(chunk * per_chunk);
-        const int first = chunk * p.R, len = min_int(p.R, p.T - first);
-        const int g = (u - base) / len, t0 = (u - base) % len;
-        const int t1 = min_int(len, t0 + (hi - u));
-        run_tiles(sk, c, &p, in, out, res, relu, g, first + t0, first + t1);
-        u += t1 - t0;
+    const plan p = make_plan(sk, c, out, nt);
+    const long units = p.chunks * p.G * p.S;
+    for (long u; (u = eng__team_take(work, 1)) < units;) {
+        const long chunk = u / ((long)p.G * p.S);
+        const int g = (int)(u / p.S % p.G), s = (int)(u % p.S);
+        const long first = chunk * p.R, len = p.T - first < p.R ? p.T - first : p.R;
+        run_tiles(sk, c, &p, in, out, res, relu, g, first + s * len / p.S,
+                  first + (s + 1) * len / p.S);
     }
 }
 

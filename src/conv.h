@@ -4,16 +4,17 @@
  * Every activation is a feature map (eng__fmap): n images of h x w pixels of
  * c channels (channels contiguous), stored with a border of `pad` zero pixels
  * on every side. The border is what lets a convolution run as an implicit
- * GEMM with no im2col copy: for one output row and one kernel row ky, the
- * window of output pixel ox starts stride*c floats after that of pixel ox - 1
- * and spans kw*c contiguous floats, so the GEMM tile reads the input in place
- * with row stride stride*cin (kernels/sgemm.h's `tile`), padding included. */
+ * GEMM with no im2col copy: for one kernel row ky, the window of an output
+ * pixel spans kw*c contiguous floats of one padded input row, so the GEMM
+ * tile (kernels/sgemm.h's `tile`, one row pointer per output pixel) reads it
+ * in place, padding included. */
 #ifndef ENG_CONV_H
 #define ENG_CONV_H
 
 #include <stddef.h>
 
 #include "sgemm.h"
+#include "team.h"
 
 typedef struct {
     float *d;                /* n x (h + 2 pad) x (w + 2 pad) x c floats */
@@ -41,14 +42,18 @@ typedef struct {
 /* Output edge of a convolution or pooling window over an input edge. */
 int eng__conv_out(int in, int k, int stride, int pad);
 
-/* Member tid of nt computes its share of out = act(conv(in) + b + res):
+/* Member tid of nt computes its part of out = act(conv(in) + b + res):
  * in [n][h][w][cin] with in->pad >= c->pad; out [n][oh][ow][cout] (any pad,
  * shape set by the caller); res NULL or out's shape (any pad); relu 0 or 1.
- * The members together also zero out's border. Shares never overlap, so the
- * members need no barrier among themselves, only before the next layer reads
- * out. out must not alias in or res. */
+ * The members take the work from the counter work, zeroed before the run
+ * (team.h), one counter per call; together they also zero out's border.
+ * Their parts never overlap, so the members need no barrier among
+ * themselves, only before the next layer reads out. A member may return
+ * before the others finish; any member count works, even members run one
+ * after another. out must not alias in or res. */
 void eng__conv_forward(const eng__sgemm_kernels *sk, const eng__conv *c, const eng__fmap *in,
-                       const eng__fmap *out, const eng__fmap *res, int relu, int tid, int nt);
+                       const eng__fmap *out, const eng__fmap *res, int relu,
+                       eng__team_counter *work, int tid, int nt);
 
 /* 3x3, stride 2, pad 1 max pooling (padding never wins), the ResNet stem's:
  * member tid of nt writes its share of out's rows (and of its border); out's

@@ -131,3 +131,15 @@ void eng__team_share(int n, int tid, int nt, int *lo, int *hi)
     *lo = (int)(tid * q + (tid < r ? tid : r));
     *hi = *lo + (int)q + (tid < r ? 1 : 0);
 }
+
+void eng__team_counter_zero(eng__team_counter *c)
+{
+    atomic_store_explicit(&c->next, 0, memory_order_relaxed);
+}
+
+/* Relaxed: the items' data are published by the barriers around the run and
+ * the counter only orders who gets which item. */
+long eng__team_take(eng__team_counter *c, long n)
+{
+    return atomic_fetch_add_explicit(&c->next, n, memory_order_relaxed);
+}

@@ -6,6 +6,8 @@
 #ifndef ENG_TEAM_H
 #define ENG_TEAM_H
 
+#include <stdatomic.h>
+
 #include "engine.h"
 
 typedef struct eng__team eng__team;
@@ -26,5 +28,20 @@ void eng__team_barrier(eng__team *team);
 
 /* The share [*lo, *hi) of n items that member tid of nt gets. */
 void eng__team_share(int n, int tid, int nt, int *lo, int *hi);
+
+/* A work counter, for handing items out as members come for them rather than
+ * in fixed shares: on a shared machine one member may run slower than another,
+ * and with fixed shares the rest then wait for it at the next barrier. It must
+ * be zeroed (eng__team_counter_zero) before the run whose members take from
+ * it, and serves one set of items. One cache line each, so counters in an
+ * array never share one. */
+typedef struct {
+    _Alignas(64) atomic_long next;
+} eng__team_counter;
+
+void eng__team_counter_zero(eng__team_counter *c);
+/* The first of the next n items, [first, first + n); first may be past the
+ * end of the items, which means none are left. */
+long eng__team_take(eng__team_counter *c, long n);
 
 #endif
