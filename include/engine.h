@@ -295,6 +295,12 @@ typedef struct {
                                  limit; 0 = 16 x max_positions */
     int64_t max_wait_us;      /* see above; default 0 (work-conserving) */
     int queue_capacity;       /* queued requests at most; default 4096 */
+    int idle_spin_us;         /* an idle worker polls for work this long before
+                                 it sleeps; default 20. A sleeping worker takes
+                                 tens of microseconds to wake (more in a virtual
+                                 machine), so a light load's latency gains from
+                                 polling for about the gaps between requests;
+                                 the cost is a core kept busy while idle */
     int null_batch_us;        /* null model: sleep per batch */
     int null_token_ns;        /* null model: sleep per token of the batch */
     eng_ctx_params ctx;       /* each worker's context: device, device_index,

@@ -4,15 +4,21 @@
  * statistics. Placement lives in sched_topo.c, the model calls in
  * sched_backend.c.
  *
- * Concurrency design: one mutex guards the queues, the pool and the
- * statistics, and is held only for O(1)-ish bookkeeping: a submit locks it
- * once (the text is tokenized before, into the caller's stack); a worker locks
- * it once per batch to retire the previous batch and take the next. All
- * requests live in a pool allocated at creation, so the request path never
- * allocates. Idle workers are woken only when a batch becomes worth taking
- * (the queue was empty, or a batch's worth has queued), not on every submit.
- * Callbacks run outside the lock, in a batch, on the thread that completed
- * them. */
+ * Concurrency design: a submit takes no lock. It reserves a place (one
+ * atomic counter is both the queue bound and the shutdown gate), pops a slot
+ * from a lock-free free list, fills it and pushes it onto a lock-free inbox.
+ * One mutex guards everything else (the priority queues, the deadline heap,
+ * the statistics) and is held only for O(1)-ish bookkeeping: a worker locks
+ * it once per batch to retire the previous batch, move the inbox into the
+ * queues and take the next batch. With one lock per request instead, a
+ * single open-loop submitter and one worker spent a third of their time in
+ * the mutex and in futex sleeps and wake-ups. A request with a deadline is
+ * queued under the lock instead, so that the timer thread sees its deadline
+ * at once. All requests live in a pool allocated at creation, so the request
+ * path never allocates. A submit wakes a sleeping worker only when one sleeps
+ * with nothing to do, or when a batch's worth has queued for one waiting to
+ * fill a batch. Callbacks run outside the lock, in a batch, on the thread
+ * that completed them. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,15 +35,15 @@
 
 #define NO_DEADLINE INT64_MAX
 #define TIMER_CHUNK 64   /* requests the timer expires per lock hold */
-/* An idle worker polls this long before it sleeps: a futex sleep and wake-up
- * costs a few microseconds on both sides, more than a busy queue's gaps. It
- * does not poll for as long as the gaps of a light load (1 ms at 1000
- * requests/s) even though that would hide the wake-up: measured on a shared
- * 2-core machine (load average 4-5), a worker polling up to 5 mean gaps was
- * preempted for milliseconds at a time and its p99 queueing delay at 1000
- * requests/s rose from 0.3-2.4 ms to 3.4-4.2 ms, while the scheduler's
- * wake-up of a sleeping thread is served promptly. */
-#define IDLE_SPIN_NS 20000
+/* An idle worker polls for eng_sched_params.idle_spin_us before it sleeps.
+ * The default polls through a busy queue's gaps only (a futex sleep and
+ * wake-up costs a few microseconds on both sides), not through a light
+ * load's (1 ms at 1000 requests/s): on a shared 2-core machine (load average
+ * 4-5) a worker polling up to 5 mean gaps was preempted for milliseconds at
+ * a time. A long poll gives the CPU up every YIELD_NS so that it costs less
+ * to whatever else wants the core. */
+#define DEFAULT_IDLE_SPIN_US 20
+#define YIELD_NS 50000
 
 enum { SLOT_FREE, SLOT_QUEUED, SLOT_OWNED, SLOT_DONE };
 
@@ -52,7 +58,10 @@ typedef struct {
     eng_task task;
     int prio;
     int state;
-    int prev, next;           /* queue links, or the free list through next */
+    int prev, next;           /* queue links */
+    int inbox_next;           /* inbox link: the next slot's index + 1, 0 at the end */
+    atomic_int free_next;     /* free-list link, the same way; atomic because a
+                                 pop with a stale view reads it (see slot_alloc) */
     int heap_pos;             /* index in the deadline heap, -1 when absent */
     int64_t t_submit, deadline;
     eng_sched_done_fn done;   /* NULL: a ticket */
@@ -104,18 +113,28 @@ struct eng_sched {
     int n_slots;
     int32_t *id_slab;
     float *out_slab;
-    int free_head;
+    /* Lock-free submission. free_top: the free list's top slot index + 1 (0:
+     * empty) in the low half, a tag bumped by every change in the high half.
+     * inbox: submitted slots not yet queued, newest first (index + 1). pending:
+     * requests accepted (or being accepted) and not yet taken by a worker or
+     * the timer, the queue bound; pending_tokens their tokens. closed: stopping,
+     * readable without the lock. */
+    _Atomic uint64_t free_top;
+    atomic_int inbox;
+    atomic_int pending;
+    atomic_long pending_tokens;
+    atomic_int closed;
+    /* Workers asleep on work_cv with nothing queued (woken by any submit), and
+     * waiting for a batch to fill (woken when one has); waking: a wake-up is
+     * on its way, so that further submits need not send another. */
+    atomic_int idle_sleepers, fill_sleepers, waking;
+
+    /* Under mu. */
     fifo q[ENG_SCHED_PRIORITIES];
     int queued;
-    /* Mirrors of queued and stopping for lock-free reads: an idle worker's
-     * polling and the submit's early refusal. */
-    atomic_int pending;
-    atomic_int closed;
     long queued_tokens;
     int *heap;                /* slot indices, earliest deadline first */
     int heap_n;
-
-    int idle;                 /* workers waiting on work_cv */
     int stopping;
     int joined;
     int started;              /* workers that finished start-up */
@@ -223,7 +242,6 @@ static void queue_push(eng_sched *s, int idx)
     f->tail = idx;
     sl->state = SLOT_QUEUED;
     s->queued++;
-    atomic_store_explicit(&s->pending, s->queued, memory_order_relaxed);
     s->queued_tokens += sl->n_ids;
 }
 
@@ -243,8 +261,9 @@ static void queue_unlink(eng_sched *s, int idx)
     heap_remove(s, idx);
     sl->state = SLOT_OWNED;
     s->queued--;
-    atomic_store_explicit(&s->pending, s->queued, memory_order_relaxed);
     s->queued_tokens -= sl->n_ids;
+    atomic_fetch_sub(&s->pending, 1);
+    atomic_fetch_sub_explicit(&s->pending_tokens, sl->n_ids, memory_order_relaxed);
 }
 
 static int64_t oldest_submit(const eng_sched *s)
@@ -256,11 +275,78 @@ static int64_t oldest_submit(const eng_sched *s)
     return t;
 }
 
+/* ---- Lock-free pool and inbox ------------------------------------------------ */
+
+/* The free list is a stack (Treiber's). Every change bumps the tag in the top
+ * word, so that a pop whose view went stale (its slot was popped and pushed
+ * back meanwhile: the ABA problem) fails its compare-and-swap. */
+static uint64_t free_word(uint64_t old_top, int idx_plus_1)
+{
+    return (((old_top >> 32) + 1) << 32) | (uint32_t)idx_plus_1;
+}
+
 static void slot_free(eng_sched *s, int idx)
 {
-    s->slots[idx].state = SLOT_FREE;
-    s->slots[idx].next = s->free_head;
-    s->free_head = idx;
+    slot *sl = &s->slots[idx];
+    sl->state = SLOT_FREE;
+    uint64_t top = atomic_load_explicit(&s->free_top, memory_order_relaxed);
+    do
+        atomic_store_explicit(&sl->free_next, (int)(uint32_t)top, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&s->free_top, &top, free_word(top, idx + 1),
+                                                  memory_order_release, memory_order_relaxed));
+}
+
+/* A free slot's index, or -1 when none is left. */
+static int slot_alloc(eng_sched *s)
+{
+    uint64_t top = atomic_load_explicit(&s->free_top, memory_order_acquire);
+    for (;;) {
+        int idx = (int)(uint32_t)top - 1;
+        if (idx < 0)
+            return -1;
+        int next = atomic_load_explicit(&s->slots[idx].free_next, memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&s->free_top, &top, free_word(top, next),
+                                                  memory_order_acquire, memory_order_acquire))
+            return idx;
+    }
+}
+
+/* Pushes a filled slot onto the inbox. Sequentially consistent, like the
+ * sleepers' counts: a worker counts itself asleep and then looks at the inbox,
+ * a submit pushes and then looks at the count, so one of them sees the other
+ * (no lost wake-up). */
+static void inbox_push(eng_sched *s, int idx)
+{
+    int top = atomic_load_explicit(&s->inbox, memory_order_relaxed);
+    do
+        s->slots[idx].inbox_next = top;
+    while (!atomic_compare_exchange_weak_explicit(&s->inbox, &top, idx + 1, memory_order_seq_cst,
+                                                  memory_order_relaxed));
+}
+
+static int inbox_empty(eng_sched *s)
+{
+    return atomic_load(&s->inbox) == 0;
+}
+
+/* Moves the inbox into the priority queues, oldest first (under mu). */
+static void drain_inbox(eng_sched *s)
+{
+    if (inbox_empty(s))
+        return;
+    int top = atomic_exchange(&s->inbox, 0), fifo_head = 0;
+    while (top) {
+        slot *sl = &s->slots[top - 1];
+        int next = sl->inbox_next;
+        sl->inbox_next = fifo_head;
+        fifo_head = top;
+        top = next;
+    }
+    for (int t = fifo_head; t;) {
+        int idx = t - 1;
+        t = s->slots[idx].inbox_next;
+        queue_push(s, idx);
+    }
 }
 
 /* ---- Completion --------------------------------------------------------------- */
@@ -319,24 +405,52 @@ static void timeout_result(eng_sched_result *res, int64_t queue_ns)
 
 /* ---- Workers ------------------------------------------------------------------ */
 
-/* Polls briefly, unlocked, for a request or the shutdown; returns 1 if one
- * came (with mu held again either way), 0 when the worker may sleep. */
+/* Polls briefly, unlocked, for a request (pending: the queue was empty when
+ * this began) or the shutdown; returns 1 if one came (with mu held again
+ * either way), 0 when the worker may sleep. */
 static int spin_for_work(eng_sched *s)
 {
     pthread_mutex_unlock(&s->mu);
-    int64_t end = now_ns() + IDLE_SPIN_NS;
+    int64_t now = now_ns(), end = now + s->p.idle_spin_us * 1000, yield_at = now + YIELD_NS;
     int found = 0;
-    while (!found && now_ns() < end) {
+    while (!found && now < end) {
         for (int i = 0; i < 64 && !found; i++) {
             found = atomic_load_explicit(&s->pending, memory_order_relaxed) > 0 ||
                     atomic_load_explicit(&s->closed, memory_order_relaxed);
             __builtin_ia32_pause();
         }
+        now = now_ns();
+        if (now >= yield_at) {
+            sched_yield();
+            yield_at = now + YIELD_NS;
+        }
     }
     pthread_mutex_lock(&s->mu);
-    /* A submit between the last poll and the lock saw no idle worker and
-     * signalled nobody: look again under the lock before sleeping. */
-    return found || s->queued > 0 || s->stopping;
+    return found;
+}
+
+/* Sleeps on work_cv (under mu) until due (0: no limit), counted in *sleepers
+ * so that submits know to wake it. Returns at once if, since the caller saw
+ * queued_seen requests queued (mu may have been let go while spinning), the
+ * inbox filled, a request with a deadline was queued, or the shutdown began
+ * and wake_on_stop is set. */
+static void sleep_for_work(eng_sched *s, atomic_int *sleepers, int64_t due, int wake_on_stop,
+                           int queued_seen)
+{
+    atomic_fetch_add(sleepers, 1);
+    /* A wake-up announced before this worker counted itself may have gone to
+     * nobody: let the next submit send its own. */
+    atomic_store(&s->waking, 0);
+    if (inbox_empty(s) && s->queued == queued_seen && !(wake_on_stop && s->stopping)) {
+        if (due) {
+            struct timespec ts = to_timespec(due);
+            pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
+        } else {
+            pthread_cond_wait(&s->work_cv, &s->mu);
+        }
+    }
+    atomic_fetch_sub(sleepers, 1);
+    atomic_store(&s->waking, 0);
 }
 
 /* Waits (under mu) until a batch is worth taking; returns 0 when the worker
@@ -344,14 +458,19 @@ static int spin_for_work(eng_sched *s)
 static int wait_for_batch(eng_sched *s)
 {
     for (;;) {
+        drain_inbox(s);
         if (s->queued == 0) {
-            if (s->stopping)
-                return 0;
-            if (spin_for_work(s))
+            if (s->stopping) {
+                /* Submits that got in before the shutdown may still be on
+                 * their way to the inbox; they wake this worker when there
+                 * (or when they back out, see unreserve). */
+                if (atomic_load(&s->pending) == 0)
+                    return 0;
+                sleep_for_work(s, &s->idle_sleepers, 0, 0, 0);
                 continue;
-            s->idle++;
-            pthread_cond_wait(&s->work_cv, &s->mu);
-            s->idle--;
+            }
+            if (!spin_for_work(s))
+                sleep_for_work(s, &s->idle_sleepers, 0, 1, 0);
             continue;
         }
         if (s->stopping || s->max_wait_ns == 0 || s->queued >= s->p.max_batch_size ||
@@ -360,10 +479,7 @@ static int wait_for_batch(eng_sched *s)
         int64_t due = oldest_submit(s) + s->max_wait_ns;
         if (now_ns() >= due)
             return 1;
-        struct timespec ts = to_timespec(due);
-        s->idle++;
-        pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
-        s->idle--;
+        sleep_for_work(s, &s->fill_sleepers, due, 1, s->queued);
     }
 }
 
@@ -525,7 +641,7 @@ static void *worker_main(void *arg)
             break;
         n = take_batch(s, w->batch);
         /* Another idle worker can take what this one left. */
-        if (s->queued > 0 && s->idle > 0)
+        if (s->queued > 0 && atomic_load(&s->idle_sleepers) + atomic_load(&s->fill_sleepers) > 0)
             pthread_cond_signal(&s->work_cv);
         int64_t t_start = now_ns();
         for (int i = 0; i < n; i++)
@@ -609,9 +725,8 @@ static eng_status reject(eng_sched *s, eng_status st, const char *why)
     return eng__fail(st, REJECT_PREFIX "%s", why);
 }
 
-/* Refuses without the lock when the queue is visibly full or closed, so that
- * an overloaded scheduler's workers are not slowed down by the refusals. The
- * locked check in enqueue() stays the authority. */
+/* Refuses early when the queue is visibly full or closed, before the text is
+ * tokenized. The reservation in enqueue() stays the authority. */
 static eng_status early_refusal(eng_sched *s)
 {
     if (atomic_load_explicit(&s->closed, memory_order_relaxed))
@@ -621,27 +736,64 @@ static eng_status early_refusal(eng_sched *s)
     return ENG_OK;
 }
 
+/* Gives back a reservation that enqueue() could not use. A worker draining
+ * for shutdown may be asleep waiting for it: wake them all to look again. */
+static void unreserve(eng_sched *s)
+{
+    atomic_fetch_sub(&s->pending, 1);
+    if (atomic_load(&s->closed)) {
+        pthread_mutex_lock(&s->mu);
+        pthread_cond_broadcast(&s->work_cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+/* Wakes a worker (under mu, or not) if one sleeps with nothing to do, or one
+ * waits for a batch to fill and this request (queued_before were pending
+ * before it, with tokens_before tokens) completed one; one wake-up at a time. */
+static void wake_worker(eng_sched *s, int queued_before, long tokens_before, int n_ids,
+                        int have_mu)
+{
+    int idle = atomic_load(&s->idle_sleepers), fill = atomic_load(&s->fill_sleepers);
+    if (idle == 0 && fill == 0)
+        return;
+    if (idle == 0 && queued_before + 1 < s->p.max_batch_size &&
+        tokens_before + n_ids < s->p.max_batch_tokens)
+        return;
+    if (atomic_exchange(&s->waking, 1))
+        return;
+    if (!have_mu)
+        pthread_mutex_lock(&s->mu);
+    pthread_cond_signal(&s->work_cv);
+    if (!have_mu)
+        pthread_mutex_unlock(&s->mu);
+}
+
 /* Queues token ids (ids, n_ids) or an image (data, size; ids NULL). */
 static eng_status enqueue(eng_sched *s, const int32_t *ids, int n_ids, const void *data,
                           size_t size, const eng_sched_req *req, eng_sched_ticket **ticket)
 {
     int64_t t = now_ns();
     int64_t deadline = req->timeout_us > 0 ? t + req->timeout_us * 1000 : NO_DEADLINE;
-    pthread_mutex_lock(&s->mu);
+    /* The reservation comes before the look at closed, and the shutdown sets
+     * closed before its workers look at pending: so either this submit sees
+     * closed, or the draining workers see it pending and wait for it. */
+    int queued_before = atomic_fetch_add(&s->pending, 1);
     eng_status st = ENG_OK;
-    if (s->stopping)
+    int idx = -1;
+    if (atomic_load(&s->closed))
         st = ENG_ERR_SHUTDOWN;
-    else if (s->queued >= s->p.queue_capacity || s->free_head < 0)
+    else if (queued_before >= s->p.queue_capacity || (idx = slot_alloc(s)) < 0)
         st = ENG_ERR_OVERLOADED;
     if (st != ENG_OK) {
-        pthread_mutex_unlock(&s->mu);
+        unreserve(s);
         return reject(s, st, st == ENG_ERR_SHUTDOWN ? "the scheduler is shutting down"
                                                     : "the queue is full");
     }
     atomic_fetch_add_explicit(&s->n_submitted, 1, memory_order_relaxed);
-    int idx = s->free_head;
+    long tokens_before =
+        atomic_fetch_add_explicit(&s->pending_tokens, n_ids, memory_order_relaxed);
     slot *sl = &s->slots[idx];
-    s->free_head = sl->next;
     if (ids)
         memcpy(sl->ids, ids, (size_t)n_ids * sizeof *ids);
     sl->n_ids = n_ids;
@@ -654,23 +806,24 @@ static eng_status enqueue(eng_sched *s, const int32_t *ids, int n_ids, const voi
     sl->done = req->done;
     sl->user = req->user;
     sl->heap_pos = -1;
-    int was_empty = s->queued == 0;
-    long tokens_before = s->queued_tokens;
-    queue_push(s, idx);
-    if (deadline != NO_DEADLINE) {
+    /* Read before the slot is published: a callback request's slot may be
+     * reused as soon as it is. */
+    eng_sched_ticket *tk = req->done ? NULL : (eng_sched_ticket *)sl;
+    if (deadline == NO_DEADLINE) {
+        inbox_push(s, idx);
+        wake_worker(s, queued_before, tokens_before, n_ids, 0);
+    } else {
+        pthread_mutex_lock(&s->mu);
+        drain_inbox(s);   /* the older requests first */
+        queue_push(s, idx);
         heap_push(s, idx);
         if (s->heap[0] == idx)
             pthread_cond_signal(&s->timer_cv);
+        wake_worker(s, queued_before, tokens_before, n_ids, 1);
+        pthread_mutex_unlock(&s->mu);
     }
-    /* Wake a worker only when a batch becomes worth taking. */
-    if (s->idle > 0 &&
-        (was_empty || s->queued % s->p.max_batch_size == 0 ||
-         (tokens_before < s->p.max_batch_tokens && s->queued_tokens >= s->p.max_batch_tokens)))
-        pthread_cond_signal(&s->work_cv);
-    pthread_mutex_unlock(&s->mu);
-    /* Not sl->done: a callback request's slot may already be reused. */
     if (ticket)
-        *ticket = req->done ? NULL : (eng_sched_ticket *)sl;
+        *ticket = tk;
     return ENG_OK;
 }
 
@@ -778,9 +931,7 @@ void eng_sched_release(eng_sched *s, eng_sched_ticket *ticket)
 {
     if (!s || !ticket)
         return;
-    pthread_mutex_lock(&s->mu);
     slot_free(s, (int)((slot *)ticket - s->slots));
-    pthread_mutex_unlock(&s->mu);
 }
 
 /* ---- Lifecycle ---------------------------------------------------------------- */
@@ -792,6 +943,7 @@ eng_sched_params eng_sched_default_params(void)
     p.bind = 1;
     p.max_batch_size = 32;
     p.queue_capacity = 4096;
+    p.idle_spin_us = DEFAULT_IDLE_SPIN_US;
     p.ctx = eng_ctx_default_params();
     return p;
 }
@@ -813,7 +965,7 @@ static eng_status check_params(eng_sched_params *p, const eng__backend *be, char
         return ENG_ERR_INVALID_ARG;
     }
     if (p->queue_capacity < 1 || p->max_wait_us < 0 || p->max_batch_tokens < 0 ||
-        p->null_batch_us < 0 || p->null_token_ns < 0) {
+        p->null_batch_us < 0 || p->null_token_ns < 0 || p->idle_spin_us < 0) {
         snprintf(err, errlen, "queue_capacity must be positive; waits, delays and budgets "
                               "must not be negative");
         return ENG_ERR_INVALID_ARG;
@@ -850,7 +1002,6 @@ static eng_status alloc_pool(eng_sched *s)
     s->heap = malloc(n * sizeof *s->heap);
     if (!s->slots || !s->id_slab || !s->out_slab || !s->heap)
         return ENG_ERR_NOMEM;
-    s->free_head = -1;
     for (int i = s->n_slots - 1; i >= 0; i--) {
         slot *sl = &s->slots[i];
         sl->ids = s->id_slab + (size_t)i * row;
@@ -943,7 +1094,7 @@ static void stop_and_join(eng_sched *s, int n_workers)
 {
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
-    atomic_store_explicit(&s->closed, 1, memory_order_relaxed);
+    atomic_store(&s->closed, 1);   /* before the workers look at pending: see enqueue() */
     pthread_cond_broadcast(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
     for (int i = 0; i < n_workers; i++)
@@ -1046,7 +1197,7 @@ void eng_sched_get_stats(eng_sched *s, eng_sched_stats *out)
     out->rejected = atomic_load(&s->n_rejected);
     out->timed_out = s->n_timed_out;
     out->failed = s->n_failed;
-    out->queued = (uint64_t)s->queued;
+    out->queued = (uint64_t)atomic_load(&s->pending);
     out->batches = s->n_batches;
     uint64_t ran = 0;
     for (int k = 0; k <= ENG_SCHED_MAX_BATCH; k++) {

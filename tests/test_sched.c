@@ -276,6 +276,31 @@ START_TEST(priorities_then_fifo)
 }
 END_TEST
 
+/* Requests without a deadline go through the lock-free inbox, those with one
+ * straight into the queue under the lock: mixed, they still run in the order
+ * they were submitted. */
+START_TEST(fifo_across_deadline_and_plain)
+{
+    log_reset();
+    eng_sched *s = make(1, 0, 64, 0, 1000 * 1000);
+    char *big = words(48, 1);   /* holds the worker for 50 ms */
+    eng_sched_req r = req_cb(0, 0, -1);
+    ck_assert_int_eq(eng_sched_submit(s, big, strlen(big), &r, NULL), ENG_OK);
+    wait_queue_empty(s);
+    enum { N = 12 };
+    for (int i = 0; i < N; i++) {
+        r = req_cb(0, i % 3 == 0 ? 60 * 1000 * 1000 : 0, i);
+        ck_assert_int_eq(eng_sched_submit(s, "", 0, &r, NULL), ENG_OK);
+    }
+    ck_assert_int_eq(log_wait(N + 1, 10000), N + 1);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(done_log.tag[i + 1] == i, "position %d: got %d", i + 1,
+                      (int)done_log.tag[i + 1]);
+    free(big);
+    eng_sched_free(s);
+}
+END_TEST
+
 START_TEST(max_wait_coalesces)
 {
     log_reset();
@@ -378,13 +403,24 @@ END_TEST
 
 /* One client, one request at a time, with pauses around the workers' idle
  * polling period: a wake-up lost between polling and sleeping hangs here. */
+/* Run twice: with the default idle spin, and with none, so that every request
+ * finds the worker asleep; odd requests carry a (far) deadline, so they take
+ * the locked path instead of the inbox. */
 START_TEST(sequential_requests_never_stall)
 {
-    eng_sched *s = make(8, 0, 64, 0, 0);
+    eng_sched_params p = eng_sched_default_params();
+    p.n_workers = 1;
+    p.threads_per_worker = 1;
+    p.max_batch_size = 8;
+    p.idle_spin_us = _i ? 0 : p.idle_spin_us;
+    eng_sched *s = NULL;
+    ck_assert_int_eq(eng_sched_create(&p, &s), ENG_OK);
     for (int i = 0; i < SEQUENTIAL_N; i++) {
         eng_sched_ticket *t;
         eng_sched_result res;
-        ck_assert_int_eq(eng_sched_submit(s, "a b", 3, NULL, &t), ENG_OK);
+        eng_sched_req r = eng_sched_default_req();
+        r.timeout_us = i % 2 ? 60 * 1000 * 1000 : 0;
+        ck_assert_int_eq(eng_sched_submit(s, "a b", 3, &r, &t), ENG_OK);
         ck_assert_int_eq(eng_sched_wait(s, t, &res), ENG_OK);
         eng_sched_release(s, t);
         struct timespec ts = {0, (i % 40) * 1000};   /* 0..39 us */
@@ -410,6 +446,9 @@ START_TEST(bad_params_refused)
     ck_assert_ptr_nonnull(strstr(eng_last_error(), "usable cores"));
     p = eng_sched_default_params();
     p.cpus = "not-a-list";
+    ck_assert_int_eq(eng_sched_create(&p, &s), ENG_ERR_INVALID_ARG);
+    p = eng_sched_default_params();
+    p.idle_spin_us = -1;
     ck_assert_int_eq(eng_sched_create(&p, &s), ENG_ERR_INVALID_ARG);
     ck_assert_ptr_null(s);
 }
@@ -446,10 +485,11 @@ int main(void)
     tcase_add_test(tc, overload_rejects_at_once);
     tcase_add_test(tc, deadline_fires_while_worker_busy);
     tcase_add_test(tc, priorities_then_fifo);
+    tcase_add_test(tc, fifo_across_deadline_and_plain);
     tcase_add_test(tc, max_wait_coalesces);
     tcase_add_test(tc, token_budget_respected);
     tcase_add_test(tc, failing_item_fails_alone);
-    tcase_add_test(tc, sequential_requests_never_stall);
+    tcase_add_loop_test(tc, sequential_requests_never_stall, 0, 2);
     tcase_add_test(tc, bad_params_refused);
     tcase_add_test(tc, image_to_text_model_refused);
     suite_add_tcase(su, tc);
