@@ -11,14 +11,18 @@
 
 #include "kernels_isa.h"
 
-#define ENG_KERNELS_TABLE(ISA, isa)                                                      \
+/* attention_bf16 is the fp32 kernel in the vector tables until init() finds
+ * AVX512-BF16 (see kernels.h). */
+#define ENG_KERNELS_TABLE(ISA, isa, attention_bf16)                                      \
     [ISA] = {ISA, eng__softmax_##isa, eng__argmax_##isa, eng__layernorm_##isa,           \
-             eng__bias_act_##isa, eng__bias_residual_##isa, eng__attention_##isa}
+             eng__bias_act_##isa, eng__bias_residual_##isa, eng__attention_##isa,        \
+             attention_bf16}
 
-static const eng__kernels tables[] = {
-    ENG_KERNELS_TABLE(ENG_ISA_SCALAR, scalar),
-    ENG_KERNELS_TABLE(ENG_ISA_AVX2, avx2),
-    ENG_KERNELS_TABLE(ENG_ISA_AVX512, avx512),
+/* Filled in once by init(); read-only afterwards. */
+static eng__kernels tables[] = {
+    ENG_KERNELS_TABLE(ENG_ISA_SCALAR, scalar, eng__attention_bf16_scalar),
+    ENG_KERNELS_TABLE(ENG_ISA_AVX2, avx2, eng__attention_avx2),
+    ENG_KERNELS_TABLE(ENG_ISA_AVX512, avx512, eng__attention_avx512),
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -65,9 +69,20 @@ eng__isa eng__isa_parse_override(const char *env, eng__isa best)
     return best;
 }
 
+/* AVX512-BF16 (CPUID leaf 7, subleaf 1, EAX bit 5); its registers are the
+ * AVX-512 state detect() checked already. */
+static int has_avx512_bf16(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && a >= 1 &&
+           __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
+}
+
 static void init(void)
 {
     hw_best = detect();
+    if (hw_best == ENG_ISA_AVX512 && has_avx512_bf16())
+        tables[ENG_ISA_AVX512].attention_bf16 = eng__attention_bf16_avx512;
     chosen = eng__isa_parse_override(getenv("ENG_ISA"), hw_best);
 }
 

@@ -38,14 +38,28 @@ typedef struct {
      * non-finite score has no meaningful result (NaN in practice). */
     void (*attention)(const float *q, const float *k, const float *v, int ld, int S, int d,
                       float scale, float *out, int ldo, float *scratch);
+    /* The same contract as attention, with the scores at bfloat16
+     * precision: q and k may be rounded to bf16 (8 significant bits, to
+     * nearest even) before they are multiplied, the products summed in fp32;
+     * the softmax and P V stay fp32. For the int8 models, whose linear layers
+     * are far coarser. The scalar version rounds exactly so and is the
+     * reference; AVX-512 with AVX512-BF16 uses VDPBF16PS, two products per
+     * lane per instruction; elsewhere (AVX2, AVX-512 without the extension)
+     * this is the fp32 kernel, since emulating the rounding would only make
+     * it slower. */
+    void (*attention_bf16)(const float *q, const float *k, const float *v, int ld, int S, int d,
+                           float scale, float *out, int ldo, float *scratch);
 } eng__kernels;
 
-/* Floats of scratch the attention kernel needs for S keys of width d: K^T
- * (d x Sp, in panels of 16 keys) and the scores of a block of 8 query rows
- * [8][Sp], where Sp is S rounded up to a multiple of 16 (so every panel and
- * row starts on a cache line when scratch does). Non-decreasing in S and d, so a buffer sized for the
+/* Floats of scratch either attention kernel needs for S keys of width d,
+ * with Sp = S rounded up to a multiple of 16 (so every panel and row starts
+ * on a cache line when scratch does): K^T (d x Sp, in panels of 16 keys; half
+ * that in bf16) and the scores of a block of 8 query rows [8][Sp], and for
+ * bf16 the block's queries (at most 4 d + 124; see attention_avx512.c). A
+ * multiple of 16, and non-decreasing in S and d, so a buffer sized for the
  * largest S serves every shorter sequence. */
-#define ENG_ATTENTION_SCRATCH(S, d) ((size_t)(((S) + 15) & ~15) * (size_t)((d) + 8))
+#define ENG_ATTENTION_SCRATCH(S, d)                                                         \
+    ((size_t)(((S) + 15) & ~15) * (size_t)((d) + 8) + 16 * (size_t)(d) + 128)
 
 /* The table for the best ISA this CPU and ENG_ISA allow; detection runs once. */
 const eng__kernels *eng__kernels_get(void);

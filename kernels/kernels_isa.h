@@ -26,4 +26,12 @@ ENG_KERNELS_DECLARE(avx512)
 
 #undef ENG_KERNELS_DECLARE
 
+/* attention_bf16 where it is not the fp32 kernel: the scalar reference, and
+ * the AVX512-BF16 kernel (which dispatch.c installs only where CPUID reports
+ * the extension). */
+void eng__attention_bf16_scalar(const float *q, const float *k, const float *v, int ld, int S,
+                                int d, float scale, float *out, int ldo, float *scratch);
+void eng__attention_bf16_avx512(const float *q, const float *k, const float *v, int ld, int S,
+                                int d, float scale, float *out, int ldo, float *scratch);
+
 #endif

@@ -193,25 +193,6 @@ static void embed_rows(eng_ctx *c, int lo, int hi)
                        hi - lo, m->hidden, m->ln_eps);
 }
 
-/* Asks for the Q, K and V rows of head a of sequence s to be brought into
- * cache while the current pair computes. They are d-float pieces of [T, 3H]
- * rows, a stride the hardware prefetchers do not follow far enough: without
- * this the attention waited on memory for a fifth of its time (int8 MiniLM,
- * where the row-local steps no longer leave qkv in the caches). */
-static void prefetch_pair(const eng_ctx *c, int s, int a)
-{
-    const eng_model *m = c->model;
-    const size_t H = (size_t)m->hidden, d = H / (size_t)m->heads, ld = 3 * H;
-    const float *base = c->qkv + (size_t)c->seq_off[s] * ld + (size_t)a * d;
-    for (int t = 0; t < c->seq_len[s]; t++)
-        for (size_t part = 0; part < 3; part++) {
-            const char *row = (const char *)(base + (size_t)t * ld + part * H);
-            /* Every cache line of the piece; 64-byte lines. */
-            for (size_t off = 0; off < d * sizeof(float); off += 64)
-                __builtin_prefetch(row + off);
-        }
-}
-
 /* attn[T,H] = per sequence and head: softmax(Q K^T / sqrt(d)) V, where Q, K, V
  * are column blocks of qkv[T,3H] (row stride 3H). Member tid takes every nt-th
  * (sequence, head) pair and runs the fused attention kernel on it, with its
@@ -222,15 +203,19 @@ static void attention(eng_ctx *c, int n, int tid, int nt)
     const int H = m->hidden, d = H / m->heads, ld = 3 * H;
     const float scale = 1.0f / sqrtf((float)d);
     float *scratch = c->scores + (size_t)tid * attention_scratch_floats(m);
+    /* An int8 model's attention runs at bf16 precision (kernels.h): its
+     * linear layers round far more coarsely, and in fp32 the attention took
+     * a quarter of its time. */
+    const int int8 = m->layers > 0 && m->layer[0].qkv.dtype == ENG_DT_I8;
+    void (*attend)(const float *, const float *, const float *, int, int, int, float, float *,
+                   int, float *) = int8 ? c->kern->attention_bf16 : c->kern->attention;
     for (int p = tid; p < n * m->heads; p += nt) {
         const int s = p / m->heads, a = p % m->heads;
         const int S = c->seq_len[s];
         const float *base = c->qkv + (size_t)c->seq_off[s] * ld;
         float *out = c->attn + (size_t)c->seq_off[s] * H;
         const float *Q = base + a * d, *K = base + H + a * d, *V = base + 2 * H + a * d;
-        if (p + nt < n * m->heads)
-            prefetch_pair(c, (p + nt) / m->heads, (p + nt) % m->heads);
-        c->kern->attention(Q, K, V, ld, S, d, scale, out + a * d, H, scratch);
+        attend(Q, K, V, ld, S, d, scale, out + a * d, H, scratch);
     }
 }
 

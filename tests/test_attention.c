@@ -9,8 +9,10 @@
  * (AddressSanitizer catches any overrun) and is filled with NaN first, so a
  * kernel that read scratch it had not written would fail. Every ISA, scalar
  * included, is also checked against closed forms: one token attends only to
- * itself, and zero queries give the mean of the values. ISAs the CPU lacks
- * are skipped with a message. */
+ * itself, and zero queries give the mean of the values. The bf16 variant
+ * (attention_bf16) is compared with the scalar bf16 reference, and the
+ * reference with the fp32 one; it meets the closed forms too. ISAs the CPU
+ * lacks are skipped with a message. */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
@@ -31,6 +33,15 @@
  * relative to the largest |v| of the column as above: the fp32 sum of up to
  * 512 values, about sqrt(512) roundings. */
 #define TOL_ATTN_CLOSED_REL 4e-6
+/* attention_bf16 (kernels.h): a real bf16 kernel against the scalar bf16
+ * reference, relative to the column scale as above. Both round q and k
+ * alike and their products are exact in fp32, so what is left is what
+ * TOL_ATTN_REL covers. */
+#define TOL_BF16_REL TOL_ATTN_REL
+/* Any bf16 result against fp32 attention: q and k rounded to 8 bits move
+ * each score by up to about 2^-9 sqrt(d) |q| |k| (about 0.1 for the sharp
+ * cases here), a few percent of a weight. */
+#define TOL_BF16_VS_FP32_REL 3e-2
 /* A value no kernel produces from these inputs, placed where nothing may be
  * written. */
 #define GUARD 12345.0f
@@ -68,15 +79,23 @@ static void problem_free(problem *p)
     free(p->scratch);
 }
 
+typedef void attention_fn(const float *q, const float *k, const float *v, int ld, int S, int d,
+                          float scale, float *out, int ldo, float *scratch);
+
 /* Runs one kernel on p into p->out (guards first, scratch poisoned). */
-static void run(const eng__kernels *k, problem *p, float scale)
+static void run_fn(attention_fn *f, problem *p, float scale)
 {
     for (size_t i = 0; i < (size_t)(p->S + 1) * p->ldo; i++)
         p->out[i] = GUARD;
     for (size_t i = 0; i < ENG_ATTENTION_SCRATCH(p->S, p->d); i++)
         p->scratch[i] = NAN;
-    k->attention(p->qkv, p->qkv + p->d, p->qkv + 2 * p->d, p->ld, p->S, p->d, scale, p->out, p->ldo,
-                 p->scratch);
+    f(p->qkv, p->qkv + p->d, p->qkv + 2 * p->d, p->ld, p->S, p->d, scale, p->out, p->ldo,
+      p->scratch);
+}
+
+static void run(const eng__kernels *k, problem *p, float scale)
+{
+    run_fn(k->attention, p, scale);
 }
 
 static const float *value(const problem *p, int j)
@@ -153,6 +172,65 @@ START_TEST(test_attention_isa)
 }
 END_TEST
 
+/* attention_bf16 against the scalar table's, which rounds exactly as the
+ * contract says, over the same sizes and both softmax sharpnesses: within
+ * TOL_BF16_REL for a real bf16 kernel, TOL_BF16_VS_FP32_REL for the fp32
+ * fallback (AVX2, AVX-512 without the extension). */
+START_TEST(test_attention_bf16_isa)
+{
+    const eng__kernels *k = kernels_or_skip(_i, "attention bf16");
+    const eng__kernels *s = eng__kernels_for(ENG_ISA_SCALAR);
+    if (!k)
+        return;
+    const int real = k->attention_bf16 != k->attention;
+    printf("attention_bf16 on %s: %s\n", eng__isa_str(k->isa),
+           real ? "the AVX512-BF16 kernel" : "the fp32 kernel");
+    for (int li = 0; li < N_LENS; li++)
+        for (int wi = 0; wi < N_WIDTHS; wi++)
+            for (int sharp = 0; sharp < 2; sharp++) {
+                const int S = seq_lens[li], d = widths[wi];
+                const float scale = (sharp ? 3.0f : 1.0f) / sqrtf((float)d);
+                problem p = problem_new(S, d, 2.0f);
+                const size_t nout = (size_t)(S + 1) * p.ldo;
+                run_fn(s->attention_bf16, &p, scale);
+                float *want = malloc(nout * sizeof *want);
+                ck_assert_ptr_nonnull(want);
+                memcpy(want, p.out, nout * sizeof *want);
+                run_fn(k->attention_bf16, &p, scale);
+                assert_matches(&p, p.out, want, real ? TOL_BF16_REL : TOL_BF16_VS_FP32_REL,
+                               sharp ? "bf16 sharp" : "bf16", eng__isa_str(k->isa));
+                free(want);
+                problem_free(&p);
+            }
+}
+END_TEST
+
+/* The scalar bf16 reference against the fp32 one: within the bf16 bound, and
+ * not equal to it (so the rounding it claims does happen). */
+START_TEST(test_attention_bf16_vs_fp32)
+{
+    const eng__kernels *s = eng__kernels_for(ENG_ISA_SCALAR);
+    double worst = 0.0;
+    for (int li = 0; li < N_LENS; li += 2)
+        for (int wi = 0; wi < N_WIDTHS; wi++) {
+            const int S = seq_lens[li], d = widths[wi];
+            problem p = problem_new(S, d, 2.0f);
+            const size_t nout = (size_t)(S + 1) * p.ldo;
+            run(s, &p, 3.0f / sqrtf((float)d));
+            float *want = malloc(nout * sizeof *want);
+            ck_assert_ptr_nonnull(want);
+            memcpy(want, p.out, nout * sizeof *want);
+            run_fn(s->attention_bf16, &p, 3.0f / sqrtf((float)d));
+            assert_matches(&p, p.out, want, TOL_BF16_VS_FP32_REL, "bf16 vs fp32", "scalar");
+            for (size_t i = 0; i < nout; i++)
+                worst = fmax(worst, fabs((double)p.out[i] - want[i]));
+            free(want);
+            problem_free(&p);
+        }
+    ck_assert_msg(worst > 0.0, "the bf16 reference equals the fp32 one: no rounding happened");
+}
+END_TEST
+
 /* S = 1: the only key is the token itself, so out = v_0 whatever q and k. */
 START_TEST(test_attention_single_token)
 {
@@ -169,6 +247,9 @@ START_TEST(test_attention_single_token)
         }
         run(k, &p, 1.0f);
         assert_matches(&p, p.out, want, TOL_ATTN_CLOSED_REL, "single token", eng__isa_str(k->isa));
+        run_fn(k->attention_bf16, &p, 1.0f);
+        assert_matches(&p, p.out, want, TOL_ATTN_CLOSED_REL, "bf16 single token",
+                       eng__isa_str(k->isa));
         free(want);
         problem_free(&p);
     }
@@ -201,6 +282,9 @@ START_TEST(test_attention_uniform)
             }
             run(k, &p, 0.5f);
             assert_matches(&p, p.out, want, TOL_ATTN_CLOSED_REL, "uniform", eng__isa_str(k->isa));
+            run_fn(k->attention_bf16, &p, 0.5f);
+            assert_matches(&p, p.out, want, TOL_ATTN_CLOSED_REL, "bf16 uniform",
+                           eng__isa_str(k->isa));
             free(want);
             problem_free(&p);
         }
@@ -217,6 +301,8 @@ int main(void)
     tcase_add_loop_test(tc, test_attention_single_token, ENG_ISA_SCALAR, ENG_ISA_AVX512 + 1);
     tcase_add_loop_test(tc, test_attention_uniform, ENG_ISA_SCALAR, ENG_ISA_AVX512 + 1);
     tcase_add_loop_test(tc, test_attention_isa, ENG_ISA_AVX2, ENG_ISA_AVX512 + 1);
+    tcase_add_test(tc, test_attention_bf16_vs_fp32);
+    tcase_add_loop_test(tc, test_attention_bf16_isa, ENG_ISA_AVX2, ENG_ISA_AVX512 + 1);
     suite_add_tcase(suite, tc);
     return test_run_suite(suite);
 }

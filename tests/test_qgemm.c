@@ -200,7 +200,7 @@ END_TEST
 /* Every path quantizes activation rows to the same bytes and scales. */
 START_TEST(test_activation_quantizers_agree)
 {
-    static const int ks[] = {1, 3, 7, 8, 15, 16, 17, 33, 100, 1027};
+    static const int ks[] = {1, 3, 7, 8, 15, 16, 17, 33, 63, 64, 65, 100, 128, 1027};
     for (size_t t = 0; t < sizeof ks / sizeof *ks; t++) {
         const int K = ks[t], M = 5;
         const size_t lda = lda_of(K) + 4;
