@@ -2,13 +2,12 @@
  * contract and packed layout in sgemm.h.
  *
  * Shapes: rows a[r][kc], b = one panel of [kc][16], rows c[r][ncols]; mr <= 6,
- * np == 1. The full tile keeps 6 rows x 2 halves = 12 ymm
- * accumulators, plus 2 weight vectors and a broadcast: 15 of the 16 ymm
- * registers. Column tails use masked loads and stores only where a half is
- * partial (VMASKMOVPS stores are slow on some cores); the packed panel is
- * zero-padded, so the sums need no masking. The epilogue (bias, residual,
- * activation from vmath_avx2.h) runs before the only store of the last K
- * block. */
+ * np == 1. The full tile keeps 6 rows x 2 halves = 12 ymm accumulators,
+ * plus 2 weight vectors and a broadcast: 15 of the 16 ymm registers. Column
+ * tails use masked loads and stores only where a half is partial (VMASKMOVPS
+ * stores are slow on some cores); the packed panel is zero-padded, so the
+ * sums need no masking. The epilogue (bias, residual, activation from
+ * vmath_avx2.h) runs before the only store of the last K block. */
 #include <stddef.h>
 
 #include "sgemm.h"

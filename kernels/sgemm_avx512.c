@@ -2,8 +2,8 @@
  * contract and packed layout in sgemm.h.
  *
  * Shapes: rows a[r][kc], b = np panels of [kc][16] (ldb floats apart), rows
- * c[r][ncols]; mr <= 6, np <= 4. The full tile keeps 6 x 4 = 24
- * zmm accumulators; each k step loads 4 weight vectors and broadcasts 6
+ * c[r][ncols]; mr <= 6, np <= 4. The full tile keeps 6 x 4 = 24 zmm
+ * accumulators; each k step loads 4 weight vectors and broadcasts 6
  * activations, 10 loads for 24 FMAs, so the FMA units, not the loads, set the
  * pace. Column tails use masked loads and stores (the packed panels are
  * zero-padded, so the sums need no masking). The epilogue (bias, residual,
@@ -35,9 +35,8 @@ tile_n(const float *const *ap, const float *b, size_t ldb, int kc, const int mr,
     for (int r = 0; r < mr; r++)
 #pragma GCC unroll 4
         for (int j = 0; j < np; j++)
-            acc[r][j] = (flags & ENG_ST_ACCUM)
-                            ? _mm512_maskz_loadu_ps(m[j], c[r] + 16 * j)
-                            : _mm512_setzero_ps();
+            acc[r][j] = (flags & ENG_ST_ACCUM) ? _mm512_maskz_loadu_ps(m[j], c[r] + 16 * j)
+                                               : _mm512_setzero_ps();
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
         __m512 bv[NP];
@@ -60,8 +59,7 @@ tile_n(const float *const *ap, const float *b, size_t ldb, int kc, const int mr,
             for (int r = 0; r < mr; r++) {
                 __m512 v = _mm512_add_ps(acc[r][j], bias);
                 if (epi->res)
-                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(
-                                             m[j], epi->res[r] + 16 * j));
+                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[j], epi->res[r] + 16 * j));
                 acc[r][j] = epi->act >= 0 ? act16(v, epi->act) : v;
             }
         }
@@ -79,7 +77,7 @@ tile_n(const float *const *ap, const float *b, size_t ldb, int kc, const int mr,
 #define TILE(R, P)                                                                         \
     static void tile_##R##_##P(TILE_ARGS)                                                  \
     {                                                                                      \
-        tile_n(a, b, ldb, kc, R, P, ncols, c, flags, epi);                                                        \
+        tile_n(a, b, ldb, kc, R, P, ncols, c, flags, epi);                                 \
     }
 #define TILE_ROW(R) TILE(R, 1) TILE(R, 2) TILE(R, 3) TILE(R, 4)
 TILE_ROW(1) TILE_ROW(2) TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6)

@@ -2,8 +2,8 @@
  * the reference for the vector tiles (sgemm.h has the contract and layout).
  *
  * Shapes: rows a[r][kc], b = np panels of [kc][16] (ldb floats apart), rows
- * c[r][ncols]. The epilogue is the kernel table's own scalar
- * passes on each finished row, so the activations use the same libm-based
+ * c[r][ncols]. The epilogue is the kernel table's own scalar passes on each
+ * finished row, so the activations use the same libm-based
  * functions as kernels/activation_scalar.c. */
 #include <stddef.h>
 

@@ -21,9 +21,9 @@
  * measured up to 10% slower on the 512-channel layers (more round trips of
  * the partial sums), as kernels/sgemm.c found for the linear layers. Row
  * tiles are grouped in chunks whose input footprint is about CHUNK_BYTES, so
- * a chunk's input stays in L2 while the panel groups go by. GATHER_K and
+ * a chunk's input stays in L2 while the panel groups go by.
  * UNITS_PER_MEMBER: see plan. */
-enum { KC = 2048, CHUNK_BYTES = 512 * 1024, GATHER_K = 256, UNITS_PER_MEMBER = 8 };
+enum { KC = 2048, CHUNK_BYTES = 512 * 1024, UNITS_PER_MEMBER = 8 };
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -64,15 +64,11 @@ static void zero_border(const eng__fmap *f, int tid, int nt)
  * pixels; G panel groups; R row tiles per chunk; the K blocks of one kernel
  * row. A unit of work is one of S equal slices of one chunk's tiles in one
  * panel group: S is 1 unless the layer has too few chunks and groups to go
- * round the members several times. gather: kernels with a short K (the
- * stem's 7 x 7 x 3 = 147) are copied per tile into one contiguous row and
- * run in one K block, rather than 7 blocks of 21 steps, each reloading and
- * storing the partial sums. */
+ * round the members several times. */
 typedef struct {
     int oh, ow, G, R, S;
     long P, T, chunks;
     int kb, nkb;   /* K block length and count within one kernel row */
-    int gather;
 } plan;
 
 static plan make_plan(const eng__sgemm_kernels *sk, const eng__conv *c, const eng__fmap *out,
@@ -96,7 +92,6 @@ static plan make_plan(const eng__sgemm_kernels *sk, const eng__conv *c, const en
     const int krow = c->kw * c->cin;
     p.nkb = (krow + KC - 1) / KC;
     p.kb = (krow + p.nkb - 1) / p.nkb;
-    p.gather = c->kh > 1 && c->kh * krow <= GATHER_K;
     return p;
 }
 
@@ -126,9 +121,9 @@ static void pixel_next(const plan *p, pixel *q)
 /* The row pointers of the tile of m pixels from q on (q advanced past them):
  * in a[] each pixel's window in kernel row ky from column k0, in o[] and rs[]
  * its output and residual from column col0. */
-static void tile_rows(const eng__conv *c, const plan *p, const eng__fmap *in,
-                      const eng__fmap *out, const eng__fmap *res, pixel *q, int m, int ky, int k0,
-                      int col0, const float **a, float **o, const float **rs)
+static void tile_rows(const eng__conv *c, const plan *p, const eng__fmap *in, const eng__fmap *out,
+                      const eng__fmap *res, pixel *q, int m, int ky, int k0, int col0,
+                      const float **a, float **o, const float **rs)
 {
     for (int r = 0; r < m; r++, pixel_next(p, q)) {
         a[r] = eng__fmap_at(in, q->img, q->oy * c->stride - c->pad + ky,
@@ -151,26 +146,6 @@ static void run_tiles(const eng__sgemm_kernels *sk, const eng__conv *c, const pl
     const float *a[ENG_SGEMM_MAX_MR], *rs[ENG_SGEMM_MAX_MR];
     float *o[ENG_SGEMM_MAX_MR];
     const eng__sepi epi = { c->b + col0, res ? rs : NULL, relu ? ENG_ACT_RELU : -1 };
-    if (p->gather) {
-        /* Each pixel's kh windows of krow floats, one after another: row r
-         * of the tile's whole K at patch + r*K. */
-        _Alignas(64) float patch[ENG_SGEMM_MAX_MR * GATHER_K];
-        const size_t in_row = ((size_t)in->w + 2 * (size_t)in->pad) * (size_t)in->c;
-        pixel q = pixel_at(p, t0 * sk->mr);
-        for (long t = t0; t < t1; t++) {
-            const int m = (int)(p->P - t * sk->mr < sk->mr ? p->P - t * sk->mr : sk->mr);
-            tile_rows(c, p, in, out, res, &q, m, 0, 0, col0, a, o, rs);
-            for (int r = 0; r < m; r++) {
-                float *dst = patch + (size_t)r * K;
-                for (int ky = 0; ky < c->kh; ky++)
-                    memcpy(dst + (size_t)ky * krow, a[r] + (size_t)ky * in_row,
-                           sizeof(float) * (size_t)krow);
-                a[r] = dst;
-            }
-            sk->tile(a, panels, ldb, K, m, np, ncols, o, ENG_ST_FINAL, &epi);
-        }
-        return;
-    }
     for (int ky = 0; ky < c->kh; ky++)
         for (int k0 = 0; k0 < krow; k0 += p->kb) {
             const int kc = min_int(p->kb, krow - k0);
@@ -188,10 +163,10 @@ static void run_tiles(const eng__sgemm_kernels *sk, const eng__conv *c, const pl
 
 /* The members take units from work one at a time, in (chunk, panel group,
  * slice) order, so a member that runs slow (a shared core) takes fewer
- * instead of holding the others at the next barrier. In order, the two
- * members mostly work on the same chunk, whose input stays in the caches
- * while the panel groups go by; with few rows (late layers at a small batch) the units are
- * whole panel groups, so each group's weights are read by one member. */
+ * instead of holding the others at the next barrier. Consecutive units share
+ * a chunk, whose input stays in the caches while the panel groups go by; with
+ * few rows (late layers at a small batch) there is one chunk and a unit is a
+ * panel group or an S-th of one, so few members read each group's weights. */
 void eng__conv_forward(const eng__sgemm_kernels *sk, const eng__conv *c, const eng__fmap *in,
                        const eng__fmap *out, const eng__fmap *res, int relu,
                        eng__team_counter *work, int tid, int nt)

@@ -150,7 +150,7 @@ START_TEST(conv_matches_direct)
                         wt[(((size_t)co * cin + ci) * k + ky) * k + kx];
     float *packed = aligned_alloc(64, eng__sgemm_packed_bytes((int)K, cout));
     eng__sgemm_pack(wg, (int)K, cout, packed);
-    eng__conv c = { k, k, s, p, cin, cout, wg, b, packed };
+    const eng__conv c = { k, k, s, p, cin, cout, wg, b, packed };
     float *ref = malloc(sizeof(float) * outn);
     direct_conv(in, n, h, w, cin, wt, b, cout, k, s, p, res, relu, ref);
     double scale = 0;
@@ -166,9 +166,10 @@ START_TEST(conv_matches_direct)
     for (eng__isa isa = ENG_ISA_SCALAR; isa <= ENG_ISA_AVX512; isa++) {
         const eng__sgemm_kernels *sk = eng__sgemm_for(isa);
         for (size_t m = 0; sk && m < sizeof member_counts / sizeof member_counts[0]; m++) {
+            const int members = member_counts[m];
             eng__fmap y = padded(NULL, n, oh, ow, cout, 1, 0xff);
             eng__team *team;
-            ck_assert(eng__team_create(&team, member_counts[m]) == ENG_OK);
+            ck_assert(eng__team_create(&team, members) == ENG_OK);
             conv_run cr = { sk, &c, &x, &y, res ? &r : NULL, relu, { 0 } };
             eng__team_counter_zero(&cr.work);
             eng__team_run(team, conv_member, &cr);
@@ -184,15 +185,14 @@ START_TEST(conv_matches_direct)
                             ck_assert(!relu || v >= 0);
                         }
             ck_assert_msg(worst <= LAYER_TOL * scale, "case %d isa %d members %d: error %g of %g",
-                          t, (int)isa, member_counts[m], worst, scale);
+                          t, (int)isa, members, worst, scale);
             ck_assert_msg(border_is_zero(&y), "case %d: border not zeroed", t);
             /* Every output is summed the same way whoever computes it. */
             if (m == 0)
                 memcpy(first, y.d, sizeof(float) * yn);
             else
                 ck_assert_msg(memcmp(first, y.d, sizeof(float) * yn) == 0,
-                              "case %d isa %d: %d members differ from one", t, (int)isa,
-                              member_counts[m]);
+                              "case %d isa %d: %d members differ from one", t, (int)isa, members);
             free(y.d);
         }
     }
