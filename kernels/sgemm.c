@@ -79,7 +79,7 @@ void eng__sgemm_packed(const eng__sgemm_kernels *sk, const float *X, int M, int 
                         rs[i] = res ? res + (size_t)(r + i) * ldy + 16 * pb : NULL;
                     }
                     const eng__sepi epi = { bias + 16 * pb, res ? rs : NULL, act };
-                    sk->tile(a, b, ldb, kn, mr, pn, ncols, c, flags, &epi);
+                    sk->tile(a, 0, 1, b, ldb, kn, mr, pn, ncols, c, flags, &epi);
                 }
             }
         }

@@ -47,9 +47,13 @@ typedef struct {
     eng__isa isa;
     int mr;  /* rows of one register tile */
     int np;  /* 16-column panels of one register tile */
-    /* One register tile: rows [0, mr), panels [0, np), over k steps [0, kc).
-     *   a: row r at a[r], kc floats used.
-     *   b: panel j at b + j*ldb floats, 16 floats per k step.
+    /* One register tile: rows [0, mr), panels [0, np), over nseg segments
+     * of kc k steps each (nseg*kc steps in all, in order).
+     *   a: segment s of row r at a[r] + s*aseg, kc floats used: a
+     *      convolution's kernel rows lie one input row apart, so one call
+     *      runs several and the partial sums stay in registers.
+     *   b: panel j at b + j*ldb floats, 16 floats per k step, the segments'
+     *      steps one after another (nseg*kc steps).
      *   c: row r at c[r]; only columns [0, ncols) are read or written
      *      (16*(np-1) < ncols <= 16*np).
      * Without ACCUM the sums start at 0, with it from c. With FINAL, c gets
@@ -57,8 +61,9 @@ typedef struct {
      * np <= this->np. Each row's sums run over k in order, whatever mr and
      * the row's place in the tile, so a row's result never depends on which
      * tile computed it. */
-    void (*tile)(const float *const *a, const float *b, size_t ldb, int kc, int mr, int np,
-                 int ncols, float *const *c, int flags, const eng__sepi *epi);
+    void (*tile)(const float *const *a, ptrdiff_t aseg, int nseg, const float *b, size_t ldb,
+                 int kc, int mr, int np, int ncols, float *const *c, int flags,
+                 const eng__sepi *epi);
 } eng__sgemm_kernels;
 
 /* Bytes of the packed form of a K x N matrix; 0 when K < 1 or N < 1. */

@@ -1,9 +1,9 @@
 /* sgemm_avx512.c: the fp32 GEMM tile on 16-lane registers (AVX-512F), the
  * contract and packed layout in sgemm.h.
  *
- * Shapes: rows a[r][kc], b = np panels of [kc][16] (ldb floats apart), rows
- * c[r][ncols]; mr <= 6, np <= 4. The full tile keeps 6 x 4 = 24 zmm
- * accumulators; each k step loads 4 weight vectors and broadcasts 6
+ * Shapes: nseg segments of rows a[r] + s*aseg [kc], b = np panels of
+ * [nseg*kc][16] (ldb floats apart), rows c[r][ncols]; mr <= 6, np <= 4. The
+ * full tile keeps 6 x 4 = 24 zmm accumulators; each k step loads 4 weight vectors and broadcasts 6
  * activations, 10 loads for 24 FMAs, so the FMA units, not the loads, set the
  * pace. Column tails use masked loads and stores (the packed panels are
  * zero-padded, so the sums need no masking). The epilogue (bias, residual,
@@ -19,8 +19,8 @@ enum { MR = 6, NP = 4 };
 /* One tile of mr x np panels; always inlined with constant mr and np, so the
  * accumulators live in registers and the row and panel loops unroll. */
 static inline __attribute__((always_inline)) void
-tile_n(const float *const *ap, const float *b, size_t ldb, int kc, const int mr, const int np,
-       int ncols, float *const *c, int flags, const eng__sepi *epi)
+tile_n(const float *const *ap, ptrdiff_t aseg, int nseg, const float *b, size_t ldb, int kc,
+       const int mr, const int np, int ncols, float *const *c, int flags, const eng__sepi *epi)
 {
     const float *a[MR];
 #pragma GCC unroll 6
@@ -37,19 +37,24 @@ tile_n(const float *const *ap, const float *b, size_t ldb, int kc, const int mr,
         for (int j = 0; j < np; j++)
             acc[r][j] = (flags & ENG_ST_ACCUM) ? _mm512_maskz_loadu_ps(m[j], c[r] + 16 * j)
                                                : _mm512_setzero_ps();
+    for (int s = 0; s < nseg; s++, b += (size_t)kc * 16) {
 #pragma GCC unroll 4
-    for (int k = 0; k < kc; k++) {
-        __m512 bv[NP];
-#pragma GCC unroll 4
-        for (int j = 0; j < np; j++)
-            bv[j] = _mm512_loadu_ps(b + (size_t)j * ldb + (size_t)k * 16);
-#pragma GCC unroll 6
-        for (int r = 0; r < mr; r++) {
-            const __m512 av = _mm512_set1_ps(a[r][k]);
+        for (int k = 0; k < kc; k++) {
+            __m512 bv[NP];
 #pragma GCC unroll 4
             for (int j = 0; j < np; j++)
-                acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
+                bv[j] = _mm512_loadu_ps(b + (size_t)j * ldb + (size_t)k * 16);
+#pragma GCC unroll 6
+            for (int r = 0; r < mr; r++) {
+                const __m512 av = _mm512_set1_ps(a[r][k]);
+#pragma GCC unroll 4
+                for (int j = 0; j < np; j++)
+                    acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
+            }
         }
+#pragma GCC unroll 6
+        for (int r = 0; r < mr; r++)
+            a[r] += aseg;
     }
     if (flags & ENG_ST_FINAL) {
 #pragma GCC unroll 4
@@ -72,12 +77,12 @@ tile_n(const float *const *ap, const float *b, size_t ldb, int kc, const int mr,
 }
 
 #define TILE_ARGS                                                                          \
-    const float *const *a, const float *b, size_t ldb, int kc, int mr, int np, int ncols,  \
-        float *const *c, int flags, const eng__sepi *epi
+    const float *const *a, ptrdiff_t aseg, int nseg, const float *b, size_t ldb, int kc,   \
+        int mr, int np, int ncols, float *const *c, int flags, const eng__sepi *epi
 #define TILE(R, P)                                                                         \
     static void tile_##R##_##P(TILE_ARGS)                                                  \
     {                                                                                      \
-        tile_n(a, b, ldb, kc, R, P, ncols, c, flags, epi);                                 \
+        tile_n(a, aseg, nseg, b, ldb, kc, R, P, ncols, c, flags, epi);                     \
     }
 #define TILE_ROW(R) TILE(R, 1) TILE(R, 2) TILE(R, 3) TILE(R, 4)
 TILE_ROW(1) TILE_ROW(2) TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6)
@@ -90,7 +95,7 @@ static const tile_fn tiles[MR][NP] = {
 
 static void tile(TILE_ARGS)
 {
-    tiles[mr - 1][np - 1](a, b, ldb, kc, mr, np, ncols, c, flags, epi);
+    tiles[mr - 1][np - 1](a, aseg, nseg, b, ldb, kc, mr, np, ncols, c, flags, epi);
 }
 
 const eng__sgemm_kernels eng__sgemm_avx512 = { ENG_ISA_AVX512, MR, NP, tile };

@@ -1,10 +1,10 @@
 /* sgemm_scalar.c: the fp32 GEMM tile in plain C, the portable fallback and
  * the reference for the vector tiles (sgemm.h has the contract and layout).
  *
- * Shapes: rows a[r][kc], b = np panels of [kc][16] (ldb floats apart), rows
- * c[r][ncols]. The epilogue is the kernel table's own scalar passes on each
- * finished row, so the activations use the same libm-based
- * functions as kernels/activation_scalar.c. */
+ * Shapes: nseg segments of rows a[r] + s*aseg [kc], b = np panels of
+ * [nseg*kc][16] (ldb floats apart), rows c[r][ncols]. The epilogue is the
+ * kernel table's own scalar passes on each finished row, so the activations
+ * use the same libm-based functions as kernels/activation_scalar.c. */
 #include <stddef.h>
 
 #include "kernels_isa.h"
@@ -12,11 +12,11 @@
 
 enum { MR = 4, NP = 1 };
 
-static void tile(const float *const *a, const float *b, size_t ldb, int kc, int mr, int np,
-                 int ncols, float *const *c, int flags, const eng__sepi *epi)
+static void tile(const float *const *a, ptrdiff_t aseg, int nseg, const float *b, size_t ldb,
+                 int kc, int mr, int np, int ncols, float *const *c, int flags,
+                 const eng__sepi *epi)
 {
     for (int r = 0; r < mr; r++) {
-        const float *ar = a[r];
         float *cr = c[r];
         for (int j0 = 0; j0 < ncols; j0 += 16) {
             const float *bp = b + (size_t)(j0 / 16) * ldb;
@@ -24,9 +24,12 @@ static void tile(const float *const *a, const float *b, size_t ldb, int kc, int 
             float acc[16];
             for (int j = 0; j < w; j++)
                 acc[j] = (flags & ENG_ST_ACCUM) ? cr[j0 + j] : 0.0f;
-            for (int k = 0; k < kc; k++)
-                for (int j = 0; j < w; j++)
-                    acc[j] += ar[k] * bp[(size_t)k * 16 + j];
+            for (int s = 0; s < nseg; s++) {
+                const float *ar = a[r] + s * aseg, *bs = bp + (size_t)s * kc * 16;
+                for (int k = 0; k < kc; k++)
+                    for (int j = 0; j < w; j++)
+                        acc[j] += ar[k] * bs[(size_t)k * 16 + j];
+            }
             for (int j = 0; j < w; j++)
                 cr[j0 + j] = acc[j];
         }

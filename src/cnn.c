@@ -18,6 +18,7 @@
 #define MAX_BATCH 4096
 #define STEM_PAD 3        /* the input's border: the 7x7 stem conv's padding */
 #define PAD 1             /* every later feature map's: the 3x3 convs' padding */
+#define STEM_MEMBERS 16   /* the most members sharing the stem; more idle there */
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -48,6 +49,7 @@ struct eng__cnn_ctx {
     const eng__cnn *cnn;
     int max_batch;
     float *buf[4];        /* feature maps, each max_batch x the largest padded layer */
+    size_t buf_floats;    /* of each buf */
     float *pooled;        /* max_batch x features */
     eng__team_counter *work;   /* one per conv of the network (all_convs' order) */
     int n_work;
@@ -343,10 +345,10 @@ eng_status eng__cnn_ctx_init(const eng__cnn *cnn, int max_batch, eng__cnn_ctx **
         snprintf(err, errlen, "max_batch %d is outside 1..%d", max_batch, MAX_BATCH);
         return ENG_ERR_INVALID_ARG;
     }
-    /* The largest padded feature map of one image, the input included. */
+    /* The largest padded feature map of one image, the input included (the
+     * stem's output is pooled as it goes, never stored). */
     const int crop = cnn->spec.crop;
     size_t act = eng__fmap_floats(1, crop, crop, 3, STEM_PAD);
-    grow(&act, conv_out_floats(&cnn->stem, crop));
     for (int i = 0; i < cnn->n_blocks; i++) {
         const block *b = &cnn->blocks[i];
         int edge = b->in_edge;
@@ -356,13 +358,18 @@ eng_status eng__cnn_ctx_init(const eng__cnn *cnn, int max_batch, eng__cnn_ctx **
             edge = eng__conv_out(edge, b->conv[j].kh, b->conv[j].stride, b->conv[j].pad);
         }
     }
-    /* aligned_alloc wants a multiple of the alignment. */
-    const size_t bytes = (sizeof(float) * act * (size_t)max_batch + 63) & ~(size_t)63;
+    /* Each buffer holds a batch's map, and buf[1] also the stem's scratch of
+     * STEM_MEMBERS members. aligned_alloc wants a multiple of the alignment. */
+    const eng__fmap input = { NULL, 1, crop, crop, 3, STEM_PAD };
+    size_t floats = act * (size_t)max_batch;
+    grow(&floats, eng__conv_maxpool_scratch(&cnn->stem, &input) * STEM_MEMBERS);
+    const size_t bytes = (sizeof(float) * floats + 63) & ~(size_t)63;
     eng__cnn_ctx *ctx = calloc(1, sizeof *ctx);
     int ok = ctx != NULL;
     if (ok) {
         ctx->cnn = cnn;
         ctx->max_batch = max_batch;
+        ctx->buf_floats = floats;
         for (int i = 0; i < 4; i++)
             ok = ok && (ctx->buf[i] = aligned_alloc(64, bytes));
         ok = ok && (ctx->pooled = malloc(sizeof(float) * (size_t)cnn->features * max_batch));
@@ -446,12 +453,11 @@ static void forward_member(void *arg, int tid, int nt)
     eng__team_barrier(ps->team);
     /* Each conv takes its work from the next counter, in all_convs' order. */
     eng__team_counter *work = ps->ctx->work;
-    const eng__fmap stem = out_map(&cnn->stem, &x, buf[1]);
-    eng__conv_forward(sk, &cnn->stem, &x, &stem, NULL, 1, work++, tid, nt);
-    eng__team_barrier(ps->team);
-    const int pe = eng__conv_out(stem.h, 3, 2, 1);
-    eng__fmap cur = { buf[2], n, pe, pe, stem.c, PAD };
-    eng__maxpool3x3s2(&stem, &cur, tid, nt);
+    /* The stem and its pooling in one pass, buf[1] the members' scratch. */
+    const int pe = eng__conv_out(cnn->stem_edge, 3, 2, 1);
+    eng__fmap cur = { buf[2], n, pe, pe, cnn->stem.cout, PAD };
+    eng__conv_maxpool_forward(sk, &cnn->stem, &x, &cur, buf[1], ps->ctx->buf_floats, 1, work++,
+                              tid, nt);
     eng__team_barrier(ps->team);
 
     for (int i = 0; i < cnn->n_blocks; i++) {

@@ -55,10 +55,24 @@ void eng__conv_forward(const eng__sgemm_kernels *sk, const eng__conv *c, const e
                        const eng__fmap *out, const eng__fmap *res, int relu,
                        eng__team_counter *work, int tid, int nt);
 
-/* 3x3, stride 2, pad 1 max pooling (padding never wins), the ResNet stem's:
- * member tid of nt writes its share of out's rows (and of its border); out's
- * shape is set by the caller. */
-void eng__maxpool3x3s2(const eng__fmap *in, const eng__fmap *out, int tid, int nt);
+/* Floats of one member's scratch for eng__conv_maxpool_forward: a band of
+ * conv output rows, small enough to stay in L2. */
+size_t eng__conv_maxpool_scratch(const eng__conv *c, const eng__fmap *in);
+
+/* Member tid of nt computes its part of out = maxpool(act(conv(in) + b)),
+ * the ResNet stem: 3x3, stride 2, pad 1 max pooling (padding never wins) of
+ * the conv's output, which is never stored whole: each member computes bands
+ * of its rows into its own part of scratch (tid * eng__conv_maxpool_scratch
+ * floats on), where they are pooled while still in the caches, saving the
+ * write and the re-read of the largest feature map of the network. Members
+ * whose part does not fit in scratch_floats take no work (at least member 0's
+ * must fit). in, relu and work as for eng__conv_forward; out's shape is set
+ * by the caller (any pad, c->cout channels); each output is bit-identical to
+ * pooling eng__conv_forward's. */
+void eng__conv_maxpool_forward(const eng__sgemm_kernels *sk, const eng__conv *c,
+                               const eng__fmap *in, const eng__fmap *out, float *scratch,
+                               size_t scratch_floats, int relu, eng__team_counter *work, int tid,
+                               int nt);
 
 /* out[img][ch] = mean over in's h x w pixels; member tid of nt takes its share
  * of the channels. */

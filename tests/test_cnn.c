@@ -108,8 +108,9 @@ static const struct {
 } conv_cases[] = {
     { 1, 1, 0, 5, 7, 6, 5, 2 },  { 1, 2, 0, 6, 8, 7, 7, 2 },    { 3, 1, 1, 4, 6, 9, 8, 2 },
     { 3, 2, 1, 5, 3, 9, 9, 3 },  { 7, 2, 3, 3, 8, 15, 13, 2 },  { 3, 1, 1, 16, 16, 4, 4, 1 },
-    /* More than one panel group, a row wider than two tiles, K blocks. */
-    { 3, 1, 1, 48, 80, 3, 15, 1 }, { 3, 2, 1, 200, 70, 5, 5, 2 },
+    /* More than one panel group, a row wider than two tiles, all kernel rows
+     * in one K block; K blocks of two kernel rows and of one. */
+    { 3, 1, 1, 48, 80, 3, 15, 1 }, { 3, 2, 1, 200, 70, 5, 5, 2 }, { 3, 1, 1, 256, 20, 3, 4, 1 },
 };
 
 /* Team sizes the layers are split for. */
@@ -201,18 +202,61 @@ START_TEST(conv_matches_direct)
 }
 END_TEST
 
+/* One fused conv and pooling run on a real team. */
+typedef struct {
+    const eng__sgemm_kernels *sk;
+    const eng__conv *c;
+    const eng__fmap *in, *out;
+    float *scratch;
+    size_t scratch_floats;
+    int relu;
+    eng__team_counter work;
+} pool_run;
+
+static void pool_member(void *arg, int tid, int nt)
+{
+    pool_run *pr = arg;
+    eng__conv_maxpool_forward(pr->sk, pr->c, pr->in, pr->out, pr->scratch, pr->scratch_floats,
+                              pr->relu, &pr->work, tid, nt);
+}
+
+/* out = maxpool(conv(x)) by eng__conv_maxpool_forward on a team of nt, with
+ * scratch for only scratch_members of them. */
+static void conv_pool(const eng__sgemm_kernels *sk, const eng__conv *c, const eng__fmap *x,
+                      const eng__fmap *out, int relu, int nt, int scratch_members)
+{
+    const size_t sf = eng__conv_maxpool_scratch(c, x) * (size_t)scratch_members;
+    float *scratch = malloc(sizeof(float) * sf);
+    ck_assert_ptr_nonnull(scratch);
+    eng__team *team;
+    ck_assert(eng__team_create(&team, nt) == ENG_OK);
+    pool_run pr = { sk, c, x, out, scratch, sf, relu, { 0 } };
+    eng__team_counter_zero(&pr.work);
+    eng__team_run(team, pool_member, &pr);
+    eng__team_free(team);
+    free(scratch);
+}
+
 START_TEST(pools_match_direct)
 {
-    /* 21 channels: the max pooling's blocks of 16 and a remainder. */
-    int n = 2, h = 9, w = 8, c = 21, oh = eng__conv_out(h, 3, 2, 1), ow = eng__conv_out(w, 3, 2, 1);
+    /* 21 channels: the max pooling's blocks of 16 and a remainder; 13 rows:
+     * bands and units of several sizes. The pooling runs after a 1x1
+     * identity conv, which passes its input on exactly. */
+    int n = 2, h = 13, w = 8, c = 21;
+    int oh = eng__conv_out(h, 3, 2, 1), ow = eng__conv_out(w, 3, 2, 1);
     float *in = rand_array((size_t)n * h * w * c, 1, -2);   /* all negative: padding must lose */
-    float avg[2 * 21];
+    float avg[2 * 21], *ident = calloc((size_t)c * c, sizeof(float)), zero[21] = { 0 };
+    for (int i = 0; i < c; i++)
+        ident[i * c + i] = 1;
+    float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(c, c));
+    eng__sgemm_pack(ident, c, c, packed);
+    const eng__conv id = { 1, 1, 1, 0, c, c, ident, zero, packed };
     eng__fmap x = padded(in, n, h, w, c, 1, 0);
     for (size_t mi = 0; mi < sizeof member_counts / sizeof member_counts[0]; mi++) {
         const int nt = member_counts[mi];
         eng__fmap y = padded(NULL, n, oh, ow, c, 1, 0xff);
-        for (int tid = 0; tid < nt; tid++)
-            eng__maxpool3x3s2(&x, &y, tid, nt);
+        /* Scratch for all members but one where there are several. */
+        conv_pool(eng__sgemm_get(), &id, &x, &y, 0, nt, nt > 1 ? nt - 1 : 1);
         ck_assert(border_is_zero(&y));
         for (int img = 0; img < n; img++)
             for (int oy = 0; oy < oh; oy++)
@@ -237,8 +281,56 @@ START_TEST(pools_match_direct)
                 ck_assert_double_eq_tol(avg[img * c + ch], s / (h * w), 1e-5);
             }
     }
-    free(in);
+    free(in), free(ident), free(packed);
     free(x.d);
+}
+END_TEST
+
+/* The fused stem (7x7 stride 2 conv, ReLU, pooling) equals the pooling of
+ * eng__conv_forward's output bit for bit, on every ISA and team size. */
+START_TEST(conv_pool_matches_conv)
+{
+    const int n = 3, h = 37, w = 29, cin = 3, cout = 40, k = 7;
+    const int ch = eng__conv_out(h, k, 2, 3), cw = eng__conv_out(w, k, 2, 3);
+    const int oh = eng__conv_out(ch, 3, 2, 1), ow = eng__conv_out(cw, 3, 2, 1);
+    const size_t K = (size_t)k * k * cin;
+    float *in = rand_array((size_t)n * h * w * cin, 1, 0);
+    float *wg = rand_array(K * cout, 0.5f, 0), *b = rand_array((size_t)cout, 0.5f, 0);
+    float *packed = aligned_alloc(64, eng__sgemm_packed_bytes((int)K, cout));
+    eng__sgemm_pack(wg, (int)K, cout, packed);
+    const eng__conv c = { k, k, 2, 3, cin, cout, wg, b, packed };
+    eng__fmap x = padded(in, n, h, w, cin, 3, 0);
+    for (eng__isa isa = ENG_ISA_SCALAR; isa <= ENG_ISA_AVX512; isa++) {
+        const eng__sgemm_kernels *sk = eng__sgemm_for(isa);
+        if (!sk)
+            continue;
+        eng__fmap full = padded(NULL, n, ch, cw, cout, 0, 0);
+        conv_run cr = { sk, &c, &x, &full, NULL, 1, { 0 } };
+        eng__team_counter_zero(&cr.work);
+        conv_member(&cr, 0, 1);
+        for (size_t mi = 0; mi < sizeof member_counts / sizeof member_counts[0]; mi++) {
+            const int nt = member_counts[mi];
+            eng__fmap y = padded(NULL, n, oh, ow, cout, 1, 0xff);
+            conv_pool(sk, &c, &x, &y, 1, nt, nt);
+            ck_assert(border_is_zero(&y));
+            for (int img = 0; img < n; img++)
+                for (int oy = 0; oy < oh; oy++)
+                    for (int ox = 0; ox < ow; ox++)
+                        for (int co = 0; co < cout; co++) {
+                            float m = -INFINITY;
+                            for (int yy = oy * 2 - 1; yy <= oy * 2 + 1; yy++)
+                                for (int xx = ox * 2 - 1; xx <= ox * 2 + 1; xx++)
+                                    if (yy >= 0 && yy < ch && xx >= 0 && xx < cw)
+                                        m = fmaxf(m, eng__fmap_at(&full, img, yy, xx)[co]);
+                            ck_assert_msg(eng__fmap_at(&y, img, oy, ox)[co] == m,
+                                          "isa %d members %d: (%d, %d, %d, %d) differs",
+                                          (int)isa, nt, img, oy, ox, co);
+                        }
+            free(y.d);
+        }
+        free(full.d);
+    }
+    free(in), free(wg), free(b), free(packed), free(x.d);
 }
 END_TEST
 
@@ -605,6 +697,7 @@ int main(void)
     TCase *t = tcase_create("layers");
     tcase_add_loop_test(t, conv_matches_direct, 0, 4 * (int)(sizeof conv_cases / sizeof conv_cases[0]));
     tcase_add_test(t, pools_match_direct);
+    tcase_add_test(t, conv_pool_matches_conv);
     suite_add_tcase(s, t);
     t = tcase_create("synthetic");
     tcase_set_timeout(t, 120);
