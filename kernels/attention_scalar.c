@@ -34,25 +34,6 @@ static void softmax_pv(const double *s, double m, const float *v, int ld, int S,
         oi[c] = (float)(acc[c] / sum);
 }
 
-void eng__attention_scalar(const float *q, const float *k, const float *v, int ld, int S, int d,
-                           float scale, float *out, int ldo, float *scratch)
-{
-    double *s = (double *)(void *)scratch, *acc = s + S;
-    for (int i = 0; i < S; i++) {
-        const float *qi = q + (size_t)i * ld;
-        double m = -INFINITY;
-        for (int j = 0; j < S; j++) {
-            const float *kj = k + (size_t)j * ld;
-            double dot = 0.0;
-            for (int c = 0; c < d; c++)
-                dot += (double)qi[c] * kj[c];
-            s[j] = (double)scale * dot;
-            m = fmax(m, s[j]);
-        }
-        softmax_pv(s, m, v, ld, S, d, acc, out + (size_t)i * ldo);
-    }
-}
-
 /* x rounded to the nearest bfloat16 (ties to even), as a float: the top 16
  * bits of its binary32 form. For finite x, which is all the kernel sees. */
 static float bf16_round(float x)
@@ -64,12 +45,12 @@ static float bf16_round(float x)
     return x;
 }
 
-/* The bf16 reference (kernels.h, attention_bf16): the computation above with
- * q and k rounded to bf16 before they are multiplied. The vector version
- * also zeroes bf16 subnormals (below 1.2e-38), which changes nothing these
- * inputs can show. */
-void eng__attention_bf16_scalar(const float *q, const float *k, const float *v, int ld, int S,
-                                int d, float scale, float *out, int ldo, float *scratch)
+static float identity(float x) { return x; }
+
+/* The whole computation, with q and k passed through round() before they are
+ * multiplied. */
+static void attention_ref(const float *q, const float *k, const float *v, int ld, int S, int d,
+                          float scale, float *out, int ldo, float *scratch, float (*round)(float))
 {
     double *s = (double *)(void *)scratch, *acc = s + S;
     for (int i = 0; i < S; i++) {
@@ -79,10 +60,26 @@ void eng__attention_bf16_scalar(const float *q, const float *k, const float *v, 
             const float *kj = k + (size_t)j * ld;
             double dot = 0.0;
             for (int c = 0; c < d; c++)
-                dot += (double)bf16_round(qi[c]) * bf16_round(kj[c]);
+                dot += (double)round(qi[c]) * round(kj[c]);
             s[j] = (double)scale * dot;
             m = fmax(m, s[j]);
         }
         softmax_pv(s, m, v, ld, S, d, acc, out + (size_t)i * ldo);
     }
+}
+
+void eng__attention_scalar(const float *q, const float *k, const float *v, int ld, int S, int d,
+                           float scale, float *out, int ldo, float *scratch)
+{
+    attention_ref(q, k, v, ld, S, d, scale, out, ldo, scratch, identity);
+}
+
+/* The bf16 reference (kernels.h, attention_bf16): the computation above with
+ * q and k rounded to bf16 before they are multiplied. The vector version
+ * also zeroes bf16 subnormals (below 1.2e-38), which changes nothing these
+ * inputs can show. */
+void eng__attention_bf16_scalar(const float *q, const float *k, const float *v, int ld, int S,
+                                int d, float scale, float *out, int ldo, float *scratch)
+{
+    attention_ref(q, k, v, ld, S, d, scale, out, ldo, scratch, bf16_round);
 }
