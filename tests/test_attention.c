@@ -144,14 +144,13 @@ static const eng__kernels *kernels_or_skip(int isa, const char *test)
     return k;
 }
 
-/* Each size twice: the model's scale 1/sqrt(d) on q, k in [-2, 2], and a
- * sharper softmax (scores spread over about +-12) that exercises the max
- * subtraction. */
-START_TEST(test_attention_isa)
+/* got against ref over every size, each twice: the model's scale 1/sqrt(d)
+ * on q, k in [-2, 2], and a sharper softmax (scores spread over about +-12)
+ * that exercises the max subtraction. */
+static void sweep_vs_reference(attention_fn *got, attention_fn *ref, double tol,
+                               const char *what, const char *isa)
 {
-    const eng__kernels *k = kernels_or_skip(_i, "attention"), *s = eng__kernels_for(ENG_ISA_SCALAR);
-    if (!k)
-        return;
+    char label[64];
     for (int li = 0; li < N_LENS; li++)
         for (int wi = 0; wi < N_WIDTHS; wi++)
             for (int sharp = 0; sharp < 2; sharp++) {
@@ -159,23 +158,32 @@ START_TEST(test_attention_isa)
                 const float scale = (sharp ? 3.0f : 1.0f) / sqrtf((float)d);
                 problem p = problem_new(S, d, 2.0f);
                 const size_t nout = (size_t)(S + 1) * p.ldo;
-                run(s, &p, scale);
+                run_fn(ref, &p, scale);
                 float *want = malloc(nout * sizeof *want);
                 ck_assert_ptr_nonnull(want);
                 memcpy(want, p.out, nout * sizeof *want);
-                run(k, &p, scale);
-                assert_matches(&p, p.out, want, TOL_ATTN_REL, sharp ? "sharp" : "attention",
-                               eng__isa_str(k->isa));
+                run_fn(got, &p, scale);
+                snprintf(label, sizeof label, "%s%s", what, sharp ? " sharp" : "");
+                assert_matches(&p, p.out, want, tol, label, isa);
                 free(want);
                 problem_free(&p);
             }
 }
+
+START_TEST(test_attention_isa)
+{
+    const eng__kernels *k = kernels_or_skip(_i, "attention"), *s = eng__kernels_for(ENG_ISA_SCALAR);
+    if (!k)
+        return;
+    sweep_vs_reference(k->attention, s->attention, TOL_ATTN_REL, "attention",
+                       eng__isa_str(k->isa));
+}
 END_TEST
 
 /* attention_bf16 against the scalar table's, which rounds exactly as the
- * contract says, over the same sizes and both softmax sharpnesses: within
- * TOL_BF16_REL for a real bf16 kernel, TOL_BF16_VS_FP32_REL for the fp32
- * fallback (AVX2, AVX-512 without the extension). */
+ * contract says: within TOL_BF16_REL for a real bf16 kernel,
+ * TOL_BF16_VS_FP32_REL for the fp32 fallback (AVX2, AVX-512 without the
+ * extension). */
 START_TEST(test_attention_bf16_isa)
 {
     const eng__kernels *k = kernels_or_skip(_i, "attention bf16");
@@ -185,23 +193,8 @@ START_TEST(test_attention_bf16_isa)
     const int real = k->attention_bf16 != k->attention;
     printf("attention_bf16 on %s: %s\n", eng__isa_str(k->isa),
            real ? "the AVX512-BF16 kernel" : "the fp32 kernel");
-    for (int li = 0; li < N_LENS; li++)
-        for (int wi = 0; wi < N_WIDTHS; wi++)
-            for (int sharp = 0; sharp < 2; sharp++) {
-                const int S = seq_lens[li], d = widths[wi];
-                const float scale = (sharp ? 3.0f : 1.0f) / sqrtf((float)d);
-                problem p = problem_new(S, d, 2.0f);
-                const size_t nout = (size_t)(S + 1) * p.ldo;
-                run_fn(s->attention_bf16, &p, scale);
-                float *want = malloc(nout * sizeof *want);
-                ck_assert_ptr_nonnull(want);
-                memcpy(want, p.out, nout * sizeof *want);
-                run_fn(k->attention_bf16, &p, scale);
-                assert_matches(&p, p.out, want, real ? TOL_BF16_REL : TOL_BF16_VS_FP32_REL,
-                               sharp ? "bf16 sharp" : "bf16", eng__isa_str(k->isa));
-                free(want);
-                problem_free(&p);
-            }
+    sweep_vs_reference(k->attention_bf16, s->attention_bf16,
+                       real ? TOL_BF16_REL : TOL_BF16_VS_FP32_REL, "bf16", eng__isa_str(k->isa));
 }
 END_TEST
 
