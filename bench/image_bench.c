@@ -148,7 +148,7 @@ int main(int argc, char **argv)
     eng__team *team;
     char err[256];
     if (eng_ctx_init(model, &cp, &ctx) || eng__team_create(&team, threads) ||
-        eng__cnn_ctx_init(cnn, maxb, &cnn_ctx, err, sizeof err)) {
+        eng__cnn_ctx_init(cnn, maxb, threads, &cnn_ctx, err, sizeof err)) {
         fprintf(stderr, "image-bench: cannot make a context\n");
         return 1;
     }

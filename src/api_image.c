@@ -28,7 +28,7 @@ eng_status eng__ctx_init_images(eng_ctx *c, const eng_ctx_params *p)
     c->image_error = malloc((size_t)B * sizeof *c->image_error);
     if (!c->images || !c->image_logits || !c->image_index || !c->image_status || !c->image_error)
         return ENG_ERR_NOMEM;
-    return eng__cnn_ctx_init(cnn, B, &c->cnn_ctx, c->error, sizeof c->error);
+    return eng__cnn_ctx_init(cnn, B, eng__team_size(c->team), &c->cnn_ctx, c->error, sizeof c->error);
 }
 
 void eng__ctx_free_images(eng_ctx *c)

@@ -16,9 +16,9 @@
 #define MIN_CROP 32       /* the network divides the edge by 32 */
 #define MAX_CROP 1024
 #define MAX_BATCH 4096
+#define MAX_MEMBERS 1024
 #define STEM_PAD 3        /* the input's border: the 7x7 stem conv's padding */
 #define PAD 1             /* every later feature map's: the 3x3 convs' padding */
-#define STEM_MEMBERS 16   /* the most members sharing the stem; more idle there */
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -51,6 +51,9 @@ struct eng__cnn_ctx {
     float *buf[4];        /* feature maps, each max_batch x the largest padded layer */
     size_t buf_floats;    /* of each buf */
     float *pooled;        /* max_batch x features */
+    int members;          /* the team size the scratch is for */
+    float *wino;          /* the Winograd layers' scratch for members, or NULL */
+    size_t wino_floats;
     eng__team_counter *work;   /* one per conv of the network (all_convs' order) */
     int n_work;
 };
@@ -247,46 +250,71 @@ static int bind_blocks(eng__cnn *cnn, const eng__file *f, const int layers[4], i
 }
 
 /* Every conv of the network in a fixed order: the stem, then each block's
- * convs and shortcut projection. */
-static int all_convs(eng__cnn *cnn, eng__conv **list)
+ * convs and shortcut projection; edge[i] the output edge of list[i]. */
+static int all_convs(eng__cnn *cnn, eng__conv **list, int *edge)
 {
     int n = 0;
-    list[n++] = &cnn->stem;
+    list[n] = &cnn->stem;
+    edge[n++] = cnn->stem_edge;
     for (int i = 0; i < cnn->n_blocks; i++) {
         block *b = &cnn->blocks[i];
-        for (int j = 0; j < (cnn->bottleneck ? 3 : 2); j++)
-            list[n++] = &b->conv[j];
-        if (b->down.w)
-            list[n++] = &b->down;
+        int e = b->in_edge;
+        for (int j = 0; j < (cnn->bottleneck ? 3 : 2); j++) {
+            e = eng__conv_out(e, b->conv[j].kh, b->conv[j].stride, b->conv[j].pad);
+            list[n] = &b->conv[j];
+            edge[n++] = e;
+        }
+        if (b->down.w) {
+            list[n] = &b->down;
+            edge[n++] = e;
+        }
     }
     return n;
 }
 
 /* Packs every conv's weights and fc's into one 64-byte aligned block, once,
- * so the forward pass streams panels (sgemm.h) and never repacks. */
+ * so the forward pass streams panels (sgemm.h) and never repacks: the convs
+ * that suit Winograd's algorithm in its transformed form only, the rest as
+ * they are. */
 static int pack_weights(eng__cnn *cnn)
 {
-    eng__conv **list = malloc(sizeof *list * (size_t)(1 + 4 * cnn->n_blocks));
-    if (!list)
+    const size_t most = (size_t)(1 + 4 * cnn->n_blocks);
+    eng__conv **list = malloc(sizeof *list * most);
+    int *edge = malloc(sizeof *edge * most);
+    if (!list || !edge) {
+        free(list);
+        free(edge);
         return 0;
-    const int nc = all_convs(cnn, list);
+    }
+    const int nc = all_convs(cnn, list, edge);
     size_t bytes = eng__sgemm_packed_bytes(cnn->features, cnn->num_classes);
     for (int i = 0; i < nc; i++)
-        bytes += eng__sgemm_packed_bytes(list[i]->kh * list[i]->kw * list[i]->cin, list[i]->cout);
+        bytes += eng__conv_winograd_suits(list[i], edge[i])
+                     ? eng__conv_winograd_bytes(list[i])
+                     : eng__sgemm_packed_bytes(list[i]->kh * list[i]->kw * list[i]->cin,
+                                               list[i]->cout);
     cnn->packed = aligned_alloc(64, bytes);
     if (cnn->packed) {
         /* Every packed size is a multiple of 64 bytes, so each stays aligned. */
         float *at = cnn->packed;
         for (int i = 0; i < nc; i++) {
-            const int K = list[i]->kh * list[i]->kw * list[i]->cin;
-            eng__sgemm_pack(list[i]->w, K, list[i]->cout, at);
-            list[i]->packed = at;
-            at += eng__sgemm_packed_bytes(K, list[i]->cout) / sizeof(float);
+            eng__conv *c = list[i];
+            if (eng__conv_winograd_suits(c, edge[i])) {
+                eng__conv_winograd_pack(c, at);
+                c->wino = at;
+                at += eng__conv_winograd_bytes(c) / sizeof(float);
+            } else {
+                const int K = c->kh * c->kw * c->cin;
+                eng__sgemm_pack(c->w, K, c->cout, at);
+                c->packed = at;
+                at += eng__sgemm_packed_bytes(K, c->cout) / sizeof(float);
+            }
         }
         eng__sgemm_pack(cnn->fc_w, cnn->features, cnn->num_classes, at);
         cnn->fc_packed = at;
     }
     free(list);
+    free(edge);
     return cnn->packed != NULL;
 }
 
@@ -337,32 +365,35 @@ static size_t conv_out_floats(const eng__conv *c, int edge)
     return eng__fmap_floats(1, e, e, c->cout, PAD);
 }
 
-eng_status eng__cnn_ctx_init(const eng__cnn *cnn, int max_batch, eng__cnn_ctx **out, char *err,
-                             size_t errlen)
+eng_status eng__cnn_ctx_init(const eng__cnn *cnn, int max_batch, int members,
+                             eng__cnn_ctx **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (max_batch < 1 || max_batch > MAX_BATCH) {
-        snprintf(err, errlen, "max_batch %d is outside 1..%d", max_batch, MAX_BATCH);
+    if (max_batch < 1 || max_batch > MAX_BATCH || members < 1 || members > MAX_MEMBERS) {
+        snprintf(err, errlen, "max_batch %d or members %d is outside 1..%d or 1..%d", max_batch,
+                 members, MAX_BATCH, MAX_MEMBERS);
         return ENG_ERR_INVALID_ARG;
     }
     /* The largest padded feature map of one image, the input included (the
      * stem's output is pooled as it goes, never stored). */
     const int crop = cnn->spec.crop;
-    size_t act = eng__fmap_floats(1, crop, crop, 3, STEM_PAD);
+    size_t act = eng__fmap_floats(1, crop, crop, 3, STEM_PAD), wino = 0;
     for (int i = 0; i < cnn->n_blocks; i++) {
         const block *b = &cnn->blocks[i];
         int edge = b->in_edge;
         grow(&act, eng__fmap_floats(1, edge, edge, b->conv[0].cin, PAD));
         for (int j = 0; j < (cnn->bottleneck ? 3 : 2); j++) {
             grow(&act, conv_out_floats(&b->conv[j], edge));
+            if (b->conv[j].wino)
+                grow(&wino, eng__conv_winograd_scratch(&b->conv[j]));
             edge = eng__conv_out(edge, b->conv[j].kh, b->conv[j].stride, b->conv[j].pad);
         }
     }
     /* Each buffer holds a batch's map, and buf[1] also the stem's scratch of
-     * STEM_MEMBERS members. aligned_alloc wants a multiple of the alignment. */
+     * every member. aligned_alloc wants a multiple of the alignment. */
     const eng__fmap input = { NULL, 1, crop, crop, 3, STEM_PAD };
     size_t floats = act * (size_t)max_batch;
-    grow(&floats, eng__conv_maxpool_scratch(&cnn->stem, &input) * STEM_MEMBERS);
+    grow(&floats, eng__conv_maxpool_scratch(&cnn->stem, &input) * (size_t)members);
     const size_t bytes = (sizeof(float) * floats + 63) & ~(size_t)63;
     eng__cnn_ctx *ctx = calloc(1, sizeof *ctx);
     int ok = ctx != NULL;
@@ -370,6 +401,10 @@ eng_status eng__cnn_ctx_init(const eng__cnn *cnn, int max_batch, eng__cnn_ctx **
         ctx->cnn = cnn;
         ctx->max_batch = max_batch;
         ctx->buf_floats = floats;
+        ctx->members = members;
+        ctx->wino_floats = wino * (size_t)members;
+        if (wino)
+            ok = (ctx->wino = aligned_alloc(64, sizeof(float) * ctx->wino_floats)) != NULL;
         for (int i = 0; i < 4; i++)
             ok = ok && (ctx->buf[i] = aligned_alloc(64, bytes));
         ok = ok && (ctx->pooled = malloc(sizeof(float) * (size_t)cnn->features * max_batch));
@@ -393,6 +428,7 @@ void eng__cnn_ctx_free(eng__cnn_ctx *ctx)
     for (int i = 0; i < 4; i++)
         free(ctx->buf[i]);
     free(ctx->pooled);
+    free(ctx->wino);
     free(ctx->work);
     free(ctx);
 }
@@ -403,6 +439,7 @@ typedef struct {
     eng__cnn_ctx *ctx;
     eng__team *team;
     const eng__sgemm_kernels *sk;
+    const eng__kernels *k;
     const float *images;
     int n;
     float *logits;
@@ -421,6 +458,18 @@ static eng__fmap out_map(const eng__conv *c, const eng__fmap *in, float *d)
 {
     int e = eng__conv_out(in->h, c->kh, c->stride, c->pad);
     return (eng__fmap){ d, in->n, e, e, c->cout, PAD };
+}
+
+/* Member tid's part of out = act(c(in) + b + res), by Winograd's algorithm
+ * where c was packed for it, else directly (conv.h). */
+static void conv(const pass *ps, const eng__conv *c, const eng__fmap *in, const eng__fmap *out,
+                 const eng__fmap *res, int relu, eng__team_counter *work, int tid, int nt)
+{
+    if (c->wino)
+        eng__conv_winograd_forward(ps->sk, ps->k, c, in, out, res, relu, ps->ctx->wino,
+                                   ps->ctx->wino_floats, work, tid, nt);
+    else
+        eng__conv_forward(ps->sk, c, in, out, res, relu, work, tid, nt);
 }
 
 /* One member's part of a batch: every layer split among the members, with a
@@ -471,20 +520,20 @@ static void forward_member(void *arg, int tid, int nt)
         work = down_work + (b->down.w ? 1 : 0);
         if (b->down.w) {
             id = out_map(&b->down, &cur, o[2]);
-            eng__conv_forward(sk, &b->down, &cur, &id, NULL, 0, down_work, tid, nt);
+            conv(ps, &b->down, &cur, &id, NULL, 0, down_work, tid, nt);
         }
         const eng__fmap h1 = out_map(&b->conv[0], &cur, o[0]);
-        eng__conv_forward(sk, &b->conv[0], &cur, &h1, NULL, 1, conv_work, tid, nt);
+        conv(ps, &b->conv[0], &cur, &h1, NULL, 1, conv_work, tid, nt);
         eng__team_barrier(ps->team);
         const eng__fmap h2 = out_map(&b->conv[1], &h1, o[1]);
         if (cnn->bottleneck) {
-            eng__conv_forward(sk, &b->conv[1], &h1, &h2, NULL, 1, conv_work + 1, tid, nt);
+            conv(ps, &b->conv[1], &h1, &h2, NULL, 1, conv_work + 1, tid, nt);
             eng__team_barrier(ps->team);
             /* o[0] is free again: conv3 adds the shortcut and lands there. */
             cur = out_map(&b->conv[2], &h2, o[0]);
-            eng__conv_forward(sk, &b->conv[2], &h2, &cur, &id, 1, conv_work + 2, tid, nt);
+            conv(ps, &b->conv[2], &h2, &cur, &id, 1, conv_work + 2, tid, nt);
         } else {
-            eng__conv_forward(sk, &b->conv[1], &h1, &h2, &id, 1, conv_work + 1, tid, nt);
+            conv(ps, &b->conv[1], &h1, &h2, &id, 1, conv_work + 1, tid, nt);
             cur = h2;
         }
         eng__team_barrier(ps->team);
@@ -505,7 +554,7 @@ void eng__cnn_forward(eng__cnn_ctx *ctx, eng__team *team, const float *images, i
 {
     size_t in = eng__cnn_input_floats(ctx->cnn), nc = (size_t)ctx->cnn->num_classes;
     for (int i = 0; i < n; i += ctx->max_batch) {
-        pass ps = { ctx, team, eng__sgemm_get(), images + (size_t)i * in,
+        pass ps = { ctx, team, eng__sgemm_get(), eng__kernels_get(), images + (size_t)i * in,
                     n - i < ctx->max_batch ? n - i : ctx->max_batch, logits + (size_t)i * nc };
         for (int j = 0; j < ctx->n_work; j++)
             eng__team_counter_zero(&ctx->work[j]);

@@ -16,7 +16,7 @@
  * Usage (a context and a team per concurrent caller; the model is shared
  * read-only):
  *     eng__cnn *cnn;  eng__cnn_init(&cnn, &file, err, sizeof err);
- *     eng__cnn_ctx *ctx;  eng__cnn_ctx_init(cnn, 32, &ctx, err, sizeof err);
+ *     eng__cnn_ctx *ctx;  eng__cnn_ctx_init(cnn, 32, eng__team_size(team), &ctx, err, sizeof err);
  *     eng__image_load(path, eng__cnn_image_spec(cnn), images + i * eng__cnn_input_floats(cnn), ...);
  *     eng__cnn_forward(ctx, team, images, n, logits);
  * Every layer is split among the team's members (see conv.h), with the GEMM
@@ -48,9 +48,11 @@ const eng__image_spec *eng__cnn_image_spec(const eng__cnn *cnn);
 /* Floats per input image: 3 x crop x crop. */
 size_t eng__cnn_input_floats(const eng__cnn *cnn);
 
-/* Scratch for batches of up to max_batch images (1..4096), allocated once. */
-eng_status eng__cnn_ctx_init(const eng__cnn *cnn, int max_batch, eng__cnn_ctx **out, char *err,
-                             size_t errlen);
+/* Scratch for batches of up to max_batch images (1..4096) on teams of up to
+ * members members (1..1024), allocated once. A larger team computes the same
+ * results, its extra members idle in the layers that need scratch. */
+eng_status eng__cnn_ctx_init(const eng__cnn *cnn, int max_batch, int members,
+                             eng__cnn_ctx **out, char *err, size_t errlen);
 void eng__cnn_ctx_free(eng__cnn_ctx *ctx);   /* NULL is fine */
 
 /* logits[n][num_classes] for images[n][3][crop][crop] (NCHW, normalised as

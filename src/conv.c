@@ -40,9 +40,9 @@ size_t eng__fmap_floats(int n, int h, int w, int c, int pad)
     return (size_t)n * ((size_t)h + 2 * (size_t)pad) * ((size_t)w + 2 * (size_t)pad) * (size_t)c;
 }
 
-/* Zeroes member tid's share of f's border: whole pad rows at the top and
- * bottom, pad pixels at both ends of every other row. */
-static void zero_border(const eng__fmap *f, int tid, int nt)
+/* Whole pad rows at the top and bottom, pad pixels at both ends of every
+ * other row. */
+void eng__fmap_zero_border(const eng__fmap *f, int tid, int nt)
 {
     if (f->pad == 0)
         return;
@@ -190,7 +190,7 @@ void eng__conv_forward(const eng__sgemm_kernels *sk, const eng__conv *c, const e
                        const eng__fmap *out, const eng__fmap *res, int relu,
                        eng__team_counter *work, int tid, int nt)
 {
-    zero_border(out, tid, nt);
+    eng__fmap_zero_border(out, tid, nt);
     const plan p = make_plan(sk, c, out, nt);
     const long units = p.chunks * p.G * p.S;
     for (long u; (u = eng__team_take(work, 1)) < units;) {
@@ -261,7 +261,7 @@ void eng__conv_maxpool_forward(const eng__sgemm_kernels *sk, const eng__conv *c,
                                size_t scratch_floats, int relu, eng__team_counter *work, int tid,
                                int nt)
 {
-    zero_border(out, tid, nt);
+    eng__fmap_zero_border(out, tid, nt);
     const int ch = eng__conv_out(in->h, c->kh, c->stride, c->pad);
     const int cw = eng__conv_out(in->w, c->kw, c->stride, c->pad);
     const size_t need = eng__conv_maxpool_scratch(c, in), row_floats = (size_t)cw * c->cout;

@@ -111,24 +111,38 @@ static const struct {
     /* More than one panel group, a row wider than two tiles, all kernel rows
      * in one K block; K blocks of two kernel rows and of one. */
     { 3, 1, 1, 48, 80, 3, 15, 1 }, { 3, 2, 1, 200, 70, 5, 5, 2 }, { 3, 1, 1, 256, 20, 3, 4, 1 },
+    /* For Winograd's algorithm (every 3x3, stride 1 case runs it too): one
+     * pixel; odd edges (tiles past the map); a second group of 6 channels;
+     * several blocks of tiles. */
+    { 3, 1, 1, 3, 17, 1, 1, 1 }, { 3, 1, 1, 17, 70, 7, 5, 2 }, { 3, 1, 1, 200, 20, 15, 13, 2 },
 };
 
 /* Team sizes the layers are split for. */
 static const int member_counts[] = { 1, 2, 3, 7 };
 
-/* One conv run on a real team, its members taking units from one counter. */
+/* One conv run on a real team, its members taking units from one counter;
+ * by Winograd's algorithm when c->wino is set, with the transforms of k and
+ * scratch for every member. */
 typedef struct {
     const eng__sgemm_kernels *sk;
     const eng__conv *c;
     const eng__fmap *in, *out, *res;
     int relu;
     eng__team_counter work;
+    const eng__kernels *k;
+    float *scratch;
+    size_t scratch_floats;
 } conv_run;
 
 static void conv_member(void *arg, int tid, int nt)
 {
     conv_run *cr = arg;
-    eng__conv_forward(cr->sk, cr->c, cr->in, cr->out, cr->res, cr->relu, &cr->work, tid, nt);
+    if (cr->c->wino)
+        eng__conv_winograd_forward(cr->sk, cr->k, cr->c, cr->in, cr->out, cr->res, cr->relu,
+                                   cr->scratch, cr->scratch_floats, &cr->work, tid, nt);
+    else
+        eng__conv_forward(cr->sk, cr->c, cr->in, cr->out, cr->res, cr->relu, &cr->work, tid,
+                          nt);
 }
 
 START_TEST(conv_matches_direct)
@@ -151,7 +165,19 @@ START_TEST(conv_matches_direct)
                         wt[(((size_t)co * cin + ci) * k + ky) * k + kx];
     float *packed = aligned_alloc(64, eng__sgemm_packed_bytes((int)K, cout));
     eng__sgemm_pack(wg, (int)K, cout, packed);
-    const eng__conv c = { k, k, s, p, cin, cout, wg, b, packed };
+    eng__conv c = { k, k, s, p, cin, cout, wg, b, packed, NULL };
+    /* 3x3, stride 1 convs run by Winograd's algorithm as well, whatever
+     * eng__conv_winograd_suits would say of their size. */
+    eng__conv cw = c;
+    float *wino = NULL, *scratch = NULL;
+    size_t scratch_floats = 0;
+    if (k == 3 && s == 1 && p == 1) {
+        wino = aligned_alloc(64, eng__conv_winograd_bytes(&c));
+        eng__conv_winograd_pack(&c, wino);
+        cw.wino = wino;
+        scratch_floats = eng__conv_winograd_scratch(&c) * 7;
+        scratch = aligned_alloc(64, sizeof(float) * scratch_floats);
+    }
     float *ref = malloc(sizeof(float) * outn);
     direct_conv(in, n, h, w, cin, wt, b, cout, k, s, p, res, relu, ref);
     double scale = 0;
@@ -164,14 +190,18 @@ START_TEST(conv_matches_direct)
     const size_t yn = eng__fmap_floats(n, oh, ow, cout, 1);
     float *first = malloc(sizeof(float) * yn);
     ck_assert_ptr_nonnull(first);
-    for (eng__isa isa = ENG_ISA_SCALAR; isa <= ENG_ISA_AVX512; isa++) {
+    /* Each ISA directly, then each by Winograd's algorithm. */
+    for (int run = 0; run < (wino ? 6 : 3); run++) {
+        const int by_wino = run / 3;
+        const eng__isa isa = (eng__isa)(run % 3);
         const eng__sgemm_kernels *sk = eng__sgemm_for(isa);
         for (size_t m = 0; sk && m < sizeof member_counts / sizeof member_counts[0]; m++) {
             const int members = member_counts[m];
             eng__fmap y = padded(NULL, n, oh, ow, cout, 1, 0xff);
             eng__team *team;
             ck_assert(eng__team_create(&team, members) == ENG_OK);
-            conv_run cr = { sk, &c, &x, &y, res ? &r : NULL, relu, { 0 } };
+            conv_run cr = { sk, by_wino ? &cw : &c, &x, &y, res ? &r : NULL, relu, { 0 },
+                            eng__kernels_for(isa), scratch, scratch_floats };
             eng__team_counter_zero(&cr.work);
             eng__team_run(team, conv_member, &cr);
             eng__team_free(team);
@@ -185,8 +215,9 @@ START_TEST(conv_matches_direct)
                                                      ref[(((size_t)img * oh + oy) * ow + ox) * cout + co]));
                             ck_assert(!relu || v >= 0);
                         }
-            ck_assert_msg(worst <= LAYER_TOL * scale, "case %d isa %d members %d: error %g of %g",
-                          t, (int)isa, members, worst, scale);
+            ck_assert_msg(worst <= LAYER_TOL * scale,
+                          "case %d%s isa %d members %d: error %g of %g", t,
+                          by_wino ? " (Winograd)" : "", (int)isa, members, worst, scale);
             ck_assert_msg(border_is_zero(&y), "case %d: border not zeroed", t);
             /* Every output is summed the same way whoever computes it. */
             if (m == 0)
@@ -198,7 +229,7 @@ START_TEST(conv_matches_direct)
         }
     }
     free(in), free(wt), free(b), free(res), free(wg), free(ref), free(packed), free(x.d),
-        free(r.d), free(first);
+        free(r.d), free(first), free(wino), free(scratch);
 }
 END_TEST
 
@@ -250,7 +281,7 @@ START_TEST(pools_match_direct)
         ident[i * c + i] = 1;
     float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(c, c));
     eng__sgemm_pack(ident, c, c, packed);
-    const eng__conv id = { 1, 1, 1, 0, c, c, ident, zero, packed };
+    const eng__conv id = { 1, 1, 1, 0, c, c, ident, zero, packed, NULL };
     eng__fmap x = padded(in, n, h, w, c, 1, 0);
     for (size_t mi = 0; mi < sizeof member_counts / sizeof member_counts[0]; mi++) {
         const int nt = member_counts[mi];
@@ -298,14 +329,14 @@ START_TEST(conv_pool_matches_conv)
     float *wg = rand_array(K * cout, 0.5f, 0), *b = rand_array((size_t)cout, 0.5f, 0);
     float *packed = aligned_alloc(64, eng__sgemm_packed_bytes((int)K, cout));
     eng__sgemm_pack(wg, (int)K, cout, packed);
-    const eng__conv c = { k, k, 2, 3, cin, cout, wg, b, packed };
+    const eng__conv c = { k, k, 2, 3, cin, cout, wg, b, packed, NULL };
     eng__fmap x = padded(in, n, h, w, cin, 3, 0);
     for (eng__isa isa = ENG_ISA_SCALAR; isa <= ENG_ISA_AVX512; isa++) {
         const eng__sgemm_kernels *sk = eng__sgemm_for(isa);
         if (!sk)
             continue;
         eng__fmap full = padded(NULL, n, ch, cw, cout, 0, 0);
-        conv_run cr = { sk, &c, &x, &full, NULL, 1, { 0 } };
+        conv_run cr = { sk, &c, &x, &full, NULL, 1, { 0 }, NULL, NULL, 0 };
         eng__team_counter_zero(&cr.work);
         conv_member(&cr, 0, 1);
         for (size_t mi = 0; mi < sizeof member_counts / sizeof member_counts[0]; mi++) {
@@ -557,9 +588,11 @@ START_TEST(synthetic_net_matches_reference)
     eng__cnn_ctx *c3, *c1, *c2;
     eng__team *t1, *t2;
     ck_assert(eng__team_create(&t1, 1) == ENG_OK && eng__team_create(&t2, 2) == ENG_OK);
-    ck_assert(eng__cnn_ctx_init(cnn, 3, &c3, err, sizeof err) == ENG_OK);
-    ck_assert(eng__cnn_ctx_init(cnn, 1, &c1, err, sizeof err) == ENG_OK);
-    ck_assert(eng__cnn_ctx_init(cnn, 2, &c2, err, sizeof err) == ENG_OK);
+    /* c2 is sized for one member and run on two: the second idles in the
+     * layers that need scratch, with the same results. */
+    ck_assert(eng__cnn_ctx_init(cnn, 3, 1, &c3, err, sizeof err) == ENG_OK);
+    ck_assert(eng__cnn_ctx_init(cnn, 1, 2, &c1, err, sizeof err) == ENG_OK);
+    ck_assert(eng__cnn_ctx_init(cnn, 2, 1, &c2, err, sizeof err) == ENG_OK);
     eng__cnn_forward(c3, t1, imgs, n, got);
     for (int i = 0; i < n; i++)
         eng__cnn_forward(c1, t2, imgs + in * i, 1, one + nc * i);
@@ -646,7 +679,7 @@ START_TEST(resnet18_matches_torchvision)
     eng__cnn_ctx *ctx;
     eng__team *team;
     ck_assert(eng__team_create(&team, 2) == ENG_OK);
-    ck_assert(eng__cnn_ctx_init(cnn, 8, &ctx, err, sizeof err) == ENG_OK);
+    ck_assert(eng__cnn_ctx_init(cnn, 8, eng__team_size(team), &ctx, err, sizeof err) == ENG_OK);
     eng__cnn_forward(ctx, team, imgs, nimg, got);   /* 12 batches of 8 and one of 4 */
     for (int i = 0; i < nimg; i++)
         check_logits(names[i], got + (size_t)nc * i, ref + (size_t)nc * i, nc);

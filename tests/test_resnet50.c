@@ -43,7 +43,7 @@ START_TEST(resnet50_matches_golden)
     eng__cnn_ctx *ctx;
     eng__team *team;
     ck_assert(eng__team_create(&team, 2) == ENG_OK);
-    ck_assert(eng__cnn_ctx_init(cnn, 1, &ctx, err, sizeof err) == ENG_OK);
+    ck_assert(eng__cnn_ctx_init(cnn, 1, eng__team_size(team), &ctx, err, sizeof err) == ENG_OK);
     size_t in = eng__cnn_input_floats(cnn);
     float *img = malloc(sizeof(float) * in), got[CLASSES], ref[CLASSES];
     for (int i = 0; i < nl; i++) {
