@@ -49,18 +49,20 @@ typedef struct {
      * it slower. */
     void (*attention_bf16)(const float *q, const float *k, const float *v, int ld, int S, int d,
                            float scale, float *out, int ldo, float *scratch);
-    /* The transforms of Winograd's F(2x2, 3x3) convolution (src/conv_winograd.c),
-     * over c channels; every ISA does the same additions in the same order, so
-     * all agree bit for bit.
-     * wino_input: the 4 x 4 input patch d (element (i, j) of every channel at
-     *   d[4 i + j][0..c)) to v[x * vs + ch] = (B^T d B)[x], x = 0..15 row-major.
-     * wino_output: from m[x * ms + ch], x = 0..15, the 2 x 2 output A^T m A;
+    /* The transforms of Winograd's F(m x m, 3 x 3) convolution
+     * (src/conv_winograd.c), [0] for m = 2 and [1] for m = 4, over c
+     * channels, with a = m + 2 the patch edge; every ISA does the same
+     * arithmetic in the same order (no fused multiply-add), so all agree bit
+     * for bit.
+     * wino_input: the a x a input patch d (element (i, j) of every channel at
+     *   d[a i + j][0..c)) to v[x * vs + ch] = (B^T d B)[x], x < a*a row-major.
+     * wino_output: from m[x * ms + ch], x < a*a, the m x m output A^T m A;
      *   its pixel k (row-major) goes to y[k][ch] = relu?(Y[k] + bias[ch]
      *   (+ res[k][ch])), written only where y[k] is not NULL (pixels past the
      *   edge of the map); res NULL, or res[k] read where y[k] is written. */
-    void (*wino_input)(const float *const d[16], int c, float *v, size_t vs);
-    void (*wino_output)(const float *m, size_t ms, int c, const float *bias,
-                        const float *const *res, float *const y[4], int relu);
+    void (*wino_input[2])(const float *const *d, int c, float *v, size_t vs);
+    void (*wino_output[2])(const float *m, size_t ms, int c, const float *bias,
+                           const float *const *res, float *const *y, int relu);
 } eng__kernels;
 
 /* Floats of scratch either attention kernel needs for S keys of width d,

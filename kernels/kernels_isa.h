@@ -19,9 +19,12 @@
     void eng__attention_##isa(const float *q, const float *k, const float *v,     \
                               int ld, int S, int d, float scale, float *out,      \
                               int ldo, float *scratch);                          \
-    void eng__wino_input_##isa(const float *const d[16], int c, float *v, size_t vs); \
-    void eng__wino_output_##isa(const float *m, size_t ms, int c, const float *bias,  \
-                                const float *const *res, float *const y[4], int relu);
+    void eng__wino2_input_##isa(const float *const *d, int c, float *v, size_t vs);   \
+    void eng__wino2_output_##isa(const float *m, size_t ms, int c, const float *bias, \
+                                 const float *const *res, float *const *y, int relu); \
+    void eng__wino4_input_##isa(const float *const *d, int c, float *v, size_t vs);   \
+    void eng__wino4_output_##isa(const float *m, size_t ms, int c, const float *bias, \
+                                 const float *const *res, float *const *y, int relu);
 
 ENG_KERNELS_DECLARE(scalar)
 ENG_KERNELS_DECLARE(avx2)

@@ -1,35 +1,77 @@
-/* winograd_scalar.c: the transforms of Winograd's F(2x2, 3x3) convolution,
- * the portable fallback and the reference for the vector versions (contract
- * in kernels.h, the layer in src/conv_winograd.c).
+/* winograd_scalar.c: the transforms of Winograd's F(2x2, 3x3) and F(4x4, 3x3)
+ * convolutions, the portable fallback and the reference for the vector
+ * versions (contract in kernels.h, the layer in src/conv_winograd.c).
  *
- * Shapes: input d[16][c] (patch element (i, j) at d[4i + j]) to v[16][vs];
- * output m[16][ms] to y[4][c]. With
- *     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1],
- * v = B^T d B and Y = A^T m A, each done as the row pass then the column
- * pass, in the order written here in every ISA, so all agree bit for bit.
- * Only additions: the transforms lose nothing beyond fp32 rounding. */
+ * Shapes (a = m + 2): input d[a*a][c] (patch element (i, j) at d[a i + j]) to
+ * v[a*a][vs]; output m[a*a][ms] to y[m*m][c]. Each 2-D transform is the 1-D
+ * one below applied down the columns, then along the rows, in the order
+ * written here in every ISA (no fused multiply-add), so all agree bit for
+ * bit. The matrices (Lavin and Gray, "Fast Algorithms for Convolutional
+ * Neural Networks", 2016):
+ *   m = 2: B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1];
+ *   m = 4: B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
+ *                 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+ *          A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
 #include <stddef.h>
 
 #include "kernels_isa.h"
 
-void eng__wino_input_scalar(const float *const d[16], int c, float *v, size_t vs)
+/* The 1-D transforms: t[k * ts] from d[k * ds]. */
+static void in2_1d(const float *d, int ds, float *t, int ts)
+{
+    const float d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds];
+    t[0] = d0 - d2;
+    t[ts] = d1 + d2;
+    t[2 * ts] = d2 - d1;
+    t[3 * ts] = d1 - d3;
+}
+
+static void in4_1d(const float *d, int ds, float *t, int ts)
+{
+    const float d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds],
+                d5 = d[5 * ds];
+    const float e = d4 - d2, f = d3 - d1;
+    t[0] = (4.0f * d0 - 5.0f * d2) + d4;
+    t[ts] = (d3 + d4) - 4.0f * (d1 + d2);
+    t[2 * ts] = (d4 - d3) + 4.0f * (d1 - d2);
+    t[3 * ts] = e + 2.0f * f;
+    t[4 * ts] = e - 2.0f * f;
+    t[5 * ts] = (4.0f * d1 - 5.0f * d3) + d5;
+}
+
+static void out2_1d(const float *m, int ms, float *y, int ys)
+{
+    const float m0 = m[0], m1 = m[ms], m2 = m[2 * ms], m3 = m[3 * ms];
+    y[0] = (m0 + m1) + m2;
+    y[ys] = (m1 - m2) - m3;
+}
+
+static void out4_1d(const float *m, int ms, float *y, int ys)
+{
+    const float m0 = m[0], m1 = m[ms], m2 = m[2 * ms], m3 = m[3 * ms], m4 = m[4 * ms],
+                m5 = m[5 * ms];
+    const float a = m1 + m2, b = m1 - m2, c = m3 + m4, e = m3 - m4;
+    y[0] = (m0 + a) + c;
+    y[ys] = b + 2.0f * e;
+    y[2 * ys] = a + 4.0f * c;
+    y[3 * ys] = (b + 8.0f * e) + m5;
+}
+
+typedef void (*line_fn)(const float *, int, float *, int);
+
+/* v = B^T d B for patches of edge a, one channel at a time. */
+static void input(line_fn line, int a, const float *const *d, int c, float *v, size_t vs)
 {
     for (int ch = 0; ch < c; ch++) {
-        float t[16];
-        for (int j = 0; j < 4; j++) {
-            const float d0 = d[j][ch], d1 = d[4 + j][ch], d2 = d[8 + j][ch], d3 = d[12 + j][ch];
-            t[j] = d0 - d2;
-            t[4 + j] = d1 + d2;
-            t[8 + j] = d2 - d1;
-            t[12 + j] = d1 - d3;
-        }
-        for (int i = 0; i < 4; i++) {
-            const float *r = t + 4 * i;
-            v[(size_t)(4 * i) * vs + ch] = r[0] - r[2];
-            v[(size_t)(4 * i + 1) * vs + ch] = r[1] + r[2];
-            v[(size_t)(4 * i + 2) * vs + ch] = r[2] - r[1];
-            v[(size_t)(4 * i + 3) * vs + ch] = r[1] - r[3];
-        }
+        float p[36], t[36], u[36];
+        for (int x = 0; x < a * a; x++)
+            p[x] = d[x][ch];
+        for (int j = 0; j < a; j++)
+            line(p + j, a, t + j, a);
+        for (int i = 0; i < a; i++)
+            line(t + a * i, 1, u + a * i, 1);
+        for (int x = 0; x < a * a; x++)
+            v[(size_t)x * vs + ch] = u[x];
     }
 }
 
@@ -38,25 +80,48 @@ static float relu(float x)
     return x < 0.0f ? 0.0f : x;
 }
 
-void eng__wino_output_scalar(const float *m, size_t ms, int c, const float *bias,
-                             const float *const *res, float *const y[4], int relu_on)
+/* y = A^T m A (edge a to edge a - 2) and the epilogue, one channel at a time. */
+static void output(line_fn line, int a, const float *m, size_t ms, int c, const float *bias,
+                   const float *const *res, float *const *y, int relu_on)
 {
+    const int o = a - 2;
     for (int ch = 0; ch < c; ch++) {
-        float s[8];
-        for (int j = 0; j < 4; j++) {
-            const float m0 = m[(size_t)j * ms + ch], m1 = m[(size_t)(4 + j) * ms + ch];
-            const float m2 = m[(size_t)(8 + j) * ms + ch], m3 = m[(size_t)(12 + j) * ms + ch];
-            s[j] = m0 + m1 + m2;
-            s[4 + j] = m1 - m2 - m3;
-        }
-        for (int k = 0; k < 4; k++) {
+        float p[36], t[24], u[16];
+        for (int x = 0; x < a * a; x++)
+            p[x] = m[(size_t)x * ms + ch];
+        for (int j = 0; j < a; j++)
+            line(p + j, a, t + j, a);
+        for (int i = 0; i < o; i++)
+            line(t + a * i, 1, u + o * i, 1);
+        for (int k = 0; k < o * o; k++) {
             if (!y[k])
                 continue;
-            const float *r = s + 4 * (k / 2);
-            float o = (k % 2 == 0 ? r[0] + r[1] + r[2] : r[1] - r[2] - r[3]) + bias[ch];
+            float r = u[k] + bias[ch];
             if (res)
-                o = o + res[k][ch];
-            y[k][ch] = relu_on ? relu(o) : o;
+                r = r + res[k][ch];
+            y[k][ch] = relu_on ? relu(r) : r;
         }
     }
+}
+
+void eng__wino2_input_scalar(const float *const *d, int c, float *v, size_t vs)
+{
+    input(in2_1d, 4, d, c, v, vs);
+}
+
+void eng__wino4_input_scalar(const float *const *d, int c, float *v, size_t vs)
+{
+    input(in4_1d, 6, d, c, v, vs);
+}
+
+void eng__wino2_output_scalar(const float *m, size_t ms, int c, const float *bias,
+                              const float *const *res, float *const *y, int relu_on)
+{
+    output(out2_1d, 4, m, ms, c, bias, res, y, relu_on);
+}
+
+void eng__wino4_output_scalar(const float *m, size_t ms, int c, const float *bias,
+                              const float *const *res, float *const *y, int relu_on)
+{
+    output(out4_1d, 6, m, ms, c, bias, res, y, relu_on);
 }

@@ -272,6 +272,14 @@ static int all_convs(eng__cnn *cnn, eng__conv **list, int *edge)
     return n;
 }
 
+/* Bytes of c's packed weights: transformed for Winograd's tiles of m, or
+ * as they are (m = 0). */
+static size_t packed_bytes(const eng__conv *c, int m)
+{
+    return m ? eng__conv_winograd_bytes(c, m)
+             : eng__sgemm_packed_bytes(c->kh * c->kw * c->cin, c->cout);
+}
+
 /* Packs every conv's weights and fc's into one 64-byte aligned block, once,
  * so the forward pass streams panels (sgemm.h) and never repacks: the convs
  * that suit Winograd's algorithm in its transformed form only, the rest as
@@ -289,26 +297,23 @@ static int pack_weights(eng__cnn *cnn)
     const int nc = all_convs(cnn, list, edge);
     size_t bytes = eng__sgemm_packed_bytes(cnn->features, cnn->num_classes);
     for (int i = 0; i < nc; i++)
-        bytes += eng__conv_winograd_suits(list[i], edge[i])
-                     ? eng__conv_winograd_bytes(list[i])
-                     : eng__sgemm_packed_bytes(list[i]->kh * list[i]->kw * list[i]->cin,
-                                               list[i]->cout);
+        bytes += packed_bytes(list[i], eng__conv_winograd_suits(list[i], edge[i]));
     cnn->packed = aligned_alloc(64, bytes);
     if (cnn->packed) {
         /* Every packed size is a multiple of 64 bytes, so each stays aligned. */
         float *at = cnn->packed;
         for (int i = 0; i < nc; i++) {
             eng__conv *c = list[i];
-            if (eng__conv_winograd_suits(c, edge[i])) {
-                eng__conv_winograd_pack(c, at);
+            const int m = eng__conv_winograd_suits(c, edge[i]);
+            if (m) {
+                eng__conv_winograd_pack(c, m, at);
                 c->wino = at;
-                at += eng__conv_winograd_bytes(c) / sizeof(float);
+                c->wino_m = m;
             } else {
-                const int K = c->kh * c->kw * c->cin;
-                eng__sgemm_pack(c->w, K, c->cout, at);
+                eng__sgemm_pack(c->w, c->kh * c->kw * c->cin, c->cout, at);
                 c->packed = at;
-                at += eng__sgemm_packed_bytes(K, c->cout) / sizeof(float);
             }
+            at += packed_bytes(c, m) / sizeof(float);
         }
         eng__sgemm_pack(cnn->fc_w, cnn->features, cnn->num_classes, at);
         cnn->fc_packed = at;

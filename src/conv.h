@@ -40,9 +40,11 @@ typedef struct {
     const float *w;   /* [kh][kw][cin][cout]: a (kh*kw*cin) x cout row-major matrix */
     const float *b;   /* [cout], BatchNorm already folded in */
     const float *packed;   /* w packed by eng__sgemm_pack (sgemm.h), 64-byte aligned */
-    /* NULL, or w transformed for eng__conv_winograd_forward (then packed may
-     * be NULL: the layer runs that way only). */
+    /* NULL, or w transformed for eng__conv_winograd_forward with output
+     * tiles of wino_m x wino_m (then packed may be NULL: the layer runs that
+     * way only). */
     const float *wino;
+    int wino_m;
 } eng__conv;
 
 /* Output edge of a convolution or pooling window over an input edge. */
@@ -61,27 +63,30 @@ void eng__conv_forward(const eng__sgemm_kernels *sk, const eng__conv *c, const e
                        const eng__fmap *out, const eng__fmap *res, int relu,
                        eng__team_counter *work, int tid, int nt);
 
-/* ---- Winograd F(2x2, 3x3): src/conv_winograd.c ---- */
+/* ---- Winograd F(m x m, 3 x 3), m = 2 or 4: src/conv_winograd.c ---- */
 
-/* Whether c may run as eng__conv_winograd_forward (3x3, stride 1, pad 1) and
- * is worth it on a map whose output edge is out_edge. */
+/* The output tile edge m that suits c (3x3, stride 1, pad 1) on a map of
+ * output edge out_edge, or 0 when the direct convolution does better. */
 int eng__conv_winograd_suits(const eng__conv *c, int out_edge);
 
-/* Bytes of c's transformed weights, and the transform itself (from c->w into
- * wino, 64-byte aligned); after it, set c->wino = wino. */
-size_t eng__conv_winograd_bytes(const eng__conv *c);
-void eng__conv_winograd_pack(const eng__conv *c, float *wino);
+/* Bytes of c's weights transformed for tiles of m, and the transform itself
+ * (from c->w into wino, 64-byte aligned); after it, set c->wino = wino and
+ * c->wino_m = m. */
+size_t eng__conv_winograd_bytes(const eng__conv *c, int m);
+void eng__conv_winograd_pack(const eng__conv *c, int m, float *wino);
 
 /* Floats of one member's scratch for eng__conv_winograd_forward, a multiple
  * of 16 (so every member's part stays 64-byte aligned). */
 size_t eng__conv_winograd_scratch(const eng__conv *c);
 
 /* eng__conv_forward's contract, for a c with c->wino, computed by Winograd's
- * F(2x2, 3x3): 2.25 times fewer multiplications, results within fp32
- * rounding of the direct convolution's (not bit-identical to them). Member
- * tid uses scratch + tid * eng__conv_winograd_scratch(c) floats; members
- * whose part does not fit in scratch_floats take no work (at least member
- * 0's must fit). k supplies the transforms. */
+ * F(m x m, 3 x 3), m = c->wino_m: (m + 2)^2 instead of 9 m^2 multiplications
+ * per tile and channel pair (2.25 times fewer for m = 2, 4 times for m = 4),
+ * results within fp32 rounding of the direct convolution's (not
+ * bit-identical to them). Member tid uses scratch + tid *
+ * eng__conv_winograd_scratch(c) floats; members whose part does not fit in
+ * scratch_floats take no work (at least member 0's must fit). k supplies the
+ * transforms. */
 void eng__conv_winograd_forward(const eng__sgemm_kernels *sk, const eng__kernels *k,
                                 const eng__conv *c, const eng__fmap *in, const eng__fmap *out,
                                 const eng__fmap *res, int relu, float *scratch,

@@ -165,19 +165,21 @@ START_TEST(conv_matches_direct)
                         wt[(((size_t)co * cin + ci) * k + ky) * k + kx];
     float *packed = aligned_alloc(64, eng__sgemm_packed_bytes((int)K, cout));
     eng__sgemm_pack(wg, (int)K, cout, packed);
-    eng__conv c = { k, k, s, p, cin, cout, wg, b, packed, NULL };
-    /* 3x3, stride 1 convs run by Winograd's algorithm as well, whatever
-     * eng__conv_winograd_suits would say of their size. */
-    eng__conv cw = c;
-    float *wino = NULL, *scratch = NULL;
-    size_t scratch_floats = 0;
-    if (k == 3 && s == 1 && p == 1) {
-        wino = aligned_alloc(64, eng__conv_winograd_bytes(&c));
-        eng__conv_winograd_pack(&c, wino);
-        cw.wino = wino;
-        scratch_floats = eng__conv_winograd_scratch(&c) * 7;
-        scratch = aligned_alloc(64, sizeof(float) * scratch_floats);
+    const eng__conv c = { k, k, s, p, cin, cout, wg, b, packed, NULL, 0 };
+    /* 3x3, stride 1 convs run by Winograd's algorithm as well, with tiles
+     * of 2 and of 4, whatever eng__conv_winograd_suits would say of their
+     * size. */
+    const int by_wino = k == 3 && s == 1 && p == 1;
+    eng__conv cw[2] = { c, c };
+    float *wino[2] = { NULL, NULL }, *scratch = NULL;
+    const size_t scratch_floats = eng__conv_winograd_scratch(&c) * 7;
+    for (int i = 0; by_wino && i < 2; i++) {
+        cw[i].wino_m = 2 + 2 * i;
+        cw[i].wino = wino[i] = aligned_alloc(64, eng__conv_winograd_bytes(&c, cw[i].wino_m));
+        eng__conv_winograd_pack(&c, cw[i].wino_m, wino[i]);
     }
+    if (by_wino)
+        scratch = aligned_alloc(64, sizeof(float) * scratch_floats);
     float *ref = malloc(sizeof(float) * outn);
     direct_conv(in, n, h, w, cin, wt, b, cout, k, s, p, res, relu, ref);
     double scale = 0;
@@ -190,9 +192,9 @@ START_TEST(conv_matches_direct)
     const size_t yn = eng__fmap_floats(n, oh, ow, cout, 1);
     float *first = malloc(sizeof(float) * yn);
     ck_assert_ptr_nonnull(first);
-    /* Each ISA directly, then each by Winograd's algorithm. */
-    for (int run = 0; run < (wino ? 6 : 3); run++) {
-        const int by_wino = run / 3;
+    /* Each ISA directly, then by Winograd's algorithm with tiles of 2 and 4. */
+    for (int run = 0; run < (by_wino ? 9 : 3); run++) {
+        const int variant = run / 3;
         const eng__isa isa = (eng__isa)(run % 3);
         const eng__sgemm_kernels *sk = eng__sgemm_for(isa);
         for (size_t m = 0; sk && m < sizeof member_counts / sizeof member_counts[0]; m++) {
@@ -200,7 +202,8 @@ START_TEST(conv_matches_direct)
             eng__fmap y = padded(NULL, n, oh, ow, cout, 1, 0xff);
             eng__team *team;
             ck_assert(eng__team_create(&team, members) == ENG_OK);
-            conv_run cr = { sk, by_wino ? &cw : &c, &x, &y, res ? &r : NULL, relu, { 0 },
+            conv_run cr = { sk, variant ? &cw[variant - 1] : &c, &x, &y, res ? &r : NULL, relu,
+                            { 0 },
                             eng__kernels_for(isa), scratch, scratch_floats };
             eng__team_counter_zero(&cr.work);
             eng__team_run(team, conv_member, &cr);
@@ -216,8 +219,8 @@ START_TEST(conv_matches_direct)
                             ck_assert(!relu || v >= 0);
                         }
             ck_assert_msg(worst <= LAYER_TOL * scale,
-                          "case %d%s isa %d members %d: error %g of %g", t,
-                          by_wino ? " (Winograd)" : "", (int)isa, members, worst, scale);
+                          "case %d (Winograd tile %d) isa %d members %d: error %g of %g", t,
+                          2 * variant, (int)isa, members, worst, scale);
             ck_assert_msg(border_is_zero(&y), "case %d: border not zeroed", t);
             /* Every output is summed the same way whoever computes it. */
             if (m == 0)
@@ -229,7 +232,7 @@ START_TEST(conv_matches_direct)
         }
     }
     free(in), free(wt), free(b), free(res), free(wg), free(ref), free(packed), free(x.d),
-        free(r.d), free(first), free(wino), free(scratch);
+        free(r.d), free(first), free(wino[0]), free(wino[1]), free(scratch);
 }
 END_TEST
 
@@ -281,7 +284,7 @@ START_TEST(pools_match_direct)
         ident[i * c + i] = 1;
     float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(c, c));
     eng__sgemm_pack(ident, c, c, packed);
-    const eng__conv id = { 1, 1, 1, 0, c, c, ident, zero, packed, NULL };
+    const eng__conv id = { 1, 1, 1, 0, c, c, ident, zero, packed, NULL, 0 };
     eng__fmap x = padded(in, n, h, w, c, 1, 0);
     for (size_t mi = 0; mi < sizeof member_counts / sizeof member_counts[0]; mi++) {
         const int nt = member_counts[mi];
@@ -329,7 +332,7 @@ START_TEST(conv_pool_matches_conv)
     float *wg = rand_array(K * cout, 0.5f, 0), *b = rand_array((size_t)cout, 0.5f, 0);
     float *packed = aligned_alloc(64, eng__sgemm_packed_bytes((int)K, cout));
     eng__sgemm_pack(wg, (int)K, cout, packed);
-    const eng__conv c = { k, k, 2, 3, cin, cout, wg, b, packed, NULL };
+    const eng__conv c = { k, k, 2, 3, cin, cout, wg, b, packed, NULL, 0 };
     eng__fmap x = padded(in, n, h, w, cin, 3, 0);
     for (eng__isa isa = ENG_ISA_SCALAR; isa <= ENG_ISA_AVX512; isa++) {
         const eng__sgemm_kernels *sk = eng__sgemm_for(isa);

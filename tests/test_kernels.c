@@ -128,7 +128,8 @@ START_TEST(test_tables)
         }
         ck_assert_int_eq(k->isa, isa);
         ck_assert(k->softmax && k->argmax && k->layernorm && k->bias_act && k->bias_residual &&
-                  k->wino_input && k->wino_output);
+                  k->wino_input[0] && k->wino_input[1] && k->wino_output[0] &&
+                  k->wino_output[1]);
     }
     const eng__kernels *chosen = eng__kernels_get();
     ck_assert_ptr_nonnull(chosen);
@@ -581,66 +582,80 @@ START_TEST(test_residual_isa)
 }
 END_TEST
 
-/* ---- Winograd F(2x2, 3x3) transforms ------------------------------------ */
+/* ---- Winograd transforms ------------------------------------------------ */
 
-/* The transforms' matrices (kernels.h): v = B^T d B, y = A^T m A. */
-static const double WINO_BT[4][4] = { { 1, 0, -1, 0 }, { 0, 1, 1, 0 }, { 0, -1, 1, 0 },
-                                      { 0, 1, 0, -1 } };
-static const double WINO_AT[2][4] = { { 1, 1, 1, 0 }, { 0, 1, -1, -1 } };
+/* The transforms' matrices (kernels.h), v = B^T d B and y = A^T m A, for
+ * output tiles of 2 (t = 0) and 4 (t = 1). */
+static const double WINO_BT2[4][4] = { { 1, 0, -1, 0 }, { 0, 1, 1, 0 }, { 0, -1, 1, 0 },
+                                       { 0, 1, 0, -1 } };
+static const double WINO_AT2[2][4] = { { 1, 1, 1, 0 }, { 0, 1, -1, -1 } };
+static const double WINO_BT4[6][6] = { { 4, 0, -5, 0, 1, 0 },  { 0, -4, -4, 1, 1, 0 },
+                                       { 0, 4, -4, -1, 1, 0 }, { 0, -2, -1, 2, 1, 0 },
+                                       { 0, 2, -1, -2, 1, 0 }, { 0, 4, 0, -5, 0, 1 } };
+static const double WINO_AT4[4][6] = { { 1, 1, 1, 1, 1, 0 }, { 0, 1, -1, 2, -2, 0 },
+                                       { 0, 1, 1, 4, 4, 0 }, { 0, 1, -1, 8, -8, 1 } };
 /* The scalar transforms against the matrix products in double: each output
- * sums at most 16 inputs of |x| <= 4, rounded a few times in fp32. */
-#define TOL_WINO_ABS 2e-5
+ * sums at most 36 inputs of |x| <= 4 with coefficients up to 25 (tiles of 4),
+ * rounded a few times in fp32. */
+#define TOL_WINO_ABS 1e-4
 /* A value the kernels must leave alone (past c, or a pixel without output). */
 #define WINO_GUARD 12345.0f
 
-/* Runs both transforms of table k over c channels: v from 16 patch rows,
- * y from 16 rows of m (pixel 1 without output when skip_one), with or
- * without a residual and ReLU. v and y (4 rows of c + 1, the last float a
- * guard) are filled with WINO_GUARD first. */
-static void wino_run(const eng__kernels *k, const float *d, const float *m, const float *bias,
-                     const float *res, int c, int skip_one, int relu, float *v, float *y)
+static double wino_bt(int t, int i, int j) { return t ? WINO_BT4[i][j] : WINO_BT2[i][j]; }
+static double wino_at(int t, int i, int j) { return t ? WINO_AT4[i][j] : WINO_AT2[i][j]; }
+
+/* Runs both transforms of table k for tiles of 2 + 2 t over c channels: v
+ * from P = a^2 patch rows (a = 4 + 2 t), y from P rows of m (pixel 1 without
+ * output when skip_one), with or without a residual and ReLU. v (P rows) and
+ * y (o^2 rows, o = a - 2) are c + 1 floats apart, the last a guard; both are
+ * filled with WINO_GUARD first. */
+static void wino_run(const eng__kernels *k, int t, const float *d, const float *m,
+                     const float *bias, const float *res, int c, int skip_one, int relu,
+                     float *v, float *y)
 {
-    const float *dp[16], *rp[4];
-    float *yp[4];
-    for (int x = 0; x < 16; x++)
+    const int a = 4 + 2 * t, o = a - 2;
+    const float *dp[36], *rp[16];
+    float *yp[16];
+    for (int x = 0; x < a * a; x++)
         dp[x] = d + (size_t)x * c;
-    for (size_t i = 0; i < 16 * (size_t)(c + 1); i++)
+    for (size_t i = 0; i < (size_t)(a * a) * (c + 1); i++)
         v[i] = WINO_GUARD;
-    for (size_t i = 0; i < 4 * (size_t)(c + 1); i++)
+    for (size_t i = 0; i < (size_t)(o * o) * (c + 1); i++)
         y[i] = WINO_GUARD;
-    for (int q = 0; q < 4; q++) {
+    for (int q = 0; q < o * o; q++) {
         rp[q] = res + (size_t)q * c;
         yp[q] = skip_one && q == 1 ? NULL : y + (size_t)q * (c + 1);
     }
-    k->wino_input(dp, c, v, (size_t)c + 1);
-    k->wino_output(m, (size_t)c + 1, c, bias, res ? rp : NULL, yp, relu);
+    k->wino_input[t](dp, c, v, (size_t)c + 1);
+    k->wino_output[t](m, (size_t)c + 1, c, bias, res ? rp : NULL, yp, relu);
 }
 
 START_TEST(test_wino_scalar_vs_double)
 {
     const eng__kernels *s = eng__kernels_for(ENG_ISA_SCALAR);
-    const int c = 17;
-    float *d = random_floats(16 * (size_t)c, -4.0f, 4.0f);
-    float *m = random_floats(16 * (size_t)(c + 1), -4.0f, 4.0f);
-    float *bias = random_floats((size_t)c, -1.0f, 1.0f), *res = random_floats(4 * (size_t)c, -4.0f, 4.0f);
-    float *v = alloc_floats(16 * (size_t)(c + 1)), *y = alloc_floats(4 * (size_t)(c + 1));
-    wino_run(s, d, m, bias, res, c, 0, 0, v, y);
+    const int c = 17, t = _i, a = 4 + 2 * t, o = a - 2;
+    float *d = random_floats(36 * (size_t)c, -4.0f, 4.0f);
+    float *m = random_floats(36 * (size_t)(c + 1), -4.0f, 4.0f);
+    float *bias = random_floats((size_t)c, -1.0f, 1.0f), *res = random_floats(16 * (size_t)c, -4.0f, 4.0f);
+    float *v = alloc_floats(36 * (size_t)(c + 1)), *y = alloc_floats(16 * (size_t)(c + 1));
+    wino_run(s, t, d, m, bias, res, c, 0, 0, v, y);
     for (int ch = 0; ch < c; ch++) {
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++) {
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < a; j++) {
                 double want = 0;
-                for (int a = 0; a < 4; a++)
-                    for (int b = 0; b < 4; b++)
-                        want += WINO_BT[i][a] * d[(size_t)(4 * a + b) * c + ch] * WINO_BT[j][b];
-                ck_assert_double_eq_tol(v[(size_t)(4 * i + j) * (c + 1) + ch], want, TOL_WINO_ABS);
+                for (int p = 0; p < a; p++)
+                    for (int q = 0; q < a; q++)
+                        want += wino_bt(t, i, p) * d[(size_t)(a * p + q) * c + ch] * wino_bt(t, j, q);
+                ck_assert_double_eq_tol(v[(size_t)(a * i + j) * (c + 1) + ch], want, TOL_WINO_ABS);
             }
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 2; j++) {
-                double want = bias[ch] + res[(size_t)(2 * i + j) * c + ch];
-                for (int a = 0; a < 4; a++)
-                    for (int b = 0; b < 4; b++)
-                        want += WINO_AT[i][a] * m[(size_t)(4 * a + b) * (c + 1) + ch] * WINO_AT[j][b];
-                ck_assert_double_eq_tol(y[(size_t)(2 * i + j) * (c + 1) + ch], want, TOL_WINO_ABS);
+        for (int i = 0; i < o; i++)
+            for (int j = 0; j < o; j++) {
+                double want = bias[ch] + res[(size_t)(o * i + j) * c + ch];
+                for (int p = 0; p < a; p++)
+                    for (int q = 0; q < a; q++)
+                        want += wino_at(t, i, p) * m[(size_t)(a * p + q) * (c + 1) + ch] *
+                                wino_at(t, j, q);
+                ck_assert_double_eq_tol(y[(size_t)(o * i + j) * (c + 1) + ch], want, TOL_WINO_ABS);
             }
     }
     free(d), free(m), free(bias), free(res), free(v), free(y);
@@ -648,36 +663,39 @@ START_TEST(test_wino_scalar_vs_double)
 END_TEST
 
 /* Every vector transform equals the scalar one bit for bit (the same
- * additions in the same order), writes nothing past c nor to a pixel
- * without output, and clamps at zero under ReLU. */
+ * arithmetic in the same order), writes nothing past c nor to a pixel
+ * without output, and clamps at zero under ReLU; both tile sizes. */
 START_TEST(test_wino_isa)
 {
     const eng__kernels *k = kernels_or_skip(_i, "wino"), *s = eng__kernels_for(ENG_ISA_SCALAR);
     if (!k)
         return;
-    for (int si = 0; si < N_SIZES; si++)
-        for (int variant = 0; variant < 4; variant++) {
-            const int c = sizes[si], with_res = variant & 1, relu = variant >> 1;
-            const size_t vn = 16 * (size_t)(c + 1), yn = 4 * (size_t)(c + 1);
-            float *d = random_floats(16 * (size_t)c, -4.0f, 4.0f);
-            float *m = random_floats(vn, -4.0f, 4.0f), *bias = random_floats((size_t)c, -1.0f, 1.0f);
-            float *res = with_res ? random_floats(4 * (size_t)c, -4.0f, 4.0f) : NULL;
-            float *v = alloc_floats(vn), *y = alloc_floats(yn);
-            float *v2 = alloc_floats(vn), *y2 = alloc_floats(yn);
-            wino_run(s, d, m, bias, res, c, 1, relu, v, y);
-            wino_run(k, d, m, bias, res, c, 1, relu, v2, y2);
-            ck_assert_mem_eq(v2, v, vn * sizeof *v);
-            ck_assert_mem_eq(y2, y, yn * sizeof *y);
-            for (int x = 0; x < 16; x++)
-                ck_assert_float_eq(v2[(size_t)x * (c + 1) + c], WINO_GUARD);
-            for (int q = 0; q < 4; q++)
-                ck_assert_float_eq(y2[(size_t)q * (c + 1) + c], WINO_GUARD);
-            for (int ch = 0; ch < c; ch++) {
-                ck_assert_float_eq(y2[(size_t)(c + 1) + ch], WINO_GUARD);
-                ck_assert(!relu || y2[ch] >= 0.0f);
+    for (int t = 0; t < 2; t++)
+        for (int si = 0; si < N_SIZES; si++)
+            for (int variant = 0; variant < 4; variant++) {
+                const int c = sizes[si], with_res = variant & 1, relu = variant >> 1;
+                const int P = (4 + 2 * t) * (4 + 2 * t), Q = (2 + 2 * t) * (2 + 2 * t);
+                const size_t vn = (size_t)P * (c + 1), yn = (size_t)Q * (c + 1);
+                float *d = random_floats((size_t)P * c, -4.0f, 4.0f);
+                float *m = random_floats(vn, -4.0f, 4.0f);
+                float *bias = random_floats((size_t)c, -1.0f, 1.0f);
+                float *res = with_res ? random_floats((size_t)Q * c, -4.0f, 4.0f) : NULL;
+                float *v = alloc_floats(vn), *y = alloc_floats(yn);
+                float *v2 = alloc_floats(vn), *y2 = alloc_floats(yn);
+                wino_run(s, t, d, m, bias, res, c, 1, relu, v, y);
+                wino_run(k, t, d, m, bias, res, c, 1, relu, v2, y2);
+                ck_assert_mem_eq(v2, v, vn * sizeof *v);
+                ck_assert_mem_eq(y2, y, yn * sizeof *y);
+                for (int x = 0; x < P; x++)
+                    ck_assert_float_eq(v2[(size_t)x * (c + 1) + c], WINO_GUARD);
+                for (int q = 0; q < Q; q++)
+                    ck_assert_float_eq(y2[(size_t)q * (c + 1) + c], WINO_GUARD);
+                for (int ch = 0; ch < c; ch++) {
+                    ck_assert_float_eq(y2[(size_t)(c + 1) + ch], WINO_GUARD);
+                    ck_assert(!relu || y2[ch] >= 0.0f);
+                }
+                free(d), free(m), free(bias), free(res), free(v), free(y), free(v2), free(y2);
             }
-            free(d), free(m), free(bias), free(res), free(v), free(y), free(v2), free(y2);
-        }
 }
 END_TEST
 
@@ -766,7 +784,7 @@ int main(int argc, char **argv)
     tc = tcase_create("scalar_vs_double");
     tcase_add_test(tc, test_softmax_scalar_vs_double);
     tcase_add_test(tc, test_layernorm_scalar_vs_double);
-    tcase_add_test(tc, test_wino_scalar_vs_double);
+    tcase_add_loop_test(tc, test_wino_scalar_vs_double, 0, 2);
     suite_add_tcase(suite, tc);
 
     /* _i is the ISA; every ISA, scalar included, runs the edge cases and the
