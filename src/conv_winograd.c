@@ -244,14 +244,20 @@ void eng__conv_winograd_forward(const eng__sgemm_kernels *sk, const eng__kernels
     float *v = scratch + (size_t)tid * need, *m = v + (size_t)p.P * tb * c->cin;
     float *zero = m + (size_t)p.P * tb * GW;
     memset(zero, 0, sizeof(float) * (size_t)c->cin);
+    /* With blocks enough to go round, a member takes all the groups of a
+     * block at once and transforms its input once; else the groups are
+     * shared out too, and so is that work. */
+    const long units = p.blocks * p.G;
+    const int take = p.blocks >= (long)nt * UNITS_PER_MEMBER ? p.G : 1;
     long have = -1;  /* the block whose V this member holds */
-    for (long u; (u = eng__team_take(work, 1)) < p.blocks * p.G;) {
-        const long b = u / p.G, t0 = b * p.tb, t1 = t0 + p.tb < p.T ? t0 + p.tb : p.T;
-        const int col0 = (int)(u % p.G) * GW, ncols = min_int(GW, c->cout - col0);
-        if (b != have)
-            input_block(k, &p, in, t0, t1, v, zero);
-        have = b;
-        gemm_block(sk, c, &p, (int)(t1 - t0), v, col0, ncols, m);
-        output_block(k, c, &p, out, res, relu, t0, t1, m, col0, ncols);
-    }
+    for (long u0; (u0 = eng__team_take(work, take)) < units;)
+        for (long u = u0; u < u0 + take; u++) {
+            const long b = u / p.G, t0 = b * p.tb, t1 = t0 + p.tb < p.T ? t0 + p.tb : p.T;
+            const int col0 = (int)(u % p.G) * GW, ncols = min_int(GW, c->cout - col0);
+            if (b != have)
+                input_block(k, &p, in, t0, t1, v, zero);
+            have = b;
+            gemm_block(sk, c, &p, (int)(t1 - t0), v, col0, ncols, m);
+            output_block(k, c, &p, out, res, relu, t0, t1, m, col0, ncols);
+        }
 }
