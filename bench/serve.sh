@@ -20,8 +20,10 @@
 #   3. The scheduler alone (--model null): open loop at 3,000,000 requests/s
 #      offered (target >= 1,000,000 completed per second) and at 1,000
 #      requests/s (target: p99 queueing overhead < 50 us), the latter with the
-#      default idle spin and with --idle-spin-us 5000 (an idle worker polls
-#      that long before sleeping, trading CPU time for wake-up latency).
+#      default idle spin and with --idle-spin-us 20000 (an idle worker polls
+#      that long before sleeping, trading CPU time for wake-up latency), and
+#      build/wake-bench, the machine's floor: how long a bare sleeping (and
+#      polling) thread takes to see a post at that rate.
 #
 # Needs the peers (../shared/reference/setup-peers.sh: npm + Debian's PyTorch
 # for the weights and the ONNX export). Results go to $OUT_DIR (default
@@ -34,7 +36,7 @@ OUT_ABS=$(cd "$OUT" && pwd)
 IDS="$SHARED/data/sst2/dev.ids.jsonl"
 
 need_peers
-make -s BUILD="$BUILD" "$BUILD/convert" "$BUILD/infer-bench" "$BUILD/engine"
+make -s BUILD="$BUILD" "$BUILD/convert" "$BUILD/infer-bench" "$BUILD/engine" "$BUILD/wake-bench"
 
 load_average "at start"
 "$BUILD/convert" "$SHARED/models/sst2-bert-mini" "$OUT/sst2-bert-mini.eng" >/dev/null
@@ -109,5 +111,6 @@ EOF
 "$BUILD/infer-bench" --model null --input "$SHARED/data/sst2/dev.tsv" --mode stream --rate 3000000 --duration 3
 "$BUILD/infer-bench" --model null --input "$SHARED/data/sst2/dev.tsv" --mode stream --rate 1000 --duration 5
 "$BUILD/infer-bench" --model null --input "$SHARED/data/sst2/dev.tsv" --mode stream --rate 1000 --duration 5 \
-    --idle-spin-us 5000
+    --idle-spin-us 20000
+"$BUILD/wake-bench"
 load_average "at end"
