@@ -51,8 +51,7 @@ struct eng__cnn_ctx {
     float *buf[4];        /* feature maps, each max_batch x the largest padded layer */
     size_t buf_floats;    /* of each buf */
     float *pooled;        /* max_batch x features */
-    int members;          /* the team size the scratch is for */
-    float *wino;          /* the Winograd layers' scratch for members, or NULL */
+    float *wino;          /* the Winograd layers' scratch for every member, or NULL */
     size_t wino_floats;
     eng__team_counter *work;   /* one per conv of the network (all_convs' order) */
     int n_work;
@@ -406,7 +405,6 @@ eng_status eng__cnn_ctx_init(const eng__cnn *cnn, int max_batch, int members,
         ctx->cnn = cnn;
         ctx->max_batch = max_batch;
         ctx->buf_floats = floats;
-        ctx->members = members;
         ctx->wino_floats = wino * (size_t)members;
         if (wino)
             ok = (ctx->wino = aligned_alloc(64, sizeof(float) * ctx->wino_floats)) != NULL;
