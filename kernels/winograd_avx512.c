@@ -23,24 +23,4 @@
 #define RELU relu16
 #include "winograd_vec.h"
 
-void eng__wino2_input_avx512(const float *const *d, int c, float *v, size_t vs)
-{
-    wino_input(4, d, c, v, vs);
-}
-
-void eng__wino4_input_avx512(const float *const *d, int c, float *v, size_t vs)
-{
-    wino_input(6, d, c, v, vs);
-}
-
-void eng__wino2_output_avx512(const float *m, size_t ms, int c, const float *bias,
-                              const float *const *res, float *const *y, int relu)
-{
-    wino_output(4, m, ms, c, bias, res, y, relu);
-}
-
-void eng__wino4_output_avx512(const float *m, size_t ms, int c, const float *bias,
-                              const float *const *res, float *const *y, int relu)
-{
-    wino_output(6, m, ms, c, bias, res, y, relu);
-}
+WINO_ENTRY_POINTS(avx512)

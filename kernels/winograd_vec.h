@@ -1,5 +1,6 @@
-/* winograd_vec.h: the body of the vector Winograd transforms, shared by
- * winograd_avx2.c and winograd_avx512.c, which define before including it:
+/* winograd_vec.h: the vector Winograd transforms, shared by winograd_avx2.c
+ * and winograd_avx512.c: each defines these, includes this file and names
+ * its entry points with WINO_ENTRY_POINTS(isa):
  *   VEC            the register type;  LANES  floats per register;
  *   MASK, MASK_FOR(rem)  a lane mask, and the one for a tail of rem < LANES;
  *   ALL            the mask of every lane;
@@ -99,5 +100,27 @@ wino_output(const int A, const float *m, size_t ms, int c, const float *bias,
         }
     }
 }
+
+/* The four entry points of kernels_isa.h for one ISA, each the body above
+ * with its patch edge. */
+#define WINO_ENTRY_POINTS(isa)                                                              \
+    void eng__wino2_input_##isa(const float *const *d, int c, float *v, size_t vs)        \
+    {                                                                                       \
+        wino_input(4, d, c, v, vs);                                                         \
+    }                                                                                       \
+    void eng__wino4_input_##isa(const float *const *d, int c, float *v, size_t vs)        \
+    {                                                                                       \
+        wino_input(6, d, c, v, vs);                                                         \
+    }                                                                                       \
+    void eng__wino2_output_##isa(const float *m, size_t ms, int c, const float *bias,      \
+                                 const float *const *res, float *const *y, int relu)       \
+    {                                                                                       \
+        wino_output(4, m, ms, c, bias, res, y, relu);                                       \
+    }                                                                                       \
+    void eng__wino4_output_##isa(const float *m, size_t ms, int c, const float *bias,      \
+                                 const float *const *res, float *const *y, int relu)       \
+    {                                                                                       \
+        wino_output(6, m, ms, c, bias, res, y, relu);                                       \
+    }
 
 #endif
