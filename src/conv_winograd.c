@@ -107,11 +107,18 @@ static int block_tiles(int P, int cin)
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-/* V, M and a zero row of cin floats, for P positions. */
+/* Floats of V for P positions: the block's M follows it, 64-byte aligned. */
+static size_t v_floats(int P, const eng__conv *c)
+{
+    return round16((size_t)P * (size_t)block_tiles(P, c->cin) * (size_t)c->cin);
+}
+
+/* V, M (a multiple of 16 floats, GW being one) and a zero row of cin floats,
+ * for P positions. */
 static size_t scratch_for(int P, const eng__conv *c)
 {
-    const size_t tb = (size_t)block_tiles(P, c->cin);
-    return (size_t)P * tb * ((size_t)c->cin + GW) + round16((size_t)c->cin);
+    return v_floats(P, c) + (size_t)P * (size_t)block_tiles(P, c->cin) * GW +
+           round16((size_t)c->cin);
 }
 
 size_t eng__conv_winograd_scratch(const eng__conv *c)
@@ -240,9 +247,8 @@ void eng__conv_winograd_forward(const eng__sgemm_kernels *sk, const eng__kernels
     if ((size_t)(tid + 1) * need > scratch_floats)
         return;
     const plan p = make_plan(c, out, nt);
-    const size_t tb = (size_t)block_tiles(p.P, c->cin);
-    float *v = scratch + (size_t)tid * need, *m = v + (size_t)p.P * tb * c->cin;
-    float *zero = m + (size_t)p.P * tb * GW;
+    float *v = scratch + (size_t)tid * need, *m = v + v_floats(p.P, c);
+    float *zero = m + (size_t)p.P * (size_t)block_tiles(p.P, c->cin) * GW;
     memset(zero, 0, sizeof(float) * (size_t)c->cin);
     /* With blocks enough to go round, a member takes all the groups of a
      * block at once and transforms its input once; else the groups are
