@@ -192,7 +192,8 @@ static void input_block(const eng__kernels *k, const plan *p, const eng__fmap *i
 static void gemm_block(const eng__sgemm_kernels *sk, const eng__conv *c, const plan *p, int n,
                        const float *v, int col0, int ncols, float *m)
 {
-    const size_t ldb = (size_t)c->cin * 16, per = eng__sgemm_packed_bytes(c->cin, c->cout) / 4;
+    const size_t ldb = (size_t)c->cin * 16;
+    const size_t per = eng__sgemm_packed_bytes(c->cin, c->cout) / sizeof(float);
     /* The sums are raw (no FINAL flag): the epilogue belongs after the
      * output transform, so this one is never applied. */
     const eng__sepi none = { c->b, NULL, -1 };
