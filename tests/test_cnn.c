@@ -271,6 +271,24 @@ static void conv_pool(const eng__sgemm_kernels *sk, const eng__conv *c, const en
     free(scratch);
 }
 
+/* Asserts that y is the 3x3, stride 2, pad 1 max pooling of src's interior
+ * (padding never wins), bit for bit, on a team of nt. */
+static void check_pooled(const eng__fmap *src, const eng__fmap *y, int nt)
+{
+    for (int img = 0; img < y->n; img++)
+        for (int oy = 0; oy < y->h; oy++)
+            for (int ox = 0; ox < y->w; ox++)
+                for (int ch = 0; ch < y->c; ch++) {
+                    float m = -INFINITY;
+                    for (int yy = oy * 2 - 1; yy <= oy * 2 + 1; yy++)
+                        for (int xx = ox * 2 - 1; xx <= ox * 2 + 1; xx++)
+                            if (yy >= 0 && yy < src->h && xx >= 0 && xx < src->w)
+                                m = fmaxf(m, eng__fmap_at(src, img, yy, xx)[ch]);
+                    ck_assert_msg(eng__fmap_at(y, img, oy, ox)[ch] == m,
+                                  "members %d: (%d, %d, %d, %d) differs", nt, img, oy, ox, ch);
+                }
+}
+
 START_TEST(pools_match_direct)
 {
     /* 21 channels: the max pooling's blocks of 16 and a remainder; 13 rows:
@@ -292,17 +310,7 @@ START_TEST(pools_match_direct)
         /* Scratch for all members but one where there are several. */
         conv_pool(eng__sgemm_get(), &id, &x, &y, 0, nt, nt > 1 ? nt - 1 : 1);
         ck_assert(border_is_zero(&y));
-        for (int img = 0; img < n; img++)
-            for (int oy = 0; oy < oh; oy++)
-                for (int ox = 0; ox < ow; ox++)
-                    for (int ch = 0; ch < c; ch++) {
-                        float m = -INFINITY;
-                        for (int yy = oy * 2 - 1; yy <= oy * 2 + 1; yy++)
-                            for (int xx = ox * 2 - 1; xx <= ox * 2 + 1; xx++)
-                                if (yy >= 0 && yy < h && xx >= 0 && xx < w)
-                                    m = fmaxf(m, in[(((size_t)img * h + yy) * w + xx) * c + ch]);
-                        ck_assert_float_eq(eng__fmap_at(&y, img, oy, ox)[ch], m);
-                    }
+        check_pooled(&x, &y, nt);
         free(y.d);
         memset(avg, 0xff, sizeof avg);
         for (int tid = 0; tid < nt; tid++)
@@ -347,19 +355,7 @@ START_TEST(conv_pool_matches_conv)
             eng__fmap y = padded(NULL, n, oh, ow, cout, 1, 0xff);
             conv_pool(sk, &c, &x, &y, 1, nt, nt);
             ck_assert(border_is_zero(&y));
-            for (int img = 0; img < n; img++)
-                for (int oy = 0; oy < oh; oy++)
-                    for (int ox = 0; ox < ow; ox++)
-                        for (int co = 0; co < cout; co++) {
-                            float m = -INFINITY;
-                            for (int yy = oy * 2 - 1; yy <= oy * 2 + 1; yy++)
-                                for (int xx = ox * 2 - 1; xx <= ox * 2 + 1; xx++)
-                                    if (yy >= 0 && yy < ch && xx >= 0 && xx < cw)
-                                        m = fmaxf(m, eng__fmap_at(&full, img, yy, xx)[co]);
-                            ck_assert_msg(eng__fmap_at(&y, img, oy, ox)[co] == m,
-                                          "isa %d members %d: (%d, %d, %d, %d) differs",
-                                          (int)isa, nt, img, oy, ox, co);
-                        }
+            check_pooled(&full, &y, nt);
             free(y.d);
         }
         free(full.d);
