@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "pickle.h"
 #include "source.h"
 #include "testutil.h"
 
@@ -682,6 +683,34 @@ START_TEST(deep_nesting)
 }
 END_TEST
 
+/* Defect 1 of issue 10: a small deflated pickle of a list and millions of
+ * `)a` (append an empty tuple) made the reader build gigabytes of objects
+ * before refusing. Its objects are now counted against what a checkpoint of
+ * the file's size can hold, so it is refused once that is spent. */
+START_TEST(memory_amplification)
+{
+    enum { N = 4000000 };
+    pickler p;
+    p_start(&p, 2);
+    p_op(&p, ']');
+    for (int i = 0; i < N; i++) {
+        p_op(&p, ')');
+        p_op(&p, 'a');
+    }
+    p_op(&p, '.');
+    buf z = archive("archive", &p.b, Z_DEFLATE);
+    ck_assert_msg(z.n < 64 * 1024, "the archive should be small, is %zu bytes", z.n);
+    expect_error(&z, ENG_ERR_FORMAT, "more than a checkpoint of this size holds");
+    free(z.p);
+    free(p.b.p);
+
+    /* The budget: a floor, a share of each file byte, a ceiling. */
+    ck_assert_uint_eq(pk_budget(0), PK_BUDGET_BASE);
+    ck_assert_uint_eq(pk_budget(1000), PK_BUDGET_BASE + 1000 * PK_BUDGET_PER_BYTE);
+    ck_assert_uint_eq(pk_budget(UINT64_MAX), PK_BUDGET_MAX);
+}
+END_TEST
+
 START_TEST(malformed_pickles)
 {
     static const struct { const char *bytes; size_t n; const char *want; } cases[] = {
@@ -849,6 +878,7 @@ int main(void)
     tcase_add_test(tc, corrupted_bytes);
     tcase_add_test(tc, corrupt_central_directory);
     tcase_add_test(tc, deep_nesting);
+    tcase_add_test(tc, memory_amplification);
     tcase_add_test(tc, malformed_pickles);
     tcase_add_test(tc, not_a_checkpoint);
     suite_add_tcase(su, tc);

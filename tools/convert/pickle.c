@@ -25,6 +25,8 @@ typedef struct {
     size_t nmarks;
     pk_value **memo;
     size_t memo_cap, memo_count; /* slots allocated, slots filled */
+    size_t used, budget;         /* bytes of objects made, and the most allowed */
+    int over_budget;             /* a NULL from new_value meant the budget, not malloc */
     char *err;
     size_t errlen;
 } vm;
@@ -68,9 +70,22 @@ static eng_status fail(vm *m, eng_status s, const char *fmt, ...)
     return s;
 }
 
+/* Counts n more bytes against the budget (pk_load); 0 when they do not fit. */
+static int charge(vm *m, size_t n)
+{
+    if (n > m->budget - m->used) {
+        m->over_budget = 1;
+        return 0;
+    }
+    m->used += n;
+    return 1;
+}
+
 static pk_value *new_value(vm *m, pk_kind kind)
 {
     pk_heap *h = m->heap;
+    if (!charge(m, sizeof(pk_value) + sizeof(pk_value *)))
+        return NULL;
     if (h->n == h->cap) {
         size_t cap = h->cap ? 2 * h->cap : 256;
         pk_value **all = realloc(h->all, cap * sizeof *all);
@@ -87,7 +102,13 @@ static pk_value *new_value(vm *m, pk_kind kind)
     return v;
 }
 
-static eng_status oom(vm *m) { return fail(m, ENG_ERR_NOMEM, "out of memory"); }
+static eng_status oom(vm *m)
+{
+    if (m->over_budget)
+        return fail(m, ENG_ERR_FORMAT, "makes more than %zu bytes of objects, more than a checkpoint "
+                    "of this size holds", m->budget);
+    return fail(m, ENG_ERR_NOMEM, "out of memory");
+}
 
 static eng_status push(vm *m, pk_value *v)
 {
@@ -97,6 +118,8 @@ static eng_status push(vm *m, pk_value *v)
         if (m->stack_cap >= MAX_STACK)
             return fail(m, ENG_ERR_FORMAT, "value stack deeper than %u", MAX_STACK);
         size_t cap = m->stack_cap ? 2 * m->stack_cap : 256;
+        if (!charge(m, (cap - m->stack_cap) * sizeof *m->stack))
+            return oom(m);
         pk_value **st = realloc(m->stack, cap * sizeof *st);
         if (!st)
             return oom(m);
@@ -157,6 +180,8 @@ static eng_status seq_add(vm *m, pk_value *seq, pk_value *item)
 {
     if (seq->u.seq.n == seq->u.seq.cap) {
         size_t cap = seq->u.seq.cap ? 2 * seq->u.seq.cap : 4;
+        if (!charge(m, (cap - seq->u.seq.cap) * sizeof(pk_value *)))
+            return oom(m);
         pk_value **v = realloc(seq->u.seq.v, cap * sizeof *v);
         if (!v)
             return oom(m);
@@ -171,6 +196,8 @@ static eng_status dict_set(vm *m, pk_value *d, pk_value *k, pk_value *v)
 {
     if (d->u.dict.n == d->u.dict.cap) {
         size_t cap = d->u.dict.cap ? 2 * d->u.dict.cap : 8;
+        if (!charge(m, 2 * (cap - d->u.dict.cap) * sizeof *d->u.dict.k))
+            return oom(m);
         pk_value **nk = realloc(d->u.dict.k, cap * sizeof *nk);
         if (!nk)
             return oom(m);
@@ -206,7 +233,7 @@ static eng_status push_str(vm *m, size_t n)
     if (s != ENG_OK)
         return s;
     pk_value *v = new_value(m, PK_STR);
-    if (!v || !(v->u.str.s = malloc(n + 1)))
+    if (!v || !charge(m, n + 1) || !(v->u.str.s = malloc(n + 1)))
         return oom(m);
     memcpy(v->u.str.s, p, n);
     v->u.str.s[n] = '\0';
@@ -410,6 +437,8 @@ static eng_status memo_put(vm *m, uint64_t idx)
         size_t cap = m->memo_cap ? m->memo_cap : 256;
         while (cap <= idx)
             cap *= 2;
+        if (!charge(m, (cap - m->memo_cap) * sizeof *m->memo))
+            return oom(m);
         pk_value **mm = realloc(m->memo, cap * sizeof *mm);
         if (!mm)
             return oom(m);
@@ -590,8 +619,15 @@ static eng_status step(vm *m, int *done)
     }
 }
 
-eng_status pk_load(const uint8_t *buf, size_t len, pk_heap *heap, const pk_value **result,
-                   char *err, size_t errlen)
+size_t pk_budget(uint64_t file_size)
+{
+    uint64_t b = PK_BUDGET_BASE + (file_size < PK_BUDGET_MAX / PK_BUDGET_PER_BYTE
+                                       ? file_size * PK_BUDGET_PER_BYTE : PK_BUDGET_MAX);
+    return (size_t)(b < PK_BUDGET_MAX ? b : PK_BUDGET_MAX);
+}
+
+eng_status pk_load(const uint8_t *buf, size_t len, size_t budget, pk_heap *heap,
+                   const pk_value **result, char *err, size_t errlen)
 {
     vm *m = calloc(1, sizeof *m);
     if (!m) {
@@ -600,6 +636,7 @@ eng_status pk_load(const uint8_t *buf, size_t len, pk_heap *heap, const pk_value
     }
     m->buf = buf;
     m->len = len;
+    m->budget = budget;
     m->heap = heap;
     m->err = err;
     m->errlen = errlen;

@@ -55,12 +55,27 @@ typedef struct {
     size_t n, cap;
 } pk_heap;
 
+/* The memory a checkpoint file of file_size bytes may make its pickle
+ * build: a floor for small files plus a share of every byte, at most 2 GiB.
+ * A value costs about 170 bytes (pk_value and its heap slot) and an honest
+ * pickle spends at least two bytes on each (an opcode and its argument or an
+ * APPEND/SETITEM), so 128 bytes per file byte covers even a stored pickle
+ * of nothing but tiny values, while a deflated pickle (up to 1032 times its
+ * compressed size) cannot turn a 45 KB file into gigabytes of objects. */
+#define PK_BUDGET_BASE (8ull << 20)
+#define PK_BUDGET_PER_BYTE 128ull
+#define PK_BUDGET_MAX (2ull << 30)
+size_t pk_budget(uint64_t file_size);
+
 /* Runs the pickle in buf[0..len) and returns the object STOP leaves in
- * *result, owned by heap. On failure returns ENG_ERR_FORMAT,
+ * *result, owned by heap. Objects (values, strings, containers, stack and
+ * memo) are counted as they are made; a pickle that would make more than
+ * budget bytes of them is refused (ENG_ERR_FORMAT) as soon as it does. On
+ * failure returns ENG_ERR_FORMAT,
  * ENG_ERR_UNSUPPORTED or ENG_ERR_NOMEM with a one-line reason in err; heap
  * must be freed either way. */
-eng_status pk_load(const uint8_t *buf, size_t len, pk_heap *heap, const pk_value **result,
-                   char *err, size_t errlen);
+eng_status pk_load(const uint8_t *buf, size_t len, size_t budget, pk_heap *heap,
+                   const pk_value **result, char *err, size_t errlen);
 
 void pk_heap_free(pk_heap *heap);
 

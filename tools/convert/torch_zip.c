@@ -322,7 +322,8 @@ eng_status src_load_torch_zip(const char *path, src_tensors *out, char *err, siz
     if ((s = zip_read(&L.za, pkl, &pdata, &pkl_owned, why, WHY_LEN)) != ENG_OK)
         goto done;
     const pk_value *root;
-    if ((s = pk_load(pdata, (size_t)pkl->usize, &heap, &root, why, WHY_LEN)) != ENG_OK)
+    if ((s = pk_load(pdata, (size_t)pkl->usize, pk_budget(size), &heap, &root, why,
+                     WHY_LEN)) != ENG_OK)
         goto done;
     s = collect(&L, root, out, why);
 done:
