@@ -26,7 +26,7 @@ endif
 
 OPT ?= -O2 -g
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) $(WARNINGS) -fno-strict-aliasing \
-               -Iinclude -Isrc -Ikernels -Itools/convert -MMD -MP
+               -Iinclude -Isrc -Isrc/core -Ikernels -Itools/convert -MMD -MP
 SAN_FLAGS ?=
 CFLAGS_ALL = $(CFLAGS_BASE) $(SAN_FLAGS) $(CFLAGS)
 

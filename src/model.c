@@ -12,6 +12,7 @@
 #include "blas.h"
 #include "error.h"
 #include "model.h"
+#include "model_limits.h"
 #include "sgemm.h"
 
 eng_model_params eng_model_default_params(void)
@@ -84,12 +85,12 @@ static eng_status parse_config(eng_model *m, const cJSON *meta, char *err, size_
         return ENG_ERR_UNSUPPORTED;
     }
     snprintf(m->weights, sizeof m->weights, "%s", weights);
-    if (!meta_int(meta, "hidden", 1, 16384, &m->hidden, err, errlen) ||
-        !meta_int(meta, "layers", 1, 256, &m->layers, err, errlen) ||
-        !meta_int(meta, "heads", 1, 1024, &m->heads, err, errlen) ||
-        !meta_int(meta, "intermediate", 1, 65536, &m->intermediate, err, errlen) ||
-        !meta_int(meta, "max_positions", 2, 65536, &m->max_positions, err, errlen) ||
-        !meta_int(meta, "vocab_size", 1, 1 << 22, &m->vocab_size, err, errlen))
+    if (!meta_int(meta, "hidden", 1, ENG__MAX_HIDDEN, &m->hidden, err, errlen) ||
+        !meta_int(meta, "layers", 1, ENG__MAX_LAYERS, &m->layers, err, errlen) ||
+        !meta_int(meta, "heads", 1, ENG__MAX_HEADS, &m->heads, err, errlen) ||
+        !meta_int(meta, "intermediate", 1, ENG__MAX_INTERMEDIATE, &m->intermediate, err, errlen) ||
+        !meta_int(meta, "max_positions", 2, ENG__MAX_POSITIONS, &m->max_positions, err, errlen) ||
+        !meta_int(meta, "vocab_size", 1, ENG__MAX_VOCAB, &m->vocab_size, err, errlen))
         return ENG_ERR_FORMAT;
     if (m->hidden % m->heads != 0) {
         snprintf(err, errlen, "hidden size %d is not a multiple of the head count %d", m->hidden,
@@ -143,7 +144,7 @@ static eng_status parse_labels(eng_model *m, const cJSON *meta, char *err, size_
     int n = cJSON_IsArray(labels) ? cJSON_GetArraySize(labels) : 0;
     if (m->head == ENG_HEAD_NONE)
         return ENG_OK;
-    if (n < 1 || n > 1 << 20) {
+    if (n < 1 || n > ENG__MAX_LABELS) {
         snprintf(err, errlen, "a classifier model needs a non-empty \"labels\" list");
         return ENG_ERR_FORMAT;
     }

@@ -594,6 +594,16 @@ START_TEST(refusals)
          "id2label"},
         {{.pfx = "bert.", .modules = "[{\"path\":\"2_Dense\",\"type\":"
                                      "\"sentence_transformers.models.Dense\"}]"}, 0, 0, "Dense"},
+        /* Sizes the engine would refuse to load (src/core/model_limits.h,
+         * issue 10 defect 8): refused before anything is written. */
+        {{.pfx = "bert.", .extra = "\"num_hidden_layers\":257,"}, 0, 0, "num_hidden_layers"},
+        {{.pfx = "bert.", .extra = "\"max_position_embeddings\":65537,"}, 0, 0,
+         "max_position_embeddings"},
+        {{.pfx = "bert.", .extra = "\"intermediate_size\":65537,"}, 0, 0, "intermediate_size"},
+        {{.pfx = "bert.", .extra = "\"hidden_size\":16400,"}, 0, 0, "hidden_size"},
+        {{.pfx = "bert.", .extra = "\"num_attention_heads\":1025,"}, 0, 0, "num_attention_heads"},
+        {{.pfx = "bert.", .extra = "\"vocab_size\":4194305,"}, 0, 0, "vocab_size"},
+        {{.distil = 1, .extra = "\"n_layers\":1000,"}, 0, 0, "n_layers"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fx_opts o = cases[i].o;
@@ -651,6 +661,32 @@ START_TEST(safetensors_hostile)
     fclose(f);
     ck_assert_int_eq(src_load_safetensors(path, &s, err, sizeof err), ENG_ERR_FORMAT);
     ck_assert_int_eq(src_load_safetensors("/nonexistent.safetensors", &s, err, sizeof err), ENG_ERR_IO);
+
+    /* Issue 10 defect 8: what the .bin reader refuses, safetensors refused
+     * too: a name twice, offsets that are not integers, tensors sharing bytes. */
+    static const struct { const char *header, *want; } cases[] = {
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", "appears twice"},
+        {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0.5,1.5]}}", "not integers"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[2,6]}}", "overlap"},
+        {"{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", "overlap"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t hlen = strlen(cases[i].header);
+        unsigned char body[8] = {0};
+        f = fopen(path, "wb");
+        fwrite(&hlen, 8, 1, f);
+        fwrite(cases[i].header, 1, hlen, f);
+        fwrite(body, 1, sizeof body, f);
+        fclose(f);
+        err[0] = '\0';
+        ck_assert_int_eq(src_load_safetensors(path, &s, err, sizeof err), ENG_ERR_FORMAT);
+        ck_assert_msg(strstr(err, cases[i].want) != NULL, "case %zu: wanted '%s' in '%s'", i,
+                      cases[i].want, err);
+        ck_assert_int_eq(s.n, 0);
+    }
 }
 END_TEST
 

@@ -8,6 +8,7 @@
  * writer together. */
 #include "error.h"
 #include "bert_layout.h"
+#include "model_limits.h"
 #include "linear_int8.h"
 #include "sgemm.h"
 
@@ -247,7 +248,7 @@ static void head(lay *L, cv_config *c, int bert)
         return;
     }
     int64_t n = cl->ndim == 2 ? cl->shape[0] : 0;
-    if (n < 1 || n > 1 << 20) {
+    if (n < 1 || n > ENG__MAX_LABELS) {
         L->st = eng__errf(ENG_ERR_FORMAT, L->err, L->errlen, "classifier.weight has a malformed shape");
         return;
     }
@@ -369,10 +370,13 @@ eng_status cv_add_vocab(const cv_config *c, eng__writer *w, char *err, size_t er
 eng_status cv_save(const cv_config *c, eng__writer *w, const char *out, cv_report *r, char *err,
                    size_t errlen)
 {
+    eng_status s = cv_config_check_limits(c, err, errlen);
+    if (s != ENG_OK)
+        return s;
     char *meta = cv_config_meta_json(c);
     if (!meta)
         return eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
-    eng_status s = eng__writer_save(w, meta, out, err, errlen);
+    s = eng__writer_save(w, meta, out, err, errlen);
     free(meta);
     struct stat st;
     r->bytes = s == ENG_OK && stat(out, &st) == 0 ? (uint64_t)st.st_size : 0;

@@ -6,6 +6,7 @@
  * BertTokenizerFast rebuilds the normalizer from its init arguments. */
 #include "error.h"
 #include "hf_config.h"
+#include "model_limits.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -180,8 +181,9 @@ static eng_status read_labels(cv_config *c, const cJSON *cfg, char *err, size_t 
     if (!cJSON_IsObject(m))
         return ENG_OK;
     int n = cJSON_GetArraySize(m);
-    if (n > 1 << 20)
-        return eng__errf(ENG_ERR_FORMAT, err, errlen, "config.json: id2label is too large");
+    if (n > ENG__MAX_LABELS)
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "config.json: id2label has more than %d labels",
+                    ENG__MAX_LABELS);
     const char **names = calloc((size_t)(n > 0 ? n : 1), sizeof *names);
     if (!names)
         return ENG_ERR_NOMEM;
@@ -237,21 +239,23 @@ static eng_status read_model_config(cv_config *c, const cJSON *cfg, char *err, s
     }
 
     eng_status s;
-    const int big = 1 << 24;
+    const int big = 1 << 24;   /* type_vocab_size: rows of a tensor the checkpoint holds */
     if (distil) {
-        if ((s = get_int(cfg, "dim", 768, 65536, &c->hidden, err, errlen)) ||
-            (s = get_int(cfg, "n_layers", 6, 1024, &c->layers, err, errlen)) ||
-            (s = get_int(cfg, "n_heads", 12, 65536, &c->heads, err, errlen)) ||
-            (s = get_int(cfg, "hidden_dim", 3072, big, &c->intermediate, err, errlen)))
+        if ((s = get_int(cfg, "dim", 768, ENG__MAX_HIDDEN, &c->hidden, err, errlen)) ||
+            (s = get_int(cfg, "n_layers", 6, ENG__MAX_LAYERS, &c->layers, err, errlen)) ||
+            (s = get_int(cfg, "n_heads", 12, ENG__MAX_HEADS, &c->heads, err, errlen)) ||
+            (s = get_int(cfg, "hidden_dim", 3072, ENG__MAX_INTERMEDIATE, &c->intermediate, err,
+                         errlen)))
             return s;
         c->ln_eps = 1e-12;   /* hard-coded in transformers' DistilBERT */
         if ((s = set_act(c, get_str(cfg, "activation", "gelu"), err, errlen)))
             return s;
     } else {
-        if ((s = get_int(cfg, "hidden_size", 768, 65536, &c->hidden, err, errlen)) ||
-            (s = get_int(cfg, "num_hidden_layers", 12, 1024, &c->layers, err, errlen)) ||
-            (s = get_int(cfg, "num_attention_heads", 12, 65536, &c->heads, err, errlen)) ||
-            (s = get_int(cfg, "intermediate_size", 3072, big, &c->intermediate, err, errlen)) ||
+        if ((s = get_int(cfg, "hidden_size", 768, ENG__MAX_HIDDEN, &c->hidden, err, errlen)) ||
+            (s = get_int(cfg, "num_hidden_layers", 12, ENG__MAX_LAYERS, &c->layers, err, errlen)) ||
+            (s = get_int(cfg, "num_attention_heads", 12, ENG__MAX_HEADS, &c->heads, err, errlen)) ||
+            (s = get_int(cfg, "intermediate_size", 3072, ENG__MAX_INTERMEDIATE, &c->intermediate,
+                         err, errlen)) ||
             (s = get_int(cfg, "type_vocab_size", 2, big, &c->type_vocab_size, err, errlen)))
             return s;
         const cJSON *eps = cJSON_GetObjectItemCaseSensitive(cfg, "layer_norm_eps");
@@ -274,8 +278,9 @@ static eng_status read_model_config(cv_config *c, const cJSON *cfg, char *err, s
         if ((s = set_act(c, act ? act->valuestring : "gelu", err, errlen)))
             return s;
     }
-    if ((s = get_int(cfg, "max_position_embeddings", 512, big, &c->max_positions, err, errlen)) ||
-        (s = get_int(cfg, "vocab_size", 30522, big, &c->vocab_size, err, errlen)))
+    if ((s = get_int(cfg, "max_position_embeddings", 512, ENG__MAX_POSITIONS, &c->max_positions, err,
+                     errlen)) ||
+        (s = get_int(cfg, "vocab_size", 30522, ENG__MAX_VOCAB, &c->vocab_size, err, errlen)))
         return s;
     if (c->hidden % c->heads != 0)
         return eng__errf(ENG_ERR_FORMAT, err, errlen, "hidden size %d is not a multiple of %d heads",
@@ -284,6 +289,24 @@ static eng_status read_model_config(cv_config *c, const cJSON *cfg, char *err, s
         return eng__errf(ENG_ERR_FORMAT, err, errlen, "max_position_embeddings %d leaves no room for text",
                     c->max_positions);
     return read_labels(c, cfg, err, errlen);
+}
+
+eng_status cv_config_check_limits(const cv_config *c, char *err, size_t errlen)
+{
+    static const struct { const char *what; int max; } lim[] = {
+        {"hidden size", ENG__MAX_HIDDEN}, {"layer count", ENG__MAX_LAYERS},
+        {"head count", ENG__MAX_HEADS}, {"intermediate size", ENG__MAX_INTERMEDIATE},
+        {"position count", ENG__MAX_POSITIONS}, {"vocabulary size", ENG__MAX_VOCAB},
+        {"label count", ENG__MAX_LABELS},
+    };
+    const int have[] = {c->hidden, c->layers, c->heads, c->intermediate, c->max_positions,
+                        c->vocab_size, c->n_labels};
+    for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++)
+        if (have[i] > lim[i].max)
+            return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen,
+                        "%s %d is above this engine's limit of %d", lim[i].what, have[i],
+                        lim[i].max);
+    return ENG_OK;
 }
 
 /* ---- Vocabulary and tokenizer settings --------------------------------- */

@@ -50,6 +50,11 @@ eng_status cv_check_specials(const cv_config *c, char *err, size_t errlen);
 /* Replaces c->labels with n copies of names (or LABEL_0.. when names is NULL). */
 eng_status cv_config_set_labels(cv_config *c, int n, const char *const *names);
 
+/* ENG_ERR_UNSUPPORTED, naming the first size above src/core/model_limits.h,
+ * the limits the engine loads models within; checked before a file is
+ * written so convert never writes a model engine refuses. */
+eng_status cv_config_check_limits(const cv_config *c, char *err, size_t errlen);
+
 /* The .eng metadata JSON (malloc'd, NULL when out of memory). */
 char *cv_config_meta_json(const cv_config *c);
 

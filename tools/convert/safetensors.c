@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,9 +54,44 @@ static eng_status read_file(const char *path, unsigned char **buf, size_t *len, 
     return ENG_OK;
 }
 
+/* A tensor's bytes in the body, [lo, hi), and its name, for the checks that
+ * look at all tensors at once. */
+typedef struct {
+    uint64_t lo, hi;
+    const char *name;
+} st_range;
+
+static int range_by_name(const void *a, const void *b)
+{
+    return strcmp(((const st_range *)a)->name, ((const st_range *)b)->name);
+}
+
+static int range_by_offset(const void *a, const void *b)
+{
+    const st_range *x = a, *y = b;
+    return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+/* Names unique and byte ranges disjoint, as the .bin reader requires of its
+ * storages: two tensors sharing bytes or a name are a malformed file. Sorted,
+ * so a header of a million entries costs a sort, not a quadratic scan. */
+static eng_status check_ranges(st_range *r, int n, char *err, size_t errlen)
+{
+    qsort(r, (size_t)n, sizeof *r, range_by_name);
+    for (int i = 1; i < n; i++)
+        if (strcmp(r[i - 1].name, r[i].name) == 0)
+            return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor %s appears twice", r[i].name);
+    qsort(r, (size_t)n, sizeof *r, range_by_offset);
+    for (int i = 1; i < n; i++)
+        if (r[i].lo < r[i - 1].hi)
+            return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensors %s and %s overlap", r[i - 1].name,
+                        r[i].name);
+    return ENG_OK;
+}
+
 /* One header entry into t (name already set), data copied out of body. */
 static eng_status parse_entry(const cJSON *e, src_tensor *t, const unsigned char *body,
-                              uint64_t body_len, char *err, size_t errlen)
+                              uint64_t body_len, st_range *range, char *err, size_t errlen)
 {
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
@@ -88,11 +124,16 @@ static eng_status parse_entry(const cJSON *e, src_tensor *t, const unsigned char
         numel *= (uint64_t)t->shape[d];
     }
     const cJSON *ja = cJSON_GetArrayItem(offs, 0), *jb = cJSON_GetArrayItem(offs, 1);
-    if (!cJSON_IsNumber(ja) || !cJSON_IsNumber(jb) || ja->valuedouble < 0 ||
-        jb->valuedouble < ja->valuedouble || jb->valuedouble > (double)body_len)
+    if (!cJSON_IsNumber(ja) || !cJSON_IsNumber(jb) || ja->valuedouble != floor(ja->valuedouble) ||
+        jb->valuedouble != floor(jb->valuedouble))
+        return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor %s: data offsets are not integers",
+                    t->name);
+    if (ja->valuedouble < 0 || jb->valuedouble < ja->valuedouble ||
+        jb->valuedouble > (double)body_len)
         return eng__errf(ENG_ERR_FORMAT, err, errlen,
                     "tensor %s: data offsets out of range (file truncated?)", t->name);
     uint64_t lo = (uint64_t)ja->valuedouble, hi = (uint64_t)jb->valuedouble;
+    *range = (st_range){lo, hi, t->name};
     if (hi - lo != numel * esize)
         return eng__errf(ENG_ERR_FORMAT, err, errlen,
                     "tensor %s: %llu bytes for a shape that needs %llu", t->name,
@@ -125,7 +166,8 @@ static eng_status parse(const unsigned char *buf, size_t len, src_tensors *out, 
     uint64_t body_len = len - 8 - hlen;
     int n = cJSON_GetArraySize(root);
     out->t = calloc((size_t)(n > 0 ? n : 1), sizeof *out->t);
-    eng_status s = out->t ? ENG_OK : eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
+    st_range *ranges = calloc((size_t)(n > 0 ? n : 1), sizeof *ranges);
+    eng_status s = out->t && ranges ? ENG_OK : eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
     const cJSON *e;
     cJSON_ArrayForEach(e, root)
     {
@@ -135,9 +177,12 @@ static eng_status parse(const unsigned char *buf, size_t len, src_tensors *out, 
             continue;
         src_tensor *t = &out->t[out->n++];
         t->name = strdup(e->string);
-        s = t->name ? parse_entry(e, t, body, body_len, err, errlen)
+        s = t->name ? parse_entry(e, t, body, body_len, &ranges[out->n - 1], err, errlen)
                     : eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
     }
+    if (s == ENG_OK)
+        s = check_ranges(ranges, out->n, err, errlen);
+    free(ranges);
     cJSON_Delete(root);
     return s;
 }
