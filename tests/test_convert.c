@@ -690,6 +690,46 @@ START_TEST(safetensors_hostile)
 }
 END_TEST
 
+/* Issue 10 defect 4: fp32 conversion wrote NaN and infinite weights (int8
+ * refused them). Every checkpoint float goes through src_to_f32, which now
+ * refuses them in each source dtype, F64 beyond float's range included. */
+START_TEST(non_finite_weights)
+{
+    float f32[3] = {1.0f, NAN, 2.0f};
+    uint16_t f16[2] = {0x3c00, 0x7c00};          /* 1.0, +inf */
+    uint16_t bf16[2] = {0x3f80, 0xffc1};         /* 1.0, NaN */
+    double f64[2] = {1.0, 1e300};                /* the second overflows float */
+    const struct { src_dtype dt; void *data; size_t nbytes; int64_t n; const char *want; } cases[] = {
+        {SRC_F32, f32, sizeof f32, 3, "element 1 is NaN"},
+        {SRC_F16, f16, sizeof f16, 2, "element 1 is infinite"},
+        {SRC_BF16, bf16, sizeof bf16, 2, "element 1 is NaN"},
+        {SRC_F64, f64, sizeof f64, 2, "element 1 is infinite"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        src_tensor t = {.name = "w", .dtype = cases[i].dt, .ndim = 1, .shape = {cases[i].n},
+                        .data = cases[i].data, .nbytes = cases[i].nbytes};
+        char err[256] = "";
+        float *out = (float *)1;
+        ck_assert_int_eq(src_to_f32(&t, &out, err, sizeof err), ENG_ERR_FORMAT);
+        ck_assert_ptr_null(out);
+        ck_assert_msg(strstr(err, cases[i].want) && strstr(err, "tensor w"), "case %zu: '%s'", i,
+                      err);
+        /* The same tensor without its bad element converts. */
+        t.shape[0] = 1;
+        ck_assert_int_eq(src_to_f32(&t, &out, err, sizeof err), ENG_OK);
+        ck_assert_float_eq(out[0], 1.0f);
+        free(out);
+    }
+    int64_t i64[1] = {1};
+    src_tensor t = {.name = "ids", .dtype = SRC_I64, .ndim = 1, .shape = {1}, .data = i64,
+                    .nbytes = sizeof i64};
+    char err[256];
+    float *out;
+    ck_assert_int_eq(src_to_f32(&t, &out, err, sizeof err), ENG_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(err, "not floating point"));
+}
+END_TEST
+
 static unsigned char *read_all(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -895,6 +935,7 @@ int main(void)
     tcase_add_test(tc, vocab_from_tokenizer_json);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, safetensors_hostile);
+    tcase_add_test(tc, non_finite_weights);
     tcase_add_test(tc, synthetic_models);
     tcase_add_test(tc, unpacked_weight_refused);
     tcase_add_test(tc, shared_bert_mini);

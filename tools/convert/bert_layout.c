@@ -80,10 +80,8 @@ static float *get(lay *L, const char *name, int64_t d0, int64_t d1)
                      "tensor %s has shape [%s], expected [%s] from config.json", t->name, got, want);
         return NULL;
     }
-    float *f = src_to_f32(t);
-    if (!f)
-        L->st = eng__errf(ENG_ERR_FORMAT, L->err, L->errlen,
-                     "tensor %s is not floating point (or out of memory)", t->name);
+    float *f;
+    L->st = src_to_f32(t, &f, L->err, L->errlen);
     return f;
 }
 

@@ -72,9 +72,8 @@ static float *get(job *j, const char *name, int ndim, const int64_t *shape)
         fail(j, ENG_ERR_FORMAT, "tensor %s has an unexpected shape", name);
         return NULL;
     }
-    float *f = src_to_f32(t);
-    if (!f)
-        fail(j, ENG_ERR_UNSUPPORTED, "tensor %s is not floating point (or out of memory)", name);
+    float *f;
+    j->st = src_to_f32(t, &f, j->err, j->errlen);
     return f;
 }
 

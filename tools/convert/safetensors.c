@@ -245,14 +245,16 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
-float *src_to_f32(const src_tensor *t)
+eng_status src_to_f32(const src_tensor *t, float **out, char *err, size_t errlen)
 {
+    *out = NULL;
     if (t->dtype != SRC_F32 && t->dtype != SRC_F16 && t->dtype != SRC_BF16 && t->dtype != SRC_F64)
-        return NULL;
+        return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen, "tensor %s is not floating point",
+                         t->name);
     size_t n = (size_t)src_numel(t);
     float *f = malloc(n ? n * sizeof *f : 1);
     if (!f)
-        return NULL;
+        return eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory for tensor %s", t->name);
     const unsigned char *p = t->data;
     for (size_t i = 0; i < n; i++) {
         if (t->dtype == SRC_F32) {
@@ -271,8 +273,16 @@ float *src_to_f32(const src_tensor *t)
                 memcpy(&f[i], &bits, 4);
             }
         }
+        if (!isfinite(f[i])) {
+            const char *what = isnan(f[i]) ? "NaN" : "infinite";
+            free(f);
+            return eng__errf(ENG_ERR_FORMAT, err, errlen,
+                             "tensor %s: element %zu is %s (weights must be finite)", t->name, i,
+                             what);
+        }
     }
-    return f;
+    *out = f;
+    return ENG_OK;
 }
 
 void src_free(src_tensors *s)

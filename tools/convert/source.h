@@ -32,9 +32,11 @@ eng_status src_load_torch_zip(const char *path, src_tensors *out, char *err, siz
 
 const src_tensor *src_find(const src_tensors *s, const char *name);
 int64_t src_numel(const src_tensor *t);
-/* A new malloc'd float copy of a floating-point tensor (F32/F16/BF16/F64);
- * NULL for other dtypes or out of memory. */
-float *src_to_f32(const src_tensor *t);
+/* A new malloc'd float copy of a floating-point tensor (F32/F16/BF16/F64) in
+ * *out. Refuses other dtypes (ENG_ERR_UNSUPPORTED) and any NaN or infinity,
+ * F64 values beyond float's range included (ENG_ERR_FORMAT): a non-finite
+ * weight poisons every output it reaches, so no model is written with one. */
+eng_status src_to_f32(const src_tensor *t, float **out, char *err, size_t errlen);
 void src_free(src_tensors *s);
 
 #endif
