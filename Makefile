@@ -84,7 +84,7 @@ ISA_avx512     := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 ISA_avxvnni    := -mavx2 -mfma -mavxvnni
 ISA_avx512vnni := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
 
-LIB_SRC     := $(wildcard src/*.c) $(wildcard kernels/*.c)
+LIB_SRC     := $(wildcard src/*.c) $(wildcard src/core/*.c) $(wildcard kernels/*.c)
 CONVERT_SRC := $(wildcard tools/convert/*.c)
 CLI_SRC     := $(wildcard tools/cli/*.c)
 BENCH_SRC   := $(wildcard bench/*_bench.c)

@@ -54,7 +54,8 @@ extern "C" {
     X(ENG_ERR_TIMEOUT, "deadline passed before the request ran")            \
     X(ENG_ERR_SHUTDOWN, "scheduler is shutting down")                       \
     X(ENG_ERR_NO_DEVICE, "requested device is not available")               \
-    X(ENG_ERR_INTERNAL, "internal error")
+    X(ENG_ERR_INTERNAL, "internal error")                                   \
+    X(ENG_ERR_NUMERIC, "result is not a finite number")
 
 typedef enum {
 #define ENG_X_ENUM(name, text) name,
@@ -192,8 +193,8 @@ typedef struct {
 
 /* Classify n sequences. logits: n x n_labels. probs (softmax of logits),
  * labels (argmax) and item_status may each be NULL. An item that fails (an id
- * out of range, too long) fails alone: its item_status says why and its
- * outputs are zero. Returns ENG_OK when every item succeeded, else the status
+ * out of range, too long, an output that is not finite: ENG_ERR_NUMERIC) fails
+ * alone: its item_status says why and its outputs are zero. Returns ENG_OK when every item succeeded, else the status
  * of the first failed item. The result of a sequence never depends on the
  * other sequences of the batch. */
 eng_status eng_classify_ids(eng_ctx *ctx, const eng_seq *seqs, int n, float *logits,

@@ -96,6 +96,41 @@ static void embed_chunk(eng_ctx *c, int cn, const outputs *o)
     }
 }
 
+/* A failed item's outputs: zeros and label -1. */
+static void clear_item(const outputs *o, int i, int width)
+{
+    memset(o->out + (size_t)i * width, 0, (size_t)width * sizeof(float));
+    if (o->probs)
+        memset(o->probs + (size_t)i * width, 0, (size_t)width * sizeof(float));
+    if (o->labels)
+        o->labels[i] = -1;
+}
+
+/* A model of finite weights can still overflow (one flipped exponent bit in
+ * a LayerNorm gain does): an item whose output is not finite fails with
+ * ENG_ERR_NUMERIC instead of handing NaN to the caller as a result. Returns
+ * the batch's first error. */
+static eng_status fail_non_finite(eng_ctx *c, int cn, int width, const outputs *o,
+                                  eng_status *item_status, eng_status first)
+{
+    for (int j = 0; j < cn; j++) {
+        const int i = c->seq_index[j];
+        const float *row = o->out + (size_t)i * width;
+        int k = 0;
+        while (k < width && isfinite(row[k]))
+            k++;
+        if (k == width)
+            continue;
+        clear_item(o, i, width);
+        if (item_status)
+            item_status[i] = ENG_ERR_NUMERIC;
+        if (!first)
+            first = eng__errf(ENG_ERR_NUMERIC, c->error, sizeof c->error,
+                              "item %d: the model's output is not finite (NaN or infinity)", i);
+    }
+    return first;
+}
+
 static eng_status run_ids(eng_ctx *c, const eng_seq *seqs, int n, want w, const outputs *o,
                           eng_status *item_status)
 {
@@ -120,11 +155,7 @@ static eng_status run_ids(eng_ctx *c, const eng_seq *seqs, int n, want w, const 
                               s == ENG_ERR_TOO_LONG ? "more ids than the model's position limit"
                                                     : "empty sequence or id out of range");
                 }
-                memset(o->out + (size_t)i * width, 0, (size_t)width * sizeof(float));
-                if (o->probs)
-                    memset(o->probs + (size_t)i * width, 0, (size_t)width * sizeof(float));
-                if (o->labels)
-                    o->labels[i] = -1;
+                clear_item(o, i, width);
                 continue;
             }
             if (cn == max_seqs || tokens + seqs[i].n_ids > c->max_tokens)
@@ -140,13 +171,16 @@ static eng_status run_ids(eng_ctx *c, const eng_seq *seqs, int n, want w, const 
                                                      o->labels, item_status,
                                                      first ? NULL : c->error, sizeof c->error);
             first = first ? first : s;
-            continue;
+            if (s)
+                continue;
+        } else {
+            eng__encode(c, c->chunk_seqs, cn);
+            if (w == WANT_LOGITS)
+                classify_chunk(c, cn, o);
+            else
+                embed_chunk(c, cn, o);
         }
-        eng__encode(c, c->chunk_seqs, cn);
-        if (w == WANT_LOGITS)
-            classify_chunk(c, cn, o);
-        else
-            embed_chunk(c, cn, o);
+        first = fail_non_finite(c, cn, width, o, item_status, first);
     }
     return first;
 }

@@ -1,5 +1,6 @@
-/* format.h: the on-disk model format (".eng"), version 1, shared by the
- * converter (writer) and the engine (reader). docs/FORMAT.md documents it.
+/* format.h: the on-disk model format (".eng"), version 2, shared by the
+ * converter (writer, tools/convert/writer.c) and the engine (reader).
+ * docs/FORMAT.md documents it.
  *
  * Layout, all integers little-endian, all offsets from the start of the file:
  *   eng__file_header                      at 0
@@ -17,7 +18,8 @@
 #include "engine.h"
 
 #define ENG_FILE_MAGIC "ENGMODL1"   /* 8 bytes, no NUL */
-#define ENG_FILE_VERSION 1u
+/* 2: the header carries a checksum of the whole file (version 1 had none). */
+#define ENG_FILE_VERSION 2u
 #define ENG_FILE_ALIGN 64u
 #define ENG_FILE_NAME_MAX 96        /* tensor name bytes, NUL included */
 #define ENG_FILE_MAX_DIMS 4
@@ -44,7 +46,8 @@ typedef struct {
     uint64_t dir_offset;
     uint64_t data_offset;
     uint64_t file_size;     /* catches truncation before anything is read */
-    uint8_t reserved[16];   /* zero */
+    uint64_t checksum;      /* eng__file_checksum: catches any corrupted byte */
+    uint8_t reserved[8];    /* zero */
 } eng__file_header;
 
 typedef struct {
@@ -66,24 +69,25 @@ typedef struct {
     uint32_t n_tensors;
 } eng__file;
 
-/* Maps path read-only and checks everything a hostile file could get wrong:
- * magic, version, sizes, every offset and length in range, alignment, names
- * terminated and unique, nbytes consistent with shape and dtype. On failure
- * returns ENG_ERR_IO / ENG_ERR_FORMAT with a one-line reason in err. */
+/* Maps path read-only and checks everything a hostile or corrupted file
+ * could get wrong: magic, version (an older one is told to re-convert),
+ * sizes, the checksum of every byte, every offset and length in range,
+ * alignment, names terminated and unique, nbytes consistent with shape and
+ * dtype. On failure returns ENG_ERR_IO / ENG_ERR_FORMAT with a one-line
+ * reason in err, which does not repeat the path (the caller names it). */
 eng_status eng__file_open(eng__file *f, const char *path, char *err, size_t errlen);
 void eng__file_close(eng__file *f);
 const eng__file_tensor *eng__file_find(const eng__file *f, const char *name);
 const void *eng__file_data(const eng__file *f, const eng__file_tensor *t);
 
-/* Writer, used by tools/convert. Tensors are copied in; save writes to a
- * temporary file beside path and renames it, so a failure never leaves a
- * partial output file. */
-typedef struct eng__writer eng__writer;
-eng__writer *eng__writer_new(void);
-eng_status eng__writer_add(eng__writer *w, const char *name, eng__dtype dt, int ndim,
-                           const uint64_t *shape, const void *data);
-eng_status eng__writer_save(eng__writer *w, const char *meta_json, const char *path,
-                            char *err, size_t errlen);
-void eng__writer_free(eng__writer *w);
+/* The byte count shape and dtype imply, or 0 when a dimension is malformed
+ * (0, or set beyond ndim) or the product overflows. Shared with the writer
+ * (tools/convert/writer.c) so both sides agree on every tensor's size. */
+uint64_t eng__shape_bytes(eng__dtype dt, uint32_t ndim, const uint64_t *shape);
+
+/* The checksum stored in the header of a file of size bytes at base (whose
+ * checksum field is ignored): XXH64 of the header with that field zeroed,
+ * then, seeded with it, XXH64 of everything after the header. */
+uint64_t eng__file_checksum(const void *base, uint64_t size);
 
 #endif

@@ -1,6 +1,9 @@
-/* test_format.c: the .eng file reader and writer (src/format.c): a round trip,
- * and hostile files (truncated, garbled, every header and directory field out
- * of range) that the reader must refuse, or load safely, and never crash on. */
+/* test_format.c: the .eng file reader (src/format.c) and writer
+ * (tools/convert/writer.c): a round trip, the checksum (XXH64 against the
+ * reference's published values, every bit flip refused), older and newer
+ * versions, and hostile files (truncated, garbled, every header and
+ * directory field out of range) that the reader must refuse, or load
+ * safely, and never crash on. */
 #include <check.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -9,7 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "format.h"
+#include "checksum.h"
+#include "writer.h"
 
 static char dir[64];
 static char good_path[128];
@@ -202,12 +206,16 @@ static eng_status mutated(mutator m, char *err, size_t errlen)
     m(&h, d);
     memcpy(b, &h, sizeof h);
     memcpy(b + dir_offset, d, sizeof d);
+    /* With the checksum made right again, so each field's own check is what
+     * refuses it (the checksum alone would refuse them all). */
+    h.checksum = eng__file_checksum(b, good_len);
+    memcpy(b, &h, sizeof h);
     eng_status s = try_bytes(b, good_len, err, errlen);
     free(b);
     return s;
 }
 
-static void bad_version(eng__file_header *h, eng__file_tensor *d) { h->version = 2; }
+static void newer_version(eng__file_header *h, eng__file_tensor *d) { h->version = ENG_FILE_VERSION + 1; }
 static void bad_magic(eng__file_header *h, eng__file_tensor *d) { h->magic[0] = 'X'; }
 static void huge_count(eng__file_header *h, eng__file_tensor *d) { h->n_tensors = 0xffffffffu; }
 static void zero_count(eng__file_header *h, eng__file_tensor *d) { h->n_tensors = 0; }
@@ -235,7 +243,7 @@ START_TEST(hostile_fields)
         const char *what;
         mutator m;
     } cases[] = {
-        {"bad version", bad_version},     {"bad magic", bad_magic},
+        {"newer version", newer_version},     {"bad magic", bad_magic},
         {"huge n_tensors", huge_count},   {"no tensors", zero_count},
         {"metadata out of range", meta_oob}, {"data offset out of range", dir_oob},
         {"reserved bytes", reserved},     {"file_size lie", size_lie},
@@ -253,6 +261,62 @@ START_TEST(hostile_fields)
         eng_status s = mutated(cases[i].m, err, sizeof err);
         ck_assert_msg(s == ENG_ERR_FORMAT, "%s: accepted (status %d)", cases[i].what, s);
     }
+}
+END_TEST
+
+/* The reference implementation's values (xxHash's test vectors and the
+ * python-xxhash README), covering the short path, the 4- and 1-byte tails
+ * and the 32-byte stripes. */
+START_TEST(xxh64_reference_values)
+{
+    ck_assert_uint_eq(eng__xxh64("", 0, 0), 0xEF46DB3751D8E999ull);
+    ck_assert_uint_eq(eng__xxh64("a", 1, 0), 0xD24EC4F1A98C6E5Bull);
+    ck_assert_uint_eq(eng__xxh64("abc", 3, 0), 0x44BC2CF5AD770999ull);
+    const char *s = "Nobody inspects the spammish repetition";
+    ck_assert_uint_eq(eng__xxh64(s, strlen(s), 0), 0xFBCEA83C8A378BF1ull);
+}
+END_TEST
+
+/* Issue 10 defect 4: bit flips in tensor data loaded and changed the
+ * outputs. Now one flipped bit anywhere in the file is refused, and by the
+ * checksum when the structure still looks sound. */
+START_TEST(every_bit_flip_refused)
+{
+    unsigned char *b = malloc(good_len);
+    char err[256];
+    for (size_t i = 0; i < good_len; i++) {
+        memcpy(b, good, good_len);
+        b[i] ^= (unsigned char)(1u << (i % 8));
+        err[0] = '\0';
+        ck_assert_msg(try_bytes(b, good_len, err, sizeof err) == ENG_ERR_FORMAT,
+                      "a flipped bit in byte %zu of %zu was accepted", i, good_len);
+    }
+    /* A flip in tensor data, where only the checksum can tell. */
+    memcpy(b, good, good_len);
+    b[good_len - 1] ^= 0x40;
+    ck_assert_int_eq(try_bytes(b, good_len, err, sizeof err), ENG_ERR_FORMAT);
+    ck_assert_msg(strstr(err, "checksum mismatch") != NULL, "%s", err);
+    free(b);
+}
+END_TEST
+
+/* A file of an older version says to re-convert, not "bad tensor shape". */
+START_TEST(older_version_told_to_reconvert)
+{
+    unsigned char *b = malloc(good_len);
+    memcpy(b, good, good_len);
+    eng__file_header h;
+    memcpy(&h, b, sizeof h);
+    h.version = ENG_FILE_VERSION - 1;
+    memcpy(b, &h, sizeof h);
+    char err[256];
+    ck_assert_int_eq(try_bytes(b, good_len, err, sizeof err), ENG_ERR_FORMAT);
+    ck_assert_msg(strstr(err, "re-convert") != NULL, "%s", err);
+    h.version = ENG_FILE_VERSION + 1;
+    memcpy(b, &h, sizeof h);
+    ck_assert_int_eq(try_bytes(b, good_len, err, sizeof err), ENG_ERR_FORMAT);
+    ck_assert_msg(strstr(err, "newer") != NULL, "%s", err);
+    free(b);
 }
 END_TEST
 
@@ -278,12 +342,14 @@ START_TEST(writer_refusals)
     ck_assert_int_ne(access(p, F_OK), 0);
     eng__writer_free(w);
 
-    /* A failed rename (the target is a directory) leaves no temporary behind. */
+    /* A directory as the target is refused before anything is written, and
+     * leaves no temporary behind (tests/test_outfile.c tests the rest). */
     w = eng__writer_new();
     ck_assert_int_eq(eng__writer_add(w, "x", ENG_DT_F32, 1, s1, x), ENG_OK);
     snprintf(p, sizeof p, "%s/adir", dir);
     ck_assert_int_eq(mkdir(p, 0755), 0);
-    ck_assert_int_eq(eng__writer_save(w, meta, p, err, sizeof err), ENG_ERR_IO);
+    ck_assert_int_eq(eng__writer_save(w, meta, p, err, sizeof err), ENG_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(err, "not a regular file") != NULL, "%s", err);
     eng__writer_free(w);
     rmdir(p);
     DIR *d = opendir(dir);
@@ -306,6 +372,9 @@ int main(void)
     tcase_add_test(tc, garbled_bytes);
     tcase_add_test(tc, hostile_fields);
     tcase_add_test(tc, writer_refusals);
+    tcase_add_test(tc, xxh64_reference_values);
+    tcase_add_test(tc, every_bit_flip_refused);
+    tcase_add_test(tc, older_version_told_to_reconvert);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);
