@@ -20,15 +20,15 @@
 static const char *volatile pending[MAX_PENDING];
 static const int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
 static struct sigaction previous[3];
-static int handlers_installed;
+static int n_pending;
 
 static void remove_pending(int sig)
 {
     for (int i = 0; i < MAX_PENDING; i++)
         if (pending[i])
             unlink(pending[i]);   /* async-signal-safe */
-    /* Then whatever the signal would have done before (by default: end the
-     * process with that signal, so the parent sees why). */
+    /* Then whatever the signal would have done without us (by default: end
+     * the process with that signal, so the parent sees why). */
     for (int i = 0; i < 3; i++)
         if (cleanup_signals[i] == sig)
             sigaction(sig, &previous[i], NULL);
@@ -44,17 +44,23 @@ static void block_signals(sigset_t *old)
     sigprocmask(SIG_BLOCK, &set, old);
 }
 
-static void install_handlers(void)
+/* The handlers are in place only while a temporary file exists, and the
+ * host program's own ones are put back after. Called with the signals
+ * blocked. */
+static void pending_set(int slot, const char *tmp)
 {
-    if (handlers_installed)
-        return;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = remove_pending;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 3; i++)
-        sigaction(cleanup_signals[i], &sa, &previous[i]);
-    handlers_installed = 1;
+    if (tmp && n_pending++ == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = remove_pending;
+        sigemptyset(&sa.sa_mask);
+        for (int i = 0; i < 3; i++)
+            sigaction(cleanup_signals[i], &sa, &previous[i]);
+    }
+    pending[slot] = tmp;
+    if (!tmp && --n_pending == 0)
+        for (int i = 0; i < 3; i++)
+            sigaction(cleanup_signals[i], &previous[i], NULL);
 }
 
 /* The file path finally names: symbolic links followed one by one (a
@@ -119,14 +125,13 @@ eng_status cv_outfile_open(cv_outfile *o, const char *path, char *err, size_t er
     snprintf(o->tmp, n, "%s.tmp-XXXXXX", o->target);
     sigset_t old;
     block_signals(&old);
-    install_handlers();
     int free_slot = -1, e = 0;
     for (int i = 0; i < MAX_PENDING && free_slot < 0; i++)
         if (!pending[i])
             free_slot = i;
     if (free_slot >= 0 && (o->fd = mkstemp(o->tmp)) >= 0) {
         o->slot = free_slot;
-        pending[o->slot] = o->tmp;
+        pending_set(o->slot, o->tmp);
     } else {
         e = free_slot < 0 ? EMFILE : errno;
     }
@@ -152,7 +157,7 @@ static void finish(cv_outfile *o, int remove)
     if (remove && o->slot >= 0)
         unlink(o->tmp);
     if (o->slot >= 0)
-        pending[o->slot] = NULL;
+        pending_set(o->slot, NULL);
     sigprocmask(SIG_SETMASK, &old, NULL);
     free(o->tmp);
     free(o->target);
