@@ -711,6 +711,47 @@ START_TEST(memory_amplification)
 }
 END_TEST
 
+/* The same amplification through tensors: a 16 MiB storage of zeros
+ * deflates to a few KB, and each of twelve state dict entries viewing all of
+ * it would be copied out (192 MiB from a file of about 20 KB). The copies
+ * are bounded by the file's size like the pickle's objects. */
+START_TEST(tensor_amplification)
+{
+    enum { FLOATS = 4 << 20, VIEWS = 12 };
+    float *zeros = calloc(FLOATS, sizeof *zeros);
+    tspec t[VIEWS];
+    char names[VIEWS][16];
+    for (int i = 0; i < VIEWS; i++) {
+        snprintf(names[i], sizeof names[i], "w%d", i);
+        t[i] = (tspec){names[i], "torch", "FloatStorage", "0", FLOATS, 0, 1, {FLOATS}, {1}, 0};
+    }
+    buf pkl = fixture_pickle(2, t, VIEWS);
+    zentry e[] = {
+        {"archive/data.pkl", pkl.p, pkl.n},
+        {"archive/data/0", zeros, FLOATS * sizeof *zeros},
+        {"archive/version", "3\n", 2},
+    };
+    buf z = zip_build(e, 3, Z_DEFLATE);
+    ck_assert_msg(z.n < 64 * 1024, "the archive should be small, is %zu bytes", z.n);
+    expect_error(&z, ENG_ERR_FORMAT, "more than a checkpoint of this size holds");
+    free(z.p);
+
+    /* Three views fit the budget (48 MiB < 64 MiB): loaded. */
+    buf pkl3 = fixture_pickle(2, t, 3);
+    e[0] = (zentry){"archive/data.pkl", pkl3.p, pkl3.n};
+    z = zip_build(e, 3, Z_DEFLATE);
+    src_tensors out;
+    char err[512];
+    ck_assert_msg(load_bytes(z.p, z.n, &out, err, sizeof err) == ENG_OK, "%s", err);
+    ck_assert_int_eq(out.n, 3);
+    src_free(&out);
+    free(z.p);
+    free(pkl3.p);
+    free(pkl.p);
+    free(zeros);
+}
+END_TEST
+
 START_TEST(malformed_pickles)
 {
     static const struct { const char *bytes; size_t n; const char *want; } cases[] = {
@@ -879,6 +920,7 @@ int main(void)
     tcase_add_test(tc, corrupt_central_directory);
     tcase_add_test(tc, deep_nesting);
     tcase_add_test(tc, memory_amplification);
+    tcase_add_test(tc, tensor_amplification);
     tcase_add_test(tc, malformed_pickles);
     tcase_add_test(tc, not_a_checkpoint);
     suite_add_tcase(su, tc);

@@ -28,11 +28,20 @@ typedef struct {
     uint8_t *owned;
 } storage_bytes;
 
+/* The tensors copied out of a checkpoint may take at most twice its file's
+ * size plus 64 MiB: an honest state dict copies each stored byte about once
+ * (tied weights, two views of one storage, make it a little more), while
+ * many tensors viewing one large deflated storage could otherwise turn a
+ * small file into any number of gigabytes. */
+#define OUT_BUDGET_FLOOR (64ull << 20)
+#define OUT_BUDGET_PER_BYTE 2ull
+
 typedef struct {
     zip_archive za;
     char prefix[256];
     storage_bytes *st;
     size_t nst, capst;
+    uint64_t out_bytes, out_budget;   /* copied so far, and the most allowed */
 } loader;
 
 /* Finds "<prefix>/data.pkl", where prefix is any single directory name. */
@@ -153,6 +162,12 @@ static eng_status materialize(loader *L, const pk_value *t, const char *name, sr
         return ENG_ERR_FORMAT;
     }
     size_t nbytes = (size_t)numel * es;
+    if (nbytes > L->out_budget - L->out_bytes) {
+        snprintf(why, WHY_LEN, "tensor %s: its tensors take more than %llu bytes, more than a "
+                 "checkpoint of this size holds", name, (unsigned long long)L->out_budget);
+        return ENG_ERR_FORMAT;
+    }
+    L->out_bytes += nbytes;
     uint8_t *dst = malloc(nbytes ? nbytes : 1);
     out->name = strdup(name);
     if (!dst || !out->name) {
@@ -308,6 +323,7 @@ eng_status src_load_torch_zip(const char *path, src_tensors *out, char *err, siz
         goto done;
     }
     const uint8_t *buf = map == MAP_FAILED ? (const uint8_t *)"" : map;
+    L.out_budget = OUT_BUDGET_FLOOR + OUT_BUDGET_PER_BYTE * (uint64_t)size;
     if (size >= 2 && buf[0] == 0x80 && buf[1] <= 5) {
         snprintf(why, WHY_LEN, "legacy torch.save format (before PyTorch 1.6) is not supported; re-save it");
         s = ENG_ERR_UNSUPPORTED;
