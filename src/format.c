@@ -46,7 +46,7 @@ static int fits(uint64_t a, uint64_t b, uint64_t limit)
 }
 
 /* A tensor of 0 bytes is not allowed either: its 0 means malformed. */
-uint64_t eng__shape_bytes(eng__dtype dt, uint32_t ndim, const uint64_t *shape)
+uint64_t eng__tensor_bytes(eng__dtype dt, uint32_t ndim, const uint64_t *shape)
 {
     uint64_t n = eng__dtype_size(dt);
     if (n == 0 || ndim < 1 || ndim > ENG_FILE_MAX_DIMS)
@@ -125,7 +125,7 @@ static eng_status check_tensor(const eng__file_tensor *t, uint32_t i, uint64_t d
         return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor '%s': unknown dtype %u", t->name, t->dtype);
     if (t->ndim < 1 || t->ndim > ENG_FILE_MAX_DIMS)
         return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor '%s': %u dimensions", t->name, t->ndim);
-    uint64_t want = eng__shape_bytes((eng__dtype)t->dtype, t->ndim, t->shape);
+    uint64_t want = eng__tensor_bytes((eng__dtype)t->dtype, t->ndim, t->shape);
     if (want == 0)
         return eng__errf(ENG_ERR_FORMAT, err, errlen, "tensor '%s': malformed shape", t->name);
     if (t->nbytes != want)

@@ -83,7 +83,7 @@ const void *eng__file_data(const eng__file *f, const eng__file_tensor *t);
 /* The byte count shape and dtype imply, or 0 when a dimension is malformed
  * (0, or set beyond ndim) or the product overflows. Shared with the writer
  * (tools/convert/writer.c) so both sides agree on every tensor's size. */
-uint64_t eng__shape_bytes(eng__dtype dt, uint32_t ndim, const uint64_t *shape);
+uint64_t eng__tensor_bytes(eng__dtype dt, uint32_t ndim, const uint64_t *shape);
 
 /* The checksum stored in the header of a file of size bytes at base (whose
  * checksum field is ignored): XXH64 of the header with that field zeroed,

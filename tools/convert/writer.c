@@ -60,7 +60,7 @@ eng_status eng__writer_add(eng__writer *w, const char *name, eng__dtype dt, int 
     t.ndim = (uint32_t)ndim;
     for (int d = 0; d < ndim; d++)
         t.shape[d] = shape[d];
-    t.nbytes = eng__shape_bytes(dt, t.ndim, t.shape);
+    t.nbytes = eng__tensor_bytes(dt, t.ndim, t.shape);
     if (t.nbytes == 0 || t.nbytes > SIZE_MAX)
         return add_failed(w, ENG_ERR_INVALID_ARG, name);
     if (w->n == w->cap) {
