@@ -219,9 +219,11 @@ static eng_status tuple_from(vm *m, size_t from)
     pk_value *t = new_value(m, PK_TUPLE);
     if (!t)
         return oom(m);
-    for (size_t i = from; i < m->sp; i++)
-        if (seq_add(m, t, m->stack[i]) != ENG_OK)
-            return ENG_ERR_NOMEM;
+    for (size_t i = from; i < m->sp; i++) {
+        eng_status s = seq_add(m, t, m->stack[i]);
+        if (s != ENG_OK)
+            return s;   /* out of memory, or over the budget */
+    }
     m->sp = from;
     return push(m, t);
 }
@@ -467,15 +469,19 @@ static eng_status fill(vm *m, size_t from, int is_dict)
     if (is_dict) {
         if (c->kind != PK_DICT || (m->sp - from) % 2)
             return fail(m, ENG_ERR_FORMAT, "%s needs a dict and key/value pairs", opcode_name(m->buf[m->op_pos]));
-        for (size_t i = from; i < m->sp; i += 2)
-            if (dict_set(m, c, m->stack[i], m->stack[i + 1]) != ENG_OK)
-                return ENG_ERR_NOMEM;
+        for (size_t i = from; i < m->sp; i += 2) {
+            eng_status s = dict_set(m, c, m->stack[i], m->stack[i + 1]);
+            if (s != ENG_OK)
+                return s;
+        }
     } else {
         if (c->kind != PK_LIST)
             return fail(m, ENG_ERR_FORMAT, "%s needs a list", opcode_name(m->buf[m->op_pos]));
-        for (size_t i = from; i < m->sp; i++)
-            if (seq_add(m, c, m->stack[i]) != ENG_OK)
-                return ENG_ERR_NOMEM;
+        for (size_t i = from; i < m->sp; i++) {
+            eng_status s = seq_add(m, c, m->stack[i]);
+            if (s != ENG_OK)
+                return s;
+        }
     }
     m->sp = from;
     return ENG_OK;
