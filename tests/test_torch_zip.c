@@ -704,6 +704,30 @@ START_TEST(memory_amplification)
     free(z.p);
     free(p.b.p);
 
+    /* The same through one memoized value fetched millions of times: no new
+     * values, only the stack and the list that hold them grow. With a few
+     * fetches the same pickle is a valid list (refused later, as no dict). */
+    static const int fetch_counts[] = {3, N};
+    for (int k = 0; k < 2; k++) {
+        const int fetches = fetch_counts[k];
+        p_start(&p, 2);
+        p_op(&p, ']');
+        p_op(&p, 'q');   /* the list itself is memoized and appended to itself */
+        p_op(&p, 0);
+        p_op(&p, '(');
+        for (int i = 0; i < fetches; i++) {
+            p_op(&p, 'h');
+            p_op(&p, 0);
+        }
+        p_op(&p, 'e');
+        p_op(&p, '.');
+        z = archive("archive", &p.b, Z_DEFLATE);
+        expect_error(&z, ENG_ERR_FORMAT, fetches == N ? "more than a checkpoint of this size holds"
+                                                       : "does not hold a dict");
+        free(z.p);
+        free(p.b.p);
+    }
+
     /* The budget: a floor, a share of each file byte, a ceiling. */
     ck_assert_uint_eq(pk_budget(0), PK_BUDGET_BASE);
     ck_assert_uint_eq(pk_budget(1000), PK_BUDGET_BASE + 1000 * PK_BUDGET_PER_BYTE);
