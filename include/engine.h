@@ -222,6 +222,13 @@ eng_status eng_classify_images(eng_ctx *ctx, const char *const *paths, int n, fl
 eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data, const size_t *size,
                                    int n, float *logits, float *probs, int *labels,
                                    eng_status *item_status);
+/* Why item i of the last eng_classify_images / eng_classify_image_data call
+ * failed ("cannot open x.jpg: No such file or directory", ...), or NULL when
+ * it did not fail or its reason is not kept: a call of more than the context's
+ * max_batch_images images runs in passes and keeps the reasons of its last
+ * pass only (size the context for the batch to keep them all). Text calls'
+ * item statuses say it all, so they keep none. Valid until the next call. */
+const char *eng_ctx_item_error(const eng_ctx *ctx, int i);
 
 /* ---- Scheduler ------------------------------------------------------------ */
 

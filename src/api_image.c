@@ -91,10 +91,13 @@ static eng_status classify_images(eng_ctx *c, const char *const *paths, const vo
                          "this is a text model: use eng_classify");
     const size_t F = eng__cnn_input_floats(m->cnn), C = (size_t)m->n_labels;
     eng_status first = ENG_OK;
+    c->image_n = 0;
     for (int base = 0; base < n; base += c->max_images) {
         image_pass ip = {c,    paths, data,
                          size, base,  n - base < c->max_images ? n - base : c->max_images};
         eng__team_run(c->team, decode_member, &ip);
+        c->image_first = base;
+        c->image_n = ip.n;
         /* Pack the decoded images to the front, remembering where each came from. */
         int ok = 0;
         for (int j = 0; j < ip.n; j++) {
@@ -149,4 +152,12 @@ eng_status eng_classify_image_data(eng_ctx *c, const void *const *data, const si
                                    eng_status *item_status)
 {
     return classify_images(c, NULL, data, size, n, logits, probs, labels, item_status);
+}
+
+const char *eng_ctx_item_error(const eng_ctx *c, int i)
+{
+    if (!c || i < c->image_first || i >= c->image_first + c->image_n)
+        return NULL;
+    int j = i - c->image_first;
+    return c->image_status[j] ? c->image_error[j] : NULL;
 }

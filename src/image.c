@@ -6,6 +6,7 @@
  * pixels of the centre crop are computed: every output pixel depends only on
  * its own coefficients, so this is exact, and it keeps absurd aspect ratios
  * cheap. */
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -460,7 +461,9 @@ eng_status eng__image_load(const char *path, const eng__image_spec *spec, float 
 {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        snprintf(err, errlen, "cannot open %s", path);
+        /* strerror_r (GNU form): images decode on several threads at once. */
+        char why[128];
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror_r(errno, why, sizeof why));
         return ENG_ERR_IO;
     }
     uint8_t *buf = NULL;

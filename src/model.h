@@ -82,6 +82,8 @@ struct eng_ctx {
     int *image_index;        /* [max_images]: caller index of each decoded image */
     eng_status *image_status;   /* [max_images] */
     char (*image_error)[192];   /* [max_images]: why an image failed */
+    int image_first, image_n;   /* the caller indices [first, first + n) of the
+                                   last pass, the items image_error describes */
 
     /* A CUDA context's GPU state (src/cuda/, eng__gpu_ctx); NULL on the CPU.
      * Set by eng__cuda_ctx_init (src/cuda_dispatch.h). */
