@@ -486,7 +486,8 @@ eng_status eng__image_load(const char *path, const eng__image_spec *spec, float 
         len += got;
         if (got == 0) {
             if (ferror(fp)) {
-                snprintf(err, errlen, "read error on %s", path);
+                char why[128];
+                snprintf(err, errlen, "cannot read %s: %s", path, strerror_r(errno, why, sizeof why));
                 st = ENG_ERR_IO;
             }
             break;
