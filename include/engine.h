@@ -256,7 +256,7 @@ ENG_API eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data
  * max_batch_images images runs in passes and keeps the reasons of its last
  * pass only (size the context for the batch to keep them all). Text calls'
  * item statuses say it all, so they keep none. Valid until the next call. */
-const char *eng_ctx_item_error(const eng_ctx *ctx, int i);
+ENG_API const char *eng_ctx_item_error(const eng_ctx *ctx, int i);
 
 /* ---- Scheduler ------------------------------------------------------------ */
 

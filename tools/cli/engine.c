@@ -2,13 +2,14 @@
  * the table in cli.h.
  *
  *   build/engine COMMAND [OPTIONS] ...      (build/engine COMMAND --help)
- *   build/engine --help | help [COMMAND]
+ *   build/engine --help | help [COMMAND] | --version
  *
  * Exit codes: see cli.h (0 ok, 1 some items failed, 2 usage, 3 I/O, 4 model). */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "engine.h"
 
 static const struct {
     const char *name, *help;
@@ -23,6 +24,7 @@ static const struct {
 static void usage(FILE *f)
 {
     fputs("usage: engine COMMAND [OPTIONS] ...   (engine COMMAND --help for its options)\n"
+          "       engine --version\n"
           "commands:\n",
           f);
     for (int i = 0; i < N_COMMANDS; i++)
@@ -58,6 +60,10 @@ int main(int argc, char **argv)
             return commands[c].run(2, help_argv);
         }
         usage(stdout);
+        return ENG_CLI_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("engine %s\n", eng_version());
         return ENG_CLI_OK;
     }
     int c = find(argv[1]);
