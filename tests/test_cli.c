@@ -1,4 +1,4 @@
-/* test_cli.c: build/engine as people run it, as a subprocess (tools/cli/):
+/* test_cli.c: build/engine (and infer-bench's failure accounting) as people run it, as a subprocess (tools/cli/):
  * options in any position, --help on every subcommand, the documented exit
  * codes (cli.h), bounded lines, read and write errors, NUL bytes, valid JSON
  * for any bytes. The model is a synthetic one made by build/convert, so the
@@ -159,6 +159,27 @@ START_TEST(nul_bytes_are_dropped)
 }
 END_TEST
 
+START_TEST(bench_counts_failures)
+{
+    /* infer-bench on input where every text is invalid UTF-8: no throughput,
+     * every request in the failed column, and the run is an error. */
+    ck_assert_int_eq(sh("printf '\\377\\n\\376\\n' > %s/bad.txt && %s --model %s --input %s/bad.txt "
+                        "--mode batch --duration 0.1 --threads 1 > %s 2>/dev/null",
+                        tmpdir, test_build_path("infer-bench"), model, tmpdir, out_path),
+                     1);
+    const char *o = output();
+    ck_assert_ptr_nonnull(strstr(o, "failed\n"));
+    unsigned long long failed = 0;
+    double rps = -1;
+    const char *row = strstr(o, "\nbatch ");
+    ck_assert_ptr_nonnull(row);
+    ck_assert_int_eq(sscanf(row, " batch %*d %*d %lf %*f %*f %*f %*f %*f %*u %llu", &rps, &failed),
+                     2);
+    ck_assert(rps == 0.0);
+    ck_assert_uint_ge(failed, 2);
+}
+END_TEST
+
 int main(void)
 {
     if (access(engine(), X_OK) != 0) {
@@ -187,6 +208,7 @@ int main(void)
     tcase_add_test(t, input_and_output_errors);
     tcase_add_test(t, bounded_lines);
     tcase_add_test(t, nul_bytes_are_dropped);
+    tcase_add_test(t, bench_counts_failures);
     suite_add_tcase(s, t);
     int rc = test_run_suite(s);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
