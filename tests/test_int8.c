@@ -402,8 +402,8 @@ int main(void)
 
     int have_shared = test_shared_path("data/sst2/dev.tsv") != NULL;
     if (!have_shared) {
-        printf("skip (SST-2 part of test_int8): $ENGINE_SHARED (../shared) with data/sst2 not "
-               "found\n");
+        test_note_skip("the SST-2 part of test_int8: $ENGINE_SHARED (../shared) with data/sst2 "
+                       "not found");
     } else {
         if ((n_sent = test_read_sst2_dev(&sentences, &gold)) != 872) {
             printf("FAIL test_int8: cannot read the 872 sentences of data/sst2/dev.tsv\n");
