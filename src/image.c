@@ -81,15 +81,15 @@ static void jpeg_progress(j_common_ptr c)
 }
 
 /* PIL's cmyk2rgb: each channel (255 - K) - ink * (255 - K) / 255, in its
- * rounding (MULDIV255). Adobe's files store inverted CMYK; PIL undoes that
- * first ("CMYK;I"), and libjpeg has already converted YCCK to CMYK. */
-static void cmyk_to_rgb(uint8_t *dst, const uint8_t *src, int w, int inverted)
+ * rounding (MULDIV255). PIL reads every CMYK JPEG as inverted ("CMYK;I",
+ * Adobe's convention), with or without Adobe's APP14 marker, and so do we;
+ * libjpeg has already converted YCCK to CMYK. */
+static void cmyk_to_rgb(uint8_t *dst, const uint8_t *src, int w)
 {
     for (int x = 0; x < w; x++, src += 4, dst += 3) {
-        int k = inverted ? 255 - src[3] : src[3];
-        int nk = 255 - k;
+        int nk = src[3]; /* 255 - K, K being 255 - src[3] */
         for (int c = 0; c < 3; c++) {
-            int ink = inverted ? 255 - src[c] : src[c];
+            int ink = 255 - src[c];
             int t = ink * nk + 128;
             int v = nk - (((t >> 8) + t) >> 8);
             dst[c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
@@ -168,7 +168,7 @@ static eng_status decode_jpeg(const uint8_t *buf, size_t len, eng__rgb_image *ou
             for (JDIMENSION x = 0; x < cinfo.output_width; x++)
                 dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = row[x];
         } else if (comps == 4) {
-            cmyk_to_rgb(dst, row, (int)cinfo.output_width, cinfo.saw_Adobe_marker);
+            cmyk_to_rgb(dst, row, (int)cinfo.output_width);
         }
     }
     jpeg_finish_decompress(&cinfo);
@@ -244,21 +244,25 @@ static eng_status decode_png(const uint8_t *buf, size_t len, eng__rgb_image *out
                  (unsigned)h, ENG_IMAGE_MAX_SIDE, ENG_IMAGE_MAX_SIDE, ENG_IMAGE_MAX_PIXELS);
         return ENG_ERR_TOO_LONG;
     }
-    /* Everything to 8-bit RGB the way PIL's convert("RGB") does; tRNS is
-     * ignored because alpha is dropped anyway. */
+    /* Everything to 8-bit RGB the way PIL's convert("RGB") does. Alpha,
+     * and the alpha libpng makes of a tRNS chunk (palette images), is
+     * dropped. 16-bit samples keep their high byte, except 16-bit grey: PIL
+     * opens it as "I;16", whose conversion clips the value to 255, so it is
+     * read as is and clipped below. */
+    const int gray16 = color == PNG_COLOR_TYPE_GRAY && depth == 16;
     if (color == PNG_COLOR_TYPE_PALETTE)
         png_set_palette_to_rgb(png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8)
         png_set_expand_gray_1_2_4_to_8(png);
-    if (depth == 16)
+    if (depth == 16 && !gray16)
         png_set_strip_16(png);
-    if (color & PNG_COLOR_MASK_ALPHA)
+    if ((color & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
         png_set_strip_alpha(png);
-    if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA)
+    if ((color == PNG_COLOR_TYPE_GRAY && !gray16) || color == PNG_COLOR_TYPE_GRAY_ALPHA)
         png_set_gray_to_rgb(png);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
-    if (png_get_rowbytes(png, info) != (size_t)w * 3)
+    if (png_get_rowbytes(png, info) != (size_t)w * (gray16 ? 2 : 3))
         png_error(png, "unsupported pixel layout");
     rgb = malloc((size_t)w * 3 * h);
     rows = malloc(sizeof(png_bytep) * h);
@@ -267,6 +271,15 @@ static eng_status decode_png(const uint8_t *buf, size_t len, eng__rgb_image *out
     for (png_uint_32 y = 0; y < h; y++)
         rows[y] = rgb + (size_t)w * 3 * y;
     png_read_image(png, rows);
+    /* 16-bit grey, 2 bytes a pixel at the start of each 3-byte-a-pixel row:
+     * widened in place from the right, so no sample is overwritten before it
+     * is read. */
+    for (png_uint_32 y = 0; gray16 && y < h; y++)
+        for (png_uint_32 x = w; x-- > 0;) {
+            uint8_t *p = rows[y];
+            uint8_t v = p[2 * x] ? 255 : p[2 * x + 1];
+            p[3 * x] = p[3 * x + 1] = p[3 * x + 2] = v;
+        }
     png_destroy_read_struct(&png, &info, NULL);
     free(rows);
     out->rgb = rgb;
