@@ -24,7 +24,12 @@
 
 /* Issue 4: int8 accuracy within half a point of the fp32 reference's. */
 #define MAX_ACCURACY_DROP 0.005
-#define MIN_EMBED_COSINE 0.99
+/* int8 weights (per channel) and activations (per row) each carry a relative
+ * rounding error of about 2^-8 per element; over a normalised 256-wide
+ * embedding that costs 1 - cosine ~ 1e-4 (measured: worst 0.99988, mean
+ * 0.99999 on SST-2's 872 sentences), so 5e-4 leaves 4x for other CPUs' kernels
+ * (VNNI or not: the integer sums are exact, only the float epilogues differ). */
+#define MIN_EMBED_COSINE 0.9995
 /* Activations are quantized per row, so a sentence's result is the same
  * integers alone or in any batch: exactly equal in practice. */
 #define TOL_BATCH_INVARIANT 1e-6f

@@ -283,6 +283,14 @@ static eng_status read_labels(const char *path, char ***out, int *n, char *err, 
         v = nv;
         cnt++;
     }
+    if (st == ENG_OK && ferror(f)) {
+        snprintf(err, errlen, "cannot read labels file %s", path);
+        st = ENG_ERR_IO;
+    } else if (st == ENG_OK && cnt == 0) {
+        /* An empty file would otherwise pass for "no labels given". */
+        snprintf(err, errlen, "labels file %s is empty (one class name a line)", path);
+        st = ENG_ERR_FORMAT;
+    }
     fclose(f);
     if (st != ENG_OK) {
         for (int i = 0; i < cnt; i++)
