@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "kernels.h"
 #include "testutil.h"
 
 static const char *env_or(const char *name, const char *dflt)
@@ -193,6 +194,14 @@ void test_note_skip(const char *fmt, ...)
     putchar('\n');
     va_end(ap);
     skip_noted = 1;
+}
+
+void test_note_missing_isas(void)
+{
+    for (int isa = ENG_ISA_AVX2; isa <= ENG_ISA_AVX512; isa++)
+        if (!eng__kernels_for((eng__isa)isa))
+            test_note_skip("this CPU cannot run the %s kernels; their tests did not run",
+                           eng__isa_str((eng__isa)isa));
 }
 
 int test_run_suite(Suite *s)

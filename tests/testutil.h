@@ -50,6 +50,11 @@ float test_uniform(float lo, float hi);
  * (Check runs each test in a child process, so the decision belongs to main.) */
 void test_note_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* test_note_skip for each vector ISA whose kernels this CPU (or its OS, or
+ * ENG_ISA) cannot run: the tests loop over every ISA and pass over those, so
+ * the program says their coverage is missing. */
+void test_note_missing_isas(void);
+
 /* Runs the suite; returns the process exit status: 1 when a test failed, else
  * TEST_SKIP when test_note_skip was called, else 0. */
 int test_run_suite(Suite *s);
