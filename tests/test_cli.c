@@ -135,7 +135,8 @@ START_TEST(bounded_lines)
     ck_assert_int_eq(sh("printf '\\377\\n\\376\\n' | %s classify %s > %s", engine(), model,
                         out_path),
                      1);
-    ck_assert_str_eq(output(), "{\"error\":\"invalid UTF-8\"}\n{\"error\":\"invalid UTF-8\"}\n");
+    ck_assert_str_eq(output(), "{\"error\":\"invalid UTF-8 in input text\"}\n"
+                               "{\"error\":\"invalid UTF-8 in input text\"}\n");
 }
 END_TEST
 

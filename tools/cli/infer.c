@@ -114,8 +114,8 @@ static void print_image_result(const eng_model *model, const char *file, const f
     fputs("}\n", stdout);
 }
 
-/* Runs n lines (ok[i] == 0: the line already failed for the reason in
- * reason[i]) and prints n JSON lines; returns how many failed. */
+/* Runs n lines (a line with a reason[i] already failed, for that reason) and
+ * prints n JSON lines; returns how many failed. */
 static int run_batch(runner *r, char **lines, const char **reason, int n)
 {
     const int C = r->info.n_labels;
@@ -147,7 +147,8 @@ static int run_batch(runner *r, char **lines, const char **reason, int n)
             eng_status s = eng_tokenize(r->model, run[k], strlen(run[k]), r->ids,
                                         r->info.max_positions, &n_ids, NULL);
             if (s) {
-                print_error(NULL, s == ENG_ERR_UTF8 ? "invalid UTF-8" : eng_last_error());
+                /* Invalid UTF-8 is the status alone; the rest have details. */
+                print_error(NULL, s == ENG_ERR_UTF8 ? eng_status_str(s) : eng_last_error());
                 failed++;
                 continue;
             }
@@ -161,9 +162,7 @@ static int run_batch(runner *r, char **lines, const char **reason, int n)
         const float *row = r->out + (size_t)k * width;
         if (r->status[k]) {
             const char *why = eng_ctx_item_error(r->ctx, k);
-            print_error(file, why ? why
-                                  : r->status[k] == ENG_ERR_UTF8 ? "invalid UTF-8"
-                                                                 : eng_status_str(r->status[k]));
+            print_error(file, why ? why : eng_status_str(r->status[k]));
             failed++;
         } else if (!eng__all_finite(row, width)) {
             print_error(file, NON_FINITE);
