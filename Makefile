@@ -154,6 +154,10 @@ $(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,$(TEST_COMMON)) $(CONVERT_LIB
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lz $(CHECK_LIBS)
 
+# test_cli checks the command line's JSON writer and line reader directly too.
+$(BUILD)/tests/test_cli: $(call obj,tools/cli/json_out.c tools/cli/input.c)
+$(BUILD)/obj/tests/test_cli.o: CFLAGS_ALL += -Itools/cli
+
 # Models converted from $(ENGINE_SHARED) for the end-to-end tests.
 SHARED_MODELS := sst2-bert-mini sst2-distilbert-mini
 $(BUILD)/models/%.eng: $(BUILD)/convert

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "testutil.h"
 
 static char tmpdir[] = "/tmp/test_cli_XXXXXX";
@@ -160,6 +161,69 @@ START_TEST(nul_bytes_are_dropped)
 }
 END_TEST
 
+/* eng__json_string on bytes: the JSON text it writes for s. */
+static char *json_of(const char *s)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    eng__json_string(f, s);
+    ck_assert_int_eq(fclose(f), 0);
+    return buf;
+}
+
+START_TEST(json_is_valid_for_any_bytes)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain \"q\" \\ \t", "\"plain \\\"q\\\" \\\\ \\u0009\""},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""},
+        {"x\xffy", "\"x\\ufffdy\""},                     /* never valid */
+        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},                 /* overlong '/' */
+        {"\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\""},      /* overlong, 3 bytes */
+        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},      /* a surrogate */
+        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* above U+10FFFF */
+        {"\xe2\x82", "\"\\ufffd\\ufffd\""},                 /* cut short at the end */
+        {"\xe2\x82x", "\"\\ufffd\\ufffdx\""},              /* cut short by ASCII */
+        {"\xf4\x8f\xbf\xbf", "\"\xf4\x8f\xbf\xbf\""},      /* U+10FFFF itself */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = json_of(cases[i].in);
+        ck_assert_msg(!strcmp(got, cases[i].out), "case %zu: %s, want %s", i, got, cases[i].out);
+        free(got);
+    }
+}
+END_TEST
+
+START_TEST(line_reader)
+{
+    /* CRLF and LF endings, a NUL dropped, a line over the bound, no final newline. */
+    static const char in[] = "ab\r\nc\0d\n0123456789\nlast";
+    FILE *f = fmemopen((void *)in, sizeof in - 1, "r");
+    ck_assert_ptr_nonnull(f);
+    char *buf = NULL;
+    size_t cap = 0, len = 0;
+    int too_long = 0;
+    ck_assert_int_eq(eng__cli_read_line(f, &buf, &cap, 8, &len, &too_long), 1);
+    ck_assert_str_eq(buf, "ab");
+    ck_assert_int_eq(too_long, 0);
+    ck_assert_int_eq(eng__cli_read_line(f, &buf, &cap, 8, &len, &too_long), 1);
+    ck_assert_str_eq(buf, "cd");
+    ck_assert_uint_eq(len, 2);
+    ck_assert_int_eq(eng__cli_read_line(f, &buf, &cap, 8, &len, &too_long), 1);
+    ck_assert_int_eq(too_long, 1);
+    ck_assert_uint_le(cap, 9); /* the bound plus the NUL: no more was allocated */
+    ck_assert_int_eq(eng__cli_read_line(f, &buf, &cap, 8, &len, &too_long), 1);
+    ck_assert_str_eq(buf, "last");
+    ck_assert_int_eq(too_long, 0);
+    ck_assert_int_eq(eng__cli_read_line(f, &buf, &cap, 8, &len, &too_long), 0);
+    fclose(f);
+    free(buf);
+}
+END_TEST
+
 START_TEST(bench_counts_failures)
 {
     /* infer-bench on input where every text is invalid UTF-8: no throughput,
@@ -210,6 +274,8 @@ int main(void)
     tcase_add_test(t, bounded_lines);
     tcase_add_test(t, nul_bytes_are_dropped);
     tcase_add_test(t, bench_counts_failures);
+    tcase_add_test(t, json_is_valid_for_any_bytes);
+    tcase_add_test(t, line_reader);
     suite_add_tcase(s, t);
     int rc = test_run_suite(s);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
