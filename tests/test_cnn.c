@@ -730,6 +730,9 @@ int main(void)
     }
     Suite *s = suite_create("cnn");
     TCase *t = tcase_create("layers");
+    /* Check's default 4 s is too short for the largest cases under ASan on a
+     * loaded machine (seen in make asan). */
+    tcase_set_timeout(t, 120);
     tcase_add_loop_test(t, conv_matches_direct, 0, 4 * (int)(sizeof conv_cases / sizeof conv_cases[0]));
     tcase_add_test(t, pools_match_direct);
     tcase_add_test(t, conv_pool_matches_conv);
