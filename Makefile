@@ -27,12 +27,23 @@ endif
 
 OPT ?= -O2 -g
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) $(WARNINGS) -fno-strict-aliasing \
-               -Iinclude -Isrc -Ikernels -Itools/convert -MMD -MP
+               -MMD -MP
 SAN_FLAGS ?=
-CFLAGS_ALL = $(CFLAGS_BASE) $(SAN_FLAGS) $(CFLAGS)
+CFLAGS_ALL = $(CFLAGS_BASE) $(INC) $(SAN_FLAGS) $(CFLAGS)
+
+# Include paths per folder, so the build enforces what may include what
+# (README "Architecture"): the kernels see only kernels/; the library's
+# folders see include/, each other and kernels/, never tools/convert;
+# src/serve is a client of include/engine.h alone (its own headers are found
+# beside its sources). Tools, benchmarks and tests see everything.
+LIB_INC := -Iinclude -Isrc/core -Isrc/text -Isrc/vision -Isrc/cuda -Ikernels
+INC = $(LIB_INC) -Isrc/serve -Itools/convert
+$(BUILD)/obj/kernels/%.o:   INC = -Ikernels
+$(BUILD)/obj/src/%.o:       INC = $(LIB_INC)
+$(BUILD)/obj/src/serve/%.o: INC = -Iinclude
 
 # Third-party libraries, all Debian packages (see README). OpenBLAS is not
-# linked: src/blas.c loads it at run time (see there for why).
+# linked: src/core/blas.c loads it at run time (see there for why).
 LIBS := -lcjson -lutf8proc -lhwloc -ljpeg -lpng -lpthread -ldl -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt)
 
@@ -44,7 +55,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 # hosts put one in /usr/local/bin), so the libraries are looked for in
 # $(CUDA_HOME), in the toolkit nvcc really lives in, and in /usr/local/cuda;
 # CUDA_LIB=DIR names them outright. Code for sm_90 (H100) plus compute_90
-# PTX, which newer GPUs JIT-compile. Only src/cuda_dispatch.c gets
+# PTX, which newer GPUs JIT-compile. Only src/cuda/cuda_dispatch.c gets
 # -DENG_HAVE_CUDA. The asan and tsan targets pass CUDA=0: the sanitizers and
 # the CUDA runtime do not mix (the runtime's driver mappings and threads trip
 # them).
@@ -73,7 +84,7 @@ NVCC_WARNINGS := $(NVCC_WARNINGS),-Werror
 endif
 NVCC_FLAGS := -std=c++17 -O2 -g -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90 -Xcompiler $(NVCC_WARNINGS) \
-              -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Isrc -Isrc/cuda -Ikernels -MMD -MP
+              -Xcompiler -fPIC,-fvisibility=hidden $(LIB_INC) -MMD -MP
 LIBS += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublas -lcudart -lstdc++
 endif
 endif
@@ -85,7 +96,7 @@ ISA_avx512     := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 ISA_avxvnni    := -mavx2 -mfma -mavxvnni
 ISA_avx512vnni := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
 
-LIB_SRC     := $(wildcard src/*.c) $(wildcard kernels/*.c)
+LIB_SRC     := $(wildcard src/*/*.c) $(wildcard kernels/*.c)
 CONVERT_SRC := $(wildcard tools/convert/*.c)
 CLI_SRC     := $(wildcard tools/cli/*.c)
 BENCH_SRC   := $(wildcard bench/*_bench.c)
@@ -113,7 +124,7 @@ $(BUILD)/obj/%.o: %.cu
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 ifneq ($(CUDA_SRC),)
-$(BUILD)/obj/src/cuda_dispatch.o: CFLAGS_ALL += -DENG_HAVE_CUDA
+$(BUILD)/obj/src/cuda/cuda_dispatch.o: CFLAGS_ALL += -DENG_HAVE_CUDA
 endif
 
 $(BUILD)/obj/kernels/%_avx2.o:       ISA_FLAGS = $(ISA_avx2)

@@ -27,7 +27,7 @@
  * is safe to call from any thread. The library writes the environment once, and
  * only while the process loads it (a constructor, before main() for a program
  * linked with it): on AVX-512 CPUs it sets OPENBLAS_CORETYPE=SkylakeX for the
- * OpenBLAS it may load later (src/blas.c says why). A program that dlopen()s
+ * OpenBLAS it may load later (src/core/blas.c says why). A program that dlopen()s
  * libengine.so while other threads read the environment sets
  * ENG_BLAS_KEEP_CORETYPE=1 (or its own OPENBLAS_CORETYPE) first; nothing else in
  * the library touches the environment.
@@ -97,6 +97,15 @@ ENG_API const char *eng_status_str(eng_status s);
 /* The detail message of the last failed call made by this thread that had no
  * object to hold it (eng_model_load, eng_ctx_init, ...). Never NULL. */
 ENG_API const char *eng_last_error(void);
+
+/* Formats a message for this thread's eng_last_error() and returns s: for the
+ * layers built on this API (the scheduler, servers) to report their own
+ * failures the way the library does. */
+ENG_API eng_status eng_last_error_set(eng_status s, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* The instruction set the kernels run with: "scalar", "avx2" or "avx512".
  * Chosen once, when the library loads, from CPUID/XGETBV; the environment
@@ -253,7 +262,7 @@ ENG_API eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data
 
 /* ---- Scheduler ------------------------------------------------------------ */
 
-/* A NUMA-aware dynamic batching scheduler (src/scheduler.c). Any thread submits
+/* A NUMA-aware dynamic batching scheduler (src/serve/scheduler.c). Any thread submits
  * a text (tokenized in the submitting thread), token ids, or, to an image
  * model, an encoded image (eng_sched_submit_image); worker threads,
  * each with its own eng_ctx and bound to a CPU set, run them in batches. The

@@ -50,7 +50,7 @@ typedef struct {
     void (*attention_bf16)(const float *q, const float *k, const float *v, int ld, int S, int d,
                            float scale, float *out, int ldo, float *scratch);
     /* The transforms of Winograd's F(m x m, 3 x 3) convolution
-     * (src/conv_winograd.c), [0] for m = 2 and [1] for m = 4, over c
+     * (src/vision/conv_winograd.c), [0] for m = 2 and [1] for m = 4, over c
      * channels, with a = m + 2 the patch edge; every ISA does the same
      * arithmetic in the same order (no fused multiply-add), so all agree bit
      * for bit.

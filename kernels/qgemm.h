@@ -1,4 +1,4 @@
-/* qgemm.h: the int8 GEMM kernels behind src/linear_int8.c, their own small
+/* qgemm.h: the int8 GEMM kernels behind src/text/linear_int8.c, their own small
  * dispatch table, and the blocking driver shared by every ISA.
  *
  * Arithmetic: C[m][n] = sum_k A[m][k] * W[k][n], A unsigned 8-bit (activations

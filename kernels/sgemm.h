@@ -19,7 +19,7 @@
  * The activations X are read in place (no packing): each tile broadcasts its
  * rows' k-th elements. A tile takes one pointer per row, for its input, its
  * output and its residual, so its rows need not be evenly spaced: the linear
- * layers pass rows at a fixed stride, the convolutions (src/conv.c) pass the
+ * layers pass rows at a fixed stride, the convolutions (src/vision/conv.c) pass the
  * windows of any run of output pixels, rows and images crossed. */
 #ifndef ENG_SGEMM_H
 #define ENG_SGEMM_H

@@ -1,4 +1,4 @@
-/* test_format.c: the .eng file reader and writer (src/format.c): a round trip,
+/* test_format.c: the .eng file reader and writer (src/core/format.c): a round trip,
  * and hostile files (truncated, garbled, every header and directory field out
  * of range) that the reader must refuse, or load safely, and never crash on. */
 #include <check.h>

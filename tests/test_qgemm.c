@@ -1,5 +1,5 @@
 /* test_qgemm.c: the int8 GEMM kernels (kernels/qgemm*.c) and the int8 linear
- * layer (src/linear_int8.c): every path this CPU runs against the scalar
+ * layer (src/text/linear_int8.c): every path this CPU runs against the scalar
  * reference and a plain triple loop, with exact int32 equality on awkward
  * shapes and extreme values; the weight quantizer's error bound; the whole
  * layer against an fp32 product within a derived error bound; batch

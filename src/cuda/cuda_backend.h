@@ -1,5 +1,5 @@
 /* cuda_backend.h: the C interface of the CUDA backend (the .cu files in src/cuda/), used by
- * src/cuda_dispatch.c only. Plain C types, no CUDA headers, so the C side
+ * src/cuda/cuda_dispatch.c only. Plain C types, no CUDA headers, so the C side
  * never needs the CUDA toolkit's headers and the .cu files never need the
  * engine's internal headers (model.h pulls in C11-only code nvcc's C++ front
  * end would not take).

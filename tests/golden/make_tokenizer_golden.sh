@@ -118,9 +118,9 @@ EOF
 node "$TOK_DIR/golden.mjs" "$model" "$here/tokenizer_hard.txt" "$PEERS_DIR" > "$here/tokenizer_hard.ids.jsonl"
 echo "wrote $(wc -l < "$here/tokenizer_hard.ids.jsonl") reference id lists" >&2
 
-# ---- src/tokenizer_legacy.h ---------------------------------------------------
+# ---- src/text/tokenizer_legacy.h ---------------------------------------------------
 # Hugging Face's Rust code takes its punctuation, Mn and control classes from an
-# old Unicode table (the unicode_categories crate), while src/tokenizer.c asks
+# old Unicode table (the unicode_categories crate), while src/text/tokenizer.c asks
 # utf8proc (current Unicode). The exceptions are measured, not guessed: every
 # code point is run through the Rust tokenizer as "x<c>y" and the class it
 # shows (kept in the word, split off as punctuation, or dropped) is compared

@@ -1,5 +1,5 @@
-/* resnet.c: lays out a torchvision ResNet for src/cnn.c (the tensor names and
- * metadata are documented in src/cnn.h). Every BatchNorm (eval mode, eps
+/* resnet.c: lays out a torchvision ResNet for src/vision/cnn.c (the tensor names and
+ * metadata are documented in src/vision/cnn.h). Every BatchNorm (eval mode, eps
  * 1e-5) is folded into the convolution before it:
  *     s = gamma / sqrt(running_var + eps)
  *     w'[ky][kx][ci][co] = w[co][ci][ky][kx] * s[co]

@@ -63,7 +63,7 @@ void eng__conv_forward(const eng__sgemm_kernels *sk, const eng__conv *c, const e
                        const eng__fmap *out, const eng__fmap *res, int relu,
                        eng__team_counter *work, int tid, int nt);
 
-/* ---- Winograd F(m x m, 3 x 3), m = 2 or 4: src/conv_winograd.c ---- */
+/* ---- Winograd F(m x m, 3 x 3), m = 2 or 4: src/vision/conv_winograd.c ---- */
 
 /* The output tile edge m that suits c (3x3, stride 1, pad 1) on a map of
  * output edge out_edge, or 0 when the direct convolution does better. */

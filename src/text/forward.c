@@ -48,7 +48,7 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
         return eng__fail(ENG_ERR_INVALID_ARG, "eng_ctx_init: model is NULL");
     eng_ctx_params p = params ? *params : eng_ctx_default_params();
     int nt = p.n_threads > 0 ? p.n_threads : m->n_threads;
-    eng_status ds = eng__device_check(m, &p); /* CUDA: src/cuda_dispatch.c */
+    eng_status ds = eng__device_check(m, &p); /* CUDA: src/cuda/cuda_dispatch.c */
     if (ds)
         return ds;
     if (nt > 1024)

@@ -1,7 +1,7 @@
 /* team.c: see team.h. Members wait for a run, and for each other at
  * barriers, by spinning a little and then sleeping on a condition variable,
  * so an idle context costs no CPU. The spin is for the ResNet forward pass
- * (src/cnn.c), whose 20-odd barriers per call come every few hundred
+ * (src/vision/cnn.c), whose 20-odd barriers per call come every few hundred
  * microseconds at batch 1: spinning first measured 2-3% faster there on 2
  * threads than sleeping at once (pthread_barrier_wait). */
 #include <pthread.h>

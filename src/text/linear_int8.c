@@ -3,7 +3,7 @@
  * step, which quantizes activation rows, runs the int8 GEMM of kernels/qgemm.h
  * with the dequantization fused in its epilogue, and finishes bias,
  * activation or residual while each row block is still in cache. One thread:
- * the forward pass's team (src/team.h) gives each member its own rows. */
+ * the forward pass's team (src/core/team.h) gives each member its own rows. */
 #include <math.h>
 #include <string.h>
 

@@ -5,8 +5,8 @@
 
 #include "engine.h"
 
-/* Formats the message, stores it for eng_last_error() and returns s. */
-eng_status eng__fail(eng_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The library's short spelling of eng_last_error_set() (engine.h). */
+#define eng__fail eng_last_error_set
 
 /* Formats a one-line reason into err (when err and errlen allow) and returns
  * s: the converter and file reader report errors through caller buffers. */

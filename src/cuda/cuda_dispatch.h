@@ -1,5 +1,5 @@
 /* cuda_dispatch.h: the CPU side's hooks into the CUDA backend, for
- * eng_ctx_init (src/forward.c) and run_ids (src/api.c). Always compiled; in a
+ * eng_ctx_init (src/text/forward.c) and run_ids (src/text/api.c). Always compiled; in a
  * build without CUDA they refuse with ENG_ERR_NO_DEVICE. */
 #ifndef ENG_CUDA_DISPATCH_H
 #define ENG_CUDA_DISPATCH_H

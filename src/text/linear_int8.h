@@ -1,4 +1,4 @@
-/* linear_int8.h: the int8 form of a linear layer (src/linear_int8.c) and the
+/* linear_int8.h: the int8 form of a linear layer (src/text/linear_int8.c) and the
  * weight quantizer the converter uses.
  *
  * Scheme. Weights: symmetric, per output channel, scale[n] = max_k |W[k][n]| / 127,
@@ -45,7 +45,7 @@ eng_status eng__quantize_weights(const float *w, int K, int N, int8_t *wq, float
  * (res may be NULL): the same contract as eng__linear_run. l->wsum must be
  * set. scratch holds eng__linear_int8_scratch_bytes(M, l->K) bytes, aligned
  * as malloc aligns. Runs on the calling thread only: the forward pass's team
- * (src/team.h) splits the rows among its members, each with its own scratch,
+ * (src/core/team.h) splits the rows among its members, each with its own scratch,
  * and since activations are quantized per row, a row's result is the same
  * whatever the split or the batch. */
 void eng__linear_int8_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,

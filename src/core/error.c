@@ -25,7 +25,7 @@ const char *eng_last_error(void)
     return last_error;
 }
 
-eng_status eng__fail(eng_status s, const char *fmt, ...)
+eng_status eng_last_error_set(eng_status s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -11,7 +11,7 @@
 #include "error.h"
 #include "model.h"
 #ifdef ENG_HAVE_CUDA
-#include "cuda/cuda_backend.h"
+#include "cuda_backend.h"
 #endif
 
 #define NO_CUDA "built without CUDA (nvcc was not found at build time, or CUDA=0 was given)"

@@ -142,7 +142,7 @@ static eng_status run_ids(eng_ctx *c, const eng_seq *seqs, int n, want w, const 
         }
         if (cn == 0)
             continue;
-        if (c->gpu) { /* a CUDA context: src/cuda_dispatch.h */
+        if (c->gpu) { /* a CUDA context: src/cuda/cuda_dispatch.h */
             eng_status s = eng__cuda_encode_and_head(c, cn, w == WANT_LOGITS, o->out, o->probs,
                                                      o->labels, item_status,
                                                      first ? NULL : c->error, sizeof c->error);

@@ -84,7 +84,7 @@ struct eng_ctx {
     char (*image_error)[192];   /* [max_images]: why an image failed */
 
     /* A CUDA context's GPU state (src/cuda/, eng__gpu_ctx); NULL on the CPU.
-     * Set by eng__cuda_ctx_init (src/cuda_dispatch.h). */
+     * Set by eng__cuda_ctx_init (src/cuda/cuda_dispatch.h). */
     void *gpu;
 };
 

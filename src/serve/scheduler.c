@@ -28,7 +28,6 @@
 #include <time.h>
 
 #include "engine.h"
-#include "error.h"
 #include "sched_backend.h"
 #include "sched_hist.h"
 #include "sched_topo.h"
@@ -722,7 +721,7 @@ static eng_status reject(eng_sched *s, eng_status st, const char *why)
     size_t k = sizeof REJECT_PREFIX - 1;
     if (strncmp(last, REJECT_PREFIX, k) == 0 && strcmp(last + k, why) == 0)
         return st;
-    return eng__fail(st, REJECT_PREFIX "%s", why);
+    return eng_last_error_set(st, REJECT_PREFIX "%s", why);
 }
 
 /* Refuses early when the queue is visibly full or closed, before the text is
@@ -852,7 +851,7 @@ eng_status eng_sched_submit(eng_sched *s, const char *text, size_t len,
                             const eng_sched_req *req, eng_sched_ticket **ticket)
 {
     if (!s)
-        return eng__fail(ENG_ERR_INVALID_ARG, "eng_sched_submit: NULL scheduler");
+        return eng_last_error_set(ENG_ERR_INVALID_ARG, "eng_sched_submit: NULL scheduler");
     eng_sched_req defaults;
     eng_status st = check_req(s, &req, &defaults, ticket);
     if (st != ENG_OK)
@@ -877,7 +876,7 @@ eng_status eng_sched_submit_ids(eng_sched *s, const int32_t *ids, int n_ids,
                                 const eng_sched_req *req, eng_sched_ticket **ticket)
 {
     if (!s)
-        return eng__fail(ENG_ERR_INVALID_ARG, "eng_sched_submit_ids: NULL scheduler");
+        return eng_last_error_set(ENG_ERR_INVALID_ARG, "eng_sched_submit_ids: NULL scheduler");
     eng_sched_req defaults;
     eng_status st = check_req(s, &req, &defaults, ticket);
     if (st != ENG_OK)
@@ -898,7 +897,7 @@ eng_status eng_sched_submit_image(eng_sched *s, const void *data, size_t size,
                                   const eng_sched_req *req, eng_sched_ticket **ticket)
 {
     if (!s)
-        return eng__fail(ENG_ERR_INVALID_ARG, "eng_sched_submit_image: NULL scheduler");
+        return eng_last_error_set(ENG_ERR_INVALID_ARG, "eng_sched_submit_image: NULL scheduler");
     eng_sched_req defaults;
     eng_status st = check_req(s, &req, &defaults, ticket);
     if (st != ENG_OK)
@@ -917,7 +916,7 @@ eng_status eng_sched_submit_image(eng_sched *s, const void *data, size_t size,
 eng_status eng_sched_wait(eng_sched *s, eng_sched_ticket *ticket, eng_sched_result *res)
 {
     if (!s || !ticket || !res)
-        return eng__fail(ENG_ERR_INVALID_ARG, "eng_sched_wait: NULL argument");
+        return eng_last_error_set(ENG_ERR_INVALID_ARG, "eng_sched_wait: NULL argument");
     slot *sl = (slot *)ticket;
     pthread_mutex_lock(&s->mu);
     while (sl->state != SLOT_DONE)
@@ -1112,12 +1111,12 @@ static void stop_and_join(eng_sched *s, int n_workers)
 eng_status eng_sched_create(const eng_sched_params *params, eng_sched **out)
 {
     if (!out)
-        return eng__fail(ENG_ERR_INVALID_ARG, "eng_sched_create: NULL out");
+        return eng_last_error_set(ENG_ERR_INVALID_ARG, "eng_sched_create: NULL out");
     *out = NULL;
     eng_sched *s = calloc(1, sizeof *s);
     if (!s || init_sync(s) != 0) {
         free(s);
-        return eng__fail(ENG_ERR_NOMEM, "eng_sched_create: out of memory");
+        return eng_last_error_set(ENG_ERR_NOMEM, "eng_sched_create: out of memory");
     }
     s->p = params ? *params : eng_sched_default_params();
     char err[256] = "";
@@ -1151,7 +1150,7 @@ eng_status eng_sched_create(const eng_sched_params *params, eng_sched **out)
         if (s->workers)
             stop_and_join(s, started);
         sched_destroy(s);
-        return eng__fail(st, "eng_sched_create: %s", err);
+        return eng_last_error_set(st, "eng_sched_create: %s", err);
     }
     *out = s;
     return ENG_OK;
@@ -1225,7 +1224,7 @@ int eng_sched_n_workers(const eng_sched *s)
 eng_status eng_sched_get_worker(const eng_sched *s, int i, eng_sched_worker_info *out)
 {
     if (!s || !out || i < 0 || i >= s->n_workers)
-        return eng__fail(ENG_ERR_INVALID_ARG, "eng_sched_get_worker: no worker %d", i);
+        return eng_last_error_set(ENG_ERR_INVALID_ARG, "eng_sched_get_worker: no worker %d", i);
     /* Written before creation returned (under mu), read-only since. */
     *out = s->workers[i].info;
     return ENG_OK;

@@ -1,6 +1,6 @@
 /* blas.h: OpenBLAS's sgemm, the alternative GEMM of the fp32 linear layers
  * (eng_gemm in engine.h; the built-in packed GEMM of kernels/sgemm.h is the
- * default). src/blas.c loads OpenBLAS at run time so that it can select
+ * default). src/core/blas.c loads OpenBLAS at run time so that it can select
  * OpenBLAS's AVX-512 kernels on CPUs the library's own detection misses.
  * Row-major, like cblas with CblasRowMajor. */
 #ifndef ENG_BLAS_H

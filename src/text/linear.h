@@ -18,7 +18,7 @@ typedef struct {
     eng__dtype dtype;         /* ENG_DT_F32 or ENG_DT_I8 */
     const float *packed;      /* F32: "<name>.w", [ceil(N/16)][K][16] as kernels/sgemm.h
                                * packs it */
-    const int8_t *wq;         /* I8: layout owned by src/linear_int8.c ("<name>.w") */
+    const int8_t *wq;         /* I8: layout owned by src/text/linear_int8.c ("<name>.w") */
     const float *wscale;      /* I8: N per-output-channel scales ("<name>.w.scale") */
     const int32_t *wsum;      /* I8: optional per-channel column sums ("<name>.w.sum") */
     const float *b;           /* N ("<name>.b") */
