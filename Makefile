@@ -107,7 +107,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB := $(BUILD)/libengine.a
 SHARED_LIB := $(BUILD)/libengine.so
-# The converter's readers are tested directly, so they live in their own archive.
+# The converter's readers, writer and quantizer are tested (and the int8
+# benchmark quantizes) directly, so they live in their own archive.
 CONVERT_LIB := $(BUILD)/libconvert.a
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCHES := $(patsubst bench/%_bench.c,$(BUILD)/%-bench,$(BENCH_SRC))
@@ -158,7 +159,7 @@ $(BUILD)/engine: $(call obj,$(CLI_SRC)) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
 
 # bench/<name>_bench.c becomes $(BUILD)/<name>-bench.
-$(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(LIB)
+$(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
 
 $(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,$(TEST_COMMON)) $(CONVERT_LIB) $(LIB)

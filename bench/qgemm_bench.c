@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "linear_int8.h"
+#include "quantize.h"
 #include "qgemm.h"
 
 enum { CHAINS = 16 };

@@ -16,7 +16,7 @@
 
 #include "bert_layout.h"
 #include "engine.h"
-#include "format.h"
+#include "writer.h"
 #include "hf_config.h"
 #include "sgemm.h"
 #include "source.h"

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "format.h"
+#include "writer.h"
 
 static char dir[64];
 static char good_path[128];

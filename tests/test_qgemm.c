@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "linear_int8.h"
+#include "quantize.h"
 #include "qgemm.h"
 #include "testutil.h"
 

@@ -1,5 +1,5 @@
 /* format.h: the on-disk model format (".eng"), version 1, shared by the
- * converter (writer) and the engine (reader). docs/FORMAT.md documents it.
+ * converter (tools/convert/writer.h) and the engine (the reader here). docs/FORMAT.md documents it.
  *
  * Layout, all integers little-endian, all offsets from the start of the file:
  *   eng__file_header                      at 0
@@ -34,6 +34,11 @@ typedef enum {
 
 size_t eng__dtype_size(eng__dtype dt);        /* 0 for an unknown dtype */
 const char *eng__dtype_name(eng__dtype dt);
+
+/* The byte count shape and dtype imply, or 0 when a dimension is malformed or
+ * the product overflows (a tensor of 0 bytes is not allowed either). Dims past
+ * ndim must be 0. */
+uint64_t eng__tensor_bytes(eng__dtype dt, uint32_t ndim, const uint64_t *shape);
 
 typedef struct {
     char magic[8];
@@ -74,16 +79,5 @@ eng_status eng__file_open(eng__file *f, const char *path, char *err, size_t errl
 void eng__file_close(eng__file *f);
 const eng__file_tensor *eng__file_find(const eng__file *f, const char *name);
 const void *eng__file_data(const eng__file *f, const eng__file_tensor *t);
-
-/* Writer, used by tools/convert. Tensors are copied in; save writes to a
- * temporary file beside path and renames it, so a failure never leaves a
- * partial output file. */
-typedef struct eng__writer eng__writer;
-eng__writer *eng__writer_new(void);
-eng_status eng__writer_add(eng__writer *w, const char *name, eng__dtype dt, int ndim,
-                           const uint64_t *shape, const void *data);
-eng_status eng__writer_save(eng__writer *w, const char *meta_json, const char *path,
-                            char *err, size_t errlen);
-void eng__writer_free(eng__writer *w);
 
 #endif

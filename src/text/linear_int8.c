@@ -1,13 +1,11 @@
-/* linear_int8.c: the int8 linear layer (see linear_int8.h for the scheme):
- * the weight quantizer and packer used by the converter, and the forward
- * step, which quantizes activation rows, runs the int8 GEMM of kernels/qgemm.h
- * with the dequantization fused in its epilogue, and finishes bias,
- * activation or residual while each row block is still in cache. One thread:
+/* linear_int8.c: the int8 linear layer (see linear_int8.h for the scheme;
+ * tools/convert/quantize.c packs its weights): the forward step quantizes
+ * activation rows, runs the int8 GEMM of kernels/qgemm.h with the
+ * dequantization fused in its epilogue, and finishes bias, activation or
+ * residual while each row block is still in cache. One thread:
  * the forward pass's team (src/core/team.h) gives each member its own rows. */
-#include <math.h>
 #include <string.h>
 
-#include "error.h"
 #include "linear_int8.h"
 #include "qgemm.h"
 
@@ -22,43 +20,6 @@ size_t eng__quantized_weight_bytes(int K, int N)
     if (K < 1 || K > ENG_QGEMM_MAX_K || N < 1)
         return 0;
     return (size_t)(N + 15) / 16 * row_bytes(K) * 16;
-}
-
-eng_status eng__quantize_weights(const float *w, int K, int N, int8_t *wq, float *scale,
-                                 int32_t *wsum)
-{
-    size_t bytes = eng__quantized_weight_bytes(K, N);
-    if (!w || !wq || !scale || bytes == 0)
-        return eng__fail(ENG_ERR_INVALID_ARG, "quantize: bad %d x %d weight matrix", K, N);
-    for (int n = 0; n < N; n++)
-        scale[n] = 0.0f;
-    /* Row by row, so the K x N matrix is read in order. */
-    for (int k = 0; k < K; k++)
-        for (int n = 0; n < N; n++) {
-            float v = w[(size_t)k * N + n];
-            if (!isfinite(v))
-                return eng__fail(ENG_ERR_INVALID_ARG, "quantize: weight [%d,%d] is not finite",
-                                 k, n);
-            scale[n] = fmaxf(scale[n], fabsf(v));
-        }
-    for (int n = 0; n < N; n++)
-        scale[n] /= 127.0f;
-    memset(wq, 0, bytes);
-    if (wsum)
-        memset(wsum, 0, (size_t)N * sizeof *wsum);
-    const size_t k4 = row_bytes(K) / 4;
-    for (int k = 0; k < K; k++)
-        for (int n = 0; n < N; n++) {
-            /* In double, so the rounding error stays within scale/2 exactly;
-             * an all-zero column has scale 0 and quantizes to 0. */
-            long q = scale[n] > 0.0f ? lrint((double)w[(size_t)k * N + n] / scale[n]) : 0;
-            q = q < -127 ? -127 : q > 127 ? 127 : q;
-            wq[(((size_t)(n / 16) * k4 + (size_t)k / 4) * 16 + (size_t)n % 16) * 4 + k % 4] =
-                (int8_t)q;
-            if (wsum)
-                wsum[n] += (int32_t)q;
-        }
-    return ENG_OK;
 }
 
 size_t eng__linear_int8_scratch_bytes(int M, int K)

@@ -1,5 +1,5 @@
-/* linear_int8.h: the int8 form of a linear layer (src/text/linear_int8.c) and the
- * weight quantizer the converter uses.
+/* linear_int8.h: the int8 form of a linear layer (src/text/linear_int8.c); the
+ * converter's tools/convert/quantize.h writes its weights.
  *
  * Scheme. Weights: symmetric, per output channel, scale[n] = max_k |W[k][n]| / 127,
  * q = round(W / scale) in [-127, 127]. Activations: quantized on the fly per
@@ -34,12 +34,6 @@
 /* Bytes of the packed weights for K x N; 0 when K or N is out of range
  * (K in [1, ENG_QGEMM_MAX_K], N >= 1). */
 size_t eng__quantized_weight_bytes(int K, int N);
-
-/* Quantizes w (K x N row-major, the fp32 layout) into wq (packed,
- * eng__quantized_weight_bytes(K, N) bytes), scale (N) and wsum (N, or NULL).
- * ENG_ERR_INVALID_ARG for a bad shape or a non-finite weight. */
-eng_status eng__quantize_weights(const float *w, int K, int N, int8_t *wq, float *scale,
-                                 int32_t *wsum);
 
 /* Y = X W + b for l->dtype == ENG_DT_I8, then act when act >= 0, else + res
  * (res may be NULL): the same contract as eng__linear_run. l->wsum must be

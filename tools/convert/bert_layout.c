@@ -8,7 +8,7 @@
  * writer together. */
 #include "error.h"
 #include "bert_layout.h"
-#include "linear_int8.h"
+#include "quantize.h"
 #include "sgemm.h"
 
 #include <stdarg.h>

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "format.h"
+#include "writer.h"
 #include "hf_config.h"
 #include "source.h"
 

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "format.h"
+#include "writer.h"
 #include "image.h"
 
 #define BN_EPS 1e-5
