@@ -32,15 +32,19 @@ SAN_FLAGS ?=
 CFLAGS_ALL = $(CFLAGS_BASE) $(INC) $(SAN_FLAGS) $(CFLAGS)
 
 # Include paths per folder, so the build enforces what may include what
-# (README "Architecture"): the kernels see only kernels/; the library's
-# folders see include/, each other and kernels/, never tools/convert;
-# src/serve is a client of include/engine.h alone (its own headers are found
-# beside its sources). Tools, benchmarks and tests see everything.
-LIB_INC := -Iinclude -Isrc/core -Isrc/text -Isrc/vision -Isrc/cuda -Ikernels
-INC = $(LIB_INC) -Isrc/serve -Itools/convert
-$(BUILD)/obj/kernels/%.o:   INC = -Ikernels
-$(BUILD)/obj/src/%.o:       INC = $(LIB_INC)
-$(BUILD)/obj/src/serve/%.o: INC = -Iinclude
+# (README "Architecture"): the kernels see only kernels/; src/core sees no
+# model kind; a kind (src/text, src/vision) sees core and itself; src/cuda
+# sees the text kind it runs; src/serve is a client of include/engine.h alone
+# (its own headers are found beside its sources). The library never sees
+# tools/convert. Tools, benchmarks and tests see everything.
+LIB_INC := -Iinclude -Isrc/core -Ikernels
+INC = $(LIB_INC) -Isrc/text -Isrc/vision -Isrc/cuda -Isrc/serve -Itools/convert
+$(BUILD)/obj/kernels/%.o:    INC = -Ikernels
+$(BUILD)/obj/src/core/%.o:   INC = $(LIB_INC) -Isrc/cuda
+$(BUILD)/obj/src/text/%.o:   INC = $(LIB_INC) -Isrc/text -Isrc/cuda
+$(BUILD)/obj/src/vision/%.o: INC = $(LIB_INC) -Isrc/vision
+$(BUILD)/obj/src/cuda/%.o:   INC = $(LIB_INC) -Isrc/text -Isrc/cuda
+$(BUILD)/obj/src/serve/%.o:  INC = -Iinclude
 
 # Third-party libraries, all Debian packages (see README). OpenBLAS is not
 # linked: src/core/blas.c loads it at run time (see there for why).
@@ -84,7 +88,7 @@ NVCC_WARNINGS := $(NVCC_WARNINGS),-Werror
 endif
 NVCC_FLAGS := -std=c++17 -O2 -g -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90 -Xcompiler $(NVCC_WARNINGS) \
-              -Xcompiler -fPIC,-fvisibility=hidden $(LIB_INC) -MMD -MP
+              -Xcompiler -fPIC,-fvisibility=hidden $(LIB_INC) -Isrc/cuda -MMD -MP
 LIBS += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublas -lcudart -lstdc++
 endif
 endif

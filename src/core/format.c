@@ -139,9 +139,15 @@ static eng_status check_file(const unsigned char *base, uint64_t size, char *err
     memcpy(&h, base, sizeof h);
     if (memcmp(h.magic, ENG_FILE_MAGIC, sizeof h.magic) != 0)
         return eng__errf(ENG_ERR_FORMAT, err, errlen, "not an engine model file (bad magic)");
+    if (h.version < ENG_FILE_VERSION)
+        return eng__errf(ENG_ERR_FORMAT, err, errlen,
+                         "format version %u is from an older convert (this engine reads version "
+                         "%u): re-convert the model with this build's convert",
+                         h.version, ENG_FILE_VERSION);
     if (h.version != ENG_FILE_VERSION)
-        return eng__errf(ENG_ERR_FORMAT, err, errlen, "format version %u, this engine reads version %u",
-                    h.version, ENG_FILE_VERSION);
+        return eng__errf(ENG_ERR_FORMAT, err, errlen,
+                         "format version %u is newer than this engine (it reads version %u)",
+                         h.version, ENG_FILE_VERSION);
     if (h.file_size != size)
         return eng__errf(ENG_ERR_FORMAT, err, errlen,
                     "file is %llu bytes but its header says %llu (truncated or appended to)",

@@ -1,4 +1,4 @@
-/* format.h: the on-disk model format (".eng"), version 1, shared by the
+/* format.h: the on-disk model format (".eng"), version 2, shared by the
  * converter (tools/convert/writer.h) and the engine (the reader here). docs/FORMAT.md documents it.
  *
  * Layout, all integers little-endian, all offsets from the start of the file:
@@ -17,7 +17,8 @@
 #include "engine.h"
 
 #define ENG_FILE_MAGIC "ENGMODL1"   /* 8 bytes, no NUL */
-#define ENG_FILE_VERSION 1u
+/* 2: the metadata names the model's kind ("kind", src/core/kind.h). */
+#define ENG_FILE_VERSION 2u
 #define ENG_FILE_ALIGN 64u
 #define ENG_FILE_NAME_MAX 96        /* tensor name bytes, NUL included */
 #define ENG_FILE_MAX_DIMS 4

@@ -10,6 +10,7 @@
 #include "cuda_dispatch.h"
 #include "error.h"
 #include "model.h"
+#include "text.h"
 #ifdef ENG_HAVE_CUDA
 #include "cuda_backend.h"
 #endif
@@ -37,9 +38,9 @@ eng_status eng__device_check(const eng_model *m, const eng_ctx_params *p)
     }
     if (p->device_index < 0)
         return eng__fail(ENG_ERR_INVALID_ARG, "CUDA device index %d is negative", p->device_index);
-    if (m->cnn)
-        return eng__fail(ENG_ERR_UNSUPPORTED,
-                         "%s is an image model: image models run on the CPU only", m->arch);
+    if (!m->kind->cuda)
+        return eng__fail(ENG_ERR_UNSUPPORTED, "%s (a %s model) runs on the CPU only",
+                         m->info.arch, m->kind->name);
     return ENG_OK;
 }
 
@@ -67,9 +68,9 @@ static int linear_src(const eng__linear *l, eng__gpu_linear_src *out)
     return l->dtype == ENG_DT_F32 && l->packed && l->b;
 }
 
-eng_status eng__cuda_ctx_init(eng_ctx *c, const eng_ctx_params *p)
+eng_status eng__cuda_ctx_init(eng__text_ctx *c, const eng_ctx_params *p)
 {
-    const eng_model *m = c->model;
+    const eng__text_model *m = c->model;
     eng__gpu_layer_src *ls = calloc((size_t)m->layers, sizeof *ls);
     if (!ls)
         return eng__fail(ENG_ERR_NOMEM, "out of memory");
@@ -126,25 +127,25 @@ eng_status eng__cuda_ctx_init(eng_ctx *c, const eng_ctx_params *p)
     return ENG_OK;
 }
 
-void eng__cuda_ctx_free(eng_ctx *c)
+void eng__cuda_ctx_free(eng__text_ctx *c)
 {
     eng__gpu_ctx_destroy(c->gpu);
     c->gpu = NULL;
 }
 #else
-eng_status eng__cuda_ctx_init(eng_ctx *c, const eng_ctx_params *p)
+eng_status eng__cuda_ctx_init(eng__text_ctx *c, const eng_ctx_params *p)
 {
     return eng__fail(ENG_ERR_NO_DEVICE, "CUDA device %d requested, but this library was " NO_CUDA,
                      p->device_index);
 }
 
-void eng__cuda_ctx_free(eng_ctx *c)
+void eng__cuda_ctx_free(eng__text_ctx *c)
 {
     c->gpu = NULL; /* never set in this build */
 }
 #endif
 
-eng_status eng__cuda_encode_and_head(eng_ctx *c, int cn, int want_logits, float *out, float *probs,
+eng_status eng__cuda_encode_and_head(eng__text_ctx *c, int cn, int want_logits, float *out, float *probs,
                                      int *labels, eng_status *item_status, char *err,
                                      size_t errlen)
 {

@@ -1,5 +1,5 @@
-/* forward.c: the transformer encoder over a packed batch, and the context that
- * owns its scratch memory.
+/* forward.c: the transformer encoder over a packed batch, and its heads (the
+ * classifier, the pooling).
  *
  * Sequences are packed back to back with no padding: token t of the batch is
  * row t of every [T, *] activation. The linear layers run once over all T rows
@@ -13,174 +13,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda_dispatch.h"
-#include "error.h"
-#include "model.h"
+#include "text.h"
 #include "team.h"
-
-eng_ctx_params eng_ctx_default_params(void)
-{
-    eng_ctx_params p = {.max_batch_tokens = 0};
-    return p;
-}
-
-static void *alloc_floats(size_t n)
-{
-    /* 64-byte aligned so AVX-512 rows start on a cache line. */
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    return aligned_alloc(64, bytes ? bytes : 64);
-}
 
 /* Each team member's share of c->scores: the attention kernel's scratch for
  * the longest sequence, a multiple of 16 floats so every share stays 64-byte
  * aligned as the kernel requires. */
-static size_t attention_scratch_floats(const eng_model *m)
+size_t eng__attention_scratch_floats(const eng__text_model *m)
 {
     return ENG_ATTENTION_SCRATCH(m->max_positions, m->hidden / m->heads);
 }
 
-eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ctx **out)
-{
-    if (!out)
-        return eng__fail(ENG_ERR_INVALID_ARG, "eng_ctx_init: out is NULL");
-    *out = NULL;
-    if (!m)
-        return eng__fail(ENG_ERR_INVALID_ARG, "eng_ctx_init: model is NULL");
-    eng_ctx_params p = params ? *params : eng_ctx_default_params();
-    int nt = p.n_threads > 0 ? p.n_threads : m->n_threads;
-    eng_status ds = eng__device_check(m, &p); /* CUDA: src/cuda/cuda_dispatch.c */
-    if (ds)
-        return ds;
-    if (nt > 1024)
-        return eng__fail(ENG_ERR_INVALID_ARG, "n_threads %d is too large", nt);
-    if (m->cnn) {
-        eng_ctx *c = calloc(1, sizeof *c);
-        if (!c)
-            return eng__fail(ENG_ERR_NOMEM, "out of memory");
-        c->model = m;
-        c->kern = eng__kernels_get();
-        eng_status s = eng__team_create(&c->team, nt);
-        if (s || (s = eng__ctx_init_images(c, &p))) {
-            eng__fail(s, "%s", s == ENG_ERR_NOMEM ? "out of memory" : c->error);
-            eng_ctx_free(c);
-            return s;
-        }
-        *out = c;
-        return ENG_OK;
-    }
-    long T = p.max_batch_tokens > 0 ? p.max_batch_tokens
-                                    : (m->max_positions > 4096 ? m->max_positions : 4096);
-    if (T < m->max_positions)
-        return eng__fail(ENG_ERR_INVALID_ARG,
-                         "max_batch_tokens %ld is below the model's position limit %d", T,
-                         m->max_positions);
-    if (T > (1L << 24))
-        return eng__fail(ENG_ERR_INVALID_ARG, "max_batch_tokens %ld is too large", T);
-    if (T * m->hidden < m->n_labels)
-        return eng__fail(ENG_ERR_INVALID_ARG, "max_batch_tokens %ld is too small for %d labels", T,
-                         m->n_labels);
-
-    eng_ctx *c = calloc(1, sizeof *c);
-    if (!c)
-        return eng__fail(ENG_ERR_NOMEM, "out of memory");
-    const size_t t = (size_t)T, H = (size_t)m->hidden, P = (size_t)m->max_positions;
-    c->model = m;
-    c->kern = eng__kernels_get();
-    c->max_tokens = (int)T;
-    c->h = alloc_floats(t * H);
-    c->tmp = alloc_floats(t * H);
-    c->attn = alloc_floats(t * H);
-    c->qkv = alloc_floats(t * 3 * H);
-    c->ffn = alloc_floats(t * (size_t)m->intermediate);
-    c->scores = alloc_floats((size_t)nt * attention_scratch_floats(m));
-    c->pooled = alloc_floats(t * H);
-    c->pooled2 = alloc_floats(t * H);
-    /* Each member gets its own linear-layer scratch, sized for all T rows
-     * since one member may run them all. */
-    size_t lin_bytes = 0;
-    for (int i = 0; i <= m->layers; i++) {
-        const eng__layer *L = &m->layer[i < m->layers ? i : 0];
-        const eng__linear *ls[4] = {&L->qkv, &L->attn_out, &L->ffn_in, &L->ffn_out};
-        if (i == m->layers) { /* the head, when there is one */
-            ls[0] = ls[1] = &m->head_dense;
-            ls[2] = ls[3] = &m->head_out;
-        }
-        for (int j = 0; j < 4; j++) {
-            size_t b = eng__linear_scratch_bytes(ls[j], (int)T);
-            lin_bytes = b > lin_bytes ? b : lin_bytes;
-        }
-    }
-    c->lin_scratch_bytes = (lin_bytes + 63) & ~(size_t)63;
-    size_t lin = c->lin_scratch_bytes * (size_t)nt;
-    c->lin_scratch = lin ? aligned_alloc(64, lin) : NULL;
-    c->tok_id = malloc(t * sizeof *c->tok_id);
-    c->tok_pos = malloc(t * sizeof *c->tok_pos);
-    c->seq_off = malloc(t * sizeof *c->seq_off);
-    c->seq_len = malloc(t * sizeof *c->seq_len);
-    c->seq_index = malloc(t * sizeof *c->seq_index);
-    c->chunk_seqs = malloc(t * sizeof *c->chunk_seqs);
-    c->text_ids = malloc((t + P) * sizeof *c->text_ids);
-    c->text_seqs = malloc(t * sizeof *c->text_seqs);
-    c->text_status = malloc(t * sizeof *c->text_status);
-    if (!c->h || !c->tmp || !c->attn || !c->qkv || !c->ffn || !c->scores || !c->pooled ||
-        !c->pooled2 || (lin && !c->lin_scratch) || !c->seq_off || !c->seq_len || !c->seq_index ||
-        !c->chunk_seqs || !c->text_ids || !c->text_seqs || !c->text_status || !c->tok_id ||
-        !c->tok_pos || eng__team_create(&c->team, nt) != ENG_OK) {
-        eng_ctx_free(c);
-        return eng__fail(ENG_ERR_NOMEM, "out of memory for a context of %ld tokens", T);
-    }
-    if (p.device == ENG_DEVICE_CUDA && (ds = eng__cuda_ctx_init(c, &p)) != ENG_OK) {
-        eng_ctx_free(c);
-        return ds;
-    }
-    *out = c;
-    return ENG_OK;
-}
-
-void eng_ctx_free(eng_ctx *c)
-{
-    if (!c)
-        return;
-    free(c->h);
-    free(c->tmp);
-    free(c->attn);
-    free(c->qkv);
-    free(c->ffn);
-    free(c->scores);
-    free(c->pooled);
-    free(c->pooled2);
-    free(c->lin_scratch);
-    free(c->tok_id);
-    free(c->tok_pos);
-    eng__team_free(c->team);
-    free(c->seq_off);
-    free(c->seq_len);
-    free(c->seq_index);
-    free(c->chunk_seqs);
-    free(c->text_ids);
-    free(c->text_seqs);
-    free(c->text_status);
-    eng__ctx_free_images(c);
-    eng__cuda_ctx_free(c);
-    free(c);
-}
-
-const char *eng_ctx_last_error(const eng_ctx *c)
-{
-    return c ? c->error : "no context";
-}
-
 /* Work shared by the team for one chunk. */
 typedef struct {
-    eng_ctx *c;
+    eng__text_ctx *c;
     int T; /* packed tokens */
     int n; /* sequences */
 } encode_job;
 
 /* Rows [lo, hi) of h = LayerNorm(word[id] + pos[position]). */
-static void embed_rows(eng_ctx *c, int lo, int hi)
+static void embed_rows(eng__text_ctx *c, int lo, int hi)
 {
-    const eng_model *m = c->model;
+    const eng__text_model *m = c->model;
     const size_t H = (size_t)m->hidden;
     for (int t = lo; t < hi; t++) {
         const float *w = m->word_emb + (size_t)c->tok_id[t] * H;
@@ -197,12 +51,12 @@ static void embed_rows(eng_ctx *c, int lo, int hi)
  * are column blocks of qkv[T,3H] (row stride 3H). Member tid takes every nt-th
  * (sequence, head) pair and runs the fused attention kernel on it, with its
  * own share of c->scores as the kernel's scratch. */
-static void attention(eng_ctx *c, int n, int tid, int nt)
+static void attention(eng__text_ctx *c, int n, int tid, int nt)
 {
-    const eng_model *m = c->model;
+    const eng__text_model *m = c->model;
     const int H = m->hidden, d = H / m->heads, ld = 3 * H;
     const float scale = 1.0f / sqrtf((float)d);
-    float *scratch = c->scores + (size_t)tid * attention_scratch_floats(m);
+    float *scratch = c->scores + (size_t)tid * eng__attention_scratch_floats(m);
     /* An int8 model's attention runs at bf16 precision (kernels.h): its
      * linear layers round far more coarsely, and in fp32 the attention took
      * a quarter of its time. */
@@ -231,10 +85,10 @@ enum { INT8_CHAIN_ROWS = 64 };
  * row r (pointers into the context's [T, *] buffers), then the QKV projection
  * of the next layer when next is not NULL: everything a row needs until the
  * next attention. f holds the FFN activations of these n rows. */
-static void layer_rows(eng_ctx *c, const eng__layer *L, const eng__layer *next, size_t r, int n,
+static void layer_rows(eng__text_ctx *c, const eng__layer *L, const eng__layer *next, size_t r, int n,
                        float *f, void *scratch)
 {
-    const eng_model *m = c->model;
+    const eng__text_model *m = c->model;
     const eng__kernels *k = c->kern;
     const size_t H = (size_t)m->hidden;
     float *h = c->h + r * H, *tmp = c->tmp + r * H;
@@ -258,8 +112,8 @@ static void layer_rows(eng_ctx *c, const eng__layer *L, const eng__layer *next, 
 static void encode_member(void *arg, int tid, int nt)
 {
     const encode_job *job = arg;
-    eng_ctx *c = job->c;
-    const eng_model *m = c->model;
+    eng__text_ctx *c = job->c;
+    const eng__text_model *m = c->model;
     int lo, hi;
     eng__team_share(job->T, tid, nt, &lo, &hi);
     const int rows = hi - lo;
@@ -287,7 +141,7 @@ static void encode_member(void *arg, int tid, int nt)
     }
 }
 
-void eng__encode(eng_ctx *c, const eng_seq *seqs, int n)
+void eng__encode(eng__text_ctx *c, const eng_seq *seqs, int n)
 {
     int T = 0;
     for (int s = 0; s < n; s++) {
@@ -300,4 +154,64 @@ void eng__encode(eng_ctx *c, const eng_seq *seqs, int n)
     }
     encode_job job = {c, T, n};
     eng__team_run(c->team, encode_member, &job);
+}
+
+/* ---- Heads ------------------------------------------------------------- */
+
+/* The classifier over the [CLS] rows of cn packed sequences. */
+void eng__classify_head(eng__text_ctx *c, int cn, float *out, float *probs, int *labels)
+{
+    const eng__text_model *m = c->model;
+    const int H = m->hidden, C = m->n_labels;
+    for (int j = 0; j < cn; j++)
+        memcpy(c->pooled + (size_t)j * H, c->h + (size_t)c->seq_off[j] * H, H * sizeof(float));
+    if (m->head == ENG_HEAD_DISTILBERT) {
+        eng__linear_run(&m->head_dense, c->pooled, cn, c->pooled2, NULL, ENG_ACT_RELU,
+                        c->lin_scratch, c->kern);
+    } else {
+        eng__linear_run(&m->head_dense, c->pooled, cn, c->pooled2, NULL, -1, c->lin_scratch,
+                        c->kern);
+        for (size_t i = 0; i < (size_t)cn * H; i++)
+            c->pooled2[i] = tanhf(c->pooled2[i]);
+    }
+    /* pooled is reused for the logits: cn * C <= T * H by the chunking rule. */
+    float *logits = c->pooled;
+    eng__linear_run(&m->head_out, c->pooled2, cn, logits, NULL, -1, c->lin_scratch, c->kern);
+    for (int j = 0; j < cn; j++) {
+        const float *row = logits + (size_t)j * C;
+        size_t at = (size_t)c->seq_index[j] * C;
+        memcpy(out + at, row, C * sizeof(float));
+        if (probs) {
+            memcpy(probs + at, row, C * sizeof(float));
+            c->kern->softmax(probs + at, 1, C, C, 1.0f);
+        }
+        if (labels)
+            labels[c->seq_index[j]] = c->kern->argmax(row, C);
+    }
+}
+
+/* Mean ([CLS] when the model says so) pooling, optionally L2-normalised. */
+void eng__embed_head(eng__text_ctx *c, int cn, float *out)
+{
+    const eng__text_model *m = c->model;
+    const size_t H = (size_t)m->hidden;
+    for (int j = 0; j < cn; j++) {
+        float *dst = out + (size_t)c->seq_index[j] * H;
+        const float *rows = c->h + (size_t)c->seq_off[j] * H;
+        int S = m->pooling == ENG_POOL_CLS ? 1 : c->seq_len[j];
+        for (size_t i = 0; i < H; i++) {
+            double sum = 0.0;
+            for (int t = 0; t < S; t++)
+                sum += rows[(size_t)t * H + i];
+            dst[i] = (float)(sum / S);
+        }
+        if (m->normalize) {
+            double ss = 0.0;
+            for (size_t i = 0; i < H; i++)
+                ss += (double)dst[i] * dst[i];
+            float inv = ss > 0.0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+            for (size_t i = 0; i < H; i++)
+                dst[i] *= inv;
+        }
+    }
 }

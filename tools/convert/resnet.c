@@ -145,6 +145,7 @@ static char *meta_json(const char *arch, int bottleneck, const int layers[4], in
     static const double mean[3] = { 0.485, 0.456, 0.406 }, stdv[3] = { 0.229, 0.224, 0.225 };
     cJSON *m = cJSON_CreateObject(), *rn = cJSON_CreateObject(), *img = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "format", "eng");
+    cJSON_AddStringToObject(m, "kind", "cnn");
     cJSON_AddStringToObject(m, "arch", arch);
     cJSON_AddStringToObject(rn, "block", bottleneck ? "bottleneck" : "basic");
     cJSON_AddItemToObject(rn, "layers", cJSON_CreateIntArray(layers, 4));
