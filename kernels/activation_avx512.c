@@ -33,6 +33,7 @@ run(float *x, const float *bias, int rows, int n, eng__act act)
 void eng__bias_act_avx512(float *x, const float *bias, int rows, int n, eng__act act)
 {
     switch (act) {
+    case ENG_ACT_NONE: run(x, bias, rows, n, ENG_ACT_NONE); break;
     case ENG_ACT_GELU: run(x, bias, rows, n, ENG_ACT_GELU); break;
     case ENG_ACT_GELU_TANH: run(x, bias, rows, n, ENG_ACT_GELU_TANH); break;
     case ENG_ACT_RELU: run(x, bias, rows, n, ENG_ACT_RELU); break;

@@ -40,6 +40,7 @@ void eng__bias_act_scalar(float *x, const float *bias, int rows, int n, eng__act
         for (int i = 0; i < n; i++) {
             float v = row[i] + bias[i];
             switch (act) {
+            case ENG_ACT_NONE: break;
             case ENG_ACT_GELU: v = gelu_erf(v); break;
             case ENG_ACT_GELU_TANH: v = gelu_tanh(v); break;
             case ENG_ACT_RELU: v = relu(v); break;

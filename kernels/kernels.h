@@ -11,7 +11,13 @@
 
 typedef enum { ENG_ISA_SCALAR = 0, ENG_ISA_AVX2 = 1, ENG_ISA_AVX512 = 2 } eng__isa;
 
-typedef enum { ENG_ACT_GELU = 0, ENG_ACT_GELU_TANH = 1, ENG_ACT_RELU = 2 } eng__act;
+/* ENG_ACT_NONE: no activation (a layer's epilogue takes one optionally). */
+typedef enum {
+    ENG_ACT_NONE = -1,
+    ENG_ACT_GELU = 0,
+    ENG_ACT_GELU_TANH = 1,
+    ENG_ACT_RELU = 2
+} eng__act;
 
 typedef struct {
     eng__isa isa;

@@ -114,10 +114,11 @@ static inline __m256 relu8(__m256 x)
     return _mm256_max_ps(_mm256_setzero_ps(), x);
 }
 
-/* The activation act (an eng__act) on 8 lanes. */
-static inline __m256 act8(__m256 v, int act)
+/* The activation act (identity for ENG_ACT_NONE) on 8 lanes. */
+static inline __m256 act8(__m256 v, eng__act act)
 {
     switch (act) {
+    case ENG_ACT_NONE: break;
     case ENG_ACT_GELU: return gelu_erf8(v);
     case ENG_ACT_GELU_TANH: return gelu_tanh8(v);
     case ENG_ACT_RELU: return relu8(v);

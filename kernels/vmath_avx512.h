@@ -99,10 +99,11 @@ static inline __m512 relu16(__m512 x)
     return _mm512_max_ps(_mm512_setzero_ps(), x);
 }
 
-/* The activation act (an eng__act) on 16 lanes. */
-static inline __m512 act16(__m512 v, int act)
+/* The activation act (identity for ENG_ACT_NONE) on 16 lanes. */
+static inline __m512 act16(__m512 v, eng__act act)
 {
     switch (act) {
+    case ENG_ACT_NONE: break;
     case ENG_ACT_GELU: return gelu_erf16(v);
     case ENG_ACT_GELU_TANH: return gelu_tanh16(v);
     case ENG_ACT_RELU: return relu16(v);

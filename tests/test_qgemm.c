@@ -301,7 +301,7 @@ static void free_layer(layer *L)
     free(L->wsum); free(L->ref); free(L->bound);
 }
 
-static float *run_layer(const layer *L, int act, const float *res)
+static float *run_layer(const layer *L, eng__act act, const float *res)
 {
     float *y = malloc((size_t)L->M * L->N * sizeof *y);
     void *scratch = malloc(eng__linear_int8_scratch_bytes(L->M, L->K));
@@ -315,12 +315,12 @@ static void check_layer(int M, int K, int N)
     layer L = make_layer(M, K, N);
     const eng__kernels *kern = eng__kernels_get();
     /* Bias fused in the epilogue. */
-    float *y = run_layer(&L, -1, NULL);
+    float *y = run_layer(&L, ENG_ACT_NONE, NULL);
     for (int i = 0; i < M * N; i++)
         ck_assert_msg(fabs(y[i] - L.ref[i]) <= L.bound[i], "M=%d K=%d N=%d: y[%d] = %g, fp %g, bound %g",
                       M, K, N, i, (double)y[i], L.ref[i], L.bound[i]);
     /* Bias and residual. */
-    float *yr = run_layer(&L, -1, L.res);
+    float *yr = run_layer(&L, ENG_ACT_NONE, L.res);
     for (int i = 0; i < M * N; i++)
         ck_assert(fabs(yr[i] - (L.ref[i] + L.res[i])) <= L.bound[i] + 1e-6);
     /* Bias and GELU, against the library's GELU of the fp reference. */

@@ -92,13 +92,13 @@ static void layer_rows(eng__text_ctx *c, const eng__layer *L, const eng__layer *
     const eng__kernels *k = c->kern;
     const size_t H = (size_t)m->hidden;
     float *h = c->h + r * H, *tmp = c->tmp + r * H;
-    eng__linear_run(&L->attn_out, c->attn + r * H, n, tmp, h, -1, scratch, k);
+    eng__linear_run(&L->attn_out, c->attn + r * H, n, tmp, h, ENG_ACT_NONE, scratch, k);
     k->layernorm(h, tmp, L->ln1_g, L->ln1_b, n, m->hidden, m->ln_eps);
-    eng__linear_run(&L->ffn_in, h, n, f, NULL, (int)m->act, scratch, k);
-    eng__linear_run(&L->ffn_out, f, n, tmp, h, -1, scratch, k);
+    eng__linear_run(&L->ffn_in, h, n, f, NULL, m->act, scratch, k);
+    eng__linear_run(&L->ffn_out, f, n, tmp, h, ENG_ACT_NONE, scratch, k);
     k->layernorm(h, tmp, L->ln2_g, L->ln2_b, n, m->hidden, m->ln_eps);
     if (next)
-        eng__linear_run(&next->qkv, h, n, c->qkv + r * 3 * H, NULL, -1, scratch, k);
+        eng__linear_run(&next->qkv, h, n, c->qkv + r * 3 * H, NULL, ENG_ACT_NONE, scratch, k);
 }
 
 /* One member's part of the encoder: its rows of every row-local step (the
@@ -128,7 +128,7 @@ static void encode_member(void *arg, int tid, int nt)
         embed_rows(c, r, r + n);
         if (m->layers > 0)
             eng__linear_run(&m->layer[0].qkv, c->h + (size_t)r * m->hidden, n,
-                            c->qkv + (size_t)r * 3 * m->hidden, NULL, -1, scratch, c->kern);
+                            c->qkv + (size_t)r * 3 * m->hidden, NULL, ENG_ACT_NONE, scratch, c->kern);
     }
     for (int i = 0; i < m->layers; i++) {
         eng__team_barrier(c->team);
@@ -169,14 +169,14 @@ void eng__classify_head(eng__text_ctx *c, int cn, float *out, float *probs, int 
         eng__linear_run(&m->head_dense, c->pooled, cn, c->pooled2, NULL, ENG_ACT_RELU,
                         c->lin_scratch, c->kern);
     } else {
-        eng__linear_run(&m->head_dense, c->pooled, cn, c->pooled2, NULL, -1, c->lin_scratch,
+        eng__linear_run(&m->head_dense, c->pooled, cn, c->pooled2, NULL, ENG_ACT_NONE, c->lin_scratch,
                         c->kern);
         for (size_t i = 0; i < (size_t)cn * H; i++)
             c->pooled2[i] = tanhf(c->pooled2[i]);
     }
     /* pooled is reused for the logits: cn * C <= T * H by the chunking rule. */
     float *logits = c->pooled;
-    eng__linear_run(&m->head_out, c->pooled2, cn, logits, NULL, -1, c->lin_scratch, c->kern);
+    eng__linear_run(&m->head_out, c->pooled2, cn, logits, NULL, ENG_ACT_NONE, c->lin_scratch, c->kern);
     for (int j = 0; j < cn; j++) {
         const float *row = logits + (size_t)j * C;
         size_t at = (size_t)c->seq_index[j] * C;

@@ -119,7 +119,7 @@ size_t eng__linear_scratch_bytes(const eng__linear *l, int M)
 }
 
 void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
-                     int act, void *scratch, const eng__kernels *kern)
+                     eng__act act, void *scratch, const eng__kernels *kern)
 {
     if (l->dtype == ENG_DT_I8) {
         eng__linear_int8_run(l, X, M, Y, res, act, scratch, kern);
@@ -128,8 +128,8 @@ void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, cons
     if (l->w_blas) {
         /* OpenBLAS: the GEMM, then bias (+ res) or bias + act in one pass. */
         eng__sgemm(0, 0, M, l->N, l->K, 1.0f, X, l->K, l->w_blas, l->N, 0.0f, Y, l->N);
-        if (act >= 0)
-            kern->bias_act(Y, l->b, M, l->N, (eng__act)act);
+        if (act != ENG_ACT_NONE)
+            kern->bias_act(Y, l->b, M, l->N, act);
         else
             kern->bias_residual(Y, l->b, res, M, l->N);
         return;

@@ -36,11 +36,11 @@ eng_status eng__linear_use_blas(eng__linear *l, char *err, size_t errlen);
 /* Frees what eng__linear_use_blas allocated; safe on any bound layer. */
 void eng__linear_release(eng__linear *l);
 
-/* Y = X W + b, plus res (M x N, may be NULL), then act when act >= 0 (else no
- * activation; res and act are never both given). scratch must hold
+/* Y = X W + b, plus res (M x N, may be NULL), then act unless it is
+ * ENG_ACT_NONE (res and an activation are never both given). scratch must hold
  * eng__linear_scratch_bytes(l, M) bytes. */
 void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
-                     int act, void *scratch, const eng__kernels *kern);
+                     eng__act act, void *scratch, const eng__kernels *kern);
 size_t eng__linear_scratch_bytes(const eng__linear *l, int M);
 
 #endif

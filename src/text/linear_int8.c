@@ -41,7 +41,7 @@ static void quantize_rows(const eng__qgemm_kernels *qk, const float *X, int K, i
 }
 
 void eng__linear_int8_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
-                          int act, void *scratch, const eng__kernels *kern)
+                          eng__act act, void *scratch, const eng__kernels *kern)
 {
     const eng__qgemm_kernels *qk = eng__qgemm_get();
     const size_t lda = row_bytes(l->K);
@@ -49,7 +49,7 @@ void eng__linear_int8_run(const eng__linear *l, const float *X, int M, float *Y,
     float *sx = (float *)(a + (size_t)M * lda);
     /* With neither activation nor residual the epilogue adds the bias;
      * otherwise the kernel table's pass adds it with the rest. */
-    const int fused_bias = act < 0 && !res;
+    const int fused_bias = act == ENG_ACT_NONE && !res;
     const eng__qgemm_args g = {
         .a = a, .lda = lda, .b = l->wq, .k = l->K, .n = l->N, .sx = sx, .sw = l->wscale,
         .wsum = l->wsum, .bias = fused_bias ? l->b : NULL, .c = Y, .ldc = (size_t)l->N,
@@ -60,8 +60,8 @@ void eng__linear_int8_run(const eng__linear *l, const float *X, int M, float *Y,
         quantize_rows(qk, X, l->K, r0, r1, a, sx);
         eng__qgemm_run(qk, &g, r0, r1, 0, panels);
         float *y = Y + (size_t)r0 * l->N;
-        if (act >= 0)
-            kern->bias_act(y, l->b, r1 - r0, l->N, (eng__act)act);
+        if (act != ENG_ACT_NONE)
+            kern->bias_act(y, l->b, r1 - r0, l->N, act);
         else if (res)
             kern->bias_residual(y, l->b, res + (size_t)r0 * l->N, r1 - r0, l->N);
     }

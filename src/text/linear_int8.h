@@ -35,15 +35,15 @@
  * (K in [1, ENG_QGEMM_MAX_K], N >= 1). */
 size_t eng__quantized_weight_bytes(int K, int N);
 
-/* Y = X W + b for l->dtype == ENG_DT_I8, then act when act >= 0, else + res
- * (res may be NULL): the same contract as eng__linear_run. l->wsum must be
+/* Y = X W + b for l->dtype == ENG_DT_I8, then act unless it is ENG_ACT_NONE,
+ * else + res (res may be NULL): the same contract as eng__linear_run. l->wsum must be
  * set. scratch holds eng__linear_int8_scratch_bytes(M, l->K) bytes, aligned
  * as malloc aligns. Runs on the calling thread only: the forward pass's team
  * (src/core/team.h) splits the rows among its members, each with its own scratch,
  * and since activations are quantized per row, a row's result is the same
  * whatever the split or the batch. */
 void eng__linear_int8_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
-                          int act, void *scratch, const eng__kernels *kern);
+                          eng__act act, void *scratch, const eng__kernels *kern);
 size_t eng__linear_int8_scratch_bytes(int M, int K);
 
 #endif

@@ -549,7 +549,7 @@ static void forward_member(void *arg, int tid, int nt)
     if (hi > lo)
         eng__sgemm_packed(sk, ps->ctx->pooled, n, K, (size_t)K,
                           cnn->fc_packed + (size_t)lo * K * 16, min_int(nc, 16 * hi) - 16 * lo,
-                          ps->logits + 16 * lo, (size_t)nc, cnn->fc_b + 16 * lo, NULL, -1);
+                          ps->logits + 16 * lo, (size_t)nc, cnn->fc_b + 16 * lo, NULL, ENG_ACT_NONE);
 }
 
 void eng__cnn_forward(eng__cnn_ctx *ctx, eng__team *team, const float *images, int n,

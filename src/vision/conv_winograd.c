@@ -196,7 +196,7 @@ static void gemm_block(const eng__sgemm_kernels *sk, const eng__conv *c, const p
     const size_t per = eng__sgemm_packed_bytes(c->cin, c->cout) / sizeof(float);
     /* The sums are raw (no FINAL flag): the epilogue belongs after the
      * output transform, so this one is never applied. */
-    const eng__sepi none = { c->b, NULL, -1 };
+    const eng__sepi none = { c->b, NULL, ENG_ACT_NONE };
     const float *a[ENG_SGEMM_MAX_MR];
     float *o[ENG_SGEMM_MAX_MR];
     for (int x = 0; x < p->P; x++) {
