@@ -74,15 +74,6 @@ eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *pref
                  eng__dtype_name((eng__dtype)w->dtype));
         return ENG_ERR_UNSUPPORTED;
     }
-    /* Files from before the packed layout hold the plain [K, N] matrix, which
-     * the GEMM would misread as panels: refuse them by their shape. */
-    if (is_shape(w, ENG_DT_F32, 2, (uint64_t)K, (uint64_t)N)) {
-        snprintf(err, errlen,
-                 "tensor %s.w is F32 [%d,%d], the unpacked layout: this file was written by an "
-                 "older converter; convert the model again",
-                 prefix, K, N);
-        return ENG_ERR_FORMAT;
-    }
     const uint64_t n16 = ((uint64_t)N + 15) / 16;
     if (w->ndim != 3 || w->shape[0] != n16 || w->shape[1] != (uint64_t)K || w->shape[2] != 16) {
         snprintf(err, errlen, "tensor %s.w should be F32 [%llu,%d,16] (%dx%d packed)", prefix,

@@ -2,8 +2,8 @@
  * other depth or width of the same two block types) from a .eng file written
  * by tools/convert/resnet.c.
  *
- * The file's metadata says what to build:
- *   "arch": "resnet18" (informational),
+ * The file's metadata says what to build (docs/FORMAT.md, "ResNet"):
+ *   "kind": "cnn", "arch": "resnet18" (informational),
  *   "resnet": {"block": "basic"|"bottleneck", "layers": [n1,n2,n3,n4], "width": 64},
  *   "num_classes": 1000, "labels": [...] (optional, num_classes strings),
  *   "image": {"resize": 256, "crop": 224, "mean": [3], "std": [3]}.
