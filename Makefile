@@ -51,16 +51,18 @@ $(BUILD)/obj/src/serve/%.o:  INC = -Iinclude
 LIBS := -lcjson -lutf8proc -lhwloc -ljpeg -lpng -lpthread -ldl -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt)
 
-# CUDA backend (src/cuda/*.cu, see src/cuda/cuda_backend.h): built when nvcc
-# is found (on PATH, else /usr/local/cuda/bin), cuBLAS and the CUDA runtime
-# are found beside it, and CUDA is not 0; otherwise the library says "built
-# without CUDA" and CUDA contexts fail with ENG_ERR_NO_DEVICE. nvcc on PATH
+# CUDA backend (src/cuda/*.cu, see src/cuda/cuda_backend.h): its own library,
+# $(BUILD)/libengine-cuda.so, the only binary that links cuBLAS and the CUDA
+# runtime; libengine loads it with dlopen() when a CUDA context is asked for,
+# so every program starts without mapping CUDA and runs where it is absent.
+# Built when nvcc is found (on PATH, else /usr/local/cuda/bin), cuBLAS and
+# the CUDA runtime are found beside it, and CUDA is not 0; without it CUDA
+# contexts fail with ENG_ERR_NO_DEVICE and say why. nvcc on PATH
 # may be a wrapper script or a symbolic link far from the toolkit (Debian
 # hosts put one in /usr/local/bin), so the libraries are looked for in
 # $(CUDA_HOME), in the toolkit nvcc really lives in, and in /usr/local/cuda;
 # CUDA_LIB=DIR names them outright. Code for sm_90 (H100) plus compute_90
-# PTX, which newer GPUs JIT-compile. Only src/cuda/cuda_dispatch.c gets
-# -DENG_HAVE_CUDA. The asan and tsan targets pass CUDA=0: the sanitizers and
+# PTX, which newer GPUs JIT-compile. The asan and tsan targets pass CUDA=0: the sanitizers and
 # the CUDA runtime do not mix (the runtime's driver mappings and threads trip
 # them).
 CUDA ?= 1
@@ -76,6 +78,7 @@ CUDA_LIB := $(patsubst %/,%,$(firstword $(foreach d,$(CUDA_HOME) $(NVCC_TOP) \
               $(if $(wildcard $(d)/lib64/libcudart.so),$(dir $(wildcard $(d)/lib64/libcublas.so))))))
 endif
 CUDA_SRC :=
+CUDA_BACKEND :=
 ifneq ($(CUDA),0)
 ifneq ($(NVCC),)
 ifeq ($(CUDA_LIB),)
@@ -89,7 +92,8 @@ endif
 NVCC_FLAGS := -std=c++17 -O2 -g -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90 -Xcompiler $(NVCC_WARNINGS) \
               -Xcompiler -fPIC,-fvisibility=hidden $(LIB_INC) -Isrc/cuda -MMD -MP
-LIBS += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublas -lcudart -lstdc++
+CUDA_LIBS := -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublas -lcudart -lstdc++
+CUDA_BACKEND := $(BUILD)/libengine-cuda.so
 endif
 endif
 endif
@@ -118,7 +122,7 @@ TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCHES := $(patsubst bench/%_bench.c,$(BUILD)/%-bench,$(BENCH_SRC))
 
 .PHONY: all test asan tsan check demo clean models libs shared
-all: $(LIB) $(BUILD)/convert $(BUILD)/engine $(BENCHES)
+all: $(LIB) $(BUILD)/convert $(BUILD)/engine $(BENCHES) $(CUDA_BACKEND)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -128,9 +132,15 @@ $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
-ifneq ($(CUDA_SRC),)
-$(BUILD)/obj/src/cuda/cuda_dispatch.o: CFLAGS_ALL += -DENG_HAVE_CUDA
-endif
+# The backend links src/core/error.c (eng__errf) and nothing else of the
+# engine; its copy exports nothing (ENG_API empty), so the one symbol the
+# backend exports is its entry table.
+$(BUILD)/obj/cuda-backend/error.o: src/core/error.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LIB_INC) -fPIC -fvisibility=hidden -DENG_API= -c $< -o $@
+
+$(CUDA_BACKEND): $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC)) $(BUILD)/obj/cuda-backend/error.o
+	$(CC) $(CFLAGS_ALL) -shared $^ -o $@ $(CUDA_LIBS)
 
 $(BUILD)/obj/kernels/%_avx2.o:       ISA_FLAGS = $(ISA_avx2)
 $(BUILD)/obj/kernels/%_avx512.o:     ISA_FLAGS = $(ISA_avx512)
@@ -143,12 +153,12 @@ $(BUILD)/obj/kernels/%_avx512vnni.o: ISA_FLAGS = $(ISA_avx512vnni)
 # Hidden symbols still link statically, which the tests of internals rely on.
 $(call obj,$(LIB_SRC)): CFLAGS_ALL += -fPIC -fvisibility=hidden
 
-$(LIB): $(call obj,$(LIB_SRC)) $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
+$(LIB): $(call obj,$(LIB_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
 shared: $(SHARED_LIB)
-$(SHARED_LIB): $(call obj,$(LIB_SRC)) $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
+$(SHARED_LIB): $(call obj,$(LIB_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -shared $^ -o $@ $(LIBS)
 
@@ -180,6 +190,7 @@ models: $(patsubst %,$(BUILD)/models/%.eng,$(SHARED_MODELS))
 
 test: all $(TESTS) $(SHARED_LIB) models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) CC="$(CC)" ENGINE_SAN_FLAGS="$(SAN_FLAGS)" \
+	  $(if $(CUDA_BACKEND),ENG_CUDA_BACKEND=$(abspath $(CUDA_BACKEND))) \
 	  tests/run-tests.sh $(TESTS) tests/test_exports.sh
 
 asan:
@@ -204,8 +215,8 @@ demo: all
 	$(BUILD)/convert --synthetic minilm-l6 $(BUILD)/minilm-l6.eng
 	$(BUILD)/infer-bench --model $(BUILD)/minilm-l6.eng --input $(DEMO_INPUT) --mode all
 
-# The link flags a program using $(LIB) needs (they include the CUDA
-# libraries when the backend was built in): cc app.c build/libengine.a $$(make -s libs)
+# The link flags a program using $(LIB) needs (CUDA is never among them: the
+# backend is loaded at run time): cc app.c build/libengine.a $$(make -s libs)
 libs:
 	@echo $(LIBS)
 

@@ -51,10 +51,13 @@ extern "C" {
 /* ENG_API marks the public functions. build/libengine.so is compiled with
  * -fvisibility=hidden, so it exports these and nothing else (the internal
  * eng__* names stay inside; tests/test_exports.sh checks). */
+#ifndef ENG_API   /* predefined empty where a part of the library is embedded
+                     privately: the CUDA backend's copy of the error helpers */
 #if defined(__GNUC__) || defined(__clang__)
 #define ENG_API __attribute__((visibility("default")))
 #else
 #define ENG_API
+#endif
 #endif
 
 /* The version of this header; eng_version() gives the library's, which differs
@@ -180,8 +183,11 @@ ENG_API eng_status eng_tokenize(const eng_model *model, const char *text, size_t
 typedef struct eng_ctx eng_ctx;
 
 /* Where a context computes. A CUDA context runs the whole text forward pass on
- * one GPU (src/cuda/); without a usable GPU, or in a build without CUDA,
- * eng_ctx_init fails with ENG_ERR_NO_DEVICE and says why. */
+ * one GPU (src/cuda/). Its backend, libengine-cuda.so, is loaded when the
+ * first CUDA context is asked for: from $ENG_CUDA_BACKEND, else beside the
+ * program (or libengine.so), else from the dynamic linker's path. Without it
+ * or without a usable GPU, eng_ctx_init fails with ENG_ERR_NO_DEVICE and says
+ * why; nothing else depends on CUDA being installed. */
 typedef enum { ENG_DEVICE_CPU = 0, ENG_DEVICE_CUDA = 1 } eng_device;
 
 /* GEMM precision of a CUDA context; everything else (layer norms, softmax,
@@ -197,8 +203,9 @@ typedef enum {
 } eng_precision;
 
 /* The CUDA devices this process can use, e.g. "CUDA runtime 13.0, driver 13.0:
- * 0: NVIDIA H100 80GB HBM3 (sm_90, 79 GiB)", or why there are none ("built
- * without CUDA", "no usable device: ..."). A static string; never NULL. */
+ * 0: NVIDIA H100 80GB HBM3 (sm_90, 79 GiB)", or why there are none ("CUDA
+ * backend not loaded (...)", "no usable device: ..."). Loads the backend (see
+ * eng_device). A static string; never NULL. */
 ENG_API const char *eng_cuda_info(void);
 
 typedef struct {

@@ -1,21 +1,81 @@
 /* cuda_dispatch.c: the CPU side of the CUDA backend: checking a context's
- * device parameters, describing a loaded model to src/cuda/ (which must not
- * see model.h), and turning a GPU failure into per-item errors. Compiled in
- * every build; only with ENG_HAVE_CUDA (the Makefile sets it when nvcc is
- * found) does it call the backend, otherwise a CUDA context is refused with
- * ENG_ERR_NO_DEVICE and "built without CUDA". */
+ * device parameters, loading the backend (build/libengine-cuda.so, see
+ * cuda_backend.h) the first time a CUDA context is asked for, describing a
+ * loaded model to it (it must not see text.h), and turning a GPU failure into
+ * per-item errors. The backend is found at $ENG_CUDA_BACKEND, else beside the
+ * binary holding libengine (the program, or libengine.so), else on the
+ * dynamic linker's path; without it a CUDA context fails with
+ * ENG_ERR_NO_DEVICE and says why, and nothing of CUDA is ever mapped. */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_backend.h"
 #include "cuda_dispatch.h"
 #include "error.h"
 #include "model.h"
+#include "sgemm.h"
 #include "text.h"
-#ifdef ENG_HAVE_CUDA
-#include "cuda_backend.h"
-#endif
 
-#define NO_CUDA "built without CUDA (nvcc was not found at build time, or CUDA=0 was given)"
+#define BACKEND_NAME "libengine-cuda.so"
+
+static struct {
+    pthread_once_t once;
+    const eng__gpu_backend *api;   /* NULL when it did not load */
+    char why[512];                 /* why it did not */
+} backend = {.once = PTHREAD_ONCE_INIT};
+
+/* dlopen()s path, or records why not. */
+static void *open_backend(const char *path)
+{
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+        snprintf(backend.why, sizeof backend.why,
+                 "CUDA backend not loaded (%s; build it with the CUDA toolkit installed, or set "
+                 "ENG_CUDA_BACKEND to its path)",
+                 dlerror());
+    return lib;
+}
+
+static void load_backend(void)
+{
+    const char *env = getenv("ENG_CUDA_BACKEND");
+    void *lib = NULL;
+    if (env && *env) {
+        lib = open_backend(env);
+    } else {
+        Dl_info self;
+        const char *slash;
+        char path[4096];
+        if (dladdr((void *)load_backend, &self) && self.dli_fname &&
+            (slash = strrchr(self.dli_fname, '/')) &&
+            snprintf(path, sizeof path, "%.*s/" BACKEND_NAME, (int)(slash - self.dli_fname),
+                     self.dli_fname) < (int)sizeof path)
+            lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!lib)
+            lib = open_backend(BACKEND_NAME);
+    }
+    if (!lib)
+        return;
+    const eng__gpu_backend *api = dlsym(lib, "eng__cuda_backend");
+    if (!api || api->abi != ENG__GPU_ABI) {
+        snprintf(backend.why, sizeof backend.why,
+                 "CUDA backend %s is not this engine's (%s)", env && *env ? env : BACKEND_NAME,
+                 api ? "another interface version" : "no eng__cuda_backend");
+        dlclose(lib);
+        return;
+    }
+    backend.api = api;
+}
+
+/* The backend, or NULL with backend.why saying why. */
+static const eng__gpu_backend *gpu(void)
+{
+    pthread_once(&backend.once, load_backend);
+    return backend.api;
+}
 
 static const char *precision_name(eng_precision p)
 {
@@ -46,14 +106,9 @@ eng_status eng__device_check(const eng_model *m, const eng_ctx_params *p)
 
 const char *eng_cuda_info(void)
 {
-#ifdef ENG_HAVE_CUDA
-    return eng__gpu_info();
-#else
-    return NO_CUDA;
-#endif
+    return gpu() ? gpu()->info() : backend.why;
 }
 
-#ifdef ENG_HAVE_CUDA
 _Static_assert(ENG_GPU_ACT_GELU == (int)ENG_ACT_GELU &&
                    ENG_GPU_ACT_GELU_TANH == (int)ENG_ACT_GELU_TANH &&
                    ENG_GPU_ACT_RELU == (int)ENG_ACT_RELU,
@@ -70,6 +125,9 @@ static int linear_src(const eng__linear *l, eng__gpu_linear_src *out)
 
 eng_status eng__cuda_ctx_init(eng__text_ctx *c, const eng_ctx_params *p)
 {
+    if (!gpu())
+        return eng__fail(ENG_ERR_NO_DEVICE, "CUDA device %d requested: %s", p->device_index,
+                         backend.why);
     const eng__text_model *m = c->model;
     eng__gpu_layer_src *ls = calloc((size_t)m->layers, sizeof *ls);
     if (!ls)
@@ -105,6 +163,7 @@ eng_status eng__cuda_ctx_init(eng__text_ctx *c, const eng_ctx_params *p)
         .emb_ln_g = m->emb_ln_g,
         .emb_ln_b = m->emb_ln_b,
         .layer = ls,
+        .unpack = eng__sgemm_unpack,
     };
     if (m->head != ENG_HEAD_NONE)
         f32 &= linear_src(&m->head_dense, &src.head_dense) &
@@ -117,8 +176,8 @@ eng_status eng__cuda_ctx_init(eng__text_ctx *c, const eng_ctx_params *p)
     }
     char err[400] = "";
     eng__gpu_ctx *g = NULL;
-    eng_status s = eng__gpu_ctx_create(&src, p->device_index, p->precision, c->max_tokens, &g, err,
-                                       sizeof err);
+    eng_status s = gpu()->ctx_create(&src, p->device_index, p->precision, c->max_tokens, &g, err,
+                                     sizeof err);
     free(ls);
     if (s)
         return eng__fail(s, "CUDA device %d, %s: %s", p->device_index,
@@ -129,35 +188,20 @@ eng_status eng__cuda_ctx_init(eng__text_ctx *c, const eng_ctx_params *p)
 
 void eng__cuda_ctx_free(eng__text_ctx *c)
 {
-    eng__gpu_ctx_destroy(c->gpu);
+    if (c->gpu) /* set only when the backend loaded */
+        backend.api->ctx_destroy(c->gpu);
     c->gpu = NULL;
 }
-#else
-eng_status eng__cuda_ctx_init(eng__text_ctx *c, const eng_ctx_params *p)
-{
-    return eng__fail(ENG_ERR_NO_DEVICE, "CUDA device %d requested, but this library was " NO_CUDA,
-                     p->device_index);
-}
 
-void eng__cuda_ctx_free(eng__text_ctx *c)
+eng_status eng__cuda_encode_and_head(eng__text_ctx *c, int cn, int want_logits, float *out,
+                                     float *probs, int *labels, eng_status *item_status,
+                                     char *err, size_t errlen)
 {
-    c->gpu = NULL; /* never set in this build */
-}
-#endif
-
-eng_status eng__cuda_encode_and_head(eng__text_ctx *c, int cn, int want_logits, float *out, float *probs,
-                                     int *labels, eng_status *item_status, char *err,
-                                     size_t errlen)
-{
-#ifdef ENG_HAVE_CUDA
-    eng_status s = eng__gpu_run(c->gpu, c->chunk_seqs, cn, want_logits, c->seq_index, out,
-                                want_logits ? probs : NULL, want_logits ? labels : NULL, err,
-                                errlen);
+    eng_status s = backend.api->run(c->gpu, c->chunk_seqs, cn, want_logits, c->seq_index, out,
+                                    want_logits ? probs : NULL, want_logits ? labels : NULL, err,
+                                    errlen);
     if (s == ENG_OK)
         return ENG_OK;
-#else
-    eng_status s = eng__errf(ENG_ERR_NO_DEVICE, err, errlen, NO_CUDA);
-#endif
     const size_t width = (size_t)(want_logits ? c->model->n_labels : c->model->hidden);
     for (int j = 0; j < cn; j++) {
         const size_t i = (size_t)c->seq_index[j];
