@@ -5,7 +5,8 @@
 #   make test       build and run every test (Check); models from $(ENGINE_SHARED)
 #   make asan       the same tests built with AddressSanitizer + UBSan, in build-asan/
 #   make tsan       the scheduler tests under ThreadSanitizer, in build-tsan/
-#   make check      what CI runs: test with WERROR=1, then asan, then tsan
+#   make check      what CI runs: deps, test with WERROR=1, then asan, then tsan
+#   make deps       the include graph, checked against the layering rule (no cycles)
 #   make demo       the main job: infer-bench on a synthetic model (no download)
 #   make clean
 #
@@ -32,19 +33,21 @@ SAN_FLAGS ?=
 CFLAGS_ALL = $(CFLAGS_BASE) $(INC) $(SAN_FLAGS) $(CFLAGS)
 
 # Include paths per folder, so the build enforces what may include what
-# (README "Architecture"): the kernels see only kernels/; src/core sees no
-# model kind; a kind (src/text, src/vision) sees core and itself; src/cuda
-# sees the text kind it runs; src/serve is a client of include/engine.h alone
-# (its own headers are found beside its sources). The library never sees
-# tools/convert. Tools, benchmarks and tests see everything.
+# (README "Architecture", checked by make deps): the kernels see only
+# kernels/; src/core sees no model kind; a kind (src/text, src/vision) sees
+# core and itself; src/cuda sees the text kind it runs; src/serve and
+# tools/cli are clients of include/engine.h alone (a folder's own headers are
+# found beside its sources). The library never sees tools/convert. The
+# converter, benchmarks and tests see everything.
 LIB_INC := -Iinclude -Isrc/core -Ikernels
 INC = $(LIB_INC) -Isrc/text -Isrc/vision -Isrc/cuda -Isrc/serve -Itools/convert
 $(BUILD)/obj/kernels/%.o:    INC = -Ikernels
-$(BUILD)/obj/src/core/%.o:   INC = $(LIB_INC) -Isrc/cuda
-$(BUILD)/obj/src/text/%.o:   INC = $(LIB_INC) -Isrc/text -Isrc/cuda
+$(BUILD)/obj/src/core/%.o:   INC = $(LIB_INC)
+$(BUILD)/obj/src/text/%.o:   INC = $(LIB_INC) -Isrc/text
 $(BUILD)/obj/src/vision/%.o: INC = $(LIB_INC) -Isrc/vision
-$(BUILD)/obj/src/cuda/%.o:   INC = $(LIB_INC) -Isrc/text -Isrc/cuda
+$(BUILD)/obj/src/cuda/%.o:   INC = $(LIB_INC) -Isrc/text
 $(BUILD)/obj/src/serve/%.o:  INC = -Iinclude
+$(BUILD)/obj/tools/cli/%.o:  INC = -Iinclude
 
 # Third-party libraries, all Debian packages (see README). OpenBLAS is not
 # linked: src/core/blas.c loads it at run time (see there for why).
@@ -91,7 +94,7 @@ NVCC_WARNINGS := $(NVCC_WARNINGS),-Werror
 endif
 NVCC_FLAGS := -std=c++17 -O2 -g -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90 -Xcompiler $(NVCC_WARNINGS) \
-              -Xcompiler -fPIC,-fvisibility=hidden $(LIB_INC) -Isrc/cuda -MMD -MP
+              -Xcompiler -fPIC,-fvisibility=hidden $(LIB_INC) -MMD -MP
 CUDA_LIBS := -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublas -lcudart -lstdc++
 CUDA_BACKEND := $(BUILD)/libengine-cuda.so
 endif
@@ -121,7 +124,7 @@ CONVERT_LIB := $(BUILD)/libconvert.a
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCHES := $(patsubst bench/%_bench.c,$(BUILD)/%-bench,$(BENCH_SRC))
 
-.PHONY: all test asan tsan check demo clean models libs shared
+.PHONY: all test asan tsan check demo clean models libs shared deps
 all: $(LIB) $(BUILD)/convert $(BUILD)/engine $(BENCHES) $(CUDA_BACKEND)
 
 $(BUILD)/obj/%.o: %.c
@@ -220,7 +223,11 @@ demo: all
 libs:
 	@echo $(LIBS)
 
-check:
+# The include graph per folder, checked against README "Architecture".
+deps:
+	@python3 scripts/deps.py
+
+check: deps
 	$(MAKE) WERROR=1 test
 	$(MAKE) WERROR=1 asan
 	$(MAKE) WERROR=1 tsan

@@ -4,7 +4,6 @@
  * the model's kind (kind.h). Also the library-wide queries. */
 #include <stdlib.h>
 
-#include "cuda_dispatch.h"
 #include "error.h"
 #include "model.h"
 
@@ -19,6 +18,36 @@ const char *eng_version(void)
 const char *eng_isa_name(void)
 {
     return eng__isa_str(eng__kernels_get()->isa);
+}
+
+const char *eng__precision_name(eng_precision p)
+{
+    static const char *const names[] = {"fp32", "tf32", "fp16", "bf16"};
+    return (unsigned)p <= ENG_PREC_BF16 ? names[p] : "unknown";
+}
+
+/* The device parameters, before anything is allocated: unknown values are
+ * ENG_ERR_INVALID_ARG; a CPU context with a precision other than fp32, and a
+ * CUDA context for a kind that runs on the CPU only, ENG_ERR_UNSUPPORTED. */
+static eng_status check_device(const eng_model *m, const eng_ctx_params *p)
+{
+    if (p->device != ENG_DEVICE_CPU && p->device != ENG_DEVICE_CUDA)
+        return eng__fail(ENG_ERR_INVALID_ARG, "unknown device %d", (int)p->device);
+    if ((unsigned)p->precision > ENG_PREC_BF16)
+        return eng__fail(ENG_ERR_INVALID_ARG, "unknown precision %d", (int)p->precision);
+    if (p->device == ENG_DEVICE_CPU) {
+        if (p->precision != ENG_PREC_FP32)
+            return eng__fail(ENG_ERR_UNSUPPORTED,
+                             "precision %s needs the CUDA device; the CPU computes in fp32",
+                             eng__precision_name(p->precision));
+        return ENG_OK;
+    }
+    if (p->device_index < 0)
+        return eng__fail(ENG_ERR_INVALID_ARG, "CUDA device index %d is negative", p->device_index);
+    if (!m->kind->cuda)
+        return eng__fail(ENG_ERR_UNSUPPORTED, "%s (a %s model) runs on the CPU only",
+                         m->info.arch, m->kind->name);
+    return ENG_OK;
 }
 
 eng_ctx_params eng_ctx_default_params(void)
@@ -36,7 +65,7 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
         return eng__fail(ENG_ERR_INVALID_ARG, "eng_ctx_init: model is NULL");
     eng_ctx_params p = params ? *params : eng_ctx_default_params();
     int nt = p.n_threads > 0 ? p.n_threads : m->n_threads;
-    eng_status s = eng__device_check(m, &p); /* CUDA: src/cuda/cuda_dispatch.c */
+    eng_status s = check_device(m, &p);
     if (s)
         return s;
     if (nt > 1024)

@@ -13,6 +13,9 @@
 /* Bytes of a context's error message. */
 #define ENG__ERROR_LEN 512
 
+/* "fp32", "tf32", "fp16", "bf16". */
+const char *eng__precision_name(eng_precision p);
+
 struct eng_model {
     eng__file file;
     const eng__kind *kind;

@@ -1,5 +1,5 @@
-/* cuda_dispatch.c: the CPU side of the CUDA backend: checking a context's
- * device parameters, loading the backend (build/libengine-cuda.so, see
+/* cuda_dispatch.c: the CPU side of the CUDA backend, the text kind's GPU path
+ * (src/text/text_gpu.h): loading the backend (build/libengine-cuda.so, see
  * cuda_backend.h) the first time a CUDA context is asked for, describing a
  * loaded model to it (it must not see text.h), and turning a GPU failure into
  * per-item errors. The backend is found at $ENG_CUDA_BACKEND, else beside the
@@ -13,11 +13,11 @@
 #include <string.h>
 
 #include "cuda_backend.h"
-#include "cuda_dispatch.h"
 #include "error.h"
 #include "model.h"
 #include "sgemm.h"
 #include "text.h"
+#include "text_gpu.h"
 
 #define BACKEND_NAME "libengine-cuda.so"
 
@@ -75,33 +75,6 @@ static const eng__gpu_backend *gpu(void)
 {
     pthread_once(&backend.once, load_backend);
     return backend.api;
-}
-
-static const char *precision_name(eng_precision p)
-{
-    static const char *const names[] = {"fp32", "tf32", "fp16", "bf16"};
-    return (unsigned)p <= ENG_PREC_BF16 ? names[p] : "unknown";
-}
-
-eng_status eng__device_check(const eng_model *m, const eng_ctx_params *p)
-{
-    if (p->device != ENG_DEVICE_CPU && p->device != ENG_DEVICE_CUDA)
-        return eng__fail(ENG_ERR_INVALID_ARG, "unknown device %d", (int)p->device);
-    if ((unsigned)p->precision > ENG_PREC_BF16)
-        return eng__fail(ENG_ERR_INVALID_ARG, "unknown precision %d", (int)p->precision);
-    if (p->device == ENG_DEVICE_CPU) {
-        if (p->precision != ENG_PREC_FP32)
-            return eng__fail(ENG_ERR_UNSUPPORTED,
-                             "precision %s needs the CUDA device; the CPU computes in fp32",
-                             precision_name(p->precision));
-        return ENG_OK;
-    }
-    if (p->device_index < 0)
-        return eng__fail(ENG_ERR_INVALID_ARG, "CUDA device index %d is negative", p->device_index);
-    if (!m->kind->cuda)
-        return eng__fail(ENG_ERR_UNSUPPORTED, "%s (a %s model) runs on the CPU only",
-                         m->info.arch, m->kind->name);
-    return ENG_OK;
 }
 
 const char *eng_cuda_info(void)
@@ -181,7 +154,7 @@ eng_status eng__cuda_ctx_init(eng__text_ctx *c, const eng_ctx_params *p)
     free(ls);
     if (s)
         return eng__fail(s, "CUDA device %d, %s: %s", p->device_index,
-                         precision_name(p->precision), err);
+                         eng__precision_name(p->precision), err);
     c->gpu = g;
     return ENG_OK;
 }

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cuda_dispatch.h"
+#include "text_gpu.h"
 #include "error.h"
 #include "model.h"
 #include "text.h"

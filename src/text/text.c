@@ -12,7 +12,7 @@
 
 #include "blas.h"
 #include "error.h"
-#include "cuda_dispatch.h"
+#include "text_gpu.h"
 #include "model.h"
 #include "text.h"
 #include "sgemm.h"

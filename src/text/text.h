@@ -73,7 +73,7 @@ typedef struct eng__text_ctx {
     eng_status *text_status; /* [T]: tokenization status of each text */
 
     /* A CUDA context's GPU state (src/cuda/, eng__gpu_ctx); NULL on the CPU.
-     * Set by eng__cuda_ctx_init (src/cuda/cuda_dispatch.h). */
+     * Set by eng__cuda_ctx_init (text_gpu.h). */
     void *gpu;
 } eng__text_ctx;
 
