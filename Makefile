@@ -210,13 +210,14 @@ tsan:
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS))
 
 # The main job on a fresh machine: a synthetic MiniLM-L6-shaped model (seeded
-# random weights, generated vocabulary) through single, batch and stream modes,
-# on the SST-2 dev sentences when $(ENGINE_SHARED) has them, else on
+# random weights, generated vocabulary), written to weights/ where converted
+# models live (weights/README.md), through single, batch and stream modes, on
+# the SST-2 dev sentences when $(ENGINE_SHARED) has them, else on
 # bench/sample-texts.txt.
 DEMO_INPUT := $(firstword $(wildcard $(ENGINE_SHARED)/data/sst2/dev.tsv) bench/sample-texts.txt)
 demo: all
-	$(BUILD)/convert --synthetic minilm-l6 $(BUILD)/minilm-l6.eng
-	$(BUILD)/infer-bench --model $(BUILD)/minilm-l6.eng --input $(DEMO_INPUT) --mode all
+	$(BUILD)/convert --synthetic minilm-l6 weights/minilm-l6.eng
+	$(BUILD)/infer-bench --model weights/minilm-l6.eng --input $(DEMO_INPUT) --mode all
 
 # The link flags a program using $(LIB) needs (CUDA is never among them: the
 # backend is loaded at run time): cc app.c build/libengine.a $$(make -s libs)
