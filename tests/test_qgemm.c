@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "quantize.h"
+#include "cpu.h"
 #include "qgemm.h"
 #include "testutil.h"
 
@@ -388,14 +389,14 @@ END_TEST
  * dispatch.c's parser, without touching the environment. */
 START_TEST(test_dispatch_choice)
 {
-    const unsigned all = ENG_QF_AVX2 | ENG_QF_AVXVNNI | ENG_QF_AVX512VNNI;
+    const unsigned all = ENG_CPU_AVX2 | ENG_CPU_AVXVNNI | ENG_CPU_AVX512VNNI;
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, all), ENG_QISA_AVX512VNNI);
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX2, all), ENG_QISA_AVXVNNI);
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_SCALAR, all), ENG_QISA_SCALAR);
-    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, ENG_QF_AVX2), ENG_QISA_AVX2);
-    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, ENG_QF_AVX2 | ENG_QF_AVXVNNI),
+    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, ENG_CPU_AVX2), ENG_QISA_AVX2);
+    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, ENG_CPU_AVX2 | ENG_CPU_AVXVNNI),
                      ENG_QISA_AVXVNNI);
-    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX2, ENG_QF_AVX2 | ENG_QF_AVX512VNNI),
+    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX2, ENG_CPU_AVX2 | ENG_CPU_AVX512VNNI),
                      ENG_QISA_AVX2);
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, 0), ENG_QISA_SCALAR);
     ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("scalar", ENG_ISA_AVX512), all),
@@ -403,7 +404,7 @@ START_TEST(test_dispatch_choice)
     ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("avx2", ENG_ISA_AVX512), all),
                      ENG_QISA_AVXVNNI);
     ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("avx2", ENG_ISA_AVX512),
-                                       ENG_QF_AVX2),
+                                       ENG_CPU_AVX2),
                      ENG_QISA_AVX2);
     ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("avx512", ENG_ISA_AVX512), all),
                      ENG_QISA_AVX512VNNI);
@@ -412,7 +413,7 @@ START_TEST(test_dispatch_choice)
     /* The path in use is one this CPU can run, under the ENG_ISA ceiling. */
     const eng__qgemm_kernels *qk = eng__qgemm_get();
     ck_assert_ptr_eq(eng__qgemm_for(qk->isa), qk);
-    ck_assert_int_eq(qk->isa, eng__qgemm_choose(eng__kernels_get()->isa, eng__qgemm_cpu_features()));
+    ck_assert_int_eq(qk->isa, eng__qgemm_choose(eng__kernels_get()->isa, eng__cpu_features()));
     ck_assert_ptr_nonnull(eng__qgemm_for(ENG_QISA_SCALAR));
     ck_assert_ptr_null(eng__qgemm_for(ENG_QISA_COUNT));
     printf("qgemm: using %s; runnable:", qk->name);
