@@ -4,7 +4,7 @@
  * Shapes: nseg segments of rows a[r] + s*aseg [kc], b = np panels of
  * [nseg*kc][16] (ldb floats apart), rows c[r][ncols]. The epilogue is the
  * kernel table's own scalar passes on each finished row, so the activations
- * use the same libm-based functions as kernels/activation_scalar.c. */
+ * use the same libm-based functions as kernels/bias_act_scalar.c. */
 #include <stddef.h>
 
 #include "kernels_isa.h"

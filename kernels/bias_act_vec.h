@@ -1,12 +1,12 @@
-/* activation_vec.h: bias + activation (GELU erf form, GELU tanh form, ReLU,
- * or none), the body shared by activation_avx2.c and activation_avx512.c, in
+/* bias_act_vec.h: bias + activation (GELU erf form, GELU tanh form, ReLU,
+ * or none), the body shared by bias_act_avx2.c and bias_act_avx512.c, in
  * vmath_*.h's vocabulary (include one of them first).
  *
  * Shapes: x[rows][n], bias[n]; x[r][i] = act(x[r][i] + bias[i]) in place.
  * The approximations are vmath_vec.h's; special values as
- * activation_scalar.c. */
-#ifndef ENG_ACTIVATION_VEC_H
-#define ENG_ACTIVATION_VEC_H
+ * bias_act_scalar.c. */
+#ifndef ENG_BIAS_ACT_VEC_H
+#define ENG_BIAS_ACT_VEC_H
 
 #include <stddef.h>
 

@@ -1,8 +1,8 @@
-/* activation_avx512.c: bias + activation, 16 lanes (AVX-512F); the body is
- * activation_vec.h's. */
+/* bias_act_avx512.c: bias + activation, 16 lanes (AVX-512F); the body is
+ * bias_act_vec.h's. */
 #include "kernels_isa.h"
 #include "vmath_avx512.h"
-#include "activation_vec.h"
+#include "bias_act_vec.h"
 
 void eng__bias_act_avx512(float *x, const float *bias, int rows, int n, eng__act act)
 {

@@ -1,11 +1,11 @@
-/* residual_vec.h: bias + residual add, the body shared by residual_avx2.c and
- * residual_avx512.c, in vmath_*.h's vocabulary (include one of them first).
+/* bias_residual_vec.h: bias + residual add, the body shared by bias_residual_avx2.c and
+ * bias_residual_avx512.c, in vmath_*.h's vocabulary (include one of them first).
  *
  * Shapes: y[rows][n], bias[n], res[rows][n] or NULL;
  * y[r][i] = (y[r][i] + bias[i]) + res[r][i], the scalar's order, so the
  * result is bit for bit the scalar's. The tail is masked. */
-#ifndef ENG_RESIDUAL_VEC_H
-#define ENG_RESIDUAL_VEC_H
+#ifndef ENG_BIAS_RESIDUAL_VEC_H
+#define ENG_BIAS_RESIDUAL_VEC_H
 
 #include <stddef.h>
 

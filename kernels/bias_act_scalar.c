@@ -1,4 +1,4 @@
-/* activation_scalar.c: bias + activation (GELU erf form, GELU tanh form,
+/* bias_act_scalar.c: bias + activation (GELU erf form, GELU tanh form,
  * ReLU), the portable fallback and the reference for the vector versions.
  *
  * Shapes: x[rows][n], bias[n]; x[r][i] = act(x[r][i] + bias[i]) in place.

@@ -1,4 +1,4 @@
-/* residual_scalar.c: bias + residual add, the portable fallback and the
+/* bias_residual_scalar.c: bias + residual add, the portable fallback and the
  * reference for the vector versions.
  *
  * Shapes: y[rows][n], bias[n], res[rows][n] or NULL;
