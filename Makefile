@@ -60,13 +60,13 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 # so every program starts without mapping CUDA and runs where it is absent.
 # Built when nvcc is found (on PATH, else /usr/local/cuda/bin), cuBLAS and
 # the CUDA runtime are found beside it, and CUDA is not 0; without it CUDA
-# contexts fail with ENG_ERR_NO_DEVICE and say why. nvcc on PATH
-# may be a wrapper script or a symbolic link far from the toolkit (Debian
-# hosts put one in /usr/local/bin), so the libraries are looked for in
-# $(CUDA_HOME), in the toolkit nvcc really lives in, and in /usr/local/cuda;
-# CUDA_LIB=DIR names them outright. Code for sm_90 (H100) plus compute_90
-# PTX, which newer GPUs JIT-compile. The asan and tsan targets pass CUDA=0: the sanitizers and
-# the CUDA runtime do not mix (the runtime's driver mappings and threads trip
+# contexts fail with ENG_ERR_NO_DEVICE and say why. nvcc on PATH may be a
+# wrapper script or a symbolic link far from the toolkit (Debian hosts put one
+# in /usr/local/bin), so the libraries are looked for in $(CUDA_HOME), in the
+# toolkit nvcc really lives in, and in /usr/local/cuda; CUDA_LIB=DIR names
+# them outright. Code for sm_90 (H100) plus compute_90 PTX, which newer GPUs
+# JIT-compile. The asan and tsan targets pass CUDA=0: the sanitizers and the
+# CUDA runtime do not mix (the runtime's driver mappings and threads trip
 # them).
 CUDA ?= 1
 ifeq ($(origin NVCC),undefined)
@@ -140,7 +140,7 @@ $(BUILD)/obj/%.o: %.cu
 # backend exports is its entry table.
 $(BUILD)/obj/cuda-backend/error.o: src/core/error.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LIB_INC) -fPIC -fvisibility=hidden -DENG_API= -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -DENG_API= -c $< -o $@
 
 $(CUDA_BACKEND): $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC)) $(BUILD)/obj/cuda-backend/error.o
 	$(CC) $(CFLAGS_ALL) -shared $^ -o $@ $(CUDA_LIBS)

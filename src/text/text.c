@@ -6,16 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "blas.h"
 #include "error.h"
-#include "text_gpu.h"
 #include "model.h"
-#include "text.h"
 #include "sgemm.h"
+#include "text.h"
+#include "text_gpu.h"
 
 /* A positive integer metadata field, bounded to keep later size arithmetic
  * far from overflow whatever the file says. */

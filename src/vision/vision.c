@@ -30,6 +30,7 @@ const eng__cnn *eng__cnn_of(const eng_model *m)
     return m && m->kind == &eng__kind_cnn ? m->impl : NULL;
 }
 
+/* cnn.c reads the metadata it needs from the file itself. */
 static eng_status vision_load(void **impl, const eng__file *f, const cJSON *meta,
                               const eng_model_params *p, char *err, size_t errlen)
 {
