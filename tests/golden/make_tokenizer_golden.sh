@@ -181,7 +181,7 @@ for (let i = 0; i < lines.length; i += 10000) {
 process.stdout.write(out.join('\n') + '\n');
 EOF
 node "$TOK_DIR/classes.mjs" "$model" "$work/cats.txt" > "$work/diff.txt"
-python3 - "$work/diff.txt" "$here/../../src/tokenizer_legacy.h" <<'EOF'
+python3 - "$work/diff.txt" "$here/../../src/text/tokenizer_legacy.h" <<'EOF'
 import sys
 names = {'O': 'LEGACY_OTHER', 'P': 'LEGACY_PUNCT', 'D': 'LEGACY_DROP'}
 ranges = []
