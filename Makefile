@@ -194,7 +194,7 @@ models: $(patsubst %,$(BUILD)/models/%.eng,$(SHARED_MODELS))
 test: all $(TESTS) $(SHARED_LIB) models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) CC="$(CC)" ENGINE_SAN_FLAGS="$(SAN_FLAGS)" \
 	  $(if $(CUDA_BACKEND),ENG_CUDA_BACKEND=$(abspath $(CUDA_BACKEND))) \
-	  tests/run-tests.sh $(TESTS) tests/test_exports.sh
+	  tests/run-tests.sh $(TESTS) tests/test_exports.sh tests/test_cuda_backend.sh
 
 asan:
 	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g" \
