@@ -49,7 +49,7 @@
 
 #include "engine.h"
 #include "image.h"
-#include "model.h"
+#include "vision.h"
 #include "sched_backend.h"
 #include "sched_hist.h"
 
@@ -245,8 +245,8 @@ static void load_images(const char *path)
  * request's time that is not the network. */
 static void time_decoding(void)
 {
-    const eng__image_spec *spec = eng__cnn_image_spec(model->cnn);
-    float *chw = malloc(eng__cnn_input_floats(model->cnn) * sizeof *chw);
+    const eng__image_spec *spec = eng__cnn_image_spec(eng__cnn_of(model));
+    float *chw = malloc(eng__cnn_input_floats(eng__cnn_of(model)) * sizeof *chw);
     char err[200];
     int64_t t0 = now_ns();
     for (int i = 0; i < n_items; i++)

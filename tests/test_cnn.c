@@ -1,4 +1,4 @@
-/* test_cnn.c: the ResNet path (src/conv.c, src/cnn.c, tools/convert/resnet.c).
+/* test_cnn.c: the ResNet path (src/vision/conv.c, src/vision/cnn.c, tools/convert/resnet.c).
  * Each layer against direct loops; small synthetic basic and bottleneck
  * networks, converted from torchvision-layout tensors with explicit
  * BatchNorm, against a scalar NCHW reference written here; batch results

@@ -16,7 +16,7 @@
 
 #include "bert_layout.h"
 #include "engine.h"
-#include "format.h"
+#include "writer.h"
 #include "hf_config.h"
 #include "sgemm.h"
 #include "source.h"
@@ -758,9 +758,10 @@ START_TEST(synthetic_models)
 }
 END_TEST
 
-/* A file from before the packed layout, with one linear weight stored as the
- * plain F32 [K, N] matrix (rewritten from a synthetic model), is refused at
- * load with the reason, not misread; the same file rewritten unchanged loads. */
+/* A linear weight stored as the plain F32 [K, N] matrix (rewritten from a
+ * synthetic model) is refused at load as mis-shaped, not misread as panels;
+ * the same file rewritten unchanged loads. (Files of an older format version
+ * are refused by their version: test_format.) */
 START_TEST(unpacked_weight_refused)
 {
     char src[256], old[256], same[256], err[512];
@@ -798,7 +799,7 @@ START_TEST(unpacked_weight_refused)
     ck_assert_int_eq(eng_model_load(old, NULL, &m), ENG_ERR_FORMAT);
     ck_assert_ptr_null(m);
     ck_assert_msg(strstr(eng_last_error(), "L1.ffn_in.w") &&
-                      strstr(eng_last_error(), "older converter; convert the model again"),
+                      strstr(eng_last_error(), "should be F32 [4,32,16]"),
                   "%s", eng_last_error());
     ck_assert_msg(eng_model_load(same, NULL, &m) == ENG_OK, "%s", eng_last_error());
     eng_model_free(m);

@@ -1,4 +1,4 @@
-/* test_format.c: the .eng file reader and writer (src/format.c): a round trip,
+/* test_format.c: the .eng file reader and writer (src/core/format.c): a round trip,
  * and hostile files (truncated, garbled, every header and directory field out
  * of range) that the reader must refuse, or load safely, and never crash on. */
 #include <check.h>
@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "format.h"
+#include "writer.h"
 
 static char dir[64];
 static char good_path[128];
@@ -207,7 +207,8 @@ static eng_status mutated(mutator m, char *err, size_t errlen)
     return s;
 }
 
-static void bad_version(eng__file_header *h, eng__file_tensor *d) { h->version = 2; }
+static void bad_version(eng__file_header *h, eng__file_tensor *d) { h->version = ENG_FILE_VERSION + 1; }
+static void old_version(eng__file_header *h, eng__file_tensor *d) { h->version = ENG_FILE_VERSION - 1; }
 static void bad_magic(eng__file_header *h, eng__file_tensor *d) { h->magic[0] = 'X'; }
 static void huge_count(eng__file_header *h, eng__file_tensor *d) { h->n_tensors = 0xffffffffu; }
 static void zero_count(eng__file_header *h, eng__file_tensor *d) { h->n_tensors = 0; }
@@ -253,6 +254,16 @@ START_TEST(hostile_fields)
         eng_status s = mutated(cases[i].m, err, sizeof err);
         ck_assert_msg(s == ENG_ERR_FORMAT, "%s: accepted (status %d)", cases[i].what, s);
     }
+}
+END_TEST
+
+/* A file of the previous format version is refused by name, with the remedy:
+ * never guessed at from its tensors. */
+START_TEST(old_version_says_reconvert)
+{
+    char err[256] = "";
+    ck_assert_int_eq(mutated(old_version, err, sizeof err), ENG_ERR_FORMAT);
+    ck_assert_msg(strstr(err, "re-convert") != NULL, "message: %s", err);
 }
 END_TEST
 
@@ -305,6 +316,7 @@ int main(void)
     tcase_add_test(tc, zero_size_and_missing);
     tcase_add_test(tc, garbled_bytes);
     tcase_add_test(tc, hostile_fields);
+    tcase_add_test(tc, old_version_says_reconvert);
     tcase_add_test(tc, writer_refusals);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);

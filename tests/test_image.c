@@ -1,4 +1,4 @@
-/* test_image.c: image decoding and preprocessing (src/image.c). Preprocessing
+/* test_image.c: image decoding and preprocessing (src/vision/image.c). Preprocessing
  * against torchvision + PIL (tests/golden/preprocess.jsonl, made by
  * make_preprocess_golden.py; needs $ENGINE_SHARED for the images); PNG colour
  * types decoded to the exact pixels written; JPEGs made here in every colour

@@ -17,7 +17,7 @@
 #include "bert_layout.h"
 #include "engine.h"
 #include "format.h"
-#include "linear_int8.h"
+#include "quantize.h"
 #include "sgemm.h"
 #include "synthetic.h"
 #include "testutil.h"

@@ -113,9 +113,9 @@ print(len(differ), "of", len(texts), "texts differ between the library and its J
 ' "$here/tokenizer_hard.txt" "$here/tokenizer_hard.ids.jsonl"
 echo "wrote $(wc -l < "$here/tokenizer_hard.ids.jsonl") reference id lists" >&2
 
-# ---- src/tokenizer_legacy.h ---------------------------------------------------
+# ---- src/text/tokenizer_legacy.h ---------------------------------------------------
 # Hugging Face's Rust code takes its punctuation, Mn and control classes from an
-# old Unicode table (the unicode_categories crate), while src/tokenizer.c asks
+# old Unicode table (the unicode_categories crate), while src/text/tokenizer.c asks
 # utf8proc (current Unicode). The exceptions are measured, not guessed: every
 # code point is run through the Rust tokenizer as "x<c>y" and the class it
 # shows (kept in the word, split off as punctuation, or dropped) is compared
@@ -176,7 +176,7 @@ for (let i = 0; i < lines.length; i += 10000) {
 process.stdout.write(out.join('\n') + '\n');
 EOF
 node "$work/classes.mjs" "$model" "$work/cats.txt" > "$work/diff.txt"
-python3 - "$work/diff.txt" "$here/../../src/tokenizer_legacy.h" <<'EOF'
+python3 - "$work/diff.txt" "$here/../../src/text/tokenizer_legacy.h" <<'EOF'
 import sys
 names = {'O': 'LEGACY_OTHER', 'P': 'LEGACY_PUNCT', 'D': 'LEGACY_DROP'}
 ranges = []

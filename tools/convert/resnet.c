@@ -1,5 +1,5 @@
-/* resnet.c: lays out a torchvision ResNet for src/cnn.c (the tensor names and
- * metadata are documented in src/cnn.h). Every BatchNorm (eval mode, eps
+/* resnet.c: lays out a torchvision ResNet for src/vision/cnn.c (the tensor names and
+ * metadata are documented in src/vision/cnn.h). Every BatchNorm (eval mode, eps
  * 1e-5) is folded into the convolution before it:
  *     s = gamma / sqrt(running_var + eps)
  *     w'[ky][kx][ci][co] = w[co][ci][ky][kx] * s[co]
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "format.h"
+#include "writer.h"
 #include "image.h"
 
 #define BN_EPS 1e-5
@@ -145,6 +145,7 @@ static char *meta_json(const char *arch, int bottleneck, const int layers[4], in
     static const double mean[3] = { 0.485, 0.456, 0.406 }, stdv[3] = { 0.229, 0.224, 0.225 };
     cJSON *m = cJSON_CreateObject(), *rn = cJSON_CreateObject(), *img = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "format", "eng");
+    cJSON_AddStringToObject(m, "kind", "cnn");
     cJSON_AddStringToObject(m, "arch", arch);
     cJSON_AddStringToObject(rn, "block", bottleneck ? "bottleneck" : "basic");
     cJSON_AddItemToObject(rn, "layers", cJSON_CreateIntArray(layers, 4));
