@@ -5,7 +5,8 @@
 #   make test       build and run every test (Check); models from $(ENGINE_SHARED)
 #   make asan       the same tests built with AddressSanitizer + UBSan, in build-asan/
 #   make tsan       the scheduler tests under ThreadSanitizer, in build-tsan/
-#   make check      what CI runs: test with WERROR=1, then asan, then tsan
+#   make check      what CI runs: deps, test with WERROR=1, then asan, then tsan
+#   make deps       the include graph, checked against the layering rule (no cycles)
 #   make demo       the main job: infer-bench on a synthetic model (no download)
 #   make clean
 #
@@ -27,26 +28,45 @@ endif
 
 OPT ?= -O2 -g
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) $(WARNINGS) -fno-strict-aliasing \
-               -Iinclude -Isrc -Isrc/core -Ikernels -Itools/convert -MMD -MP
+               -MMD -MP
 SAN_FLAGS ?=
-CFLAGS_ALL = $(CFLAGS_BASE) $(SAN_FLAGS) $(CFLAGS)
+CFLAGS_ALL = $(CFLAGS_BASE) $(INC) $(SAN_FLAGS) $(CFLAGS)
+
+# Include paths per folder, so the build enforces what may include what
+# (README "Architecture", checked by make deps): the kernels see only
+# kernels/; src/core sees no model kind; a kind (src/text, src/vision) sees
+# core and itself; src/cuda sees the text kind it runs; src/serve and
+# tools/cli are clients of include/engine.h alone (a folder's own headers are
+# found beside its sources). The library never sees tools/convert. The
+# converter, benchmarks and tests see everything.
+LIB_INC := -Iinclude -Isrc/core -Ikernels
+INC = $(LIB_INC) -Isrc/text -Isrc/vision -Isrc/cuda -Isrc/serve -Itools/convert
+$(BUILD)/obj/kernels/%.o:    INC = -Ikernels
+$(BUILD)/obj/src/core/%.o:   INC = $(LIB_INC)
+$(BUILD)/obj/src/text/%.o:   INC = $(LIB_INC) -Isrc/text
+$(BUILD)/obj/src/vision/%.o: INC = $(LIB_INC) -Isrc/vision
+$(BUILD)/obj/src/cuda/%.o:   INC = $(LIB_INC) -Isrc/text
+$(BUILD)/obj/src/serve/%.o:  INC = -Iinclude
+$(BUILD)/obj/tools/cli/%.o:  INC = -Iinclude
 
 # Third-party libraries, all Debian packages (see README). OpenBLAS is not
-# linked: src/blas.c loads it at run time (see there for why).
+# linked: src/core/blas.c loads it at run time (see there for why).
 LIBS := -lcjson -lutf8proc -lhwloc -ljpeg -lpng -lpthread -ldl -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt)
 
-# CUDA backend (src/cuda/*.cu, see src/cuda/cuda_backend.h): built when nvcc
-# is found (on PATH, else /usr/local/cuda/bin), cuBLAS and the CUDA runtime
-# are found beside it, and CUDA is not 0; otherwise the library says "built
-# without CUDA" and CUDA contexts fail with ENG_ERR_NO_DEVICE. nvcc on PATH
-# may be a wrapper script or a symbolic link far from the toolkit (Debian
-# hosts put one in /usr/local/bin), so the libraries are looked for in
-# $(CUDA_HOME), in the toolkit nvcc really lives in, and in /usr/local/cuda;
-# CUDA_LIB=DIR names them outright. Code for sm_90 (H100) plus compute_90
-# PTX, which newer GPUs JIT-compile. Only src/cuda_dispatch.c gets
-# -DENG_HAVE_CUDA. The asan and tsan targets pass CUDA=0: the sanitizers and
-# the CUDA runtime do not mix (the runtime's driver mappings and threads trip
+# CUDA backend (src/cuda/*.cu, see src/cuda/cuda_backend.h): its own library,
+# $(BUILD)/libengine-cuda.so, the only binary that links cuBLAS and the CUDA
+# runtime; libengine loads it with dlopen() when a CUDA context is asked for,
+# so every program starts without mapping CUDA and runs where it is absent.
+# Built when nvcc is found (on PATH, else /usr/local/cuda/bin), cuBLAS and
+# the CUDA runtime are found beside it, and CUDA is not 0; without it CUDA
+# contexts fail with ENG_ERR_NO_DEVICE and say why. nvcc on PATH may be a
+# wrapper script or a symbolic link far from the toolkit (Debian hosts put one
+# in /usr/local/bin), so the libraries are looked for in $(CUDA_HOME), in the
+# toolkit nvcc really lives in, and in /usr/local/cuda; CUDA_LIB=DIR names
+# them outright. Code for sm_90 (H100) plus compute_90 PTX, which newer GPUs
+# JIT-compile. The asan and tsan targets pass CUDA=0: the sanitizers and the
+# CUDA runtime do not mix (the runtime's driver mappings and threads trip
 # them).
 CUDA ?= 1
 ifeq ($(origin NVCC),undefined)
@@ -61,6 +81,7 @@ CUDA_LIB := $(patsubst %/,%,$(firstword $(foreach d,$(CUDA_HOME) $(NVCC_TOP) \
               $(if $(wildcard $(d)/lib64/libcudart.so),$(dir $(wildcard $(d)/lib64/libcublas.so))))))
 endif
 CUDA_SRC :=
+CUDA_BACKEND :=
 ifneq ($(CUDA),0)
 ifneq ($(NVCC),)
 ifeq ($(CUDA_LIB),)
@@ -73,8 +94,9 @@ NVCC_WARNINGS := $(NVCC_WARNINGS),-Werror
 endif
 NVCC_FLAGS := -std=c++17 -O2 -g -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90 -Xcompiler $(NVCC_WARNINGS) \
-              -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Isrc -Isrc/cuda -Ikernels -MMD -MP
-LIBS += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublas -lcudart -lstdc++
+              -Xcompiler -fPIC,-fvisibility=hidden $(LIB_INC) -MMD -MP
+CUDA_LIBS := -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublas -lcudart -lstdc++
+CUDA_BACKEND := $(BUILD)/libengine-cuda.so
 endif
 endif
 endif
@@ -85,7 +107,7 @@ ISA_avx512     := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 ISA_avxvnni    := -mavx2 -mfma -mavxvnni
 ISA_avx512vnni := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
 
-LIB_SRC     := $(wildcard src/*.c) $(wildcard src/core/*.c) $(wildcard kernels/*.c)
+LIB_SRC     := $(wildcard src/*/*.c) $(wildcard kernels/*.c)
 CONVERT_SRC := $(wildcard tools/convert/*.c)
 CLI_SRC     := $(wildcard tools/cli/*.c)
 BENCH_SRC   := $(wildcard bench/*_bench.c)
@@ -96,13 +118,14 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB := $(BUILD)/libengine.a
 SHARED_LIB := $(BUILD)/libengine.so
-# The converter's readers are tested directly, so they live in their own archive.
+# The converter's readers, writer and quantizer are tested (and the int8
+# benchmark quantizes) directly, so they live in their own archive.
 CONVERT_LIB := $(BUILD)/libconvert.a
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCHES := $(patsubst bench/%_bench.c,$(BUILD)/%-bench,$(BENCH_SRC))
 
-.PHONY: all test asan tsan check demo clean models libs shared
-all: $(LIB) $(BUILD)/convert $(BUILD)/engine $(BENCHES)
+.PHONY: all test asan tsan check demo clean models libs shared deps
+all: $(LIB) $(BUILD)/convert $(BUILD)/engine $(BENCHES) $(CUDA_BACKEND)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -112,9 +135,15 @@ $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
-ifneq ($(CUDA_SRC),)
-$(BUILD)/obj/src/cuda_dispatch.o: CFLAGS_ALL += -DENG_HAVE_CUDA
-endif
+# The backend links src/core/error.c (eng__errf) and nothing else of the
+# engine; its copy exports nothing (ENG_API empty), so the one symbol the
+# backend exports is its entry table.
+$(BUILD)/obj/cuda-backend/error.o: src/core/error.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -DENG_API= -c $< -o $@
+
+$(CUDA_BACKEND): $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC)) $(BUILD)/obj/cuda-backend/error.o
+	$(CC) $(CFLAGS_ALL) -shared $^ -o $@ $(CUDA_LIBS)
 
 $(BUILD)/obj/kernels/%_avx2.o:       ISA_FLAGS = $(ISA_avx2)
 $(BUILD)/obj/kernels/%_avx512.o:     ISA_FLAGS = $(ISA_avx512)
@@ -127,12 +156,12 @@ $(BUILD)/obj/kernels/%_avx512vnni.o: ISA_FLAGS = $(ISA_avx512vnni)
 # Hidden symbols still link statically, which the tests of internals rely on.
 $(call obj,$(LIB_SRC)): CFLAGS_ALL += -fPIC -fvisibility=hidden
 
-$(LIB): $(call obj,$(LIB_SRC)) $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
+$(LIB): $(call obj,$(LIB_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
 shared: $(SHARED_LIB)
-$(SHARED_LIB): $(call obj,$(LIB_SRC)) $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
+$(SHARED_LIB): $(call obj,$(LIB_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -shared $^ -o $@ $(LIBS)
 
@@ -147,12 +176,16 @@ $(BUILD)/engine: $(call obj,$(CLI_SRC)) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
 
 # bench/<name>_bench.c becomes $(BUILD)/<name>-bench.
-$(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(LIB)
+$(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
 
 $(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,$(TEST_COMMON)) $(CONVERT_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lz $(CHECK_LIBS)
+
+# test_cli checks the command line's JSON writer and line reader directly too.
+$(BUILD)/tests/test_cli: $(call obj,tools/cli/json_out.c tools/cli/input.c)
+$(BUILD)/obj/tests/test_cli.o: CFLAGS_ALL += -Itools/cli
 
 # Models converted from $(ENGINE_SHARED) for the end-to-end tests.
 SHARED_MODELS := sst2-bert-mini sst2-distilbert-mini
@@ -164,7 +197,8 @@ models: $(patsubst %,$(BUILD)/models/%.eng,$(SHARED_MODELS))
 
 test: all $(TESTS) $(SHARED_LIB) models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) CC="$(CC)" ENGINE_SAN_FLAGS="$(SAN_FLAGS)" \
-	  tests/run-tests.sh $(TESTS) tests/test_exports.sh
+	  $(if $(CUDA_BACKEND),ENG_CUDA_BACKEND=$(abspath $(CUDA_BACKEND))) \
+	  tests/run-tests.sh $(TESTS) tests/test_exports.sh tests/test_cuda_backend.sh
 
 asan:
 	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g" \
@@ -180,20 +214,25 @@ tsan:
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS))
 
 # The main job on a fresh machine: a synthetic MiniLM-L6-shaped model (seeded
-# random weights, generated vocabulary) through single, batch and stream modes,
-# on the SST-2 dev sentences when $(ENGINE_SHARED) has them, else on
+# random weights, generated vocabulary), written to weights/ where converted
+# models live (weights/README.md), through single, batch and stream modes, on
+# the SST-2 dev sentences when $(ENGINE_SHARED) has them, else on
 # bench/sample-texts.txt.
 DEMO_INPUT := $(firstword $(wildcard $(ENGINE_SHARED)/data/sst2/dev.tsv) bench/sample-texts.txt)
 demo: all
-	$(BUILD)/convert --synthetic minilm-l6 $(BUILD)/minilm-l6.eng
-	$(BUILD)/infer-bench --model $(BUILD)/minilm-l6.eng --input $(DEMO_INPUT) --mode all
+	$(BUILD)/convert --synthetic minilm-l6 weights/minilm-l6.eng
+	$(BUILD)/infer-bench --model weights/minilm-l6.eng --input $(DEMO_INPUT) --mode all
 
-# The link flags a program using $(LIB) needs (they include the CUDA
-# libraries when the backend was built in): cc app.c build/libengine.a $$(make -s libs)
+# The link flags a program using $(LIB) needs (CUDA is never among them: the
+# backend is loaded at run time): cc app.c build/libengine.a $$(make -s libs)
 libs:
 	@echo $(LIBS)
 
-check:
+# The include graph per folder, checked against README "Architecture".
+deps:
+	@python3 scripts/deps.py
+
+check: deps
 	$(MAKE) WERROR=1 test
 	$(MAKE) WERROR=1 asan
 	$(MAKE) WERROR=1 tsan

@@ -10,6 +10,9 @@
 set -eu
 B=${1:-build-gpu}
 make BUILD="$B" -j"$(nproc)" all "$B/tests/test_cuda" models
+# The backend is loaded at run time: found beside engine and cuda-bench, named
+# for the tests, which live a folder below.
+export ENG_CUDA_BACKEND="$(pwd)/$B/libengine-cuda.so"
 
 echo "== tests"
 ENGINE_BUILD="$B" "$B/tests/test_cuda"

@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "engine.h"
-#include "model.h"
+#include "vision.h"
 #include "team.h"
 
 #define SAMPLE_SECONDS 0.2
@@ -135,7 +135,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "image-bench: %s\n", eng_last_error());
         return 1;
     }
-    const eng__cnn *cnn = model->cnn;
+    const eng__cnn *cnn = eng__cnn_of(model);
     if (!cnn) {
         fprintf(stderr, "image-bench: %s is not an image model\n", model_path);
         return 1;

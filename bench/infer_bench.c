@@ -29,7 +29,9 @@
  * --device and --precision go to every context (single, batch and the
  * scheduler's workers); a device that is not there fails with its reason.
  * Output: a table, or with --json one JSON document with a "runs" list; a
- * progress line on stderr. */
+ * progress line on stderr. requests/s counts the requests that succeeded;
+ * "failed" those that ran and failed (an invalid text, a corrupt image). A
+ * run in which no request succeeded is an error: exit status 1. */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -47,7 +49,7 @@
 
 #include "engine.h"
 #include "image.h"
-#include "model.h"
+#include "vision.h"
 #include "sched_backend.h"
 #include "sched_hist.h"
 
@@ -70,7 +72,8 @@ typedef struct {
 typedef struct {
     char mode[16];
     int concurrency, batch;
-    double rps, p50, p95, p99, max;   /* latency in ms */
+    double rps;                       /* requests that succeeded, per second */
+    double p50, p95, p99, max;        /* latency in ms */
     double mean_batch;
     uint64_t rejected, timed_out, failed;
     double queue_p99_us;              /* stream only */
@@ -242,8 +245,8 @@ static void load_images(const char *path)
  * request's time that is not the network. */
 static void time_decoding(void)
 {
-    const eng__image_spec *spec = eng__cnn_image_spec(model->cnn);
-    float *chw = malloc(eng__cnn_input_floats(model->cnn) * sizeof *chw);
+    const eng__image_spec *spec = eng__cnn_image_spec(eng__cnn_of(model));
+    float *chw = malloc(eng__cnn_input_floats(eng__cnn_of(model)) * sizeof *chw);
     char err[200];
     int64_t t0 = now_ns();
     for (int i = 0; i < n_items; i++)
@@ -333,7 +336,7 @@ static void run_direct(const char *mode, int batch)
     snprintf(r->mode, sizeof r->mode, "%s", mode);
     r->concurrency = 1;
     r->batch = batch;
-    r->rps = (double)done / el;
+    r->rps = (double)(done - failed) / el;
     r->mean_batch = (double)done / (double)batches;
     r->failed = failed;
     fill_latency(r, h);
@@ -380,7 +383,7 @@ static void finish_stream(run_result *r, eng_sched *s, const eng__hist *h, int64
     snprintf(r->mode, sizeof r->mode, "stream");
     r->concurrency = concurrency;
     r->batch = opt.batch;
-    r->rps = (double)(st.completed + st.failed) / ((double)(t1 - t0) / 1e9);
+    r->rps = (double)st.completed / ((double)(t1 - t0) / 1e9);
     r->mean_batch = st.mean_batch;
     r->rejected = st.rejected;
     r->timed_out = st.timed_out;
@@ -611,8 +614,8 @@ static void print_table(const char *cpu, const char *threads)
             printf(", %.0f%% of single mode's time per image", 100.0 * decode_share());
         printf("\n");
     }
-    printf("%-7s %6s %5s %12s %10s %10s %10s %10s %8s %9s\n", "mode", "conc", "batch",
-           "requests/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean_b", "rejected");
+    printf("%-7s %6s %5s %12s %10s %10s %10s %10s %8s %9s %9s\n", "mode", "conc", "batch",
+           "requests/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean_b", "rejected", "failed");
     double b = mode_rps("batch");
     for (int i = 0; i < n_runs; i++) {
         run_result *r = &runs[i];
@@ -621,9 +624,9 @@ static void print_table(const char *cpu, const char *threads)
             snprintf(conc, sizeof conc, "open");
         else
             snprintf(conc, sizeof conc, "%d", r->concurrency);
-        printf("%-7s %6s %5d %12.0f %10.3f %10.3f %10.3f %10.3f %8.2f %9llu", r->mode, conc,
+        printf("%-7s %6s %5d %12.0f %10.3f %10.3f %10.3f %10.3f %8.2f %9llu %9llu", r->mode, conc,
                r->batch, r->rps, r->p50, r->p95, r->p99, r->max, r->mean_batch,
-               (unsigned long long)r->rejected);
+               (unsigned long long)r->rejected, (unsigned long long)r->failed);
         if (strcmp(r->mode, "stream") == 0 && b > 0)
             printf("  %.0f%% of batch", 100.0 * r->rps / b);
         if (strcmp(r->mode, "stream") == 0 && !r->open_loop)
@@ -900,5 +903,13 @@ int main(int argc, char **argv)
     if (opt.plot)
         plot(opt.plot);
     eng_model_free(model);
-    return 0;
+    /* A run in which nothing succeeded measured nothing: that is an error. */
+    int rc = 0;
+    for (int i = 0; i < n_runs; i++)
+        if (runs[i].rps == 0.0) {
+            fprintf(stderr, "infer-bench: no request of the %s run succeeded (%llu failed)\n",
+                    runs[i].mode, (unsigned long long)runs[i].failed);
+            rc = 1;
+        }
+    return rc;
 }

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "linear_int8.h"
+#include "quantize.h"
 #include "qgemm.h"
 
 enum { CHAINS = 16 };
@@ -85,7 +85,7 @@ typedef struct {
 static void *run_half(void *arg)
 {
     const half *h = arg;
-    eng__linear_int8_run(h->l, h->x, h->m, h->y, NULL, -1, h->scratch, eng__kernels_get());
+    eng__linear_int8_run(h->l, h->x, h->m, h->y, NULL, ENG_ACT_NONE, h->scratch, eng__kernels_get());
     return NULL;
 }
 

@@ -27,7 +27,7 @@
  * is safe to call from any thread. The library writes the environment once, and
  * only while the process loads it (a constructor, before main() for a program
  * linked with it): on AVX-512 CPUs it sets OPENBLAS_CORETYPE=SkylakeX for the
- * OpenBLAS it may load later (src/blas.c says why). A program that dlopen()s
+ * OpenBLAS it may load later (src/core/blas.c says why). A program that dlopen()s
  * libengine.so while other threads read the environment sets
  * ENG_BLAS_KEEP_CORETYPE=1 (or its own OPENBLAS_CORETYPE) first; nothing else in
  * the library touches the environment.
@@ -51,10 +51,13 @@ extern "C" {
 /* ENG_API marks the public functions. build/libengine.so is compiled with
  * -fvisibility=hidden, so it exports these and nothing else (the internal
  * eng__* names stay inside; tests/test_exports.sh checks). */
+#ifndef ENG_API   /* predefined empty where a part of the library is embedded
+                     privately: the CUDA backend's copy of the error helpers */
 #if defined(__GNUC__) || defined(__clang__)
 #define ENG_API __attribute__((visibility("default")))
 #else
 #define ENG_API
+#endif
 #endif
 
 /* The version of this header; eng_version() gives the library's, which differs
@@ -98,6 +101,15 @@ ENG_API const char *eng_status_str(eng_status s);
 /* The detail message of the last failed call made by this thread that had no
  * object to hold it (eng_model_load, eng_ctx_init, ...). Never NULL. */
 ENG_API const char *eng_last_error(void);
+
+/* Formats a message for this thread's eng_last_error() and returns s: for the
+ * layers built on this API (the scheduler, servers) to report their own
+ * failures the way the library does. */
+ENG_API eng_status eng_last_error_set(eng_status s, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* The instruction set the kernels run with: "scalar", "avx2" or "avx512".
  * Chosen once, when the library loads, from CPUID/XGETBV; the environment
@@ -172,8 +184,11 @@ ENG_API eng_status eng_tokenize(const eng_model *model, const char *text, size_t
 typedef struct eng_ctx eng_ctx;
 
 /* Where a context computes. A CUDA context runs the whole text forward pass on
- * one GPU (src/cuda/); without a usable GPU, or in a build without CUDA,
- * eng_ctx_init fails with ENG_ERR_NO_DEVICE and says why. */
+ * one GPU (src/cuda/). Its backend, libengine-cuda.so, is loaded when the
+ * first CUDA context is asked for: from $ENG_CUDA_BACKEND, else beside the
+ * program (or libengine.so), else from the dynamic linker's path. Without it
+ * or without a usable GPU, eng_ctx_init fails with ENG_ERR_NO_DEVICE and says
+ * why; nothing else depends on CUDA being installed. */
 typedef enum { ENG_DEVICE_CPU = 0, ENG_DEVICE_CUDA = 1 } eng_device;
 
 /* GEMM precision of a CUDA context; everything else (layer norms, softmax,
@@ -189,8 +204,9 @@ typedef enum {
 } eng_precision;
 
 /* The CUDA devices this process can use, e.g. "CUDA runtime 13.0, driver 13.0:
- * 0: NVIDIA H100 80GB HBM3 (sm_90, 79 GiB)", or why there are none ("built
- * without CUDA", "no usable device: ..."). A static string; never NULL. */
+ * 0: NVIDIA H100 80GB HBM3 (sm_90, 79 GiB)", or why there are none ("CUDA
+ * backend not loaded (...)", "no usable device: ..."). Loads the backend (see
+ * eng_device). A static string; never NULL. */
 ENG_API const char *eng_cuda_info(void);
 
 typedef struct {
@@ -251,10 +267,17 @@ ENG_API eng_status eng_classify_images(eng_ctx *ctx, const char *const *paths, i
 ENG_API eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data, const size_t *size,
                                    int n, float *logits, float *probs, int *labels,
                                    eng_status *item_status);
+/* Why item i of the last eng_classify_images / eng_classify_image_data call
+ * failed ("cannot open x.jpg: No such file or directory", ...), or NULL when
+ * it did not fail or its reason is not kept: a call of more than the context's
+ * max_batch_images images runs in passes and keeps the reasons of its last
+ * pass only (size the context for the batch to keep them all). Text calls'
+ * item statuses say it all, so they keep none. Valid until the next call. */
+ENG_API const char *eng_ctx_item_error(const eng_ctx *ctx, int i);
 
 /* ---- Scheduler ------------------------------------------------------------ */
 
-/* A NUMA-aware dynamic batching scheduler (src/scheduler.c). Any thread submits
+/* A NUMA-aware dynamic batching scheduler (src/serve/scheduler.c). Any thread submits
  * a text (tokenized in the submitting thread), token ids, or, to an image
  * model, an encoded image (eng_sched_submit_image); worker threads,
  * each with its own eng_ctx and bound to a CPU set, run them in batches. The

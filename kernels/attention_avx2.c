@@ -73,12 +73,12 @@ static inline float row_exp(float *row, int S)
     const __m256 nm = _mm256_set1_ps(-hmax8(vm));
     __m256 vsum = _mm256_setzero_ps();
     for (int j = 0; j < body; j += 8) {
-        const __m256 e = exp8(_mm256_add_ps(_mm256_load_ps(row + j), nm));
+        const __m256 e = vexp(_mm256_add_ps(_mm256_load_ps(row + j), nm));
         _mm256_store_ps(row + j, e);
         vsum = _mm256_add_ps(vsum, e);
     }
     if (rem) {
-        const __m256 e = _mm256_and_ps(tail, exp8(_mm256_add_ps(_mm256_load_ps(row + body), nm)));
+        const __m256 e = _mm256_and_ps(tail, vexp(_mm256_add_ps(_mm256_load_ps(row + body), nm)));
         _mm256_store_ps(row + body, e);
         vsum = _mm256_add_ps(vsum, e);
     }

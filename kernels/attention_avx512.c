@@ -159,7 +159,7 @@ static void block_exp(float *sc, int Sp, int S, float *inv)
         for (int r = 0; r < ROWS; r++) {
             float *x = sc + (size_t)r * Sp + j;
             const __m512 e =
-                _mm512_maskz_mov_ps(live, exp16(_mm512_add_ps(_mm512_load_ps(x), vm[r])));
+                _mm512_maskz_mov_ps(live, vexp(_mm512_add_ps(_mm512_load_ps(x), vm[r])));
             _mm512_store_ps(x, e);
             vsum[r] = _mm512_add_ps(vsum[r], e);
         }

@@ -11,7 +11,13 @@
 
 typedef enum { ENG_ISA_SCALAR = 0, ENG_ISA_AVX2 = 1, ENG_ISA_AVX512 = 2 } eng__isa;
 
-typedef enum { ENG_ACT_GELU = 0, ENG_ACT_GELU_TANH = 1, ENG_ACT_RELU = 2 } eng__act;
+/* ENG_ACT_NONE: no activation (a layer's epilogue takes one optionally). */
+typedef enum {
+    ENG_ACT_NONE = -1,
+    ENG_ACT_GELU = 0,
+    ENG_ACT_GELU_TANH = 1,
+    ENG_ACT_RELU = 2
+} eng__act;
 
 typedef struct {
     eng__isa isa;
@@ -50,7 +56,7 @@ typedef struct {
     void (*attention_bf16)(const float *q, const float *k, const float *v, int ld, int S, int d,
                            float scale, float *out, int ldo, float *scratch);
     /* The transforms of Winograd's F(m x m, 3 x 3) convolution
-     * (src/conv_winograd.c), [0] for m = 2 and [1] for m = 4, over c
+     * (src/vision/conv_winograd.c), [0] for m = 2 and [1] for m = 4, over c
      * channels, with a = m + 2 the patch edge; every ISA does the same
      * arithmetic in the same order (no fused multiply-add), so all agree bit
      * for bit.

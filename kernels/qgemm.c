@@ -1,8 +1,8 @@
 /* qgemm.c: the int8 GEMM's dispatch (which tile a CPU and ENG_ISA get) and
  * its cache-blocking driver, shared by every ISA's tile. Layouts: qgemm.h. */
-#include <cpuid.h>
 #include <pthread.h>
 
+#include "cpu.h"
 #include "qgemm.h"
 
 /* Blocking. A K block of at most KC4 steps (4*KC4 = 512 k; K is split into
@@ -53,31 +53,15 @@ void eng__qgemm_run(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int 
 
 eng__qisa eng__qgemm_choose(eng__isa ceiling, unsigned features)
 {
-    if (ceiling >= ENG_ISA_AVX512 && (features & ENG_QF_AVX512VNNI))
+    if (ceiling >= ENG_ISA_AVX512 && (features & ENG_CPU_AVX512VNNI))
         return ENG_QISA_AVX512VNNI;
     /* AVX-VNNI is VEX-encoded on ymm: an AVX2-level ISA, so ENG_ISA=avx2
      * allows it. */
-    if (ceiling >= ENG_ISA_AVX2 && (features & ENG_QF_AVXVNNI))
+    if (ceiling >= ENG_ISA_AVX2 && (features & ENG_CPU_AVXVNNI))
         return ENG_QISA_AVXVNNI;
-    if (ceiling >= ENG_ISA_AVX2 && (features & ENG_QF_AVX2))
+    if (ceiling >= ENG_ISA_AVX2 && (features & ENG_CPU_AVX2))
         return ENG_QISA_AVX2;
     return ENG_QISA_SCALAR;
-}
-
-unsigned eng__qgemm_cpu_features(void)
-{
-    unsigned a, b, c, d, f = 0;
-    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
-        if (b & (1u << 5))
-            f |= ENG_QF_AVX2;
-        if (c & (1u << 11))
-            f |= ENG_QF_AVX512VNNI;
-        /* Leaf 7 subleaf 1 exists when subleaf 0 reports it in EAX. */
-        unsigned max_sub = a;
-        if (max_sub >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)))
-            f |= ENG_QF_AVXVNNI;
-    }
-    return f;
 }
 
 static const eng__qgemm_kernels *const tables[ENG_QISA_COUNT] = {
@@ -88,16 +72,15 @@ const eng__qgemm_kernels *eng__qgemm_for(eng__qisa isa)
 {
     if ((unsigned)isa >= ENG_QISA_COUNT)
         return NULL;
-    /* dispatch.c knows whether the OS saves the registers; the ceiling it
-     * reports for this CPU bounds what the CPUID bits alone would allow. */
+    /* The ceiling is the best fp32 ISA this machine runs (dispatch.c). */
     eng__isa ceiling = eng__kernels_for(ENG_ISA_AVX512)  ? ENG_ISA_AVX512
                        : eng__kernels_for(ENG_ISA_AVX2) ? ENG_ISA_AVX2
                                                         : ENG_ISA_SCALAR;
-    unsigned f = eng__qgemm_cpu_features();
+    unsigned f = eng__cpu_features();
     /* A path is runnable when the best choice under the ceiling, restricted
      * to that path's own feature, is that path. */
-    static const unsigned need[ENG_QISA_COUNT] = {0, ENG_QF_AVX2, ENG_QF_AVXVNNI,
-                                                  ENG_QF_AVX512VNNI};
+    static const unsigned need[ENG_QISA_COUNT] = {0, ENG_CPU_AVX2, ENG_CPU_AVXVNNI,
+                                                  ENG_CPU_AVX512VNNI};
     if (isa != ENG_QISA_SCALAR && eng__qgemm_choose(ceiling, f & need[isa]) != isa)
         return NULL;
     return tables[isa];
@@ -106,7 +89,7 @@ const eng__qgemm_kernels *eng__qgemm_for(eng__qisa isa)
 static const eng__qgemm_kernels *chosen;
 static void choose_once(void)
 {
-    chosen = tables[eng__qgemm_choose(eng__kernels_get()->isa, eng__qgemm_cpu_features())];
+    chosen = tables[eng__qgemm_choose(eng__kernels_get()->isa, eng__cpu_features())];
 }
 
 const eng__qgemm_kernels *eng__qgemm_get(void)

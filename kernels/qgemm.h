@@ -1,4 +1,4 @@
-/* qgemm.h: the int8 GEMM kernels behind src/linear_int8.c, their own small
+/* qgemm.h: the int8 GEMM kernels behind src/text/linear_int8.c, their own small
  * dispatch table, and the blocking driver shared by every ISA.
  *
  * Arithmetic: C[m][n] = sum_k A[m][k] * W[k][n], A unsigned 8-bit (activations
@@ -39,10 +39,6 @@ typedef enum {
     ENG_QISA_AVX512VNNI = 3,
     ENG_QISA_COUNT
 } eng__qisa;
-
-/* CPU features the choice depends on (CPUID bits; OS support for the
- * registers is implied by the ENG_ISA ceiling, which dispatch.c checked). */
-enum { ENG_QF_AVX2 = 1, ENG_QF_AVXVNNI = 2, ENG_QF_AVX512VNNI = 4 };
 
 /* Tile flags: ACCUM adds to the int32 partial sums already in C (a later K
  * block); FINAL marks the last K block, where the epilogue runs. */
@@ -101,12 +97,10 @@ typedef struct {
 void eng__qgemm_run(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int m0, int m1,
                     int p0, int p1);
 
-/* The path a ceiling and a feature set give: avx512vnni needs the AVX512
+/* The path a ceiling and a feature set (ENG_CPU_* bits, cpu.h) give: avx512vnni needs the AVX512
  * ceiling; avxvnni (VEX, ymm only) and avx2 need the AVX2 ceiling. Pure, so
  * tests cover every combination. */
 eng__qisa eng__qgemm_choose(eng__isa ceiling, unsigned features);
-/* This CPU's ENG_QF_* bits (CPUID). */
-unsigned eng__qgemm_cpu_features(void);
 /* The best table for this CPU under eng__kernels_get()->isa (ENG_ISA). */
 const eng__qgemm_kernels *eng__qgemm_get(void);
 /* One path's table, or NULL when this CPU (or its OS) cannot run it. */

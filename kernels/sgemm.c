@@ -51,7 +51,7 @@ void eng__sgemm_unpack(const float *packed, int K, int N, float *W)
 
 void eng__sgemm_packed(const eng__sgemm_kernels *sk, const float *X, int M, int K, size_t ldx,
                        const float *packed, int N, float *Y, size_t ldy, const float *bias,
-                       const float *res, int act)
+                       const float *res, eng__act act)
 {
     const int nkb = (K + KC - 1) / KC;
     const int kc = (K + nkb - 1) / nkb;

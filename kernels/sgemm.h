@@ -19,7 +19,7 @@
  * The activations X are read in place (no packing): each tile broadcasts its
  * rows' k-th elements. A tile takes one pointer per row, for its input, its
  * output and its residual, so its rows need not be evenly spaced: the linear
- * layers pass rows at a fixed stride, the convolutions (src/conv.c) pass the
+ * layers pass rows at a fixed stride, the convolutions (src/vision/conv.c) pass the
  * windows of any run of output pixels, rows and images crossed. */
 #ifndef ENG_SGEMM_H
 #define ENG_SGEMM_H
@@ -37,7 +37,7 @@ enum { ENG_ST_ACCUM = 1, ENG_ST_FINAL = 2 };
 typedef struct {
     const float *bias;        /* never NULL */
     const float *const *res;  /* row r at res[r], or NULL */
-    int act;                  /* -1: none; else an eng__act */
+    eng__act act;             /* ENG_ACT_NONE or the activation */
 } eng__sepi;
 
 /* The most rows of any ISA's tile, for callers' row pointer arrays. */
@@ -78,12 +78,11 @@ void eng__sgemm_pack(const float *W, int K, int N, float *packed);
 void eng__sgemm_unpack(const float *packed, int K, int N, float *W);
 
 /* Y[M,N] (row stride ldy >= N) = act(X[M,K] (row stride ldx >= K) W + bias
- * (+ res, M x N with row stride ldy, or NULL)), act -1 for none, else an
- * eng__act. Single-threaded, blocked for the caches. Y must not overlap X or
+ * (+ res, M x N with row stride ldy, or NULL)), act ENG_ACT_NONE for none. Single-threaded, blocked for the caches. Y must not overlap X or
  * res: with K split into blocks, Y holds partial sums between them. */
 void eng__sgemm_packed(const eng__sgemm_kernels *sk, const float *X, int M, int K, size_t ldx,
                        const float *packed, int N, float *Y, size_t ldy, const float *bias,
-                       const float *res, int act);
+                       const float *res, eng__act act);
 
 /* The best table for this CPU under eng__kernels_get()->isa (ENG_ISA). */
 const eng__sgemm_kernels *eng__sgemm_get(void);

@@ -72,7 +72,7 @@ tile_n(const float *const *ap, ptrdiff_t aseg, int nseg, const float *b, int kc,
                 __m256 v = _mm256_add_ps(acc[r][h], bias);
                 if (epi->res)
                     v = _mm256_add_ps(v, load_part(epi->res[r] + 8 * h, ncols - 8 * h));
-                acc[r][h] = epi->act >= 0 ? act8(v, epi->act) : v;
+                acc[r][h] = epi->act != ENG_ACT_NONE ? vact(v, epi->act) : v;
             }
         }
     }

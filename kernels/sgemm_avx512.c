@@ -65,7 +65,7 @@ tile_n(const float *const *ap, ptrdiff_t aseg, int nseg, const float *b, size_t 
                 __m512 v = _mm512_add_ps(acc[r][j], bias);
                 if (epi->res)
                     v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[j], epi->res[r] + 16 * j));
-                acc[r][j] = epi->act >= 0 ? act16(v, epi->act) : v;
+                acc[r][j] = epi->act != ENG_ACT_NONE ? vact(v, epi->act) : v;
             }
         }
     }

@@ -4,7 +4,7 @@
  * Shapes: nseg segments of rows a[r] + s*aseg [kc], b = np panels of
  * [nseg*kc][16] (ldb floats apart), rows c[r][ncols]. The epilogue is the
  * kernel table's own scalar passes on each finished row, so the activations
- * use the same libm-based functions as kernels/activation_scalar.c. */
+ * use the same libm-based functions as kernels/bias_act_scalar.c. */
 #include <stddef.h>
 
 #include "kernels_isa.h"
@@ -40,11 +40,11 @@ static void tile(const float *const *a, ptrdiff_t aseg, int nseg, const float *b
          * asks for that) is res added before the bias, a rounding-level
          * difference. */
         const float *rr = epi->res ? epi->res[r] : NULL;
-        if (epi->act >= 0) {
+        if (epi->act != ENG_ACT_NONE) {
             if (rr)
                 for (int j = 0; j < ncols; j++)
                     cr[j] += rr[j];
-            eng__bias_act_scalar(cr, epi->bias, 1, ncols, (eng__act)epi->act);
+            eng__bias_act_scalar(cr, epi->bias, 1, ncols, epi->act);
         } else {
             eng__bias_residual_scalar(cr, epi->bias, rr, 1, ncols);
         }

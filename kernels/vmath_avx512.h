@@ -1,9 +1,9 @@
-/* vmath_avx512.h: 16-lane helpers for the AVX-512 kernels: tail masks, exp,
- * erf and the activations, the same approximations as vmath_avx2.h. Include
- * only from *_avx512.c, which the Makefile builds with -mavx512f/bw/vl/dq and
- * -mfma. NaN inputs give NaN outputs: every clamp is written min(limit, x) /
- * max(limit, x), and those instructions return their second operand when either
- * is NaN. */
+/* vmath_avx512.h: the 16-lane vocabulary of the AVX-512 kernels (tail masks,
+ * loads and stores, arithmetic, horizontal reductions), under the generic
+ * names (vfloat, vadd, ...) that vmath_vec.h and the shared kernel bodies
+ * (*_vec.h) are written in; then vmath_vec.h's exp, erf and activations.
+ * Include only from *_avx512.c, which the Makefile builds with
+ * -mavx512f/bw/vl/dq and -mfma. */
 #ifndef ENG_VMATH_AVX512_H
 #define ENG_VMATH_AVX512_H
 
@@ -11,7 +11,10 @@
 #include <immintrin.h>
 
 #include "kernels.h"
-#include "vmath_coef.h"
+
+typedef __m512 vfloat;
+typedef __mmask16 vmask;
+#define VLANES 16
 
 /* Lanes [0, rem) set, for a tail of rem < 16 floats; masked-off lanes of a
  * masked load are never read, so the tail never touches memory past n. */
@@ -20,94 +23,40 @@ static inline __mmask16 tail_mask16(int rem)
     return (__mmask16)((1u << rem) - 1u);
 }
 
-/* exp on 16 lanes; see vmath_coef.h for the method and its range. */
-static inline __m512 exp16(__m512 x)
+static inline vmask vtail(int rem) { return tail_mask16(rem); }
+static inline vfloat vload(const float *p) { return _mm512_loadu_ps(p); }
+/* Clear lanes read as 0 and their memory is never touched. */
+static inline vfloat vload_m(const float *p, vmask m) { return _mm512_maskz_loadu_ps(m, p); }
+static inline void vstore(float *p, vfloat v) { _mm512_storeu_ps(p, v); }
+static inline void vstore_m(float *p, vmask m, vfloat v) { _mm512_mask_storeu_ps(p, m, v); }
+static inline vfloat vset1(float x) { return _mm512_set1_ps(x); }
+static inline vfloat vzero(void) { return _mm512_setzero_ps(); }
+static inline vfloat vadd(vfloat a, vfloat b) { return _mm512_add_ps(a, b); }
+static inline vfloat vsub(vfloat a, vfloat b) { return _mm512_sub_ps(a, b); }
+static inline vfloat vmul(vfloat a, vfloat b) { return _mm512_mul_ps(a, b); }
+static inline vfloat vdiv(vfloat a, vfloat b) { return _mm512_div_ps(a, b); }
+static inline vfloat vfmadd(vfloat a, vfloat b, vfloat c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vfloat vfnmadd(vfloat a, vfloat b, vfloat c) { return _mm512_fnmadd_ps(a, b, c); }
+/* min(a, b) / max(a, b) return b when either is NaN. */
+static inline vfloat vmin(vfloat a, vfloat b) { return _mm512_min_ps(a, b); }
+static inline vfloat vmax(vfloat a, vfloat b) { return _mm512_max_ps(a, b); }
+static inline vfloat vor(vfloat a, vfloat b) { return _mm512_or_ps(a, b); }
+static inline vfloat vround(vfloat x)
 {
-    x = _mm512_min_ps(_mm512_set1_ps(VM_EXP_HI), x);
-    x = _mm512_max_ps(_mm512_set1_ps(VM_EXP_LO), x);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(VM_LOG2E)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(VM_LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(VM_LN2_LO), r);
-    __m512 p = _mm512_set1_ps(VM_EXP_P0);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(VM_EXP_P1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(VM_EXP_P2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(VM_EXP_P3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(VM_EXP_P4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(VM_EXP_P5));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+    return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
+/* 2^n for integral n in [-127, 127] (0 at -127), built in the exponent field. */
+static inline vfloat vpow2(vfloat n)
+{
+    __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
+}
+static inline vmask vge(vfloat a, vfloat b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
+/* m ? a : b, lane by lane. */
+static inline vfloat vsel(vmask m, vfloat a, vfloat b) { return _mm512_mask_mov_ps(b, m, a); }
+static inline float vhsum(vfloat v) { return _mm512_reduce_add_ps(v); }
+static inline float vhmax(vfloat v) { return _mm512_reduce_max_ps(v); }
 
-/* erf on 16 lanes; see vmath_coef.h. */
-static inline __m512 erf16(__m512 x)
-{
-    __m512 c = _mm512_min_ps(_mm512_set1_ps(VM_ERF_CLAMP), x);
-    c = _mm512_max_ps(_mm512_set1_ps(-VM_ERF_CLAMP), c);
-    __m512 c2 = _mm512_mul_ps(c, c);
-    __m512 p = _mm512_set1_ps(VM_ERF_A13);
-    p = _mm512_fmadd_ps(p, c2, _mm512_set1_ps(VM_ERF_A11));
-    p = _mm512_fmadd_ps(p, c2, _mm512_set1_ps(VM_ERF_A9));
-    p = _mm512_fmadd_ps(p, c2, _mm512_set1_ps(VM_ERF_A7));
-    p = _mm512_fmadd_ps(p, c2, _mm512_set1_ps(VM_ERF_A5));
-    p = _mm512_fmadd_ps(p, c2, _mm512_set1_ps(VM_ERF_A3));
-    p = _mm512_fmadd_ps(p, c2, _mm512_set1_ps(VM_ERF_A1));
-    p = _mm512_mul_ps(p, c);
-    __m512 q = _mm512_set1_ps(VM_ERF_B8);
-    q = _mm512_fmadd_ps(q, c2, _mm512_set1_ps(VM_ERF_B6));
-    q = _mm512_fmadd_ps(q, c2, _mm512_set1_ps(VM_ERF_B4));
-    q = _mm512_fmadd_ps(q, c2, _mm512_set1_ps(VM_ERF_B2));
-    q = _mm512_fmadd_ps(q, c2, _mm512_set1_ps(VM_ERF_B0));
-    __m512 e = _mm512_max_ps(_mm512_set1_ps(-1.0f), _mm512_div_ps(p, q));
-    return _mm512_min_ps(_mm512_set1_ps(1.0f), e);
-}
-
-/* x, except -inf becomes -FLT_MAX: the GELUs multiply x by a factor that is
- * exactly 0 far left, and -inf * 0 would be NaN where the limit is 0. */
-static inline __m512 finite_left16(__m512 x)
-{
-    return _mm512_max_ps(_mm512_set1_ps(-FLT_MAX), x);
-}
-
-/* GELU, erf form: 0.5 x (1 + erf(x / sqrt 2)). */
-static inline __m512 gelu_erf16(__m512 x)
-{
-    __m512 e = erf16(_mm512_mul_ps(x, _mm512_set1_ps(VM_SQRT1_2)));
-    __m512 h = _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-    return _mm512_mul_ps(finite_left16(x), h);
-}
-
-/* GELU, tanh form, as x sigmoid(v), v = 2u (vmath_coef.h). The sigmoid is
- * taken as (v >= 0 ? 1 : t) / (1 + t), t = exp(-|v|) in (0, 1], so exp never
- * overflows whatever x is. */
-static inline __m512 gelu_tanh16(__m512 x)
-{
-    __m512 x2 = _mm512_mul_ps(x, x);
-    __m512 v = _mm512_mul_ps(x, _mm512_fmadd_ps(_mm512_set1_ps(VM_GELU_K1), x2,
-                                                _mm512_set1_ps(VM_GELU_K0)));
-    __m512 t = exp16(_mm512_or_ps(v, _mm512_set1_ps(-0.0f)));
-    __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ);
-    __m512 num = _mm512_mask_mov_ps(t, pos, _mm512_set1_ps(1.0f));
-    __m512 s = _mm512_div_ps(num, _mm512_add_ps(_mm512_set1_ps(1.0f), t));
-    return _mm512_mul_ps(finite_left16(x), s);
-}
-
-/* ReLU; max(0, x) returns x for NaN and keeps -0 as -0, as the scalar does. */
-static inline __m512 relu16(__m512 x)
-{
-    return _mm512_max_ps(_mm512_setzero_ps(), x);
-}
-
-/* The activation act (an eng__act) on 16 lanes. */
-static inline __m512 act16(__m512 v, int act)
-{
-    switch (act) {
-    case ENG_ACT_GELU: return gelu_erf16(v);
-    case ENG_ACT_GELU_TANH: return gelu_tanh16(v);
-    case ENG_ACT_RELU: return relu16(v);
-    }
-    return v;
-}
+#include "vmath_vec.h"
 
 #endif

@@ -20,7 +20,7 @@
 #define SUB _mm256_sub_ps
 #define MUL _mm256_mul_ps
 #define SET1 _mm256_set1_ps
-#define RELU relu8
+#define RELU vrelu
 #include "winograd_vec.h"
 
 WINO_ENTRY_POINTS(avx2)

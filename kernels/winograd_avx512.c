@@ -20,7 +20,7 @@
 #define SUB _mm512_sub_ps
 #define MUL _mm512_mul_ps
 #define SET1 _mm512_set1_ps
-#define RELU relu16
+#define RELU vrelu
 #include "winograd_vec.h"
 
 WINO_ENTRY_POINTS(avx512)

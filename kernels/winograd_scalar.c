@@ -1,6 +1,6 @@
 /* winograd_scalar.c: the transforms of Winograd's F(2x2, 3x3) and F(4x4, 3x3)
  * convolutions, the portable fallback and the reference for the vector
- * versions (contract in kernels.h, the layer in src/conv_winograd.c).
+ * versions (contract in kernels.h, the layer in src/vision/conv_winograd.c).
  *
  * Shapes (a = m + 2): input d[a*a][c] (patch element (i, j) at d[a i + j]) to
  * v[a*a][vs]; output m[a*a][ms] to y[m*m][c]. Each 2-D transform is the 1-D

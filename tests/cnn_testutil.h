@@ -7,8 +7,11 @@
 
 /* Tolerances against a PyTorch reference: the relative L2 error of one
  * image's logits, and the gap between neighbouring reference logits beyond
- * which their top-5 order must match. */
-#define REF_TOL 1e-3
+ * which their top-5 order must match. fp32 in another summation order
+ * (Winograd for the 3x3 convolutions): ResNet-18 measures 6.4e-7 on the
+ * sample images; 2e-5 leaves 30x for ResNet-50's three times the depth and
+ * other ISAs. */
+#define REF_TOL 2e-5
 #define TOP_GAP 0.01f
 
 /* ||a - ref|| / ||ref|| in double precision. */

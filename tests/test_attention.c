@@ -286,6 +286,7 @@ END_TEST
 
 int main(void)
 {
+    test_note_missing_isas();
     Suite *suite = suite_create("attention");
     /* _i is the ISA: the closed forms run on every ISA, scalar included; the
      * vector ISAs are compared with scalar. */

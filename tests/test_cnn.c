@@ -1,4 +1,4 @@
-/* test_cnn.c: the ResNet path (src/conv.c, src/cnn.c, tools/convert/resnet.c).
+/* test_cnn.c: the ResNet path (src/vision/conv.c, src/vision/cnn.c, tools/convert/resnet.c).
  * Each layer against direct loops; small synthetic basic and bottleneck
  * networks, converted from torchvision-layout tensors with explicit
  * BatchNorm, against a scalar NCHW reference written here; batch results
@@ -23,9 +23,16 @@
 #include "team.h"
 #include "testutil.h"
 
-#define LAYER_TOL 1e-4        /* max abs error / max abs value, one layer */
-#define NET_TOL 1e-4          /* relative L2 error of logits, synthetic nets */
-#define BATCH_TOL 1e-5        /* relative L2, batch vs single */
+/* Measured on AVX-512 (make test): a layer's worst error 7.8e-6 of its
+ * largest output (Winograd's transforms round more than a direct sum; 3x3
+ * convolutions of up to 576 terms), a synthetic net's logits 2.6e-7 relative
+ * L2 against the double-precision reference. The tolerances leave about 4x
+ * and 20x for other ISAs' summation orders. */
+#define LAYER_TOL 3e-5        /* max abs error / max abs value, one layer */
+#define NET_TOL 5e-6          /* relative L2 error of logits, synthetic nets */
+/* Batch vs single vs split among members: exact, because every output is
+ * summed in the same order whatever computes it (measured: 0). */
+#define BATCH_TOL 0.0         /* relative L2, batch vs single */
 #define BN_EPS 1e-5
 
 static uint64_t rng = 88172645463325252ull;
@@ -644,11 +651,7 @@ START_TEST(resnet18_matches_torchvision)
 {
     char pth[4096], cls[4096], refp[4096], dir[4096], err[512];
     const char *p = test_shared_path("models/resnet18-random/resnet18.pth");
-    snprintf(pth, sizeof pth, "%s", p ? p : "");   /* before the next call reuses p's buffer */
-    if (!p || !test_shared_path("data/imagenet-sample/images")) {
-        printf("SKIP resnet18: $ENGINE_SHARED/models/resnet18-random or imagenet-sample absent\n");
-        return;
-    }
+    snprintf(pth, sizeof pth, "%s", p);   /* before the next call reuses p's buffer */
     snprintf(cls, sizeof cls, "%s", test_shared_path("data/imagenet-sample/imagenet_classes.txt"));
     snprintf(refp, sizeof refp, "%s",
              test_shared_path("data/imagenet-sample/resnet18-random.logits.jsonl"));
@@ -727,6 +730,9 @@ int main(void)
     }
     Suite *s = suite_create("cnn");
     TCase *t = tcase_create("layers");
+    /* Check's default 4 s is too short for the largest cases under ASan on a
+     * loaded machine (seen in make asan). */
+    tcase_set_timeout(t, 120);
     tcase_add_loop_test(t, conv_matches_direct, 0, 4 * (int)(sizeof conv_cases / sizeof conv_cases[0]));
     tcase_add_test(t, pools_match_direct);
     tcase_add_test(t, conv_pool_matches_conv);
@@ -736,10 +742,16 @@ int main(void)
     tcase_add_loop_test(t, synthetic_net_matches_reference, 0, 2);
     tcase_add_test(t, converter_refuses_mismatches);
     suite_add_tcase(s, t);
-    t = tcase_create("torchvision");
-    tcase_set_timeout(t, 600);
-    tcase_add_test(t, resnet18_matches_torchvision);
-    suite_add_tcase(s, t);
+    if (test_shared_path("models/resnet18-random/resnet18.pth") &&
+        test_shared_path("data/imagenet-sample/images")) {
+        t = tcase_create("torchvision");
+        tcase_set_timeout(t, 600);
+        tcase_add_test(t, resnet18_matches_torchvision);
+        suite_add_tcase(s, t);
+    } else {
+        test_note_skip("resnet18 against torchvision: $ENGINE_SHARED (../shared) lacks "
+                       "models/resnet18-random or data/imagenet-sample");
+    }
     int rc = test_run_suite(s);
     rmdir(tmpdir);
     return rc;

@@ -18,7 +18,12 @@
 #include "testutil.h"
 
 #define GOLDEN_DIR "tests/golden/tiny"
-#define TOL_ABS 1e-4f /* fp32 against PyTorch fp32, as for the SST-2 models */
+/* fp32 against PyTorch fp32: the same arithmetic in another summation order
+ * (GEMM blocking, OpenBLAS or builtin, AVX2 or AVX-512), whose rounding
+ * differences grow as about sqrt(K) float epsilons per layer on outputs of
+ * size ~1: measured at most 1.1e-6 on every model and GEMM; 2e-5 leaves
+ * about 20x for other CPUs' summation orders. */
+#define TOL_ABS 2e-5f
 
 static const char *MODELS[] = {
     "bert-gelu-new-3labels",   "bert-legacy-bf16",       "distilbert-relu-bin",
@@ -116,7 +121,10 @@ START_TEST(test_matches_reference_alone_and_batched)
             ck_assert_msg(fabsf(batch[r * g.width + k] - want) <= TOL_ABS,
                           "%s row %d (%d ids) output %d: %g, reference %g", name, r, g.seq[r].n_ids,
                           k, (double)batch[r * g.width + k], (double)want);
-            ck_assert_float_eq_tol(alone[k], batch[r * g.width + k], 1e-5f);
+            /* Alone vs batched: bit-equal here with both GEMMs, but OpenBLAS may
+             * pick its kernel by the row count, and so a row's summation order,
+             * on other CPUs: one rounding step on outputs of size ~1. */
+            ck_assert_float_eq_tol(alone[k], batch[r * g.width + k], 1e-6f);
         }
     }
     printf("%s on %s: %d sequences, max |engine - reference| = %.3g\n", name,

@@ -17,14 +17,19 @@
 #include "bert_layout.h"
 #include "engine.h"
 #include "format.h"
-#include "linear_int8.h"
+#include "quantize.h"
 #include "sgemm.h"
 #include "synthetic.h"
 #include "testutil.h"
 
 /* Issue 4: int8 accuracy within half a point of the fp32 reference's. */
 #define MAX_ACCURACY_DROP 0.005
-#define MIN_EMBED_COSINE 0.99
+/* int8 weights (per channel) and activations (per row) each carry a relative
+ * rounding error of about 2^-8 per element; over a normalised 256-wide
+ * embedding that costs 1 - cosine ~ 1e-4 (measured: worst 0.99988, mean
+ * 0.99999 on SST-2's 872 sentences), so 5e-4 leaves 4x for other CPUs' kernels
+ * (VNNI or not: the integer sums are exact, only the float epilogues differ). */
+#define MIN_EMBED_COSINE 0.9995
 /* Activations are quantized per row, so a sentence's result is the same
  * integers alone or in any batch: exactly equal in practice. */
 #define TOL_BATCH_INVARIANT 1e-6f
@@ -402,8 +407,8 @@ int main(void)
 
     int have_shared = test_shared_path("data/sst2/dev.tsv") != NULL;
     if (!have_shared) {
-        printf("skip (SST-2 part of test_int8): $ENGINE_SHARED (../shared) with data/sst2 not "
-               "found\n");
+        test_note_skip("the SST-2 part of test_int8: $ENGINE_SHARED (../shared) with data/sst2 "
+                       "not found");
     } else {
         if ((n_sent = test_read_sst2_dev(&sentences, &gold)) != 872) {
             printf("FAIL test_int8: cannot read the 872 sentences of data/sst2/dev.tsv\n");

@@ -774,6 +774,7 @@ int main(int argc, char **argv)
     if (b && *b && strcmp(b, "0") != 0)
         bench();
 
+    test_note_missing_isas();
     Suite *suite = suite_create("kernels");
     TCase *tc = tcase_create("dispatch");
     tcase_add_test(tc, test_tables);

@@ -14,7 +14,11 @@
 #include "engine.h"
 #include "testutil.h"
 
-#define TOL_LOGIT_ABS 1e-4f       /* issue 2: logits within 1e-4 of the reference */
+/* Issue 2 asked for logits within 1e-4 of PyTorch's; fp32 in another
+ * summation order achieves 1.8e-6 on SST-2 (logits of size ~3, 4 layers of
+ * width 256), so the check holds it to 2e-5: about 10x for other CPUs'
+ * kernels and OpenBLAS versions. */
+#define TOL_LOGIT_ABS 2e-5f
 #define TOL_BATCH_INVARIANT 1e-5f /* alone vs in a batch of 64 */
 #define MIN_EMBED_COSINE 0.99999
 

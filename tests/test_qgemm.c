@@ -1,5 +1,5 @@
 /* test_qgemm.c: the int8 GEMM kernels (kernels/qgemm*.c) and the int8 linear
- * layer (src/linear_int8.c): every path this CPU runs against the scalar
+ * layer (src/text/linear_int8.c): every path this CPU runs against the scalar
  * reference and a plain triple loop, with exact int32 equality on awkward
  * shapes and extreme values; the weight quantizer's error bound; the whole
  * layer against an fp32 product within a derived error bound; batch
@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "linear_int8.h"
+#include "quantize.h"
+#include "cpu.h"
 #include "qgemm.h"
 #include "testutil.h"
 
@@ -301,7 +302,7 @@ static void free_layer(layer *L)
     free(L->wsum); free(L->ref); free(L->bound);
 }
 
-static float *run_layer(const layer *L, int act, const float *res)
+static float *run_layer(const layer *L, eng__act act, const float *res)
 {
     float *y = malloc((size_t)L->M * L->N * sizeof *y);
     void *scratch = malloc(eng__linear_int8_scratch_bytes(L->M, L->K));
@@ -315,12 +316,12 @@ static void check_layer(int M, int K, int N)
     layer L = make_layer(M, K, N);
     const eng__kernels *kern = eng__kernels_get();
     /* Bias fused in the epilogue. */
-    float *y = run_layer(&L, -1, NULL);
+    float *y = run_layer(&L, ENG_ACT_NONE, NULL);
     for (int i = 0; i < M * N; i++)
         ck_assert_msg(fabs(y[i] - L.ref[i]) <= L.bound[i], "M=%d K=%d N=%d: y[%d] = %g, fp %g, bound %g",
                       M, K, N, i, (double)y[i], L.ref[i], L.bound[i]);
     /* Bias and residual. */
-    float *yr = run_layer(&L, -1, L.res);
+    float *yr = run_layer(&L, ENG_ACT_NONE, L.res);
     for (int i = 0; i < M * N; i++)
         ck_assert(fabs(yr[i] - (L.ref[i] + L.res[i])) <= L.bound[i] + 1e-6);
     /* Bias and GELU, against the library's GELU of the fp reference. */
@@ -388,14 +389,14 @@ END_TEST
  * dispatch.c's parser, without touching the environment. */
 START_TEST(test_dispatch_choice)
 {
-    const unsigned all = ENG_QF_AVX2 | ENG_QF_AVXVNNI | ENG_QF_AVX512VNNI;
+    const unsigned all = ENG_CPU_AVX2 | ENG_CPU_AVXVNNI | ENG_CPU_AVX512VNNI;
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, all), ENG_QISA_AVX512VNNI);
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX2, all), ENG_QISA_AVXVNNI);
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_SCALAR, all), ENG_QISA_SCALAR);
-    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, ENG_QF_AVX2), ENG_QISA_AVX2);
-    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, ENG_QF_AVX2 | ENG_QF_AVXVNNI),
+    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, ENG_CPU_AVX2), ENG_QISA_AVX2);
+    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, ENG_CPU_AVX2 | ENG_CPU_AVXVNNI),
                      ENG_QISA_AVXVNNI);
-    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX2, ENG_QF_AVX2 | ENG_QF_AVX512VNNI),
+    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX2, ENG_CPU_AVX2 | ENG_CPU_AVX512VNNI),
                      ENG_QISA_AVX2);
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, 0), ENG_QISA_SCALAR);
     ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("scalar", ENG_ISA_AVX512), all),
@@ -403,7 +404,7 @@ START_TEST(test_dispatch_choice)
     ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("avx2", ENG_ISA_AVX512), all),
                      ENG_QISA_AVXVNNI);
     ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("avx2", ENG_ISA_AVX512),
-                                       ENG_QF_AVX2),
+                                       ENG_CPU_AVX2),
                      ENG_QISA_AVX2);
     ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("avx512", ENG_ISA_AVX512), all),
                      ENG_QISA_AVX512VNNI);
@@ -412,7 +413,7 @@ START_TEST(test_dispatch_choice)
     /* The path in use is one this CPU can run, under the ENG_ISA ceiling. */
     const eng__qgemm_kernels *qk = eng__qgemm_get();
     ck_assert_ptr_eq(eng__qgemm_for(qk->isa), qk);
-    ck_assert_int_eq(qk->isa, eng__qgemm_choose(eng__kernels_get()->isa, eng__qgemm_cpu_features()));
+    ck_assert_int_eq(qk->isa, eng__qgemm_choose(eng__kernels_get()->isa, eng__cpu_features()));
     ck_assert_ptr_nonnull(eng__qgemm_for(ENG_QISA_SCALAR));
     ck_assert_ptr_null(eng__qgemm_for(ENG_QISA_COUNT));
     printf("qgemm: using %s; runnable:", qk->name);

@@ -1,5 +1,5 @@
 /* test_sched.c: the batching scheduler's behaviour with the null model
- * (src/scheduler.c): results through callbacks and tickets, overload, a
+ * (src/serve/scheduler.c): results through callbacks and tickets, overload, a
  * deadline expiring while the only worker is busy, priority order, max_wait
  * coalescing, the token budget, a failing item failing alone, shutdown, the
  * statistics' invariant, and an image refused by a text model. Timing bounds are generous (ThreadSanitizer and

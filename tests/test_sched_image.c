@@ -22,9 +22,10 @@
 #define BATCH 4
 /* Batches form while the worker waits this long for company. */
 #define WAIT_US 500000
-/* A batched image's logits against the same image alone: the network's
- * result does not depend on the batch, up to summation order in the GEMMs. */
-#define BATCH_REL_TOL 1e-5
+/* A batched image's logits against the same image alone: exact, because
+ * each output is summed in the same order whatever the batch (test_cnn's
+ * BATCH_TOL; measured: 0). */
+#define BATCH_REL_TOL 0.0
 
 static char model_path[512];
 static char *bytes[N_GOOD];

@@ -1,4 +1,4 @@
-/* test_sched_topo.c: the scheduler's worker placement (src/sched_topo.c) on
+/* test_sched_topo.c: the scheduler's worker placement (src/serve/sched_topo.c) on
  * synthetic hwloc topologies, since the test machine has one NUMA node: the
  * default one worker per node, several workers per node, workers spanning
  * nodes, user CPU lists, SMT cores, refusals of oversubscription; then the

@@ -1,4 +1,4 @@
-/* test_tokenizer.c: the BERT WordPiece tokenizer (src/tokenizer.c) against
+/* test_tokenizer.c: the BERT WordPiece tokenizer (src/text/tokenizer.c) against
  * Hugging Face's ids: the 872 SST-2 dev sentences and the hard texts of
  * tests/golden/tokenizer_hard.txt (made by make_tokenizer_golden.sh), plus
  * invalid UTF-8, truncation, long words, init errors and a short fuzz run on a

@@ -1,4 +1,5 @@
 /* testutil.c: see testutil.h. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "kernels.h"
 #include "testutil.h"
 
 static const char *env_or(const char *name, const char *dflt)
@@ -181,11 +183,32 @@ float test_uniform(float lo, float hi)
     return lo + (hi - lo) * (float)(test_rand_u32() >> 8) / 16777216.0f;
 }
 
+static int skip_noted;
+
+void test_note_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("skip: ", stdout);
+    vprintf(fmt, ap);
+    putchar('\n');
+    va_end(ap);
+    skip_noted = 1;
+}
+
+void test_note_missing_isas(void)
+{
+    for (int isa = ENG_ISA_AVX2; isa <= ENG_ISA_AVX512; isa++)
+        if (!eng__kernels_for((eng__isa)isa))
+            test_note_skip("this CPU cannot run the %s kernels; their tests did not run",
+                           eng__isa_str((eng__isa)isa));
+}
+
 int test_run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    return failed ? 1 : 0;
+    return failed ? 1 : skip_noted ? TEST_SKIP : 0;
 }

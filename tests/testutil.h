@@ -43,7 +43,20 @@ float *test_classify_all(const eng_model *model, char **texts, int n, int **labe
 uint32_t test_rand_u32(void);
 float test_uniform(float lo, float hi);
 
-/* Runs the suite; returns the process exit status (0 when all passed). */
+/* Notes, from main and before the suite runs, that part of the program's
+ * coverage cannot run here (no $ENGINE_SHARED, no CPU feature...): prints
+ * "skip: <why>" and makes test_run_suite answer TEST_SKIP instead of 0, so
+ * tests/run-tests.sh reports the missing coverage as a skip, never as a pass.
+ * (Check runs each test in a child process, so the decision belongs to main.) */
+void test_note_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* test_note_skip for each vector ISA whose kernels this CPU (or its OS, or
+ * ENG_ISA) cannot run: the tests loop over every ISA and pass over those, so
+ * the program says their coverage is missing. */
+void test_note_missing_isas(void);
+
+/* Runs the suite; returns the process exit status: 1 when a test failed, else
+ * TEST_SKIP when test_note_skip was called, else 0. */
 int test_run_suite(Suite *s);
 
 #endif

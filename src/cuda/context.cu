@@ -199,3 +199,7 @@ void eng__gpu_ctx_destroy(eng__gpu_ctx *g)
     free(g->grp);
     free(g);
 }
+
+/* The library's one exported symbol (cuda_backend.h). */
+__attribute__((visibility("default"))) const eng__gpu_backend eng__cuda_backend = {
+    ENG__GPU_ABI, eng__gpu_info, eng__gpu_ctx_create, eng__gpu_ctx_destroy, eng__gpu_run};

@@ -1,8 +1,12 @@
-/* cuda_backend.h: the C interface of the CUDA backend (the .cu files in src/cuda/), used by
- * src/cuda_dispatch.c only. Plain C types, no CUDA headers, so the C side
- * never needs the CUDA toolkit's headers and the .cu files never need the
- * engine's internal headers (model.h pulls in C11-only code nvcc's C++ front
- * end would not take).
+/* cuda_backend.h: the C interface of the CUDA backend (the .cu files in
+ * src/cuda/), built as its own library, build/libengine-cuda.so, which only
+ * it links cuBLAS and the CUDA runtime into. src/cuda/cuda_dispatch.c loads
+ * it with dlopen() when a CUDA context is first asked for, so no binary links
+ * CUDA and one build runs anywhere. The library exports one symbol,
+ * eng__cuda_backend, the table below. Plain C types, no CUDA headers, so the
+ * C side never needs the CUDA toolkit's headers and the .cu files never need
+ * the engine's internal headers (text.h pulls in C11-only code nvcc's C++
+ * front end would not take), nor link any of its code but src/core/error.c.
  *
  * Weights are uploaded once per (model, device, precision) and shared by all
  * contexts that use that triple (src/cuda/weights.cu, a reference-counted list
@@ -52,6 +56,9 @@ typedef struct {
     const float *emb_ln_g, *emb_ln_b;
     const eng__gpu_layer_src *layer;   /* [layers] */
     eng__gpu_linear_src head_dense, head_out;   /* when head != NONE */
+    /* eng__sgemm_unpack (kernels/sgemm.h): the panel layout to K x N, passed
+     * in so the backend links none of the CPU kernels. */
+    void (*unpack)(const float *packed, int K, int N, float *W);
 } eng__gpu_model_src;
 
 typedef struct eng__gpu_ctx eng__gpu_ctx;
@@ -77,6 +84,24 @@ void eng__gpu_ctx_destroy(eng__gpu_ctx *g);   /* NULL is fine */
 eng_status eng__gpu_run(eng__gpu_ctx *g, const eng_seq *seqs, int n, int want_logits,
                         const int *index, float *out, float *probs, int *labels, char *err,
                         size_t errlen);
+
+/* The backend's entry points, as the library exports them. abi is
+ * ENG__GPU_ABI, checked at load: a backend built from other sources than the
+ * engine loading it is refused rather than called. */
+#define ENG__GPU_ABI 1
+typedef struct {
+    int abi;
+    const char *(*info)(void);
+    eng_status (*ctx_create)(const eng__gpu_model_src *m, int device, eng_precision precision,
+                             int max_tokens, eng__gpu_ctx **out, char *err, size_t errlen);
+    void (*ctx_destroy)(eng__gpu_ctx *g);
+    eng_status (*run)(eng__gpu_ctx *g, const eng_seq *seqs, int n, int want_logits,
+                      const int *index, float *out, float *probs, int *labels, char *err,
+                      size_t errlen);
+} eng__gpu_backend;
+
+/* Defined in context.cu; looked up by name with dlsym(). */
+extern const eng__gpu_backend eng__cuda_backend;
 
 #ifdef __cplusplus
 }

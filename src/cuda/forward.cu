@@ -1,5 +1,5 @@
 /* forward.cu: the BERT/DistilBERT forward pass on the GPU, step for step the
- * one in src/forward.c and the heads of src/api.c.
+ * one in src/text/forward.c and the heads of src/text/api.c.
  *
  * Sequences are packed back to back as on the CPU: token t of the chunk is
  * row t of every [T, *] activation, and the linear layers run as one GEMM

@@ -238,7 +238,7 @@ __global__ void gather_rows_kernel(const float *h, const int *off, size_t total,
 
 /* Block j: out[j][0..H) = the mean of the len[j] rows of sequence j in h
  * [tokens, H] (only its first row when cls), then L2-normalised when
- * normalize, as embed_chunk in src/api.c (the mean's sum in double there too). */
+ * normalize, as embed_chunk in src/text/api.c (the mean's sum in double there too). */
 __global__ void pool_kernel(const float *h, const int *off, const int *len, int H, int cls,
                             int normalize, float *out)
 {

@@ -14,9 +14,6 @@
 #include <string.h>
 
 #include "gpu.h"
-extern "C" {
-#include "sgemm.h"
-}
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static gpu_weights *cache;
@@ -41,6 +38,7 @@ typedef struct {
     float *staging;   /* device fp32, `staging_n` floats: fp16/bf16 only */
     size_t staging_n;
     cudaDataType_t op;
+    void (*unpack)(const float *packed, int K, int N, float *W);   /* the model's */
 } uploader;
 
 static size_t align256(size_t n)
@@ -74,7 +72,7 @@ static eng_status put_linear(uploader *u, const eng__gpu_linear_src *src, int K,
     } else {
         /* A copy from pageable memory returns once its source has been read,
          * so one host buffer serves every weight. */
-        eng__sgemm_unpack(src->w, K, N, u->host);
+        u->unpack(src->w, K, N, u->host);
         if (u->op == CUDA_R_32F) {
             CU_TRY(cudaMemcpy(at, u->host, n * sizeof(float), cudaMemcpyHostToDevice));
         } else {
@@ -158,7 +156,7 @@ static eng_status fill(uploader *u, const eng__gpu_model_src *m, gpu_weights *w,
 
 static eng_status upload(const eng__gpu_model_src *m, gpu_weights *w, char *err, size_t errlen)
 {
-    uploader u = {NULL, 0, NULL, NULL, 0, eng__gpu_op_type(w->precision)};
+    uploader u = {NULL, 0, NULL, NULL, 0, eng__gpu_op_type(w->precision), m->unpack};
     eng_status s = layout(&u, m, w, err, errlen);
     if (s)
         return s;

@@ -1,27 +1,28 @@
 #!/bin/sh
 # make_tokenizer_golden.sh: writes tokenizer_hard.txt (hard input texts, one a
 # line, controls embedded literally) and tokenizer_hard.ids.jsonl (the ids Hugging
-# Face's Rust tokenizers give them, [CLS] ... [SEP] included), for test_tokenizer.
+# Face's tokenizers library gives them, [CLS] ... [SEP] included), for
+# test_tokenizer.
 #
 #   sh tests/golden/make_tokenizer_golden.sh [MODEL_DIR]
 #
-# The reference is the `tokenizers` npm package (Hugging Face's Node bindings of
-# the Rust library, i.e. the "fast" tokenizer itself), installed into
-# $TOK_DIR (default $HOME/.cache/engine-tokenizers-rs). The project's pure-JS
-# reference (/work/shared/reference/tokenize.mjs, @huggingface/tokenizers) is
-# also run when present, and the texts where it disagrees with Rust are listed
-# on stderr: it is a port with known differences (it lowercases with final-sigma
-# context and spaces only BMP ideographs), so Rust is the one the goldens follow.
+# The reference is $ENGINE_SHARED/reference/tokenize.mjs: the Rust crate that
+# transformers' fast tokenizers and TEI run, through its npm binding
+# (`tokenizers`), installed by $ENGINE_SHARED/reference/setup-peers.sh into
+# $PEERS_DIR. Its JavaScript port (tokenize.mjs --js) is run too, and the
+# texts where the two disagree are listed on stderr; the last section of the
+# texts below holds such strings on purpose (a word-final Greek capital sigma,
+# supplementary-plane ideographs, punctuation newer than the library's Unicode
+# tables), so the tests pin the library's behaviour where the port differs.
 # Texts are split on '\n' only (node's readline would also split on '\r').
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
-model=${1:-${ENGINE_SHARED:-/work/shared}/models/sst2-bert-mini}
-TOK_DIR=${TOK_DIR:-$HOME/.cache/engine-tokenizers-rs}
-PEERS_DIR=${PEERS_DIR:-$HOME/.cache/engine-peers}
-if [ ! -d "$TOK_DIR/node_modules/tokenizers" ]; then
-  mkdir -p "$TOK_DIR"
-  (cd "$TOK_DIR" && { [ -f package.json ] || npm init -y >/dev/null; } &&
-   npm install --no-audit --no-fund tokenizers@0.23.2 >/dev/null)
+shared=${ENGINE_SHARED:-$here/../../../shared}
+model=${1:-$shared/models/sst2-bert-mini}
+ref=$shared/reference/tokenize.mjs
+export PEERS_DIR=${PEERS_DIR:-$HOME/.cache/engine-peers}
+if [ ! -d "$PEERS_DIR/node_modules/tokenizers" ]; then
+  sh "$shared/reference/setup-peers.sh"
 fi
 
 python3 - "$here/tokenizer_hard.txt" <<'EOF'
@@ -80,6 +81,15 @@ T = [
  "", "a", ".", "it 's a charming and often affecting journey . ", "hello world",
  "Hello, World!", "ÀÁÂÃÄÅ àáâãäå", "ÇçÑñ", "Ǎ ǎ Ǐ ǐ", "ŉ ǰ", "Å", "ﬃ ﬄ ﬅ ﬆ",
  "x\u0345y iota subscript", "Ä\u0308 double diaeresis", "\u1100\u1161\u11a8 jamo", "각 Hangul",
+ # where the JavaScript port (tokenize.mjs --js) differs from the library:
+ # word-final capital sigma (the port lowercases it to a final sigma),
+ "ΟΔΟΣ", "ΟΔΟΣ.", "ΣΟΦΟΣ ΑΝΘΡΩΠΟΣ", "ΑΣ", "ΌΣΟΣ ΜΑΣ", "αΣ", "ΑΣ1", "ΑΣ-Β", "ΟΔΟΣ\u0301", "ἈΣ",
+ "ΙΗΣΟΥΣ ΧΡΙΣΤΟΣ",
+ # supplementary-plane ideographs (the port spaces only BMP ones),
+ "x\U0002B81Dy", "x\U0002CEA1y",
+ # and punctuation or marks newer than the library's Unicode tables.
+ "x\u2e53y", "x\u2e5dy", "x\u2e4ey", "x\U00010F55y", "x\U00011FFFy", "x\U00016FE2y",
+ "x\U0001E95Fy", "x\u1DFAy", "x\U0001E08Fy", "x\U00011F43y", "x\u0890y",
 ]
 seen = set(); out = []
 for t in T:
@@ -90,37 +100,22 @@ with open(sys.argv[1], "w", encoding="utf-8", newline="") as f:
 print(len(out), "texts", file=sys.stderr)
 EOF
 
-cat > "$TOK_DIR/golden.mjs" <<'EOF'
-import fs from 'fs';
-import { createRequire } from 'module';
-const [model, textsPath, peers] = process.argv.slice(2);
-const { Tokenizer } = createRequire(import.meta.url)('tokenizers');
-const rs = Tokenizer.fromFile(model + '/tokenizer.json');
-let js = null;
-try {
-  const T = createRequire(peers + '/package.json')('@huggingface/tokenizers').Tokenizer;
-  js = new T(JSON.parse(fs.readFileSync(model + '/tokenizer.json', 'utf8')),
-             JSON.parse(fs.readFileSync(model + '/tokenizer_config.json', 'utf8')));
-} catch (e) { console.error('pure-JS reference not found; skipping the comparison'); }
-const texts = fs.readFileSync(textsPath, 'utf8').split('\n');
-texts.pop();
-let differ = 0;
-for (const t of texts) {
-  const ids = (await rs.encode(t)).getIds();
-  process.stdout.write(JSON.stringify(ids) + '\n');
-  if (js && JSON.stringify(js.encode(t).ids) !== JSON.stringify(ids)) {
-    differ++;
-    console.error('pure-JS reference differs on ' + JSON.stringify(t));
-  }
-}
-if (js) console.error(`pure-JS reference differs on ${differ} of ${texts.length} texts`);
-EOF
-node "$TOK_DIR/golden.mjs" "$model" "$here/tokenizer_hard.txt" "$PEERS_DIR" > "$here/tokenizer_hard.ids.jsonl"
+node "$ref" "$model" < "$here/tokenizer_hard.txt" > "$here/tokenizer_hard.ids.jsonl"
+node "$ref" --js "$model" < "$here/tokenizer_hard.txt" | python3 -c '
+import sys
+texts = open(sys.argv[1], encoding="utf-8", newline="").read().split("\n")[:-1]
+lib = open(sys.argv[2]).read().split("\n")[:-1]
+port = sys.stdin.read().split("\n")[:-1]
+assert len(texts) == len(lib) == len(port), (len(texts), len(lib), len(port))
+differ = [t for t, a, b in zip(texts, lib, port) if a != b]
+for t in differ: print("the JavaScript port differs on", ascii(t), file=sys.stderr)
+print(len(differ), "of", len(texts), "texts differ between the library and its JavaScript port", file=sys.stderr)
+' "$here/tokenizer_hard.txt" "$here/tokenizer_hard.ids.jsonl"
 echo "wrote $(wc -l < "$here/tokenizer_hard.ids.jsonl") reference id lists" >&2
 
-# ---- src/tokenizer_legacy.h ---------------------------------------------------
+# ---- src/text/tokenizer_legacy.h ---------------------------------------------------
 # Hugging Face's Rust code takes its punctuation, Mn and control classes from an
-# old Unicode table (the unicode_categories crate), while src/tokenizer.c asks
+# old Unicode table (the unicode_categories crate), while src/text/tokenizer.c asks
 # utf8proc (current Unicode). The exceptions are measured, not guessed: every
 # code point is run through the Rust tokenizer as "x<c>y" and the class it
 # shows (kept in the word, split off as punctuation, or dropped) is compared
@@ -158,10 +153,10 @@ EOF
 sed -i '1i #include <string.h>' "$work/cats.c"
 cc -O2 "$work/cats.c" -o "$work/cats" -lutf8proc
 "$work/cats" > "$work/cats.txt"
-cat > "$TOK_DIR/classes.mjs" <<'EOF'
+cat > "$work/classes.mjs" <<'EOF'
 import fs from 'fs';
 import { createRequire } from 'module';
-const { Tokenizer } = createRequire(import.meta.url)('tokenizers');
+const { Tokenizer } = createRequire(process.env.PEERS_DIR + '/package.json')('tokenizers');
 const tok = Tokenizer.fromFile(process.argv[2] + '/tokenizer.json');
 // Kept in the word, "x<c>y" never ends in the word-initial "y"; split off as
 // punctuation it is exactly [x, <c>, y]; dropped, it reads as "xy".
@@ -180,8 +175,8 @@ for (let i = 0; i < lines.length; i += 10000) {
 }
 process.stdout.write(out.join('\n') + '\n');
 EOF
-node "$TOK_DIR/classes.mjs" "$model" "$work/cats.txt" > "$work/diff.txt"
-python3 - "$work/diff.txt" "$here/../../src/tokenizer_legacy.h" <<'EOF'
+node "$work/classes.mjs" "$model" "$work/cats.txt" > "$work/diff.txt"
+python3 - "$work/diff.txt" "$here/../../src/text/tokenizer_legacy.h" <<'EOF'
 import sys
 names = {'O': 'LEGACY_OTHER', 'P': 'LEGACY_PUNCT', 'D': 'LEGACY_DROP'}
 ranges = []

@@ -3,13 +3,13 @@
  * stored in the fp32 GEMM's panel layout (kernels/sgemm.h), q/k/v fused into
  * one [H, 3H] matrix, BERT's token type 0 embedding folded into the
  * position embeddings, everything F32 except, on request, the encoder's
- * linear weights, which are quantized to int8 (src/linear_int8.h); and the
+ * linear weights, which are quantized to int8 (src/text/linear_int8.h); and the
  * folder-to-file conversion that strings config, checkpoint, layout and
  * writer together. */
 #include "error.h"
 #include "bert_layout.h"
 #include "model_limits.h"
-#include "linear_int8.h"
+#include "quantize.h"
 #include "sgemm.h"
 
 #include <stdarg.h>

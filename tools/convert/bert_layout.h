@@ -29,7 +29,7 @@ eng_status cv_weights_check(const char *weights, char *err, size_t errlen);
  * engine's [in, out] layout) in the form `weights` names: "fp32" as
  * "<name>.w" F32 [ceil(N/16), K, 16] (packed by eng__sgemm_pack,
  * kernels/sgemm.h); "int8" as "<name>.w" I8 (packed), "<name>.w.scale" F32
- * [N] and "<name>.w.sum" I32 [N] (src/linear_int8.h). *n_added grows by the
+ * [N] and "<name>.w.sum" I32 [N] (src/text/linear_int8.h). *n_added grows by the
  * tensors added. */
 eng_status cv_add_linear_weight(eng__writer *w, const char *name, const float *wt, int K, int N,
                                 const char *weights, int *n_added, char *err, size_t errlen);

@@ -586,6 +586,7 @@ char *cv_config_meta_json(const cv_config *c)
         return NULL;
     }
     cJSON_AddStringToObject(o, "format", "eng");
+    cJSON_AddStringToObject(o, "kind", "text");
     cJSON_AddStringToObject(o, "arch", c->arch);
     cJSON_AddNumberToObject(o, "hidden", c->hidden);
     cJSON_AddNumberToObject(o, "layers", c->layers);

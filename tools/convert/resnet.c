@@ -1,5 +1,5 @@
-/* resnet.c: lays out a torchvision ResNet for src/cnn.c (the tensor names and
- * metadata are documented in src/cnn.h). Every BatchNorm (eval mode, eps
+/* resnet.c: lays out a torchvision ResNet for src/vision/cnn.c (the tensor names and
+ * metadata are documented in src/vision/cnn.h). Every BatchNorm (eval mode, eps
  * 1e-5) is folded into the convolution before it:
  *     s = gamma / sqrt(running_var + eps)
  *     w'[ky][kx][ci][co] = w[co][ci][ky][kx] * s[co]
@@ -144,6 +144,7 @@ static char *meta_json(const char *arch, int bottleneck, const int layers[4], in
     static const double mean[3] = { 0.485, 0.456, 0.406 }, stdv[3] = { 0.229, 0.224, 0.225 };
     cJSON *m = cJSON_CreateObject(), *rn = cJSON_CreateObject(), *img = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "format", "eng");
+    cJSON_AddStringToObject(m, "kind", "cnn");
     cJSON_AddStringToObject(m, "arch", arch);
     cJSON_AddStringToObject(rn, "block", bottleneck ? "bottleneck" : "basic");
     cJSON_AddItemToObject(rn, "layers", cJSON_CreateIntArray(layers, 4));
@@ -281,6 +282,14 @@ static eng_status read_labels(const char *path, char ***out, int *n, char *err, 
         }
         v = nv;
         cnt++;
+    }
+    if (st == ENG_OK && ferror(f)) {
+        snprintf(err, errlen, "cannot read labels file %s", path);
+        st = ENG_ERR_IO;
+    } else if (st == ENG_OK && cnt == 0) {
+        /* An empty file would otherwise pass for "no labels given". */
+        snprintf(err, errlen, "labels file %s is empty (one class name a line)", path);
+        st = ENG_ERR_FORMAT;
     }
     fclose(f);
     if (st != ENG_OK) {

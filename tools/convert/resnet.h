@@ -1,5 +1,5 @@
 /* resnet.h: torchvision ResNet checkpoints (state dicts saved with
- * torch.save) to .eng files for src/cnn.c. */
+ * torch.save) to .eng files for src/vision/cnn.c. */
 #ifndef CV_RESNET_H
 #define CV_RESNET_H
 

@@ -1,0 +1,132 @@
+/* linear.c: binding a linear layer's tensors and running it. The fp32 form
+ * runs kernels/sgemm.h on the weights as the file stores them (already
+ * packed by the converter), with the bias/residual/activation fused into the
+ * GEMM's stores; the int8 form is in linear_int8.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "linear.h"
+#include "linear_int8.h"
+#include "sgemm.h"
+
+static const eng__file_tensor *find(const eng__file *f, const char *prefix, const char *suffix)
+{
+    char name[ENG_FILE_NAME_MAX];
+    if ((size_t)snprintf(name, sizeof name, "%s%s", prefix, suffix) >= sizeof name)
+        return NULL;
+    return eng__file_find(f, name);
+}
+
+static int is_shape(const eng__file_tensor *t, eng__dtype dt, int ndim, uint64_t d0, uint64_t d1)
+{
+    return t && t->dtype == (uint32_t)dt && t->ndim == (uint32_t)ndim && t->shape[0] == d0 &&
+           (ndim < 2 || t->shape[1] == d1);
+}
+
+/* The int8 form: "<prefix>.w" packed (linear_int8.h), ".w.scale", ".w.sum". */
+static eng_status bind_int8(eng__linear *l, const eng__file *f, const char *prefix,
+                            const eng__file_tensor *w, char *err, size_t errlen)
+{
+    const eng__file_tensor *scale = find(f, prefix, ".w.scale");
+    const eng__file_tensor *sum = find(f, prefix, ".w.sum");
+    size_t bytes = eng__quantized_weight_bytes(l->K, l->N);
+    if (bytes == 0 || w->ndim != 1 || w->nbytes != bytes) {
+        snprintf(err, errlen, "tensor %s.w should be I8 [%zu] (packed %dx%d)", prefix, bytes, l->K,
+                 l->N);
+        return ENG_ERR_FORMAT;
+    }
+    if (!is_shape(scale, ENG_DT_F32, 1, (uint64_t)l->N, 0) ||
+        !is_shape(sum, ENG_DT_I32, 1, (uint64_t)l->N, 0)) {
+        snprintf(err, errlen, "int8 tensor %s.w needs %s.w.scale F32 [%d] and %s.w.sum I32 [%d]",
+                 prefix, prefix, l->N, prefix, l->N);
+        return ENG_ERR_FORMAT;
+    }
+    l->dtype = ENG_DT_I8;
+    l->wq = eng__file_data(f, w);
+    l->wscale = eng__file_data(f, scale);
+    l->wsum = eng__file_data(f, sum);
+    return ENG_OK;
+}
+
+eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *prefix, int K, int N,
+                            char *err, size_t errlen)
+{
+    memset(l, 0, sizeof *l);
+    l->K = K;
+    l->N = N;
+    const eng__file_tensor *w = find(f, prefix, ".w");
+    const eng__file_tensor *b = find(f, prefix, ".b");
+    if (!w || !b) {
+        snprintf(err, errlen, "missing tensor %s.%c", prefix, w ? 'b' : 'w');
+        return ENG_ERR_FORMAT;
+    }
+    if (!is_shape(b, ENG_DT_F32, 1, (uint64_t)N, 0)) {
+        snprintf(err, errlen, "tensor %s.b should be F32 [%d]", prefix, N);
+        return ENG_ERR_FORMAT;
+    }
+    l->b = eng__file_data(f, b);
+    if (w->dtype == ENG_DT_I8)
+        return bind_int8(l, f, prefix, w, err, errlen);
+    if (w->dtype != ENG_DT_F32) {
+        snprintf(err, errlen, "tensor %s.w has dtype %s, which this build cannot run", prefix,
+                 eng__dtype_name((eng__dtype)w->dtype));
+        return ENG_ERR_UNSUPPORTED;
+    }
+    const uint64_t n16 = ((uint64_t)N + 15) / 16;
+    if (w->ndim != 3 || w->shape[0] != n16 || w->shape[1] != (uint64_t)K || w->shape[2] != 16) {
+        snprintf(err, errlen, "tensor %s.w should be F32 [%llu,%d,16] (%dx%d packed)", prefix,
+                 (unsigned long long)n16, K, K, N);
+        return ENG_ERR_FORMAT;
+    }
+    l->dtype = ENG_DT_F32;
+    l->packed = eng__file_data(f, w);
+    return ENG_OK;
+}
+
+eng_status eng__linear_use_blas(eng__linear *l, char *err, size_t errlen)
+{
+    if (l->dtype != ENG_DT_F32 || l->w_blas)
+        return ENG_OK;
+    size_t bytes = ((size_t)l->K * (size_t)l->N * sizeof(float) + 63) & ~(size_t)63;
+    if (!(l->w_blas = aligned_alloc(64, bytes))) {
+        snprintf(err, errlen, "out of memory unpacking a %dx%d weight for OpenBLAS", l->K, l->N);
+        return ENG_ERR_NOMEM;
+    }
+    eng__sgemm_unpack(l->packed, l->K, l->N, l->w_blas);
+    return ENG_OK;
+}
+
+void eng__linear_release(eng__linear *l)
+{
+    free(l->w_blas);
+    l->w_blas = NULL;
+}
+
+size_t eng__linear_scratch_bytes(const eng__linear *l, int M)
+{
+    return l->dtype == ENG_DT_I8 ? eng__linear_int8_scratch_bytes(M, l->K) : 0;
+}
+
+void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
+                     eng__act act, void *scratch, const eng__kernels *kern)
+{
+    if (l->dtype == ENG_DT_I8) {
+        eng__linear_int8_run(l, X, M, Y, res, act, scratch, kern);
+        return;
+    }
+    if (l->w_blas) {
+        /* OpenBLAS: the GEMM, then bias (+ res) or bias + act in one pass. */
+        eng__sgemm(0, 0, M, l->N, l->K, 1.0f, X, l->K, l->w_blas, l->N, 0.0f, Y, l->N);
+        if (act != ENG_ACT_NONE)
+            kern->bias_act(Y, l->b, M, l->N, act);
+        else
+            kern->bias_residual(Y, l->b, res, M, l->N);
+        return;
+    }
+    /* Y[M,N] = act(X[M,K] W[K,N] + b (+ res)) in one pass; the GEMM's ISA
+     * follows the caller's kernel table. */
+    eng__sgemm_packed(eng__sgemm_for(kern->isa), X, M, l->K, (size_t)l->K, l->packed, l->N, Y,
+                      (size_t)l->N, l->b, res, act);
+}

@@ -1,0 +1,46 @@
+/* linear.h: one linear layer, Y[M,N] = X[M,K] W + b, in whatever form the
+ * model file stores it: fp32 weights in the panel layout of the fused GEMM of
+ * kernels/sgemm.h, int8 weights (per output channel scales, activations
+ * quantized per row) for the VNNI kernels. Both are views of the mapped file;
+ * nothing is allocated or repacked at bind (unless the model asks for the
+ * OpenBLAS GEMM). The forward pass only calls eng__linear_run(). */
+#ifndef ENG_LINEAR_H
+#define ENG_LINEAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "kernels.h"
+
+typedef struct {
+    int K, N;                 /* in and out features */
+    eng__dtype dtype;         /* ENG_DT_F32 or ENG_DT_I8 */
+    const float *packed;      /* F32: "<name>.w", [ceil(N/16)][K][16] as kernels/sgemm.h
+                               * packs it */
+    const int8_t *wq;         /* I8: layout owned by src/text/linear_int8.c ("<name>.w") */
+    const float *wscale;      /* I8: N per-output-channel scales ("<name>.w.scale") */
+    const int32_t *wsum;      /* I8: optional per-channel column sums ("<name>.w.sum") */
+    const float *b;           /* N ("<name>.b") */
+    float *w_blas;            /* F32 on OpenBLAS: W [K,N] unpacked at load, owned */
+} eng__linear;
+
+/* Binds the tensors "<prefix>.w", "<prefix>.b" (and the int8 extras) of f to
+ * l, checking shapes against K and N; l points into f, which must outlive it. */
+eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *prefix, int K, int N,
+                            char *err, size_t errlen);
+
+/* Switches an fp32 layer to the OpenBLAS GEMM: unpacks its weights into an
+ * owned [K,N] copy (eng__blas_init must have succeeded). No-op for int8. */
+eng_status eng__linear_use_blas(eng__linear *l, char *err, size_t errlen);
+/* Frees what eng__linear_use_blas allocated; safe on any bound layer. */
+void eng__linear_release(eng__linear *l);
+
+/* Y = X W + b, plus res (M x N, may be NULL), then act unless it is
+ * ENG_ACT_NONE (res and an activation are never both given). scratch must hold
+ * eng__linear_scratch_bytes(l, M) bytes. */
+void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
+                     eng__act act, void *scratch, const eng__kernels *kern);
+size_t eng__linear_scratch_bytes(const eng__linear *l, int M);
+
+#endif
