@@ -85,7 +85,7 @@ ISA_avx512     := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 ISA_avxvnni    := -mavx2 -mfma -mavxvnni
 ISA_avx512vnni := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
 
-LIB_SRC     := $(wildcard src/*.c) $(wildcard kernels/*.c)
+LIB_SRC     := $(wildcard src/*.c) $(wildcard src/serve/*.c) $(wildcard kernels/*.c)
 CONVERT_SRC := $(wildcard tools/convert/*.c)
 CLI_SRC     := $(wildcard tools/cli/*.c)
 BENCH_SRC   := $(wildcard bench/*_bench.c)
@@ -143,8 +143,13 @@ $(CONVERT_LIB): $(call obj,$(filter-out tools/convert/main.c,$(CONVERT_SRC)))
 $(BUILD)/convert: $(call obj,tools/convert/main.c) $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lz
 
-$(BUILD)/engine: $(call obj,$(CLI_SRC)) $(LIB)
-	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
+# engine serve (tools/serve/): the HTTP server, linked into the CLI with
+# libmicrohttpd (Debian libmicrohttpd-dev).
+SERVE_SRC := $(wildcard tools/serve/*.c)
+$(call obj,$(SERVE_SRC)): CFLAGS_ALL += -Itools/serve
+
+$(BUILD)/engine: $(call obj,$(CLI_SRC)) $(call obj,$(SERVE_SRC)) $(LIB)
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lmicrohttpd
 
 # bench/<name>_bench.c becomes $(BUILD)/<name>-bench.
 $(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(LIB)

@@ -176,8 +176,12 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 1;
 }
 
+int eng__cli_serve(int argc, char **argv);   /* tools/serve/serve_main.c */
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "serve"))
+        return eng__cli_serve(argc - 1, argv + 1);
     if (argc < 3) {
         usage(stderr);
         return 2;
