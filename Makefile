@@ -177,7 +177,7 @@ asan:
 
 # ThreadSanitizer runs the scheduler's tests and a short model test whose
 # contexts use their thread teams.
-TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t))),$(t)))
+TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t)),$(findstring cache,$(t))),$(t)))
 tsan:
 	$(MAKE) BUILD=build-tsan CUDA=0 OPT="-O1 -g" SAN_FLAGS="-fsanitize=thread" \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS))
