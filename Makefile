@@ -154,6 +154,8 @@ $(BUILD)/engine: $(call obj,$(CLI_SRC)) $(call obj,$(SERVE_SRC)) $(LIB)
 # bench/<name>_bench.c becomes $(BUILD)/<name>-bench.
 $(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
+# infer-bench --url: its HTTP client.
+$(BUILD)/infer-bench: $(BUILD)/obj/bench/infer_http.o
 
 $(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,$(TEST_COMMON)) $(CONVERT_LIB) $(LIB)
 	@mkdir -p $(dir $@)
