@@ -504,6 +504,110 @@ START_TEST(drain)
 }
 END_TEST
 
+
+/* An image model: raw JPEG posts (/classify, /predict?model=) and base64 in
+ * KServe infer, answered with the library's logits; text routes on it are
+ * 422, and an image that does not decode is 422. */
+START_TEST(image_routes)
+{
+    char pth[4096], cls[4096], img[4096], eng[256], cmd[16384];
+    const char *p = test_shared_path("models/resnet18-random/resnet18.pth");
+    snprintf(pth, sizeof pth, "%s", p ? p : "");
+    p = test_shared_path("data/imagenet-sample/images/n01440764_tench.JPEG");
+    snprintf(img, sizeof img, "%s", p ? p : "");
+    p = test_shared_path("data/imagenet-sample/imagenet_classes.txt");
+    snprintf(cls, sizeof cls, "%s", p ? p : "");
+    if (!pth[0] || !img[0] || !cls[0]) {
+        printf("SKIP image_routes: resnet18-random or imagenet-sample absent from $ENGINE_SHARED\n");
+        return;
+    }
+    snprintf(eng, sizeof eng, "/tmp/test_http_resnet18.%d.eng", (int)getpid());
+    char convert[4096];
+    snprintf(convert, sizeof convert, "%s", test_build_path("convert"));
+    snprintf(cmd, sizeof cmd, "%s --arch resnet18 --labels %s %s %s >/dev/null", convert, cls, pth, eng);
+    ck_assert_int_eq(system(cmd), 0);
+    size_t len;
+    char *jpeg = test_read_file(img, &len);
+    ck_assert_ptr_nonnull(jpeg);
+
+    eng_model *m;
+    ck_assert_int_eq(eng_model_load(eng, NULL, &m), ENG_OK);
+    eng_ctx *ctx;
+    ck_assert_int_eq(eng_ctx_init(m, NULL, &ctx), ENG_OK);
+    float logits[1000];
+    const void *data[1] = {jpeg};
+    ck_assert_int_eq(eng_classify_image_data(ctx, data, &len, 1, logits, NULL, NULL, NULL), ENG_OK);
+
+    const char *args[] = {eng, NULL};
+    server srv = start_server(args);
+    ck_assert_int_gt(srv.port, 0);
+    char path[256];
+    snprintf(path, sizeof path, "/v2/models/test_http_resnet18.%d/classify", (int)getpid());
+    for (int route = 0; route < 2; route++) {
+        int fd = connect_to(srv.port);
+        char head[512];
+        int n = snprintf(head, sizeof head,
+                         "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: image/jpeg\r\n"
+                         "Content-Length: %zu\r\n\r\n",
+                         route ? "/predict" : path, len);
+        send_all(fd, head, (size_t)n);
+        send_all(fd, jpeg, len);
+        reply r = read_reply(fd);
+        close(fd);
+        ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+        cJSON *j = cJSON_Parse(r.body);
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "top5")), 5);
+        cJSON *lg = cJSON_GetObjectItem(j, "logits");
+        ck_assert_int_eq(cJSON_GetArraySize(lg), 1000);
+        for (int i = 0; i < 1000; i++)   /* %.9g round-trips: exactly the library's */
+            ck_assert_float_eq((float)cJSON_GetArrayItem(lg, i)->valuedouble, logits[i]);
+        cJSON_Delete(j);
+        free(r.body);
+    }
+    /* KServe infer with the image in base64. */
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *body = malloc(len * 2 + 512);
+    int o = snprintf(body, 512, "{\"inputs\":[{\"name\":\"image\",\"shape\":[1],\"datatype\":\"BYTES\",\"data\":[\"");
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)(unsigned char)jpeg[i] << 16;
+        if (i + 1 < len) v |= (uint32_t)(unsigned char)jpeg[i + 1] << 8;
+        if (i + 2 < len) v |= (unsigned char)jpeg[i + 2];
+        body[o++] = b64[v >> 18];
+        body[o++] = b64[(v >> 12) & 63];
+        body[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+        body[o++] = i + 2 < len ? b64[v & 63] : '=';
+    }
+    snprintf(body + o, 16, "\"]}]}");
+    snprintf(path, sizeof path, "/v2/models/test_http_resnet18.%d/infer", (int)getpid());
+    reply r = post(srv.port, path, body);
+    free(body);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    cJSON *j = cJSON_Parse(r.body);
+    cJSON *d = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "outputs"), 0), "data");
+    for (int i = 0; i < 1000; i++)
+        ck_assert_float_eq((float)cJSON_GetArrayItem(d, i)->valuedouble, logits[i]);
+    int best = 0;
+    for (int i = 1; i < 1000; i++)
+        if (logits[i] > logits[best])
+            best = i;
+    cJSON *label = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "outputs"), 1);
+    ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(label, "data"), 0)->valuestring,
+                     eng_model_label(m, best));
+    cJSON_Delete(j);
+    free(r.body);
+    /* A text route on an image model; an image that does not decode. */
+    expect_error(post(srv.port, "/embed", "{\"inputs\":\"x\"}"), 422, "validation");
+    snprintf(path, sizeof path, "/v2/models/test_http_resnet18.%d/classify", (int)getpid());
+    expect_error(http(srv.port, "POST", path, "Content-Type: image/jpeg\r\n", "not a jpeg"), 422,
+                 "validation");
+    ck_assert_int_eq(stop_server(&srv), 0);
+    eng_ctx_free(ctx);
+    eng_model_free(m);
+    free(jpeg);
+    unlink(eng);
+}
+END_TEST
+
 int main(void)
 {
     snprintf(engine_bin, sizeof engine_bin, "%s", test_build_path("engine"));
@@ -535,6 +639,7 @@ int main(void)
     tcase_add_test(tc, deadline_504_and_disconnect);
     tcase_add_test(tc, api_key_401);
     tcase_add_test(tc, drain);
+    tcase_add_test(tc, image_routes);
     suite_add_tcase(s, tc);
     int rc = test_run_suite(s);
     int a = stop_server(&main_srv), b = stop_server(&slow_srv);
