@@ -309,6 +309,7 @@ void tei_tokenize(srv_req *r, buf *out)
 void tei_info(srv *s, buf *out)
 {
     srv_model *m = &s->models[0];
+    eng_sched_params dp = eng_sched_default_params();   /* what 0 options mean */
     buf_str(out, "{\"model_id\":");
     buf_json_str(out, m->name, strlen(m->name));
     buf_str(out, ",\"model_sha\":null,\"model_dtype\":");
@@ -340,8 +341,10 @@ void tei_info(srv *s, buf *out)
                ",\"max_concurrent_requests\":%d,\"max_input_length\":%d,\"max_batch_tokens\":%d,"
                "\"max_batch_requests\":%d,\"max_client_batch_size\":%d,\"tokenization_workers\":%d,"
                "\"version\":\"%s\",\"models\":[",
-               s->o.queue_capacity, m->info.max_positions, s->o.max_batch_tokens, s->o.max_batch,
-               s->o.max_client_batch, s->o.http_threads, eng_version());
+               s->o.queue_capacity ? s->o.queue_capacity : dp.queue_capacity, m->info.max_positions,
+               s->o.max_batch_tokens ? s->o.max_batch_tokens : 16 * m->info.max_positions,
+               s->o.max_batch ? s->o.max_batch : dp.max_batch_size, s->o.max_client_batch,
+               s->o.http_threads, eng_version());
     for (int i = 0; i < s->n_models; i++) {
         srv_model *x = &s->models[i];
         buf_str(out, i ? ",{\"id\":" : "{\"id\":");

@@ -247,19 +247,23 @@ static int wait_signal(const sigset_t *set, double seconds)
     return sig > 0 ? sig : 0;
 }
 
-static void free_all(srv *s, int models_idle)
+/* Frees what main allocated; the schedulers and models too when nothing
+ * runs on them any more (after an exit timeout, work may still be running:
+ * the process exits around it). */
+static int finish(srv *s, int models_idle, int rc)
 {
-    for (int i = 0; i < s->n_models; i++) {
-        /* Freeing waits for whatever the scheduler still runs. */
-        if (models_idle)
-            eng_sched_free(s->models[i].sched);
-        if (models_idle)
-            eng_model_free(s->models[i].model);
+    if (!s)
+        return rc;
+    for (int i = 0; models_idle && s->models && i < s->n_models; i++) {
+        eng_sched_free(s->models[i].sched);   /* waits for whatever it still runs */
+        eng_model_free(s->models[i].model);
     }
     if (models_idle) {
         eng_cache_free(s->cache);
         free(s->models);
+        free(s);
     }
+    return rc;
 }
 
 int eng__cli_serve(int argc, char **argv)
@@ -276,16 +280,15 @@ int eng__cli_serve(int argc, char **argv)
         }
     }
     srv *s = calloc(1, sizeof *s);
-    s->models = calloc((size_t)argc, sizeof *s->models);
-    if (!s || !s->models) {
+    if (!s || !(s->models = calloc((size_t)argc, sizeof *s->models))) {
         fprintf(stderr, "engine serve: out of memory\n");
-        return 1;
+        return finish(s, 1, 1);
     }
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
             usage(stdout);
-            return 0;
+            return finish(s, 1, 0);
         }
         if (!strcmp(arg, "--model") && a + 1 < argc && !strcmp(argv[a + 1], "null")) {
             srv_model *m = &s->models[s->n_models++];
@@ -301,7 +304,7 @@ int eng__cli_serve(int argc, char **argv)
                 fprintf(stderr, "engine serve: bad option %s%s%s\n", arg, a + 1 < argc ? " " : "",
                         a + 1 < argc ? argv[a + 1] : "");
                 usage(stderr);
-                return 2;
+                return finish(s, 1, 2);
             }
             a++;
             continue;
@@ -316,18 +319,18 @@ int eng__cli_serve(int argc, char **argv)
     }
     if (s->n_models == 0) {
         usage(stderr);
-        return 2;
+        return finish(s, 1, 2);
     }
     for (int i = 0; i < s->n_models; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(s->models[i].name, s->models[j].name)) {
                 fprintf(stderr, "engine serve: two models named %s\n", s->models[i].name);
-                return 2;
+                return finish(s, 1, 2);
             }
     if (opts.http_threads < 1 || opts.max_client_batch < 1 || opts.max_connections < 1) {
         fprintf(stderr, "engine serve: --http-threads, --max-client-batch-size and "
                         "--max-connections must be at least 1\n");
-        return 2;
+        return finish(s, 1, 2);
     }
     s->o = opts;
     s->t0_ns = srv_now_ns();
@@ -338,7 +341,7 @@ int eng__cli_serve(int argc, char **argv)
         eng_cache_params cp = {.max_entries = opts.cache_entries, .max_bytes = opts.cache_bytes};
         if (eng_cache_create(&cp, &s->cache) != ENG_OK) {
             fprintf(stderr, "engine serve: cannot create the result cache\n");
-            return 1;
+            return finish(s, 1, 1);
         }
     }
 
@@ -353,12 +356,12 @@ int eng__cli_serve(int argc, char **argv)
 
     /* Listening first: live answers 200 while the models load, ready 503. */
     if (srv_start(s))
-        return 1;
+        return finish(s, 1, 1);
     fprintf(stderr, "engine serve: listening on http://%s:%d\n", s->o.host, s->o.port);
     for (int i = 0; i < s->n_models; i++)
         if (load_model(s, &s->models[i], i)) {
             srv_stop(s);
-            return 1;
+            return finish(s, 1, 1);
         }
     atomic_store(&s->ready, 1);
     fprintf(stderr, "engine serve: ready\n");
@@ -388,7 +391,6 @@ int eng__cli_serve(int argc, char **argv)
                 _exit(1);
     }
     srv_stop(s);
-    free_all(s, !expired);
     fprintf(stderr, "engine serve: stopped\n");
-    return 0;
+    return finish(s, !expired, 0);
 }
