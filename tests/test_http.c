@@ -505,6 +505,58 @@ START_TEST(drain)
 END_TEST
 
 
+/* What is still waiting at --exit-timeout is answered 503; the process still
+ * exits 0. */
+START_TEST(exit_timeout_503)
+{
+    const char *args[] = {"--model", "null", "--null-batch-us", "1000000", "--max-batch-size", "1",
+                          "--exit-timeout", "0.2", NULL};
+    server s = start_server(args);
+    ck_assert_int_gt(s.port, 0);
+    enum { N = 3 };
+    job jobs[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        jobs[i] = (job){s.port, 0, "/embed", "", "{\"inputs\":\"slow\"}"};
+        pthread_create(&t[i], NULL, run_job, &jobs[i]);
+    }
+    sleep_ms(150);
+    kill(s.pid, SIGTERM);
+    int unavailable = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_msg(jobs[i].status == 200 || jobs[i].status == 503, "status %d", jobs[i].status);
+        unavailable += jobs[i].status == 503;
+    }
+    ck_assert_int_ge(unavailable, 2);   /* one batch of one ran at most */
+    int st = 0;
+    waitpid(s.pid, &st, 0);
+    unlink(s.log);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+END_TEST
+
+/* Connections beyond --max-connections are answered 503, not dropped. */
+START_TEST(max_connections_503)
+{
+    const char *args[] = {"--model", "null", "--max-connections", "2", NULL};
+    server s = start_server(args);
+    ck_assert_int_gt(s.port, 0);
+    int idle[3];
+    for (int i = 0; i < 3; i++)
+        idle[i] = connect_to(s.port);
+    sleep_ms(100);   /* accepted and counted */
+    expect_error(post(s.port, "/embed", "{\"inputs\":\"x\"}"), 503, "unhealthy");
+    for (int i = 0; i < 3; i++)
+        close(idle[i]);
+    sleep_ms(100);
+    reply r = post(s.port, "/embed", "{\"inputs\":\"x\"}");
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+    ck_assert_int_eq(stop_server(&s), 0);
+}
+END_TEST
+
 /* An image model: raw JPEG posts (/classify, /predict?model=) and base64 in
  * KServe infer, answered with the library's logits; text routes on it are
  * 422, and an image that does not decode is 422. */
@@ -640,6 +692,8 @@ int main(void)
     tcase_add_test(tc, api_key_401);
     tcase_add_test(tc, drain);
     tcase_add_test(tc, image_routes);
+    tcase_add_test(tc, exit_timeout_503);
+    tcase_add_test(tc, max_connections_503);
     suite_add_tcase(s, tc);
     int rc = test_run_suite(s);
     int a = stop_server(&main_srv), b = stop_server(&slow_srv);

@@ -247,22 +247,18 @@ static int wait_signal(const sigset_t *set, double seconds)
     return sig > 0 ? sig : 0;
 }
 
-/* Frees what main allocated; the schedulers and models too when nothing
- * runs on them any more (after an exit timeout, work may still be running:
- * the process exits around it). */
-static int finish(srv *s, int models_idle, int rc)
+/* Frees what eng__cli_serve allocated and returns rc. */
+static int finish(srv *s, int rc)
 {
     if (!s)
         return rc;
-    for (int i = 0; models_idle && s->models && i < s->n_models; i++) {
+    for (int i = 0; s->models && i < s->n_models; i++) {
         eng_sched_free(s->models[i].sched);   /* waits for whatever it still runs */
         eng_model_free(s->models[i].model);
     }
-    if (models_idle) {
-        eng_cache_free(s->cache);
-        free(s->models);
-        free(s);
-    }
+    eng_cache_free(s->cache);
+    free(s->models);
+    free(s);
     return rc;
 }
 
@@ -282,13 +278,13 @@ int eng__cli_serve(int argc, char **argv)
     srv *s = calloc(1, sizeof *s);
     if (!s || !(s->models = calloc((size_t)argc, sizeof *s->models))) {
         fprintf(stderr, "engine serve: out of memory\n");
-        return finish(s, 1, 1);
+        return finish(s, 1);
     }
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
             usage(stdout);
-            return finish(s, 1, 0);
+            return finish(s, 0);
         }
         if (!strcmp(arg, "--model") && a + 1 < argc && !strcmp(argv[a + 1], "null")) {
             srv_model *m = &s->models[s->n_models++];
@@ -304,7 +300,7 @@ int eng__cli_serve(int argc, char **argv)
                 fprintf(stderr, "engine serve: bad option %s%s%s\n", arg, a + 1 < argc ? " " : "",
                         a + 1 < argc ? argv[a + 1] : "");
                 usage(stderr);
-                return finish(s, 1, 2);
+                return finish(s, 2);
             }
             a++;
             continue;
@@ -319,18 +315,18 @@ int eng__cli_serve(int argc, char **argv)
     }
     if (s->n_models == 0) {
         usage(stderr);
-        return finish(s, 1, 2);
+        return finish(s, 2);
     }
     for (int i = 0; i < s->n_models; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(s->models[i].name, s->models[j].name)) {
                 fprintf(stderr, "engine serve: two models named %s\n", s->models[i].name);
-                return finish(s, 1, 2);
+                return finish(s, 2);
             }
     if (opts.http_threads < 1 || opts.max_client_batch < 1 || opts.max_connections < 1) {
         fprintf(stderr, "engine serve: --http-threads, --max-client-batch-size and "
                         "--max-connections must be at least 1\n");
-        return finish(s, 1, 2);
+        return finish(s, 2);
     }
     s->o = opts;
     s->t0_ns = srv_now_ns();
@@ -341,7 +337,7 @@ int eng__cli_serve(int argc, char **argv)
         eng_cache_params cp = {.max_entries = opts.cache_entries, .max_bytes = opts.cache_bytes};
         if (eng_cache_create(&cp, &s->cache) != ENG_OK) {
             fprintf(stderr, "engine serve: cannot create the result cache\n");
-            return finish(s, 1, 1);
+            return finish(s, 1);
         }
     }
 
@@ -356,12 +352,12 @@ int eng__cli_serve(int argc, char **argv)
 
     /* Listening first: live answers 200 while the models load, ready 503. */
     if (srv_start(s))
-        return finish(s, 1, 1);
+        return finish(s, 1);
     fprintf(stderr, "engine serve: listening on http://%s:%d\n", s->o.host, s->o.port);
     for (int i = 0; i < s->n_models; i++)
         if (load_model(s, &s->models[i], i)) {
             srv_stop(s);
-            return finish(s, 1, 1);
+            return finish(s, 1);
         }
     atomic_store(&s->ready, 1);
     fprintf(stderr, "engine serve: ready\n");
@@ -392,5 +388,11 @@ int eng__cli_serve(int argc, char **argv)
     }
     srv_stop(s);
     fprintf(stderr, "engine serve: stopped\n");
-    return finish(s, !expired, 0);
+    if (expired) {
+        /* Workers may still be computing what was answered 503: freeing the
+         * schedulers would wait for them, so the process ends around them. */
+        fflush(stderr);
+        _exit(0);
+    }
+    return finish(s, 0);
 }
