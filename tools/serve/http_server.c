@@ -22,15 +22,16 @@ const char *const srv_route_path[R_COUNT] = {
 #undef SRV_X_PATH
 };
 
+const int srv_codes[SRV_N_CODES] = {
+#define SRV_X_CODE(c) c,
+    SRV_CODES(SRV_X_CODE)
+#undef SRV_X_CODE
+};
+
 int srv_code_index(int code)
 {
-    static const int codes[SRV_N_CODES] = {
-#define SRV_X_CODE(c) c,
-        SRV_CODES(SRV_X_CODE)
-#undef SRV_X_CODE
-    };
     for (int i = 0; i < SRV_N_CODES; i++)
-        if (codes[i] == code)
+        if (srv_codes[i] == code)
             return i;
     return -1;
 }
@@ -108,8 +109,12 @@ static void waiting_add(srv_req *r)
     pthread_mutex_unlock(&waiting_mu);
 }
 
+/* Called on the connection's own epoll thread, the only one that adds or
+ * removes it, so the unlocked test of in_waiting is exact. */
 static void waiting_remove(srv_req *r)
 {
+    if (!r->in_waiting)
+        return;
     pthread_mutex_lock(&waiting_mu);
     if (r->in_waiting) {
         if (r->wprev) r->wprev->wnext = r->wnext; else waiting_head = r->wnext;
@@ -219,6 +224,12 @@ static enum MHD_Result respond_json(srv_req *r, buf *b)
 
 /* ---- Submitting ------------------------------------------------------------------ */
 
+/* The options in a cache key: the cache stores the scheduler's raw result,
+ * which normalize and raw_scores do not change (they apply when answering);
+ * truncate decides whether a long text is refused, so a hit must not answer
+ * a request that a miss would refuse. */
+static uint32_t cache_options(const srv_req *r) { return (uint32_t)r->truncate; }
+
 static void on_done(const eng_sched_result *res)
 {
     srv_item *it = res->user;
@@ -233,7 +244,7 @@ static void on_done(const eng_sched_result *res)
         memcpy(it->vals, res->out, (size_t)res->n_out * sizeof(float));
         if (res->probs)
             memcpy(it->vals + res->n_out, res->probs, (size_t)res->n_out * sizeof(float));
-        eng_cache_key k = {m->name, r->task, r->options, it->data, it->len};
+        eng_cache_key k = {m->name, r->task, cache_options(r), it->data, it->len};
         eng_cache_value v = {it->vals, r->width, it->label, it->n_tokens};
         eng_cache_put(r->s->cache, &k, &v);
     }
@@ -326,7 +337,7 @@ static int submit_all(srv_req *r)
             srv_fail(r, 422, "validation", "Input validation error: input %d is not valid UTF-8", i);
             return 1;
         }
-        eng_cache_key k = {m->name, r->task, r->options, it->data, it->len};
+        eng_cache_key k = {m->name, r->task, cache_options(r), it->data, it->len};
         eng_cache_value v;
         if (s->cache && eng_cache_get(s->cache, &k, it->vals, r->width, &v)) {
             it->cached = 1;

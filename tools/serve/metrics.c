@@ -69,18 +69,13 @@ static void hist_render(buf *o, const char *name, const char *model, hist *h)
 
 static void requests_render(buf *o, const char *model, srv_metrics *m)
 {
-    static const int codes[SRV_N_CODES] = {
-#define SRV_X_CODE(c) c,
-        SRV_CODES(SRV_X_CODE)
-#undef SRV_X_CODE
-    };
     for (int r = 0; r < R_COUNT; r++)
         for (int c = 0; c < SRV_N_CODES; c++) {
             uint64_t v = atomic_load_explicit(&m->requests[r][c], memory_order_relaxed);
             /* Every route's 200 is shown from the start; other codes once seen. */
-            if (v || codes[c] == 200)
+            if (v || srv_codes[c] == 200)
                 buf_printf(o, "engine_http_requests_total{model=\"%s\",route=\"%s\",code=\"%d\"} %llu\n",
-                           model, srv_route_path[r], codes[c], (unsigned long long)v);
+                           model, srv_route_path[r], srv_codes[c], (unsigned long long)v);
         }
 }
 

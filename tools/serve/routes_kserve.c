@@ -158,7 +158,6 @@ int kserve_parse(srv_req *r)
     }
     r->task = want_embed ? ENG_TASK_EMBED : ENG_TASK_CLASSIFY;
     r->width = want_embed ? m->width_embed : m->width_classify;
-    r->options = 0;
     return 0;
 }
 

@@ -159,7 +159,7 @@ int tei_parse(srv_req *r)
         int special = 1;
         if (get_bool(r, root, "add_special_tokens", &special))
             return 0;
-        r->want_tokens_only = special ? 1 : 2;
+        r->skip_special = !special;
         return 1;
     }
     if (r->route == R_PREDICT) {
@@ -293,7 +293,7 @@ void tei_tokenize(srv_req *r, buf *out)
             size_t len;
             int special;
             const char *t = eng_model_token(m->model, ids[k], &len, &special);
-            if (special && r->want_tokens_only == 2)
+            if (special && r->skip_special)
                 continue;
             buf_printf(out, "%s{\"id\":%d,\"text\":", first ? "" : ",", ids[k]);
             buf_json_str(out, t ? t : "", t ? len : 0);

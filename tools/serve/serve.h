@@ -53,7 +53,10 @@ typedef enum {
 
 #define SRV_CODES(X) X(200) X(400) X(401) X(404) X(405) X(413) X(422) X(429) \
                      X(500) X(503) X(504)
-enum { SRV_N_CODES = 11 };
+#define SRV_X_COUNT(c) +1
+enum { SRV_N_CODES = 0 SRV_CODES(SRV_X_COUNT) };
+#undef SRV_X_COUNT
+extern const int srv_codes[SRV_N_CODES];
 int srv_code_index(int code);   /* -1 when not counted */
 extern const char *const srv_route_path[R_COUNT];
 
@@ -69,7 +72,7 @@ typedef struct {
 
 typedef struct {
     _Atomic uint64_t requests[R_COUNT][SRV_N_CODES];
-    hist queue_s, infer_s, total_s, tok_s, batch_size, batch_tokens;
+    hist queue_s, infer_s, total_s, batch_size, batch_tokens;
     _Atomic uint64_t cache_hits, cache_misses, items;
 } srv_metrics;
 
@@ -104,7 +107,6 @@ typedef struct {
     int64_t max_wait_us;
     const char *cpus;
     int null_batch_us, null_token_ns;
-    int log_inputs;   /* never used for input text; reserved: logs say no text */
 } srv_opts;
 
 typedef struct srv srv;
@@ -154,8 +156,8 @@ struct srv_req {
     srv_item *items;
     float *vals;
     int width;
-    uint32_t options;    /* cache key flags */
-    int normalize, truncate, raw_scores, single, want_label, want_tokens_only;
+    int normalize, truncate, raw_scores, single;
+    int skip_special;    /* /tokenize with add_special_tokens false */
     int priority;
     int64_t timeout_us;
     char **owned;        /* decoded base64 images */
