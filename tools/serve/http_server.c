@@ -168,7 +168,9 @@ static enum MHD_Result respond(srv_req *r, int code, buf *body, const char *ctyp
     buf_free(body);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, "x-request-id", r->request_id);
-    if (r->n) {
+    /* Items still in the scheduler (an exit-timeout answer) are being
+     * written by workers: their times are not read. */
+    if (r->n && atomic_load(&r->pending) == 0) {
         int64_t q = 0, c = 0;
         for (int i = 0; i < r->n; i++) {
             if (r->items[i].queue_ns > q) q = r->items[i].queue_ns;
