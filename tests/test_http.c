@@ -87,8 +87,25 @@ static int stop_server(server *s)
     kill(s->pid, SIGTERM);
     int st = 0;
     waitpid(s->pid, &st, 0);
+    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    char *log = rc ? test_read_file(s->log, NULL) : NULL;
+    if (log)
+        fprintf(stderr, "server exited %d, its log:\n%.3000s\n", rc, log);
+    free(log);
     unlink(s->log);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return rc;
+}
+
+/* Waits for a server told to stop; it must exit 0 (its log is shown if not). */
+static void expect_exit_0(server *s)
+{
+    int st = 0;
+    waitpid(s->pid, &st, 0);
+    char *log = test_read_file(s->log, NULL);
+    unlink(s->log);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit status %#x, its log:\n%.3000s", st,
+                  log ? log : "");
+    free(log);
 }
 
 static int connect_to(int port)
@@ -497,10 +514,7 @@ START_TEST(drain)
         pthread_join(t[i], NULL);
         ck_assert_int_eq(jobs[i].status, 200);
     }
-    int st = 0;
-    waitpid(s.pid, &st, 0);
-    unlink(s.log);
-    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_exit_0(&s);
 }
 END_TEST
 
@@ -529,10 +543,7 @@ START_TEST(exit_timeout_503)
         unavailable += jobs[i].status == 503;
     }
     ck_assert_int_ge(unavailable, 2);   /* one batch of one ran at most */
-    int st = 0;
-    waitpid(s.pid, &st, 0);
-    unlink(s.log);
-    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_exit_0(&s);
 }
 END_TEST
 
