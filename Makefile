@@ -177,12 +177,13 @@ asan:
 	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g" \
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
-# ThreadSanitizer runs the scheduler's tests and a short model test whose
-# contexts use their thread teams.
-TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t)),$(findstring cache,$(t))),$(t)))
+# ThreadSanitizer runs the scheduler's tests, a short model test whose
+# contexts use their thread teams, the result cache, and the HTTP server
+# (test_http runs build-tsan/engine serve).
+TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t)),$(findstring cache,$(t)),$(findstring http,$(t))),$(t)))
 tsan:
 	$(MAKE) BUILD=build-tsan CUDA=0 OPT="-O1 -g" SAN_FLAGS="-fsanitize=thread" \
-	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS))
+	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS)) build-tsan/engine models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=build-tsan tests/run-tests.sh \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS))
 

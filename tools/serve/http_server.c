@@ -97,9 +97,15 @@ static void req_resume(srv_req *r)
         MHD_resume_connection(r->conn);
 }
 
-static void waiting_add(srv_req *r)
+/* Adds a suspended request; 0 (not added) once the exit timeout has
+ * passed: nobody would resume it then. */
+static int waiting_add(srv_req *r)
 {
     pthread_mutex_lock(&waiting_mu);
+    if (atomic_load(&r->s->expired)) {
+        pthread_mutex_unlock(&waiting_mu);
+        return 0;
+    }
     r->wnext = waiting_head;
     r->wprev = NULL;
     if (waiting_head)
@@ -107,6 +113,7 @@ static void waiting_add(srv_req *r)
     waiting_head = r;
     r->in_waiting = 1;
     pthread_mutex_unlock(&waiting_mu);
+    return 1;
 }
 
 /* Called on the connection's own epoll thread, the only one that adds or
@@ -126,8 +133,8 @@ static void waiting_remove(srv_req *r)
 
 void srv_expire_waiting(srv *s)
 {
-    atomic_store(&s->expired, 1);
     pthread_mutex_lock(&waiting_mu);
+    atomic_store(&s->expired, 1);
     for (srv_req *r = waiting_head; r; r = r->wnext)
         req_resume(r);
     pthread_mutex_unlock(&waiting_mu);
@@ -363,7 +370,11 @@ static int submit_all(srv_req *r)
     q.done = on_done;
     MHD_suspend_connection(r->conn);
     r->phase = PH_WAIT;
-    waiting_add(r);
+    if (!waiting_add(r)) {
+        srv_fail(r, 503, "unhealthy", "The server is stopping (exit timeout)");
+        req_resume(r);
+        return 0;
+    }
     atomic_store(&r->pending, 1);   /* this loop's own hold */
     int32_t ids[ENG_SCHED_MAX_POSITIONS];
     for (int i = 0; i < r->n && !r->err_code; i++) {
