@@ -44,7 +44,7 @@ static const struct {
     {"--exit-timeout", "ENGINE_EXIT_TIMEOUT", OPT_SEC, &opts.exit_timeout_s,
      "seconds the drain waits; what is still queued then is answered 503 (30)"},
     {"--http-threads", "ENGINE_HTTP_THREADS", OPT_INT, &opts.http_threads,
-     "libmicrohttpd epoll threads (1)"},
+     "libmicrohttpd epoll threads, which also tokenize (2)"},
     {"--cache-entries", "ENGINE_CACHE_ENTRIES", OPT_SIZE, &opts.cache_entries,
      "result cache entries (0 = off)"},
     {"--cache-bytes", "ENGINE_CACHE_BYTES", OPT_SIZE, &opts.cache_bytes,
@@ -266,7 +266,7 @@ int eng__cli_serve(int argc, char **argv)
 {
     opts = (srv_opts){.host = "127.0.0.1", .port = 8080, .payload_limit = 2000000,
                       .max_client_batch = 32, .max_connections = 1024, .idle_timeout_s = 30,
-                      .drain_delay_s = 0, .exit_timeout_s = 30, .http_threads = 1,
+                      .drain_delay_s = 0, .exit_timeout_s = 30, .http_threads = 2,
                       .cache_bytes = (size_t)64 << 20, .idle_spin_us = -1};
     for (int i = 0; i < N_OPTIONS; i++) {
         const char *v = getenv(options[i].env);
