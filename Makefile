@@ -172,12 +172,20 @@ $(CONVERT_LIB): $(call obj,$(filter-out tools/convert/main.c,$(CONVERT_SRC)))
 $(BUILD)/convert: $(call obj,tools/convert/main.c) $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lz
 
-$(BUILD)/engine: $(call obj,$(CLI_SRC)) $(LIB)
-	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
+# engine serve (tools/serve/): the HTTP server, linked into the CLI with
+# libmicrohttpd (Debian libmicrohttpd-dev). Like tools/cli, a client of
+# include/engine.h alone (its own headers are found beside its sources).
+SERVE_SRC := $(wildcard tools/serve/*.c)
+$(BUILD)/obj/tools/serve/%.o: INC = -Iinclude
+
+$(BUILD)/engine: $(call obj,$(CLI_SRC)) $(call obj,$(SERVE_SRC)) $(LIB)
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lmicrohttpd
 
 # bench/<name>_bench.c becomes $(BUILD)/<name>-bench.
 $(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
+# infer-bench --url: its HTTP client.
+$(BUILD)/infer-bench: $(BUILD)/obj/bench/infer_http.o
 
 $(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,$(TEST_COMMON)) $(CONVERT_LIB) $(LIB)
 	@mkdir -p $(dir $@)
@@ -204,12 +212,13 @@ asan:
 	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g" \
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
-# ThreadSanitizer runs the scheduler's tests and a short model test whose
-# contexts use their thread teams.
-TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t))),$(t)))
+# ThreadSanitizer runs the scheduler's tests, a short model test whose
+# contexts use their thread teams, the result cache, and the HTTP server
+# (test_http runs build-tsan/engine serve).
+TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t)),$(findstring cache,$(t)),$(findstring http,$(t))),$(t)))
 tsan:
 	$(MAKE) BUILD=build-tsan CUDA=0 OPT="-O1 -g" SAN_FLAGS="-fsanitize=thread" \
-	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS))
+	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS)) build-tsan/engine models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=build-tsan tests/run-tests.sh \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS))
 
