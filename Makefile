@@ -143,8 +143,15 @@ $(CONVERT_LIB): $(call obj,$(filter-out tools/convert/main.c,$(CONVERT_SRC)))
 $(BUILD)/convert: $(call obj,tools/convert/main.c) $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lz
 
-$(BUILD)/engine: $(call obj,$(CLI_SRC)) $(LIB)
-	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
+# The Redis worker and client (tools/serve/redis_*.c, docs/REDIS.md) are
+# subcommands of build/engine: hiredis 0.14 (RESP2) and libmicrohttpd for the
+# worker's /metrics.
+REDIS_SRC := $(wildcard tools/serve/redis_*.c)
+REDIS_LIBS := -lhiredis -lmicrohttpd
+$(call obj,$(CLI_SRC)): CFLAGS_ALL += -Itools/serve
+
+$(BUILD)/engine: $(call obj,$(CLI_SRC) $(REDIS_SRC)) $(LIB)
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(REDIS_LIBS)
 
 # bench/<name>_bench.c becomes $(BUILD)/<name>-bench.
 $(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(LIB)

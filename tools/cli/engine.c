@@ -17,12 +17,14 @@
 #include <string.h>
 
 #include "engine.h"
+#include "redis_common.h"
 
 static void usage(FILE *f)
 {
     fprintf(
         f, "usage: engine tokenize|classify|embed MODEL_FILE [--batch N] [--threads N]\n"
            "              [--device cpu|cuda] [--precision fp32|tf32|fp16|bf16] [IMAGE...]\n"
+           "       engine worker|submit --help   (Redis worker and client)\n"
            "  reads one text (image models: one image path) per line on stdin, or the\n"
            "  image paths given as arguments; writes one JSON object per line\n");
 }
@@ -178,6 +180,11 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 
 int main(int argc, char **argv)
 {
+    /* The Redis worker and client (tools/serve/, docs/REDIS.md). */
+    if (argc >= 2 && !strcmp(argv[1], "worker"))
+        return eng__cli_worker(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "submit"))
+        return eng__cli_submit(argc - 1, argv + 1);
     if (argc < 3) {
         usage(stderr);
         return 2;
