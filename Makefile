@@ -171,7 +171,7 @@ models: $(patsubst %,$(BUILD)/models/%.eng,$(SHARED_MODELS))
 
 test: all $(TESTS) $(SHARED_LIB) models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) CC="$(CC)" ENGINE_SAN_FLAGS="$(SAN_FLAGS)" \
-	  tests/run-tests.sh $(TESTS) tests/test_exports.sh
+	  tests/run-tests.sh $(TESTS) tests/test_exports.sh tests/test_redis.sh
 
 asan:
 	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g" \
