@@ -16,6 +16,7 @@ typedef struct {
     size_t len;
     char *status, *body;   /* the first reply; NULL while none came */
     int64_t sent_us, latency_us;
+    int64_t sent_ms, reply_ms;   /* Unix epoch, for --times */
 } item;
 
 static void usage(FILE *f)
@@ -23,9 +24,11 @@ static void usage(FILE *f)
     fputs("usage: engine submit --redis redis://HOST:PORT[/DB] [--stream engine:requests]\n"
           "         [--task classify|embed|tokenize] [--model NAME] [--priority 0..3]\n"
           "         [--deadline-ms N] [--wait-ms 30000] [--concurrency N] [--files] [--stats]\n"
+          "         [--times FILE]\n"
           "  sends one request per stdin line (--files: the line names a file whose bytes\n"
           "  are the input), prints each reply's body in input order; exits 1 when a\n"
-          "  reply is an error or missing (after its deadline, or --wait-ms without any)\n",
+          "  reply is an error or missing (after its deadline, or --wait-ms without any);\n"
+          "  --times writes \"index sent_ms reply_ms\" (Unix epoch ms, -1: none) per request\n",
           f);
 }
 
@@ -69,9 +72,10 @@ int eng__cli_submit(int argc, char **argv)
         {"redis", 1, 0, 'r'},       {"stream", 1, 0, 's'},  {"task", 1, 0, 't'},
         {"model", 1, 0, 'm'},       {"priority", 1, 0, 'p'}, {"deadline-ms", 1, 0, 'd'},
         {"wait-ms", 1, 0, 'w'},     {"concurrency", 1, 0, 'c'}, {"files", 0, 0, 'f'},
-        {"stats", 0, 0, 'S'},       {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
+        {"stats", 0, 0, 'S'},       {"help", 0, 0, 'h'},    {"times", 1, 0, 'T'},
+        {0, 0, 0, 0}};
     const char *url = NULL, *stream = "engine:requests", *task = "classify", *model = NULL,
-               *priority = NULL;
+               *priority = NULL, *times = NULL;
     long deadline_ms = 0, wait_ms = 30000, concurrency = 0;
     int files = 0, stats = 0, o;
     optind = 1;
@@ -86,6 +90,7 @@ int eng__cli_submit(int argc, char **argv)
         case 'p': priority = optarg; break;
         case 'f': files = 1; break;
         case 'S': stats = 1; break;
+        case 'T': times = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'd': deadline_ms = strtol(optarg, &end, 10); break;
         case 'w': wait_ms = strtol(optarg, &end, 10); break;
@@ -192,6 +197,7 @@ int eng__cli_submit(int argc, char **argv)
             }
 #undef ARG
             redisAppendCommandArgv(c, k, a, l);
+            items[sent].sent_ms = eng__redis_now_ms();
             items[sent++].sent_us = now_us();
             batch++;
         }
@@ -237,6 +243,7 @@ int eng__cli_submit(int argc, char **argv)
                 it->status = strdup(st->str);
                 it->body = strdup(body->str);
                 it->latency_us = t - it->sent_us;
+                it->reply_ms = eng__redis_now_ms();
                 received++;
                 last_progress = t;
             }
@@ -276,6 +283,14 @@ out:;
                 concurrency);
     }
     free(lat);
+    FILE *tf = times ? fopen(times, "w") : NULL;
+    if (times && !tf)
+        fprintf(stderr, "engine submit: cannot write %s: %s\n", times, strerror(errno));
+    for (size_t i = 0; tf && i < n; i++)
+        fprintf(tf, "%zu %lld %lld\n", i, (long long)items[i].sent_ms,
+                items[i].status ? (long long)items[i].reply_ms : -1LL);
+    if (tf && fclose(tf))
+        rc = 3;
     for (size_t i = 0; i < n; i++) {
         free(items[i].input);
         free(items[i].status);
