@@ -91,6 +91,7 @@ echo "== 4. failover: kill -9 of one of two workers under load (--claim-idle-ms 
 worker f "$M" --workers 1 --threads 1 --consumer a --claim-idle-ms "$CLAIM_MS"
 WA=$LAST
 worker f "$M" --workers 1 --threads 1 --consumer b --claim-idle-ms "$CLAIM_MS"
+WB=$LAST
 sleep 1
 $E submit --redis "$URL" --stream f --concurrency "$C" --stats --times "$T/times" <"$T/in.txt" \
     >/dev/null 2>"$T/f.log" &
@@ -110,4 +111,5 @@ gaps = [b - a for a, b in zip(got, got[1:]) if b >= kill]
 print("longest gap in replies after the kill: %d ms; kill to last reply: %d ms; lost: %d"
       % (max(gaps) if gaps else 0, got[-1] - kill, lost))
 PY
+kill -TERM $WB; wait $WB
 load_average after
