@@ -87,6 +87,7 @@ check "classify round trip: exit 0" test $? -eq 0
 null_expected <"$T/in.txt" >"$T/want.txt"
 check "classify round trip: every answer right" cmp -s "$T/out.txt" "$T/want.txt"
 printf 'hello world\n' | $E submit --redis "$URL" --task embed >"$T/emb.txt"
+check "the worker publishes its model's metadata" test "$($R hget engine:model:null max_positions)" = 128
 check "embed round trip" grep -qx '{"embedding":\[4,2213,101,102\]}' "$T/emb.txt"
 
 # ---- malformed entries: answered with an error and acknowledged ----
@@ -243,6 +244,7 @@ if [ -f "$M" ]; then
             cmp -s <(head -2 "$T/cli-$task.txt") <(head -2 "$T/redis-$task.txt")
         check "$task through Redis: invalid UTF-8 fails alone" grep -q '"error"' <(sed -n 3p "$T/redis-$task.txt")
     done
+    check "model metadata: labels" test -n "$($R hget engine:model:sst2-bert-mini labels | grep -v '^\[\]$')"
     kill -TERM $WM; wait $WM
 else
     echo "note: $M missing (make models): the real-model round trip is not run"

@@ -16,7 +16,6 @@
  * Uses only include/engine.h. */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -536,6 +535,39 @@ static int ensure_group(redisContext *c)
     return 1;
 }
 
+/* The model's metadata in the hash engine:model:<name>, for a gateway's /info
+ * (every worker of a model writes the same values). 0 when the connection broke. */
+static int publish_info(redisContext *c)
+{
+    eng_buf labels = {0};
+    eng__buf_put(&labels, "[", 1);
+    for (int i = 0; W.model && i < W.info.n_labels; i++) {
+        const char *l = eng_model_label(W.model, i);
+        if (i)
+            eng__buf_put(&labels, ",", 1);
+        eng__buf_json_string(&labels, l ? l : "", l ? strlen(l) : 0);
+    }
+    eng__buf_put(&labels, "]", 1);
+    char key[400];
+    snprintf(key, sizeof key, "engine:model:%s", W.model_name);
+    redisReply *r = redisCommand(
+        c,
+        "HSET %s arch %s input %s weights %s n_labels %d hidden %d layers %d max_positions %d "
+        "image_size %d embed_normalize %d labels %s stream %s version %s",
+        key, W.model ? W.info.arch : "null",
+        W.info.input == ENG_INPUT_IMAGE ? "image" : "text", W.model ? W.info.weights : "none",
+        W.model ? W.info.n_labels : 2, W.model ? W.info.hidden : 4, W.info.layers,
+        W.model ? W.info.max_positions : ENG__SCHED_NULL_POSITIONS, W.info.image_size,
+        W.info.embed_normalize, labels.failed ? "[]" : labels.p, W.stream, eng_version());
+    free(labels.p);
+    if (!r)
+        return 0;
+    if (r->type == REDIS_REPLY_ERROR)
+        fprintf(stderr, "engine worker: HSET %s: %s\n", key, r->str);
+    freeReplyObject(r);
+    return 1;
+}
+
 /* The delivery count of each entry (XPENDING), pipelined; 0 when the
  * connection broke. */
 static int delivery_counts(redisContext *c, const redisReply *entries, long long *out)
@@ -679,7 +711,7 @@ int eng__cli_worker(int argc, char **argv)
     char err[256];
     redisContext *c = eng__redis_connect(&W.addr, W.connect_ms, W.block_ms + 5000, err, sizeof err);
     redisContext *wc = c ? eng__redis_connect(&W.addr, W.connect_ms, 5000, err, sizeof err) : NULL;
-    if (!c || !wc || !ensure_group(c)) {
+    if (!c || !wc || !ensure_group(c) || !publish_info(c)) {
         fprintf(stderr, "engine worker: cannot reach Redis after %d ms: %s\n", W.connect_ms,
                 c && !wc ? err : c ? c->errstr : err);
         redisFree(c);
@@ -718,7 +750,7 @@ int eng__cli_worker(int argc, char **argv)
         if (!c) {
             if (!(c = reconnect(NULL, "reader")))
                 break;
-            if (!ensure_group(c)) {
+            if (!ensure_group(c) || !publish_info(c)) {
                 redisFree(c);
                 c = NULL;
                 continue;
@@ -764,8 +796,10 @@ int eng__cli_worker(int argc, char **argv)
             continue;
         }
         if (rep->type == REDIS_REPLY_ERROR) {
-            if (!strncmp(rep->str, "NOGROUP", 7))
-                ensure_group(c);   /* Redis restarted without its data */
+            if (!strncmp(rep->str, "NOGROUP", 7)) {   /* Redis restarted without its data */
+                ensure_group(c);
+                publish_info(c);
+            }
             else {
                 fprintf(stderr, "engine worker: %s\n", rep->str);
                 usleep(100000);
