@@ -173,13 +173,16 @@ $(BUILD)/convert: $(call obj,tools/convert/main.c) $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lz
 
 # engine serve (tools/serve/): the HTTP server, linked into the CLI with
-# libmicrohttpd (Debian libmicrohttpd-dev). Like tools/cli, a client of
-# include/engine.h alone (its own headers are found beside its sources).
+# libmicrohttpd (Debian libmicrohttpd-dev), and the Redis worker and client
+# (engine worker|submit, tools/serve/redis_*.c, docs/REDIS.md) with hiredis
+# 0.14 (RESP2; libhiredis-dev). Like tools/cli, a client of include/engine.h
+# alone (its own headers are found beside its sources).
 SERVE_SRC := $(wildcard tools/serve/*.c)
+SERVE_LIBS := -lmicrohttpd -lhiredis
 $(BUILD)/obj/tools/serve/%.o: INC = -Iinclude
 
 $(BUILD)/engine: $(call obj,$(CLI_SRC)) $(call obj,$(SERVE_SRC)) $(LIB)
-	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lmicrohttpd
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(SERVE_LIBS)
 
 # bench/<name>_bench.c becomes $(BUILD)/<name>-bench.
 $(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(CONVERT_LIB) $(LIB)
@@ -206,7 +209,8 @@ models: $(patsubst %,$(BUILD)/models/%.eng,$(SHARED_MODELS))
 test: all $(TESTS) $(SHARED_LIB) models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) CC="$(CC)" ENGINE_SAN_FLAGS="$(SAN_FLAGS)" \
 	  $(if $(CUDA_BACKEND),ENG_CUDA_BACKEND=$(abspath $(CUDA_BACKEND))) \
-	  tests/run-tests.sh $(TESTS) tests/test_exports.sh tests/test_cuda_backend.sh
+	  tests/run-tests.sh $(TESTS) tests/test_exports.sh tests/test_cuda_backend.sh \
+	  tests/test_redis.sh
 
 asan:
 	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g" \

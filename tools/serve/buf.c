@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "serve.h"
+#include "buf.h"
 
 int buf_reserve(buf *b, size_t extra)
 {

@@ -18,21 +18,7 @@
 
 #include "engine.h"
 
-/* ---- buf.c: growable output buffer ---- */
-typedef struct {
-    char *data;
-    size_t len, cap;
-    int failed;   /* an allocation failed: the content is incomplete */
-} buf;
-
-int buf_reserve(buf *b, size_t extra);
-void buf_add(buf *b, const void *s, size_t n);
-void buf_str(buf *b, const char *s);
-void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_json_str(buf *b, const char *s, size_t n);
-void buf_float(buf *b, float v);
-void buf_floats(buf *b, const float *v, int n);
-void buf_free(buf *b);
+#include "buf.h"   /* the growable output buffer */
 
 /* ---- Routes and status codes, as counted by /metrics ---- */
 #define SRV_ROUTES(X)                                                           \

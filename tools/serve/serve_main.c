@@ -15,6 +15,7 @@
 
 #include "serve.h"
 
+/* X(serve, ...) in tools/cli/cli.h's table, which this folder may not include. */
 int eng__cli_serve(int argc, char **argv);
 
 typedef enum { OPT_STR, OPT_INT, OPT_SIZE, OPT_I64, OPT_SEC } opt_kind;
