@@ -89,7 +89,7 @@ class SchedReq(Structure):
                 ("done", SCHED_DONE_FN), ("user", c_void_p)]
 
 
-class _Quantiles(Structure):
+class Quantiles(Structure):
     _fields_ = [("p50", c_double), ("p95", c_double), ("p99", c_double), ("max", c_double)]
 
 
@@ -98,7 +98,7 @@ class SchedStats(Structure):
                 ("timed_out", c_uint64), ("failed", c_uint64), ("queued", c_uint64),
                 ("batches", c_uint64), ("mean_batch", c_double),
                 ("batch_hist", c_uint64 * (SCHED_MAX_BATCH + 1)),
-                ("queue_us", _Quantiles), ("compute_us", _Quantiles)]
+                ("queue_us", Quantiles), ("compute_us", Quantiles)]
 
 
 class SchedWorkerInfo(Structure):

@@ -124,7 +124,11 @@ class Scheduler:
         if st != ENG_OK:
             raise last_error(st)
         self._ptr: int | None = out.value
-        self._lock = threading.Lock()
+        self._final: dict[str, Any] = {}
+        # Guards _ptr: close() frees the scheduler only once no call that read
+        # it is still inside the library.
+        self._cv = threading.Condition()
+        self._inside = 0
         _live.add(self)
 
     def submit(self, text: Text | bytes | os.PathLike[str], task: str = "classify",
@@ -155,9 +159,7 @@ class Scheduler:
             data = text
         else:
             raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
-        ptr = self._ptr
-        if ptr is None:
-            raise error(SHUTDOWN, "the scheduler is closed")
+        ptr = self._enter()
         key = next(_keys)
         fut: Future = Future()
         fut.set_running_or_notify_cancel()   # a queued request cannot be withdrawn
@@ -165,7 +167,10 @@ class Scheduler:
         req = _lib.SchedReq(_lib.TASKS[task], priority,
                             0 if timeout is None else max(1, int(timeout * 1e6)), _done, key)
         submit = lib.eng_sched_submit_image if self._image else lib.eng_sched_submit
-        st = submit(ptr, data, len(data), byref(req), None)
+        try:
+            st = submit(ptr, data, len(data), byref(req), None)
+        finally:
+            self._leave()
         if st != ENG_OK:
             _pending.pop(key, None)
             raise last_error(st)
@@ -178,10 +183,32 @@ class Scheduler:
 
     def stats(self) -> dict[str, Any]:
         """Counters and latency quantiles since the start (eng_sched_get_stats),
-        the batch-size histogram as {size: batches}, and the workers' placement."""
-        ptr = self._ptr
-        if ptr is None:
-            raise ValueError("the scheduler is closed")
+        the batch-size histogram as {size: batches}, and the workers' placement.
+        A request's counters are updated after its Future resolves; after
+        close() this returns the final figures."""
+        if self._ptr is None:
+            return self._final
+        ptr = self._enter()
+        try:
+            return self._stats(ptr)
+        finally:
+            self._leave()
+
+    def _enter(self) -> int:
+        with self._cv:
+            if self._ptr is None:
+                raise error(SHUTDOWN, "the scheduler is closed")
+            self._inside += 1
+            return self._ptr
+
+    def _leave(self) -> None:
+        with self._cv:
+            self._inside -= 1
+            if not self._inside:
+                self._cv.notify_all()
+
+    @staticmethod
+    def _stats(ptr: int) -> dict[str, Any]:
         s = _lib.SchedStats()
         lib.eng_sched_get_stats(ptr, byref(s))
         w = _lib.SchedWorkerInfo()
@@ -191,7 +218,10 @@ class Scheduler:
                 workers.append({"cpus": w.cpus.decode(), "numa_node": w.numa_node,
                                 "threads": w.n_threads, "cpu_bound": bool(w.cpu_bound),
                                 "mem_bound": bool(w.mem_bound)})
-        q = lambda x: {"p50": x.p50, "p95": x.p95, "p99": x.p99, "max": x.max}  # noqa: E731
+
+        def q(x: _lib.Quantiles) -> dict[str, float]:
+            return {"p50": x.p50, "p95": x.p95, "p99": x.p99, "max": x.max}
+
         return {name: getattr(s, name) for name in
                 ("submitted", "completed", "rejected", "timed_out", "failed", "queued",
                  "batches", "mean_batch")} | {
@@ -205,12 +235,15 @@ class Scheduler:
         if getattr(_on_worker, "active", False):
             raise RuntimeError("Scheduler.close() called from a Future callback on a "
                                "scheduler worker thread; close it from another thread")
-        with self._lock:
-            ptr, self._ptr = self._ptr, None
+        with self._cv:
+            ptr, self._ptr = self._ptr, None   # new submits fail from here on
             if ptr is None:
                 return
-            lib.eng_sched_free(ptr)   # drains; releases the GIL so callbacks can run
-            self._handle = None
+            self._cv.wait_for(lambda: not self._inside)
+        lib.eng_sched_shutdown(ptr)   # drains; releases the GIL so callbacks can run
+        self._final = self._stats(ptr)
+        lib.eng_sched_free(ptr)
+        self._handle = None
         _live.discard(self)
 
     def __enter__(self) -> "Scheduler":
