@@ -150,7 +150,8 @@ $(BUILD)/models/%.eng: $(BUILD)/convert
 models: $(patsubst %,$(BUILD)/models/%.eng,$(SHARED_MODELS))
 
 test: all $(TESTS) models
-	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) tests/run-tests.sh $(TESTS)
+	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-tests.sh $(TESTS) \
+	  tests/python/run.sh
 
 asan:
 	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g" \
@@ -178,6 +179,17 @@ demo: all
 # libraries when the backend was built in): cc app.c build/libengine.a $$(make -s libs)
 libs:
 	@echo $(LIBS)
+
+# ---- Python package (issue 14) -------------------------------------------
+# python/libengine, a ctypes package over $(BUILD)/libengine.so. `make python`
+# builds its wheel (libengine.so inside) into $(BUILD)/python, offline with
+# Debian's pip and setuptools: pip install $(BUILD)/python/libengine-*.whl.
+# Its tests (tests/python, pytest) run from `make test` via tests/python/run.sh.
+PYTHON ?= /usr/bin/python3
+.PHONY: python
+python: $(BUILD)/libengine.so
+	LIBENGINE_PATH=$(abspath $<) $(PYTHON) -m pip wheel --no-build-isolation --no-deps \
+	  --no-index -w $(BUILD)/python ./python
 
 check:
 	$(MAKE) WERROR=1 test

@@ -16,6 +16,10 @@ if [ ! -f "$BUILD/libengine.so" ]; then
     echo "SKIP python: $BUILD/libengine.so absent (make shared)"
     exit 77
 fi
+if ldd "$BUILD/libengine.so" | grep -q 'lib[at]san'; then
+    echo "SKIP python: $BUILD/libengine.so is a sanitizer build (Python cannot load it first)"
+    exit 77
+fi
 if [ ! -f "$BUILD/models/sst2-bert-mini.eng" ]; then
     echo "SKIP python: $BUILD/models/sst2-bert-mini.eng absent (the shared models are missing)"
     exit 77
