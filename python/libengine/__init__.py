@@ -34,10 +34,9 @@ def cuda_info() -> str:
     return _cstr(_lib_handle.eng_cuda_info())
 
 
-def library_version() -> str | None:
-    """eng_version() of the loaded library; None for builds that predate it."""
-    fn = getattr(_lib_handle, "eng_version", None)
-    return _cstr(fn()) if fn is not None else None
+def library_version() -> str:
+    """eng_version() of the loaded library, "MAJOR.MINOR.PATCH"."""
+    return _cstr(_lib_handle.eng_version())
 
 
 library_path: str = _lib_handle.path

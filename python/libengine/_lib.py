@@ -109,6 +109,7 @@ class SchedWorkerInfo(Structure):
 # name: (restype, argtypes). Every pointer the package passes is a c_void_p or
 # a ctypes array, so the declarations stay loose where numpy buffers go in.
 _FUNCTIONS = {
+    "eng_version": (c_char_p, []),
     "eng_status_str": (c_char_p, [c_int]),
     "eng_last_error": (c_char_p, []),
     "eng_isa_name": (c_char_p, []),
@@ -144,9 +145,6 @@ _FUNCTIONS = {
     "eng_sched_get_worker": (c_int, [c_void_p, c_int, POINTER(SchedWorkerInfo)]),
     "eng_sched_warning": (c_char_p, [c_void_p]),
 }
-# Present once the library exports its version (include/engine.h's
-# ENG_VERSION_*); older builds lack it.
-_OPTIONAL = {"eng_version": (c_char_p, [])}
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -183,11 +181,9 @@ def _load() -> ctypes.CDLL:
             "build it with `make shared` (or `make python`) in the engine's source tree, "
             "install the package with `pip install ./python`, or point LIBENGINE_PATH at it. "
             "Tried: " + "; ".join(tried))
-    for name, (res, args) in list(_FUNCTIONS.items()) + list(_OPTIONAL.items()):
+    for name, (res, args) in _FUNCTIONS.items():
         fn = getattr(lib, name, None)
         if fn is None:
-            if name in _OPTIONAL:
-                continue
             raise ImportError(f"libengine: {path} lacks {name}(); it was built from another "
                               "version of include/engine.h")
         fn.restype, fn.argtypes = res, args
