@@ -52,7 +52,7 @@ while [ $i -lt "$REPS" ]; do
     fi
     i=$((i + 1))
 done
-med() { cut -d' ' -f"$2" "$1" | median; }
+med() { cut -d' ' -f"$2" "$1" | median | awk '{printf($1 < 10 ? "%.2f" : "%.0f", $1)}'; }
 f=$OUT/py.classify.txt
 echo "Model.classify batch 32: $(med $f 1) sentences/s, text-bench $(med $f 2); ratio $(med $f 3) (median of $REPS pairs)"
 f=$OUT/py.stream.txt

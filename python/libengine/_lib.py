@@ -15,7 +15,7 @@ import ctypes
 import ctypes.util
 import os
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_double, c_float,
-                    c_int, c_int32, c_int64, c_size_t, c_uint64, c_void_p)
+                    c_int, c_int64, c_size_t, c_uint64, c_void_p)
 
 # include/engine.h's ENG_STATUS_LIST, in order: (name, text). The texts are
 # compared with eng_status_str() when the library loads, so a library built

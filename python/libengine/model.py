@@ -6,7 +6,7 @@ import os
 import sys
 import threading
 from ctypes import byref, c_char_p, c_int, c_size_t, c_void_p
-from typing import Any, Iterable, Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 

@@ -26,7 +26,7 @@ _pending: dict[int, tuple[Future, list[str], bytes]] = {}
 _keys = itertools.count(1)
 # Completions whose key was not pending: a request completed twice or an
 # unknown one. The library promises there are none; the tests check it.
-strays: list[int] = []
+_strays: list[int] = []
 _on_worker = threading.local()
 
 
@@ -46,7 +46,7 @@ def _done(res: ctypes._Pointer) -> None:
     r = res.contents
     entry = _pending.pop(r.user, None)
     if entry is None:
-        strays.append(r.user)
+        _strays.append(r.user)
         return
     fut, names, _ = entry
     _on_worker.active = True
@@ -55,7 +55,7 @@ def _done(res: ctypes._Pointer) -> None:
             fut.set_result(_result(r, names))
         else:
             fut.set_exception(error(r.status))
-    except BaseException as e:   # a done-callback of the user's failed: the future keeps it
+    except BaseException as e:   # building the result failed (memory): the future says so
         if not fut.done():
             fut.set_exception(e)
     finally:

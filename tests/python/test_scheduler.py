@@ -57,7 +57,7 @@ def test_64_threads_10000_requests(model, dev_texts, reference):
             errors.append(e)
 
     with libengine.Scheduler(model, max_batch_size=32) as s:
-        strays = len(sched_mod.strays)
+        strays = len(sched_mod._strays)
         threads = [threading.Thread(target=client, args=(k, s)) for k in range(n_threads)]
         for t in threads:
             t.start()
@@ -71,7 +71,7 @@ def test_64_threads_10000_requests(model, dev_texts, reference):
     assert stats["completed"] == total and stats["submitted"] == total
     assert stats["failed"] == stats["timed_out"] == stats["rejected"] == 0
     assert sum(stats["batch_hist"].values()) == stats["batches"]
-    assert len(sched_mod.strays) == strays
+    assert len(sched_mod._strays) == strays
     assert all(done_calls.get(id(f)) == 1 for f in futures.values())
     for j, f in futures.items():
         r = f.result()
@@ -166,22 +166,26 @@ def test_scheduler_dropped_with_requests_in_flight(model, dev_texts):
     assert all(f.result(timeout=60)["label"] in model.labels for f in futures)
 
 
-def test_close_from_a_callback_is_refused(model):
+def test_close_from_a_callback_is_refused(model, dev_texts):
+    """A Future's callbacks run on a worker thread, which close() would wait
+    for: it refuses instead of deadlocking."""
     seen = []
-    with libengine.Scheduler(model) as s:
+    long_text = " ".join(dev_texts[:40])
+    with libengine.Scheduler(model, max_batch_size=1, workers=1, threads_per_worker=1) as s:
+        busy = [s.submit(long_text) for _ in range(20)]   # so the callback is added in time
         f = s.submit("x")
 
         def cb(_):
             try:
                 s.close()
             except RuntimeError as e:
-                seen.append(e)
+                seen.append((threading.current_thread() is threading.main_thread(), e))
 
         f.add_done_callback(cb)
         f.result()
-    # the callback ran either on the worker (refused) or here after completion
-    # (then close succeeded and the with block's close is a no-op)
-    assert len(seen) <= 1
+        wait(busy)
+        assert s.submit("still open").result()["label"] in model.labels
+    assert len(seen) == 1 and not seen[0][0] and "Future callback" in str(seen[0][1])
 
 
 def test_asyncio(model, dev_texts, reference):
