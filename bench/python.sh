@@ -11,8 +11,8 @@
 #   3. Model.classify against Debian's PyTorch (python3-torch, the forward of
 #      ../shared/reference/hfref.py, padded batches of 32) on the same weights;
 #      skipped when torch is not installed.
-# Each pair runs back to back, $REPS times; the ratio is the median of the
-# pairs' ratios (the machine is shared, its speed drifts). $THREADS threads
+# Each pair runs back to back, $REPS times, in alternating order; the ratio is
+# the median of the pairs' ratios (the machine is shared, its speed drifts). $THREADS threads
 # everywhere (default 2). Needs build/libengine.so (make shared).
 set -eu
 . "$(dirname "$0")/common.sh"
@@ -34,21 +34,25 @@ echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //
 have_torch=1
 "$PY" -c "import torch" 2>/dev/null || have_torch=0
 : >"$OUT/py.classify.txt"; : >"$OUT/py.stream.txt"; : >"$OUT/py.torch.txt"
+# One pair: A (Python) and B (C or PyTorch), run in turn, A first on even reps
+# and B first on odd ones so that a drifting machine favours neither; appends
+# "A B A/B" to file $1. $2 and $3 are commands printing one figure each.
+pair() {
+    if [ $((i % 2)) = 0 ]; then a=$(eval "$2"); b=$(eval "$3"); else b=$(eval "$3"); a=$(eval "$2"); fi
+    echo "$a $b $(ratio "$a" "$b")" >>"$1"
+}
 i=0
 while [ $i -lt "$REPS" ]; do
-    p=$(pybench classify "$OUT/$M.eng" "$DEV" | field sequences_per_s)
-    c=$("$BUILD/text-bench" "$OUT/$M.eng" --ids "$SHARED/data/sst2/dev.ids.jsonl" --batch 32 \
-        --threads "$THREADS" --seconds "$SECONDS_PER_RUN" | field sequences_per_s)
-    echo "$p $c $(ratio "$p" "$c")" >>"$OUT/py.classify.txt"
-    p=$(pybench stream "$OUT/$M.eng" "$DEV" --concurrency 64 | field requests_per_s)
-    c=$("$BUILD/infer-bench" --model "$OUT/$M.eng" --input "$DEV" --mode stream --concurrency 64 \
-        --batch 32 --threads "$THREADS" --duration "$SECONDS_PER_RUN" --json 2>/dev/null | stream_rps)
-    echo "$p $c $(ratio "$p" "$c")" >>"$OUT/py.stream.txt"
+    pair "$OUT/py.classify.txt" 'pybench classify "$OUT/$M.eng" "$DEV" | field sequences_per_s' \
+        '"$BUILD/text-bench" "$OUT/$M.eng" --ids "$SHARED/data/sst2/dev.ids.jsonl" --batch 32 \
+            --threads "$THREADS" --seconds "$SECONDS_PER_RUN" | field sequences_per_s'
+    pair "$OUT/py.stream.txt" 'pybench stream "$OUT/$M.eng" "$DEV" --concurrency 64 | field requests_per_s' \
+        '"$BUILD/infer-bench" --model "$OUT/$M.eng" --input "$DEV" --mode stream --concurrency 64 \
+            --batch 32 --threads "$THREADS" --duration "$SECONDS_PER_RUN" --json 2>/dev/null | stream_rps'
     if [ $have_torch = 1 ]; then
-        p=$(pybench classify "$OUT/$M.eng" "$DEV" | field sequences_per_s)
-        t=$(pybench torch "$SHARED/models/$M" "$DEV" --eng "$OUT/$M.eng" \
-            --reference "$SHARED/reference" | field sequences_per_s)
-        echo "$p $t $(ratio "$p" "$t")" >>"$OUT/py.torch.txt"
+        pair "$OUT/py.torch.txt" 'pybench classify "$OUT/$M.eng" "$DEV" | field sequences_per_s' \
+            'pybench torch "$SHARED/models/$M" "$DEV" --eng "$OUT/$M.eng" \
+                --reference "$SHARED/reference" | field sequences_per_s'
     fi
     i=$((i + 1))
 done
