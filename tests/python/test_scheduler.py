@@ -210,3 +210,14 @@ def test_stats(model):
     assert st["batches"] >= 3 and max(st["batch_hist"]) <= 8
     assert st["workers"] and st["workers"][0]["threads"] >= 1
     assert set(st["queue_us"]) == {"p50", "p95", "p99", "max"}
+
+
+def test_null_model():
+    """model=None: the library's null model, whose answers include/engine.h fixes:
+    "ab cde" is [101, 1002, 1003, 102], classify gives {n_ids, sum % 4096}."""
+    with libengine.Scheduler(None, max_batch_size=8) as s:
+        r = s.submit("ab cde").result(timeout=60)
+        e = s.submit("ab cde", task="embed").result(timeout=60)
+    np.testing.assert_array_equal(r["logits"], [4, 2208])
+    assert r["label"] == 1   # no label names: the index
+    np.testing.assert_array_equal(e, [4, 2208, 101, 102])
