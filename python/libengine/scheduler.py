@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import _lib
-from ._errors import SHUTDOWN, error, last_error
+from ._errors import SHUTDOWN, ShutdownError, error, last_error
 from ._lib import ENG_OK, lib
 from .model import Model, Text
 
@@ -185,10 +185,11 @@ class Scheduler:
         """Counters and latency quantiles since the start (eng_sched_get_stats),
         the batch-size histogram as {size: batches}, and the workers' placement.
         A request's counters are updated after its Future resolves; after
-        close() this returns the final figures."""
-        if self._ptr is None:
+        close() has returned this returns the final figures."""
+        try:
+            ptr = self._enter()
+        except ShutdownError:
             return self._final
-        ptr = self._enter()
         try:
             return self._stats(ptr)
         finally:
