@@ -208,9 +208,9 @@ models: $(patsubst %,$(BUILD)/models/%.eng,$(SHARED_MODELS))
 
 test: all $(TESTS) $(SHARED_LIB) models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) CC="$(CC)" ENGINE_SAN_FLAGS="$(SAN_FLAGS)" \
-	  $(if $(CUDA_BACKEND),ENG_CUDA_BACKEND=$(abspath $(CUDA_BACKEND))) \
+	  $(if $(CUDA_BACKEND),ENG_CUDA_BACKEND=$(abspath $(CUDA_BACKEND))) PYTHON=$(PYTHON) \
 	  tests/run-tests.sh $(TESTS) tests/test_exports.sh tests/test_cuda_backend.sh \
-	  tests/test_redis.sh
+	  tests/test_redis.sh tests/python/run.sh
 
 asan:
 	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g" \
@@ -240,6 +240,17 @@ demo: all
 # backend is loaded at run time): cc app.c build/libengine.a $$(make -s libs)
 libs:
 	@echo $(LIBS)
+
+# ---- Python package (issue 14) -------------------------------------------
+# python/libengine, a ctypes package over $(BUILD)/libengine.so. `make python`
+# builds its wheel (libengine.so inside) into $(BUILD)/python, offline with
+# Debian's pip and setuptools: pip install $(BUILD)/python/libengine-*.whl.
+# Its tests (tests/python, pytest) run from `make test` via tests/python/run.sh.
+PYTHON ?= /usr/bin/python3
+.PHONY: python
+python: $(SHARED_LIB)
+	LIBENGINE_PATH=$(abspath $<) $(PYTHON) -m pip wheel --no-build-isolation --no-deps \
+	  --no-index -w $(BUILD)/python ./python
 
 # The include graph per folder, checked against README "Architecture".
 deps:
