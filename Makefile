@@ -172,12 +172,23 @@ $(CONVERT_LIB): $(call obj,$(filter-out tools/convert/main.c,$(CONVERT_SRC)))
 $(BUILD)/convert: $(call obj,tools/convert/main.c) $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lz
 
-$(BUILD)/engine: $(call obj,$(CLI_SRC)) $(LIB)
-	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
+# engine serve (tools/serve/): the HTTP server, linked into the CLI with
+# libmicrohttpd (Debian libmicrohttpd-dev), and the Redis worker and client
+# (engine worker|submit, tools/serve/redis_*.c, docs/REDIS.md) with hiredis
+# 0.14 (RESP2; libhiredis-dev). Like tools/cli, a client of include/engine.h
+# alone (its own headers are found beside its sources).
+SERVE_SRC := $(wildcard tools/serve/*.c)
+SERVE_LIBS := -lmicrohttpd -lhiredis
+$(BUILD)/obj/tools/serve/%.o: INC = -Iinclude
+
+$(BUILD)/engine: $(call obj,$(CLI_SRC)) $(call obj,$(SERVE_SRC)) $(LIB)
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(SERVE_LIBS)
 
 # bench/<name>_bench.c becomes $(BUILD)/<name>-bench.
 $(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
+# infer-bench --url: its HTTP client.
+$(BUILD)/infer-bench: $(BUILD)/obj/bench/infer_http.o
 
 $(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,$(TEST_COMMON)) $(CONVERT_LIB) $(LIB)
 	@mkdir -p $(dir $@)
@@ -197,19 +208,21 @@ models: $(patsubst %,$(BUILD)/models/%.eng,$(SHARED_MODELS))
 
 test: all $(TESTS) $(SHARED_LIB) models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) CC="$(CC)" ENGINE_SAN_FLAGS="$(SAN_FLAGS)" \
-	  $(if $(CUDA_BACKEND),ENG_CUDA_BACKEND=$(abspath $(CUDA_BACKEND))) \
-	  tests/run-tests.sh $(TESTS) tests/test_exports.sh tests/test_cuda_backend.sh
+	  $(if $(CUDA_BACKEND),ENG_CUDA_BACKEND=$(abspath $(CUDA_BACKEND))) PYTHON=$(PYTHON) \
+	  tests/run-tests.sh $(TESTS) tests/test_exports.sh tests/test_cuda_backend.sh \
+	  tests/test_redis.sh tests/python/run.sh
 
 asan:
 	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g" \
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
-# ThreadSanitizer runs the scheduler's tests and a short model test whose
-# contexts use their thread teams.
-TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t))),$(t)))
+# ThreadSanitizer runs the scheduler's tests, a short model test whose
+# contexts use their thread teams, the result cache, and the HTTP server
+# (test_http runs build-tsan/engine serve).
+TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t)),$(findstring cache,$(t)),$(findstring http,$(t))),$(t)))
 tsan:
 	$(MAKE) BUILD=build-tsan CUDA=0 OPT="-O1 -g" SAN_FLAGS="-fsanitize=thread" \
-	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS))
+	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS)) build-tsan/engine models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=build-tsan tests/run-tests.sh \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS))
 
@@ -227,6 +240,17 @@ demo: all
 # backend is loaded at run time): cc app.c build/libengine.a $$(make -s libs)
 libs:
 	@echo $(LIBS)
+
+# ---- Python package (issue 14) -------------------------------------------
+# python/libengine, a ctypes package over $(BUILD)/libengine.so. `make python`
+# builds its wheel (libengine.so inside) into $(BUILD)/python, offline with
+# Debian's pip and setuptools: pip install $(BUILD)/python/libengine-*.whl.
+# Its tests (tests/python, pytest) run from `make test` via tests/python/run.sh.
+PYTHON ?= /usr/bin/python3
+.PHONY: python
+python: $(SHARED_LIB)
+	LIBENGINE_PATH=$(abspath $<) $(PYTHON) -m pip wheel --no-build-isolation --no-deps \
+	  --no-index -w $(BUILD)/python ./python
 
 # The include graph per folder, checked against README "Architecture".
 deps:

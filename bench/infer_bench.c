@@ -52,6 +52,7 @@
 #include "vision.h"
 #include "sched_backend.h"
 #include "sched_hist.h"
+#include "infer_http.h"
 
 #define MAX_CONC 32
 #define MAX_RUNS (MAX_CONC + 4)
@@ -62,6 +63,8 @@
 
 typedef struct {
     const char *model_path, *input, *mode, *cpus, *plot, *device, *precision;
+    const char *url;      /* drive an `engine serve` at this URL instead of a scheduler */
+    int url_conns;        /* open loop over HTTP: connections sending the arrivals */
     eng_ctx_params ctx;   /* device and precision of every context */
     int batch, workers, threads, queue, idle_spin_us, json;
     int conc[MAX_CONC], n_conc;
@@ -92,6 +95,9 @@ static int images;      /* an image model: items are encoded image files */
 static double decode_ms; /* image models: one thread decoding each input once */
 static run_result runs[MAX_RUNS];
 static int n_runs;
+static http_target target;   /* --url */
+static char **bodies;        /* --url: {"inputs": item} per item */
+static size_t *body_len;
 
 static int64_t now_ns(void)
 {
@@ -378,6 +384,14 @@ static eng_sched *make_sched(void)
 static void finish_stream(run_result *r, eng_sched *s, const eng__hist *h, int64_t t0,
                           int64_t t1, int concurrency)
 {
+    if (!s) {   /* --url: what the clients saw; the server's own split is in its /metrics */
+        snprintf(r->mode, sizeof r->mode, "http");
+        r->concurrency = concurrency;
+        r->batch = opt.batch;
+        r->rps = (double)h->count / ((double)(t1 - t0) / 1e9);
+        fill_latency(r, h);
+        return;
+    }
     eng_sched_stats st;
     eng_sched_get_stats(s, &st);
     snprintf(r->mode, sizeof r->mode, "stream");
@@ -414,7 +428,23 @@ typedef struct {
     atomic_uint_fast64_t *done;
     int next;
     eng__hist h;
+    http_conn conn;   /* --url */
+    uint64_t rejected;
 } client;
+
+/* One request over HTTP; 1 when answered 200. */
+static int http_one(client *c, int i)
+{
+    int st = http_post_json(&c->conn, bodies[i], body_len[i]);
+    if (st == 429)
+        c->rejected++;
+    else if (st != 200) {
+        static atomic_int warned;
+        if (!atomic_fetch_add(&warned, 1))
+            fprintf(stderr, "infer-bench: %s answered %d\n", opt.url, st);
+    }
+    return st == 200;
+}
 
 static void *client_main(void *arg)
 {
@@ -425,6 +455,13 @@ static void *client_main(void *arg)
         int i = c->next;
         c->next = (c->next + 1) % n_items;
         int64_t t = now_ns();
+        if (opt.url) {
+            if (http_one(c, i)) {
+                eng__hist_add(&c->h, (uint64_t)(now_ns() - t));
+                atomic_fetch_add_explicit(c->done, 1, memory_order_relaxed);
+            }
+            continue;
+        }
         eng_sched_ticket *tk;
         eng_status st = submit(c->s, i, &rq, &tk);
         if (st == ENG_ERR_OVERLOADED) {
@@ -444,7 +481,7 @@ static void *client_main(void *arg)
 
 static void run_closed(int conc)
 {
-    eng_sched *s = make_sched();
+    eng_sched *s = opt.url ? NULL : make_sched();
     client *cs = calloc((size_t)conc, sizeof *cs);
     pthread_t *th = malloc((size_t)conc * sizeof *th);
     atomic_int stop = 0;
@@ -455,11 +492,13 @@ static void run_closed(int conc)
         cs[i].stop = &stop;
         cs[i].done = &done;
         cs[i].next = (int)((long)i * n_items / conc);
+        if (opt.url)
+            http_conn_init(&cs[i].conn, &target);
         if (pthread_create(&th[i], NULL, client_main, &cs[i]) != 0)
             die("cannot start client threads (%s)", strerror(errno));
     }
     char what[32];
-    snprintf(what, sizeof what, "stream c=%d", conc);
+    snprintf(what, sizeof what, "%s c=%d", opt.url ? "http" : "stream", conc);
     while (now_ns() < end) {
         struct timespec ts = {0, PROGRESS_NS};
         nanosleep(&ts, NULL);
@@ -470,12 +509,21 @@ static void run_closed(int conc)
     for (int i = 0; i < conc; i++)
         pthread_join(th[i], NULL);
     int64_t t1 = now_ns();
-    eng_sched_shutdown(s);
+    if (s)
+        eng_sched_shutdown(s);
     progress_end();
     eng__hist *h = calloc(1, sizeof *h);
-    for (int i = 0; i < conc; i++)
+    uint64_t rejected = 0;
+    for (int i = 0; i < conc; i++) {
         eng__hist_merge(h, &cs[i].h);
-    finish_stream(&runs[n_runs++], s, h, t0, t1, conc);
+        rejected += cs[i].rejected;
+        if (opt.url) {
+            http_conn_close(&cs[i].conn);
+            free(cs[i].conn.buf);
+        }
+    }
+    finish_stream(&runs[n_runs], s, h, t0, t1, conc);
+    runs[n_runs++].rejected += rejected;
     free(h);
     free(cs);
     free(th);
@@ -500,12 +548,75 @@ static void on_done(const eng_sched_result *r)
     eng__hist_add(my_hist, (uint64_t)(now_ns() - arrival));
 }
 
+/* Open loop over HTTP: url_conns threads, each with a kept-alive
+ * connection, take the precomputed arrivals in turn; latency counts from the
+ * scheduled arrival, so waiting for a free connection counts too. */
+typedef struct {
+    const int64_t *offs;
+    size_t n;
+    int64_t t0;
+    atomic_size_t *next;
+    client c;
+} open_sender;
+
+static void *open_sender_main(void *arg)
+{
+    open_sender *o = arg;
+    for (;;) {
+        size_t a = atomic_fetch_add(o->next, 1);
+        if (a >= o->n)
+            break;
+        int64_t arrival = o->t0 + o->offs[a];
+        int64_t now = now_ns();
+        if (arrival > now) {
+            int64_t ns = arrival - now;
+            struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+            nanosleep(&ts, NULL);
+        }
+        if (http_one(&o->c, (int)(a % (size_t)n_items)))
+            eng__hist_add(&o->c.h, (uint64_t)(now_ns() - arrival));
+    }
+    return NULL;
+}
+
+static void run_open_http(const int64_t *offs, size_t n_arr)
+{
+    int k = opt.url_conns;
+    open_sender *os = calloc((size_t)k, sizeof *os);
+    pthread_t *th = malloc((size_t)k * sizeof *th);
+    atomic_size_t next = 0;
+    int64_t t0 = now_ns() + 1000000;
+    for (int i = 0; i < k; i++) {
+        os[i] = (open_sender){.offs = offs, .n = n_arr, .t0 = t0, .next = &next};
+        http_conn_init(&os[i].c.conn, &target);
+        if (pthread_create(&th[i], NULL, open_sender_main, &os[i]) != 0)
+            die("cannot start sender threads (%s)", strerror(errno));
+    }
+    eng__hist *h = calloc(1, sizeof *h);
+    uint64_t rejected = 0;
+    for (int i = 0; i < k; i++) {
+        pthread_join(th[i], NULL);
+        eng__hist_merge(h, &os[i].c.h);
+        rejected += os[i].c.rejected;
+        http_conn_close(&os[i].c.conn);
+        free(os[i].c.conn.buf);
+    }
+    int64_t t1 = now_ns();
+    run_result *r = &runs[n_runs++];
+    r->open_loop = 1;
+    finish_stream(r, NULL, h, t0, t1, 0);
+    r->rejected = rejected;
+    free(h);
+    free(os);
+    free(th);
+}
+
 static void run_open(void)
 {
     memset(cb_hist, 0, sizeof cb_hist);
     atomic_store(&cb_threads, 0);
     hist_run++;
-    eng_sched *s = make_sched();
+    eng_sched *s = opt.url ? NULL : make_sched();
     eng_sched_req rq = eng_sched_default_req();
     rq.task = task;
     rq.done = on_done;
@@ -527,6 +638,11 @@ static void run_open(void)
         if (next >= dur_ns || n_arr == cap)
             break;
         offs[n_arr++] = (int64_t)next;
+    }
+    if (opt.url) {
+        run_open_http(offs, n_arr);
+        free(offs);
+        return;
     }
     int64_t t0 = now_ns(), last = t0;
     uint64_t sent = 0;
@@ -633,7 +749,7 @@ static void print_table(const char *cpu, const char *threads)
             printf("  p99 %s 2 x (wait + batch p99 %.1f ms)",
                    r->p99 * 1e3 <= r->bound_us ? "within" : "OVER", r->compute_p99_us / 1e3);
         printf("\n");
-        if (r->open_loop)
+        if (r->open_loop && strcmp(r->mode, "http"))
             printf("        open loop at %.0f req/s: p99 %.1f us against the bound %.1f us: %s; "
                    "scheduler queueing p99 %.1f us (idle spin %d us); %llu timed out\n",
                    opt.rate, r->p99 * 1e3, r->bound_us,
@@ -705,7 +821,7 @@ static void plot(const char *path)
 {
     int n = 0;
     for (int i = 0; i < n_runs; i++)
-        n += strcmp(runs[i].mode, "stream") == 0 && !runs[i].open_loop;
+        n += strcmp(runs[i].mode, "stream") && strcmp(runs[i].mode, "http") ? 0 : !runs[i].open_loop;
     if (n == 0)
         return;
     const char *ext = strrchr(path, '.');
@@ -726,7 +842,8 @@ static void plot(const char *path)
                "'-' using 1:2 with linespoints title 'p99 latency' axes x1y2\n");
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < n_runs; i++)
-            if (strcmp(runs[i].mode, "stream") == 0 && !runs[i].open_loop)
+            if ((!strcmp(runs[i].mode, "stream") || !strcmp(runs[i].mode, "http")) &&
+                !runs[i].open_loop)
                 fprintf(g, "%d %g\n", runs[i].concurrency, pass ? runs[i].p99 : runs[i].rps);
         fprintf(g, "e\n");
     }
@@ -743,7 +860,10 @@ static void usage(void)
             "       [--batch N] [--concurrency N,N,...] [--rate R] [--duration S] [--json]\n"
             "       [--workers N] [--threads N] [--max-wait-us US] [--queue N] [--cpus LIST]\n"
             "       [--idle-spin-us US] [--bound-us US] [--plot FILE.svg|FILE.png]\n"
-            "       [--device cpu|cuda] [--precision fp32|tf32|fp16|bf16]\n");
+            "       [--device cpu|cuda] [--precision fp32|tf32|fp16|bf16]\n"
+            "       [--url http://HOST:PORT/ROUTE [--url-conns N]]: the stream mode against\n"
+            "       `engine serve` (each text posted as {\"inputs\": text}); --model is then\n"
+            "       only the label of the run\n");
     exit(2);
 }
 
@@ -776,6 +896,7 @@ static void parse_args(int argc, char **argv)
     opt.idle_spin_us = eng_sched_default_params().idle_spin_us;
     opt.device = "cpu";
     opt.precision = "fp32";
+    opt.url_conns = 256;
     parse_conc("1,10,25,50,100,200,500");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -816,6 +937,10 @@ static void parse_args(int argc, char **argv)
             opt.bound_us = atof(v);
         else if (strcmp(a, "--plot") == 0)
             opt.plot = v;
+        else if (strcmp(a, "--url") == 0)
+            opt.url = v;
+        else if (strcmp(a, "--url-conns") == 0)
+            opt.url_conns = parse_int(v, 1);
         else if (strcmp(a, "--device") == 0)
             opt.device = v;
         else if (strcmp(a, "--precision") == 0)
@@ -846,9 +971,49 @@ static void parse_args(int argc, char **argv)
         die("unknown --precision %s (fp32, tf32, fp16 or bf16)", opt.precision);
 }
 
+/* --url: the JSON body of every item, built before the clock starts. */
+static void make_bodies(void)
+{
+    if (http_parse_url(opt.url, &target))
+        die("--url %s: want http://HOST:PORT/ROUTE", opt.url);
+    bodies = malloc((size_t)n_items * sizeof *bodies);
+    body_len = malloc((size_t)n_items * sizeof *body_len);
+    for (int i = 0; i < n_items; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "inputs", items[i]);
+        bodies[i] = cJSON_PrintUnformatted(o);
+        body_len[i] = strlen(bodies[i]);
+        cJSON_Delete(o);
+    }
+}
+
+static void run_url(void)
+{
+    load_input(opt.input);
+    make_bodies();
+    if (opt.rate > 0)
+        run_open();
+    else
+        for (int i = 0; i < opt.n_conc; i++)
+            run_closed(opt.conc[i]);
+    char cpu[256], threads[320];
+    cpu_name(cpu, sizeof cpu);
+    snprintf(threads, sizeof threads, "HTTP clients against %s", opt.url);
+    if (opt.json)
+        print_json(cpu, threads);
+    else
+        print_table(cpu, threads);
+    if (opt.plot)
+        plot(opt.plot);
+}
+
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
+    if (opt.url) {
+        run_url();
+        return 0;
+    }
     if (strcmp(opt.model_path, "null") != 0) {
         eng_model_params mp = eng_model_default_params();
         mp.n_threads = opt.threads;

@@ -179,6 +179,12 @@ ENG_API const char *eng_model_label(const eng_model *model, int i);
 ENG_API eng_status eng_tokenize(const eng_model *model, const char *text, size_t len,
                         int32_t *ids, int cap, int *n_ids, int *truncated);
 
+/* The vocabulary entry of token id ("[CLS]", "##ing", ...): *len bytes, not
+ * NUL-terminated, valid while the model is; *special says whether it is one
+ * of the special tokens. NULL (and *len 0) when id is out of range or the
+ * model has no tokenizer. len and special may be NULL. */
+ENG_API const char *eng_model_token(const eng_model *model, int32_t id, size_t *len, int *special);
+
 /* ---- Context and forward pass ------------------------------------------- */
 
 typedef struct eng_ctx eng_ctx;
@@ -376,6 +382,8 @@ typedef struct {
     int label;                /* classify: argmax of the logits; else -1 */
     int n_tokens;             /* an image counts as 1 */
     int batch_size;           /* requests in its batch; 0 when it never ran */
+    int batch_tokens;         /* tokens of its batch (an image counts as 1);
+                                 0 when it never ran */
     int worker;               /* the worker that ran it; -1 when it never ran */
     int64_t queue_ns;         /* submit to batch start (or to the timeout) */
     int64_t compute_ns;       /* the batch's forward pass */
@@ -458,6 +466,57 @@ ENG_API int eng_sched_n_workers(const eng_sched *s);
 ENG_API eng_status eng_sched_get_worker(const eng_sched *s, int i, eng_sched_worker_info *out);
 /* Why binding was skipped (first occurrence), or "" when nothing was. */
 ENG_API const char *eng_sched_warning(const eng_sched *s);
+
+/* ---- Result cache ----------------------------------------------------------- */
+
+/* An LRU cache of results (src/serve/cache.c) for servers that see the same
+ * inputs again (repeated texts, class-name embeddings). An entry is keyed by
+ * the model's name, the task, an options word the caller defines (e.g.
+ * normalize/truncate flags) and the exact input bytes: a hit compares the
+ * stored bytes, not just their hash, so it returns exactly what was stored.
+ * Bounded by max_entries and by max_bytes (keys and values together); the
+ * least recently used entries go first. Safe to call from any thread. */
+typedef struct eng_cache eng_cache;
+
+typedef struct {
+    size_t max_entries;   /* 0 = the cache is off: every get misses, put stores nothing */
+    size_t max_bytes;     /* memory bound of keys + values; default 64 MiB */
+} eng_cache_params;
+
+typedef struct {
+    const char *model;    /* the model's name */
+    eng_task task;
+    uint32_t options;     /* caller-defined flags that change the result */
+    const void *input;    /* the exact input bytes (text or encoded image) */
+    size_t input_len;
+} eng_cache_key;
+
+typedef struct {
+    const float *vals;    /* what the caller stores, e.g. logits then probs */
+    int n_vals;
+    int label;
+    int n_tokens;
+} eng_cache_value;
+
+typedef struct {
+    uint64_t hits, misses, insertions, evictions;
+    uint64_t entries, bytes;   /* now */
+} eng_cache_stats;
+
+ENG_API eng_cache_params eng_cache_default_params(void);
+/* On failure *out is NULL and eng_last_error() says why. */
+ENG_API eng_status eng_cache_create(const eng_cache_params *params, eng_cache **out);
+ENG_API void eng_cache_free(eng_cache *cache);   /* NULL is fine */
+/* On a hit, copies the value's floats to vals (cap of them at most; *value
+ * gets n_vals, label, n_tokens and vals = the caller's array) and returns 1;
+ * else 0. A NULL cache always misses. */
+ENG_API int eng_cache_get(eng_cache *cache, const eng_cache_key *key, float *vals, int cap,
+                          eng_cache_value *value);
+/* Stores (or replaces) an entry; ENG_ERR_TOO_LONG when one entry alone is
+ * over max_bytes, ENG_ERR_NOMEM. A NULL or off cache stores nothing: ENG_OK. */
+ENG_API eng_status eng_cache_put(eng_cache *cache, const eng_cache_key *key,
+                                 const eng_cache_value *value);
+ENG_API void eng_cache_get_stats(eng_cache *cache, eng_cache_stats *out);
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,7 @@ ALLOWED = {
     "src/cuda": {"include", "kernels", "src/core", "src/text"},
     "src/serve": {"include"},
     "tools/cli": {"include"},
+    "tools/serve": {"include"},
     "tools/convert": {"include", "kernels", "src/core", "src/text", "src/vision"},
 }
 EXTS = (".c", ".h", ".cu")

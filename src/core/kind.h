@@ -60,6 +60,10 @@ typedef struct {
     /* NULL for kinds without a tokenizer. */
     eng_status (*tokenize)(const void *impl, const char *text, size_t len, int32_t *ids, int cap,
                            int *n_ids, int *truncated);
+    /* eng_model_token: the text of token id (*len bytes, not NUL-terminated)
+     * and whether it is special, or NULL when out of range; NULL (the
+     * operation) for kinds without a tokenizer. */
+    const char *(*token)(const void *impl, int32_t id, size_t *len, int *special);
 
     /* Sizes the context's own scratch once; c->model, c->kern and c->team are
      * set. Reports through c->error, or eng_last_error() for device errors. */

@@ -98,6 +98,18 @@ const char *eng_model_label(const eng_model *m, int i)
     return m ? m->kind->label(m->impl, i) : NULL;
 }
 
+const char *eng_model_token(const eng_model *m, int32_t id, size_t *len, int *special)
+{
+    size_t l = 0;
+    int sp = 0;
+    const char *t = m && m->kind->token ? m->kind->token(m->impl, id, &l, &sp) : NULL;
+    if (len)
+        *len = t ? l : 0;
+    if (special)
+        *special = t ? sp : 0;
+    return t;
+}
+
 eng_status eng_tokenize(const eng_model *m, const char *text, size_t len, int32_t *ids, int cap,
                         int *n_ids, int *truncated)
 {

@@ -533,7 +533,7 @@ static void run_task(eng_sched *s, worker *w, int n, eng_task task, int64_t t_st
 }
 
 static void deliver_batch(eng_sched *s, worker *w, int n, eng_task task, int64_t t_start,
-                          int64_t compute_ns)
+                          int64_t compute_ns, int batch_tokens)
 {
     int width = task == ENG_TASK_EMBED ? s->be.hidden : s->be.n_labels;
     for (int i = 0; i < n; i++) {
@@ -551,6 +551,7 @@ static void deliver_batch(eng_sched *s, worker *w, int n, eng_task task, int64_t
             res.probs = task == ENG_TASK_CLASSIFY ? w->probs + (size_t)r * s->be.n_labels : NULL;
             res.label = task == ENG_TASK_CLASSIFY ? w->labels[r] : -1;
             res.batch_size = n;
+            res.batch_tokens = batch_tokens;
             res.worker = w->index;
             res.queue_ns = t_start - sl->t_submit;
             res.compute_ns = compute_ns;
@@ -643,8 +644,11 @@ static void *worker_main(void *arg)
         if (s->queued > 0 && atomic_load(&s->idle_sleepers) + atomic_load(&s->fill_sleepers) > 0)
             pthread_cond_signal(&s->work_cv);
         int64_t t_start = now_ns();
-        for (int i = 0; i < n; i++)
+        int batch_tokens = 0;
+        for (int i = 0; i < n; i++) {
             eng__hist_add(&s->queue_hist, (uint64_t)(t_start - s->slots[w->batch[i]].t_submit));
+            batch_tokens += s->slots[w->batch[i]].n_ids;
+        }
         pthread_mutex_unlock(&s->mu);
 
         for (int i = 0; i < n; i++)
@@ -652,8 +656,8 @@ static void *worker_main(void *arg)
         run_task(s, w, n, ENG_TASK_CLASSIFY, t_start);
         run_task(s, w, n, ENG_TASK_EMBED, t_start);
         int64_t compute_ns = now_ns() - t_start;
-        deliver_batch(s, w, n, ENG_TASK_CLASSIFY, t_start, compute_ns);
-        deliver_batch(s, w, n, ENG_TASK_EMBED, t_start, compute_ns);
+        deliver_batch(s, w, n, ENG_TASK_CLASSIFY, t_start, compute_ns, batch_tokens);
+        deliver_batch(s, w, n, ENG_TASK_EMBED, t_start, compute_ns, batch_tokens);
 
         pthread_mutex_lock(&s->mu);
         s->n_batches++;

@@ -320,6 +320,12 @@ static const char *text_label(const void *impl, int i)
     return i >= 0 && i < m->n_labels ? m->labels[i] : NULL;
 }
 
+static const char *text_token(const void *impl, int32_t id, size_t *len, int *special)
+{
+    const eng__text_model *m = impl;
+    return eng__tokenizer_token(m->tok, id, len, special);
+}
+
 static eng_status text_tokenize(const void *impl, const char *text, size_t len, int32_t *ids,
                                 int cap, int *n_ids, int *truncated)
 {
@@ -444,6 +450,7 @@ const eng__kind eng__kind_text = {
     .describe = text_describe,
     .label = text_label,
     .tokenize = text_tokenize,
+    .token = text_token,
     .ctx_create = text_ctx_create,
     .ctx_free = text_ctx_free,
     .run = eng__text_run,

@@ -46,6 +46,8 @@ struct eng__tokenizer {
     eng__tok_config cfg;
     char *blob;          /* private copy of the vocabulary text */
     int n_vocab;
+    uint32_t *id_off;    /* [n_vocab + 1]: where token id starts in blob (the
+                            next one's start - 1 is where it ends) */
     vocab_slot *slots;   /* open-addressing hash table, power-of-two size */
     uint32_t mask;
     size_t max_token_len;
@@ -162,6 +164,8 @@ eng_status eng__tokenizer_init(eng__tokenizer **out, const char *vocab, size_t v
     if (!tok->slots) goto nomem;
     for (uint32_t i = 0; i < cap; i++) tok->slots[i].id = -1;
     tok->mask = cap - 1;
+    tok->id_off = malloc((n_lines + 1) * sizeof *tok->id_off);
+    if (!tok->id_off) goto nomem;
 
     size_t start = 0;
     for (size_t i = 0; i <= vocab_len; i++) {
@@ -169,9 +173,11 @@ eng_status eng__tokenizer_init(eng__tokenizer **out, const char *vocab, size_t v
         if (i == vocab_len && start == vocab_len) break;   /* the optional final '\n' */
         size_t len = i - start;
         if (len > tok->max_token_len) tok->max_token_len = len;
+        tok->id_off[tok->n_vocab] = (uint32_t)start;
         vocab_insert(tok, (uint32_t)start, (uint32_t)len, tok->n_vocab++);
         start = i + 1;
     }
+    tok->id_off[tok->n_vocab] = (uint32_t)start;
 
     eng_status s;
     if ((s = find_special(tok, cfg->unk, &tok->unk_id, err, errlen)) != ENG_OK ||
@@ -201,11 +207,23 @@ void eng__tokenizer_free(eng__tokenizer *tok)
 {
     if (!tok) return;
     free(tok->slots);
+    free(tok->id_off);
     free(tok->blob);
     free(tok);
 }
 
 int eng__tokenizer_vocab_size(const eng__tokenizer *tok) { return tok->n_vocab; }
+
+const char *eng__tokenizer_token(const eng__tokenizer *tok, int32_t id, size_t *len, int *special)
+{
+    if (id < 0 || id >= tok->n_vocab)
+        return NULL;
+    *len = tok->id_off[id + 1] - tok->id_off[id] - 1;
+    *special = 0;
+    for (int i = 0; i < tok->n_special; i++)
+        *special |= tok->special[i].id == id;
+    return tok->blob + tok->id_off[id];
+}
 
 /* ---- UTF-8 ------------------------------------------------------------------ */
 

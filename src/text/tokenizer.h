@@ -26,6 +26,9 @@ eng_status eng__tokenizer_init(eng__tokenizer **out, const char *vocab, size_t v
                                const eng__tok_config *cfg, char *err, size_t errlen);
 void eng__tokenizer_free(eng__tokenizer *tok);
 int eng__tokenizer_vocab_size(const eng__tokenizer *tok);
+/* The text of token id (*len bytes, not NUL-terminated) and whether it is a
+ * special token ([CLS], [SEP], ...); NULL when id is out of range. */
+const char *eng__tokenizer_token(const eng__tokenizer *tok, int32_t id, size_t *len, int *special);
 
 /* Writes [CLS] tokens... [SEP] to ids, truncating to max_len ids in all (the
  * last one stays [SEP]; *truncated says so). cap must be >= 2 and max_len <= cap.

@@ -210,6 +210,7 @@ const eng__kind eng__kind_cnn = {
     .describe = vision_describe,
     .label = vision_label,
     .tokenize = NULL,
+    .token = NULL,
     .ctx_create = vision_ctx_create,
     .ctx_free = vision_ctx_free,
     .run = vision_run,

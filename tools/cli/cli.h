@@ -24,7 +24,10 @@
 #define ENG_CLI_COMMANDS(X)                                                                  \
     X(tokenize, "print the token ids of each text (one per stdin line)")                    \
     X(classify, "classify each text or image (one per stdin line, or image paths as args)") \
-    X(embed, "print the pooled embedding of each text (one per stdin line)")
+    X(embed, "print the pooled embedding of each text (one per stdin line)")               \
+    X(serve, "HTTP server: TEI and KServe v2 routes, Prometheus metrics (tools/serve/)")    \
+    X(worker, "Redis Streams worker: serve a model from a stream (docs/REDIS.md)")          \
+    X(submit, "Redis Streams client: submit lines to a worker's stream, print answers")
 
 #define ENG_CLI_DECLARE(name, help) int eng__cli_##name(int argc, char **argv);
 ENG_CLI_COMMANDS(ENG_CLI_DECLARE)

@@ -1,0 +1,761 @@
+/* http_server.c: the libmicrohttpd side of `engine serve`: routing, reading
+ * bodies under the payload limit, submitting items to the scheduler with a
+ * completion callback, suspending the connection until the last one is back,
+ * and answering (serve.h describes the flow). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "serve.h"
+
+const char *const srv_route_path[R_COUNT] = {
+#define SRV_X_PATH(e, path) path,
+    SRV_ROUTES(SRV_X_PATH)
+#undef SRV_X_PATH
+};
+
+const int srv_codes[SRV_N_CODES] = {
+#define SRV_X_CODE(c) c,
+    SRV_CODES(SRV_X_CODE)
+#undef SRV_X_CODE
+};
+
+int srv_code_index(int code)
+{
+    for (int i = 0; i < SRV_N_CODES; i++)
+        if (srv_codes[i] == code)
+            return i;
+    return -1;
+}
+
+int64_t srv_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void srv_fail(srv_req *r, int code, const char *type, const char *fmt, ...)
+{
+    if (r->err_code)   /* the first failure is the one reported */
+        return;
+    r->err_code = code;
+    r->err_type = type;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
+    va_end(ap);
+}
+
+srv_model *srv_find_model(srv *s, const char *name, size_t len)
+{
+    for (int i = 0; i < s->n_models; i++)
+        if (strlen(s->models[i].name) == len && !memcmp(s->models[i].name, name, len))
+            return &s->models[i];
+    return NULL;
+}
+
+/* ---- Request lifetime -------------------------------------------------------- */
+
+/* Requests waiting on the scheduler, for the exit timeout to answer. */
+static pthread_mutex_t waiting_mu = PTHREAD_MUTEX_INITIALIZER;
+static srv_req *waiting_head;
+
+static void req_free(srv_req *r)
+{
+    if (r->json)
+        cJSON_Delete(r->json);
+    for (int i = 0; i < r->n_owned; i++)
+        free(r->owned[i]);
+    free(r->owned);
+    free(r->items);
+    free(r->vals);
+    buf_free(&r->body);
+    free(r);
+}
+
+static void req_unref(srv_req *r)
+{
+    if (atomic_fetch_sub(&r->refs, 1) == 1)
+        req_free(r);
+}
+
+/* Whoever wins this resumes the connection: the last completion, or the exit
+ * timeout; never both (a connection resumed twice may be gone already). */
+static void req_resume(srv_req *r)
+{
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&r->resumed, &expected, 1))
+        MHD_resume_connection(r->conn);
+}
+
+/* Adds a suspended request; 0 (not added) once the exit timeout has
+ * passed: nobody would resume it then. */
+static int waiting_add(srv_req *r)
+{
+    pthread_mutex_lock(&waiting_mu);
+    if (atomic_load(&r->s->expired)) {
+        pthread_mutex_unlock(&waiting_mu);
+        return 0;
+    }
+    r->wnext = waiting_head;
+    r->wprev = NULL;
+    if (waiting_head)
+        waiting_head->wprev = r;
+    waiting_head = r;
+    r->in_waiting = 1;
+    pthread_mutex_unlock(&waiting_mu);
+    return 1;
+}
+
+/* Called on the connection's own epoll thread, the only one that adds or
+ * removes it, so the unlocked test of in_waiting is exact. */
+static void waiting_remove(srv_req *r)
+{
+    if (!r->in_waiting)
+        return;
+    pthread_mutex_lock(&waiting_mu);
+    if (r->in_waiting) {
+        if (r->wprev) r->wprev->wnext = r->wnext; else waiting_head = r->wnext;
+        if (r->wnext) r->wnext->wprev = r->wprev;
+        r->in_waiting = 0;
+    }
+    pthread_mutex_unlock(&waiting_mu);
+}
+
+void srv_expire_waiting(srv *s)
+{
+    pthread_mutex_lock(&waiting_mu);
+    atomic_store(&s->expired, 1);
+    for (srv_req *r = waiting_head; r; r = r->wnext)
+        req_resume(r);
+    pthread_mutex_unlock(&waiting_mu);
+}
+
+/* ---- Answers ------------------------------------------------------------------- */
+
+static void add_ms_header(struct MHD_Response *resp, const char *name, int64_t ns)
+{
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)(ns / 1000000));
+    MHD_add_response_header(resp, name, v);
+}
+
+static srv_metrics *req_metrics(srv_req *r)
+{
+    return r->m ? &r->m->metrics : &r->s->global;
+}
+
+/* Queues the answer: body (taken over), content type, the timing and id
+ * headers, and the count in /metrics. */
+static enum MHD_Result respond(srv_req *r, int code, buf *body, const char *ctype)
+{
+    srv *s = r->s;
+    if (body->failed) {
+        buf_free(body);
+        code = 500;
+        buf_str(body, "{\"error\":\"out of memory\",\"error_type\":\"backend\"}");
+        ctype = "application/json";
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(body->len, body->data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        buf_free(body);
+        return MHD_NO;
+    }
+    body->data = NULL;   /* libmicrohttpd frees it */
+    buf_free(body);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, "x-request-id", r->request_id);
+    /* Items still in the scheduler (an exit-timeout answer) are being
+     * written by workers: their times are not read. */
+    if (r->n && atomic_load(&r->pending) == 0) {
+        int64_t q = 0, c = 0;
+        for (int i = 0; i < r->n; i++) {
+            if (r->items[i].queue_ns > q) q = r->items[i].queue_ns;
+            if (r->items[i].compute_ns > c) c = r->items[i].compute_ns;
+        }
+        add_ms_header(resp, "x-queue-time", q);
+        add_ms_header(resp, "x-inference-time", c);
+        add_ms_header(resp, "x-tokenization-time", r->tok_ns);
+    }
+    int64_t total = srv_now_ns() - r->t_start;
+    add_ms_header(resp, "x-total-time", total);
+    if (code == 429)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    /* While draining every answer closes its connection, so keep-alive
+     * clients reconnect (and are refused) instead of queueing more here. */
+    if (atomic_load(&s->draining) || code == 413 ||
+        atomic_load(&s->connections) > s->o.max_connections)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)code, resp);
+    MHD_destroy_response(resp);
+    srv_metrics *mt = req_metrics(r);
+    int ci = srv_code_index(code);
+    if (ci >= 0)
+        atomic_fetch_add_explicit(&mt->requests[r->route][ci], 1, memory_order_relaxed);
+    if (r->m && r->n)
+        hist_observe(&mt->total_s, (uint64_t)(total / 1000));
+    if (code >= 500)
+        fprintf(stderr, "engine serve: %s %d %s (request %s)\n", srv_route_path[r->route], code,
+                r->err_code ? r->err_msg : "", r->request_id);
+    return ret;
+}
+
+static enum MHD_Result respond_error(srv_req *r, int code, const char *type, const char *msg)
+{
+    buf b = {0};
+    buf_str(&b, "{\"error\":");
+    buf_json_str(&b, msg, strlen(msg));
+    buf_str(&b, ",\"error_type\":");
+    buf_json_str(&b, type, strlen(type));
+    buf_str(&b, "}");
+    return respond(r, code, &b, "application/json");
+}
+
+static enum MHD_Result respond_failed(srv_req *r)
+{
+    return respond_error(r, r->err_code, r->err_type, r->err_msg);
+}
+
+static enum MHD_Result respond_json(srv_req *r, buf *b)
+{
+    return respond(r, 200, b, "application/json");
+}
+
+/* ---- Submitting ------------------------------------------------------------------ */
+
+/* The options in a cache key: the cache stores the scheduler's raw result,
+ * which normalize and raw_scores do not change (they apply when answering);
+ * truncate decides whether a long text is refused, so a hit must not answer
+ * a request that a miss would refuse. */
+static uint32_t cache_options(const srv_req *r) { return (uint32_t)r->truncate; }
+
+static void on_done(const eng_sched_result *res)
+{
+    srv_item *it = res->user;
+    srv_req *r = it->r;
+    srv_model *m = r->m;
+    it->st = res->status;
+    it->label = res->label;
+    it->n_tokens = res->n_tokens;
+    it->queue_ns = res->queue_ns;
+    it->compute_ns = res->compute_ns;
+    if (res->status == ENG_OK) {
+        memcpy(it->vals, res->out, (size_t)res->n_out * sizeof(float));
+        if (res->probs)
+            memcpy(it->vals + res->n_out, res->probs, (size_t)res->n_out * sizeof(float));
+        eng_cache_key k = {m->name, r->task, cache_options(r), it->data, it->len};
+        eng_cache_value v = {it->vals, r->width, it->label, it->n_tokens};
+        eng_cache_put(r->s->cache, &k, &v);
+    }
+    srv_metrics *mt = &m->metrics;
+    hist_observe(&mt->queue_s, (uint64_t)(res->queue_ns / 1000));
+    if (res->batch_size > 0) {
+        hist_observe(&mt->infer_s, (uint64_t)(res->compute_ns / 1000));
+        hist_observe(&mt->batch_size, (uint64_t)res->batch_size);
+        hist_observe(&mt->batch_tokens, (uint64_t)res->batch_tokens);
+    }
+    if (atomic_fetch_sub(&r->pending, 1) == 1)
+        req_resume(r);
+    req_unref(r);
+}
+
+/* Strict UTF-8 (no overlong forms, surrogates or values past U+10FFFF):
+ * checked here so that the failing input's index is known, for every model. */
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+        if (c < 0xC2 || c > 0xF4 || k >= n - i)
+            return 0;
+        unsigned cp = c & (0x3Fu >> k);
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + j] & 0x3Fu);
+        }
+        if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+static void fail_status(srv_req *r, int i, eng_status st)
+{
+    switch (st) {
+    case ENG_ERR_OVERLOADED:
+        srv_fail(r, 429, "overloaded", "Model is overloaded: the queue is full");
+        break;
+    case ENG_ERR_SHUTDOWN:
+        srv_fail(r, 503, "unhealthy", "The server is shutting down");
+        break;
+    case ENG_ERR_TIMEOUT:
+        srv_fail(r, 504, "timeout", "Input %d: the deadline passed while it was queued", i);
+        break;
+    case ENG_ERR_UTF8:
+    case ENG_ERR_TOO_LONG:
+    case ENG_ERR_INVALID_ARG:
+    case ENG_ERR_UNSUPPORTED:
+        srv_fail(r, 422, "validation", "Input validation error: input %d: %s", i,
+                 eng_status_str(st));
+        break;
+    case ENG_ERR_FORMAT:
+    case ENG_ERR_IO:
+        srv_fail(r, 422, "validation", "Input %d: the image does not decode: %s", i,
+                 eng_status_str(st));
+        break;
+    default:
+        srv_fail(r, 500, "backend", "Input %d: %s", i, eng_status_str(st));
+    }
+}
+
+/* Cache lookups, then the misses to the scheduler. Returns 1 when the answer
+ * is ready now, 0 when the connection was suspended. */
+static int submit_all(srv_req *r)
+{
+    srv *s = r->s;
+    srv_model *m = r->m;
+    r->vals = calloc((size_t)r->n * (size_t)r->width, sizeof(float));
+    if (!r->vals) {
+        srv_fail(r, 500, "backend", "out of memory");
+        return 1;
+    }
+    int misses = 0;
+    for (int i = 0; i < r->n; i++) {
+        srv_item *it = &r->items[i];
+        it->r = r;
+        it->vals = r->vals + (size_t)i * r->width;
+        it->label = -1;
+        if (!it->image && !utf8_valid((const unsigned char *)it->data, it->len)) {
+            srv_fail(r, 422, "validation", "Input validation error: input %d is not valid UTF-8", i);
+            return 1;
+        }
+        eng_cache_key k = {m->name, r->task, cache_options(r), it->data, it->len};
+        eng_cache_value v;
+        if (s->cache && eng_cache_get(s->cache, &k, it->vals, r->width, &v)) {
+            it->cached = 1;
+            it->label = v.label;
+            it->n_tokens = v.n_tokens;
+            atomic_fetch_add_explicit(&m->metrics.cache_hits, 1, memory_order_relaxed);
+        } else {
+            if (s->cache)
+                atomic_fetch_add_explicit(&m->metrics.cache_misses, 1, memory_order_relaxed);
+            misses++;
+        }
+    }
+    atomic_fetch_add_explicit(&m->metrics.items, (uint64_t)r->n, memory_order_relaxed);
+    if (misses == 0)
+        return 1;
+
+    eng_sched_req q = eng_sched_default_req();
+    q.task = r->task;
+    q.priority = r->priority;
+    q.timeout_us = r->timeout_us;
+    q.done = on_done;
+    MHD_suspend_connection(r->conn);
+    r->phase = PH_WAIT;
+    if (!waiting_add(r)) {
+        srv_fail(r, 503, "unhealthy", "The server is stopping (exit timeout)");
+        req_resume(r);
+        return 0;
+    }
+    atomic_store(&r->pending, 1);   /* this loop's own hold */
+    int32_t ids[ENG_SCHED_MAX_POSITIONS];
+    for (int i = 0; i < r->n && !r->err_code; i++) {
+        srv_item *it = &r->items[i];
+        if (it->cached)
+            continue;
+        q.user = it;
+        atomic_fetch_add(&r->pending, 1);
+        atomic_fetch_add(&r->refs, 1);
+        eng_status st;
+        if (it->image) {
+            st = eng_sched_submit_image(m->sched, it->data, it->len, &q, NULL);
+        } else if (!m->model) {
+            st = eng_sched_submit(m->sched, it->data, it->len, &q, NULL);
+        } else {
+            int64_t t0 = srv_now_ns();
+            int n_ids = 0, trunc = 0;
+            st = eng_tokenize(m->model, it->data, it->len, ids, m->info.max_positions, &n_ids,
+                              &trunc);
+            r->tok_ns += srv_now_ns() - t0;
+            if (st == ENG_OK && trunc && !r->truncate) {
+                srv_fail(r, 422, "validation",
+                         "Input validation error: input %d is longer than the model's %d tokens "
+                         "(set truncate to true to cut it)",
+                         i, m->info.max_positions);
+                st = ENG_ERR_TOO_LONG;
+            } else if (st == ENG_OK) {
+                st = eng_sched_submit_ids(m->sched, ids, n_ids, &q, NULL);
+            }
+        }
+        if (st != ENG_OK) {
+            atomic_fetch_sub(&r->pending, 1);
+            atomic_fetch_sub(&r->refs, 1);
+            fail_status(r, i, st);
+        }
+    }
+    if (atomic_fetch_sub(&r->pending, 1) == 1)
+        req_resume(r);
+    return 0;
+}
+
+/* ---- Routing ----------------------------------------------------------------------- */
+
+/* Sets r->route (and r->m for /v2/models/{name}...); returns the method the
+ * route wants ("GET"/"POST"). Unknown routes leave R_UNKNOWN. */
+static const char *route_of(srv_req *r, const char *url, int *unknown_model)
+{
+    static const struct { const char *path; srv_route route; const char *method; } fixed[] = {
+        {"/embed", R_EMBED, "POST"},         {"/predict", R_PREDICT, "POST"},
+        {"/tokenize", R_TOKENIZE, "POST"},   {"/v1/embeddings", R_OPENAI, "POST"},
+        {"/info", R_INFO, "GET"},            {"/health", R_HEALTH, "GET"},
+        {"/metrics", R_METRICS, "GET"},      {"/v2/health/live", R_LIVE, "GET"},
+        {"/v2/health/ready", R_READY, "GET"},
+    };
+    r->route = R_UNKNOWN;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (!strcmp(url, fixed[i].path)) {
+            r->route = fixed[i].route;
+            return fixed[i].method;
+        }
+    const char *pre = "/v2/models/";
+    if (strncmp(url, pre, strlen(pre)))
+        return NULL;
+    const char *name = url + strlen(pre), *slash = strchr(name, '/');
+    size_t len = slash ? (size_t)(slash - name) : strlen(name);
+    const char *rest = slash ? slash : "";
+    const char *method = NULL;
+    if (!*rest) { r->route = R_MODEL; method = "GET"; }
+    else if (!strcmp(rest, "/ready")) { r->route = R_MODEL_READY; method = "GET"; }
+    else if (!strcmp(rest, "/infer")) { r->route = R_INFER; method = "POST"; }
+    else if (!strcmp(rest, "/classify")) { r->route = R_CLASSIFY; method = "POST"; }
+    else return NULL;
+    r->m = srv_find_model(r->s, name, len);
+    *unknown_model = !r->m;
+    return method;
+}
+
+static int authorized(srv *s, struct MHD_Connection *c)
+{
+    if (!s->o.api_key)
+        return 1;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, s->o.api_key);
+}
+
+static void read_request_headers(srv_req *r)
+{
+    struct MHD_Connection *c = r->conn;
+    const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-request-id");
+    size_t n = 0;
+    /* Echoed as given when it is short and plain; generated otherwise. */
+    if (id)
+        for (; id[n] && n < sizeof r->request_id - 1 && id[n] > 0x20 && id[n] < 0x7f; n++)
+            ;
+    if (id && n > 0 && !id[n]) {
+        memcpy(r->request_id, id, n + 1);
+    } else {
+        static _Atomic uint64_t counter;
+        snprintf(r->request_id, sizeof r->request_id, "%llx-%llx", (unsigned long long)r->s->t0_ns,
+                 (unsigned long long)atomic_fetch_add(&counter, 1));
+    }
+    r->timeout_us = r->s->o.request_timeout_ms * 1000;
+    const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Timeout-Ms");
+    if (t) {
+        char *end;
+        long long v = strtoll(t, &end, 10);
+        if (end != t && !*end && v > 0)
+            r->timeout_us = v * 1000;
+    }
+    const char *p = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Priority");
+    if (p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end != p && !*end && v >= 0 && v < ENG_SCHED_PRIORITIES)
+            r->priority = (int)v;
+    }
+    r->content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+}
+
+/* GET routes and the checks that need no body. Returns 1 with *ret set when
+ * answered. */
+static int answer_early(srv_req *r, const char *method, enum MHD_Result *ret)
+{
+    srv *s = r->s;
+    int unknown_model = 0;
+    const char *want = route_of(r, r->url, &unknown_model);
+    int ready = atomic_load(&s->ready) && !atomic_load(&s->draining);
+    buf b = {0};
+    if (atomic_load(&s->connections) > s->o.max_connections) {
+        *ret = respond_error(r, 503, "unhealthy", "Too many connections");
+        return 1;
+    }
+    if (!want) {
+        *ret = respond_error(r, 404, "not_found", "No such route");
+        return 1;
+    }
+    if (strcmp(method, want)) {
+        *ret = respond_error(r, 405, "method_not_allowed", "Method not allowed on this route");
+        return 1;
+    }
+    if (unknown_model) {
+        *ret = respond_error(r, 404, "not_found", "No such model");
+        return 1;
+    }
+    int health = r->route == R_LIVE || r->route == R_READY || r->route == R_HEALTH ||
+                 r->route == R_MODEL_READY;
+    if (!health && !authorized(s, r->conn)) {
+        *ret = respond_error(r, 401, "unauthorized", "Missing or wrong Authorization: Bearer key");
+        return 1;
+    }
+    switch (r->route) {
+    case R_LIVE:
+        *ret = respond(r, 200, &b, "text/plain");
+        return 1;
+    case R_READY:
+    case R_HEALTH:
+    case R_MODEL_READY:
+        if (ready)
+            *ret = respond(r, 200, &b, "text/plain");
+        else
+            *ret = respond_error(r, 503, "unhealthy",
+                                 atomic_load(&s->draining) ? "Draining" : "Loading models");
+        return 1;
+    case R_METRICS:
+        metrics_render(s, &b);
+        *ret = respond(r, 200, &b, "text/plain; version=0.0.4");
+        return 1;
+    default:
+        break;
+    }
+    if (!atomic_load(&s->ready)) {
+        *ret = respond_error(r, 503, "unhealthy", "Models are loading");
+        return 1;
+    }
+    if (r->route == R_INFO) {
+        tei_info(s, &b);
+        *ret = respond_json(r, &b);
+        return 1;
+    }
+    if (r->route == R_MODEL) {
+        kserve_model_meta(r->m, &b);
+        *ret = respond_json(r, &b);
+        return 1;
+    }
+    if (!r->m) {
+        const char *name = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "model");
+        r->m = name ? srv_find_model(s, name, strlen(name)) : &s->models[0];
+        if (!r->m) {
+            *ret = respond_error(r, 404, "not_found", "No such model");
+            return 1;
+        }
+    }
+    /* A declared length over the limit is refused before a byte is read. */
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > s->o.payload_limit) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "Payload is larger than the limit of %zu bytes",
+                 s->o.payload_limit);
+        *ret = respond_error(r, 413, "payload_too_large", msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* A chunked body that crosses the limit: libmicrohttpd accepts no answer
+ * while it is reading a body, so the 413 is written to the socket directly,
+ * at once, and the connection is closed (returning MHD_NO). Nothing else is
+ * writing to the socket in that state. */
+static enum MHD_Result refuse_body(srv_req *r)
+{
+    srv *s = r->s;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char body[128], msg[320];
+    int bl = snprintf(body, sizeof body,
+                      "{\"error\":\"Payload is larger than the limit of %zu bytes\","
+                      "\"error_type\":\"payload_too_large\"}",
+                      s->o.payload_limit);
+    int ml = snprintf(msg, sizeof msg,
+                      "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\nConnection: close\r\nx-request-id: %.63s\r\n\r\n%s",
+                      bl, r->request_id, body);
+    if (ci && ml > 0 && ml < (int)sizeof msg) {
+        ssize_t w = send(ci->connect_fd, msg, (size_t)ml, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;   /* a client that does not read its answer loses it */
+        shutdown(ci->connect_fd, SHUT_WR);
+    }
+    int cx = srv_code_index(413);
+    atomic_fetch_add(&req_metrics(r)->requests[r->route][cx], 1);
+    return MHD_NO;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    srv *s = cls;
+    srv_req *r = *con_cls;
+    enum MHD_Result ret;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->s = s;
+        r->conn = c;
+        r->url = url;
+        r->t_start = srv_now_ns();
+        atomic_store(&r->refs, 1);
+        *con_cls = r;
+        atomic_fetch_add(&s->inflight, 1);
+        read_request_headers(r);
+        if (answer_early(r, method, &ret)) {
+            r->phase = PH_DONE;
+            return ret;
+        }
+        r->phase = PH_BODY;
+        return MHD_YES;
+    }
+    if (r->phase == PH_BODY) {
+        if (*upload_size) {
+            if (r->body.len + *upload_size > s->o.payload_limit)
+                return refuse_body(r);
+            buf_add(&r->body, upload, *upload_size);
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        if (r->body.failed) {
+            srv_fail(r, 500, "backend", "out of memory");
+            return respond_failed(r);
+        }
+        /* The whole body is here. */
+        int parsed;
+        if (r->route == R_INFER)
+            parsed = kserve_parse(r);
+        else
+            parsed = tei_parse(r);
+        if (parsed == 1) {   /* answered without the scheduler (/tokenize) */
+            buf b = {0};
+            tei_tokenize(r, &b);
+            r->phase = PH_DONE;
+            return r->err_code ? (buf_free(&b), respond_failed(r)) : respond_json(r, &b);
+        }
+        if (r->err_code)
+            return respond_failed(r);
+        if (!submit_all(r))
+            return MHD_YES;   /* suspended; the last completion resumes it */
+    } else if (r->phase == PH_WAIT) {
+        waiting_remove(r);
+        if (atomic_load(&r->pending) > 0)
+            srv_fail(r, 503, "unhealthy", "The server stopped before the request ran (exit timeout)");
+    } else {
+        return MHD_NO;   /* answered already */
+    }
+    r->phase = PH_DONE;
+    if (r->err_code)
+        return respond_failed(r);
+    for (int i = 0; i < r->n; i++)
+        if (r->items[i].st != ENG_OK) {
+            fail_status(r, i, r->items[i].st);
+            return respond_failed(r);
+        }
+    buf b = {0};
+    if (r->route == R_INFER)
+        kserve_format(r, &b);
+    else if (r->route == R_CLASSIFY || r->items[0].image)
+        image_format(r, &b);
+    else
+        tei_format(r, &b);
+    return respond_json(r, &b);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    srv *s = cls;
+    srv_req *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    waiting_remove(r);
+    atomic_fetch_sub(&s->inflight, 1);
+    req_unref(r);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    srv *s = cls;
+    atomic_fetch_add(&s->connections, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+int srv_start(srv *s)
+{
+    struct sockaddr_storage ss;
+    unsigned sl;
+    memset(&ss, 0, sizeof ss);
+    if (srv_resolve(s->o.host, s->o.port, &ss, &sl))
+        return -1;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    /* The connection limit leaves room to answer the connections over
+     * --max-connections with a 503 instead of closing them unanswered. */
+    unsigned limit = (unsigned)s->o.max_connections + 64;
+    s->d = MHD_start_daemon(flags, (uint16_t)s->o.port, NULL, NULL, on_request, s,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_CONNECTION_LIMIT, limit,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.idle_timeout_s,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.http_threads,
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                            MHD_OPTION_END);
+    if (!s->d) {
+        fprintf(stderr, "engine serve: cannot listen on %s:%d: %s\n", s->o.host, s->o.port,
+                strerror(errno));
+        return -1;
+    }
+    if (s->o.port == 0) {
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+        if (di)
+            s->o.port = di->port;
+    }
+    return 0;
+}
+
+/* Stops accepting: the listening socket is closed, so new connections are
+ * refused while the accepted ones finish. */
+void srv_quiesce(srv *s)
+{
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+void srv_stop(srv *s)
+{
+    if (s->d)
+        MHD_stop_daemon(s->d);
+    s->d = NULL;
+}

@@ -1,0 +1,40 @@
+/* redis_common.h: what the Redis worker (redis_worker.c) and the submit client
+ * (redis_submit.c) share: the redis:// address, connecting with a bounded
+ * retry, wire status names; JSON bodies are written with buf.h.
+ * docs/REDIS.md describes the wire protocol. hiredis 0.14 speaks RESP2 only. */
+#ifndef ENG_REDIS_COMMON_H
+#define ENG_REDIS_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "buf.h"
+#include "engine.h"
+
+typedef struct {
+    char host[256];
+    int port;
+    int db;
+} eng_redis_addr;
+
+/* Parses redis://HOST[:PORT][/DB] (port 6379, db 0 by default); 0 when bad. */
+int eng__redis_parse_url(const char *url, eng_redis_addr *a);
+
+/* Connects (and SELECTs the db) within retry_ms, retrying every 100 ms doubling
+ * to 2 s; NULL with the reason in err when it never succeeded. io_timeout_ms
+ * bounds every later command (0 = none: blocking reads need BLOCK < it). */
+redisContext *eng__redis_connect(const eng_redis_addr *a, int retry_ms, int io_timeout_ms,
+                                 char *err, size_t err_size);
+
+/* The wire name of a status: "ok", "timeout", "too_long", ... (ENG_ERR_X -> x). */
+const char *eng__redis_status_name(eng_status s);
+
+/* Milliseconds since the Unix epoch. */
+int64_t eng__redis_now_ms(void);
+
+/* The value of field name in a stream entry's field/value array, or NULL. */
+const redisReply *eng__redis_field(const redisReply *fields, const char *name);
+
+#endif

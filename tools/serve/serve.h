@@ -1,0 +1,194 @@
+/* serve.h: `engine serve`, an HTTP front end (libmicrohttpd) for the
+ * scheduler, wire-compatible with Hugging Face TEI and the KServe v2 / Triton
+ * protocol. A client of include/engine.h only.
+ *
+ * Flow of a request: libmicrohttpd's epoll thread reads it (body bounded by
+ * --payload-limit), a route parses it into items (texts or images), each item
+ * is looked up in the result cache and the misses are submitted to the
+ * model's scheduler with a completion callback; the connection is suspended.
+ * The last completion (on a worker thread) resumes it, and the epoll thread
+ * formats the answer. No thread per request, no blocking wait. */
+#ifndef SERVE_H
+#define SERVE_H
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+#include "buf.h"   /* the growable output buffer */
+
+/* ---- Routes and status codes, as counted by /metrics ---- */
+#define SRV_ROUTES(X)                                                           \
+    X(R_EMBED, "/embed") X(R_PREDICT, "/predict") X(R_TOKENIZE, "/tokenize")    \
+    X(R_OPENAI, "/v1/embeddings") X(R_INFO, "/info") X(R_HEALTH, "/health")     \
+    X(R_METRICS, "/metrics") X(R_LIVE, "/v2/health/live")                      \
+    X(R_READY, "/v2/health/ready") X(R_MODEL, "/v2/models/{name}")             \
+    X(R_MODEL_READY, "/v2/models/{name}/ready")                                \
+    X(R_INFER, "/v2/models/{name}/infer")                                      \
+    X(R_CLASSIFY, "/v2/models/{name}/classify") X(R_UNKNOWN, "other")
+
+typedef enum {
+#define SRV_X_ENUM(e, path) e,
+    SRV_ROUTES(SRV_X_ENUM)
+#undef SRV_X_ENUM
+    R_COUNT
+} srv_route;
+
+#define SRV_CODES(X) X(200) X(400) X(401) X(404) X(405) X(413) X(422) X(429) \
+                     X(500) X(503) X(504)
+#define SRV_X_COUNT(c) +1
+enum { SRV_N_CODES = 0 SRV_CODES(SRV_X_COUNT) };
+#undef SRV_X_COUNT
+extern const int srv_codes[SRV_N_CODES];
+int srv_code_index(int code);   /* -1 when not counted */
+extern const char *const srv_route_path[R_COUNT];
+
+/* ---- metrics.c: Prometheus counters and histograms (lock-free) ---- */
+enum { HIST_MAX_BUCKETS = 24 };
+typedef struct {
+    const double *bounds;   /* upper bounds, ascending; +Inf implied */
+    int n_bounds;
+    double scale;           /* observed integer units per exposed unit */
+    _Atomic uint64_t count[HIST_MAX_BUCKETS + 1];
+    _Atomic uint64_t sum;   /* in observed units */
+} hist;
+
+typedef struct {
+    _Atomic uint64_t requests[R_COUNT][SRV_N_CODES];
+    hist queue_s, infer_s, total_s, batch_size, batch_tokens;
+    _Atomic uint64_t cache_hits, cache_misses, items;
+} srv_metrics;
+
+void metrics_init(srv_metrics *m);
+void hist_observe(hist *h, uint64_t v);
+
+/* ---- The server ---- */
+typedef struct {
+    char name[128];
+    const char *path;         /* NULL for the null model */
+    eng_model *model;         /* NULL for the null model */
+    eng_model_info info;
+    eng_sched *sched;
+    int width_classify, width_embed;   /* floats per result */
+    srv_metrics metrics;
+} srv_model;
+
+typedef struct {
+    const char *host;
+    int port;
+    const char *api_key;
+    size_t payload_limit;
+    int max_client_batch;
+    int max_connections;
+    int idle_timeout_s;
+    double drain_delay_s, exit_timeout_s;
+    int http_threads;
+    size_t cache_entries, cache_bytes;
+    int64_t request_timeout_ms;   /* default deadline; 0 = none */
+    /* scheduler */
+    int workers, threads, max_batch, max_batch_tokens, queue_capacity, idle_spin_us;
+    int64_t max_wait_us;
+    const char *cpus;
+    int null_batch_us, null_token_ns;
+} srv_opts;
+
+typedef struct srv srv;
+struct srv {
+    srv_opts o;
+    srv_model *models;
+    int n_models;
+    struct MHD_Daemon *d;
+    eng_cache *cache;
+    _Atomic int ready, draining, expired;
+    _Atomic int64_t inflight, connections;
+    srv_metrics global;   /* routes without a model (health, metrics, 404) */
+    int64_t t0_ns;
+};
+
+typedef struct srv_req srv_req;
+
+/* One input of a request and its result. */
+typedef struct {
+    srv_req *r;
+    const char *data;
+    size_t len;
+    int image;
+    int cached;
+    eng_status st;
+    int label, n_tokens, truncated, submitted;
+    int64_t queue_ns, compute_ns;
+    float *vals;   /* r->width floats: classify logits then probs; embed the vector */
+} srv_item;
+
+enum { PH_NEW, PH_BODY, PH_WAIT, PH_DONE };
+
+struct srv_req {
+    srv *s;
+    struct MHD_Connection *conn;
+    const char *url;
+    srv_route route;
+    srv_model *m;
+    int phase;
+    buf body;
+    int too_large;
+    const char *content_type;
+    /* the parsed request */
+    void *json;          /* cJSON tree the texts point into */
+    eng_task task;
+    int n;
+    srv_item *items;
+    float *vals;
+    int width;
+    int normalize, truncate, raw_scores, single;
+    int skip_special;    /* /tokenize with add_special_tokens false */
+    int priority;
+    int64_t timeout_us;
+    char **owned;        /* decoded base64 images */
+    int n_owned;
+    char kserve_id[128];
+    /* completion */
+    _Atomic int pending;
+    _Atomic int refs;    /* libmicrohttpd's + one per item in the scheduler */
+    _Atomic int resumed;
+    srv_req *wprev, *wnext;   /* the list of requests waiting on the scheduler */
+    int in_waiting;
+    int err_code;        /* HTTP status of a failure, 0 = none */
+    char err_msg[256];
+    const char *err_type;
+    int64_t t_start, tok_ns;
+    char request_id[64];
+};
+
+int64_t srv_now_ns(void);
+void srv_fail(srv_req *r, int code, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+srv_model *srv_find_model(srv *s, const char *name, size_t len);
+
+/* routes_tei.c: parse a TEI / OpenAI request into items; format answers. */
+int tei_parse(srv_req *r);                  /* 0 ok, else srv_fail was called */
+void tei_format(srv_req *r, buf *out);
+void tei_tokenize(srv_req *r, buf *out);    /* answers /tokenize directly */
+void tei_info(srv *s, buf *out);
+void image_format(srv_req *r, buf *out);    /* the CLI's image JSON */
+
+/* routes_kserve.c */
+int kserve_parse(srv_req *r);
+void kserve_format(srv_req *r, buf *out);
+void kserve_model_meta(srv_model *m, buf *out);
+
+/* metrics.c */
+void metrics_render(srv *s, buf *out);
+
+/* http_server.c */
+int srv_start(srv *s);        /* starts listening; 0 or -1 (logged) */
+void srv_quiesce(srv *s);     /* stop accepting connections */
+void srv_expire_waiting(srv *s);   /* answer 503 to whatever still waits */
+void srv_stop(srv *s);
+/* serve_main.c */
+struct sockaddr_storage;
+int srv_resolve(const char *host, int port, struct sockaddr_storage *ss, unsigned *len);
+
+#endif
