@@ -11,14 +11,15 @@ Importing it loads libengine.so: the copy installed with the package, a source
 checkout's build/libengine.so, LIBENGINE_PATH, or the system's library path.
 """
 from ._errors import (EngineError, EngineIOError, EngineTimeoutError, FormatError,
-                      InternalError, InvalidArgumentError, NoDeviceError, OutOfMemoryError,
+                      InternalError, InvalidArgumentError, NoDeviceError, NumericError,
+                      OutOfMemoryError,
                       OverloadedError, ShutdownError, TooLongError, UnsupportedError, Utf8Error)
 from ._lib import cstr as _cstr, lib as _lib_handle
 from .model import Model
 from .scheduler import Scheduler
 
 __all__ = ["Model", "Scheduler", "EngineError", "EngineIOError", "EngineTimeoutError",
-           "FormatError", "InternalError", "InvalidArgumentError", "NoDeviceError",
+           "FormatError", "InternalError", "InvalidArgumentError", "NoDeviceError", "NumericError",
            "OutOfMemoryError", "OverloadedError", "ShutdownError", "TooLongError",
            "UnsupportedError", "Utf8Error", "isa", "cuda_info", "library_version",
            "library_path"]

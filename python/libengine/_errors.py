@@ -75,12 +75,16 @@ class InternalError(EngineError, RuntimeError):
     status = "ENG_ERR_INTERNAL"
 
 
+class NumericError(EngineError, ArithmeticError):
+    status = "ENG_ERR_NUMERIC"
+
+
 _CODES = {name: code for code, (name, _) in enumerate(STATUS_LIST)}
 INVALID_ARG, SHUTDOWN = _CODES["ENG_ERR_INVALID_ARG"], _CODES["ENG_ERR_SHUTDOWN"]
 _CLASSES = {cls.status: cls for cls in (
     InvalidArgumentError, EngineIOError, FormatError, UnsupportedError, OutOfMemoryError,
     Utf8Error, TooLongError, OverloadedError, EngineTimeoutError, ShutdownError,
-    NoDeviceError, InternalError)}
+    NoDeviceError, InternalError, NumericError)}
 assert set(_CLASSES) == set(_CODES) - {"ENG_OK"}, "one exception class per status"
 
 

@@ -34,6 +34,7 @@ STATUS_LIST = (
     ("ENG_ERR_SHUTDOWN", "scheduler is shutting down"),
     ("ENG_ERR_NO_DEVICE", "requested device is not available"),
     ("ENG_ERR_INTERNAL", "internal error"),
+    ("ENG_ERR_NUMERIC", "result is not a finite number"),
 )
 ENG_OK = 0
 
