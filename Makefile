@@ -83,6 +83,9 @@ ISA_avx2       := -mavx2 -mfma -mf16c
 ISA_avx512     := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 ISA_avxvnni    := -mavx2 -mfma -mavxvnni
 ISA_avx512vnni := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
+# bf16 GEMM (kernels/bgemm*.c, --precision bf16).
+ISA_avx512bf16 := $(ISA_avx512) -mavx512bf16
+ISA_amx_bf16   := $(ISA_avx512) -mamx-tile -mamx-bf16
 
 LIB_SRC     := $(wildcard src/*.c) $(wildcard kernels/*.c)
 CONVERT_SRC := $(wildcard tools/convert/*.c)
@@ -118,6 +121,8 @@ $(BUILD)/obj/kernels/%_avx2.o:       ISA_FLAGS = $(ISA_avx2)
 $(BUILD)/obj/kernels/%_avx512.o:     ISA_FLAGS = $(ISA_avx512)
 $(BUILD)/obj/kernels/%_avxvnni.o:    ISA_FLAGS = $(ISA_avxvnni)
 $(BUILD)/obj/kernels/%_avx512vnni.o: ISA_FLAGS = $(ISA_avx512vnni)
+$(BUILD)/obj/kernels/%_avx512bf16.o: ISA_FLAGS = $(ISA_avx512bf16)
+$(BUILD)/obj/kernels/bgemm_amx.o:    ISA_FLAGS = $(ISA_amx_bf16)
 
 $(LIB): $(call obj,$(LIB_SRC)) $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
 	@mkdir -p $(dir $@)

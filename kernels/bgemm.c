@@ -1,0 +1,109 @@
+/* bgemm.c: the bf16 GEMM's packing, the rounding of its activations, the
+ * shared epilogue and the dispatch (layouts in bgemm.h). Built without ISA
+ * flags, so it runs anywhere. */
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bgemm.h"
+
+size_t eng__bgemm_packed_bytes(int K, int N)
+{
+    if (K < 1 || N < 1)
+        return 0;
+    return (size_t)((N + 15) / 16) * (size_t)eng__bgemm_kp(K) * 16 * sizeof(eng__bf16);
+}
+
+void eng__bgemm_pack(const float *sg, int K, int N, eng__bf16 *packed)
+{
+    const int n16 = (N + 15) / 16, kp = eng__bgemm_kp(K);
+    for (int p = 0; p < n16; p++) {
+        const float *src = sg + (size_t)p * K * 16; /* zero past N already */
+        eng__bf16 *dst = packed + (size_t)p * kp * 16;
+        for (int k = 0; k < kp; k++)
+            for (int j = 0; j < 16; j++)
+                dst[(size_t)(k / 2) * 32 + 2 * j + (k & 1)] =
+                    k < K ? eng__bf16_round(src[(size_t)k * 16 + j]) : 0;
+    }
+}
+
+void eng__bgemm_unpack(const eng__bf16 *packed, int K, int N, float *sg)
+{
+    const int n16 = (N + 15) / 16, kp = eng__bgemm_kp(K);
+    for (int p = 0; p < n16; p++)
+        for (int k = 0; k < K; k++)
+            for (int j = 0; j < 16; j++)
+                sg[((size_t)p * K + k) * 16 + j] =
+                    eng__bf16_float(packed[(size_t)p * kp * 16 + (size_t)(k / 2) * 32 + 2 * j + (k & 1)]);
+}
+
+size_t eng__bgemm_scratch_bytes(int M, int K)
+{
+    const size_t mp = ((size_t)M + 15) & ~(size_t)15;
+    return (mp * (size_t)eng__bgemm_kp(K) * sizeof(eng__bf16) + 63) & ~(size_t)63;
+}
+
+void eng__bgemm(const eng__bgemm_kernels *bk, const float *X, int M, int K, size_t ldx,
+                const eng__bf16 *packed, int N, float *Y, size_t ldy, const float *bias,
+                const float *res, int act, void *scratch, const eng__kernels *k)
+{
+    const int kp = eng__bgemm_kp(K), mp = (M + 15) & ~15;
+    eng__bf16 *A = scratch;
+    for (int r = 0; r < M; r++) {
+        const float *x = X + (size_t)r * ldx;
+        eng__bf16 *a = A + (size_t)r * kp;
+        for (int i = 0; i < K; i++)
+            a[i] = eng__bf16_round(x[i]);
+        memset(a + K, 0, (size_t)(kp - K) * sizeof *a);
+    }
+    /* The tile rows past M are computed and dropped; zeros keep them finite. */
+    memset(A + (size_t)M * kp, 0, (size_t)(mp - M) * kp * sizeof *A);
+    bk->gemm(A, M, kp, packed, N, Y, ldy, bias, res, act, k);
+}
+
+void eng__bgemm_store(const float *acc, int ldacc, int rows, int cols, float *Y, size_t ldy,
+                      const float *bias, const float *res, int act, const eng__kernels *k)
+{
+    for (int r = 0; r < rows; r++) {
+        float *y = Y + (size_t)r * ldy;
+        memcpy(y, acc + (size_t)r * ldacc, (size_t)cols * sizeof *y);
+        if (act >= 0)
+            k->bias_act(y, bias, 1, cols, (eng__act)act);
+        else
+            k->bias_residual(y, bias, res ? res + (size_t)r * ldy : NULL, 1, cols);
+    }
+}
+
+/* AMX tiles need Linux's leave to use the 8 KiB tile state (arch_prctl
+ * ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA), asked once per process; a
+ * kernel that refuses it (or predates it) leaves the AVX512-BF16 kernel. */
+enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int has_amx, has_avx512bf16;
+
+static void detect(void)
+{
+    const int avx512 = eng__kernels_for(ENG_ISA_AVX512) != NULL;
+    has_avx512bf16 = avx512 && __builtin_cpu_supports("avx512bf16");
+    has_amx = avx512 && __builtin_cpu_supports("amx-bf16") &&
+              syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+}
+
+const eng__bgemm_kernels *eng__bgemm_for(eng__bgemm_isa isa)
+{
+    pthread_once(&once, detect);
+    switch (isa) {
+    case ENG_BGEMM_SCALAR: return &eng__bgemm_scalar;
+    case ENG_BGEMM_AVX512BF16: return has_avx512bf16 ? &eng__bgemm_avx512bf16 : NULL;
+    case ENG_BGEMM_AMX: return has_amx ? &eng__bgemm_amx : NULL;
+    }
+    return NULL;
+}
+
+const eng__bgemm_kernels *eng__bgemm_get(void)
+{
+    if (eng__kernels_get()->isa < ENG_ISA_AVX512)
+        return NULL;
+    const eng__bgemm_kernels *amx = eng__bgemm_for(ENG_BGEMM_AMX);
+    return amx ? amx : eng__bgemm_for(ENG_BGEMM_AVX512BF16);
+}
