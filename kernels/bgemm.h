@@ -63,6 +63,10 @@ typedef struct {
      * (res row r at res + r*ldy, or NULL) or, when act >= 0, bias_act. */
     void (*gemm)(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, float *Y,
                  size_t ldy, const float *bias, const float *res, int act, const eng__kernels *k);
+    /* The unit's peak for sgemm-bench --bf16: runs n rounds of independent
+     * products on operands held in registers (no loads) and returns the
+     * multiply-adds done; NULL for the scalar reference. */
+    double (*peak)(long n);
 } eng__bgemm_kernels;
 
 /* K rounded up to the packed depth. */

@@ -24,4 +24,4 @@ static void gemm(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, f
     }
 }
 
-const eng__bgemm_kernels eng__bgemm_scalar = {ENG_BGEMM_SCALAR, "scalar", gemm};
+const eng__bgemm_kernels eng__bgemm_scalar = {ENG_BGEMM_SCALAR, "scalar", gemm, NULL};
