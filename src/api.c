@@ -47,16 +47,17 @@ static void classify_chunk(eng_ctx *c, int cn, const outputs *o)
         memcpy(c->pooled + (size_t)j * H, c->h + (size_t)c->seq_off[j] * H, H * sizeof(float));
     if (m->head == ENG_HEAD_DISTILBERT) {
         eng__linear_run(&m->head_dense, c->pooled, cn, c->pooled2, NULL, ENG_ACT_RELU,
-                        c->lin_scratch, c->kern);
+                        c->lin_scratch, c->kern, c->bgemm);
     } else {
         eng__linear_run(&m->head_dense, c->pooled, cn, c->pooled2, NULL, -1, c->lin_scratch,
-                        c->kern);
+                        c->kern, c->bgemm);
         for (size_t i = 0; i < (size_t)cn * H; i++)
             c->pooled2[i] = tanhf(c->pooled2[i]);
     }
     /* pooled is reused for the logits: cn * C <= T * H by the chunking rule. */
     float *logits = c->pooled;
-    eng__linear_run(&m->head_out, c->pooled2, cn, logits, NULL, -1, c->lin_scratch, c->kern);
+    eng__linear_run(&m->head_out, c->pooled2, cn, logits, NULL, -1, c->lin_scratch, c->kern,
+                    c->bgemm);
     for (int j = 0; j < cn; j++) {
         const float *row = logits + (size_t)j * C;
         size_t at = (size_t)c->seq_index[j] * C;

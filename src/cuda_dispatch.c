@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bgemm.h"
 #include "cuda_dispatch.h"
 #include "error.h"
 #include "model.h"
@@ -29,9 +30,19 @@ eng_status eng__device_check(const eng_model *m, const eng_ctx_params *p)
     if ((unsigned)p->precision > ENG_PREC_BF16)
         return eng__fail(ENG_ERR_INVALID_ARG, "unknown precision %d", (int)p->precision);
     if (p->device == ENG_DEVICE_CPU) {
-        if (p->precision != ENG_PREC_FP32)
+        /* bf16 runs on kernels/bgemm.h's units, for the text models. */
+        if (p->precision == ENG_PREC_BF16 && m->cnn)
             return eng__fail(ENG_ERR_UNSUPPORTED,
-                             "precision %s needs the CUDA device; the CPU computes in fp32",
+                             "precision bf16 on the CPU is for text models; %s runs in fp32",
+                             m->arch);
+        if (p->precision == ENG_PREC_BF16 && !eng__bgemm_get())
+            return eng__fail(ENG_ERR_UNSUPPORTED,
+                             "precision bf16 needs AMX-BF16 or AVX512-BF16, which this CPU (or "
+                             "ENG_ISA=%s) lacks",
+                             eng_isa_name());
+        if (p->precision != ENG_PREC_FP32 && p->precision != ENG_PREC_BF16)
+            return eng__fail(ENG_ERR_UNSUPPORTED,
+                             "precision %s needs the CUDA device; the CPU computes in fp32 or bf16",
                              precision_name(p->precision));
         return ENG_OK;
     }

@@ -80,12 +80,19 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
         return eng__fail(ENG_ERR_INVALID_ARG, "max_batch_tokens %ld is too small for %d labels", T,
                          m->n_labels);
 
+    /* bf16 on the CPU (eng__device_check found a unit): the weights are
+     * rounded once per model, here at its first bf16 context. */
+    const int bf16 = p.device == ENG_DEVICE_CPU && p.precision == ENG_PREC_BF16;
+    char err[256];
+    if (bf16 && (ds = eng__model_prepare_bf16(m, err, sizeof err)))
+        return eng__fail(ds, "%s", err);
     eng_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return eng__fail(ENG_ERR_NOMEM, "out of memory");
     const size_t t = (size_t)T, H = (size_t)m->hidden, P = (size_t)m->max_positions;
     c->model = m;
     c->kern = eng__kernels_get();
+    c->bgemm = bf16 ? eng__bgemm_get() : NULL;
     c->max_tokens = (int)T;
     c->h = alloc_floats(t * H);
     c->tmp = alloc_floats(t * H);
@@ -106,7 +113,7 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
             ls[2] = ls[3] = &m->head_out;
         }
         for (int j = 0; j < 4; j++) {
-            size_t b = eng__linear_scratch_bytes(ls[j], (int)T);
+            size_t b = eng__linear_scratch_bytes(ls[j], (int)T, bf16);
             lin_bytes = b > lin_bytes ? b : lin_bytes;
         }
     }
@@ -207,8 +214,10 @@ static void attention(eng_ctx *c, int n, int tid, int nt)
      * linear layers round far more coarsely, and in fp32 the attention took
      * a quarter of its time. */
     const int int8 = m->layers > 0 && m->layer[0].qkv.dtype == ENG_DT_I8;
+    /* Under bf16 precision too: its GEMMs round their inputs the same way. */
     void (*attend)(const float *, const float *, const float *, int, int, int, float, float *,
-                   int, float *) = int8 ? c->kern->attention_bf16 : c->kern->attention;
+                   int, float *) = int8 || c->bgemm ? c->kern->attention_bf16
+                                                    : c->kern->attention;
     for (int p = tid; p < n * m->heads; p += nt) {
         const int s = p / m->heads, a = p % m->heads;
         const int S = c->seq_len[s];
@@ -238,13 +247,14 @@ static void layer_rows(eng_ctx *c, const eng__layer *L, const eng__layer *next, 
     const eng__kernels *k = c->kern;
     const size_t H = (size_t)m->hidden;
     float *h = c->h + r * H, *tmp = c->tmp + r * H;
-    eng__linear_run(&L->attn_out, c->attn + r * H, n, tmp, h, -1, scratch, k);
+    const eng__bgemm_kernels *bk = c->bgemm;
+    eng__linear_run(&L->attn_out, c->attn + r * H, n, tmp, h, -1, scratch, k, bk);
     k->layernorm(h, tmp, L->ln1_g, L->ln1_b, n, m->hidden, m->ln_eps);
-    eng__linear_run(&L->ffn_in, h, n, f, NULL, (int)m->act, scratch, k);
-    eng__linear_run(&L->ffn_out, f, n, tmp, h, -1, scratch, k);
+    eng__linear_run(&L->ffn_in, h, n, f, NULL, (int)m->act, scratch, k, bk);
+    eng__linear_run(&L->ffn_out, f, n, tmp, h, -1, scratch, k, bk);
     k->layernorm(h, tmp, L->ln2_g, L->ln2_b, n, m->hidden, m->ln_eps);
     if (next)
-        eng__linear_run(&next->qkv, h, n, c->qkv + r * 3 * H, NULL, -1, scratch, k);
+        eng__linear_run(&next->qkv, h, n, c->qkv + r * 3 * H, NULL, -1, scratch, k, bk);
 }
 
 /* One member's part of the encoder: its rows of every row-local step (the
@@ -274,7 +284,8 @@ static void encode_member(void *arg, int tid, int nt)
         embed_rows(c, r, r + n);
         if (m->layers > 0)
             eng__linear_run(&m->layer[0].qkv, c->h + (size_t)r * m->hidden, n,
-                            c->qkv + (size_t)r * 3 * m->hidden, NULL, -1, scratch, c->kern);
+                            c->qkv + (size_t)r * 3 * m->hidden, NULL, -1, scratch, c->kern,
+                            c->bgemm);
     }
     for (int i = 0; i < m->layers; i++) {
         eng__team_barrier(c->team);

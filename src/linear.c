@@ -107,22 +107,44 @@ eng_status eng__linear_use_blas(eng__linear *l, char *err, size_t errlen)
     return ENG_OK;
 }
 
+eng_status eng__linear_prepare_bf16(eng__linear *l, char *err, size_t errlen)
+{
+    if (l->dtype != ENG_DT_F32 || l->wb)
+        return ENG_OK;
+    if (!(l->wb = aligned_alloc(64, eng__bgemm_packed_bytes(l->K, l->N)))) {
+        snprintf(err, errlen, "out of memory rounding a %dx%d weight to bf16", l->K, l->N);
+        return ENG_ERR_NOMEM;
+    }
+    eng__bgemm_pack(l->packed, l->K, l->N, l->wb);
+    return ENG_OK;
+}
+
 void eng__linear_release(eng__linear *l)
 {
     free(l->w_blas);
     l->w_blas = NULL;
+    free(l->wb);
+    l->wb = NULL;
 }
 
-size_t eng__linear_scratch_bytes(const eng__linear *l, int M)
+size_t eng__linear_scratch_bytes(const eng__linear *l, int M, int bf16)
 {
-    return l->dtype == ENG_DT_I8 ? eng__linear_int8_scratch_bytes(M, l->K) : 0;
+    if (l->dtype == ENG_DT_I8)
+        return eng__linear_int8_scratch_bytes(M, l->K);
+    return bf16 ? eng__bgemm_scratch_bytes(M, l->K) : 0;
 }
 
 void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
-                     int act, void *scratch, const eng__kernels *kern)
+                     int act, void *scratch, const eng__kernels *kern,
+                     const eng__bgemm_kernels *bk)
 {
     if (l->dtype == ENG_DT_I8) {
         eng__linear_int8_run(l, X, M, Y, res, act, scratch, kern);
+        return;
+    }
+    if (bk) {
+        eng__bgemm(bk, X, M, l->K, (size_t)l->K, l->wb, l->N, Y, (size_t)l->N, l->b, res, act,
+                   scratch, kern);
         return;
     }
     if (l->w_blas) {

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bgemm.h"
 #include "format.h"
 #include "kernels.h"
 
@@ -23,6 +24,9 @@ typedef struct {
     const int32_t *wsum;      /* I8: optional per-channel column sums ("<name>.w.sum") */
     const float *b;           /* N ("<name>.b") */
     float *w_blas;            /* F32 on OpenBLAS: W [K,N] unpacked at load, owned */
+    eng__bf16 *wb;            /* F32: the weights rounded to bf16 and packed as
+                               * kernels/bgemm.h says, for bf16 contexts: made
+                               * by eng__linear_prepare_bf16, owned; NULL before */
 } eng__linear;
 
 /* Binds the tensors "<prefix>.w", "<prefix>.b" (and the int8 extras) of f to
@@ -33,14 +37,19 @@ eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *pref
 /* Switches an fp32 layer to the OpenBLAS GEMM: unpacks its weights into an
  * owned [K,N] copy (eng__blas_init must have succeeded). No-op for int8. */
 eng_status eng__linear_use_blas(eng__linear *l, char *err, size_t errlen);
-/* Frees what eng__linear_use_blas allocated; safe on any bound layer. */
+/* Makes l->wb from the fp32 weights (no-op for int8 and when done). */
+eng_status eng__linear_prepare_bf16(eng__linear *l, char *err, size_t errlen);
+/* Frees what eng__linear_use_blas and eng__linear_prepare_bf16 allocated;
+ * safe on any bound layer. */
 void eng__linear_release(eng__linear *l);
 
 /* Y = X W + b, plus res (M x N, may be NULL), then act when act >= 0 (else no
- * activation; res and act are never both given). scratch must hold
- * eng__linear_scratch_bytes(l, M) bytes. */
+ * activation; res and act are never both given). bk: a bf16 context's GEMM
+ * unit (l->wb prepared), NULL for fp32; int8 layers ignore it. scratch must
+ * hold eng__linear_scratch_bytes(l, M, bk != NULL) bytes. */
 void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
-                     int act, void *scratch, const eng__kernels *kern);
-size_t eng__linear_scratch_bytes(const eng__linear *l, int M);
+                     int act, void *scratch, const eng__kernels *kern,
+                     const eng__bgemm_kernels *bk);
+size_t eng__linear_scratch_bytes(const eng__linear *l, int M, int bf16);
 
 #endif

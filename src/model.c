@@ -2,6 +2,7 @@
  * view into the memory-mapped file) after checking its shape, the tokenizer,
  * label names; and the model's read-only accessors. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,33 @@ eng_status eng_model_load(const char *path, const eng_model_params *params, eng_
     m->n_threads = p.n_threads > 0 ? p.n_threads : (cores > 0 ? (int)cores : 1);
     *out = m;
     return ENG_OK;
+}
+
+eng_status eng__model_prepare_bf16(const eng_model *cm, char *err, size_t errlen)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    /* The model's one member written after load: under mu, and read by a
+     * context only after its eng_ctx_init returned from here. */
+    eng_model *m = (eng_model *)cm;
+    eng_status s = ENG_OK;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; !m->bf16_ready && !s && i <= m->layers; i++) {
+        eng__linear *ls[4];
+        if (i < m->layers) {
+            eng__layer *L = &m->layer[i];
+            ls[0] = &L->qkv, ls[1] = &L->attn_out, ls[2] = &L->ffn_in, ls[3] = &L->ffn_out;
+        } else { /* the head: unbound layers have no weights to round */
+            ls[0] = ls[1] = &m->head_dense;
+            ls[2] = ls[3] = &m->head_out;
+        }
+        for (int j = 0; j < 4 && !s; j++)
+            if (ls[j]->packed)
+                s = eng__linear_prepare_bf16(ls[j], err, errlen);
+    }
+    if (!s)
+        m->bf16_ready = 1;
+    pthread_mutex_unlock(&mu);
+    return s;
 }
 
 void eng_model_free(eng_model *m)

@@ -43,11 +43,17 @@ struct eng_model {
     eng__tokenizer *tok;
 
     eng__cnn *cnn;           /* image models: everything above but file unused */
+
+    /* Set (under a process-wide mutex, model.c) once every fp32 linear
+     * layer's bf16 weights exist: the first bf16 context makes them and
+     * every later one shares them; they never change afterwards. */
+    int bf16_ready;
 };
 
 struct eng_ctx {
     const eng_model *model;
     const eng__kernels *kern;
+    const eng__bgemm_kernels *bgemm; /* bf16 precision: the GEMM unit; fp32: NULL */
     int max_tokens;          /* token capacity of one internal forward pass */
     char error[512];
 
@@ -87,6 +93,10 @@ struct eng_ctx {
      * Set by eng__cuda_ctx_init (src/cuda_dispatch.h). */
     void *gpu;
 };
+
+/* Rounds the weights of every fp32 linear layer of m to bf16 (l->wb), once
+ * per model however many contexts ask, and from any thread. */
+eng_status eng__model_prepare_bf16(const eng_model *m, char *err, size_t errlen);
 
 /* The image-model part of eng_ctx_init / eng_ctx_free (api_image.c). */
 eng_status eng__ctx_init_images(eng_ctx *c, const eng_ctx_params *p);
