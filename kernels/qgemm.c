@@ -1,8 +1,8 @@
 /* qgemm.c: the int8 GEMM's dispatch (which tile a CPU and ENG_ISA get) and
  * its cache-blocking driver, shared by every ISA's tile. Layouts: qgemm.h. */
-#include <cpuid.h>
 #include <pthread.h>
 
+#include "cpu.h"
 #include "qgemm.h"
 
 /* Blocking. A K block of at most KC4 steps (4*KC4 = 512 k; K is split into
@@ -66,18 +66,9 @@ eng__qisa eng__qgemm_choose(eng__isa ceiling, unsigned features)
 
 unsigned eng__qgemm_cpu_features(void)
 {
-    unsigned a, b, c, d, f = 0;
-    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
-        if (b & (1u << 5))
-            f |= ENG_QF_AVX2;
-        if (c & (1u << 11))
-            f |= ENG_QF_AVX512VNNI;
-        /* Leaf 7 subleaf 1 exists when subleaf 0 reports it in EAX. */
-        unsigned max_sub = a;
-        if (max_sub >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)))
-            f |= ENG_QF_AVXVNNI;
-    }
-    return f;
+    const eng__cpu *cpu = eng__cpu_get();
+    return (cpu->avx2 ? ENG_QF_AVX2 : 0) | (cpu->avx_vnni ? ENG_QF_AVXVNNI : 0) |
+           (cpu->avx512_vnni ? ENG_QF_AVX512VNNI : 0);
 }
 
 static const eng__qgemm_kernels *const tables[ENG_QISA_COUNT] = {
@@ -88,11 +79,9 @@ const eng__qgemm_kernels *eng__qgemm_for(eng__qisa isa)
 {
     if ((unsigned)isa >= ENG_QISA_COUNT)
         return NULL;
-    /* dispatch.c knows whether the OS saves the registers; the ceiling it
-     * reports for this CPU bounds what the CPUID bits alone would allow. */
-    eng__isa ceiling = eng__kernels_for(ENG_ISA_AVX512)  ? ENG_ISA_AVX512
-                       : eng__kernels_for(ENG_ISA_AVX2) ? ENG_ISA_AVX2
-                                                        : ENG_ISA_SCALAR;
+    /* cpu.c knows whether the OS saves the registers; the best level it
+     * reports bounds what the CPUID bits alone would allow. */
+    const eng__isa ceiling = eng__cpu_get()->best;
     unsigned f = eng__qgemm_cpu_features();
     /* A path is runnable when the best choice under the ceiling, restricted
      * to that path's own feature, is that path. */

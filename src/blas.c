@@ -45,7 +45,7 @@ static void blas_load(void)
     /* setenv() is only safe before other threads read the environment; this
      * runs once, on the first model load, under pthread_once. */
     const char *keep = getenv("ENG_BLAS_KEEP_CORETYPE");
-    if (eng__kernels_get()->isa == ENG_ISA_AVX512 && !(keep && *keep == '1') &&
+    if (eng__kernels_get()->isa >= ENG_ISA_AVX512 && !(keep && *keep == '1') &&
         !coretype_has_avx512(getenv("OPENBLAS_CORETYPE")))
         setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
 
