@@ -83,6 +83,8 @@ ISA_avx2       := -mavx2 -mfma -mf16c
 ISA_avx512     := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 ISA_avxvnni    := -mavx2 -mfma -mavxvnni
 ISA_avx512vnni := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
+# The AMX files: tiles (int8 and bf16) plus AVX-512 for what runs around them.
+ISA_amx        := $(ISA_avx512vnni) -mavx512bf16 -mamx-tile -mamx-int8 -mamx-bf16
 
 LIB_SRC     := $(wildcard src/*.c) $(wildcard kernels/*.c)
 CONVERT_SRC := $(wildcard tools/convert/*.c)
@@ -118,6 +120,7 @@ $(BUILD)/obj/kernels/%_avx2.o:       ISA_FLAGS = $(ISA_avx2)
 $(BUILD)/obj/kernels/%_avx512.o:     ISA_FLAGS = $(ISA_avx512)
 $(BUILD)/obj/kernels/%_avxvnni.o:    ISA_FLAGS = $(ISA_avxvnni)
 $(BUILD)/obj/kernels/%_avx512vnni.o: ISA_FLAGS = $(ISA_avx512vnni)
+$(BUILD)/obj/kernels/%_amx.o:        ISA_FLAGS = $(ISA_amx)
 
 $(LIB): $(call obj,$(LIB_SRC)) $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
 	@mkdir -p $(dir $@)
