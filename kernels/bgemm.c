@@ -1,11 +1,8 @@
 /* bgemm.c: the bf16 GEMM's packing, the rounding of its activations, the
  * shared epilogue and the dispatch (layouts in bgemm.h). Built without ISA
  * flags, so it runs anywhere. */
-#include <pthread.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include "bgemm.h"
+#include "cpu.h"
 
 size_t eng__bgemm_packed_bytes(int K, int N)
 {
@@ -74,36 +71,35 @@ void eng__bgemm_store(const float *acc, int ldacc, int rows, int cols, float *Y,
     }
 }
 
-/* AMX tiles need Linux's leave to use the 8 KiB tile state (arch_prctl
- * ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA), asked once per process; a
- * kernel that refuses it (or predates it) leaves the AVX512-BF16 kernel. */
-enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int has_amx, has_avx512bf16;
-
-static void detect(void)
+/* Whether the CPU (and OS: the AMX level includes Linux's tile permission)
+ * can run isa's unit at ISA level at most level. */
+static int runs(eng__bgemm_isa isa, eng__isa level)
 {
-    const int avx512 = eng__kernels_for(ENG_ISA_AVX512) != NULL;
-    has_avx512bf16 = avx512 && __builtin_cpu_supports("avx512bf16");
-    has_amx = avx512 && __builtin_cpu_supports("amx-bf16") &&
-              syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+    const eng__cpu *cpu = eng__cpu_get();
+    switch (isa) {
+    case ENG_BGEMM_SCALAR: return 1;
+    case ENG_BGEMM_AVX512BF16: return level >= ENG_ISA_AVX512 && cpu->avx512_bf16;
+    case ENG_BGEMM_AMX: return level >= ENG_ISA_AMX && cpu->amx_bf16;
+    }
+    return 0;
 }
+
+static const eng__bgemm_kernels *const tables[] = {
+    [ENG_BGEMM_SCALAR] = &eng__bgemm_scalar,
+    [ENG_BGEMM_AVX512BF16] = &eng__bgemm_avx512bf16,
+    [ENG_BGEMM_AMX] = &eng__bgemm_amx,
+};
 
 const eng__bgemm_kernels *eng__bgemm_for(eng__bgemm_isa isa)
 {
-    pthread_once(&once, detect);
-    switch (isa) {
-    case ENG_BGEMM_SCALAR: return &eng__bgemm_scalar;
-    case ENG_BGEMM_AVX512BF16: return has_avx512bf16 ? &eng__bgemm_avx512bf16 : NULL;
-    case ENG_BGEMM_AMX: return has_amx ? &eng__bgemm_amx : NULL;
-    }
-    return NULL;
+    return (unsigned)isa <= ENG_BGEMM_AMX && runs(isa, eng__cpu_get()->best) ? tables[isa]
+                                                                             : NULL;
 }
 
 const eng__bgemm_kernels *eng__bgemm_get(void)
 {
-    if (eng__kernels_get()->isa < ENG_ISA_AVX512)
-        return NULL;
-    const eng__bgemm_kernels *amx = eng__bgemm_for(ENG_BGEMM_AMX);
-    return amx ? amx : eng__bgemm_for(ENG_BGEMM_AVX512BF16);
+    const eng__isa level = eng__cpu_get()->level;
+    return runs(ENG_BGEMM_AMX, level)          ? tables[ENG_BGEMM_AMX]
+         : runs(ENG_BGEMM_AVX512BF16, level) ? tables[ENG_BGEMM_AVX512BF16]
+                                             : NULL;
 }

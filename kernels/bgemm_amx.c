@@ -1,5 +1,5 @@
 /* bgemm_amx.c: the bf16 GEMM on AMX-BF16 tiles (TDPBF16PS). Layouts in
- * bgemm.h; the process's tile permission is asked for in bgemm.c.
+ * bgemm.h; the tile permission and configuration come from kernels/cpu.h.
  *
  * Eight tiles of 16 rows x 64 bytes: four fp32 sum tiles C (2 x 2: 32 rows x
  * 32 columns), two of activations A (16 rows x 32 k steps, loaded straight
@@ -12,15 +12,9 @@
 #include <immintrin.h>
 
 #include "bgemm.h"
+#include "cpu.h"
 
 enum { A_BLOCK_BYTES = 512 * 1024 };
-
-/* The tile configuration (palette 1): every tile 16 rows x 64 bytes. */
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} __attribute__((packed, aligned(64))) tilecfg;
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -64,20 +58,10 @@ static void block_1_2(const eng__bf16 *A, int Kp, const eng__bf16 *B, float c[32
 static void block_2_1(const eng__bf16 *A, int Kp, const eng__bf16 *B, float c[32][32]) { block(A, Kp, B, 2, 1, c); }
 static void block_2_2(const eng__bf16 *A, int Kp, const eng__bf16 *B, float c[32][32]) { block(A, Kp, B, 2, 2, c); }
 
-/* A constant in memory: GCC 12 does not see that LDTILECFG reads its
- * operand and dropped the stores of a configuration built on the stack. */
-static const tilecfg config = {
-    .palette = 1,
-    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
-    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
-};
-
-static void load_config(void) { _tile_loadconfig(&config); }
-
 static void gemm(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, float *Y,
                  size_t ldy, const float *bias, const float *res, int act, const eng__kernels *k)
 {
-    load_config();
+    eng__amx_thread_init(); /* every tile 16 rows x 64 bytes */
     const int n16 = (N + 15) / 16;
     int mc = (int)(A_BLOCK_BYTES / ((size_t)Kp * sizeof(eng__bf16))) & ~31;
     if (mc < 32)
@@ -101,14 +85,13 @@ static void gemm(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, f
             }
         }
     }
-    _tile_release();
 }
 
 /* The 2 x 2 blocking's four products on tiles loaded once. */
 static double peak(long n)
 {
     static const eng__bf16 zeros[16 * 32] __attribute__((aligned(64)));
-    load_config();
+    eng__amx_thread_init();
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
@@ -123,7 +106,6 @@ static double peak(long n)
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
-    _tile_release();
     return (double)n * 4 * 16 * 16 * 32;
 }
 

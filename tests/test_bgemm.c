@@ -3,15 +3,18 @@
  * bf16 operands, and every unit this CPU has (AVX512-BF16, AMX-BF16) against
  * the scalar reference at awkward shapes (M, N, K off every tile size, K
  * tails, wide row strides), with every epilogue, on the calling thread and
- * on a fresh one (AMX tile state). Units the CPU lacks are skipped, and the
- * program exits 77 when it has neither. */
+ * on a fresh one (AMX tile state); the choice of unit under ENG_ISA and
+ * when Linux refuses the tile permission (ENG_AMX_DENY=1). Units the CPU
+ * lacks are skipped, and the program exits 77 when it has neither. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bgemm.h"
+#include "cpu.h"
 #include "sgemm.h"
 #include "testutil.h"
 
@@ -254,8 +257,41 @@ START_TEST(test_fresh_thread)
 }
 END_TEST
 
-int main(void)
+/* The unit a fresh process picks with the environment assignment env; the
+ * child prints eng__bgemm_get()'s name (or "none") and this compares. */
+static void check_choice(const char *env, const char *want)
 {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "%s /proc/%d/exe --choice", env, (int)getpid());
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    char got[64] = "";
+    ck_assert_ptr_nonnull(fgets(got, sizeof got, f));
+    ck_assert_int_eq(pclose(f), 0);
+    got[strcspn(got, "\n")] = 0;
+    ck_assert_msg(!strcmp(got, want), "%s: %s, expected %s", env, got, want);
+}
+
+START_TEST(test_choice)
+{
+    const eng__cpu *cpu = eng__cpu_get();
+    const char *avx512 = eng__bgemm_for(ENG_BGEMM_AVX512BF16) ? "avx512bf16" : "none";
+    check_choice("ENG_ISA=avx2", "none");
+    check_choice("ENG_ISA=avx512", avx512);
+    /* A refused permission leaves the AVX512-BF16 unit. */
+    check_choice("ENG_AMX_DENY=1", avx512);
+    if (cpu->best >= ENG_ISA_AMX && cpu->amx_bf16)
+        check_choice("ENG_ISA=amx", "amx");
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "--choice")) {
+        const eng__bgemm_kernels *bk = eng__bgemm_get();
+        printf("%s\n", bk ? bk->name : "none");
+        return 0;
+    }
     const eng__bgemm_isa isas[2] = {ENG_BGEMM_AVX512BF16, ENG_BGEMM_AMX};
     static const char *const names[2] = {"AVX512-BF16", "AMX-BF16"};
     for (int i = 0; i < 2; i++) {
@@ -267,7 +303,8 @@ int main(void)
     }
     /* The chosen unit is the fastest one there is. */
     const eng__bgemm_kernels *best = eng__bgemm_get();
-    if (eng__kernels_get()->isa == ENG_ISA_AVX512 && n_units && best != units[n_units - 1]) {
+    if (eng__cpu_get()->level == eng__cpu_get()->best && n_units &&
+        best != units[n_units - 1]) {
         printf("test_bgemm: eng__bgemm_get() is %s, not %s\n", best ? best->name : "NULL",
                units[n_units - 1]->name);
         return 1;
@@ -278,6 +315,7 @@ int main(void)
     tcase_add_test(tc, test_round);
     tcase_add_test(tc, test_pack_layout);
     tcase_add_test(tc, test_scalar_reference);
+    tcase_add_test(tc, test_choice);
     if (n_units) {
         tcase_add_test(tc, test_awkward_shapes);
         tcase_add_test(tc, test_large_shapes);

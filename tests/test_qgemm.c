@@ -388,7 +388,9 @@ END_TEST
  * dispatch.c's parser, without touching the environment. */
 START_TEST(test_dispatch_choice)
 {
-    const unsigned all = ENG_QF_AVX2 | ENG_QF_AVXVNNI | ENG_QF_AVX512VNNI;
+    const unsigned all = ENG_QF_AVX2 | ENG_QF_AVXVNNI | ENG_QF_AVX512VNNI | ENG_QF_AMX;
+    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AMX, all), ENG_QISA_AMX);
+    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AMX, all & ~ENG_QF_AMX), ENG_QISA_AVX512VNNI);
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, all), ENG_QISA_AVX512VNNI);
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX2, all), ENG_QISA_AVXVNNI);
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_SCALAR, all), ENG_QISA_SCALAR);
@@ -406,6 +408,10 @@ START_TEST(test_dispatch_choice)
                                        ENG_QF_AVX2),
                      ENG_QISA_AVX2);
     ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("avx512", ENG_ISA_AVX512), all),
+                     ENG_QISA_AVX512VNNI);
+    ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("avx512", ENG_ISA_AMX), all),
+                     ENG_QISA_AVX512VNNI);
+    ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("amx", ENG_ISA_AVX512), all),
                      ENG_QISA_AVX512VNNI);
     ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override(NULL, ENG_ISA_AVX2), all),
                      ENG_QISA_AVXVNNI);
