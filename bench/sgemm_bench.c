@@ -62,7 +62,7 @@ static void run_packed(const problem *p)
 static void run_bf16(const problem *p)
 {
     eng__bgemm(p->bk, p->x, p->M, p->K, (size_t)p->K, p->bpacked, p->N, p->y, (size_t)p->N,
-               p->bias, NULL, -1, p->scratch, p->kern);
+               p->bias, NULL, -1, p->scratch);
 }
 
 /* Seconds per call, averaged over iters calls. */

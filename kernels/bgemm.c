@@ -42,33 +42,15 @@ size_t eng__bgemm_scratch_bytes(int M, int K)
 
 void eng__bgemm(const eng__bgemm_kernels *bk, const float *X, int M, int K, size_t ldx,
                 const eng__bf16 *packed, int N, float *Y, size_t ldy, const float *bias,
-                const float *res, int act, void *scratch, const eng__kernels *k)
+                const float *res, int act, void *scratch)
 {
     const int kp = eng__bgemm_kp(K), mp = (M + 15) & ~15;
     eng__bf16 *A = scratch;
-    for (int r = 0; r < M; r++) {
-        const float *x = X + (size_t)r * ldx;
-        eng__bf16 *a = A + (size_t)r * kp;
-        for (int i = 0; i < K; i++)
-            a[i] = eng__bf16_round(x[i]);
-        memset(a + K, 0, (size_t)(kp - K) * sizeof *a);
-    }
+    for (int r = 0; r < M; r++)
+        bk->round_row(X + (size_t)r * ldx, K, kp, A + (size_t)r * kp);
     /* The tile rows past M are computed and dropped; zeros keep them finite. */
     memset(A + (size_t)M * kp, 0, (size_t)(mp - M) * kp * sizeof *A);
-    bk->gemm(A, M, kp, packed, N, Y, ldy, bias, res, act, k);
-}
-
-void eng__bgemm_store(const float *acc, int ldacc, int rows, int cols, float *Y, size_t ldy,
-                      const float *bias, const float *res, int act, const eng__kernels *k)
-{
-    for (int r = 0; r < rows; r++) {
-        float *y = Y + (size_t)r * ldy;
-        memcpy(y, acc + (size_t)r * ldacc, (size_t)cols * sizeof *y);
-        if (act >= 0)
-            k->bias_act(y, bias, 1, cols, (eng__act)act);
-        else
-            k->bias_residual(y, bias, res ? res + (size_t)r * ldy : NULL, 1, cols);
-    }
+    bk->gemm(A, M, kp, packed, N, Y, ldy, bias, res, act);
 }
 
 /* Whether the CPU (and OS: the AMX level includes Linux's tile permission)

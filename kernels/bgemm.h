@@ -58,11 +58,13 @@ typedef enum { ENG_BGEMM_SCALAR = 0, ENG_BGEMM_AVX512BF16 = 1, ENG_BGEMM_AMX = 2
 typedef struct {
     eng__bgemm_isa isa;
     const char *name;
-    /* Y[M,N] (row stride ldy) = epilogue(A B): A is [Mp][Kp] bf16 as above
-     * (rows past M readable), B packed. The epilogue is k's bias_residual
-     * (res row r at res + r*ldy, or NULL) or, when act >= 0, bias_act. */
+    /* a[0, Kp) = eng__bf16_round(x[0, K)), zero past K. */
+    void (*round_row)(const float *x, int K, int Kp, eng__bf16 *a);
+    /* Y[M,N] (row stride ldy) = act(A B + bias (+ res)): A is [Mp][Kp] bf16
+     * as above (rows past M readable), B packed, res row r at res + r*ldy or
+     * NULL, act < 0 for none. */
     void (*gemm)(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, float *Y,
-                 size_t ldy, const float *bias, const float *res, int act, const eng__kernels *k);
+                 size_t ldy, const float *bias, const float *res, int act);
     /* The unit's peak for sgemm-bench --bf16: runs n rounds of independent
      * products on operands held in registers (no loads) and returns the
      * multiply-adds done; NULL for the scalar reference. */
@@ -89,13 +91,7 @@ size_t eng__bgemm_scratch_bytes(int M, int K);
  * scratch: eng__bgemm_scratch_bytes(M, K) bytes, 64-byte aligned. */
 void eng__bgemm(const eng__bgemm_kernels *bk, const float *X, int M, int K, size_t ldx,
                 const eng__bf16 *packed, int N, float *Y, size_t ldy, const float *bias,
-                const float *res, int act, void *scratch, const eng__kernels *k);
-
-/* The epilogue of one block of sums, shared by the ISAs: rows x cols of acc
- * (row stride ldacc) to Y (ldy), plus bias and res (both already offset to
- * the block's first column; res row r at res + r*ldy) or bias and act. */
-void eng__bgemm_store(const float *acc, int ldacc, int rows, int cols, float *Y, size_t ldy,
-                      const float *bias, const float *res, int act, const eng__kernels *k);
+                const float *res, int act, void *scratch);
 
 /* The fastest unit of this CPU under ENG_ISA, or NULL when it has neither
  * AMX-BF16 nor AVX512-BF16 (or ENG_ISA is below avx512). */

@@ -9,9 +9,7 @@
  * L2 while the column pairs go by; a pair's weights (Kp x 64 bytes) stay in
  * L2 while it walks down the block. The sum tiles go through a 32 x 32 block
  * on the stack to the shared epilogue. */
-#include <immintrin.h>
-
-#include "bgemm.h"
+#include "bgemm_avx512.h"
 #include "cpu.h"
 
 enum { A_BLOCK_BYTES = 512 * 1024 };
@@ -59,7 +57,7 @@ static void block_2_1(const eng__bf16 *A, int Kp, const eng__bf16 *B, float c[32
 static void block_2_2(const eng__bf16 *A, int Kp, const eng__bf16 *B, float c[32][32]) { block(A, Kp, B, 2, 2, c); }
 
 static void gemm(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, float *Y,
-                 size_t ldy, const float *bias, const float *res, int act, const eng__kernels *k)
+                 size_t ldy, const float *bias, const float *res, int act)
 {
     eng__amx_thread_init(); /* every tile 16 rows x 64 bytes */
     const int n16 = (N + 15) / 16;
@@ -79,9 +77,8 @@ static void gemm(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, f
                     (np > 1 ? block_2_2 : block_2_1)(a, Kp, b, c);
                 else
                     (np > 1 ? block_1_2 : block_1_1)(a, Kp, b, c);
-                eng__bgemm_store(c[0], 32, rows, cols, Y + (size_t)r * ldy + 16 * pb, ldy,
-                                 bias + 16 * pb, res ? res + (size_t)r * ldy + 16 * pb : NULL,
-                                 act, k);
+                bgemm_store(c[0], 32, rows, cols, Y + (size_t)r * ldy + 16 * pb, ldy,
+                            bias + 16 * pb, res ? res + (size_t)r * ldy + 16 * pb : NULL, act);
             }
         }
     }
@@ -109,4 +106,4 @@ static double peak(long n)
     return (double)n * 4 * 16 * 16 * 32;
 }
 
-const eng__bgemm_kernels eng__bgemm_amx = {ENG_BGEMM_AMX, "amx", gemm, peak};
+const eng__bgemm_kernels eng__bgemm_amx = {ENG_BGEMM_AMX, "amx", bgemm_round_row, gemm, peak};

@@ -7,9 +7,7 @@
  * 512 KiB) stays in L2 while the column tiles go by; a column tile's weights
  * (4 panels x Kp x 32 bytes, 384 KiB at K = 3072) are read from L2 once per
  * 6 rows. */
-#include <immintrin.h>
-
-#include "bgemm.h"
+#include "bgemm_avx512.h"
 
 enum { MR = 6, NP = 4, A_BLOCK_BYTES = 512 * 1024 };
 
@@ -65,7 +63,7 @@ static const tile_fn tiles[MR][NP] = {
 static int min_int(int a, int b) { return a < b ? a : b; }
 
 static void gemm(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, float *Y,
-                 size_t ldy, const float *bias, const float *res, int act, const eng__kernels *k)
+                 size_t ldy, const float *bias, const float *res, int act)
 {
     const int n16 = (N + 15) / 16;
     int mc = (int)(A_BLOCK_BYTES / ((size_t)Kp * sizeof(eng__bf16))) / MR * MR;
@@ -80,9 +78,8 @@ static void gemm(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, f
             for (int r = mb; r < me; r += MR) {
                 const int mr = min_int(MR, me - r);
                 tiles[mr - 1][np - 1](A + (size_t)r * Kp, Kp, b, out);
-                eng__bgemm_store(out[0], 16 * NP, mr, cols, Y + (size_t)r * ldy + 16 * pb, ldy,
-                                 bias + 16 * pb, res ? res + (size_t)r * ldy + 16 * pb : NULL,
-                                 act, k);
+                bgemm_store(out[0], 16 * NP, mr, cols, Y + (size_t)r * ldy + 16 * pb, ldy,
+                            bias + 16 * pb, res ? res + (size_t)r * ldy + 16 * pb : NULL, act);
             }
         }
     }
@@ -108,5 +105,5 @@ static double peak(long n)
     return (double)n * 24 * 32;
 }
 
-const eng__bgemm_kernels eng__bgemm_avx512bf16 = {ENG_BGEMM_AVX512BF16, "avx512bf16", gemm,
-                                                  peak};
+const eng__bgemm_kernels eng__bgemm_avx512bf16 = {ENG_BGEMM_AVX512BF16, "avx512bf16",
+                                                  bgemm_round_row, gemm, peak};

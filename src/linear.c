@@ -144,7 +144,7 @@ void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, cons
     }
     if (bk) {
         eng__bgemm(bk, X, M, l->K, (size_t)l->K, l->wb, l->N, Y, (size_t)l->N, l->b, res, act,
-                   scratch, kern);
+                   scratch);
         return;
     }
     if (l->w_blas) {

@@ -91,14 +91,14 @@ static void problem_free(problem *p)
 }
 
 /* Y with the sentinel in its row padding, from one unit. */
-static float *run(const eng__bgemm_kernels *bk, problem *p, int act, const eng__kernels *k)
+static float *run(const eng__bgemm_kernels *bk, problem *p, int act)
 {
     float *y = malloc((size_t)p->M * p->ldy * sizeof *y);
     ck_assert_ptr_nonnull(y);
     for (size_t i = 0; i < (size_t)p->M * p->ldy; i++)
         y[i] = SENTINEL;
     eng__bgemm(bk, p->x, p->M, p->K, (size_t)p->ldx, p->packed, p->N, y, (size_t)p->ldy, p->bias,
-               p->res, act, p->scratch, k);
+               p->res, act, p->scratch);
     return y;
 }
 
@@ -107,9 +107,8 @@ static void check_one(const eng__bgemm_kernels *bk, int M, int N, int K, int epi
     problem p;
     problem_make(&p, M, N, K, epi, wide);
     const int act = epi_act(epi);
-    const eng__kernels *kv = eng__kernels_get();
-    float *ref = run(&eng__bgemm_scalar, &p, act, eng__kernels_for(ENG_ISA_SCALAR));
-    float *got = run(bk, &p, act, kv);
+    float *ref = run(&eng__bgemm_scalar, &p, act);
+    float *got = run(bk, &p, act);
     for (int m = 0; m < M; m++) {
         for (int n = 0; n < N; n++) {
             const double r = ref[(size_t)m * p.ldy + n], g = got[(size_t)m * p.ldy + n];
@@ -157,6 +156,33 @@ START_TEST(test_round)
 }
 END_TEST
 
+/* Every unit rounds a row of activations exactly as eng__bf16_round does,
+ * specials, ties and denormals included, and zero-fills it to Kp without
+ * writing past it. */
+START_TEST(test_round_rows)
+{
+    enum { K = 77, KP = 96 };
+    float x[K];
+    for (int i = 0; i < K; i++)
+        x[i] = test_uniform(-3.0f, 3.0f);
+    const float special[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 0x1p-130f, -0x1p-149f,
+                             3.4e38f, 1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -(1.0f + 0x1p-8f)};
+    memcpy(x + 13, special, sizeof special);
+    eng__bf16 want[KP + 1], got[KP + 1];
+    eng__bgemm_scalar.round_row(x, K, KP, want);
+    for (int u = 0; u < n_units; u++) {
+        memset(got, 0xab, sizeof got);
+        units[u]->round_row(x, K, KP, got);
+        for (int i = 0; i < KP; i++)
+            ck_assert_msg(got[i] == want[i], "%s: a[%d] = %#x, reference %#x", units[u]->name, i,
+                          got[i], want[i]);
+        ck_assert_uint_eq(got[KP], 0xabab);
+    }
+    for (int i = 0; i < KP; i++)
+        ck_assert_uint_eq(want[i], i < K ? eng__bf16_round(x[i]) : 0);
+}
+END_TEST
+
 /* The packed layout of bgemm.h, element by element, and the way back. */
 START_TEST(test_pack_layout)
 {
@@ -193,7 +219,7 @@ START_TEST(test_scalar_reference)
         const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         problem p;
         problem_make(&p, M, N, K, EPI_RES, 1);
-        float *y = run(&eng__bgemm_scalar, &p, -1, eng__kernels_for(ENG_ISA_SCALAR));
+        float *y = run(&eng__bgemm_scalar, &p, -1);
         float *sg = aligned_alloc(64, eng__sgemm_packed_bytes(K, N));
         ck_assert_ptr_nonnull(sg);
         eng__bgemm_unpack(p.packed, K, N, sg);
@@ -316,6 +342,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_pack_layout);
     tcase_add_test(tc, test_scalar_reference);
     tcase_add_test(tc, test_choice);
+    tcase_add_test(tc, test_round_rows);
     if (n_units) {
         tcase_add_test(tc, test_awkward_shapes);
         tcase_add_test(tc, test_large_shapes);
