@@ -2,9 +2,10 @@
 with seeded random weights, so that the engine (build/convert) and ONNX Runtime (the peers'
 export_onnx.py) can be timed on the same weights for issue 3's benchmark (bench/serve.sh).
 
-  /usr/bin/python3 bench/make_minilm_hf.py OUT_DIR [VOCAB_TXT]
+  /usr/bin/python3 bench/make_minilm_hf.py [--bert-base] OUT_DIR [VOCAB_TXT]
 
-Shape: 6 layers, hidden 384, 12 heads, intermediate 1536, vocab 30522, 512 positions, 2 labels.
+Shape: 6 layers, hidden 384, 12 heads, intermediate 1536, vocab 30522, 512 positions, 2 labels; with
+--bert-base (issue 13's bench/bf16.sh) BERT-base's 12 layers, hidden 768, 12 heads, intermediate 3072.
 Weights and biases are normal with std 0.02 (as transformers initialises BERT; biases are drawn too so
 that a parity check exercises them), LayerNorm weight 1 and bias 0. The vocabulary is copied from
 VOCAB_TXT (default $ENGINE_SHARED/models/sst2-bert-mini/vocab.txt, bert-base-uncased's), so SST-2's
@@ -95,6 +96,10 @@ def config():
 
 
 def main():
+    global LAYERS, HIDDEN, INTERMEDIATE
+    if len(sys.argv) > 1 and sys.argv[1] == "--bert-base":
+        del sys.argv[1]
+        LAYERS, HIDDEN, INTERMEDIATE = 12, 768, 3072
     if len(sys.argv) not in (2, 3):
         sys.exit(__doc__.split("\n\n")[1])
     out = sys.argv[1]
