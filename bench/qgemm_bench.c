@@ -1,14 +1,20 @@
-/* qgemm_bench.c: the int8 linear layer's speed against the CPU's own VNNI
- * peak, measured in the same run: a register-only VPDPBUSD loop on 1 and 2
- * threads, then eng__linear_int8_run (activation quantization, int8 GEMM,
- * fused dequantization and bias) at the BERT shapes, M = 4096 rows (32
- * sentences x 128 tokens) split over 2 threads as the forward pass's team
- * splits them, reported as GOP/s (2 ops per multiply-add) and as a
- * percentage of the 2-thread peak.
+/* qgemm_bench.c: the int8 linear layer's speed against the CPU's own peak,
+ * measured in the same run: register-only loops of VPDPBUSD (1 and 2
+ * threads) and, where AMX runs, of TDPBUSD (1 thread); then at the BERT
+ * shapes, M = 4096 rows (32 sentences x 128 tokens):
+ *   - eng__linear_int8_run (activation quantization, int8 GEMM, fused
+ *     dequantization and bias) with the rows split over 2 threads as the
+ *     forward pass's team splits them, and its first half on 1 thread;
+ *   - the GEMM alone on all 4096 already quantized rows, 1 thread,
+ * reported as GOP/s (2 ops per multiply-add) and as a percentage of the peak
+ * of the path in use (AMX's where it runs, else VNNI's).
  *
- * The GEMM alone (M/4 rows, no quantization, one thread) is also reported
- * against the 1-thread peak: it isolates the kernel from the quantization
- * and from the other thread.
+ * Then batch 1 x 16 tokens, which is memory-bound: the four linear layers of
+ * BERT-base (768 x 2304, 768 x 768, 768 x 3072, 3072 x 768) at M = 16, in
+ * enough copies to exceed the last-level cache, the columns split over 2
+ * threads as the forward pass splits them for small batches; reported as the
+ * GB/s at which the weights stream, against a plain 2-thread read of a
+ * buffer of the same size measured in the same run.
  *
  *   build/qgemm-bench [reps]      (default 5; the best run is reported) */
 #include <immintrin.h>
@@ -85,7 +91,8 @@ typedef struct {
 static void *run_half(void *arg)
 {
     const half *h = arg;
-    eng__linear_int8_run(h->l, h->x, h->m, h->y, NULL, -1, h->scratch, eng__kernels_get());
+    eng__linear_int8_run(h->l, h->x, h->m, h->y, NULL, -1, h->scratch, eng__kernels_get(), 0,
+                         (h->l->N + 15) / 16);
     return NULL;
 }
 
