@@ -1,7 +1,6 @@
 /* qgemm.c: the int8 GEMM's dispatch (which tile a CPU and ENG_ISA get) and
  * its cache-blocking driver, shared by every ISA's tile. Layouts: qgemm.h. */
 #include <pthread.h>
-#include <stdlib.h>
 
 #include "cpu.h"
 #include "qgemm.h"
@@ -22,16 +21,12 @@ void eng__qgemm_run(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int 
                     int p0, int p1)
 {
     const int k4 = (g->k + 3) / 4;
-    static int xkc = -1; if (xkc < 0) { const char *e = getenv("XKC"); xkc = e ? atoi(e) : 0; }
-    static int xmc = -1; if (xmc < 0) { const char *e = getenv("XMC"); xmc = e ? atoi(e) : 0; }
-    const int kc4_ = xkc && qk->isa == ENG_QISA_AMX ? xkc : qk->kc4;
-    const int MCX = xmc ? xmc : MC;
-    const int nkb = (k4 + kc4_ - 1) / kc4_;
+    const int nkb = (k4 + qk->kc4 - 1) / qk->kc4;
     const int kc = ((k4 + nkb - 1) / nkb + 15) / 16 * 16;
     const int ncp = NCP / qk->np * qk->np;   /* whole register tiles */
     const size_t ldb = (size_t)k4 * 64;      /* bytes per 16-column panel */
-    for (int mb = m0; mb < m1; mb += MCX) {
-        const int me = min_int(mb + MCX, m1);
+    for (int mb = m0; mb < m1; mb += MC) {
+        const int me = min_int(mb + MC, m1);
         for (int nb = p0; nb < p1; nb += ncp) {
             const int ne = min_int(nb + ncp, p1);
             for (int kb = 0; kb < k4; kb += kc) {
