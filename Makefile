@@ -1,6 +1,7 @@
 # Makefile for libengine, its tools, benchmarks and tests.
 #
 #   make            build/libengine.a, build/convert, build/engine, build/*-bench
+#   make shared     build/libengine.so, exporting only the ENG_API functions
 #   make test       build and run every test (Check); models from $(ENGINE_SHARED)
 #   make asan       the same tests built with AddressSanitizer + UBSan, in build-asan/
 #   make tsan       the scheduler tests under ThreadSanitizer, in build-tsan/
@@ -72,7 +73,7 @@ NVCC_WARNINGS := $(NVCC_WARNINGS),-Werror
 endif
 NVCC_FLAGS := -std=c++17 -O2 -g -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90 -Xcompiler $(NVCC_WARNINGS) \
-              -Iinclude -Isrc -Isrc/cuda -Ikernels -MMD -MP
+              -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Isrc -Isrc/cuda -Ikernels -MMD -MP
 LIBS += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublas -lcudart -lstdc++
 endif
 endif
@@ -96,12 +97,13 @@ TEST_COMMON := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB := $(BUILD)/libengine.a
+SHARED_LIB := $(BUILD)/libengine.so
 # The converter's readers are tested directly, so they live in their own archive.
 CONVERT_LIB := $(BUILD)/libconvert.a
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCHES := $(patsubst bench/%_bench.c,$(BUILD)/%-bench,$(BENCH_SRC))
 
-.PHONY: all test asan tsan check demo clean models libs
+.PHONY: all test asan tsan check demo clean models libs shared
 all: $(LIB) $(BUILD)/convert $(BUILD)/engine $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
@@ -122,9 +124,20 @@ $(BUILD)/obj/kernels/%_avxvnni.o:    ISA_FLAGS = $(ISA_avxvnni)
 $(BUILD)/obj/kernels/%_avx512vnni.o: ISA_FLAGS = $(ISA_avx512vnni)
 $(BUILD)/obj/kernels/%_amx.o:        ISA_FLAGS = $(ISA_amx)
 
+# The library's objects serve both archives: position-independent, and with
+# every symbol hidden unless include/engine.h marks it ENG_API, so
+# libengine.so exports the public API only (tests/test_exports.sh checks).
+# Hidden symbols still link statically, which the tests of internals rely on.
+$(call obj,$(LIB_SRC)): CFLAGS_ALL += -fPIC -fvisibility=hidden
+
 $(LIB): $(call obj,$(LIB_SRC)) $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+shared: $(SHARED_LIB)
+$(SHARED_LIB): $(call obj,$(LIB_SRC)) $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -shared $^ -o $@ $(LIBS)
 
 $(CONVERT_LIB): $(call obj,$(filter-out tools/convert/main.c,$(CONVERT_SRC)))
 	@mkdir -p $(dir $@)
@@ -152,8 +165,9 @@ $(BUILD)/models/%.eng: $(BUILD)/convert
 	 else echo "note: $(ENGINE_SHARED)/models/$* not found; tests that need it will say so"; fi
 models: $(patsubst %,$(BUILD)/models/%.eng,$(SHARED_MODELS))
 
-test: all $(TESTS) models
-	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) tests/run-tests.sh $(TESTS)
+test: all $(TESTS) $(SHARED_LIB) models
+	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) CC="$(CC)" ENGINE_SAN_FLAGS="$(SAN_FLAGS)" \
+	  tests/run-tests.sh $(TESTS) tests/test_exports.sh
 
 asan:
 	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g" \

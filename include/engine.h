@@ -22,8 +22,15 @@
  *
  * Thread-safety rule: an eng_model is immutable once loaded and may be shared by
  * any number of threads; an eng_ctx (scratch memory sized once, and the threads
- * that split one forward pass) belongs to one thread at a time. Use one context per worker thread. eng_last_error() is
- * per thread. The scheduler (eng_sched_*) is safe to call from any thread.
+ * that split one forward pass) belongs to one thread at a time. Use one context
+ * per worker thread. eng_last_error() is per thread. The scheduler (eng_sched_*)
+ * is safe to call from any thread. The library writes the environment once, and
+ * only while the process loads it (a constructor, before main() for a program
+ * linked with it): on AVX-512 CPUs it sets OPENBLAS_CORETYPE=SkylakeX for the
+ * OpenBLAS it may load later (src/blas.c says why). A program that dlopen()s
+ * libengine.so while other threads read the environment sets
+ * ENG_BLAS_KEEP_CORETYPE=1 (or its own OPENBLAS_CORETYPE) first; nothing else in
+ * the library touches the environment.
  *
  * Errors are values: every fallible call returns an eng_status; the detail is in
  * eng_last_error() (calls without an object) or eng_ctx_last_error(). The library
@@ -38,6 +45,27 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- Export and version ------------------------------------------------- */
+
+/* ENG_API marks the public functions. build/libengine.so is compiled with
+ * -fvisibility=hidden, so it exports these and nothing else (the internal
+ * eng__* names stay inside; tests/test_exports.sh checks). */
+#if defined(__GNUC__) || defined(__clang__)
+#define ENG_API __attribute__((visibility("default")))
+#else
+#define ENG_API
+#endif
+
+/* The version of this header; eng_version() gives the library's, which differs
+ * when a program runs against another build of libengine.so than it was
+ * compiled with. MAJOR rises with an incompatible API change. */
+#define ENG_VERSION_MAJOR 0
+#define ENG_VERSION_MINOR 2
+#define ENG_VERSION_PATCH 0
+
+/* "MAJOR.MINOR.PATCH" of the library, e.g. "0.2.0". A static string. */
+ENG_API const char *eng_version(void);
 
 /* ---- Status codes ------------------------------------------------------ */
 
@@ -57,26 +85,26 @@ extern "C" {
     X(ENG_ERR_INTERNAL, "internal error")
 
 typedef enum {
-#define ENG_X_ENUM(name, text) name,
-    ENG_STATUS_LIST(ENG_X_ENUM)
-#undef ENG_X_ENUM
-    ENG_STATUS_COUNT
+#define ENG__X_ENUM(name, text) name,
+    ENG_STATUS_LIST(ENG__X_ENUM)
+#undef ENG__X_ENUM
+    ENG__STATUS_COUNT   /* internal: the number of codes, not a status */
 } eng_status;
 
 /* A static, human-readable description of a status code. */
-const char *eng_status_str(eng_status s);
+ENG_API const char *eng_status_str(eng_status s);
 
 /* The detail message of the last failed call made by this thread that had no
  * object to hold it (eng_model_load, eng_ctx_init, ...). Never NULL. */
-const char *eng_last_error(void);
+ENG_API const char *eng_last_error(void);
 
 /* The instruction set the kernels run with: "scalar", "avx2", "avx512", or
- * "amx" (AVX-512, with the int8 GEMMs on Intel's AMX tiles). Chosen once
- * from CPUID/XGETBV and, for AMX, Linux's per-process permission; the
- * environment variable ENG_ISA (scalar|avx2|avx512|amx) can lower it, and
- * ENG_AMX_DENY=1 makes the permission request fail as on a kernel that
- * refuses it. */
-const char *eng_isa_name(void);
+ * "amx" (AVX-512, with the int8 GEMMs on Intel's AMX tiles). Chosen once,
+ * when the library loads, from CPUID/XGETBV and, for AMX, Linux's
+ * per-process permission; the environment variable ENG_ISA
+ * (scalar|avx2|avx512|amx) can lower it, and ENG_AMX_DENY=1 makes the
+ * permission request fail as on a kernel that refuses it. */
+ENG_API const char *eng_isa_name(void);
 
 
 /* ---- Model -------------------------------------------------------------- */
@@ -97,12 +125,12 @@ typedef struct {
     eng_gemm gemm;   /* see eng_gemm */
 } eng_model_params;
 
-eng_model_params eng_model_default_params(void);
+ENG_API eng_model_params eng_model_default_params(void);
 
 /* Memory-maps and validates a file written by tools/convert. params may be
  * NULL for the defaults. On failure *out is NULL and eng_last_error() says why. */
-eng_status eng_model_load(const char *path, const eng_model_params *params, eng_model **out);
-void eng_model_free(eng_model *model);   /* NULL is fine */
+ENG_API eng_status eng_model_load(const char *path, const eng_model_params *params, eng_model **out);
+ENG_API void eng_model_free(eng_model *model);   /* NULL is fine */
 
 typedef enum { ENG_INPUT_TEXT = 0, ENG_INPUT_IMAGE = 1 } eng_input;
 
@@ -122,14 +150,14 @@ typedef struct {
     int embed_normalize;     /* embeddings are L2-normalised */
 } eng_model_info;
 
-void eng_model_get_info(const eng_model *model, eng_model_info *info);
+ENG_API void eng_model_get_info(const eng_model *model, eng_model_info *info);
 
 /* The GEMM this model's fp32 layers run on, e.g. "builtin avx512 (6x64
  * tiles)" or "OpenBLAS 0.3.21 ... (SkylakeX)". */
-const char *eng_model_gemm_name(const eng_model *model);
+ENG_API const char *eng_model_gemm_name(const eng_model *model);
 
 /* The name of class i, or NULL when out of range. */
-const char *eng_model_label(const eng_model *model, int i);
+ENG_API const char *eng_model_label(const eng_model *model, int i);
 
 /* ---- Tokenizer ------------------------------------------------------------ */
 
@@ -138,7 +166,7 @@ const char *eng_model_label(const eng_model *model, int i);
  * (the last id stays [SEP]) and *truncated is set to 1 (it may be NULL).
  * ids must hold cap entries; cap >= max_positions always suffices.
  * Returns ENG_ERR_UTF8 for invalid UTF-8, ENG_ERR_INVALID_ARG for a NULL text. */
-eng_status eng_tokenize(const eng_model *model, const char *text, size_t len,
+ENG_API eng_status eng_tokenize(const eng_model *model, const char *text, size_t len,
                         int32_t *ids, int cap, int *n_ids, int *truncated);
 
 /* ---- Context and forward pass ------------------------------------------- */
@@ -165,7 +193,7 @@ typedef enum {
 /* The CUDA devices this process can use, e.g. "CUDA runtime 13.0, driver 13.0:
  * 0: NVIDIA H100 80GB HBM3 (sm_90, 79 GiB)", or why there are none ("built
  * without CUDA", "no usable device: ..."). A static string; never NULL. */
-const char *eng_cuda_info(void);
+ENG_API const char *eng_cuda_info(void);
 
 typedef struct {
     int max_batch_tokens;   /* scratch is sized for this many tokens; larger
@@ -181,11 +209,11 @@ typedef struct {
     eng_precision precision;   /* CUDA only; the CPU accepts ENG_PREC_FP32 */
 } eng_ctx_params;
 
-eng_ctx_params eng_ctx_default_params(void);
+ENG_API eng_ctx_params eng_ctx_default_params(void);
 
-eng_status eng_ctx_init(const eng_model *model, const eng_ctx_params *params, eng_ctx **out);
-void eng_ctx_free(eng_ctx *ctx);   /* NULL is fine */
-const char *eng_ctx_last_error(const eng_ctx *ctx);
+ENG_API eng_status eng_ctx_init(const eng_model *model, const eng_ctx_params *params, eng_ctx **out);
+ENG_API void eng_ctx_free(eng_ctx *ctx);   /* NULL is fine */
+ENG_API const char *eng_ctx_last_error(const eng_ctx *ctx);
 
 /* One tokenized sequence: ids[0] is [CLS], ids[n_ids-1] is [SEP]. */
 typedef struct {
@@ -199,19 +227,19 @@ typedef struct {
  * outputs are zero. Returns ENG_OK when every item succeeded, else the status
  * of the first failed item. The result of a sequence never depends on the
  * other sequences of the batch. */
-eng_status eng_classify_ids(eng_ctx *ctx, const eng_seq *seqs, int n, float *logits,
+ENG_API eng_status eng_classify_ids(eng_ctx *ctx, const eng_seq *seqs, int n, float *logits,
                             float *probs, int *labels, eng_status *item_status);
 
 /* The pooled last hidden state (mean over tokens, or [CLS], and L2-normalised
  * when the model's sentence-transformers config says so): out is n x hidden. */
-eng_status eng_embed_ids(eng_ctx *ctx, const eng_seq *seqs, int n, float *out,
+ENG_API eng_status eng_embed_ids(eng_ctx *ctx, const eng_seq *seqs, int n, float *out,
                          eng_status *item_status);
 
 /* The same from UTF-8 texts (tokenized, then truncated to the position limit).
  * A text with invalid UTF-8 fails alone with ENG_ERR_UTF8. */
-eng_status eng_classify(eng_ctx *ctx, const char *const *texts, int n, float *logits,
+ENG_API eng_status eng_classify(eng_ctx *ctx, const char *const *texts, int n, float *logits,
                         float *probs, int *labels, eng_status *item_status);
-eng_status eng_embed(eng_ctx *ctx, const char *const *texts, int n, float *out,
+ENG_API eng_status eng_embed(eng_ctx *ctx, const char *const *texts, int n, float *out,
                      eng_status *item_status);
 
 /* Image models: classify n JPEG or PNG images, given as file paths or as
@@ -220,9 +248,9 @@ eng_status eng_embed(eng_ctx *ctx, const char *const *texts, int n, float *out,
  * ImageNet recipe for ResNets, matching PIL). A corrupt, truncated, empty or
  * huge image fails alone (ENG_ERR_FORMAT, ENG_ERR_TOO_LONG, ENG_ERR_IO) and the
  * rest of the batch goes on. Outputs as for eng_classify_ids. */
-eng_status eng_classify_images(eng_ctx *ctx, const char *const *paths, int n, float *logits,
+ENG_API eng_status eng_classify_images(eng_ctx *ctx, const char *const *paths, int n, float *logits,
                                float *probs, int *labels, eng_status *item_status);
-eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data, const size_t *size,
+ENG_API eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data, const size_t *size,
                                    int n, float *logits, float *probs, int *labels,
                                    eng_status *item_status);
 
@@ -253,10 +281,13 @@ eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data, const 
  * workers are busy). A submit that is refused (full queue, shutdown, bad
  * input) returns the error and never calls back.
  *
- * The null model (params.model == NULL) measures the scheduler itself: a text
+ * Measuring and testing aids, not for serving: the null model (params.model ==
+ * NULL) lets benchmarks measure the scheduler's own overhead and tests drive it
+ * without a model file, and params.topology plans on a made-up machine. The
+ * null model's behaviour is fixed so that tests can check results: a text
  * becomes [CLS]=101, one id 1000 + min(bytes, 999) per word separated by ASCII
- * white space, [SEP]=102, truncated to ENG_SCHED_NULL_POSITIONS ids. Ids
- * outside [0, ENG_SCHED_NULL_VOCAB) fail that item with ENG_ERR_INVALID_ARG.
+ * white space, [SEP]=102, truncated to ENG__SCHED_NULL_POSITIONS ids. Ids
+ * outside [0, ENG__SCHED_NULL_VOCAB) fail that item with ENG_ERR_INVALID_ARG.
  * Classify returns 2 logits {n_ids, sum(ids) % 4096}; embed returns 4 floats
  * {n_ids, sum(ids) % 4096, ids[0], ids[n_ids-1]}. A batch takes
  * null_batch_us + null_token_ns x tokens (sleeping), 0 by default.
@@ -274,8 +305,9 @@ eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data, const 
 #define ENG_SCHED_PRIORITIES 4        /* priority levels; 0 is the most urgent */
 #define ENG_SCHED_MAX_BATCH 256       /* the largest max_batch_size */
 #define ENG_SCHED_MAX_POSITIONS 2048  /* models with longer position limits are refused */
-#define ENG_SCHED_NULL_POSITIONS 128
-#define ENG_SCHED_NULL_VOCAB 30522
+/* The null model's limits (internal: testing aids, see above). */
+#define ENG__SCHED_NULL_POSITIONS 128
+#define ENG__SCHED_NULL_VOCAB 30522
 
 typedef struct eng_sched eng_sched;
 typedef struct eng_sched_ticket eng_sched_ticket;
@@ -290,9 +322,10 @@ typedef struct {
     const char *cpus;         /* usable CPUs, OS indices "0-7,16-23"; NULL = all
                                  the process may run on */
     int bind;                 /* bind worker threads and their memory (default 1) */
-    const char *topology;     /* plan on this hwloc synthetic topology instead of
-                                 the machine, e.g. "pack:2 numa:2 core:8 pu:1";
-                                 binding is then skipped (for testing) */
+    const char *topology;     /* testing aid: plan on this hwloc synthetic
+                                 topology instead of the machine, e.g.
+                                 "pack:2 numa:2 core:8 pu:1"; binding is then
+                                 skipped. NULL (the default) for real use */
     int max_batch_size;       /* 1..ENG_SCHED_MAX_BATCH, default 32 */
     int max_batch_tokens;     /* token budget of a batch, >= the model's position
                                  limit; 0 = 16 x max_positions */
@@ -361,21 +394,21 @@ typedef struct {
     int cpu_bound, mem_bound; /* whether binding took effect */
 } eng_sched_worker_info;
 
-eng_sched_params eng_sched_default_params(void);
-eng_sched_req eng_sched_default_req(void);
+ENG_API eng_sched_params eng_sched_default_params(void);
+ENG_API eng_sched_req eng_sched_default_req(void);
 
 /* Plans the placement, starts the workers (each creates its eng_ctx) and the
  * timer thread. On failure *out is NULL and eng_last_error() says why. */
-eng_status eng_sched_create(const eng_sched_params *params, eng_sched **out);
+ENG_API eng_status eng_sched_create(const eng_sched_params *params, eng_sched **out);
 
 /* Queue a text or token ids (ids[0] = [CLS], ids[n_ids-1] = [SEP], copied).
  * With req->done NULL, *ticket receives a handle for eng_sched_wait(); else
  * ticket may be NULL. Fails at once with ENG_ERR_OVERLOADED (queue full),
  * ENG_ERR_SHUTDOWN, ENG_ERR_UTF8, ENG_ERR_TOO_LONG or ENG_ERR_INVALID_ARG;
  * eng_last_error() says why. A NULL req means eng_sched_default_req(). */
-eng_status eng_sched_submit(eng_sched *s, const char *text, size_t len,
+ENG_API eng_status eng_sched_submit(eng_sched *s, const char *text, size_t len,
                             const eng_sched_req *req, eng_sched_ticket **ticket);
-eng_status eng_sched_submit_ids(eng_sched *s, const int32_t *ids, int n_ids,
+ENG_API eng_status eng_sched_submit_ids(eng_sched *s, const int32_t *ids, int n_ids,
                                 const eng_sched_req *req, eng_sched_ticket **ticket);
 
 /* Queue one encoded JPEG or PNG image (size bytes at data) for an image
@@ -385,25 +418,25 @@ eng_status eng_sched_submit_ids(eng_sched *s, const int32_t *ids, int n_ids,
  * not decode fails alone with its own status (ENG_ERR_FORMAT, ...). Text and
  * id submits to an image model, and image submits to a text (or the null)
  * model, fail at once with ENG_ERR_UNSUPPORTED. */
-eng_status eng_sched_submit_image(eng_sched *s, const void *data, size_t size,
+ENG_API eng_status eng_sched_submit_image(eng_sched *s, const void *data, size_t size,
                                   const eng_sched_req *req, eng_sched_ticket **ticket);
 
 /* Blocks until the ticket's request completed and fills *res (pointers valid
  * until eng_sched_release). Returns res->status. A ticket is waited on by one
  * thread, and released exactly once. Tickets hold pool slots until released. */
-eng_status eng_sched_wait(eng_sched *s, eng_sched_ticket *ticket, eng_sched_result *res);
-void eng_sched_release(eng_sched *s, eng_sched_ticket *ticket);
+ENG_API eng_status eng_sched_wait(eng_sched *s, eng_sched_ticket *ticket, eng_sched_result *res);
+ENG_API void eng_sched_release(eng_sched *s, eng_sched_ticket *ticket);
 
 /* Stop accepting (ENG_ERR_SHUTDOWN), finish every accepted request, join the
  * threads. Idempotent; tickets stay valid until eng_sched_free. */
-void eng_sched_shutdown(eng_sched *s);
-void eng_sched_free(eng_sched *s);   /* shuts down first; NULL is fine */
+ENG_API void eng_sched_shutdown(eng_sched *s);
+ENG_API void eng_sched_free(eng_sched *s);   /* shuts down first; NULL is fine */
 
-void eng_sched_get_stats(eng_sched *s, eng_sched_stats *out);
-int eng_sched_n_workers(const eng_sched *s);
-eng_status eng_sched_get_worker(const eng_sched *s, int i, eng_sched_worker_info *out);
+ENG_API void eng_sched_get_stats(eng_sched *s, eng_sched_stats *out);
+ENG_API int eng_sched_n_workers(const eng_sched *s);
+ENG_API eng_status eng_sched_get_worker(const eng_sched *s, int i, eng_sched_worker_info *out);
 /* Why binding was skipped (first occurrence), or "" when nothing was. */
-const char *eng_sched_warning(const eng_sched *s);
+ENG_API const char *eng_sched_warning(const eng_sched *s);
 
 #ifdef __cplusplus
 }

@@ -9,11 +9,18 @@
 #include "error.h"
 #include "model.h"
 
+#define ENG__STR(x) #x
+#define ENG__VERSION_STR(a, b, c) ENG__STR(a) "." ENG__STR(b) "." ENG__STR(c)
+
+const char *eng_version(void)
+{
+    return ENG__VERSION_STR(ENG_VERSION_MAJOR, ENG_VERSION_MINOR, ENG_VERSION_PATCH);
+}
+
 const char *eng_isa_name(void)
 {
     return eng__isa_str(eng__kernels_get()->isa);
 }
-
 
 #define IMAGE_MODEL "this is an image model: use eng_classify_images"
 #define NO_HEAD "this model has no classifier head: use eng_embed"

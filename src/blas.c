@@ -40,15 +40,21 @@ static int coretype_has_avx512(const char *v)
                  !strcasecmp(v, "SapphireRapids"));
 }
 
-static void blas_load(void)
+/* setenv() races with any other thread's getenv(), so it runs while the
+ * library is being loaded: before main() for a program linked with it, when
+ * no host thread exists yet. A model load, much later and on any thread, only
+ * reads the environment. The thread-safety rule in engine.h states the one
+ * case left (a host that dlopen()s libengine.so while its threads run). */
+__attribute__((constructor)) static void blas_set_coretype(void)
 {
-    /* setenv() is only safe before other threads read the environment; this
-     * runs once, on the first model load, under pthread_once. */
     const char *keep = getenv("ENG_BLAS_KEEP_CORETYPE");
     if (eng__kernels_get()->isa >= ENG_ISA_AVX512 && !(keep && *keep == '1') &&
         !coretype_has_avx512(getenv("OPENBLAS_CORETYPE")))
         setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+}
 
+static void blas_load(void)
+{
     static const char *const candidates[] = {"libopenblas.so.0", "libopenblas.so"};
     void *lib = NULL;
     const char *override = getenv("ENG_BLAS_LIB");

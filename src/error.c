@@ -15,7 +15,7 @@ const char *eng_status_str(eng_status s)
         ENG_STATUS_LIST(ENG_X_TEXT)
 #undef ENG_X_TEXT
     };
-    if ((unsigned)s >= (unsigned)ENG_STATUS_COUNT)
+    if ((unsigned)s >= (unsigned)ENG__STATUS_COUNT)
         return "unknown status";
     return text[s];
 }

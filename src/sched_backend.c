@@ -27,7 +27,7 @@ void eng__backend_init(eng__backend *b, const eng_model *model, int null_batch_u
         b->hidden = info.hidden;
     } else {
         b->input = ENG_INPUT_TEXT;
-        b->max_positions = ENG_SCHED_NULL_POSITIONS;
+        b->max_positions = ENG__SCHED_NULL_POSITIONS;
         b->n_labels = ENG__NULL_LABELS;
         b->hidden = ENG__NULL_HIDDEN;
     }
@@ -112,7 +112,7 @@ static eng_status null_run(const eng__backend *b, eng_task task, const eng_seq *
                                                                       : ENG_ERR_INVALID_ARG;
         long sum = 0;
         for (int j = 0; st == ENG_OK && j < q->n_ids; j++) {
-            if (q->ids[j] < 0 || q->ids[j] >= ENG_SCHED_NULL_VOCAB)
+            if (q->ids[j] < 0 || q->ids[j] >= ENG__SCHED_NULL_VOCAB)
                 st = ENG_ERR_INVALID_ARG;
             sum += q->ids[j];
         }

@@ -383,9 +383,9 @@ START_TEST(failing_item_fails_alone)
     }
     /* Refused at submit: too long, empty, bad priority, bad UTF-8 is the
      * real tokenizer's business (the null one splits bytes). */
-    int32_t longer[ENG_SCHED_NULL_POSITIONS + 1] = {0};
+    int32_t longer[ENG__SCHED_NULL_POSITIONS + 1] = {0};
     eng_sched_req r = req_cb(0, 0, 9);
-    ck_assert_int_eq(eng_sched_submit_ids(s, longer, ENG_SCHED_NULL_POSITIONS + 1, &r, NULL),
+    ck_assert_int_eq(eng_sched_submit_ids(s, longer, ENG__SCHED_NULL_POSITIONS + 1, &r, NULL),
                      ENG_ERR_TOO_LONG);
     ck_assert_int_eq(eng_sched_submit_ids(s, good, 0, &r, NULL), ENG_ERR_INVALID_ARG);
     r.priority = ENG_SCHED_PRIORITIES;

@@ -123,7 +123,7 @@ START_TEST(stress_exactly_once)
         q->ids[q->n_ids - 1] = 102;
         q->bad = rand_r(&seed) % 50 == 0 && q->n_ids > 2;
         if (q->bad)
-            q->ids[1] = ENG_SCHED_NULL_VOCAB + 7;
+            q->ids[1] = ENG__SCHED_NULL_VOCAB + 7;
         q->task = rand_r(&seed) % 4 == 0 ? ENG_TASK_EMBED : ENG_TASK_CLASSIFY;
         atomic_init(&q->completions, 0);
         atomic_init(&q->wrong, 0);

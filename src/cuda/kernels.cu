@@ -31,10 +31,12 @@ static unsigned blocks_for(size_t n)
     return b < MAX_BLOCKS ? (unsigned)b : MAX_BLOCKS;
 }
 
+/* __forceinline__: an outlined specialisation leaves a host stub with default
+ * visibility, which libengine.so would export (tests/test_exports.sh). */
 template <typename T> __device__ T to_op(float v);
-template <> __device__ float to_op<float>(float v) { return v; }
-template <> __device__ __half to_op<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __nv_bfloat16 to_op<__nv_bfloat16>(float v)
+template <> __device__ __forceinline__ float to_op<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half to_op<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 to_op<__nv_bfloat16>(float v)
 {
     return __float2bfloat16_rn(v);
 }
