@@ -99,11 +99,11 @@ ENG_API const char *eng_status_str(eng_status s);
 ENG_API const char *eng_last_error(void);
 
 /* The instruction set the kernels run with: "scalar", "avx2", "avx512", or
- * "amx" (AVX-512, with the int8 and bf16 GEMMs on Intel's AMX tiles). Chosen once
- * from CPUID/XGETBV and, for AMX, Linux's per-process permission; the
- * environment variable ENG_ISA (scalar|avx2|avx512|amx) can lower it, and
- * ENG_AMX_DENY=1 makes the permission request fail as on a kernel that
- * refuses it. */
+ * "amx" (AVX-512, with the int8 and bf16 GEMMs on Intel's AMX tiles). Chosen once,
+ * when the library loads, from CPUID/XGETBV and, for AMX, Linux's
+ * per-process permission; the environment variable ENG_ISA
+ * (scalar|avx2|avx512|amx) can lower it, and ENG_AMX_DENY=1 makes the
+ * permission request fail as on a kernel that refuses it. */
 ENG_API const char *eng_isa_name(void);
 
 

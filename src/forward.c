@@ -8,7 +8,9 @@
  * a sentence's result does not depend on its batch.
  *
  * The context's team (team.h) splits every row-local step by rows and the
- * attention by (sequence, head) pairs; BLAS runs one thread per call. */
+ * attention by (sequence, head) pairs; BLAS runs one thread per call. A batch
+ * with too few rows for that (COL_SPLIT_ROWS) splits each linear layer by
+ * columns instead. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +259,46 @@ static void layer_rows(eng_ctx *c, const eng__layer *L, const eng__layer *next, 
         eng__linear_run(&next->qkv, h, n, c->qkv + r * 3 * H, NULL, -1, scratch, k, bk);
 }
 
+/* Below this many rows per member, the members share each linear layer by
+ * columns rather than by rows. A small batch's time is the streaming of the
+ * weights from memory: split by rows, every member streams all of them (and
+ * AMX's 16-row tiles run part empty); split by columns, each streams its
+ * share. It costs four barriers per layer more, microseconds against the
+ * milliseconds a BERT-base layer's weights take to stream. */
+enum { COL_SPLIT_ROWS = 32 };
+
+/* Layer L after its attention on all T rows, then the next layer's QKV
+ * projection, with the columns of every linear layer split among the
+ * members and the layernorms split by rows [lo, hi); the barriers separate
+ * steps that read what other members wrote. */
+static void layer_cols(eng_ctx *c, const eng__layer *L, const eng__layer *next, int T, int lo,
+                       int hi, int tid, int nt, void *scratch)
+{
+    const eng_model *m = c->model;
+    const eng__kernels *k = c->kern;
+    const size_t H = (size_t)m->hidden;
+    int p0, p1;
+#define COLS(lin, X, Y, res, act)                                                          \
+    (eng__team_share(((lin)->N + 15) / 16, tid, nt, &p0, &p1),                              \
+     eng__linear_run_cols(lin, X, T, Y, res, act, scratch, k, c->bgemm, p0, p1))
+    COLS(&L->attn_out, c->attn, c->tmp, c->h, -1);
+    eng__team_barrier(c->team);
+    k->layernorm(c->h + lo * H, c->tmp + lo * H, L->ln1_g, L->ln1_b, hi - lo, m->hidden,
+                 m->ln_eps);
+    eng__team_barrier(c->team);
+    COLS(&L->ffn_in, c->h, c->ffn, NULL, (int)m->act);
+    eng__team_barrier(c->team);
+    COLS(&L->ffn_out, c->ffn, c->tmp, c->h, -1);
+    eng__team_barrier(c->team);
+    k->layernorm(c->h + lo * H, c->tmp + lo * H, L->ln2_g, L->ln2_b, hi - lo, m->hidden,
+                 m->ln_eps);
+    if (next) {
+        eng__team_barrier(c->team);
+        COLS(&next->qkv, c->h, c->qkv, NULL, -1);
+    }
+#undef COLS
+}
+
 /* One member's part of the encoder: its rows of every row-local step (the
  * linear layers, layernorms, activations), its pairs of the attention. Only
  * attention reads rows of other members, hence the two barriers per layer.
@@ -279,22 +321,38 @@ static void encode_member(void *arg, int tid, int nt)
                       : rows > 0                                            ? rows
                                                                             : 1;
 
-    for (int r = lo; r < hi; r += block) {
-        const int n = hi - r < block ? hi - r : block;
-        embed_rows(c, r, r + n);
-        if (m->layers > 0)
-            eng__linear_run(&m->layer[0].qkv, c->h + (size_t)r * m->hidden, n,
-                            c->qkv + (size_t)r * 3 * m->hidden, NULL, -1, scratch, c->kern,
-                            c->bgemm);
+    const int by_cols = nt > 1 && job->T < COL_SPLIT_ROWS * nt;
+
+    if (by_cols) {
+        embed_rows(c, lo, hi);
+        eng__team_barrier(c->team);
+        if (m->layers > 0) {
+            int p0, p1;
+            eng__team_share((m->layer[0].qkv.N + 15) / 16, tid, nt, &p0, &p1);
+            eng__linear_run_cols(&m->layer[0].qkv, c->h, job->T, c->qkv, NULL, -1, scratch,
+                                 c->kern, c->bgemm, p0, p1);
+        }
+    } else {
+        for (int r = lo; r < hi; r += block) {
+            const int n = hi - r < block ? hi - r : block;
+            embed_rows(c, r, r + n);
+            if (m->layers > 0)
+                eng__linear_run(&m->layer[0].qkv, c->h + (size_t)r * m->hidden, n,
+                                c->qkv + (size_t)r * 3 * m->hidden, NULL, -1, scratch, c->kern,
+                                c->bgemm);
+        }
     }
     for (int i = 0; i < m->layers; i++) {
         eng__team_barrier(c->team);
         attention(c, job->n, tid, nt);
         eng__team_barrier(c->team);
         const eng__layer *next = i + 1 < m->layers ? &m->layer[i + 1] : NULL;
-        for (int r = lo; r < hi; r += block)
-            layer_rows(c, &m->layer[i], next, (size_t)r, hi - r < block ? hi - r : block, f,
-                       scratch);
+        if (by_cols)
+            layer_cols(c, &m->layer[i], next, job->T, lo, hi, tid, nt, scratch);
+        else
+            for (int r = lo; r < hi; r += block)
+                layer_rows(c, &m->layer[i], next, (size_t)r, hi - r < block ? hi - r : block, f,
+                           scratch);
     }
 }
 

@@ -138,26 +138,45 @@ void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, cons
                      int act, void *scratch, const eng__kernels *kern,
                      const eng__bgemm_kernels *bk)
 {
+    eng__linear_run_cols(l, X, M, Y, res, act, scratch, kern, bk, 0, (l->N + 15) / 16);
+}
+
+void eng__linear_run_cols(const eng__linear *l, const float *X, int M, float *Y,
+                          const float *res, int act, void *scratch, const eng__kernels *kern,
+                          const eng__bgemm_kernels *bk, int p0, int p1)
+{
     if (l->dtype == ENG_DT_I8) {
-        eng__linear_int8_run(l, X, M, Y, res, act, scratch, kern);
+        eng__linear_int8_run(l, X, M, Y, res, act, scratch, kern, p0, p1);
         return;
     }
+    const int c0 = 16 * p0, cols = (16 * p1 < l->N ? 16 * p1 : l->N) - c0;
+    if (cols <= 0)
+        return;
     if (bk) {
-        eng__bgemm(bk, X, M, l->K, (size_t)l->K, l->wb, l->N, Y, (size_t)l->N, l->b, res, act,
-                   scratch);
+        /* The packed panels [p0, p1) are a K x cols matrix of their own. */
+        eng__bgemm(bk, X, M, l->K, (size_t)l->K, l->wb + (size_t)p0 * eng__bgemm_kp(l->K) * 16,
+                   cols, Y + c0, (size_t)l->N, l->b + c0, res ? res + c0 : NULL, act, scratch);
         return;
     }
     if (l->w_blas) {
-        /* OpenBLAS: the GEMM, then bias (+ res) or bias + act in one pass. */
-        eng__sgemm(0, 0, M, l->N, l->K, 1.0f, X, l->K, l->w_blas, l->N, 0.0f, Y, l->N);
-        if (act >= 0)
-            kern->bias_act(Y, l->b, M, l->N, (eng__act)act);
-        else
-            kern->bias_residual(Y, l->b, res, M, l->N);
+        /* OpenBLAS: the GEMM, then bias (+ res) or bias + act in one pass,
+         * row by row unless the columns are whole rows. */
+        eng__sgemm(0, 0, M, cols, l->K, 1.0f, X, l->K, l->w_blas + c0, l->N, 0.0f, Y + c0, l->N);
+        const int whole = cols == l->N, rows = whole ? M : 1;
+        for (int r = 0; r < M; r += rows) {
+            float *y = Y + (size_t)r * l->N + c0;
+            if (act >= 0)
+                kern->bias_act(y, l->b + c0, rows, cols, (eng__act)act);
+            else
+                kern->bias_residual(y, l->b + c0, res ? res + (size_t)r * l->N + c0 : NULL, rows,
+                                    cols);
+        }
         return;
     }
     /* Y[M,N] = act(X[M,K] W[K,N] + b (+ res)) in one pass; the GEMM's ISA
-     * follows the caller's kernel table. */
-    eng__sgemm_packed(eng__sgemm_for(kern->isa), X, M, l->K, (size_t)l->K, l->packed, l->N, Y,
-                      (size_t)l->N, l->b, res, act);
+     * follows the caller's kernel table. Panel p of the packed weights starts
+     * at p K 16 floats. */
+    eng__sgemm_packed(eng__sgemm_for(kern->isa), X, M, l->K, (size_t)l->K,
+                      l->packed + (size_t)p0 * l->K * 16, cols, Y + c0, (size_t)l->N, l->b + c0,
+                      res ? res + c0 : NULL, act);
 }

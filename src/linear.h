@@ -50,6 +50,13 @@ void eng__linear_release(eng__linear *l);
 void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
                      int act, void *scratch, const eng__kernels *kern,
                      const eng__bgemm_kernels *bk);
+/* The same for the columns of 16-column panels [p0, p1) only (columns
+ * [16 p0, min(16 p1, N)) of Y; the rest of Y untouched): how team members
+ * share a layer between them when the batch has too few rows to split (each
+ * then streams only its part of the weights). */
+void eng__linear_run_cols(const eng__linear *l, const float *X, int M, float *Y,
+                          const float *res, int act, void *scratch, const eng__kernels *kern,
+                          const eng__bgemm_kernels *bk, int p0, int p1);
 size_t eng__linear_scratch_bytes(const eng__linear *l, int M, int bf16);
 
 #endif

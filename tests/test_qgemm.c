@@ -305,7 +305,8 @@ static float *run_layer(const layer *L, int act, const float *res)
 {
     float *y = malloc((size_t)L->M * L->N * sizeof *y);
     void *scratch = malloc(eng__linear_int8_scratch_bytes(L->M, L->K));
-    eng__linear_int8_run(&L->l, L->x, L->M, y, res, act, scratch, eng__kernels_get());
+    eng__linear_int8_run(&L->l, L->x, L->M, y, res, act, scratch, eng__kernels_get(), 0,
+                         (L->N + 15) / 16);
     free(scratch);
     return y;
 }

@@ -142,10 +142,10 @@ END_TEST
  * without a tail step, and M across several row blocks. */
 START_TEST(test_amx_exact_long_k)
 {
-    check_shape(33, 40, 1024);   /* one K block of 256 k4 steps exactly */
-    check_shape(33, 40, 1028);   /* two blocks */
-    check_shape(17, 33, 3072);   /* BERT's FFN-down K: three blocks */
-    check_shape(130, 70, 1027);
+    check_shape(33, 40, 4096);   /* one K block of 1024 k4 steps exactly */
+    check_shape(33, 40, 4100);   /* two blocks, the second one step */
+    check_shape(17, 33, 9001);   /* three blocks and a K tail */
+    check_shape(130, 70, 3072);  /* BERT's FFN-down K */
     check_shape(300, 48, 130);
 }
 END_TEST
