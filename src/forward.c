@@ -82,11 +82,12 @@ eng_status eng_ctx_init(const eng_model *m, const eng_ctx_params *params, eng_ct
         return eng__fail(ENG_ERR_INVALID_ARG, "max_batch_tokens %ld is too small for %d labels", T,
                          m->n_labels);
 
-    /* bf16 on the CPU (eng__device_check found a unit): the weights are
-     * rounded once per model, here at its first bf16 context. */
+    /* bf16 on the CPU (eng__device_check found a unit). The weights of the
+     * other precision than the file's are made once per model, here at its
+     * first context that needs them. */
     const int bf16 = p.device == ENG_DEVICE_CPU && p.precision == ENG_PREC_BF16;
     char err[256];
-    if (bf16 && (ds = eng__model_prepare_bf16(m, err, sizeof err)))
+    if ((ds = eng__model_prepare(m, bf16, err, sizeof err)))
         return eng__fail(ds, "%s", err);
     eng_ctx *c = calloc(1, sizeof *c);
     if (!c)

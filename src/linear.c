@@ -69,6 +69,18 @@ eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *pref
     l->b = eng__file_data(f, b);
     if (w->dtype == ENG_DT_I8)
         return bind_int8(l, f, prefix, w, err, errlen);
+    const uint64_t n16 = ((uint64_t)N + 15) / 16;
+    if (w->dtype == ENG_DT_BF16) {
+        const uint64_t kp2 = (uint64_t)eng__bgemm_kp(K) / 2;
+        if (w->ndim != 3 || w->shape[0] != n16 || w->shape[1] != kp2 || w->shape[2] != 32) {
+            snprintf(err, errlen, "tensor %s.w should be BF16 [%llu,%llu,32] (%dx%d packed)",
+                     prefix, (unsigned long long)n16, (unsigned long long)kp2, K, N);
+            return ENG_ERR_FORMAT;
+        }
+        l->dtype = ENG_DT_BF16;
+        l->wb = eng__file_data(f, w);
+        return ENG_OK;
+    }
     if (w->dtype != ENG_DT_F32) {
         snprintf(err, errlen, "tensor %s.w has dtype %s, which this build cannot run", prefix,
                  eng__dtype_name((eng__dtype)w->dtype));
@@ -83,7 +95,6 @@ eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *pref
                  prefix, K, N);
         return ENG_ERR_FORMAT;
     }
-    const uint64_t n16 = ((uint64_t)N + 15) / 16;
     if (w->ndim != 3 || w->shape[0] != n16 || w->shape[1] != (uint64_t)K || w->shape[2] != 16) {
         snprintf(err, errlen, "tensor %s.w should be F32 [%llu,%d,16] (%dx%d packed)", prefix,
                  (unsigned long long)n16, K, K, N);
@@ -107,15 +118,24 @@ eng_status eng__linear_use_blas(eng__linear *l, char *err, size_t errlen)
     return ENG_OK;
 }
 
-eng_status eng__linear_prepare_bf16(eng__linear *l, char *err, size_t errlen)
+eng_status eng__linear_prepare(eng__linear *l, int bf16, char *err, size_t errlen)
 {
-    if (l->dtype != ENG_DT_F32 || l->wb)
+    if (l->dtype == ENG_DT_I8 || (bf16 ? l->wb != NULL : l->packed != NULL))
         return ENG_OK;
-    if (!(l->wb = aligned_alloc(64, eng__bgemm_packed_bytes(l->K, l->N)))) {
-        snprintf(err, errlen, "out of memory rounding a %dx%d weight to bf16", l->K, l->N);
+    const size_t bytes =
+        bf16 ? eng__bgemm_packed_bytes(l->K, l->N) : eng__sgemm_packed_bytes(l->K, l->N);
+    if (!(l->owned = aligned_alloc(64, bytes))) {
+        snprintf(err, errlen, "out of memory converting a %dx%d weight to %s", l->K, l->N,
+                 bf16 ? "bf16" : "fp32");
         return ENG_ERR_NOMEM;
     }
-    eng__bgemm_pack(l->packed, l->K, l->N, l->wb);
+    if (bf16) {
+        eng__bgemm_pack(l->packed, l->K, l->N, l->owned);
+        l->wb = l->owned;
+    } else {
+        eng__bgemm_unpack(l->wb, l->K, l->N, l->owned);
+        l->packed = l->owned;
+    }
     return ENG_OK;
 }
 
@@ -123,8 +143,8 @@ void eng__linear_release(eng__linear *l)
 {
     free(l->w_blas);
     l->w_blas = NULL;
-    free(l->wb);
-    l->wb = NULL;
+    free(l->owned);
+    l->owned = NULL;
 }
 
 size_t eng__linear_scratch_bytes(const eng__linear *l, int M, int bf16)

@@ -16,17 +16,20 @@
 
 typedef struct {
     int K, N;                 /* in and out features */
-    eng__dtype dtype;         /* ENG_DT_F32 or ENG_DT_I8 */
+    eng__dtype dtype;         /* as the file stores "<name>.w": ENG_DT_F32,
+                               * ENG_DT_BF16 (convert --dtype bf16) or ENG_DT_I8 */
     const float *packed;      /* F32: "<name>.w", [ceil(N/16)][K][16] as kernels/sgemm.h
-                               * packs it */
+                               * packs it; BF16: the same widened, made by
+                               * eng__linear_prepare for fp32 contexts, owned */
     const int8_t *wq;         /* I8: layout owned by src/linear_int8.c ("<name>.w") */
     const float *wscale;      /* I8: N per-output-channel scales ("<name>.w.scale") */
     const int32_t *wsum;      /* I8: optional per-channel column sums ("<name>.w.sum") */
     const float *b;           /* N ("<name>.b") */
     float *w_blas;            /* F32 on OpenBLAS: W [K,N] unpacked at load, owned */
-    eng__bf16 *wb;            /* F32: the weights rounded to bf16 and packed as
-                               * kernels/bgemm.h says, for bf16 contexts: made
-                               * by eng__linear_prepare_bf16, owned; NULL before */
+    const eng__bf16 *wb;      /* BF16: "<name>.w", packed as kernels/bgemm.h says;
+                               * F32: the same rounded, made by
+                               * eng__linear_prepare for bf16 contexts, owned */
+    void *owned;              /* the one of packed and wb made by eng__linear_prepare */
 } eng__linear;
 
 /* Binds the tensors "<prefix>.w", "<prefix>.b" (and the int8 extras) of f to
@@ -37,10 +40,12 @@ eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *pref
 /* Switches an fp32 layer to the OpenBLAS GEMM: unpacks its weights into an
  * owned [K,N] copy (eng__blas_init must have succeeded). No-op for int8. */
 eng_status eng__linear_use_blas(eng__linear *l, char *err, size_t errlen);
-/* Makes l->wb from the fp32 weights (no-op for int8 and when done). */
-eng_status eng__linear_prepare_bf16(eng__linear *l, char *err, size_t errlen);
-/* Frees what eng__linear_use_blas and eng__linear_prepare_bf16 allocated;
- * safe on any bound layer. */
+/* Makes the weights a context of precision bf16 (l->wb) or fp32 (l->packed)
+ * runs from the stored ones, when the file stores the other (no-op for int8
+ * and when they exist). */
+eng_status eng__linear_prepare(eng__linear *l, int bf16, char *err, size_t errlen);
+/* Frees what eng__linear_use_blas and eng__linear_prepare allocated; safe on
+ * any bound layer. */
 void eng__linear_release(eng__linear *l);
 
 /* Y = X W + b, plus res (M x N, may be NULL), then act when act >= 0 (else no

@@ -80,7 +80,8 @@ static eng_status parse_config(eng_model *m, const cJSON *meta, char *err, size_
     }
     snprintf(m->arch, sizeof m->arch, "%s", arch);
     const char *weights = meta_str(meta, "weights", "fp32");
-    if (strcmp(weights, "fp32") != 0 && strcmp(weights, "int8") != 0) {
+    if (strcmp(weights, "fp32") != 0 && strcmp(weights, "int8") != 0 &&
+        strcmp(weights, "bf16") != 0) {
         snprintf(err, errlen, "unsupported weight type \"%s\"", weights);
         return ENG_ERR_UNSUPPORTED;
     }
@@ -311,15 +312,16 @@ eng_status eng_model_load(const char *path, const eng_model_params *params, eng_
     return ENG_OK;
 }
 
-eng_status eng__model_prepare_bf16(const eng_model *cm, char *err, size_t errlen)
+eng_status eng__model_prepare(const eng_model *cm, int bf16, char *err, size_t errlen)
 {
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    /* The model's one member written after load: under mu, and read by a
-     * context only after its eng_ctx_init returned from here. */
+    /* The weights made here are the model's only members written after load:
+     * under mu, and read by a context only after its eng_ctx_init returned
+     * from here; never changed once made. */
     eng_model *m = (eng_model *)cm;
     eng_status s = ENG_OK;
     pthread_mutex_lock(&mu);
-    for (int i = 0; !m->bf16_ready && !s && i <= m->layers; i++) {
+    for (int i = 0; !s && i <= m->layers; i++) {
         eng__linear *ls[4];
         if (i < m->layers) {
             eng__layer *L = &m->layer[i];
@@ -329,11 +331,9 @@ eng_status eng__model_prepare_bf16(const eng_model *cm, char *err, size_t errlen
             ls[2] = ls[3] = &m->head_out;
         }
         for (int j = 0; j < 4 && !s; j++)
-            if (ls[j]->packed)
-                s = eng__linear_prepare_bf16(ls[j], err, errlen);
+            if (ls[j]->packed || ls[j]->wb)
+                s = eng__linear_prepare(ls[j], bf16, err, errlen);
     }
-    if (!s)
-        m->bf16_ready = 1;
     pthread_mutex_unlock(&mu);
     return s;
 }

@@ -43,11 +43,6 @@ struct eng_model {
     eng__tokenizer *tok;
 
     eng__cnn *cnn;           /* image models: everything above but file unused */
-
-    /* Set (under a process-wide mutex, model.c) once every fp32 linear
-     * layer's bf16 weights exist: the first bf16 context makes them and
-     * every later one shares them; they never change afterwards. */
-    int bf16_ready;
 };
 
 struct eng_ctx {
@@ -94,9 +89,10 @@ struct eng_ctx {
     void *gpu;
 };
 
-/* Rounds the weights of every fp32 linear layer of m to bf16 (l->wb), once
- * per model however many contexts ask, and from any thread. */
-eng_status eng__model_prepare_bf16(const eng_model *m, char *err, size_t errlen);
+/* Makes the weights a context of precision bf16 or fp32 runs from, where the
+ * file stores the other (eng__linear_prepare): once per model and precision,
+ * at its first such context, from any thread; later contexts share them. */
+eng_status eng__model_prepare(const eng_model *m, int bf16, char *err, size_t errlen);
 
 /* The image-model part of eng_ctx_init / eng_ctx_free (api_image.c). */
 eng_status eng__ctx_init_images(eng_ctx *c, const eng_ctx_params *p);

@@ -2,7 +2,9 @@
  * precision ENG_PREC_BF16) on the SST-2 models converted from $ENGINE_SHARED
  * by `make models`: accuracy on the 872 dev sentences against the same
  * model's fp32 run, label agreement, embedding cosines, a sentence's result
- * alone and in a batch; and the refusals (fp16 on the CPU, bf16 without a
+ * alone and in a batch; the same models converted with --dtype bf16 (BF16
+ * linear weights of half the bytes, bit-identical results under bf16, fp32
+ * contexts on them); and the refusals (fp16 on the CPU, bf16 without a
  * unit). The GEMM units themselves are covered by
  * test_bgemm. Exits 77 when the CPU has no bf16 unit or the models are
  * missing. */
@@ -12,8 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bert_layout.h"
 #include "bgemm.h"
 #include "engine.h"
+#include "format.h"
 #include "testutil.h"
 
 /* Issue 13: bf16 accuracy within half a point of fp32, labels agreeing on
@@ -30,6 +34,8 @@
 static const char *const MODELS[] = {"sst2-bert-mini", "sst2-distilbert-mini"};
 enum { N_MODELS = 2 };
 static eng_model *model[N_MODELS];
+static eng_model *model_b[N_MODELS]; /* converted with --dtype bf16 */
+static char path_b[N_MODELS][256];
 static char **sentences;
 static int *gold, n_sent;
 
@@ -137,6 +143,64 @@ START_TEST(test_sst2_result_does_not_depend_on_batch)
 }
 END_TEST
 
+/* Linear weight "<name>.w" of the two files: F32 in the one, BF16 of the
+ * packed bf16 size (half, K padded to 32) in the other, for every linear
+ * layer of the encoder. */
+START_TEST(test_bf16_file_halves_the_linear_weights)
+{
+    char rel[128], err[256];
+    snprintf(rel, sizeof rel, "models/%s.eng", MODELS[_i]);
+    eng__file f32, b16;
+    ck_assert_msg(eng__file_open(&f32, test_build_path(rel), err, sizeof err) == ENG_OK, "%s", err);
+    ck_assert_msg(eng__file_open(&b16, path_b[_i], err, sizeof err) == ENG_OK, "%s", err);
+    int n = 0;
+    for (uint32_t t = 0; t < f32.n_tensors; t++) {
+        const eng__file_tensor *a = &f32.dir[t];
+        const size_t len = strlen(a->name);
+        /* The head stays fp32, as with --dtype int8. */
+        if (a->ndim != 3 || len < 2 || strcmp(a->name + len - 2, ".w") ||
+            !strncmp(a->name, "head.", 5))
+            continue;
+        const eng__file_tensor *b = eng__file_find(&b16, a->name);
+        ck_assert_msg(b && b->dtype == ENG_DT_BF16, "%s not BF16", a->name);
+        const int K = (int)a->shape[1], N = 16 * (int)a->shape[0]; /* N rounded up: same bytes */
+        ck_assert_uint_eq(b->nbytes, eng__bgemm_packed_bytes(K, N));
+        ck_assert_uint_eq(2 * b->nbytes, a->nbytes * eng__bgemm_kp(K) / K);
+        n++;
+    }
+    ck_assert_int_ge(n, 4); /* one layer's four, at least */
+    eng__file_close(&f32);
+    eng__file_close(&b16);
+}
+END_TEST
+
+/* bf16 contexts round the fp32 file's weights exactly as the converter
+ * does: the same logits, bit for bit. fp32 contexts on the bf16 file (its
+ * weights widened) keep the accuracy. */
+START_TEST(test_bf16_file_results)
+{
+    eng_model_info info;
+    eng_model_get_info(model[_i], &info);
+    const int C = info.n_labels, n = 64;
+    float *a = malloc((size_t)n * C * sizeof *a), *b = malloc((size_t)n * C * sizeof *b);
+    ck_assert(a && b);
+    eng_ctx *ca = ctx_new(model[_i], ENG_PREC_BF16), *cb = ctx_new(model_b[_i], ENG_PREC_BF16);
+    ck_assert_int_eq(eng_classify(ca, (const char *const *)sentences, n, a, NULL, NULL, NULL), ENG_OK);
+    ck_assert_int_eq(eng_classify(cb, (const char *const *)sentences, n, b, NULL, NULL, NULL), ENG_OK);
+    ck_assert_msg(memcmp(a, b, (size_t)n * C * sizeof *a) == 0, "%s: bf16 file differs",
+                  MODELS[_i]);
+    eng_ctx_free(ca), eng_ctx_free(cb);
+    free(a), free(b);
+    int *l32 = classify(model[_i], ENG_PREC_FP32, C), *lb = classify(model_b[_i], ENG_PREC_FP32, C);
+    int ok32 = 0, okb = 0;
+    for (int i = 0; i < n_sent; i++)
+        ok32 += l32[i] == gold[i], okb += lb[i] == gold[i];
+    ck_assert_msg(abs(okb - ok32) <= MAX_ACCURACY_DROP * n_sent,
+                  "%s: fp32 on bf16 weights %d correct, fp32 weights %d", MODELS[_i], okb, ok32);
+    free(l32), free(lb);
+}
+END_TEST
+
 START_TEST(test_refusals)
 {
     eng_ctx_params cp = eng_ctx_default_params();
@@ -193,6 +257,21 @@ int main(int argc, char **argv)
                    eng_last_error());
             return TEST_SKIP;
         }
+        if (refusal)
+            continue;
+        snprintf(rel, sizeof rel, "models/%s", MODELS[m]);
+        snprintf(path_b[m], sizeof path_b[m], "/tmp/eng-test-bf16-%d-%s.eng", (int)getpid(),
+                 MODELS[m]);
+        cv_config c;
+        cv_report r;
+        char err[512];
+        const char *dir = test_shared_path(rel);
+        if (!dir || cv_convert_hf_as(dir, "bf16", path_b[m], &c, &r, err, sizeof err) != ENG_OK ||
+            (cv_config_free(&c), eng_model_load(path_b[m], NULL, &model_b[m])) != ENG_OK) {
+            printf("FAIL test_bf16: cannot convert %s to bf16: %s\n", MODELS[m],
+                   dir ? err : "not found");
+            return 1;
+        }
     }
     if (refusal)
         return refusal_child();
@@ -202,11 +281,16 @@ int main(int argc, char **argv)
     tcase_add_loop_test(tc, test_sst2_accuracy_and_agreement, 0, N_MODELS);
     tcase_add_loop_test(tc, test_sst2_embeddings_close_to_fp32, 0, N_MODELS);
     tcase_add_loop_test(tc, test_sst2_result_does_not_depend_on_batch, 0, N_MODELS);
+    tcase_add_loop_test(tc, test_bf16_file_halves_the_linear_weights, 0, N_MODELS);
+    tcase_add_loop_test(tc, test_bf16_file_results, 0, N_MODELS);
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_refused_without_unit);
     suite_add_tcase(s, tc);
     const int rc = test_run_suite(s);
-    for (int m = 0; m < N_MODELS; m++)
+    for (int m = 0; m < N_MODELS; m++) {
         eng_model_free(model[m]);
+        eng_model_free(model_b[m]);
+        unlink(path_b[m]);
+    }
     return rc;
 }
