@@ -43,10 +43,8 @@ ids 32 16 "$OUT/bf16.1x16.ids.jsonl"
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $THREADS threads"
 load_average "at start"
 for shape in bert-base minilm-l6; do
-    flag=
-    [ "$shape" = bert-base ] && flag=--bert-base
     hf="$OUT/$shape-hf"
-    [ -f "$hf/model.safetensors" ] || /usr/bin/python3 bench/make_minilm_hf.py $flag "$hf" >/dev/null
+    [ -f "$hf/model.safetensors" ] || /usr/bin/python3 bench/make_minilm_hf.py --shape $shape "$hf" >/dev/null
     [ -f "$OUT/$shape.eng" ] || "$BUILD/convert" "$hf" "$OUT/$shape.eng" >/dev/null
     [ -f "$OUT/$shape.onnx" ] ||
         (cd "$SHARED/reference" && /usr/bin/python3 export_onnx.py "$OUT_ABS/$shape-hf" "$OUT_ABS/$shape.onnx") >/dev/null
