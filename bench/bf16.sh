@@ -2,13 +2,15 @@
 # bench/bf16.sh: issue 13's bf16 figures (--precision bf16 on the CPU),
 # measured in one run on this machine.
 #
-#   Two seeded Hugging Face models (bench/make_minilm_hf.py): BERT-base-shaped
-#   (12 layers, hidden 768, 12 heads, 3072) and MiniLM-L6-shaped, converted
-#   once (fp32 weights; the bf16 context rounds them at its start). On each,
-#   at batch 32 x 128 tokens and batch 1 x 16 tokens (random ids, 64 and 32
-#   sequences): sentences/s of the engine in bf16 and in fp32 (build/text-bench
-#   --precision) and of ONNX Runtime 1.30 in fp32 (ort_bench.mjs, on the ONNX
-#   export of the same weights), the three alternating, medians of $REPS runs.
+#   Two seeded Hugging Face models (bench/make_minilm_hf.py --shape):
+#   BERT-base-shaped (12 layers, hidden 768, 12 heads, 3072) and
+#   MiniLM-L6-shaped, converted to fp32 and to bf16 (convert --dtype bf16:
+#   half the bytes of linear weights to stream). On each, at batch 32 x 128
+#   tokens and batch 1 x 16 tokens (random ids, 64 and 32 sequences):
+#   sentences/s of the engine in bf16 (the bf16 file, build/text-bench
+#   --precision bf16; the fp32 file under bf16 gives the same results, bit for
+#   bit) and in fp32, and of ONNX Runtime 1.30 in fp32 (ort_bench.mjs, on the
+#   ONNX export of the same weights), the three alternating, medians of $REPS.
 #   Targets (BERT-base): 32 x 128, bf16 >= 3x our fp32 and >= 3x ONNX Runtime
 #   fp32; 1 x 16, bf16 >= 1.6x ONNX Runtime fp32.
 #   Then the GEMMs alone: build/sgemm-bench --bf16 (one thread, M = 4096,
@@ -44,10 +46,14 @@ echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //
 load_average "at start"
 for shape in bert-base minilm-l6; do
     hf="$OUT/$shape-hf"
-    [ -f "$hf/model.safetensors" ] || /usr/bin/python3 bench/make_minilm_hf.py --shape $shape "$hf" >/dev/null
-    [ -f "$OUT/$shape.eng" ] || "$BUILD/convert" "$hf" "$OUT/$shape.eng" >/dev/null
-    [ -f "$OUT/$shape.onnx" ] ||
-        (cd "$SHARED/reference" && /usr/bin/python3 export_onnx.py "$OUT_ABS/$shape-hf" "$OUT_ABS/$shape.onnx") >/dev/null
+    [ -f "$hf/model.safetensors" ] ||
+        ENGINE_SHARED="$SHARED" /usr/bin/python3 "$(dirname "$0")/make_minilm_hf.py" --shape $shape "$hf" >/dev/null
+    for p in fp32 bf16; do
+        "$BUILD/convert" --dtype $p "$hf" "$OUT/$shape.$p.eng" >/dev/null
+    done
+    echo "$shape: $(stat -c %s "$OUT/$shape.fp32.eng") bytes in fp32, $(stat -c %s "$OUT/$shape.bf16.eng") in bf16"
+    [ -f "$OUT/$shape.fp32.onnx" ] ||
+        (cd "$SHARED/reference" && /usr/bin/python3 export_onnx.py "$OUT_ABS/$shape-hf" "$OUT_ABS/$shape.fp32.onnx") >/dev/null
     for run in 32x128 1x16; do
         batch=${run%x*}
         idf="$OUT/bf16.$run.ids.jsonl"
@@ -55,10 +61,10 @@ for shape in bert-base minilm-l6; do
         i=0
         while [ $i -lt "$REPS" ]; do
             for p in bf16 fp32; do
-                "$BUILD/text-bench" "$OUT/$shape.eng" --ids "$idf" --batch "$batch" --threads "$THREADS" \
+                "$BUILD/text-bench" "$OUT/$shape.$p.eng" --ids "$idf" --batch "$batch" --threads "$THREADS" \
                     --precision $p --seconds "$SECONDS_PER_RUN" | field sequences_per_s >>"$OUT/$shape.$run.$p.txt"
             done
-            node "$SHARED/reference/ort_bench.mjs" "$OUT/$shape.onnx" "$idf" --batch "$batch" \
+            node "$SHARED/reference/ort_bench.mjs" "$OUT/$shape.fp32.onnx" "$idf" --batch "$batch" \
                 --threads "$THREADS" --seconds "$SECONDS_PER_RUN" | field sequences_per_s >>"$OUT/$shape.$run.ort.txt"
             i=$((i + 1))
         done
