@@ -63,9 +63,10 @@ static inline __attribute__((always_inline)) void
 tile_hp(const int MH, const int P, const uint8_t *a, size_t lda, const int8_t *b, size_t ldb,
         int k4n, int mr, int ncols, void *c, size_t ldc, int flags, const eng__qepi *epi)
 {
-    /* C round trip and partial operands; zeroed so the rows, columns and k
-     * steps a partial tile lacks multiply as zeros (only A's padding rows
-     * could be garbage, and they only feed C rows that are dropped). */
+    /* C's round trip and the partial operands. Zeroed when used: the k
+     * steps past k4n then meet zero rows of B (so the A bytes there, stale
+     * from an earlier step, add nothing), and the A rows past mr only feed C
+     * rows that are dropped. */
     int32_t cbuf[2][2][16][16] __attribute__((aligned(64)));
     uint8_t abuf[2][16][TB] __attribute__((aligned(64)));
     int8_t bbuf[2][TK4][TB] __attribute__((aligned(64)));
