@@ -185,9 +185,10 @@ typedef enum { ENG_DEVICE_CPU = 0, ENG_DEVICE_CUDA = 1 } eng_device;
  * accumulate in fp32. The CPU runs FP32, and BF16 for text models where it
  * has AMX-BF16 or AVX512-BF16 (else eng_ctx_init fails with
  * ENG_ERR_UNSUPPORTED): the fp32 weights are rounded to bf16 once per model,
- * at its first bf16 context (kept, shared, until eng_model_free), the
- * activations at each GEMM's input, and the attention's scores are bf16
- * products; int8 layers stay int8. */
+ * at its first bf16 context (kept, shared, until eng_model_free), or stored
+ * so by `convert --dtype bf16`; the activations are rounded at each GEMM's
+ * input, and the attention's scores are bf16 products; int8 layers stay
+ * int8. */
 typedef enum {
     ENG_PREC_FP32 = 0,
     ENG_PREC_TF32 = 1,

@@ -1,6 +1,6 @@
-/* bgemm.c: the bf16 GEMM's packing, the rounding of its activations, the
- * shared epilogue and the dispatch (layouts in bgemm.h). Built without ISA
- * flags, so it runs anywhere. */
+/* bgemm.c: the bf16 GEMM's packing, its driver (the activations rounded by
+ * the unit, then its GEMM) and the dispatch (layouts in bgemm.h). Built
+ * without ISA flags, so it runs anywhere. */
 #include "bgemm.h"
 #include "cpu.h"
 
