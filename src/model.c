@@ -326,7 +326,7 @@ eng_status eng__model_prepare(const eng_model *cm, int bf16, char *err, size_t e
         if (i < m->layers) {
             eng__layer *L = &m->layer[i];
             ls[0] = &L->qkv, ls[1] = &L->attn_out, ls[2] = &L->ffn_in, ls[3] = &L->ffn_out;
-        } else { /* the head: unbound layers have no weights to round */
+        } else { /* the head: unbound layers have no weights to convert */
             ls[0] = ls[1] = &m->head_dense;
             ls[2] = ls[3] = &m->head_out;
         }
