@@ -106,6 +106,10 @@ ISA_avx2       := -mavx2 -mfma -mf16c
 ISA_avx512     := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 ISA_avxvnni    := -mavx2 -mfma -mavxvnni
 ISA_avx512vnni := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
+# The AMX files: tiles (int8 and bf16) plus AVX-512 for what runs around them.
+ISA_amx        := $(ISA_avx512vnni) -mavx512bf16 -mamx-tile -mamx-int8 -mamx-bf16
+# bf16 GEMM without AMX (kernels/bgemm_avx512bf16.c, --precision bf16).
+ISA_avx512bf16 := $(ISA_avx512) -mavx512bf16
 
 LIB_SRC     := $(wildcard src/*/*.c) $(wildcard kernels/*.c)
 CONVERT_SRC := $(wildcard tools/convert/*.c)
@@ -149,6 +153,8 @@ $(BUILD)/obj/kernels/%_avx2.o:       ISA_FLAGS = $(ISA_avx2)
 $(BUILD)/obj/kernels/%_avx512.o:     ISA_FLAGS = $(ISA_avx512)
 $(BUILD)/obj/kernels/%_avxvnni.o:    ISA_FLAGS = $(ISA_avxvnni)
 $(BUILD)/obj/kernels/%_avx512vnni.o: ISA_FLAGS = $(ISA_avx512vnni)
+$(BUILD)/obj/kernels/%_avx512bf16.o: ISA_FLAGS = $(ISA_avx512bf16)
+$(BUILD)/obj/kernels/%_amx.o:        ISA_FLAGS = $(ISA_amx)
 
 # The library's objects serve both archives: position-independent, and with
 # every symbol hidden unless include/engine.h marks it ENG_API, so

@@ -1,10 +1,11 @@
-"""bench/make_minilm_hf.py: writes a MiniLM-L6-shaped Hugging Face BertForSequenceClassification folder
-with seeded random weights, so that the engine (build/convert) and ONNX Runtime (the peers'
-export_onnx.py) can be timed on the same weights for issue 3's benchmark (bench/serve.sh).
+"""bench/make_minilm_hf.py: writes a MiniLM-L6-shaped (or, with --shape bert-base, BERT-base-shaped) Hugging
+Face BertForSequenceClassification folder with seeded random weights, so that the engine (build/convert) and
+ONNX Runtime (the peers' export_onnx.py) can be timed on the same weights (bench/serve.sh, bench/int8.sh).
 
-  /usr/bin/python3 bench/make_minilm_hf.py OUT_DIR [VOCAB_TXT]
+  /usr/bin/python3 bench/make_minilm_hf.py [--shape minilm-l6|bert-base] OUT_DIR [VOCAB_TXT]
 
-Shape: 6 layers, hidden 384, 12 heads, intermediate 1536, vocab 30522, 512 positions, 2 labels.
+Shape: 6 layers, hidden 384, 12 heads, intermediate 1536 (bert-base: 12 layers, hidden 768, 12 heads,
+intermediate 3072), vocab 30522, 512 positions, 2 labels.
 Weights and biases are normal with std 0.02 (as transformers initialises BERT; biases are drawn too so
 that a parity check exercises them), LayerNorm weight 1 and bias 0. The vocabulary is copied from
 VOCAB_TXT (default $ENGINE_SHARED/models/sst2-bert-mini/vocab.txt, bert-base-uncased's), so SST-2's
@@ -13,7 +14,10 @@ reference token ids are valid inputs. The folder holds weights: write it under b
 import json, os, shutil, struct, sys
 import torch
 
-LAYERS, HIDDEN, HEADS, INTERMEDIATE, VOCAB, POSITIONS, LABELS = 6, 384, 12, 1536, 30522, 512, 2
+SHAPES = {"minilm-l6": (6, 384, 12, 1536), "bert-base": (12, 768, 12, 3072)}
+LAYERS, HIDDEN, HEADS, INTERMEDIATE = SHAPES["minilm-l6"]
+VOCAB, POSITIONS, LABELS = 30522, 512, 2
+NAME = "minilm-l6"
 STD, SEED = 0.02, 1234
 
 
@@ -90,20 +94,26 @@ def config():
         "torch_dtype": "float32",
         "id2label": {str(i): f"LABEL_{i}" for i in range(LABELS)},
         "label2id": {f"LABEL_{i}": i for i in range(LABELS)},
-        "_name_or_path": "minilm-l6-random",
+        "_name_or_path": NAME + "-random",
     }
 
 
 def main():
-    if len(sys.argv) not in (2, 3):
+    global LAYERS, HIDDEN, HEADS, INTERMEDIATE, NAME
+    args = sys.argv[1:]
+    if len(args) >= 2 and args[0] == "--shape" and args[1] in SHAPES:
+        NAME = args[1]
+        LAYERS, HIDDEN, HEADS, INTERMEDIATE = SHAPES[NAME]
+        args = args[2:]
+    if len(args) not in (1, 2):
         sys.exit(__doc__.split("\n\n")[1])
-    out = sys.argv[1]
+    out = args[0]
     shared = os.environ.get("ENGINE_SHARED", "../shared")
-    vocab = sys.argv[2] if len(sys.argv) == 3 else os.path.join(shared, "models/sst2-bert-mini/vocab.txt")
+    vocab = args[1] if len(args) == 2 else os.path.join(shared, "models/sst2-bert-mini/vocab.txt")
     with open(vocab, encoding="utf-8") as f:
         n_vocab = sum(1 for _ in f)
     if n_vocab != VOCAB:
-        sys.exit(f"{vocab} has {n_vocab} tokens; the MiniLM-L6 shape needs {VOCAB}")
+        sys.exit(f"{vocab} has {n_vocab} tokens; the {NAME} shape needs {VOCAB}")
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config(), f, indent=1)

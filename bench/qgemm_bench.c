@@ -1,14 +1,20 @@
-/* qgemm_bench.c: the int8 linear layer's speed against the CPU's own VNNI
- * peak, measured in the same run: a register-only VPDPBUSD loop on 1 and 2
- * threads, then eng__linear_int8_run (activation quantization, int8 GEMM,
- * fused dequantization and bias) at the BERT shapes, M = 4096 rows (32
- * sentences x 128 tokens) split over 2 threads as the forward pass's team
- * splits them, reported as GOP/s (2 ops per multiply-add) and as a
- * percentage of the 2-thread peak.
+/* qgemm_bench.c: the int8 linear layer's speed against the CPU's own peak,
+ * measured in the same run: register-only loops of VPDPBUSD (1 and 2
+ * threads) and, where AMX runs, of TDPBUSD (1 thread); then at the BERT
+ * shapes, M = 4096 rows (32 sentences x 128 tokens):
+ *   - eng__linear_int8_run (activation quantization, int8 GEMM, fused
+ *     dequantization and bias) with the rows split over 2 threads as the
+ *     forward pass's team splits them, and its first half on 1 thread;
+ *   - the GEMM alone on all 4096 already quantized rows, 1 thread,
+ * reported as GOP/s (2 ops per multiply-add) and as a percentage of the peak
+ * of the path in use (AMX's where it runs, else VNNI's).
  *
- * The GEMM alone (M/4 rows, no quantization, one thread) is also reported
- * against the 1-thread peak: it isolates the kernel from the quantization
- * and from the other thread.
+ * Then batch 1 x 16 tokens, which is memory-bound: the four linear layers of
+ * BERT-base (768 x 2304, 768 x 768, 768 x 3072, 3072 x 768) at M = 16, in
+ * enough copies to exceed the last-level cache, the columns split over 2
+ * threads as the forward pass splits them for small batches; reported as the
+ * GB/s at which the weights stream, against a plain 2-thread read of a
+ * buffer of the same size measured in the same run.
  *
  *   build/qgemm-bench [reps]      (default 5; the best run is reported) */
 #include <immintrin.h>
@@ -17,9 +23,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "quantize.h"
+#include "cpu.h"
+#include "linear_int8.h"
 #include "qgemm.h"
 
 enum { CHAINS = 16 };
@@ -29,6 +39,16 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* This thread's CPU time: the one-thread figures (the peaks and the GEMM
+ * alone) are timed with it, so that time slices lost to other processes on
+ * a shared machine count against neither the peak nor the GEMM. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -73,6 +93,50 @@ static double vnni_peak(int n)
     return (double)n * PEAK_ITERS * CHAINS * 64 * 2 / best / 1e9;
 }
 
+#define AMX_ITERS 2000000L
+
+/* Four independent TDPBUSD accumulators (tmm0-3) from two A and two B tiles,
+ * no memory traffic: the 2 x 2 register tile of qgemm_amx.c at full speed. */
+__attribute__((target("amx-tile,amx-int8"))) static void *amx_loop(void *out)
+{
+    eng__amx_thread_init();
+    static const uint8_t ones[1024] __attribute__((aligned(64))) = {1};
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, ones, 64);
+    _tile_loadd(5, ones, 64);
+    _tile_loadd(6, ones, 64);
+    _tile_loadd(7, ones, 64);
+    for (long i = 0; i < AMX_ITERS; i++) {
+        _tile_dpbusd(0, 4, 6);
+        _tile_dpbusd(1, 4, 7);
+        _tile_dpbusd(2, 5, 6);
+        _tile_dpbusd(3, 5, 7);
+    }
+    int32_t c[256] __attribute__((aligned(64)));
+    _tile_stored(0, c, 64);
+    *(int *)out = c[0];
+    return NULL;
+}
+
+/* GOP/s of the TDPBUSD loop on one thread (each is 16 x 16 x 64
+ * multiply-adds), the best of 3 runs. */
+static double amx_peak(void)
+{
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        int sink;
+        double t0 = cpu_now();
+        amx_loop(&sink);
+        double dt = cpu_now() - t0;
+        if (dt < best)
+            best = dt;
+    }
+    return (double)AMX_ITERS * 4 * 16 * 16 * 64 * 2 / best / 1e9;
+}
+
 /* One thread's half of a layer, as a forward-pass team member runs it. */
 typedef struct {
     const eng__linear *l;
@@ -85,16 +149,19 @@ typedef struct {
 static void *run_half(void *arg)
 {
     const half *h = arg;
-    eng__linear_int8_run(h->l, h->x, h->m, h->y, NULL, ENG_ACT_NONE, h->scratch, eng__kernels_get());
+    eng__linear_int8_run(h->l, h->x, h->m, h->y, NULL, ENG_ACT_NONE, h->scratch, eng__kernels_get(), 0,
+                         (h->l->N + 15) / 16);
     return NULL;
 }
 
 /* Best GOP/s of reps runs of one M x K x N layer with its rows split over 2
  * threads, as the team splits them; (*layer1_gops) of the first half alone
- * on this thread; and (*gemm1_gops) of the GEMM alone on M/4 already
+ * on this thread; (*gemm1_gops) of the GEMM alone on all M already
  * quantized rows on this thread, which isolates the kernel from the
- * quantization. */
-static double bench_layer(int M, int K, int N, int reps, double *layer1_gops, double *gemm1_gops)
+ * quantization; and (*gemm_blk_gops) of the same with the output kept in
+ * cache (see below). */
+static double bench_layer(int M, int K, int N, int reps, double *layer1_gops, double *gemm1_gops,
+                          double *gemm_blk_gops)
 {
     float *x = malloc((size_t)M * K * sizeof *x), *w = malloc((size_t)K * N * sizeof *w);
     float *b = malloc((size_t)N * sizeof *b), *y = malloc((size_t)M * N * sizeof *y);
@@ -139,26 +206,187 @@ static double bench_layer(int M, int K, int N, int reps, double *layer1_gops, do
                 best_half = dt;
         }
         *layer1_gops = 2.0 * mh * K * N / best_half / 1e9;
-        /* scratch[0] now holds the first half's quantized rows and scales. */
+        /* All M rows quantized once, then the GEMM alone on one thread. */
+        const eng__qgemm_kernels *qk = eng__qgemm_get();
         const size_t lda = (size_t)(K + 3) / 4 * 4;
+        uint8_t *a = malloc((size_t)M * lda);
+        float *sx = malloc((size_t)M * sizeof *sx);
+        qk->quantize(x, M, K, a, lda, sx);
         const eng__qgemm_args g = {
-            .a = scratch[0], .lda = lda, .b = wq, .k = K, .n = N,
-            .sx = (const float *)((const uint8_t *)scratch[0] + (size_t)mh * lda), .sw = scale,
-            .wsum = wsum, .bias = b, .c = y, .ldc = (size_t)N,
+            .a = a, .lda = lda, .b = wq, .k = K, .n = N, .sx = sx, .sw = scale, .wsum = wsum,
+            .bias = b, .c = y, .ldc = (size_t)N,
         };
-        double best1 = 1e30;
-        for (int r = 0; r < reps; r++) {
-            double t0 = now();
-            eng__qgemm_run(eng__qgemm_get(), &g, 0, M / 4, 0, (N + 15) / 16);
-            double dt = now() - t0;
-            if (dt < best1)
+        double best1 = 1e30, best_blk = 1e30;
+        for (int r = 0; r < reps + 1; r++) {
+            double t0 = cpu_now();
+            eng__qgemm_run(qk, &g, 0, M, 0, (N + 15) / 16);
+            double dt = cpu_now() - t0;
+            if (r > 0 && dt < best1)
                 best1 = dt;
         }
-        *gemm1_gops = 2.0 * (M / 4) * K * N / best1 / 1e9;
+        /* The same rows in blocks of BLK, each block's output into the same
+         * BLK-row buffer, which stays in cache as the forward pass's row
+         * blocks do (its next step reads them there): the GEMM without the
+         * cost of writing a 4096-row fp32 output to memory, which at
+         * K = 384 alone takes longer than AMX's multiplications. */
+        enum { BLK = 128 };
+        for (int r = 0; r < reps + 1; r++) {
+            double t0 = cpu_now();
+            for (int m = 0; m < M; m += BLK) {
+                eng__qgemm_args gb = g;
+                gb.a = a + (size_t)m * lda;
+                gb.sx = sx + m;
+                eng__qgemm_run(qk, &gb, 0, BLK, 0, (N + 15) / 16);
+            }
+            double dt = cpu_now() - t0;
+            if (r > 0 && dt < best_blk)
+                best_blk = dt;
+        }
+        *gemm1_gops = 2.0 * M * K * N / best1 / 1e9;
+        *gemm_blk_gops = 2.0 * M * K * N / best_blk / 1e9;
+        free(a);
+        free(sx);
     }
     free(x); free(w); free(b); free(y); free(scale); free(wsum); free(wq);
     free(scratch[0]); free(scratch[1]);
     return 2.0 * M * K * N / best / 1e9;
+}
+
+/* ---- batch 1 x 16: streaming the weights --------------------------------- */
+
+enum { SM = 16, SHAPES_1 = 4 };
+static const int shapes1[SHAPES_1][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
+
+typedef struct {
+    const eng__linear *l; /* copies x SHAPES_1 layers */
+    int n;
+    const float *x;
+    float *y;
+    void *scratch;
+    int tid;
+    pthread_barrier_t *bar;
+    const uint8_t *buf; /* the plain read: this thread's half of buf */
+    size_t bytes;
+    long long sum;
+} stream_job;
+
+/* One member's columns of every layer, as the forward pass shares a small
+ * batch's layers (src/text/forward.c), a barrier after each. */
+static void *stream_member(void *arg)
+{
+    stream_job *j = arg;
+    for (int i = 0; i < j->n; i++) {
+        const int panels = (j->l[i].N + 15) / 16, p0 = j->tid * panels / 2,
+                  p1 = (j->tid + 1) * panels / 2;
+        eng__linear_run_cols(&j->l[i], j->x, SM, j->y, NULL, ENG_ACT_NONE, j->scratch, eng__kernels_get(),
+                             NULL, p0, p1);
+        pthread_barrier_wait(j->bar);
+    }
+    return NULL;
+}
+
+/* The plain read: 64 bytes at a time, summed so nothing is elided. */
+__attribute__((target("avx512f"))) static void *read_member(void *arg)
+{
+    stream_job *j = arg;
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t i = 0; i + 256 <= j->bytes; i += 256) {
+        s0 = _mm512_add_epi64(s0, _mm512_load_si512(j->buf + i));
+        s1 = _mm512_add_epi64(s1, _mm512_load_si512(j->buf + i + 64));
+        s2 = _mm512_add_epi64(s2, _mm512_load_si512(j->buf + i + 128));
+        s3 = _mm512_add_epi64(s3, _mm512_load_si512(j->buf + i + 192));
+    }
+    j->sum = _mm512_reduce_add_epi64(
+        _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
+    return NULL;
+}
+
+/* Best seconds of reps runs of fn on 2 threads. */
+static double best_of_2(void *(*fn)(void *), stream_job *jobs, int reps)
+{
+    double best = 1e30;
+    for (int r = 0; r < reps + 1; r++) {
+        pthread_t tid;
+        double t0 = now();
+        if (pthread_create(&tid, NULL, fn, &jobs[1]) != 0)
+            return 0;
+        fn(&jobs[0]);
+        pthread_join(tid, NULL);
+        double dt = now() - t0;
+        if (r > 0 && dt < best)
+            best = dt;
+    }
+    return best;
+}
+
+/* Prints the 1 x 16 streaming figures. */
+static void bench_stream(int reps)
+{
+    size_t set = 0, off[SHAPES_1 + 1];
+    for (int i = 0; i < SHAPES_1; i++) {
+        off[i] = set;
+        set += eng__quantized_weight_bytes(shapes1[i][0], shapes1[i][1]);
+    }
+    off[SHAPES_1] = set;
+    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (l3 <= 0)
+        l3 = 64l << 20;
+    /* Twice the last-level cache, so every pass streams from memory. */
+    const int copies = (int)((2 * (size_t)l3 + set - 1) / set);
+    const size_t bytes = (size_t)copies * set;
+    uint8_t *buf = aligned_alloc(64, (bytes + 255) / 256 * 256);
+    eng__linear *l = calloc((size_t)copies * SHAPES_1, sizeof *l);
+    float *x = malloc((size_t)SM * 3072 * sizeof *x), *y = malloc((size_t)SM * 3072 * sizeof *y);
+    float *w = malloc((size_t)3072 * 3072 * sizeof *w), *scale = malloc(3072 * sizeof *scale),
+          *b = calloc(3072, sizeof *b);
+    int32_t *wsum = malloc(3072 * sizeof *wsum);
+    void *scratch[2] = {malloc(eng__linear_int8_scratch_bytes(SM, 3072)),
+                        malloc(eng__linear_int8_scratch_bytes(SM, 3072))};
+    if (!buf || !l || !x || !y || !w || !scale || !b || !wsum || !scratch[0] || !scratch[1]) {
+        printf("batch 1 x 16: out of memory for %zu MB of weights\n", bytes >> 20);
+        return;
+    }
+    memset(buf + bytes, 0, (bytes + 255) / 256 * 256 - bytes);
+    unsigned s = 777;
+    for (size_t i = 0; i < (size_t)SM * 3072; i++)
+        x[i] = (float)((s = s * 1103515245u + 12345u) >> 16) / 65536.0f - 0.5f;
+    /* One set quantized, copied to every copy (the scales are shared: only
+     * the bytes streamed matter here). */
+    for (int i = 0; i < SHAPES_1; i++) {
+        const int K = shapes1[i][0], N = shapes1[i][1];
+        for (size_t k = 0; k < (size_t)K * N; k++)
+            w[k] = (float)((s = s * 1103515245u + 12345u) >> 16) / 65536.0f - 0.5f;
+        eng__quantize_weights(w, K, N, (int8_t *)buf + off[i], scale, wsum);
+    }
+    for (int c = 1; c < copies; c++)
+        memcpy(buf + (size_t)c * set, buf, set);
+    for (int c = 0; c < copies; c++)
+        for (int i = 0; i < SHAPES_1; i++)
+            l[c * SHAPES_1 + i] = (eng__linear){
+                .K = shapes1[i][0], .N = shapes1[i][1], .dtype = ENG_DT_I8,
+                .wq = (const int8_t *)buf + (size_t)c * set + off[i], .wscale = scale,
+                .wsum = wsum, .b = b};
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, 2);
+    stream_job jobs[2];
+    const size_t part = (bytes / 2 + 255) / 256 * 256;
+    for (int t = 0; t < 2; t++)
+        jobs[t] = (stream_job){.l = l, .n = copies * SHAPES_1, .x = x, .y = y,
+                               .scratch = scratch[t], .tid = t, .bar = &bar,
+                               .buf = buf + (t ? part : 0), .bytes = t ? bytes - part : part};
+    const double t_read = best_of_2(read_member, jobs, reps);
+    const double t_gemm = best_of_2(stream_member, jobs, reps);
+    const double t_read2 = best_of_2(read_member, jobs, reps);
+    const double rd = fmin(t_read, t_read2);
+    printf("batch 1 x 16 tokens, BERT-base's 4 linear layers in int8 (%zu MB: %d copies, 2x the "
+           "%ld MB last-level cache), columns split over 2 threads:\n",
+           bytes >> 20, copies, l3 >> 20);
+    printf("  plain read of the same bytes, 2 threads: %.1f GB/s; the layers stream them at "
+           "%.1f GB/s = %.0f%% of it\n",
+           bytes / rd / 1e9, bytes / t_gemm / 1e9, 100.0 * rd / t_gemm);
+    pthread_barrier_destroy(&bar);
+    free(buf); free(l); free(x); free(y); free(w); free(scale); free(b); free(wsum);
+    free(scratch[0]); free(scratch[1]);
 }
 
 int main(int argc, char **argv)
@@ -166,39 +394,52 @@ int main(int argc, char **argv)
     int reps = argc > 1 ? atoi(argv[1]) : 5;
     if (reps < 1)
         reps = 1;
-    printf("int8 path: %s\n", eng__qgemm_get()->name);
-    const int vnni = __builtin_cpu_supports("avx512vnni");
+    const eng__qgemm_kernels *qk = eng__qgemm_get();
+    printf("int8 path: %s\n", qk->name);
+    const eng__cpu *cpu = eng__cpu_get();
+    const int vnni = cpu->avx512_vnni && cpu->best >= ENG_ISA_AVX512, amx = qk->isa == ENG_QISA_AMX;
     if (!vnni)
-        printf("no AVX512-VNNI: peak not measured\n");
+        printf("no AVX512-VNNI: VNNI peak not measured\n");
     static const int shapes[][2] = {{384, 1536}, {1536, 384}, {768, 3072}, {3072, 768}};
     enum { S = sizeof shapes / sizeof *shapes };
     const int M = 4096;
-    double g2[S], l1[S], g1[S], p1 = 0, p2 = 0;
-    /* The peak is measured around every shape and the highest kept: load
-     * from other processes only ever lowers it, so the percentages below are
-     * against the cleanest measurement, never flattered by a bad one. */
+    double g2[S], l1[S], g1[S], gb[S], p1 = 0, p2 = 0, pa = 0;
+    /* The peaks are measured around every shape and the highest kept: load
+     * from other processes only ever lowers them, so the percentages below
+     * are against the cleanest measurement, never flattered by a bad one. */
     for (int i = 0; i < S; i++) {
         if (vnni) {
             p2 = fmax(p2, vnni_peak(2));
             p1 = fmax(p1, vnni_peak(1));
         }
-        g2[i] = bench_layer(M, shapes[i][0], shapes[i][1], reps, &l1[i], &g1[i]);
+        if (amx)
+            pa = fmax(pa, amx_peak());
+        g2[i] = bench_layer(M, shapes[i][0], shapes[i][1], reps, &l1[i], &g1[i], &gb[i]);
     }
     if (vnni)
         printf("VPDPBUSD zmm peak: %.0f GOP/s on 1 thread, %.0f GOP/s on 2\n", p1, p2);
-    printf("%-22s %26s %26s %26s\n", "shape", "layer, 2 threads", "layer, 1 thread",
-           "GEMM alone, 1 thread");
+    if (amx)
+        printf("TDPBUSD (AMX) peak: %.0f GOP/s on 1 thread\n", pa);
+    /* Percentages against the path in use: AMX (one unit per core, so the
+     * 2-thread peak is twice the 1-thread one) or VNNI. */
+    const double peak1 = amx ? pa : p1, peak2 = amx ? 2 * pa : p2;
+    printf("%-18s %26s %26s %26s %26s\n", "shape", "layer, 2 threads", "layer, 1 thread",
+           "GEMM alone, 1 thread", "same, output in cache");
     for (int i = 0; i < S; i++) {
-        printf("M=%d K=%-4d N=%-4d  %6.0f GOP/s", M, shapes[i][0], shapes[i][1], g2[i]);
-        if (vnni)
-            printf(" (%5.1f%% of peak)", 100.0 * g2[i] / p2);
+        printf("M=%d K=%-4d N=%-4d %6.0f GOP/s", M, shapes[i][0], shapes[i][1], g2[i]);
+        if (peak2 > 0)
+            printf(" (%5.1f%% of peak)", 100.0 * g2[i] / peak2);
         printf("  %6.0f GOP/s", l1[i]);
-        if (vnni)
-            printf(" (%5.1f%% of peak)", 100.0 * l1[i] / p1);
+        if (peak1 > 0)
+            printf(" (%5.1f%% of peak)", 100.0 * l1[i] / peak1);
         printf("  %6.0f GOP/s", g1[i]);
-        if (vnni)
-            printf(" (%5.1f%% of peak)", 100.0 * g1[i] / p1);
+        if (peak1 > 0)
+            printf(" (%5.1f%% of peak)", 100.0 * g1[i] / peak1);
+        printf("  %6.0f GOP/s", gb[i]);
+        if (peak1 > 0)
+            printf(" (%5.1f%% of peak)", 100.0 * gb[i] / peak1);
         printf("\n");
     }
+    bench_stream(reps);
     return 0;
 }

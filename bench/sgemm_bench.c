@@ -9,11 +9,20 @@
  * the time the thread waits for a core, and the median of interleaved runs
  * leaves out most of the rest of the noise.
  *
- *   build/sgemm-bench [reps]      (default 15) */
+ *   build/sgemm-bench [reps]      (default 15)
+ *
+ * With --bf16 it times instead the bf16 GEMM (kernels/bgemm.h) on this CPU's
+ * fastest unit, rounding of the activations included, against the unit's
+ * peak measured in the same run (products on operands held in registers) and
+ * against the packed fp32 GEMM, at M = 4096 and the BERT-base/MiniLM K/N.
+ *
+ *   build/sgemm-bench --bf16 [reps] */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "bgemm.h"
 #include "blas.h"
 #include "kernels.h"
 #include "sgemm.h"
@@ -33,6 +42,9 @@ typedef struct {
     float *y;
     const eng__kernels *kern;
     const eng__sgemm_kernels *sk;
+    const eng__bgemm_kernels *bk;
+    const eng__bf16 *bpacked;
+    void *scratch;
 } problem;
 
 static void run_blas(const problem *p)
@@ -44,7 +56,13 @@ static void run_blas(const problem *p)
 static void run_packed(const problem *p)
 {
     eng__sgemm_packed(p->sk, p->x, p->M, p->K, (size_t)p->K, p->packed, p->N, p->y,
-                      (size_t)p->N, p->bias, NULL, -1);
+                      (size_t)p->N, p->bias, NULL, ENG_ACT_NONE);
+}
+
+static void run_bf16(const problem *p)
+{
+    eng__bgemm(p->bk, p->x, p->M, p->K, (size_t)p->K, p->bpacked, p->N, p->y, (size_t)p->N,
+               p->bias, NULL, ENG_ACT_NONE, p->scratch);
 }
 
 /* Seconds per call, averaged over iters calls. */
@@ -70,11 +88,75 @@ static float *random_floats(size_t n)
     return v;
 }
 
+static float *random_floats(size_t n);
+static int cmp_double(const void *a, const void *b);
+
+static int bench_bf16(int reps)
+{
+    const eng__bgemm_kernels *bk = eng__bgemm_get();
+    if (!bk) {
+        fprintf(stderr, "sgemm-bench: this CPU has neither AMX-BF16 nor AVX512-BF16\n");
+        return 1;
+    }
+    const eng__kernels *kern = eng__kernels_get();
+    const eng__sgemm_kernels *sk = eng__sgemm_get();
+    double pk[MAX_REPS];
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now(), macs = bk->peak(200000);
+        pk[r] = 2.0 * macs / (now() - t0);
+    }
+    qsort(pk, (size_t)reps, sizeof *pk, cmp_double);
+    const double peak = pk[reps / 2];
+    printf("sgemm-bench --bf16: %s, 1 thread, median of %d; peak %.0f GFLOP/s (same run)\n",
+           bk->name, reps, peak / 1e9);
+    printf("%5s %5s %5s  %12s %7s  %12s %8s\n", "M", "K", "N", "bf16", "%peak", "fp32", "bf16/fp32");
+    static const int shapes[][2] = {{384, 1536}, {1536, 384}, {768, 3072}, {3072, 768}};
+    const int M = 4096;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int K = shapes[si][0], N = shapes[si][1];
+        float *x = random_floats((size_t)M * K), *w = random_floats((size_t)K * N);
+        float *bias = random_floats((size_t)N), *y = malloc((size_t)M * N * sizeof *y);
+        float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(K, N));
+        eng__bf16 *bpacked = aligned_alloc(64, eng__bgemm_packed_bytes(K, N));
+        void *scratch = aligned_alloc(64, eng__bgemm_scratch_bytes(M, K));
+        if (!x || !w || !bias || !y || !packed || !bpacked || !scratch) {
+            fprintf(stderr, "sgemm-bench: out of memory\n");
+            return 1;
+        }
+        eng__sgemm_pack(w, K, N, packed);
+        eng__bgemm_pack(packed, K, N, bpacked);
+        problem p = {M, K, N, x, w, packed, bias, y, kern, sk, bk, bpacked, scratch};
+        const double flops = 2.0 * M * N * K;
+        double tb[MAX_REPS], tf[MAX_REPS], ratio[MAX_REPS];
+        run_bf16(&p);
+        run_packed(&p);
+        for (int r = 0; r < reps; r++) {
+            tb[r] = time_one(run_bf16, &p, 2);
+            tf[r] = time_one(run_packed, &p, 1);
+            ratio[r] = tf[r] / tb[r];
+        }
+        qsort(tb, (size_t)reps, sizeof *tb, cmp_double);
+        qsort(tf, (size_t)reps, sizeof *tf, cmp_double);
+        qsort(ratio, (size_t)reps, sizeof *ratio, cmp_double);
+        const double gb = flops / tb[reps / 2], gf = flops / tf[reps / 2];
+        printf("%5d %5d %5d  %7.0f GF/s %6.1f%%  %7.0f GF/s %8.2fx\n", M, K, N, gb / 1e9,
+               100.0 * gb / peak, gf / 1e9, ratio[reps / 2]);
+        fflush(stdout);
+        free(x), free(w), free(bias), free(y), free(packed), free(bpacked), free(scratch);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    const int bf16 = argc > 1 && !strcmp(argv[1], "--bf16");
+    if (bf16)
+        argc--, argv++;
     int reps = argc > 1 ? atoi(argv[1]) : 15;
     if (reps < 1 || reps > MAX_REPS)
         reps = 15;
+    if (bf16)
+        return bench_bf16(reps);
     char err[256];
     if (eng__blas_init(err, sizeof err) != ENG_OK) {
         fprintf(stderr, "sgemm-bench: %s\n", err);
@@ -100,7 +182,7 @@ int main(int argc, char **argv)
                 return 1;
             }
             eng__sgemm_pack(w, K, N, packed);
-            problem p = {M, K, N, x, w, packed, bias, y, kern, sk};
+            problem p = {M, K, N, x, w, packed, bias, y, kern, sk, NULL, NULL, NULL};
             const double flops = 2.0 * M * N * K;
             /* About 5 ms per round at 100 GFLOP/s. */
             int iters = (int)(0.005 * 100e9 / flops) + 1;

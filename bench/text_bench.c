@@ -8,7 +8,8 @@
  *       batch x len random-id sequences: GFLOP/s of the encoder, against the
  *       AVX-512 FMA peak of the same cores measured in the same run.
  *
- * Threads: --threads N (default: all online cores). Prints one JSON object. */
+ * Threads: --threads N (default: all online cores). --precision fp32|bf16
+ * (default fp32) is the context's GEMM precision. Prints one JSON object. */
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
@@ -127,6 +128,7 @@ int main(int argc, char **argv)
 {
     const char *model_path = argc > 1 ? argv[1] : NULL, *ids_path = NULL;
     int batch = 32, sort = 0, synth_len = 0, threads = 0;
+    eng_ctx_params cp = eng_ctx_default_params();
     double seconds = 5;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--ids") && i + 1 < argc)
@@ -141,6 +143,9 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--sort"))
             sort = 1;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "fp32") || !strcmp(argv[i + 1], "bf16")))
+            cp.precision = !strcmp(argv[++i], "bf16") ? ENG_PREC_BF16 : ENG_PREC_FP32;
         else {
             fprintf(stderr, "text-bench: bad option %s\n", argv[i]);
             return 2;
@@ -148,7 +153,7 @@ int main(int argc, char **argv)
     }
     if (!model_path || (!ids_path && synth_len <= 0) || batch < 1) {
         fprintf(stderr, "usage: text-bench MODEL (--ids IDS.jsonl [--sort] | --synthetic-len N)"
-                        " [--batch N] [--seconds S] [--threads N]\n");
+                        " [--batch N] [--seconds S] [--threads N] [--precision fp32|bf16]\n");
         return 2;
     }
     if (threads <= 0)
@@ -157,7 +162,7 @@ int main(int argc, char **argv)
     mp.n_threads = threads;
     eng_model *model;
     eng_ctx *ctx;
-    if (eng_model_load(model_path, &mp, &model) || eng_ctx_init(model, NULL, &ctx)) {
+    if (eng_model_load(model_path, &mp, &model) || eng_ctx_init(model, &cp, &ctx)) {
         fprintf(stderr, "text-bench: %s\n", eng_last_error());
         return 1;
     }
@@ -227,11 +232,13 @@ int main(int argc, char **argv)
     }
     double gflops = flops * passes / wall / 1e9;
     printf("{\"engine\":\"libengine\",\"weights\":\"%s\",\"isa\":\"%s\",\"gemm\":\"%s\","
-           "\"threads\":%d,\"batch\":%d,"
+           "\"precision\":\"%s\",\"threads\":%d,\"batch\":%d,"
            "\"sequences\":%d,\"tokens\":%ld,\"sequences_per_s\":%.1f,\"gflops\":%.1f",
-           info.weights, eng_isa_name(), eng_model_gemm_name(model), threads, batch, n, tokens, per_s, gflops);
-    /* The fp32 FMA peak is the yardstick of fp32 weights only. */
-    if (synth_len > 0 && !strcmp(info.weights, "fp32") && __builtin_cpu_supports("avx512f")) {
+           info.weights, eng_isa_name(), eng_model_gemm_name(model),
+           cp.precision == ENG_PREC_BF16 ? "bf16" : "fp32", threads, batch, n, tokens, per_s, gflops);
+    /* The fp32 FMA peak is the yardstick of fp32 GEMMs only. */
+    if (synth_len > 0 && !strcmp(info.weights, "fp32") && cp.precision == ENG_PREC_FP32 &&
+        __builtin_cpu_supports("avx512f")) {
         double peak = fma_peak(threads);
         printf(",\"avx512_peak_gflops\":%.1f,\"share_of_peak\":%.3f", peak, gflops / peak);
     }

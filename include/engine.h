@@ -111,9 +111,12 @@ ENG_API eng_status eng_last_error_set(eng_status s, const char *fmt, ...)
 #endif
     ;
 
-/* The instruction set the kernels run with: "scalar", "avx2" or "avx512".
- * Chosen once, when the library loads, from CPUID/XGETBV; the environment
- * variable ENG_ISA (scalar|avx2|avx512) can lower it. */
+/* The instruction set the kernels run with: "scalar", "avx2", "avx512", or
+ * "amx" (AVX-512, with the int8 and bf16 GEMMs on Intel's AMX tiles). Chosen once,
+ * when the library loads, from CPUID/XGETBV and, for AMX, Linux's
+ * per-process permission; the environment variable ENG_ISA
+ * (scalar|avx2|avx512|amx) can lower it, and ENG_AMX_DENY=1 makes the
+ * permission request fail as on a kernel that refuses it. */
 ENG_API const char *eng_isa_name(void);
 
 
@@ -197,11 +200,17 @@ typedef struct eng_ctx eng_ctx;
  * why; nothing else depends on CUDA being installed. */
 typedef enum { ENG_DEVICE_CPU = 0, ENG_DEVICE_CUDA = 1 } eng_device;
 
-/* GEMM precision of a CUDA context; everything else (layer norms, softmax,
+/* GEMM precision of a context; everything else (layer norms, softmax,
  * activations, the residual stream) is fp32. FP32 is exact fp32 GEMM, TF32
  * uses tensor cores with 10-bit mantissa products, FP16 and BF16 store the
  * weights (converted once at upload) and the GEMM operands in 16 bits, and
- * accumulate in fp32. The CPU runs fp32 only. */
+ * accumulate in fp32. The CPU runs FP32, and BF16 for text models where it
+ * has AMX-BF16 or AVX512-BF16 (else eng_ctx_init fails with
+ * ENG_ERR_UNSUPPORTED): the fp32 weights are rounded to bf16 once per model,
+ * at its first bf16 context (kept, shared, until eng_model_free), or stored
+ * so by `convert --dtype bf16`; the activations are rounded at each GEMM's
+ * input, and the attention's scores are bf16 products; int8 layers stay
+ * int8. */
 typedef enum {
     ENG_PREC_FP32 = 0,
     ENG_PREC_TF32 = 1,
@@ -226,7 +235,7 @@ typedef struct {
     eng_device device;      /* ENG_DEVICE_CPU (0) or ENG_DEVICE_CUDA; image
                                models run on the CPU only */
     int device_index;       /* CUDA device ordinal */
-    eng_precision precision;   /* CUDA only; the CPU accepts ENG_PREC_FP32 */
+    eng_precision precision;   /* CPU: ENG_PREC_FP32 or ENG_PREC_BF16 */
 } eng_ctx_params;
 
 ENG_API eng_ctx_params eng_ctx_default_params(void);

@@ -1,9 +1,7 @@
-/* dispatch.c: picks the kernel table once per process: the best ISA the CPU
- * and its OS can run (cpu.h), which ENG_ISA=scalar|avx2|avx512 may lower,
- * never raise. This file is built without ISA flags, so it runs anywhere. */
+/* dispatch.c: the kernel tables, one per ISA level; kernels/cpu.c finds
+ * the level this CPU, its OS and ENG_ISA allow. This file is built without
+ * ISA flags, so it runs anywhere. */
 #include <pthread.h>
-#include <stdlib.h>
-#include <strings.h>
 
 #include "cpu.h"
 #include "kernels_isa.h"
@@ -21,41 +19,31 @@ static eng__kernels tables[] = {
     ENG_KERNELS_TABLE(ENG_ISA_SCALAR, scalar, eng__attention_bf16_scalar),
     ENG_KERNELS_TABLE(ENG_ISA_AVX2, avx2, eng__attention_avx2),
     ENG_KERNELS_TABLE(ENG_ISA_AVX512, avx512, eng__attention_avx512),
+    /* AMX is a matrix engine: the GEMMs use it (their own tables), every
+     * other kernel is the AVX-512 one. */
+    ENG_KERNELS_TABLE(ENG_ISA_AMX, avx512, eng__attention_avx512),
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static eng__isa hw_best; /* the best this CPU and OS can run */
-static eng__isa chosen;  /* hw_best, lowered by ENG_ISA */
-
-eng__isa eng__isa_parse_override(const char *env, eng__isa best)
-{
-    if (!env)
-        return best;
-    for (int isa = ENG_ISA_SCALAR; isa <= ENG_ISA_AVX512; isa++)
-        if (strcasecmp(env, eng__isa_str((eng__isa)isa)) == 0)
-            return isa < (int)best ? (eng__isa)isa : best;
-    return best;
-}
 
 static void init(void)
 {
-    const unsigned f = eng__cpu_features();
-    hw_best = f & ENG_CPU_AVX512 ? ENG_ISA_AVX512 : f & ENG_CPU_AVX2 ? ENG_ISA_AVX2 : ENG_ISA_SCALAR;
-    if (f & ENG_CPU_AVX512_BF16)
-        tables[ENG_ISA_AVX512].attention_bf16 = eng__attention_bf16_avx512;
-    chosen = eng__isa_parse_override(getenv("ENG_ISA"), hw_best);
+    const eng__cpu *cpu = eng__cpu_get();
+    if (cpu->best >= ENG_ISA_AVX512 && cpu->avx512_bf16)
+        for (int isa = ENG_ISA_AVX512; isa <= ENG_ISA_AMX; isa++)
+            tables[isa].attention_bf16 = eng__attention_bf16_avx512;
 }
 
 const eng__kernels *eng__kernels_get(void)
 {
     pthread_once(&once, init);
-    return &tables[chosen];
+    return &tables[eng__cpu_get()->level];
 }
 
 const eng__kernels *eng__kernels_for(eng__isa isa)
 {
     pthread_once(&once, init);
-    if ((int)isa < ENG_ISA_SCALAR || isa > hw_best)
+    if ((int)isa < ENG_ISA_SCALAR || isa > eng__cpu_get()->best)
         return NULL;
     return &tables[isa];
 }
@@ -66,6 +54,7 @@ const char *eng__isa_str(eng__isa isa)
     case ENG_ISA_SCALAR: return "scalar";
     case ENG_ISA_AVX2: return "avx2";
     case ENG_ISA_AVX512: return "avx512";
+    case ENG_ISA_AMX: return "amx";
     }
     return "unknown";
 }

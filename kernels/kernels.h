@@ -1,7 +1,7 @@
 /* kernels.h: the hand-written kernel table. Each family has a scalar (the
  * fallback and the test reference), an AVX2 and an AVX-512 version, in
- * kernels/<family>_<isa>.c; dispatch.c picks one table once, from CPUID and
- * XGETBV, lowered by ENG_ISA=scalar|avx2|avx512. All rows are contiguous,
+ * kernels/<family>_<isa>.c; dispatch.c picks one table once, from what
+ * kernels/cpu.c detects, lowered by ENG_ISA=scalar|avx2|avx512|amx. All rows are contiguous,
  * row-major, n floats wide (ld = n unless a stride is given); every kernel
  * handles any n >= 1 including the tail. */
 #ifndef ENG_KERNELS_H
@@ -9,7 +9,8 @@
 
 #include <stddef.h>
 
-typedef enum { ENG_ISA_SCALAR = 0, ENG_ISA_AVX2 = 1, ENG_ISA_AVX512 = 2 } eng__isa;
+/* ENG_ISA_AMX: the AVX-512 kernels, and the GEMMs on Intel's AMX tiles. */
+typedef enum { ENG_ISA_SCALAR = 0, ENG_ISA_AVX2 = 1, ENG_ISA_AVX512 = 2, ENG_ISA_AMX = 3 } eng__isa;
 
 /* ENG_ACT_NONE: no activation (a layer's epilogue takes one optionally). */
 typedef enum {
@@ -87,7 +88,7 @@ const eng__kernels *eng__kernels_get(void);
 const eng__kernels *eng__kernels_for(eng__isa isa);
 const char *eng__isa_str(eng__isa isa);
 /* The ISA that ENG_ISA's value env selects when the CPU can run up to best:
- * "scalar", "avx2" or "avx512" (any case), never above best; NULL, an unknown
+ * "scalar", "avx2", "avx512" or "amx" (any case), never above best; NULL, an unknown
  * value or one above best gives best. Exposed so tests can check the rule
  * without re-running detection. */
 eng__isa eng__isa_parse_override(const char *env, eng__isa best);

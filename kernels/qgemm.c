@@ -5,14 +5,15 @@
 #include "cpu.h"
 #include "qgemm.h"
 
-/* Blocking. A K block of at most KC4 steps (4*KC4 = 512 k; K is split into
- * equal blocks) keeps one register tile's weights (np panels x KC4 x 64 bytes
- * = 24 KiB for 3 panels) in L1 while the tile walks down MC rows of
- * activations. For each MC-row block the columns go NCP panels at a time, and
+/* Blocking. A K block of at most the table's kc4 steps (K is split into
+ * equal blocks, rounded up to whole AMX tiles of 16 steps) keeps one register
+ * tile's weights in L1 while the tile walks down MC rows of activations: for
+ * the vector tiles kc4 = 128 (512 k), 3 panels x 128 x 64 bytes = 24 KiB;
+ * for AMX see qgemm_amx.c. For each MC-row block the columns go NCP panels at a time, and
  * all K blocks run before the next column block, so the int32 partial sums
  * (MC x 16*NCP x 4 bytes = 120 KiB) and the block's activation rows (MC x K
  * bytes, 384 KiB at K = 3072) stay in L2 between K blocks. */
-enum { KC4 = 128, MC = 128, NCP = 16 };
+enum { MC = 128, NCP = 16 };
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -20,7 +21,8 @@ void eng__qgemm_run(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int 
                     int p0, int p1)
 {
     const int k4 = (g->k + 3) / 4;
-    const int kc = (k4 + (k4 + KC4 - 1) / KC4 - 1) / ((k4 + KC4 - 1) / KC4);
+    const int nkb = (k4 + qk->kc4 - 1) / qk->kc4;
+    const int kc = ((k4 + nkb - 1) / nkb + 15) / 16 * 16;
     const int ncp = NCP / qk->np * qk->np;   /* whole register tiles */
     const size_t ldb = (size_t)k4 * 64;      /* bytes per 16-column panel */
     for (int mb = m0; mb < m1; mb += MC) {
@@ -53,6 +55,8 @@ void eng__qgemm_run(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int 
 
 eng__qisa eng__qgemm_choose(eng__isa ceiling, unsigned features)
 {
+    if (ceiling >= ENG_ISA_AMX && (features & ENG_CPU_AMX))
+        return ENG_QISA_AMX;
     if (ceiling >= ENG_ISA_AVX512 && (features & ENG_CPU_AVX512VNNI))
         return ENG_QISA_AVX512VNNI;
     /* AVX-VNNI is VEX-encoded on ymm: an AVX2-level ISA, so ENG_ISA=avx2
@@ -66,21 +70,21 @@ eng__qisa eng__qgemm_choose(eng__isa ceiling, unsigned features)
 
 static const eng__qgemm_kernels *const tables[ENG_QISA_COUNT] = {
     &eng__qgemm_scalar, &eng__qgemm_avx2, &eng__qgemm_avxvnni, &eng__qgemm_avx512vnni,
+    &eng__qgemm_amx,
 };
 
 const eng__qgemm_kernels *eng__qgemm_for(eng__qisa isa)
 {
     if ((unsigned)isa >= ENG_QISA_COUNT)
         return NULL;
-    /* The ceiling is the best fp32 ISA this machine runs (dispatch.c). */
-    eng__isa ceiling = eng__kernels_for(ENG_ISA_AVX512)  ? ENG_ISA_AVX512
-                       : eng__kernels_for(ENG_ISA_AVX2) ? ENG_ISA_AVX2
-                                                        : ENG_ISA_SCALAR;
+    /* cpu.c knows whether the OS saves the registers; the best level it
+     * reports bounds what the CPUID bits alone would allow. */
+    const eng__isa ceiling = eng__cpu_get()->best;
     unsigned f = eng__cpu_features();
     /* A path is runnable when the best choice under the ceiling, restricted
      * to that path's own feature, is that path. */
     static const unsigned need[ENG_QISA_COUNT] = {0, ENG_CPU_AVX2, ENG_CPU_AVXVNNI,
-                                                  ENG_CPU_AVX512VNNI};
+                                                  ENG_CPU_AVX512VNNI, ENG_CPU_AMX};
     if (isa != ENG_QISA_SCALAR && eng__qgemm_choose(ceiling, f & need[isa]) != isa)
         return NULL;
     return tables[isa];

@@ -12,6 +12,7 @@
  *               format (8-bit, scale = max|w|/127) for every path.
  *   avxvnni     VEX VPDPBUSD on ymm (no saturation: products summed in 32 bits).
  *   avx512vnni  EVEX VPDPBUSD on zmm.
+ *   amx         TDPBUSD on AMX tiles (16 x 64 bytes), the same sums.
  *
  * Packed weight layout (one layout for every path, so model files are
  * portable and nothing is repacked at load): K4 = ceil(K/4), N16 = ceil(N/16);
@@ -37,8 +38,12 @@ typedef enum {
     ENG_QISA_AVX2 = 1,
     ENG_QISA_AVXVNNI = 2,
     ENG_QISA_AVX512VNNI = 3,
+    ENG_QISA_AMX = 4,
     ENG_QISA_COUNT
 } eng__qisa;
+
+/* The vector tiles' K block, in k4 steps (see qgemm.c). */
+enum { ENG_QGEMM_KC4 = 128 };
 
 /* Tile flags: ACCUM adds to the int32 partial sums already in C (a later K
  * block); FINAL marks the last K block, where the epilogue runs. */
@@ -60,6 +65,7 @@ typedef struct {
     const char *name;
     int mr;   /* rows of one register tile */
     int np;   /* 16-column panels of one register tile */
+    int kc4;  /* k4 steps per K block (see qgemm.c) */
     /* For each of rows rows of x (k floats each, row stride k): s = max|x|/127
      * (0 for an all-zero row), a[r][i] = clamp(rint(x * (127/max)) + 128, 0, 255)
      * for i < k; sx[r] = s. Rounds to nearest even, like the vector
@@ -97,8 +103,8 @@ typedef struct {
 void eng__qgemm_run(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int m0, int m1,
                     int p0, int p1);
 
-/* The path a ceiling and a feature set (ENG_CPU_* bits, cpu.h) give: avx512vnni needs the AVX512
- * ceiling; avxvnni (VEX, ymm only) and avx2 need the AVX2 ceiling. Pure, so
+/* The path a ceiling and a feature set (ENG_CPU_* bits, cpu.h) give: amx needs the AMX ceiling,
+ * avx512vnni the AVX512 one; avxvnni (VEX, ymm only) and avx2 need the AVX2 ceiling. Pure, so
  * tests cover every combination. */
 eng__qisa eng__qgemm_choose(eng__isa ceiling, unsigned features);
 /* The best table for this CPU under eng__kernels_get()->isa (ENG_ISA). */
@@ -112,7 +118,11 @@ extern const eng__qgemm_kernels eng__qgemm_scalar;
 extern const eng__qgemm_kernels eng__qgemm_avx2;
 extern const eng__qgemm_kernels eng__qgemm_avxvnni;
 extern const eng__qgemm_kernels eng__qgemm_avx512vnni;
-/* The 256-bit quantizer, shared by the avx2 and avxvnni tables. */
+extern const eng__qgemm_kernels eng__qgemm_amx;
+/* The 256-bit quantizer, shared by the avx2 and avxvnni tables, and the
+ * 512-bit one, shared by the avx512vnni and amx tables. */
 void eng__qgemm_quantize_avx2(const float *x, int rows, int k, uint8_t *a, size_t lda, float *sx);
+void eng__qgemm_quantize_avx512(const float *x, int rows, int k, uint8_t *a, size_t lda,
+                                float *sx);
 
 #endif

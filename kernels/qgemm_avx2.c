@@ -124,6 +124,6 @@ static void tile_avx2(const uint8_t *a, size_t lda, const int8_t *b, size_t ldb,
 }
 
 const eng__qgemm_kernels eng__qgemm_avx2 = {
-    .isa = ENG_QISA_AVX2, .name = "avx2", .mr = MR, .np = NP,
+    .isa = ENG_QISA_AVX2, .name = "avx2", .mr = MR, .np = NP, .kc4 = ENG_QGEMM_KC4,
     .quantize = eng__qgemm_quantize_avx2, .tile = tile_avx2,
 };

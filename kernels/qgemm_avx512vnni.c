@@ -14,7 +14,7 @@
 enum { MR = 8, NP = 3 };
 
 /* x: rows x k floats; a: rows x lda bytes (first k written); sx: rows. */
-static void quantize_avx512(const float *x, int rows, int k, uint8_t *a, size_t lda, float *sx)
+void eng__qgemm_quantize_avx512(const float *x, int rows, int k, uint8_t *a, size_t lda, float *sx)
 {
     const __m512 sign = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     for (int r = 0; r < rows; r++) {
@@ -153,6 +153,6 @@ static void tile_avx512vnni(const uint8_t *a, size_t lda, const int8_t *b, size_
 }
 
 const eng__qgemm_kernels eng__qgemm_avx512vnni = {
-    .isa = ENG_QISA_AVX512VNNI, .name = "avx512vnni", .mr = MR, .np = NP,
-    .quantize = quantize_avx512, .tile = tile_avx512vnni,
+    .isa = ENG_QISA_AVX512VNNI, .name = "avx512vnni", .mr = MR, .np = NP, .kc4 = ENG_QGEMM_KC4,
+    .quantize = eng__qgemm_quantize_avx512, .tile = tile_avx512vnni,
 };

@@ -65,6 +65,6 @@ static void tile_avxvnni(const uint8_t *a, size_t lda, const int8_t *b, size_t l
 }
 
 const eng__qgemm_kernels eng__qgemm_avxvnni = {
-    .isa = ENG_QISA_AVXVNNI, .name = "avxvnni", .mr = MR, .np = NP,
+    .isa = ENG_QISA_AVXVNNI, .name = "avxvnni", .mr = MR, .np = NP, .kc4 = ENG_QGEMM_KC4,
     .quantize = eng__qgemm_quantize_avx2, .tile = tile_avxvnni,
 };

@@ -67,6 +67,6 @@ static void tile_scalar(const uint8_t *a, size_t lda, const int8_t *b, size_t ld
 }
 
 const eng__qgemm_kernels eng__qgemm_scalar = {
-    .isa = ENG_QISA_SCALAR, .name = "scalar", .mr = MR, .np = NP,
+    .isa = ENG_QISA_SCALAR, .name = "scalar", .mr = MR, .np = NP, .kc4 = ENG_QGEMM_KC4,
     .quantize = quantize_scalar, .tile = tile_scalar,
 };

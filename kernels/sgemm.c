@@ -94,7 +94,9 @@ const eng__sgemm_kernels *eng__sgemm_for(eng__isa isa)
     switch (isa) {
     case ENG_ISA_SCALAR: return &eng__sgemm_scalar;
     case ENG_ISA_AVX2: return &eng__sgemm_avx2;
-    case ENG_ISA_AVX512: return &eng__sgemm_avx512;
+    /* The fp32 GEMM has no AMX form (AMX multiplies int8 and bf16). */
+    case ENG_ISA_AVX512:
+    case ENG_ISA_AMX: return &eng__sgemm_avx512;
     }
     return NULL;
 }

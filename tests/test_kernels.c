@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu.h"
 #include "kernels.h"
 #include "testutil.h"
 
@@ -109,18 +110,43 @@ static void assert_close(const float *got, const float *want, size_t len, double
 static eng__isa best_isa(void)
 {
     eng__isa best = ENG_ISA_SCALAR;
-    for (int isa = ENG_ISA_AVX2; isa <= ENG_ISA_AVX512; isa++)
+    for (int isa = ENG_ISA_AVX2; isa <= ENG_ISA_AMX; isa++)
         if (eng__kernels_for((eng__isa)isa))
             best = (eng__isa)isa;
     return best;
 }
+
+/* What cpu.c found hangs together: each level needs its CPUID bits and the
+ * OS state, AMX the permission too, and ENG_ISA only lowers. */
+START_TEST(test_cpu_features)
+{
+    const eng__cpu *c = eng__cpu_get();
+    ck_assert_ptr_eq(c, eng__cpu_get());
+    ck_assert_int_eq(c->best, best_isa());
+    ck_assert_int_le(c->level, c->best);
+    ck_assert_int_eq(eng__kernels_get()->isa, c->level);
+    if (c->best >= ENG_ISA_AVX2)
+        ck_assert(c->avx2 && c->fma && c->f16c && c->os_ymm);
+    if (c->best >= ENG_ISA_AVX512)
+        ck_assert(c->avx512 && c->os_zmm);
+    if (c->best >= ENG_ISA_AMX)
+        ck_assert(c->amx_tile && c->amx_int8 && c->os_tile && c->amx_permitted);
+    else
+        ck_assert(!(c->amx_tile && c->amx_int8 && c->os_tile && c->amx_permitted &&
+                    c->avx512 && c->os_zmm));
+    printf("note: cpu: avx2 %d avx512 %d avx512_vnni %d avx_vnni %d avx512_bf16 %d amx_tile %d "
+           "amx_int8 %d amx_bf16 %d; OS ymm %d zmm %d tile %d; AMX permitted %d\n",
+           c->avx2, c->avx512, c->avx512_vnni, c->avx_vnni, c->avx512_bf16, c->amx_tile,
+           c->amx_int8, c->amx_bf16, c->os_ymm, c->os_zmm, c->os_tile, c->amx_permitted);
+}
+END_TEST
 
 START_TEST(test_tables)
 {
     const eng__kernels *scalar = eng__kernels_for(ENG_ISA_SCALAR);
     ck_assert_ptr_nonnull(scalar);
     ck_assert_int_eq(scalar->isa, ENG_ISA_SCALAR);
-    for (int isa = ENG_ISA_SCALAR; isa <= ENG_ISA_AVX512; isa++) {
+    for (int isa = ENG_ISA_SCALAR; isa <= ENG_ISA_AMX; isa++) {
         const eng__kernels *k = eng__kernels_for((eng__isa)isa);
         if (!k) {
             printf("note: this CPU cannot run %s\n", eng__isa_str((eng__isa)isa));
@@ -139,6 +165,7 @@ START_TEST(test_tables)
     ck_assert_str_eq(eng__isa_str(ENG_ISA_SCALAR), "scalar");
     ck_assert_str_eq(eng__isa_str(ENG_ISA_AVX2), "avx2");
     ck_assert_str_eq(eng__isa_str(ENG_ISA_AVX512), "avx512");
+    ck_assert_str_eq(eng__isa_str(ENG_ISA_AMX), "amx");
     ck_assert_str_eq(eng__isa_str((eng__isa)7), "unknown");
     printf("note: kernels in use: %s (best this CPU can run: %s)\n", eng__isa_str(chosen->isa),
            eng__isa_str(best_isa()));
@@ -153,7 +180,11 @@ START_TEST(test_parse_override)
     ck_assert_int_eq(eng__isa_parse_override("avx2", ENG_ISA_AVX512), ENG_ISA_AVX2);
     ck_assert_int_eq(eng__isa_parse_override("AVX2", ENG_ISA_AVX512), ENG_ISA_AVX2);
     ck_assert_int_eq(eng__isa_parse_override("avx512", ENG_ISA_AVX512), ENG_ISA_AVX512);
+    ck_assert_int_eq(eng__isa_parse_override("avx512", ENG_ISA_AMX), ENG_ISA_AVX512);
+    ck_assert_int_eq(eng__isa_parse_override("AMX", ENG_ISA_AMX), ENG_ISA_AMX);
+    ck_assert_int_eq(eng__isa_parse_override(NULL, ENG_ISA_AMX), ENG_ISA_AMX);
     /* Never above what the CPU can run. */
+    ck_assert_int_eq(eng__isa_parse_override("amx", ENG_ISA_AVX512), ENG_ISA_AVX512);
     ck_assert_int_eq(eng__isa_parse_override("avx512", ENG_ISA_AVX2), ENG_ISA_AVX2);
     ck_assert_int_eq(eng__isa_parse_override("avx2", ENG_ISA_SCALAR), ENG_ISA_SCALAR);
     /* Unknown values fall back to the best. */
@@ -162,9 +193,10 @@ START_TEST(test_parse_override)
 }
 END_TEST
 
-/* Runs this program again with ENG_ISA=value (unset when NULL) and
- * --print-isa, and returns the ISA name it printed, in a static buffer. */
-static const char *child_isa(const char *value)
+/* Runs this program again with ENG_ISA=value (unset when NULL), ENG_AMX_DENY
+ * =1 when deny, and --print-isa, and returns the ISA name it printed, in a
+ * static buffer. */
+static const char *child_isa_deny(const char *value, int deny)
 {
     static char out[64];
     int fd[2];
@@ -179,6 +211,10 @@ static const char *child_isa(const char *value)
             setenv("ENG_ISA", value, 1);
         else
             unsetenv("ENG_ISA");
+        if (deny)
+            setenv("ENG_AMX_DENY", "1", 1);
+        else
+            unsetenv("ENG_AMX_DENY");
         execl("/proc/self/exe", "test_kernels", "--print-isa", (char *)NULL);
         _exit(127);
     }
@@ -197,10 +233,12 @@ static const char *child_isa(const char *value)
     return out;
 }
 
+static const char *child_isa(const char *value) { return child_isa_deny(value, 0); }
+
 START_TEST(test_env_override)
 {
     const eng__isa best = best_isa();
-    const char *values[] = {"scalar", "avx2", "avx512", "AVX2", "bogus", ""};
+    const char *values[] = {"scalar", "avx2", "avx512", "amx", "AVX2", "bogus", ""};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         const char *want = eng__isa_str(eng__isa_parse_override(values[i], best));
         ck_assert_msg(strcmp(child_isa(values[i]), want) == 0, "ENG_ISA=%s chose %s, expected %s",
@@ -208,6 +246,21 @@ START_TEST(test_env_override)
     }
     ck_assert_str_eq(child_isa(NULL), eng__isa_str(best));
     ck_assert_str_eq(child_isa("scalar"), "scalar");
+}
+END_TEST
+
+/* A refused tile permission (simulated with ENG_AMX_DENY=1, which cpu.c
+ * treats as Linux saying no) leaves AVX-512, whatever ENG_ISA asks. */
+START_TEST(test_amx_denied)
+{
+    const eng__isa best = best_isa();
+    const eng__isa fallback = best == ENG_ISA_AMX ? ENG_ISA_AVX512 : best;
+    if (best != ENG_ISA_AMX)
+        printf("note: no AMX here: ENG_AMX_DENY=1 can only be checked to change nothing\n");
+    ck_assert_str_eq(child_isa_deny(NULL, 1), eng__isa_str(fallback));
+    ck_assert_str_eq(child_isa_deny("amx", 1), eng__isa_str(fallback));
+    ck_assert_str_eq(child_isa_deny("avx2", 1),
+                     eng__isa_str(eng__isa_parse_override("avx2", fallback)));
 }
 END_TEST
 
@@ -780,6 +833,8 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_tables);
     tcase_add_test(tc, test_parse_override);
     tcase_add_test(tc, test_env_override);
+    tcase_add_test(tc, test_cpu_features);
+    tcase_add_test(tc, test_amx_denied);
     suite_add_tcase(suite, tc);
 
     tc = tcase_create("scalar_vs_double");

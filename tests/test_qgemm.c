@@ -306,7 +306,8 @@ static float *run_layer(const layer *L, eng__act act, const float *res)
 {
     float *y = malloc((size_t)L->M * L->N * sizeof *y);
     void *scratch = malloc(eng__linear_int8_scratch_bytes(L->M, L->K));
-    eng__linear_int8_run(&L->l, L->x, L->M, y, res, act, scratch, eng__kernels_get());
+    eng__linear_int8_run(&L->l, L->x, L->M, y, res, act, scratch, eng__kernels_get(), 0,
+                         (L->N + 15) / 16);
     free(scratch);
     return y;
 }
@@ -389,7 +390,9 @@ END_TEST
  * dispatch.c's parser, without touching the environment. */
 START_TEST(test_dispatch_choice)
 {
-    const unsigned all = ENG_CPU_AVX2 | ENG_CPU_AVXVNNI | ENG_CPU_AVX512VNNI;
+    const unsigned all = ENG_CPU_AVX2 | ENG_CPU_AVXVNNI | ENG_CPU_AVX512VNNI | ENG_CPU_AMX;
+    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AMX, all), ENG_QISA_AMX);
+    ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AMX, all & ~ENG_CPU_AMX), ENG_QISA_AVX512VNNI);
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX512, all), ENG_QISA_AVX512VNNI);
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_AVX2, all), ENG_QISA_AVXVNNI);
     ck_assert_int_eq(eng__qgemm_choose(ENG_ISA_SCALAR, all), ENG_QISA_SCALAR);
@@ -407,6 +410,10 @@ START_TEST(test_dispatch_choice)
                                        ENG_CPU_AVX2),
                      ENG_QISA_AVX2);
     ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("avx512", ENG_ISA_AVX512), all),
+                     ENG_QISA_AVX512VNNI);
+    ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("avx512", ENG_ISA_AMX), all),
+                     ENG_QISA_AVX512VNNI);
+    ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override("amx", ENG_ISA_AVX512), all),
                      ENG_QISA_AVX512VNNI);
     ck_assert_int_eq(eng__qgemm_choose(eng__isa_parse_override(NULL, ENG_ISA_AVX2), all),
                      ENG_QISA_AVXVNNI);

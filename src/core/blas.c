@@ -48,7 +48,7 @@ static int coretype_has_avx512(const char *v)
 __attribute__((constructor)) static void blas_set_coretype(void)
 {
     const char *keep = getenv("ENG_BLAS_KEEP_CORETYPE");
-    if (eng__kernels_get()->isa == ENG_ISA_AVX512 && !(keep && *keep == '1') &&
+    if (eng__kernels_get()->isa >= ENG_ISA_AVX512 && !(keep && *keep == '1') &&
         !coretype_has_avx512(getenv("OPENBLAS_CORETYPE")))
         setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
 }

@@ -4,6 +4,7 @@
  * the model's kind (kind.h). Also the library-wide queries. */
 #include <stdlib.h>
 
+#include "bgemm.h"
 #include "error.h"
 #include "model.h"
 
@@ -27,7 +28,8 @@ const char *eng__precision_name(eng_precision p)
 }
 
 /* The device parameters, before anything is allocated: unknown values are
- * ENG_ERR_INVALID_ARG; a CPU context with a precision other than fp32, and a
+ * ENG_ERR_INVALID_ARG; a CPU context with a precision other than fp32 (or
+ * bf16, for a kind with cpu_bf16 on a CPU with a bf16 unit), and a
  * CUDA context for a kind that runs on the CPU only, ENG_ERR_UNSUPPORTED. */
 static eng_status check_device(const eng_model *m, const eng_ctx_params *p)
 {
@@ -36,9 +38,19 @@ static eng_status check_device(const eng_model *m, const eng_ctx_params *p)
     if ((unsigned)p->precision > ENG_PREC_BF16)
         return eng__fail(ENG_ERR_INVALID_ARG, "unknown precision %d", (int)p->precision);
     if (p->device == ENG_DEVICE_CPU) {
-        if (p->precision != ENG_PREC_FP32)
+        /* bf16 runs on kernels/bgemm.h's units, for the kinds that say so. */
+        if (p->precision == ENG_PREC_BF16 && !m->kind->cpu_bf16)
             return eng__fail(ENG_ERR_UNSUPPORTED,
-                             "precision %s needs the CUDA device; the CPU computes in fp32",
+                             "precision bf16 on the CPU is for text models; %s runs in fp32",
+                             m->info.arch);
+        if (p->precision == ENG_PREC_BF16 && !eng__bgemm_get())
+            return eng__fail(ENG_ERR_UNSUPPORTED,
+                             "precision bf16 needs AMX-BF16 or AVX512-BF16, which this CPU (or "
+                             "ENG_ISA=%s) lacks",
+                             eng_isa_name());
+        if (p->precision != ENG_PREC_FP32 && p->precision != ENG_PREC_BF16)
+            return eng__fail(ENG_ERR_UNSUPPORTED,
+                             "precision %s needs the CUDA device; the CPU computes in fp32 or bf16",
                              eng__precision_name(p->precision));
         return ENG_OK;
     }

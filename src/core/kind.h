@@ -46,6 +46,7 @@ typedef struct {
 typedef struct {
     const char *name;   /* the metadata's "kind" */
     int cuda;           /* whether its contexts may run on ENG_DEVICE_CUDA */
+    int cpu_bf16;       /* whether its CPU contexts may run ENG_PREC_BF16 (bgemm.h) */
 
     /* Builds the kind's model from the open file f (it stays mapped while
      * the model lives) and its parsed metadata. On failure *impl is NULL

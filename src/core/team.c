@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "cpu.h"
 #include "team.h"
 
 /* Pause instructions before sleeping: 4096 took 74 us on the Zen 5 VM, longer
@@ -87,6 +88,8 @@ static void *member_main(void *p)
     free(p);
     eng__team *t = m.team;
     unsigned long seen = 0;
+    /* Before any job can reach a tile instruction (see kernels/cpu.h). */
+    eng__amx_thread_init();
     for (;;) {
         wait_ulong(t, &t->generation, seen);
         pthread_mutex_lock(&t->lock);

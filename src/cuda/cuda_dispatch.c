@@ -87,13 +87,14 @@ _Static_assert(ENG_GPU_ACT_GELU == (int)ENG_ACT_GELU &&
                    ENG_GPU_ACT_RELU == (int)ENG_ACT_RELU,
                "the backend takes eng__act values as they are");
 
-/* The fp32 tensors of a linear layer; 0 when it is stored in int8, which the
- * GPU path does not run. */
+/* The fp32 tensors of a linear layer (a bf16 file's widened by text.c's
+ * text_prepare); 0 when it is stored in int8, which the GPU path does not
+ * run. */
 static int linear_src(const eng__linear *l, eng__gpu_linear_src *out)
 {
     out->w = l->packed;
     out->b = l->b;
-    return l->dtype == ENG_DT_F32 && l->packed && l->b;
+    return l->dtype != ENG_DT_I8 && l->packed && l->b;
 }
 
 eng_status eng__cuda_ctx_init(eng__text_ctx *c, const eng_ctx_params *p)

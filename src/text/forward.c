@@ -8,7 +8,9 @@
  * a sentence's result does not depend on its batch.
  *
  * The context's team (team.h) splits every row-local step by rows and the
- * attention by (sequence, head) pairs; BLAS runs one thread per call. */
+ * attention by (sequence, head) pairs; BLAS runs one thread per call. A batch
+ * with too few rows for that (COL_SPLIT_ROWS) splits each linear layer by
+ * columns instead. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +63,10 @@ static void attention(eng__text_ctx *c, int n, int tid, int nt)
      * linear layers round far more coarsely, and in fp32 the attention took
      * a quarter of its time. */
     const int int8 = m->layers > 0 && m->layer[0].qkv.dtype == ENG_DT_I8;
+    /* Under bf16 precision too: its GEMMs round their inputs the same way. */
     void (*attend)(const float *, const float *, const float *, int, int, int, float, float *,
-                   int, float *) = int8 ? c->kern->attention_bf16 : c->kern->attention;
+                   int, float *) = int8 || c->bgemm ? c->kern->attention_bf16
+                                                    : c->kern->attention;
     for (int p = tid; p < n * m->heads; p += nt) {
         const int s = p / m->heads, a = p % m->heads;
         const int S = c->seq_len[s];
@@ -92,13 +96,54 @@ static void layer_rows(eng__text_ctx *c, const eng__layer *L, const eng__layer *
     const eng__kernels *k = c->kern;
     const size_t H = (size_t)m->hidden;
     float *h = c->h + r * H, *tmp = c->tmp + r * H;
-    eng__linear_run(&L->attn_out, c->attn + r * H, n, tmp, h, ENG_ACT_NONE, scratch, k);
+    const eng__bgemm_kernels *bk = c->bgemm;
+    eng__linear_run(&L->attn_out, c->attn + r * H, n, tmp, h, ENG_ACT_NONE, scratch, k, bk);
     k->layernorm(h, tmp, L->ln1_g, L->ln1_b, n, m->hidden, m->ln_eps);
-    eng__linear_run(&L->ffn_in, h, n, f, NULL, m->act, scratch, k);
-    eng__linear_run(&L->ffn_out, f, n, tmp, h, ENG_ACT_NONE, scratch, k);
+    eng__linear_run(&L->ffn_in, h, n, f, NULL, m->act, scratch, k, bk);
+    eng__linear_run(&L->ffn_out, f, n, tmp, h, ENG_ACT_NONE, scratch, k, bk);
     k->layernorm(h, tmp, L->ln2_g, L->ln2_b, n, m->hidden, m->ln_eps);
     if (next)
-        eng__linear_run(&next->qkv, h, n, c->qkv + r * 3 * H, NULL, ENG_ACT_NONE, scratch, k);
+        eng__linear_run(&next->qkv, h, n, c->qkv + r * 3 * H, NULL, ENG_ACT_NONE, scratch, k, bk);
+}
+
+/* Below this many rows per member, the members share each linear layer by
+ * columns rather than by rows. A small batch's time is the streaming of the
+ * weights from memory: split by rows, every member streams all of them (and
+ * AMX's 16-row tiles run part empty); split by columns, each streams its
+ * share. It costs four barriers per layer more, microseconds against the
+ * milliseconds a BERT-base layer's weights take to stream. */
+enum { COL_SPLIT_ROWS = 32 };
+
+/* Layer L after its attention on all T rows, then the next layer's QKV
+ * projection, with the columns of every linear layer split among the
+ * members and the layernorms split by rows [lo, hi); the barriers separate
+ * steps that read what other members wrote. */
+static void layer_cols(eng__text_ctx *c, const eng__layer *L, const eng__layer *next, int T, int lo,
+                       int hi, int tid, int nt, void *scratch)
+{
+    const eng__text_model *m = c->model;
+    const eng__kernels *k = c->kern;
+    const size_t H = (size_t)m->hidden;
+    int p0, p1;
+#define COLS(lin, X, Y, res, act)                                                          \
+    (eng__team_share(((lin)->N + 15) / 16, tid, nt, &p0, &p1),                              \
+     eng__linear_run_cols(lin, X, T, Y, res, act, scratch, k, c->bgemm, p0, p1))
+    COLS(&L->attn_out, c->attn, c->tmp, c->h, ENG_ACT_NONE);
+    eng__team_barrier(c->team);
+    k->layernorm(c->h + lo * H, c->tmp + lo * H, L->ln1_g, L->ln1_b, hi - lo, m->hidden,
+                 m->ln_eps);
+    eng__team_barrier(c->team);
+    COLS(&L->ffn_in, c->h, c->ffn, NULL, m->act);
+    eng__team_barrier(c->team);
+    COLS(&L->ffn_out, c->ffn, c->tmp, c->h, ENG_ACT_NONE);
+    eng__team_barrier(c->team);
+    k->layernorm(c->h + lo * H, c->tmp + lo * H, L->ln2_g, L->ln2_b, hi - lo, m->hidden,
+                 m->ln_eps);
+    if (next) {
+        eng__team_barrier(c->team);
+        COLS(&next->qkv, c->h, c->qkv, NULL, ENG_ACT_NONE);
+    }
+#undef COLS
 }
 
 /* One member's part of the encoder: its rows of every row-local step (the
@@ -123,21 +168,38 @@ static void encode_member(void *arg, int tid, int nt)
                       : rows > 0                                            ? rows
                                                                             : 1;
 
-    for (int r = lo; r < hi; r += block) {
-        const int n = hi - r < block ? hi - r : block;
-        embed_rows(c, r, r + n);
-        if (m->layers > 0)
-            eng__linear_run(&m->layer[0].qkv, c->h + (size_t)r * m->hidden, n,
-                            c->qkv + (size_t)r * 3 * m->hidden, NULL, ENG_ACT_NONE, scratch, c->kern);
+    const int by_cols = nt > 1 && job->T < COL_SPLIT_ROWS * nt;
+
+    if (by_cols) {
+        embed_rows(c, lo, hi);
+        eng__team_barrier(c->team);
+        if (m->layers > 0) {
+            int p0, p1;
+            eng__team_share((m->layer[0].qkv.N + 15) / 16, tid, nt, &p0, &p1);
+            eng__linear_run_cols(&m->layer[0].qkv, c->h, job->T, c->qkv, NULL, ENG_ACT_NONE, scratch,
+                                 c->kern, c->bgemm, p0, p1);
+        }
+    } else {
+        for (int r = lo; r < hi; r += block) {
+            const int n = hi - r < block ? hi - r : block;
+            embed_rows(c, r, r + n);
+            if (m->layers > 0)
+                eng__linear_run(&m->layer[0].qkv, c->h + (size_t)r * m->hidden, n,
+                                c->qkv + (size_t)r * 3 * m->hidden, NULL, ENG_ACT_NONE, scratch, c->kern,
+                                c->bgemm);
+        }
     }
     for (int i = 0; i < m->layers; i++) {
         eng__team_barrier(c->team);
         attention(c, job->n, tid, nt);
         eng__team_barrier(c->team);
         const eng__layer *next = i + 1 < m->layers ? &m->layer[i + 1] : NULL;
-        for (int r = lo; r < hi; r += block)
-            layer_rows(c, &m->layer[i], next, (size_t)r, hi - r < block ? hi - r : block, f,
-                       scratch);
+        if (by_cols)
+            layer_cols(c, &m->layer[i], next, job->T, lo, hi, tid, nt, scratch);
+        else
+            for (int r = lo; r < hi; r += block)
+                layer_rows(c, &m->layer[i], next, (size_t)r, hi - r < block ? hi - r : block, f,
+                           scratch);
     }
 }
 
@@ -167,16 +229,17 @@ void eng__classify_head(eng__text_ctx *c, int cn, float *out, float *probs, int 
         memcpy(c->pooled + (size_t)j * H, c->h + (size_t)c->seq_off[j] * H, H * sizeof(float));
     if (m->head == ENG_HEAD_DISTILBERT) {
         eng__linear_run(&m->head_dense, c->pooled, cn, c->pooled2, NULL, ENG_ACT_RELU,
-                        c->lin_scratch, c->kern);
+                        c->lin_scratch, c->kern, c->bgemm);
     } else {
         eng__linear_run(&m->head_dense, c->pooled, cn, c->pooled2, NULL, ENG_ACT_NONE, c->lin_scratch,
-                        c->kern);
+                        c->kern, c->bgemm);
         for (size_t i = 0; i < (size_t)cn * H; i++)
             c->pooled2[i] = tanhf(c->pooled2[i]);
     }
     /* pooled is reused for the logits: cn * C <= T * H by the chunking rule. */
     float *logits = c->pooled;
-    eng__linear_run(&m->head_out, c->pooled2, cn, logits, NULL, ENG_ACT_NONE, c->lin_scratch, c->kern);
+    eng__linear_run(&m->head_out, c->pooled2, cn, logits, NULL, ENG_ACT_NONE, c->lin_scratch, c->kern,
+                    c->bgemm);
     for (int j = 0; j < cn; j++) {
         const float *row = logits + (size_t)j * C;
         size_t at = (size_t)c->seq_index[j] * C;

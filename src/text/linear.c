@@ -69,12 +69,23 @@ eng_status eng__linear_bind(eng__linear *l, const eng__file *f, const char *pref
     l->b = eng__file_data(f, b);
     if (w->dtype == ENG_DT_I8)
         return bind_int8(l, f, prefix, w, err, errlen);
+    const uint64_t n16 = ((uint64_t)N + 15) / 16;
+    if (w->dtype == ENG_DT_BF16) {
+        const uint64_t kp2 = (uint64_t)eng__bgemm_kp(K) / 2;
+        if (w->ndim != 3 || w->shape[0] != n16 || w->shape[1] != kp2 || w->shape[2] != 32) {
+            snprintf(err, errlen, "tensor %s.w should be BF16 [%llu,%llu,32] (%dx%d packed)",
+                     prefix, (unsigned long long)n16, (unsigned long long)kp2, K, N);
+            return ENG_ERR_FORMAT;
+        }
+        l->dtype = ENG_DT_BF16;
+        l->wb = eng__file_data(f, w);
+        return ENG_OK;
+    }
     if (w->dtype != ENG_DT_F32) {
         snprintf(err, errlen, "tensor %s.w has dtype %s, which this build cannot run", prefix,
                  eng__dtype_name((eng__dtype)w->dtype));
         return ENG_ERR_UNSUPPORTED;
     }
-    const uint64_t n16 = ((uint64_t)N + 15) / 16;
     if (w->ndim != 3 || w->shape[0] != n16 || w->shape[1] != (uint64_t)K || w->shape[2] != 16) {
         snprintf(err, errlen, "tensor %s.w should be F32 [%llu,%d,16] (%dx%d packed)", prefix,
                  (unsigned long long)n16, K, K, N);
@@ -98,35 +109,85 @@ eng_status eng__linear_use_blas(eng__linear *l, char *err, size_t errlen)
     return ENG_OK;
 }
 
+eng_status eng__linear_prepare(eng__linear *l, int bf16, char *err, size_t errlen)
+{
+    if (l->dtype == ENG_DT_I8 || (bf16 ? l->wb != NULL : l->packed != NULL))
+        return ENG_OK;
+    const size_t bytes =
+        bf16 ? eng__bgemm_packed_bytes(l->K, l->N) : eng__sgemm_packed_bytes(l->K, l->N);
+    if (!(l->owned = aligned_alloc(64, bytes))) {
+        snprintf(err, errlen, "out of memory converting a %dx%d weight to %s", l->K, l->N,
+                 bf16 ? "bf16" : "fp32");
+        return ENG_ERR_NOMEM;
+    }
+    if (bf16) {
+        eng__bgemm_pack(l->packed, l->K, l->N, l->owned);
+        l->wb = l->owned;
+    } else {
+        eng__bgemm_unpack(l->wb, l->K, l->N, l->owned);
+        l->packed = l->owned;
+    }
+    return ENG_OK;
+}
+
 void eng__linear_release(eng__linear *l)
 {
     free(l->w_blas);
     l->w_blas = NULL;
+    free(l->owned);
+    l->owned = NULL;
 }
 
-size_t eng__linear_scratch_bytes(const eng__linear *l, int M)
+size_t eng__linear_scratch_bytes(const eng__linear *l, int M, int bf16)
 {
-    return l->dtype == ENG_DT_I8 ? eng__linear_int8_scratch_bytes(M, l->K) : 0;
+    if (l->dtype == ENG_DT_I8)
+        return eng__linear_int8_scratch_bytes(M, l->K);
+    return bf16 ? eng__bgemm_scratch_bytes(M, l->K) : 0;
 }
 
 void eng__linear_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
-                     eng__act act, void *scratch, const eng__kernels *kern)
+                     eng__act act, void *scratch, const eng__kernels *kern,
+                     const eng__bgemm_kernels *bk)
+{
+    eng__linear_run_cols(l, X, M, Y, res, act, scratch, kern, bk, 0, (l->N + 15) / 16);
+}
+
+void eng__linear_run_cols(const eng__linear *l, const float *X, int M, float *Y,
+                          const float *res, eng__act act, void *scratch, const eng__kernels *kern,
+                          const eng__bgemm_kernels *bk, int p0, int p1)
 {
     if (l->dtype == ENG_DT_I8) {
-        eng__linear_int8_run(l, X, M, Y, res, act, scratch, kern);
+        eng__linear_int8_run(l, X, M, Y, res, act, scratch, kern, p0, p1);
+        return;
+    }
+    const int c0 = 16 * p0, cols = (16 * p1 < l->N ? 16 * p1 : l->N) - c0;
+    if (cols <= 0)
+        return;
+    if (bk) {
+        /* The packed panels [p0, p1) are a K x cols matrix of their own. */
+        eng__bgemm(bk, X, M, l->K, (size_t)l->K, l->wb + (size_t)p0 * eng__bgemm_kp(l->K) * 16,
+                   cols, Y + c0, (size_t)l->N, l->b + c0, res ? res + c0 : NULL, act, scratch);
         return;
     }
     if (l->w_blas) {
-        /* OpenBLAS: the GEMM, then bias (+ res) or bias + act in one pass. */
-        eng__sgemm(0, 0, M, l->N, l->K, 1.0f, X, l->K, l->w_blas, l->N, 0.0f, Y, l->N);
-        if (act != ENG_ACT_NONE)
-            kern->bias_act(Y, l->b, M, l->N, act);
-        else
-            kern->bias_residual(Y, l->b, res, M, l->N);
+        /* OpenBLAS: the GEMM, then bias (+ res) or bias + act in one pass,
+         * row by row unless the columns are whole rows. */
+        eng__sgemm(0, 0, M, cols, l->K, 1.0f, X, l->K, l->w_blas + c0, l->N, 0.0f, Y + c0, l->N);
+        const int whole = cols == l->N, rows = whole ? M : 1;
+        for (int r = 0; r < M; r += rows) {
+            float *y = Y + (size_t)r * l->N + c0;
+            if (act != ENG_ACT_NONE)
+                kern->bias_act(y, l->b + c0, rows, cols, act);
+            else
+                kern->bias_residual(y, l->b + c0, res ? res + (size_t)r * l->N + c0 : NULL, rows,
+                                    cols);
+        }
         return;
     }
     /* Y[M,N] = act(X[M,K] W[K,N] + b (+ res)) in one pass; the GEMM's ISA
-     * follows the caller's kernel table. */
-    eng__sgemm_packed(eng__sgemm_for(kern->isa), X, M, l->K, (size_t)l->K, l->packed, l->N, Y,
-                      (size_t)l->N, l->b, res, act);
+     * follows the caller's kernel table. Panel p of the packed weights starts
+     * at p K 16 floats. */
+    eng__sgemm_packed(eng__sgemm_for(kern->isa), X, M, l->K, (size_t)l->K,
+                      l->packed + (size_t)p0 * l->K * 16, cols, Y + c0, (size_t)l->N, l->b + c0,
+                      res ? res + c0 : NULL, act);
 }

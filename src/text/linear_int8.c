@@ -41,7 +41,7 @@ static void quantize_rows(const eng__qgemm_kernels *qk, const float *X, int K, i
 }
 
 void eng__linear_int8_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
-                          eng__act act, void *scratch, const eng__kernels *kern)
+                          eng__act act, void *scratch, const eng__kernels *kern, int p0, int p1)
 {
     const eng__qgemm_kernels *qk = eng__qgemm_get();
     const size_t lda = row_bytes(l->K);
@@ -54,15 +54,25 @@ void eng__linear_int8_run(const eng__linear *l, const float *X, int M, float *Y,
         .a = a, .lda = lda, .b = l->wq, .k = l->K, .n = l->N, .sx = sx, .sw = l->wscale,
         .wsum = l->wsum, .bias = fused_bias ? l->b : NULL, .c = Y, .ldc = (size_t)l->N,
     };
-    const int panels = (l->N + 15) / 16;
+    const int c0 = 16 * p0, cols = (16 * p1 < l->N ? 16 * p1 : l->N) - c0;
+    if (cols <= 0)
+        return;
+    /* The finishing pass covers whole row blocks at once when the columns
+     * are whole rows, else one row at a time. */
+    const int whole = cols == l->N;
     for (int r0 = 0; r0 < M; r0 += ROW_BLOCK) {
         const int r1 = r0 + ROW_BLOCK < M ? r0 + ROW_BLOCK : M;
         quantize_rows(qk, X, l->K, r0, r1, a, sx);
-        eng__qgemm_run(qk, &g, r0, r1, 0, panels);
-        float *y = Y + (size_t)r0 * l->N;
-        if (act != ENG_ACT_NONE)
-            kern->bias_act(y, l->b, r1 - r0, l->N, act);
-        else if (res)
-            kern->bias_residual(y, l->b, res + (size_t)r0 * l->N, r1 - r0, l->N);
+        eng__qgemm_run(qk, &g, r0, r1, p0, p1);
+        if (act == ENG_ACT_NONE && !res)
+            continue;
+        for (int r = r0; r < r1; r += whole ? r1 - r0 : 1) {
+            const int rows = whole ? r1 - r0 : 1;
+            float *y = Y + (size_t)r * l->N + c0;
+            if (act != ENG_ACT_NONE)
+                kern->bias_act(y, l->b + c0, rows, cols, act);
+            else
+                kern->bias_residual(y, l->b + c0, res + (size_t)r * l->N + c0, rows, cols);
+        }
     }
 }

@@ -41,9 +41,10 @@ size_t eng__quantized_weight_bytes(int K, int N);
  * as malloc aligns. Runs on the calling thread only: the forward pass's team
  * (src/core/team.h) splits the rows among its members, each with its own scratch,
  * and since activations are quantized per row, a row's result is the same
- * whatever the split or the batch. */
+ * whatever the split or the batch. Only the columns of 16-column panels
+ * [p0, p1) are computed (see eng__linear_run_cols). */
 void eng__linear_int8_run(const eng__linear *l, const float *X, int M, float *Y, const float *res,
-                          eng__act act, void *scratch, const eng__kernels *kern);
+                          eng__act act, void *scratch, const eng__kernels *kern, int p0, int p1);
 size_t eng__linear_int8_scratch_bytes(int M, int K);
 
 #endif

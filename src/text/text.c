@@ -3,6 +3,7 @@
  * its shape, the tokenizer, label names), its accessors, and its context's
  * scratch, sized once. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,8 @@ static eng_status parse_config(eng__text_model *m, const cJSON *meta, char *err,
     }
     snprintf(m->arch, sizeof m->arch, "%s", arch);
     const char *weights = meta_str(meta, "weights", "fp32");
-    if (strcmp(weights, "fp32") != 0 && strcmp(weights, "int8") != 0) {
+    if (strcmp(weights, "fp32") != 0 && strcmp(weights, "int8") != 0 &&
+        strcmp(weights, "bf16") != 0) {
         snprintf(err, errlen, "unsupported weight type \"%s\"", weights);
         return ENG_ERR_UNSUPPORTED;
     }
@@ -369,6 +371,35 @@ static void text_ctx_free(eng_ctx *ctx)
     ctx->impl = NULL;
 }
 
+/* Makes the weights a context of precision bf16 or fp32 runs from, where the
+ * file stores the other (eng__linear_prepare): once per model and precision,
+ * at its first such context, from any thread; later contexts share them. */
+static eng_status text_prepare(const eng__text_model *cm, int bf16, char *err, size_t errlen)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    /* The weights made here are the model's only members written after load:
+     * under mu, and read by a context only after its ctx_create returned
+     * from here; never changed once made. */
+    eng__text_model *m = (eng__text_model *)cm;
+    eng_status s = ENG_OK;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; !s && i <= m->layers; i++) {
+        eng__linear *ls[4];
+        if (i < m->layers) {
+            eng__layer *L = &m->layer[i];
+            ls[0] = &L->qkv, ls[1] = &L->attn_out, ls[2] = &L->ffn_in, ls[3] = &L->ffn_out;
+        } else { /* the head: unbound layers have no weights to convert */
+            ls[0] = ls[1] = &m->head_dense;
+            ls[2] = ls[3] = &m->head_out;
+        }
+        for (int j = 0; j < 4 && !s; j++)
+            if (ls[j]->packed || ls[j]->wb)
+                s = eng__linear_prepare(ls[j], bf16, err, errlen);
+    }
+    pthread_mutex_unlock(&mu);
+    return s;
+}
+
 static eng_status text_ctx_create(eng_ctx *ctx, const eng_ctx_params *p)
 {
     const eng__text_model *m = ctx->model->impl;
@@ -386,6 +417,13 @@ static eng_status text_ctx_create(eng_ctx *ctx, const eng_ctx_params *p)
         return eng__errf(ENG_ERR_INVALID_ARG, ctx->error, sizeof ctx->error,
                          "max_batch_tokens %ld is too small for %d labels", T, m->n_labels);
 
+    /* bf16 on the CPU (ctx.c found a unit). The weights of the other
+     * precision than the file's are made once per model, here at its first
+     * context that needs them. */
+    const int bf16 = p->device == ENG_DEVICE_CPU && p->precision == ENG_PREC_BF16;
+    eng_status ps = text_prepare(m, bf16, ctx->error, sizeof ctx->error);
+    if (ps)
+        return ps;
     eng__text_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return ENG_ERR_NOMEM;
@@ -393,6 +431,7 @@ static eng_status text_ctx_create(eng_ctx *ctx, const eng_ctx_params *p)
     const size_t t = (size_t)T, H = (size_t)m->hidden, P = (size_t)m->max_positions;
     c->model = m;
     c->kern = ctx->kern;
+    c->bgemm = bf16 ? eng__bgemm_get() : NULL;
     c->team = ctx->team;
     c->error = ctx->error;
     c->max_tokens = (int)T;
@@ -415,7 +454,7 @@ static eng_status text_ctx_create(eng_ctx *ctx, const eng_ctx_params *p)
             ls[2] = ls[3] = &m->head_out;
         }
         for (int j = 0; j < 4; j++) {
-            size_t b = eng__linear_scratch_bytes(ls[j], (int)T);
+            size_t b = eng__linear_scratch_bytes(ls[j], (int)T, bf16);
             lin_bytes = b > lin_bytes ? b : lin_bytes;
         }
     }
@@ -445,6 +484,7 @@ static eng_status text_ctx_create(eng_ctx *ctx, const eng_ctx_params *p)
 const eng__kind eng__kind_text = {
     .name = "text",
     .cuda = 1,
+    .cpu_bf16 = 1,
     .load = text_load,
     .free_model = text_free,
     .describe = text_describe,

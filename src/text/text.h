@@ -7,6 +7,7 @@
 
 #include "engine.h"
 #include "format.h"
+#include "bgemm.h"
 #include "kernels.h"
 #include "kind.h"
 #include "linear.h"
@@ -24,7 +25,7 @@ typedef struct {
 typedef struct {
     const eng__file *file;   /* the eng_model's, mapped while this lives */
     char arch[16];
-    char weights[8];         /* "fp32" or "int8", from the metadata */
+    char weights[8];         /* "fp32", "bf16" or "int8", from the metadata */
     char gemm_name[160];     /* eng_model_gemm_name() */
     int hidden, layers, heads, intermediate, max_positions, vocab_size;
     eng__act act;
@@ -47,6 +48,7 @@ typedef struct {
 typedef struct eng__text_ctx {
     const eng__text_model *model;
     const eng__kernels *kern;   /* the eng_ctx's */
+    const eng__bgemm_kernels *bgemm; /* bf16 precision: the GEMM unit; fp32: NULL */
     eng__team *team;            /* the eng_ctx's */
     char *error;                /* the eng_ctx's, ENG__ERROR_LEN bytes */
     int max_tokens;             /* token capacity of one internal forward pass */

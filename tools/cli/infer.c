@@ -36,7 +36,7 @@ static void usage(FILE *f, const char *name)
             "  --batch N             lines run together (1-65536, default %d)\n"
             "  --threads N           compute threads (1-1024, default: the machine's cores)\n"
             "  --device cpu|cuda     where the model runs (default cpu)\n"
-            "  --precision fp32|tf32|fp16|bf16   CUDA arithmetic (default fp32)\n"
+            "  --precision fp32|tf32|fp16|bf16   arithmetic (default fp32; the CPU runs fp32 or bf16)\n"
             "  --max-line-bytes N    longest input line (default %ld); a longer one fails alone\n"
             "  -h, --help            this text\n"
             "exit codes: 0 ok, 1 some items failed (their lines say why), 2 usage,\n"

@@ -10,6 +10,7 @@
 #include "bert_layout.h"
 #include "model_limits.h"
 #include "quantize.h"
+#include "bgemm.h"
 #include "sgemm.h"
 
 #include <stdarg.h>
@@ -23,7 +24,7 @@
 typedef struct {
     const src_tensors *s;
     const char *pfx;     /* "bert." or "distilbert." when the checkpoint uses it */
-    const char *weights; /* the encoder's linear weights: "fp32" or "int8" */
+    const char *weights; /* the encoder's linear weights: "fp32", "bf16" or "int8" */
     eng__writer *w;
     int n_added;
     eng_status st;
@@ -287,10 +288,11 @@ eng_status cv_layout_bert(cv_config *c, const src_tensors *s, eng__writer *w, in
 
 eng_status cv_weights_check(const char *weights, char *err, size_t errlen)
 {
-    if (weights && (strcmp(weights, "fp32") == 0 || strcmp(weights, "int8") == 0))
+    if (weights && (strcmp(weights, "fp32") == 0 || strcmp(weights, "int8") == 0 ||
+                    strcmp(weights, "bf16") == 0))
         return ENG_OK;
     return eng__errf(ENG_ERR_INVALID_ARG, err, errlen,
-                     "unsupported weight dtype '%s' (fp32 or int8)", weights ? weights : "");
+                     "unsupported weight dtype '%s' (fp32, bf16 or int8)", weights ? weights : "");
 }
 
 eng_status cv_add_linear_weight(eng__writer *w, const char *name, const float *wt, int K, int N,
@@ -302,14 +304,26 @@ eng_status cv_add_linear_weight(eng__writer *w, const char *name, const float *w
     snprintf(n[2], sizeof n[2], "%s.w.sum", name);
     if (strcmp(weights, "int8") != 0) {
         /* Stored as the engine's GEMM reads it, so the engine maps it and
-         * never makes a packed copy. */
-        const uint64_t shape[3] = {(uint64_t)(N + 15) / 16, (uint64_t)K, 16};
+         * never makes a packed copy: fp32 for kernels/sgemm.h, bf16 (rounded
+         * to nearest even, half the bytes) for kernels/bgemm.h. */
+        const int bf16 = strcmp(weights, "bf16") == 0;
+        const uint64_t n16 = (uint64_t)(N + 15) / 16;
+        const uint64_t shape[3] = {n16, bf16 ? (uint64_t)eng__bgemm_kp(K) / 2 : (uint64_t)K,
+                                   bf16 ? 32 : 16};
         float *packed = malloc(eng__sgemm_packed_bytes(K, N));
-        if (!packed)
+        eng__bf16 *wb = bf16 ? malloc(eng__bgemm_packed_bytes(K, N)) : NULL;
+        if (!packed || (bf16 && !wb)) {
+            free(packed);
+            free(wb);
             return eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory packing %s", n[0]);
+        }
         eng__sgemm_pack(wt, K, N, packed);
-        eng_status s = eng__writer_add(w, n[0], ENG_DT_F32, 3, shape, packed);
+        if (bf16)
+            eng__bgemm_pack(packed, K, N, wb);
+        eng_status s = bf16 ? eng__writer_add(w, n[0], ENG_DT_BF16, 3, shape, wb)
+                            : eng__writer_add(w, n[0], ENG_DT_F32, 3, shape, packed);
         free(packed);
+        free(wb);
         if (s != ENG_OK)
             return eng__errf(s, err, errlen, "cannot add tensor %s (out of memory?)", n[0]);
         ++*n_added;

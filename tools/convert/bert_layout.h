@@ -21,14 +21,15 @@ typedef struct {
 eng_status cv_layout_bert(cv_config *c, const src_tensors *s, eng__writer *w, int *n_added,
                           char *err, size_t errlen);
 
-/* ENG_OK when weights is "fp32" or "int8" (the forms cv_config.weights
+/* ENG_OK when weights is "fp32", "bf16" or "int8" (the forms cv_config.weights
  * takes), else ENG_ERR_INVALID_ARG naming it. */
 eng_status cv_weights_check(const char *weights, char *err, size_t errlen);
 
 /* Adds the weight of linear layer `name` from wt (K x N row-major fp32, the
  * engine's [in, out] layout) in the form `weights` names: "fp32" as
  * "<name>.w" F32 [ceil(N/16), K, 16] (packed by eng__sgemm_pack,
- * kernels/sgemm.h); "int8" as "<name>.w" I8 (packed), "<name>.w.scale" F32
+ * kernels/sgemm.h); "bf16" as "<name>.w" BF16 [ceil(N/16), Kp/2, 32]
+ * (eng__bgemm_pack, kernels/bgemm.h); "int8" as "<name>.w" I8 (packed), "<name>.w.scale" F32
  * [N] and "<name>.w.sum" I32 [N] (src/text/linear_int8.h). *n_added grows by the
  * tensors added. */
 eng_status cv_add_linear_weight(eng__writer *w, const char *name, const float *wt, int K, int N,

@@ -20,13 +20,15 @@ enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: convert [--dtype fp32|int8] HF_DIR OUT_FILE\n"
-            "       convert --synthetic NAME [--seed N] [--no-head] [--vocab FILE] [--dtype fp32|int8]"
+            "usage: convert [--dtype fp32|bf16|int8] HF_DIR OUT_FILE\n"
+            "       convert --synthetic NAME [--seed N] [--no-head] [--vocab FILE]"
+            " [--dtype fp32|bf16|int8]"
             " OUT_FILE\n"
             "       convert --arch resnet18|resnet34|resnet50 [--labels CLASSES.txt] WEIGHTS.pth"
             " OUT_FILE\n"
             "Options may come in any order, before or after the files.\n"
-            "--dtype int8 stores the encoder's linear weights as int8 (default fp32).\n"
+            "--dtype int8 stores the encoder's linear weights as int8, bf16 as bf16 (half the\n"
+            "bytes; contexts of --precision bf16 run them as stored) (default fp32).\n"
             "--arch converts a torchvision ResNet checkpoint (state dict), BatchNorm folded;\n"
             "--labels names its classes, one a line.\n"
             "--seed N (0 to 2^64-1, default 1) picks a synthetic model's weights.\n"
@@ -161,7 +163,7 @@ int main(int argc, char **argv)
     printf("  pooling %s%s, %d tensors, %llu bytes\n", c.pooling, c.normalize ? " + normalize" : "",
            r.n_tensors, (unsigned long long)r.bytes);
     printf("  weights %s%s\n", c.weights,
-           strcmp(c.weights, "int8") == 0
+           strcmp(c.weights, "fp32") != 0
                ? " (encoder linear layers; embeddings, LayerNorms, biases and head fp32)"
                : "");
     cv_config_free(&c);

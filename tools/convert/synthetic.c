@@ -100,7 +100,7 @@ static eng_status generate_vocab(cv_config *c, int size)
 typedef struct {
     uint64_t state;
     eng__writer *w;
-    const char *weights;   /* the encoder's linear weights: "fp32" or "int8" */
+    const char *weights;   /* the encoder's linear weights: "fp32", "bf16" or "int8" */
     int n_added;
     eng_status st;         /* the first failure, explained in err */
     char *err;

@@ -1,0 +1,106 @@
+/* bgemm.h: the bf16 GEMM of --precision bf16 (ENG_PREC_BF16 on the CPU),
+ * Y = act(X W + bias (+ res)) with X and W rounded to bfloat16 (8
+ * significant bits, to nearest even) and the products summed in fp32.
+ *
+ *   scalar      the reference: the same rounding, fp32 sums in k order.
+ *   avx512bf16  VDPBF16PS (AVX512-BF16: Intel Cooper Lake and later, AMD
+ *               Zen 4/5), 6 rows x 64 columns, two products per lane.
+ *   amx         TDPBF16PS (AMX-BF16: Intel Sapphire Rapids and later),
+ *               2 x 2 tiles of 16 x 16 fp32 sums, 32 rows x 32 columns.
+ *
+ * Where neither unit exists, eng__bgemm_get() is NULL and a bf16 context is
+ * refused with ENG_ERR_UNSUPPORTED: the scalar twin is a test reference, far
+ * slower than the fp32 GEMM.
+ *
+ * Packed weights (every ISA, and BF16 model files): Kp = K rounded up to 32
+ * (one AMX tile's depth), N16 = ceil(N/16) panels of 16 columns; panel p
+ * holds Kp/2 rows of 16 column pairs (the VNNI pair order both instructions
+ * read):
+ *     packed[(p*Kp/2 + i)*32 + 2j + e] = bf16(W[2i + e][16p + j]),
+ * zero past K and N. One 64-byte line per pair of k steps per panel.
+ *
+ * Activations are rounded once per GEMM into scratch, row-major [Mp][Kp]
+ * with Mp = M rounded up to 16 (an AMX tile's rows), zero past K; the AMX
+ * tiles load them straight from there. Rows are independent: a row's result
+ * never depends on the other rows or on M. */
+#ifndef ENG_BGEMM_H
+#define ENG_BGEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+
+typedef uint16_t eng__bf16;
+
+/* fp32 -> bf16, round to nearest even (denormals kept, NaN stays a quiet
+ * NaN): what every ISA's operands go through, so they agree on the inputs. */
+static inline eng__bf16 eng__bf16_round(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (eng__bf16)((u >> 16) | 0x40);
+    return (eng__bf16)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+
+static inline float eng__bf16_float(eng__bf16 h)
+{
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+typedef enum { ENG_BGEMM_SCALAR = 0, ENG_BGEMM_AVX512BF16 = 1, ENG_BGEMM_AMX = 2 } eng__bgemm_isa;
+
+typedef struct {
+    eng__bgemm_isa isa;
+    const char *name;
+    /* a[0, Kp) = eng__bf16_round(x[0, K)), zero past K. */
+    void (*round_row)(const float *x, int K, int Kp, eng__bf16 *a);
+    /* Y[M,N] (row stride ldy) = act(A B + bias (+ res)): A is [Mp][Kp] bf16
+     * as above (rows past M readable), B packed, res row r at res + r*ldy or
+     * NULL, act == ENG_ACT_NONE for none. */
+    void (*gemm)(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, float *Y,
+                 size_t ldy, const float *bias, const float *res, eng__act act);
+    /* The unit's peak for sgemm-bench --bf16: runs n rounds of independent
+     * products on operands held in registers (no loads) and returns the
+     * multiply-adds done; NULL for the scalar reference. */
+    double (*peak)(long n);
+} eng__bgemm_kernels;
+
+/* K rounded up to the packed depth. */
+static inline int eng__bgemm_kp(int K) { return (K + 31) & ~31; }
+
+/* Bytes of the packed form of a K x N matrix; 0 when K < 1 or N < 1. */
+size_t eng__bgemm_packed_bytes(int K, int N);
+/* Rounds and repacks W, given in the fp32 panel layout of kernels/sgemm.h
+ * (the model file's), into packed (eng__bgemm_packed_bytes(K, N) bytes). */
+void eng__bgemm_pack(const float *sgemm_packed, int K, int N, eng__bf16 *packed);
+/* The inverse, for an fp32 run of bf16 weights: packed back into the sgemm
+ * panel layout, every value exactly as rounded. */
+void eng__bgemm_unpack(const eng__bf16 *packed, int K, int N, float *sgemm_packed);
+
+/* Scratch bytes of eng__bgemm for M rows of K inputs (64-byte multiple). */
+size_t eng__bgemm_scratch_bytes(int M, int K);
+
+/* Y[M,N] = act(bf16(X) W + bias (+ res)): X [M,K] with row stride ldx, Y and
+ * res with row stride ldy; res NULL or act == ENG_ACT_NONE as in eng__sgemm_packed.
+ * scratch: eng__bgemm_scratch_bytes(M, K) bytes, 64-byte aligned. */
+void eng__bgemm(const eng__bgemm_kernels *bk, const float *X, int M, int K, size_t ldx,
+                const eng__bf16 *packed, int N, float *Y, size_t ldy, const float *bias,
+                const float *res, eng__act act, void *scratch);
+
+/* The fastest unit of this CPU under ENG_ISA, or NULL when it has neither
+ * AMX-BF16 nor AVX512-BF16 (or ENG_ISA is below avx512). */
+const eng__bgemm_kernels *eng__bgemm_get(void);
+/* One ISA's table, or NULL when this CPU (or its OS) cannot run it. */
+const eng__bgemm_kernels *eng__bgemm_for(eng__bgemm_isa isa);
+
+extern const eng__bgemm_kernels eng__bgemm_scalar;
+extern const eng__bgemm_kernels eng__bgemm_avx512bf16;
+extern const eng__bgemm_kernels eng__bgemm_amx;
+
+#endif
