@@ -26,7 +26,7 @@ __all__ = ["Model", "Scheduler", "EngineError", "EngineIOError", "EngineTimeoutE
 
 
 def isa() -> str:
-    """The instruction set the kernels run with: "scalar", "avx2" or "avx512"."""
+    """The instruction set the kernels run with: "scalar", "avx2", "avx512" or "amx" (AVX-512 with the int8 and bf16 GEMMs on AMX tiles)."""
     return _cstr(_lib_handle.eng_isa_name())
 
 

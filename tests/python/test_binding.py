@@ -50,7 +50,7 @@ def test_struct_layouts_match_header(tmp_path):
 
 def test_loads_the_library_named_by_the_environment():
     assert os.path.samefile(libengine.library_path, os.environ["LIBENGINE_PATH"])
-    assert libengine.isa() in ("scalar", "avx2", "avx512")
+    assert libengine.isa() in ("scalar", "avx2", "avx512", "amx")
 
 
 def _import_in_subprocess(env_extra, cwd, pythonpath):
