@@ -182,6 +182,20 @@ ENG_API const char *eng_model_label(const eng_model *model, int i);
 ENG_API eng_status eng_tokenize(const eng_model *model, const char *text, size_t len,
                         int32_t *ids, int cap, int *n_ids, int *truncated);
 
+/* Where a token came from: the bytes text[start..stop) of the original text,
+ * before lowercasing or accent stripping (a subword "##ing" covers "ing"; an
+ * accented letter reduced to "e" covers all its bytes). The [CLS] and [SEP]
+ * added around the text come from no bytes: start = stop = -1. */
+typedef struct {
+    int32_t start, stop;
+} eng_token_span;
+
+/* eng_tokenize, also writing each id's source span to spans[0..*n_ids)
+ * (spans holds cap entries). Tracking spans costs eng_tokenize nothing. */
+ENG_API eng_status eng_tokenize_spans(const eng_model *model, const char *text, size_t len,
+                                      int32_t *ids, eng_token_span *spans, int cap, int *n_ids,
+                                      int *truncated);
+
 /* The vocabulary entry of token id ("[CLS]", "##ing", ...): *len bytes, not
  * NUL-terminated, valid while the model is; *special says whether it is one
  * of the special tokens. NULL (and *len 0) when id is out of range or the

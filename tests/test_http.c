@@ -235,12 +235,21 @@ START_TEST(tei_routes)
     cJSON_Delete(j);
     free(r.body);
 
-    r = post(port, "/tokenize", "{\"inputs\":\"hello world\"}");
+    /* As TEI: byte offsets into the text and the text's own bytes there
+     * ("Héllo", not the vocabulary's "hello"); null for [CLS]/[SEP]. Ids and
+     * offsets are Hugging Face's tokenizers' for this text (through
+     * tests/golden/make_tokenizer_spans.mjs). */
+    r = post(port, "/tokenize", "{\"inputs\":\"Héllo, unaffable 中文\"}");
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body,
                      "[[{\"id\":101,\"text\":\"[CLS]\",\"special\":true,\"start\":null,\"stop\":null},"
-                     "{\"id\":7592,\"text\":\"hello\",\"special\":false,\"start\":null,\"stop\":null},"
-                     "{\"id\":2088,\"text\":\"world\",\"special\":false,\"start\":null,\"stop\":null},"
+                     "{\"id\":7592,\"text\":\"Héllo\",\"special\":false,\"start\":0,\"stop\":6},"
+                     "{\"id\":1010,\"text\":\",\",\"special\":false,\"start\":6,\"stop\":7},"
+                     "{\"id\":14477,\"text\":\"una\",\"special\":false,\"start\":8,\"stop\":11},"
+                     "{\"id\":20961,\"text\":\"ffa\",\"special\":false,\"start\":11,\"stop\":14},"
+                     "{\"id\":3468,\"text\":\"ble\",\"special\":false,\"start\":14,\"stop\":17},"
+                     "{\"id\":1746,\"text\":\"中\",\"special\":false,\"start\":18,\"stop\":21},"
+                     "{\"id\":1861,\"text\":\"文\",\"special\":false,\"start\":21,\"stop\":24},"
                      "{\"id\":102,\"text\":\"[SEP]\",\"special\":true,\"start\":null,\"stop\":null}]]");
     free(r.body);
 

@@ -15,6 +15,7 @@
 
 #define GOLDEN_TEXTS "tests/golden/tokenizer_hard.txt"
 #define GOLDEN_IDS "tests/golden/tokenizer_hard.ids.jsonl"
+#define GOLDEN_SPANS "tests/golden/tokenizer_hard.spans.jsonl"
 #define MAX_IDS 1024
 /* A 10,000-word text must tokenize well within this (it takes about a
  * millisecond; the bound is loose for sanitizer builds on a busy machine). */
@@ -109,6 +110,49 @@ static int matches_reference(const eng__tokenizer *tok, const char *text, size_t
     return 0;
 }
 
+/* Reads every integer of one JSON line ("[[-1,-1],[0,5]]" gives -1 -1 0 5);
+ * returns the count, or -1 when there are more than cap. */
+static int parse_ints(const char *line, int32_t *v, int cap)
+{
+    int n = 0;
+    for (const char *p = line; *p && *p != '\n';) {
+        char *end;
+        long x = strtol(p, &end, 10);
+        if (end == p) {
+            p++;
+            continue;
+        }
+        if (n == cap) return -1;
+        v[n++] = (int32_t)x;
+        p = end;
+    }
+    return n;
+}
+
+/* Tokenizes text with spans and compares them, flattened, with the
+ * reference line; prints a diff. */
+static int spans_match_reference(const eng__tokenizer *tok, const char *text, size_t len,
+                                 const char *ref_line, int line_no)
+{
+    int32_t want[2 * MAX_IDS], ids[MAX_IDS];
+    eng_token_span got[MAX_IDS];
+    int n_want = parse_ints(ref_line, want, 2 * MAX_IDS);
+    ck_assert_msg(n_want >= 4 && n_want % 2 == 0, "bad reference line %d", line_no);
+    int n = 0, trunc = 0;
+    ck_assert_int_eq(eng__tokenize_spans(tok, text, len, MAX_IDS, ids, got, MAX_IDS, &n, &trunc),
+                     ENG_OK);
+    int same = 2 * n == n_want;
+    for (int i = 0; same && i < n; i++)
+        same = got[i].start == want[2 * i] && got[i].stop == want[2 * i + 1];
+    if (same) return 1;
+    fprintf(stderr, "span mismatch on text %d: \"%.*s\"\n  want:", line_no, (int)len, text);
+    for (int i = 0; i < n_want; i += 2) fprintf(stderr, " %d-%d", want[i], want[i + 1]);
+    fprintf(stderr, "\n  got: ");
+    for (int i = 0; i < n; i++) fprintf(stderr, " %d-%d", got[i].start, got[i].stop);
+    fprintf(stderr, "\n");
+    return 0;
+}
+
 /* A tiny vocabulary for the tests that need no reference. Ids: [PAD]=0
  * [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4 un=5 ##aff=6 ##able=7 a=8 ##a=9 .=10 b=11. */
 static const char tiny_vocab[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nun\n##aff\n##able\na\n##a\n.\nb\n";
@@ -155,6 +199,47 @@ START_TEST(test_wordpiece_basics)
     /* NUL and soft hyphen are dropped, leaving "aba", which has no "##b". */
     tokenize_expect_n(tok, "a\0b\xC2\xAD" "a", 6, (const int32_t[]){2, 1, 3}, 3);
     tokenize_expect_n(tok, "a\0a", 3, (const int32_t[]){2, 8, 9, 3}, 4);
+    eng__tokenizer_free(tok);
+}
+END_TEST
+
+/* Source spans by hand: a lowercased, accent-stripped subword split ("Ú" is
+ * two bytes), punctuation, a literal special token (it has its bytes; only
+ * the [CLS]/[SEP] around the text have none), an over-long word as one [UNK]
+ * over all of it, and the [SEP] that ends a truncated text. */
+START_TEST(test_spans)
+{
+    eng__tokenizer *tok = tiny_tokenizer();
+    const char *text = "\xC3\x9aNAFFABLE. a[SEP]b";
+    int32_t ids[128];
+    eng_token_span sp[128];
+    int n, trunc;
+    ck_assert_int_eq(eng__tokenize_spans(tok, text, strlen(text), 16, ids, sp, 16, &n, &trunc), ENG_OK);
+    const int32_t want_ids[] = {2, 5, 6, 7, 10, 8, 3, 11, 3};
+    const eng_token_span want[] = {{-1, -1}, {0, 3}, {3, 6}, {6, 10}, {10, 11},
+                                   {12, 13}, {13, 18}, {18, 19}, {-1, -1}};
+    ck_assert_int_eq(n, 9);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(ids[i], want_ids[i]);
+        ck_assert_int_eq(sp[i].start, want[i].start);
+        ck_assert_int_eq(sp[i].stop, want[i].stop);
+    }
+
+    char word[120];
+    word[0] = ' ';
+    memset(word + 1, 'a', 101);   /* over max_chars_per_word (100) */
+    ck_assert_int_eq(eng__tokenize_spans(tok, word, 102, 16, ids, sp, 16, &n, &trunc), ENG_OK);
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(ids[1], 1);
+    ck_assert_int_eq(sp[1].start, 1);
+    ck_assert_int_eq(sp[1].stop, 102);
+
+    ck_assert_int_eq(eng__tokenize_spans(tok, "a b a", 5, 3, ids, sp, 16, &n, &trunc), ENG_OK);
+    ck_assert_int_eq(n, 3);
+    ck_assert(trunc);
+    ck_assert_int_eq(sp[1].start, 0);
+    ck_assert_int_eq(sp[1].stop, 1);
+    ck_assert_int_eq(sp[2].start, -1);
     eng__tokenizer_free(tok);
 }
 END_TEST
@@ -370,6 +455,41 @@ START_TEST(test_hard_golden)
 }
 END_TEST
 
+/* Every token's source bytes equal the library's offsets (converted to
+ * bytes, as TEI reports them) on the hard texts: accents stripped from
+ * precomposed and decomposed letters, lowercasing that changes a letter's
+ * length, CJK, emoji, controls, subwords, literal special tokens. */
+START_TEST(test_hard_spans)
+{
+    size_t tlen, slen;
+    char *texts = read_file(GOLDEN_TEXTS, &tlen);
+    char *jsonl = read_file(GOLDEN_SPANS, &slen);
+    ck_assert_msg(texts && jsonl, "%s or %s missing (run from the repository root)", GOLDEN_TEXTS,
+                  GOLDEN_SPANS);
+    jsonl = realloc(jsonl, slen + 1);
+    jsonl[slen] = '\0';
+    size_t pos = 0;
+    char *ref = jsonl;
+    int n = 0, ok = 0;
+    while (pos < tlen && *ref) {
+        char *eol = memchr(texts + pos, '\n', tlen - pos);
+        ck_assert(eol);
+        ok += spans_match_reference(shared_tok, texts + pos, (size_t)(eol - (texts + pos)), ref,
+                                    n + 1);
+        n++;
+        pos = (size_t)(eol - texts) + 1;
+        char *ref_eol = strchr(ref, '\n');
+        ref = ref_eol ? ref_eol + 1 : ref + strlen(ref);
+    }
+    printf("hard texts: %d of %d spans match\n", ok, n);
+    ck_assert_msg(pos == tlen && *ref == '\0', "golden texts and spans differ in length");
+    ck_assert_int_ge(n, 150);
+    ck_assert_int_eq(ok, n);
+    free(texts);
+    free(jsonl);
+}
+END_TEST
+
 START_TEST(test_long_text)
 {
     /* 10,000 words of mixed content, truncated to 512 ids. */
@@ -413,6 +533,7 @@ int main(void)
     Suite *suite = suite_create("tokenizer");
     TCase *tc = tcase_create("builtin");
     tcase_add_test(tc, test_wordpiece_basics);
+    tcase_add_test(tc, test_spans);
     tcase_add_test(tc, test_long_words_are_unk);
     tcase_add_test(tc, test_invalid_utf8);
     tcase_add_test(tc, test_truncation_and_args);
@@ -426,6 +547,7 @@ int main(void)
         tcase_set_timeout(ref, 60);
         tcase_add_test(ref, test_sst2_dev);
         tcase_add_test(ref, test_hard_golden);
+        tcase_add_test(ref, test_hard_spans);
         tcase_add_test(ref, test_long_text);
         suite_add_tcase(suite, ref);
     }

@@ -58,9 +58,9 @@ typedef struct {
      * GEMM its layers run on (a string the model owns). */
     void (*describe)(const void *impl, eng_model_info *info, const char **gemm_name);
     const char *(*label)(const void *impl, int i);   /* NULL when out of range */
-    /* NULL for kinds without a tokenizer. */
-    eng_status (*tokenize)(const void *impl, const char *text, size_t len, int32_t *ids, int cap,
-                           int *n_ids, int *truncated);
+    /* NULL for kinds without a tokenizer. spans may be NULL (not asked). */
+    eng_status (*tokenize)(const void *impl, const char *text, size_t len, int32_t *ids,
+                           eng_token_span *spans, int cap, int *n_ids, int *truncated);
     /* eng_model_token: the text of token id (*len bytes, not NUL-terminated)
      * and whether it is special, or NULL when out of range; NULL (the
      * operation) for kinds without a tokenizer. */

@@ -113,6 +113,12 @@ const char *eng_model_token(const eng_model *m, int32_t id, size_t *len, int *sp
 eng_status eng_tokenize(const eng_model *m, const char *text, size_t len, int32_t *ids, int cap,
                         int *n_ids, int *truncated)
 {
+    return eng_tokenize_spans(m, text, len, ids, NULL, cap, n_ids, truncated);
+}
+
+eng_status eng_tokenize_spans(const eng_model *m, const char *text, size_t len, int32_t *ids,
+                              eng_token_span *spans, int cap, int *n_ids, int *truncated)
+{
     int trunc = 0;
     if (n_ids)
         *n_ids = 0;
@@ -123,7 +129,7 @@ eng_status eng_tokenize(const eng_model *m, const char *text, size_t len, int32_
     if (!m->kind->tokenize)
         return eng__fail(ENG_ERR_UNSUPPORTED, "%s (a %s model) has no tokenizer", m->info.arch,
                          m->kind->name);
-    eng_status s = m->kind->tokenize(m->impl, text, len, ids, cap, n_ids, &trunc);
+    eng_status s = m->kind->tokenize(m->impl, text, len, ids, spans, cap, n_ids, &trunc);
     if (s)
         return eng__fail(s, "%s",
                          s == ENG_ERR_UTF8 ? "text is not valid UTF-8" : eng_status_str(s));

@@ -329,11 +329,11 @@ static const char *text_token(const void *impl, int32_t id, size_t *len, int *sp
 }
 
 static eng_status text_tokenize(const void *impl, const char *text, size_t len, int32_t *ids,
-                                int cap, int *n_ids, int *truncated)
+                                eng_token_span *spans, int cap, int *n_ids, int *truncated)
 {
     const eng__text_model *m = impl;
     int max_len = cap < m->max_positions ? cap : m->max_positions;
-    return eng__tokenize(m->tok, text, len, max_len, ids, cap, n_ids, truncated);
+    return eng__tokenize_spans(m->tok, text, len, max_len, ids, spans, cap, n_ids, truncated);
 }
 
 static void *alloc_floats(size_t n)

@@ -364,14 +364,24 @@ typedef struct {
     char word[TOK_MAX_WORD_CHARS * 4 + 2];
     int16_t char_off[TOK_MAX_WORD_CHARS + 1];   /* byte offset of each char */
     int n_chars;    /* may exceed max_chars_per_word; then the word is [UNK] */
+    /* Source spans, tracked only when the caller asks (spans != NULL): the
+     * raw code point being normalised, the original bytes of each char of
+     * the word (a char made by lowercasing or decomposing one code point
+     * covers that whole code point), and of the whole word. */
+    eng_token_span *spans;
+    eng_token_span src;
+    eng_token_span char_src[TOK_MAX_WORD_CHARS];
+    eng_token_span word_src;
 } tok_state;
 
-static void emit(tok_state *st, int32_t id)
+static void emit(tok_state *st, int32_t id, int32_t start, int32_t stop)
 {
     if (st->n >= st->limit) {
         st->full = 1;
         return;
     }
+    if (st->spans)
+        st->spans[st->n] = (eng_token_span){start, stop};
     st->ids[st->n++] = id;
 }
 
@@ -384,10 +394,11 @@ static void flush_word(tok_state *st)
     if (n == 0) return;
     st->n_chars = 0;
     if (n > tok->cfg.max_chars_per_word) {
-        emit(st, tok->unk_id);
+        emit(st, tok->unk_id, st->word_src.start, st->word_src.stop);
         return;
     }
     int32_t pieces[TOK_MAX_WORD_CHARS];
+    int16_t piece_end[TOK_MAX_WORD_CHARS];   /* the char each piece ends before */
     int n_pieces = 0;
     int start = 0;
     while (start < n) {
@@ -404,17 +415,25 @@ static void flush_word(tok_state *st)
             if (id >= 0) break;
         }
         if (id < 0) {
-            emit(st, tok->unk_id);
+            emit(st, tok->unk_id, st->word_src.start, st->word_src.stop);
             return;
         }
+        piece_end[n_pieces] = (int16_t)end;
         pieces[n_pieces++] = id;
         start = end;
     }
-    for (int i = 0; i < n_pieces && !st->full; i++) emit(st, pieces[i]);
+    for (int i = 0, c = 0; i < n_pieces && !st->full; c = piece_end[i++])
+        emit(st, pieces[i], st->spans ? st->char_src[c].start : 0,
+             st->spans ? st->char_src[piece_end[i] - 1].stop : 0);
 }
 
 static void push_char(tok_state *st, int32_t cp)
 {
+    if (st->spans) {
+        if (st->n_chars == 0) st->word_src.start = st->src.start;
+        st->word_src.stop = st->src.stop;
+        if (st->n_chars < st->tok->cfg.max_chars_per_word) st->char_src[st->n_chars] = st->src;
+    }
     if (st->n_chars >= st->tok->cfg.max_chars_per_word) {
         /* Too long already: only the count matters now. */
         st->n_chars = st->tok->cfg.max_chars_per_word + 1;
@@ -498,9 +517,17 @@ static const special_token *match_special(const eng__tokenizer *tok, const char 
 eng_status eng__tokenize(const eng__tokenizer *tok, const char *text, size_t len,
                          int max_len, int32_t *ids, int cap, int *n_ids, int *truncated)
 {
+    return eng__tokenize_spans(tok, text, len, max_len, ids, NULL, cap, n_ids, truncated);
+}
+
+eng_status eng__tokenize_spans(const eng__tokenizer *tok, const char *text, size_t len,
+                               int max_len, int32_t *ids, eng_token_span *spans, int cap,
+                               int *n_ids, int *truncated)
+{
     if (n_ids) *n_ids = 0;
     if (truncated) *truncated = 0;
-    if (!tok || (!text && len) || !ids || !n_ids || cap < 2 || max_len < 2 || max_len > cap)
+    if (!tok || (!text && len) || !ids || !n_ids || cap < 2 || max_len < 2 || max_len > cap ||
+        (spans && len > INT32_MAX))
         return ENG_ERR_INVALID_ARG;
     const unsigned char *u = (const unsigned char *)text;
     /* Validate everything first so a bad byte past the truncation point still
@@ -520,20 +547,25 @@ eng_status eng__tokenize(const eng__tokenizer *tok, const char *text, size_t len
     st.full = 0;
     st.n_chars = 0;
     st.char_off[0] = 0;
+    st.spans = spans;
+    if (spans) spans[0] = (eng_token_span){-1, -1};
     ids[st.n++] = tok->cls_id;
     for (size_t i = 0; i < len && !st.full;) {
         const special_token *sp = tok->special_first[u[i]] ? match_special(tok, text, i, len) : NULL;
         if (sp) {
             flush_word(&st);
-            emit(&st, sp->id);
+            emit(&st, sp->id, (int32_t)i, (int32_t)(i + sp->len));
             i += sp->len;
             continue;
         }
         int32_t cp;
-        i += utf8_decode(u + i, len - i, &cp);
+        size_t k = utf8_decode(u + i, len - i, &cp);
+        st.src = (eng_token_span){(int32_t)i, (int32_t)(i + k)};
+        i += k;
         normalize_char(&st, cp);
     }
     flush_word(&st);
+    if (spans) spans[st.n] = (eng_token_span){-1, -1};
     ids[st.n++] = tok->sep_id;
     *n_ids = st.n;
     if (truncated) *truncated = st.full;

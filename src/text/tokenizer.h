@@ -36,5 +36,10 @@ const char *eng__tokenizer_token(const eng__tokenizer *tok, int32_t id, size_t *
  * U+10FFFF, truncated sequences, embedded NUL is allowed as a control char). */
 eng_status eng__tokenize(const eng__tokenizer *tok, const char *text, size_t len,
                          int max_len, int32_t *ids, int cap, int *n_ids, int *truncated);
+/* The same, also writing each id's source bytes to spans (see eng_token_span
+ * in engine.h); spans may be NULL. */
+eng_status eng__tokenize_spans(const eng__tokenizer *tok, const char *text, size_t len,
+                               int max_len, int32_t *ids, eng_token_span *spans, int cap,
+                               int *n_ids, int *truncated);
 
 #endif

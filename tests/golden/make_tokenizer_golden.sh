@@ -1,7 +1,8 @@
 #!/bin/sh
 # make_tokenizer_golden.sh: writes tokenizer_hard.txt (hard input texts, one a
-# line, controls embedded literally) and tokenizer_hard.ids.jsonl (the ids Hugging
-# Face's tokenizers library gives them, [CLS] ... [SEP] included), for
+# line, controls embedded literally), tokenizer_hard.ids.jsonl (the ids Hugging
+# Face's tokenizers library gives them, [CLS] ... [SEP] included) and
+# tokenizer_hard.spans.jsonl (their byte offsets, make_tokenizer_spans.mjs), for
 # test_tokenizer.
 #
 #   sh tests/golden/make_tokenizer_golden.sh [MODEL_DIR]
@@ -112,6 +113,7 @@ for t in differ: print("the JavaScript port differs on", ascii(t), file=sys.stde
 print(len(differ), "of", len(texts), "texts differ between the library and its JavaScript port", file=sys.stderr)
 ' "$here/tokenizer_hard.txt" "$here/tokenizer_hard.ids.jsonl"
 echo "wrote $(wc -l < "$here/tokenizer_hard.ids.jsonl") reference id lists" >&2
+node "$here/make_tokenizer_spans.mjs" "$model" < "$here/tokenizer_hard.txt" > "$here/tokenizer_hard.spans.jsonl"
 
 # ---- src/text/tokenizer_legacy.h ---------------------------------------------------
 # Hugging Face's Rust code takes its punctuation, Mn and control classes from an

@@ -261,9 +261,11 @@ void tei_format(srv_req *r, buf *out)
         buf_add(out, "]", 1);
 }
 
-/* TEI's /tokenize: per text, [{"id","text","special","start","stop"}...].
- * start and stop (character offsets) are null: the tokenizer does not track
- * offsets. */
+/* TEI's /tokenize: per text, [{"id","text","special","start","stop"}...], as
+ * TEI's into_tokens: a token from the text has its byte offsets into it and
+ * the text's own bytes there as "text" (not the vocabulary entry: "Hello",
+ * not "hello"); the [CLS] and [SEP] added around it (Hugging Face's special
+ * tokens mask) have their vocabulary entry and null offsets. */
 void tei_tokenize(srv_req *r, buf *out)
 {
     srv_model *m = r->m;
@@ -272,11 +274,12 @@ void tei_tokenize(srv_req *r, buf *out)
         return;
     }
     int32_t ids[ENG_SCHED_MAX_POSITIONS];
+    eng_token_span spans[ENG_SCHED_MAX_POSITIONS];
     buf_add(out, "[", 1);
     for (int i = 0; i < r->n; i++) {
         int n_ids = 0, trunc = 0;
-        eng_status st = eng_tokenize(m->model, r->items[i].data, r->items[i].len, ids,
-                                     m->info.max_positions, &n_ids, &trunc);
+        eng_status st = eng_tokenize_spans(m->model, r->items[i].data, r->items[i].len, ids,
+                                           spans, m->info.max_positions, &n_ids, &trunc);
         if (st != ENG_OK) {
             srv_fail(r, 422, "tokenizer", "Input %d: %s", i, eng_status_str(st));
             return;
@@ -290,15 +293,21 @@ void tei_tokenize(srv_req *r, buf *out)
         buf_str(out, i ? ",[" : "[");
         int first = 1;
         for (int k = 0; k < n_ids; k++) {
-            size_t len;
-            int special;
-            const char *t = eng_model_token(m->model, ids[k], &len, &special);
+            int special = spans[k].start < 0;
             if (special && r->skip_special)
                 continue;
             buf_printf(out, "%s{\"id\":%d,\"text\":", first ? "" : ",", ids[k]);
-            buf_json_str(out, t ? t : "", t ? len : 0);
-            buf_printf(out, ",\"special\":%s,\"start\":null,\"stop\":null}",
-                       special ? "true" : "false");
+            if (special) {
+                size_t len;
+                const char *t = eng_model_token(m->model, ids[k], &len, NULL);
+                buf_json_str(out, t ? t : "", t ? len : 0);
+                buf_str(out, ",\"special\":true,\"start\":null,\"stop\":null}");
+            } else {
+                buf_json_str(out, r->items[i].data + spans[k].start,
+                             (size_t)(spans[k].stop - spans[k].start));
+                buf_printf(out, ",\"special\":false,\"start\":%d,\"stop\":%d}",
+                           (int)spans[k].start, (int)spans[k].stop);
+            }
             first = 0;
         }
         buf_add(out, "]", 1);
