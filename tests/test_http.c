@@ -424,13 +424,18 @@ START_TEST(slow_client_cut_off)
 END_TEST
 
 static server slow_srv;
-typedef struct { int port, status; const char *path, *headers, *body; } job;
+typedef struct {
+    int port, status;
+    const char *path, *headers, *body;
+    struct timespec done;   /* when the answer arrived */
+} job;
 
 static void *run_job(void *arg)
 {
     job *j = arg;
     reply r = http(j->port, "POST", j->path, j->headers, j->body);
     j->status = r.status;
+    clock_gettime(CLOCK_MONOTONIC, &j->done);
     free(r.body);
     return NULL;
 }
@@ -442,7 +447,7 @@ START_TEST(overload_429)
     job jobs[N];
     pthread_t t[N];
     for (int i = 0; i < N; i++) {
-        jobs[i] = (job){slow_srv.port, 0, "/predict", "", "{\"inputs\":\"a b\"}"};
+        jobs[i] = (job){slow_srv.port, 0, "/predict", "", "{\"inputs\":\"a b\"}", {0, 0}};
         pthread_create(&t[i], NULL, run_job, &jobs[i]);
     }
     int ok = 0, over = 0;
@@ -461,7 +466,7 @@ END_TEST
  * leaves while queued costs nothing else: the server keeps answering. */
 START_TEST(deadline_504_and_disconnect)
 {
-    job busy = {slow_srv.port, 0, "/predict", "", "{\"inputs\":\"a b\"}"};
+    job busy = {slow_srv.port, 0, "/predict", "", "{\"inputs\":\"a b\"}", {0, 0}};
     pthread_t t;
     pthread_create(&t, NULL, run_job, &busy);
     sleep_ms(20);
@@ -478,6 +483,65 @@ START_TEST(deadline_504_and_disconnect)
     r = http(slow_srv.port, "POST", "/predict", "", "{\"inputs\":\"a b\"}");
     ck_assert_int_eq(r.status, 200);
     free(r.body);
+}
+END_TEST
+
+static int answered_before(const job *a, const job *b)
+{
+    return a->done.tv_sec < b->done.tv_sec ||
+           (a->done.tv_sec == b->done.tv_sec && a->done.tv_nsec < b->done.tv_nsec);
+}
+
+/* Priorities reach the scheduler: batches of one that take 200 ms each, one
+ * running, three X-Priority 3 requests queued, then one X-Priority 0 (the
+ * most urgent) and one KServe parameters.priority 0: both overtake the queued
+ * ones (submitted last, they would finish last without priorities). Invalid
+ * priorities are refused with 422 before they are queued. */
+START_TEST(priority_overtakes)
+{
+    const char *args[] = {"--model", "null", "--null-batch-us", "200000", "--max-batch-size", "1",
+                          "--max-queue", "16", NULL};
+    server s = start_server(args);
+    ck_assert_int_gt(s.port, 0);
+    const char *low = "X-Priority: 3\r\n", *embed = "{\"inputs\":\"x\"}";
+    const char *infer = "{\"parameters\":{\"priority\":0},\"inputs\":[{\"name\":\"text\","
+                        "\"shape\":[1],\"datatype\":\"BYTES\",\"data\":[\"x\"]}]}";
+    enum { N = 6 };
+    job jobs[N] = {
+        {s.port, 0, "/embed", low, embed, {0, 0}},   /* runs first, alone */
+        {s.port, 0, "/embed", low, embed, {0, 0}},
+        {s.port, 0, "/embed", low, embed, {0, 0}},
+        {s.port, 0, "/embed", low, embed, {0, 0}},
+        {s.port, 0, "/embed", "X-Priority: 0\r\n", embed, {0, 0}},
+        {s.port, 0, "/v2/models/null/infer", "", infer, {0, 0}},
+    };
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        pthread_create(&t[i], NULL, run_job, &jobs[i]);
+        sleep_ms(i == 0 ? 50 : 20);   /* queued in this order */
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(jobs[i].status, 200);
+    }
+    for (int urgent = 4; urgent < N; urgent++)
+        for (int i = 1; i <= 3; i++)
+            ck_assert_msg(answered_before(&jobs[urgent], &jobs[i]),
+                          "priority-0 request %d answered after queued priority-3 request %d",
+                          urgent, i);
+
+    expect_error(http(s.port, "POST", "/embed", "X-Priority: 4\r\n", embed), 422, "validation");
+    expect_error(http(s.port, "POST", "/embed", "X-Priority: -1\r\n", embed), 422, "validation");
+    expect_error(http(s.port, "POST", "/embed", "X-Priority: high\r\n", embed), 422, "validation");
+    const char *bad[] = {"4", "\"0\"", "1.5", "-1"};
+    for (int i = 0; i < 4; i++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"parameters\":{\"priority\":%s},\"inputs\":[{\"name\":\"text\","
+                 "\"shape\":[1],\"datatype\":\"BYTES\",\"data\":[\"x\"]}]}", bad[i]);
+        expect_error(post(s.port, "/v2/models/null/infer", body), 422, "validation");
+    }
+    ck_assert_int_eq(stop_server(&s), 0);
 }
 END_TEST
 
@@ -511,7 +575,7 @@ START_TEST(drain)
     job jobs[N];
     pthread_t t[N];
     for (int i = 0; i < N; i++) {
-        jobs[i] = (job){s.port, 0, "/embed", "", "{\"inputs\":\"drain me\"}"};
+        jobs[i] = (job){s.port, 0, "/embed", "", "{\"inputs\":\"drain me\"}", {0, 0}};
         pthread_create(&t[i], NULL, run_job, &jobs[i]);
     }
     sleep_ms(150);   /* all connected and queued: the batch takes 300 ms */
@@ -540,7 +604,7 @@ START_TEST(exit_timeout_503)
     job jobs[N];
     pthread_t t[N];
     for (int i = 0; i < N; i++) {
-        jobs[i] = (job){s.port, 0, "/embed", "", "{\"inputs\":\"slow\"}"};
+        jobs[i] = (job){s.port, 0, "/embed", "", "{\"inputs\":\"slow\"}", {0, 0}};
         pthread_create(&t[i], NULL, run_job, &jobs[i]);
     }
     sleep_ms(150);
@@ -710,6 +774,7 @@ int main(void)
     tcase_add_test(tc, overload_429);
     tcase_add_test(tc, deadline_504_and_disconnect);
     tcase_add_test(tc, api_key_401);
+    tcase_add_test(tc, priority_overtakes);
     tcase_add_test(tc, drain);
     tcase_add_test(tc, image_routes);
     tcase_add_test(tc, exit_timeout_503);

@@ -490,6 +490,8 @@ static void read_request_headers(srv_req *r)
         long v = strtol(p, &end, 10);
         if (end != p && !*end && v >= 0 && v < ENG_SCHED_PRIORITIES)
             r->priority = (int)v;
+        else
+            r->bad_priority = 1;
     }
     r->content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 }
@@ -566,6 +568,12 @@ static int answer_early(srv_req *r, const char *method, enum MHD_Result *ret)
             *ret = respond_error(r, 404, "not_found", "No such model");
             return 1;
         }
+    }
+    if (r->bad_priority) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "X-Priority must be an integer 0..%d", ENG_SCHED_PRIORITIES - 1);
+        *ret = respond_error(r, 422, "validation", msg);
+        return 1;
     }
     /* A declared length over the limit is refused before a byte is read. */
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,

@@ -84,7 +84,13 @@ int kserve_parse(srv_req *r)
     cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "parameters");
     if (cJSON_IsObject(params)) {
         cJSON *p = cJSON_GetObjectItemCaseSensitive(params, "priority");
-        if (cJSON_IsNumber(p) && p->valuedouble >= 0 && p->valuedouble < ENG_SCHED_PRIORITIES)
+        if (p && !(cJSON_IsNumber(p) && p->valuedouble >= 0 &&
+                   p->valuedouble < ENG_SCHED_PRIORITIES && p->valuedouble == (int)p->valuedouble)) {
+            srv_fail(r, 422, "validation", "`parameters.priority` must be an integer 0..%d",
+                     ENG_SCHED_PRIORITIES - 1);
+            return 0;
+        }
+        if (p)
             r->priority = (int)p->valuedouble;
         cJSON *t = cJSON_GetObjectItemCaseSensitive(params, "timeout");   /* microseconds */
         if (cJSON_IsNumber(t) && t->valuedouble > 0)

@@ -145,6 +145,7 @@ struct srv_req {
     int normalize, truncate, raw_scores, single;
     int skip_special;    /* /tokenize with add_special_tokens false */
     int priority;
+    int bad_priority;   /* X-Priority is not 0..ENG_SCHED_PRIORITIES-1: 422 */
     int64_t timeout_us;
     char **owned;        /* decoded base64 images */
     int n_owned;
