@@ -191,7 +191,7 @@ typedef struct {
 } eng_token_span;
 
 /* eng_tokenize, also writing each id's source span to spans[0..*n_ids)
- * (spans holds cap entries). Tracking spans costs eng_tokenize nothing. */
+ * (spans holds cap entries). eng_tokenize does not track spans at all. */
 ENG_API eng_status eng_tokenize_spans(const eng_model *model, const char *text, size_t len,
                                       int32_t *ids, eng_token_span *spans, int cap, int *n_ids,
                                       int *truncated);

@@ -560,7 +560,7 @@ eng_status eng__tokenize_spans(const eng__tokenizer *tok, const char *text, size
         }
         int32_t cp;
         size_t k = utf8_decode(u + i, len - i, &cp);
-        st.src = (eng_token_span){(int32_t)i, (int32_t)(i + k)};
+        if (spans) st.src = (eng_token_span){(int32_t)i, (int32_t)(i + k)};
         i += k;
         normalize_char(&st, cp);
     }
