@@ -520,9 +520,10 @@ eng_status eng__tokenize(const eng__tokenizer *tok, const char *text, size_t len
     return eng__tokenize_spans(tok, text, len, max_len, ids, NULL, cap, n_ids, truncated);
 }
 
-eng_status eng__tokenize_spans(const eng__tokenizer *tok, const char *text, size_t len,
-                               int max_len, int32_t *ids, eng_token_span *spans, int cap,
-                               int *n_ids, int *truncated)
+/* The whole tokenization, inlined twice into eng__tokenize_spans (see there). */
+static inline __attribute__((always_inline)) eng_status
+tokenize(const eng__tokenizer *tok, const char *text, size_t len, int max_len, int32_t *ids,
+         eng_token_span *spans, int cap, int *n_ids, int *truncated)
 {
     if (n_ids) *n_ids = 0;
     if (truncated) *truncated = 0;
@@ -558,7 +559,7 @@ eng_status eng__tokenize_spans(const eng__tokenizer *tok, const char *text, size
             i += sp->len;
             continue;
         }
-        int32_t cp;
+        int32_t cp = 0;   /* set: the text was validated above */
         size_t k = utf8_decode(u + i, len - i, &cp);
         if (spans) st.src = (eng_token_span){(int32_t)i, (int32_t)(i + k)};
         i += k;
@@ -570,4 +571,15 @@ eng_status eng__tokenize_spans(const eng__tokenizer *tok, const char *text, size
     *n_ids = st.n;
     if (truncated) *truncated = st.full;
     return ENG_OK;
+}
+
+/* flatten inlines the helpers into both calls, so with spans a constant NULL
+ * the compiler drops every span branch and store: without spans this runs
+ * the same code as before spans existed. */
+__attribute__((flatten)) eng_status
+eng__tokenize_spans(const eng__tokenizer *tok, const char *text, size_t len, int max_len,
+                    int32_t *ids, eng_token_span *spans, int cap, int *n_ids, int *truncated)
+{
+    if (spans) return tokenize(tok, text, len, max_len, ids, spans, cap, n_ids, truncated);
+    return tokenize(tok, text, len, max_len, ids, NULL, cap, n_ids, truncated);
 }
