@@ -6,7 +6,8 @@
 #   make asan       the same tests built with AddressSanitizer + UBSan, in build-asan/
 #   make tsan       the scheduler tests under ThreadSanitizer, in build-tsan/
 #   make check      what CI runs: deps, test with WERROR=1, then asan, then tsan,
-#                   then 5 s of each fuzzer when clang is there
+#                   then (when clang is there) make clang and 5 s of each fuzzer
+#   make clang      the tests built with clang and UBSan, in build-clang/
 #   make fuzz       the libFuzzer harnesses (clang), FUZZ_SECONDS each, in build/fuzz/
 #   make deps       the include graph, checked against the layering rule (no cycles)
 #   make demo       the main job: infer-bench on a synthetic model (no download)
@@ -289,6 +290,13 @@ fuzz-run: fuzz-build
 	  echo "corpus: $$(ls $(BUILD)/corpus/$$n | wc -l) files"; \
 	done
 
+# The tests built with clang and its UBSan, in build-clang/: clang warns and
+# checks where gcc does not (-Wcast-align, offsets applied to NULL).
+.PHONY: clang
+clang:
+	$(MAKE) BUILD=build-clang CC=$(FUZZ_CC) CUDA=0 OPT="-O1 -g" \
+	  SAN_FLAGS="-fsanitize=undefined -fno-sanitize-recover=all" test
+
 # The include graph per folder, checked against README "Architecture".
 deps:
 	@python3 scripts/deps.py
@@ -297,10 +305,10 @@ check: deps
 	$(MAKE) WERROR=1 test
 	$(MAKE) WERROR=1 asan
 	$(MAKE) WERROR=1 tsan
-	@if command -v $(FUZZ_CC) >/dev/null; then $(MAKE) fuzz FUZZ_SECONDS=5; \
-	 else echo "fuzz: skipped ($(FUZZ_CC) not found)"; fi
+	@if command -v $(FUZZ_CC) >/dev/null; then $(MAKE) WERROR=1 clang && $(MAKE) fuzz FUZZ_SECONDS=5; \
+	 else echo "clang, fuzz: skipped ($(FUZZ_CC) not found)"; fi
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-clang
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
