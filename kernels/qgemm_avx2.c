@@ -79,7 +79,8 @@ tile_r(const int R, const uint8_t *a, size_t lda, const int8_t *b, int k4n, int 
         __m256i bw[4];
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++)
-            bw[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(bk + 16 * q)));
+            bw[q] = _mm256_cvtepi8_epi16(
+                _mm_loadu_si128((const __m128i *)(const void *)(bk + 16 * q)));
 #pragma GCC unroll 2
         for (int r = 0; r < R; r++) {
             int32_t w;
