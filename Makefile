@@ -5,7 +5,10 @@
 #   make test       build and run every test (Check); models from $(ENGINE_SHARED)
 #   make asan       the same tests built with AddressSanitizer + UBSan, in build-asan/
 #   make tsan       the scheduler tests under ThreadSanitizer, in build-tsan/
-#   make check      what CI runs: deps, test with WERROR=1, then asan, then tsan
+#   make check      what CI runs: deps, test with WERROR=1, then asan, then tsan,
+#                   then (when clang is there) make clang and 5 s of each fuzzer
+#   make clang      the tests built with clang and UBSan, in build-clang/
+#   make fuzz       the libFuzzer harnesses (clang), FUZZ_SECONDS each, in build/fuzz/
 #   make deps       the include graph, checked against the layering rule (no cycles)
 #   make demo       the main job: infer-bench on a synthetic model (no download)
 #   make clean
@@ -258,6 +261,42 @@ python: $(SHARED_LIB)
 	LIBENGINE_PATH=$(abspath $<) $(PYTHON) -m pip wheel --no-build-isolation --no-deps \
 	  --no-index -w $(BUILD)/python ./python
 
+# ---- Fuzzing (issue 10) ----------------------------------------------------
+# libFuzzer harnesses (fuzz/fuzz_*.c) for every parser that takes outside
+# bytes, built with clang, ASan and UBSan out of tree in build/fuzz (the
+# library instrumented for coverage with fuzzer-no-link). `make fuzz` runs
+# each for FUZZ_SECONDS on a working copy of its seeds (fuzz/corpus/NAME, kept
+# small and committed; what a run adds stays in build/fuzz/corpus/NAME).
+# A crash stops the run with the input in build/fuzz/crash-NAME-*.
+FUZZ_SECONDS ?= 10
+FUZZ_CC ?= clang
+FUZZ_NAMES := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+            -fno-omit-frame-pointer
+.PHONY: fuzz fuzz-build fuzz-run
+fuzz:
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CUDA=0 OPT="-O1 -g" SAN_FLAGS="$(FUZZ_SAN)" fuzz-run
+fuzz-build: $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_NAMES))
+$(BUILD)/fuzz_%: fuzz/fuzz_%.c $(CONVERT_LIB) $(LIB)
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer $(filter %.c %.a,$^) -o $@ $(LIBS) -lz
+fuzz-run: fuzz-build
+	@set -e; for n in $(FUZZ_NAMES); do \
+	  mkdir -p $(BUILD)/corpus/$$n; cp fuzz/corpus/$$n/* $(BUILD)/corpus/$$n/ 2>/dev/null || true; \
+	  echo "fuzz $$n: $(FUZZ_SECONDS) s"; \
+	  $(BUILD)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/crash-$$n- $(BUILD)/corpus/$$n 2>$(BUILD)/fuzz_$$n.log \
+	    || { tail -n 60 $(BUILD)/fuzz_$$n.log; exit 1; }; \
+	  grep -E '^stat::(number_of_executed_units|new_units_added)' $(BUILD)/fuzz_$$n.log | tr -s ' \n' '  '; \
+	  echo "corpus: $$(ls $(BUILD)/corpus/$$n | wc -l) files"; \
+	done
+
+# The tests built with clang and its UBSan, in build-clang/: clang warns and
+# checks where gcc does not (-Wcast-align, offsets applied to NULL).
+.PHONY: clang
+clang:
+	$(MAKE) BUILD=build-clang CC=$(FUZZ_CC) CUDA=0 OPT="-O1 -g" \
+	  SAN_FLAGS="-fsanitize=undefined -fno-sanitize-recover=all" test
+
 # The include graph per folder, checked against README "Architecture".
 deps:
 	@python3 scripts/deps.py
@@ -266,8 +305,10 @@ check: deps
 	$(MAKE) WERROR=1 test
 	$(MAKE) WERROR=1 asan
 	$(MAKE) WERROR=1 tsan
+	@if command -v $(FUZZ_CC) >/dev/null; then $(MAKE) WERROR=1 clang && $(MAKE) fuzz FUZZ_SECONDS=5; \
+	 else echo "clang, fuzz: skipped ($(FUZZ_CC) not found)"; fi
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-clang
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -36,7 +36,7 @@ int eng__argmax_avx2(const float *x, int n)
     float bv[8];
     int bi[8];
     _mm256_storeu_ps(bv, best);
-    _mm256_storeu_si256((__m256i *)bi, bidx);
+    _mm256_storeu_si256((__m256i *)(void *)bi, bidx);
     int win = -1;
     float wv = -INFINITY;
     for (int l = 0; l < 8; l++) {

@@ -48,7 +48,7 @@ void eng__qgemm_quantize_avx2(const float *x, int rows, int k, uint8_t *a, size_
             w = _mm256_permute4x64_epi64(w, 0xD8);
             __m128i bytes = _mm_packus_epi16(_mm256_castsi256_si128(w),
                                              _mm256_extracti128_si256(w, 1));
-            _mm_storeu_si128((__m128i *)(ar + i), bytes);
+            _mm_storeu_si128((__m128i *)(void *)(ar + i), bytes);
         }
         for (; i < k; i++) {
             long q = lrintf(xr[i] * inv) + 128;
@@ -79,7 +79,8 @@ tile_r(const int R, const uint8_t *a, size_t lda, const int8_t *b, int k4n, int 
         __m256i bw[4];
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++)
-            bw[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(bk + 16 * q)));
+            bw[q] = _mm256_cvtepi8_epi16(
+                _mm_loadu_si128((const __m128i *)(const void *)(bk + 16 * q)));
 #pragma GCC unroll 2
         for (int r = 0; r < R; r++) {
             int32_t w;

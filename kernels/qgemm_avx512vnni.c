@@ -58,7 +58,7 @@ void eng__qgemm_quantize_avx512(const float *x, int rows, int k, uint8_t *a, siz
              * of the GEMM's time. */
             const __m128i q8 = _mm512_cvtepi32_epi8(q);
             if (m == 0xffff)
-                _mm_storeu_si128((__m128i *)(ar + i), q8);
+                _mm_storeu_si128((__m128i *)(void *)(ar + i), q8);
             else
                 _mm_mask_storeu_epi8(ar + i, m, q8);
         }

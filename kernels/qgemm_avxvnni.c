@@ -25,8 +25,8 @@ tile_r(const int R, const uint8_t *a, size_t lda, const int8_t *b, int k4n, int 
                                            : _mm256_setzero_si256();
     }
     for (int k4 = 0; k4 < k4n; k4++) {
-        __m256i b0 = _mm256_loadu_si256((const __m256i *)(b + (size_t)k4 * 64));
-        __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + (size_t)k4 * 64 + 32));
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)(b + (size_t)k4 * 64));
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(b + (size_t)k4 * 64 + 32));
 #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
             int32_t w;

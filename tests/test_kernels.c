@@ -676,7 +676,7 @@ static void wino_run(const eng__kernels *k, int t, const float *d, const float *
     for (size_t i = 0; i < (size_t)(o * o) * (c + 1); i++)
         y[i] = WINO_GUARD;
     for (int q = 0; q < o * o; q++) {
-        rp[q] = res + (size_t)q * c;
+        rp[q] = res ? res + (size_t)q * c : NULL;   /* no offset on NULL (UBSan) */
         yp[q] = skip_one && q == 1 ? NULL : y + (size_t)q * (c + 1);
     }
     k->wino_input[t](dp, c, v, (size_t)c + 1);

@@ -162,7 +162,10 @@ static void encode_member(void *arg, int tid, int nt)
     int lo, hi;
     eng__team_share(job->T, tid, nt, &lo, &hi);
     const int rows = hi - lo;
-    void *scratch = (char *)c->lin_scratch + (size_t)tid * c->lin_scratch_bytes;
+    /* Where no linear layer needs scratch (fp32), lin_scratch is NULL, and
+     * offsetting NULL is undefined (clang's UBSan stops there). */
+    void *scratch =
+        c->lin_scratch ? (char *)c->lin_scratch + (size_t)tid * c->lin_scratch_bytes : NULL;
     float *f = c->ffn + (size_t)lo * (size_t)m->intermediate;
     const int block = m->layers > 0 && m->layer[0].ffn_in.dtype == ENG_DT_I8 ? INT8_CHAIN_ROWS
                       : rows > 0                                            ? rows

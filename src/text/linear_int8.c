@@ -46,7 +46,8 @@ void eng__linear_int8_run(const eng__linear *l, const float *X, int M, float *Y,
     const eng__qgemm_kernels *qk = eng__qgemm_get();
     const size_t lda = row_bytes(l->K);
     uint8_t *a = scratch;
-    float *sx = (float *)(a + (size_t)M * lda);
+    /* lda is a multiple of 4 and scratch is 64-byte aligned: sx is float-aligned. */
+    float *sx = (float *)(void *)(a + (size_t)M * lda);
     /* With neither activation nor residual the epilogue adds the bias;
      * otherwise the kernel table's pass adds it with the rest. */
     const int fused_bias = act == ENG_ACT_NONE && !res;

@@ -16,7 +16,10 @@ if [ ! -f "$BUILD/libengine.so" ]; then
     echo "SKIP python: $BUILD/libengine.so absent (make shared)"
     exit 77
 fi
-if ldd "$BUILD/libengine.so" | grep -q 'lib[at]san'; then
+# gcc links the sanitizer runtimes as shared libraries; clang leaves the
+# library with undefined __ubsan_*/__asan_* symbols for the program to supply.
+if ldd "$BUILD/libengine.so" | grep -q 'lib[atu]*san' ||
+   nm -D --undefined-only "$BUILD/libengine.so" | grep -q ' __\(asan\|tsan\|ubsan\)_'; then
     echo "SKIP python: $BUILD/libengine.so is a sanitizer build (Python cannot load it first)"
     exit 77
 fi

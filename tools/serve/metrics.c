@@ -103,7 +103,7 @@ void metrics_render(srv *s, buf *o)
         family(o, hists[k].name, "histogram", hists[k].help);
         for (int i = 0; i < s->n_models; i++)
             hist_render(o, hists[k].name, s->models[i].name,
-                        (hist *)((char *)&s->models[i].metrics + hists[k].off));
+                        (hist *)(void *)((char *)&s->models[i].metrics + hists[k].off));
     }
 
     family(o, "engine_inputs_total", "counter", "Inputs (texts, images) received, by model");
