@@ -17,6 +17,48 @@ enum { MC = 128, NCP = 16 };
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
+/* The tile of rows [r, r+rn) and panels [pb, pb+pn), K block [kb, kb+kn). */
+static void tile_at(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, size_t ldb, int r,
+                    int rn, int pb, int pn, int kb, int kn, int flags)
+{
+    const int ncols = min_int(16 * pn, g->n - 16 * pb);
+    /* Only read with sx set: raw runs may leave the rest NULL. */
+    const eng__qepi epi = g->sx ? (eng__qepi){
+        .sx = g->sx + r, .sw = g->sw + 16 * pb, .wsum = g->wsum + 16 * pb,
+        .bias = g->bias ? g->bias + 16 * pb : NULL,
+    } : (eng__qepi){0};
+    qk->tile(g->a + (size_t)r * g->lda + (size_t)kb * 4, g->lda,
+             g->b + (size_t)pb * ldb + (size_t)kb * 64, ldb, kn, rn, pn, ncols,
+             (int32_t *)g->c + (size_t)r * g->ldc + 16 * pb, g->ldc, flags,
+             g->sx ? &epi : NULL);
+}
+
+/* The AMX order. A register tile's products are fast enough that an operand
+ * coming from L3 or beyond stalls them, so: the columns go in blocks whose
+ * weights fit in L2 (l2_b_bytes), and within a block each strip of mr rows
+ * (mr x 4*kc bytes: 24 KiB at K = 768, in L1) runs across all the block's
+ * panels before the next strip, so per step one operand comes from L1 and
+ * the other from L2; the weights are read from memory once per call and
+ * the activations once per column block. */
+static void run_strips(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int m0, int m1,
+                       int p0, int p1, int k4, int kc, size_t ldb)
+{
+    int ncp = (int)((size_t)qk->l2_b_bytes / ldb) / qk->np * qk->np;
+    if (ncp < qk->np)
+        ncp = qk->np;
+    for (int nb = p0; nb < p1; nb += ncp) {
+        const int ne = min_int(nb + ncp, p1);
+        for (int kb = 0; kb < k4; kb += kc) {
+            const int kn = min_int(kc, k4 - kb);
+            const int flags = (kb > 0 ? ENG_QT_ACCUM : 0) | (kb + kn == k4 ? ENG_QT_FINAL : 0);
+            for (int r = m0; r < m1; r += qk->mr)
+                for (int pb = nb; pb < ne; pb += qk->np)
+                    tile_at(qk, g, ldb, r, min_int(qk->mr, m1 - r), pb, min_int(qk->np, ne - pb),
+                            kb, kn, flags);
+        }
+    }
+}
+
 void eng__qgemm_run(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int m0, int m1,
                     int p0, int p1)
 {
@@ -25,6 +67,10 @@ void eng__qgemm_run(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int 
     const int kc = ((k4 + nkb - 1) / nkb + 15) / 16 * 16;
     const int ncp = NCP / qk->np * qk->np;   /* whole register tiles */
     const size_t ldb = (size_t)k4 * 64;      /* bytes per 16-column panel */
+    if (qk->l2_b_bytes) {
+        run_strips(qk, g, m0, m1, p0, p1, k4, kc, ldb);
+        return;
+    }
     for (int mb = m0; mb < m1; mb += MC) {
         const int me = min_int(mb + MC, m1);
         for (int nb = p0; nb < p1; nb += ncp) {
@@ -32,22 +78,10 @@ void eng__qgemm_run(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int 
             for (int kb = 0; kb < k4; kb += kc) {
                 const int kn = min_int(kc, k4 - kb);
                 const int flags = (kb > 0 ? ENG_QT_ACCUM : 0) | (kb + kn == k4 ? ENG_QT_FINAL : 0);
-                for (int pb = nb; pb < ne; pb += qk->np) {
-                    const int pn = min_int(qk->np, ne - pb);
-                    const int ncols = min_int(16 * pn, g->n - 16 * pb);
-                    const int8_t *b = g->b + (size_t)pb * ldb + (size_t)kb * 64;
-                    for (int r = mb; r < me; r += qk->mr) {
-                        const int rn = min_int(qk->mr, me - r);
-                        /* Only read with sx set: raw runs may leave the rest NULL. */
-                        const eng__qepi epi = g->sx ? (eng__qepi){
-                            .sx = g->sx + r, .sw = g->sw + 16 * pb, .wsum = g->wsum + 16 * pb,
-                            .bias = g->bias ? g->bias + 16 * pb : NULL,
-                        } : (eng__qepi){0};
-                        qk->tile(g->a + (size_t)r * g->lda + (size_t)kb * 4, g->lda, b, ldb, kn,
-                                 rn, pn, ncols, (int32_t *)g->c + (size_t)r * g->ldc + 16 * pb,
-                                 g->ldc, flags, g->sx ? &epi : NULL);
-                    }
-                }
+                for (int pb = nb; pb < ne; pb += qk->np)
+                    for (int r = mb; r < me; r += qk->mr)
+                        tile_at(qk, g, ldb, r, min_int(qk->mr, me - r), pb,
+                                min_int(qk->np, ne - pb), kb, kn, flags);
             }
         }
     }

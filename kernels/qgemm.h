@@ -66,6 +66,10 @@ typedef struct {
     int mr;   /* rows of one register tile */
     int np;   /* 16-column panels of one register tile */
     int kc4;  /* k4 steps per K block (see qgemm.c) */
+    /* 0: the vector tiles' blocking (qgemm.c). Else the bytes of weights
+     * (whole panels) one column block keeps in L2 while every strip of mr
+     * rows goes by, each strip running across the block's panels (AMX). */
+    int l2_b_bytes;
     /* For each of rows rows of x (k floats each, row stride k): s = max|x|/127
      * (0 for an all-zero row), a[r][i] = clamp(rint(x * (127/max)) + 128, 0, 255)
      * for i < k; sx[r] = s. Rounds to nearest even, like the vector

@@ -26,8 +26,18 @@
 /* KC4: the K block, in k4 steps (4096 k: BERT's K in one block). The
  * accumulators live in the tiles for a whole block, so a block boundary
  * costs a round trip of C through memory; measured (bench/qgemm_bench.c),
- * 1024 ran 0-20% faster than 256 at the BERT shapes. */
-enum { MR = 32, NP = 2, KC4 = 1024, TK4 = 16 /* k4 steps per tile */, TB = 64 /* bytes per row */ };
+ * 1024 ran 0-20% faster than 256 at the BERT shapes. L2_B_BYTES: the
+ * weights of one column block, kept in L2 (2 MiB per core on Sapphire
+ * Rapids) while the row strips go by (qgemm.c run_strips); 256 KiB to
+ * 1.5 MiB measured alike. */
+enum {
+    L2_B_BYTES = 1 << 20,
+    MR = 32,
+    NP = 2,
+    KC4 = 1024,
+    TK4 = 16, /* k4 steps per tile */
+    TB = 64   /* bytes per row */
+};
 
 /* Loads A tile t (rows [16h, 16h+16) of the register tile, k4 steps
  * [k4, k4+steps)) directly when all 16 rows and 16 steps are there, else
@@ -202,6 +212,6 @@ static void tile_amx(const uint8_t *a, size_t lda, const int8_t *b, size_t ldb, 
 }
 
 const eng__qgemm_kernels eng__qgemm_amx = {
-    .isa = ENG_QISA_AMX, .name = "amx", .mr = MR, .np = NP, .kc4 = KC4,
+    .isa = ENG_QISA_AMX, .name = "amx", .mr = MR, .np = NP, .kc4 = KC4, .l2_b_bytes = L2_B_BYTES,
     .quantize = eng__qgemm_quantize_avx512, .tile = tile_amx,
 };

@@ -150,6 +150,15 @@ START_TEST(test_amx_exact_long_k)
 }
 END_TEST
 
+/* Several of run_strips' column blocks (kernels/qgemm.c: 1 MiB of weights
+ * each, 20 panels at K = 3072), the last one partial, under row strips
+ * with a short last one. */
+START_TEST(test_amx_column_blocks)
+{
+    check_shape(40, 700, 3072);
+}
+END_TEST
+
 START_TEST(test_amx_strided)
 {
     /* Row strides past the data (the guard bytes must not be summed), and
@@ -253,6 +262,7 @@ int main(int argc, char **argv)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_amx_exact_awkward_shapes);
     tcase_add_test(tc, test_amx_exact_long_k);
+    tcase_add_test(tc, test_amx_column_blocks);
     tcase_add_test(tc, test_amx_strided);
     tcase_add_test(tc, test_amx_new_threads);
     tcase_add_test(tc, test_amx_denied);
