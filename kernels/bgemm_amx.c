@@ -5,14 +5,17 @@
  * 32 columns), two of activations A (16 rows x 32 k steps, loaded straight
  * from the rounded row-major activations) and two of weights B (16 pairs of
  * k steps x 16 columns, one panel's lines as packed). Each A and B tile
- * feeds two products. The row block (MC rows of A, about 512 KiB) stays in
- * L2 while the column pairs go by; a pair's weights (Kp x 64 bytes) stay in
- * L2 while it walks down the block. The sum tiles go through a 32 x 32 block
- * on the stack to the shared epilogue. */
+ * feeds two products. Blocking as the int8 AMX GEMM's (kernels/qgemm.c
+ * run_strips): the columns go in blocks whose weights (B_BLOCK_BYTES) stay
+ * in L2, and each strip of 32 rows (32 x Kp x 2 bytes, 48 KiB at K = 768)
+ * runs across all of a block's panels before the next, so the weights are
+ * read from memory once per call and the activations once per block. The
+ * sum tiles go through a 32 x 32 block on the stack to the shared
+ * epilogue. */
 #include "bgemm_avx512.h"
 #include "cpu.h"
 
-enum { A_BLOCK_BYTES = 512 * 1024 };
+enum { B_BLOCK_BYTES = 1 << 20 };
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -61,18 +64,18 @@ static void gemm(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, f
 {
     eng__amx_thread_init(); /* every tile 16 rows x 64 bytes */
     const int n16 = (N + 15) / 16;
-    int mc = (int)(A_BLOCK_BYTES / ((size_t)Kp * sizeof(eng__bf16))) & ~31;
-    if (mc < 32)
-        mc = 32;
+    int ncp = (int)(B_BLOCK_BYTES / ((size_t)Kp * 16 * sizeof(eng__bf16))) & ~1;
+    if (ncp < 2)
+        ncp = 2;
     float c[32][32] __attribute__((aligned(64)));
-    for (int mb = 0; mb < M; mb += mc) {
-        const int me = min_int(mb + mc, M);
-        for (int pb = 0; pb < n16; pb += 2) {
-            const int np = min_int(2, n16 - pb), cols = min_int(16 * np, N - 16 * pb);
-            const eng__bf16 *b = B + (size_t)pb * Kp * 16;
-            for (int r = mb; r < me; r += 32) {
-                const int rows = min_int(32, me - r);
-                const eng__bf16 *a = A + (size_t)r * Kp;
+    for (int nb = 0; nb < n16; nb += ncp) {
+        const int ne = min_int(nb + ncp, n16);
+        for (int r = 0; r < M; r += 32) {
+            const int rows = min_int(32, M - r);
+            const eng__bf16 *a = A + (size_t)r * Kp;
+            for (int pb = nb; pb < ne; pb += 2) {
+                const int np = min_int(2, ne - pb), cols = min_int(16 * np, N - 16 * pb);
+                const eng__bf16 *b = B + (size_t)pb * Kp * 16;
                 if (rows > 16)
                     (np > 1 ? block_2_2 : block_2_1)(a, Kp, b, c);
                 else

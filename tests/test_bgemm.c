@@ -259,10 +259,12 @@ END_TEST
 
 START_TEST(test_large_shapes)
 {
-    /* M over several row blocks (the block shrinks as K grows), K 3072 as
-     * in BERT's FFN output, N with a partial tile. */
+    /* Many row strips, K 3072 as in BERT's FFN output, N with a partial
+     * tile; then several of the AMX unit's column blocks (1 MiB of weights:
+     * 10 panels at K = 3072), the last one a single panel. */
     check_shape(300, 97, 3072);
     check_shape(1100, 50, 768);
+    check_shape(40, 330, 3072);
 }
 END_TEST
 
