@@ -16,6 +16,12 @@
  * GB/s at which the weights stream, against a plain 2-thread read of a
  * buffer of the same size measured in the same run.
  *
+ * Last, the GEMM alone on one thread at M = 16, 128 and 4096 rows and the
+ * BERT-base K/N (768/768, 768/3072, 3072/768), already quantized, timed in
+ * thread CPU time, the median of reps runs after a warm-up, as GOP/s and as a
+ * percentage of the peak measured right after each shape (the weights and
+ * activations are warm in cache, so M = 16 shows the kernel, not DRAM).
+ *
  *   build/qgemm-bench [reps]      (default 5; the best run is reported) */
 #include <immintrin.h>
 #include <math.h>
@@ -389,6 +395,67 @@ static void bench_stream(int reps)
     free(scratch[0]); free(scratch[1]);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median GOP/s of the GEMM alone (M x K x N, quantized rows, fused
+ * epilogue) over reps runs on this thread, after one warm-up run. */
+static double gemm_median(int M, int K, int N, int reps)
+{
+    const eng__qgemm_kernels *qk = eng__qgemm_get();
+    const size_t lda = (size_t)(K + 3) / 4 * 4;
+    float *x = malloc((size_t)M * K * sizeof *x), *w = malloc((size_t)K * N * sizeof *w);
+    float *b = calloc((size_t)N, sizeof *b), *y = malloc((size_t)M * N * sizeof *y);
+    float *scale = malloc((size_t)N * sizeof *scale), *sx = malloc((size_t)M * sizeof *sx);
+    int32_t *wsum = malloc((size_t)N * sizeof *wsum);
+    int8_t *wq = malloc(eng__quantized_weight_bytes(K, N));
+    uint8_t *a = calloc((size_t)M, lda);
+    double *t = malloc((size_t)(reps + 1) * sizeof *t), gops = 0;
+    unsigned s = 4242;
+    for (size_t i = 0; i < (size_t)M * K; i++)
+        x[i] = (float)((s = s * 1103515245u + 12345u) >> 16) / 65536.0f - 0.5f;
+    for (size_t i = 0; i < (size_t)K * N; i++)
+        w[i] = (float)((s = s * 1103515245u + 12345u) >> 16) / 65536.0f - 0.5f;
+    if (x && w && b && y && scale && sx && wsum && wq && a && t &&
+        eng__quantize_weights(w, K, N, wq, scale, wsum) == ENG_OK) {
+        qk->quantize(x, M, K, a, lda, sx);
+        const eng__qgemm_args g = {.a = a, .lda = lda, .b = wq, .k = K, .n = N, .sx = sx,
+                                   .sw = scale, .wsum = wsum, .bias = b, .c = y,
+                                   .ldc = (size_t)N};
+        /* Small products repeat within a run, so each run lasts a few ms. */
+        const int iters = (int)(1 + 2e8 / ((double)M * K * N));
+        for (int r = 0; r <= reps; r++) {
+            const double t0 = cpu_now();
+            for (int i = 0; i < iters; i++)
+                eng__qgemm_run(qk, &g, 0, M, 0, (N + 15) / 16);
+            t[r] = (cpu_now() - t0) / iters;
+        }
+        qsort(t + 1, (size_t)reps, sizeof *t, cmp_double);
+        gops = 2.0 * M * K * N / t[1 + reps / 2] / 1e9;
+    }
+    free(x); free(w); free(b); free(y); free(scale); free(sx); free(wsum); free(wq); free(a);
+    free(t);
+    return gops;
+}
+
+/* Prints the GEMM-alone grid (see the top of the file). */
+static void bench_grid(int reps, int amx)
+{
+    static const int ms[] = {16, 128, 4096}, kn[][2] = {{768, 768}, {768, 3072}, {3072, 768}};
+    printf("GEMM alone, 1 thread, median of %d (peak: %s, measured after each shape)\n", reps,
+           amx ? "TDPBUSD" : "VPDPBUSD zmm");
+    for (size_t i = 0; i < sizeof ms / sizeof *ms; i++)
+        for (size_t j = 0; j < sizeof kn / sizeof *kn; j++) {
+            const double g = gemm_median(ms[i], kn[j][0], kn[j][1], reps);
+            const double peak = amx ? amx_peak() : vnni_peak(1);
+            printf("  M=%-4d K=%-4d N=%-4d %6.0f GOP/s = %5.1f%% of %.0f\n", ms[i], kn[j][0],
+                   kn[j][1], g, 100.0 * g / peak, peak);
+        }
+}
+
 int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 5;
@@ -441,5 +508,7 @@ int main(int argc, char **argv)
         printf("\n");
     }
     bench_stream(reps);
+    if (amx || vnni)
+        bench_grid(reps, amx);
     return 0;
 }
