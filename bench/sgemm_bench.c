@@ -14,7 +14,9 @@
  * With --bf16 it times instead the bf16 GEMM (kernels/bgemm.h) on this CPU's
  * fastest unit, rounding of the activations included, against the unit's
  * peak measured in the same run (products on operands held in registers) and
- * against the packed fp32 GEMM, at M = 4096 and the BERT-base/MiniLM K/N.
+ * against the packed fp32 GEMM, at M = 4096 and the BERT-base/MiniLM K/N,
+ * then at M = 16, 128 and 4096 with BERT-base's K/N (768/768, 768/3072,
+ * 3072/768; small products repeated so each timing lasts a few ms).
  *
  *   build/sgemm-bench --bf16 [reps] */
 #include <stdio.h>
@@ -110,10 +112,14 @@ static int bench_bf16(int reps)
     printf("sgemm-bench --bf16: %s, 1 thread, median of %d; peak %.0f GFLOP/s (same run)\n",
            bk->name, reps, peak / 1e9);
     printf("%5s %5s %5s  %12s %7s  %12s %8s\n", "M", "K", "N", "bf16", "%peak", "fp32", "bf16/fp32");
-    static const int shapes[][2] = {{384, 1536}, {1536, 384}, {768, 3072}, {3072, 768}};
-    const int M = 4096;
+    static const int shapes[][3] = {
+        {4096, 384, 1536}, {4096, 1536, 384}, {4096, 768, 3072}, {4096, 3072, 768},
+        {16, 768, 768},    {16, 768, 3072},   {16, 3072, 768},   {128, 768, 768},
+        {128, 768, 3072},  {128, 3072, 768},  {4096, 768, 768},
+    };
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        const int K = shapes[si][0], N = shapes[si][1];
+        const int M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
+        const int iters = (int)(1 + 2e8 / ((double)M * K * N));
         float *x = random_floats((size_t)M * K), *w = random_floats((size_t)K * N);
         float *bias = random_floats((size_t)N), *y = malloc((size_t)M * N * sizeof *y);
         float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(K, N));
@@ -131,8 +137,8 @@ static int bench_bf16(int reps)
         run_bf16(&p);
         run_packed(&p);
         for (int r = 0; r < reps; r++) {
-            tb[r] = time_one(run_bf16, &p, 2);
-            tf[r] = time_one(run_packed, &p, 1);
+            tb[r] = time_one(run_bf16, &p, 2 * iters);
+            tf[r] = time_one(run_packed, &p, iters);
             ratio[r] = tf[r] / tb[r];
         }
         qsort(tb, (size_t)reps, sizeof *tb, cmp_double);
