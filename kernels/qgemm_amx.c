@@ -29,9 +29,8 @@
  * 1024 ran 0-20% faster than 256 at the BERT shapes. L2_B_BYTES: the
  * weights of one column block, kept in L2 (2 MiB per core on Sapphire
  * Rapids) while the row strips go by (qgemm.c run_strips); 256 KiB to
- * 1.5 MiB measured alike. PF_STEPS: see tile_hp. */
+ * 1.5 MiB measured alike. */
 enum {
-    PF_STEPS = 4, /* 4 KiB ahead in each panel: streams 3-5% faster at M = 16 than 0 or 8 */
     L2_B_BYTES = 1 << 20,
     MR = 32,
     NP = 2,
@@ -126,14 +125,6 @@ tile_hp(const int MH, const int P, const uint8_t *a, size_t lda, const int8_t *b
     int k4 = 0;
     if (!partial_rows)
         for (; k4 + TK4 <= k4n; k4 += TK4) {
-            /* One row tile (a small batch): the weights are used once,
-             * straight from memory; ask for them PF_STEPS steps ahead. */
-            if (MH == 1)
-                for (int i = 0; i < TK4; i++)
-                    for (int j = 0; j < P; j++)
-                        _mm_prefetch((const char *)b + (size_t)j * ldb +
-                                         (size_t)(k4 + PF_STEPS * TK4 + i) * TB,
-                                     _MM_HINT_T1);
             _tile_loadd(4, a + (size_t)k4 * 4, (long)lda);
             _tile_loadd(6, b + (size_t)k4 * TB, TB);
             _tile_dpbusd(0, 4, 6);
