@@ -9,6 +9,9 @@
  * reported as GOP/s (2 ops per multiply-add) and as a percentage of the peak
  * of the path in use (AMX's where it runs, else VNNI's).
  *
+ * After the peak, the same tile loop with its loads (amx_loads), which
+ * bounds what the GEMM can reach.
+ *
  * Then batch 1 x 16 tokens, which is memory-bound: the four linear layers of
  * BERT-base (768 x 2304, 768 x 768, 768 x 3072, 3072 x 768) at M = 16, in
  * enough copies to exceed the last-level cache, the columns split over 2
@@ -158,6 +161,59 @@ static double amx_peak(void)
             best = dt;
     }
     return (double)AMX_ITERS * 4 * 16 * 16 * 64 * 2 / best / 1e9;
+}
+
+/* The register tile's loop with its loads, as qgemm_amx.c runs it on one
+ * 32-row strip at K = 768 (12 steps of 16 k4), the sum tiles stored after
+ * each pair of panels, no epilogue: the activations (24 KiB) stay in L1,
+ * the weights of `pairs` panel pairs (24 KiB each) come from L1 (1 pair)
+ * or L2 (32 pairs, 768 KiB). What this loop reaches bounds the GEMM. */
+__attribute__((target("amx-tile,amx-int8"))) static double amx_loads(int pairs)
+{
+    enum { STEPS = 12, LDA = STEPS * 64, LDB = STEPS * 1024, ROUNDS = 400 };
+    uint8_t *a = amalloc(32 * LDA);
+    int8_t *b = amalloc((size_t)2 * LDB * pairs);
+    int32_t c[4][256] __attribute__((aligned(64)));
+    if (!a || !b)
+        return 0;
+    unsigned s = 99; /* nonzero operands, like a real layer's */
+    for (int i = 0; i < 32 * LDA; i++)
+        a[i] = (uint8_t)((s = s * 1103515245u + 12345u) >> 24);
+    for (size_t i = 0; i < (size_t)2 * LDB * pairs; i++)
+        b[i] = (int8_t)((s = s * 1103515245u + 12345u) >> 24);
+    eng__amx_thread_init();
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        const double t0 = cpu_now();
+        for (int r = 0; r < ROUNDS; r++)
+            for (int p = 0; p < pairs; p++) {
+                const int8_t *bp = b + (size_t)2 * LDB * p;
+                _tile_zero(0);
+                _tile_zero(1);
+                _tile_zero(2);
+                _tile_zero(3);
+                for (int k = 0; k < STEPS; k++) {
+                    _tile_loadd(4, a + k * 64, LDA);
+                    _tile_loadd(6, bp + k * 1024, 64);
+                    _tile_dpbusd(0, 4, 6);
+                    _tile_loadd(7, bp + LDB + k * 1024, 64);
+                    _tile_dpbusd(1, 4, 7);
+                    _tile_loadd(5, a + 16 * LDA + k * 64, LDA);
+                    _tile_dpbusd(2, 5, 6);
+                    _tile_dpbusd(3, 5, 7);
+                }
+                _tile_stored(0, c[0], 64);
+                _tile_stored(1, c[1], 64);
+                _tile_stored(2, c[2], 64);
+                _tile_stored(3, c[3], 64);
+            }
+        const double dt = cpu_now() - t0;
+        if (dt < best)
+            best = dt;
+    }
+    free(a);
+    free(b);
+    return (double)ROUNDS * pairs * STEPS * 4 * 16 * 16 * 64 * 2 / best / 1e9;
 }
 
 /* One thread's half of a layer, as a forward-pass team member runs it. */
@@ -502,8 +558,12 @@ int main(int argc, char **argv)
     }
     if (vnni)
         printf("VPDPBUSD zmm peak: %.0f GOP/s on 1 thread, %.0f GOP/s on 2\n", p1, p2);
-    if (amx)
+    if (amx) {
         printf("TDPBUSD (AMX) peak: %.0f GOP/s on 1 thread\n", pa);
+        const double in_l1 = amx_loads(1), in_l2 = amx_loads(32);
+        printf("  its 2 x 2 tile loop with loads (K = 768): weights in L1 %.0f GOP/s (%.0f%%), "
+               "from L2 %.0f GOP/s (%.0f%%)\n", in_l1, 100.0 * in_l1 / pa, in_l2, 100.0 * in_l2 / pa);
+    }
     /* Percentages against the path in use: AMX (one unit per core, so the
      * 2-thread peak is twice the 1-thread one) or VNNI. */
     const double peak1 = amx ? pa : p1, peak2 = amx ? 2 * pa : p2;
