@@ -45,7 +45,7 @@ void hist_observe(hist *h, uint64_t v)
     atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
 }
 
-static void family(buf *o, const char *name, const char *type, const char *help)
+void metrics_family(buf *o, const char *name, const char *type, const char *help)
 {
     buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -81,7 +81,7 @@ static void requests_render(buf *o, const char *model, srv_metrics *m)
 
 void metrics_render(srv *s, buf *o)
 {
-    family(o, "engine_http_requests_total", "counter",
+    metrics_family(o, "engine_http_requests_total", "counter",
            "HTTP requests answered, by model, route and status code");
     requests_render(o, "", &s->global);
     for (int i = 0; i < s->n_models; i++)
@@ -100,42 +100,39 @@ void metrics_render(srv *s, buf *o)
          offsetof(srv_metrics, batch_tokens)},
     };
     for (size_t k = 0; k < sizeof hists / sizeof hists[0]; k++) {
-        family(o, hists[k].name, "histogram", hists[k].help);
+        metrics_family(o, hists[k].name, "histogram", hists[k].help);
         for (int i = 0; i < s->n_models; i++)
             hist_render(o, hists[k].name, s->models[i].name,
                         (hist *)(void *)((char *)&s->models[i].metrics + hists[k].off));
     }
 
-    family(o, "engine_inputs_total", "counter", "Inputs (texts, images) received, by model");
+    metrics_family(o, "engine_inputs_total", "counter", "Inputs (texts, images) received, by model");
     for (int i = 0; i < s->n_models; i++)
         buf_printf(o, "engine_inputs_total{model=\"%s\"} %llu\n", s->models[i].name,
                    (unsigned long long)atomic_load(&s->models[i].metrics.items));
-    family(o, "engine_cache_hits_total", "counter", "Inputs answered from the result cache");
+    metrics_family(o, "engine_cache_hits_total", "counter", "Inputs answered from the result cache");
     for (int i = 0; i < s->n_models; i++)
         buf_printf(o, "engine_cache_hits_total{model=\"%s\"} %llu\n", s->models[i].name,
                    (unsigned long long)atomic_load(&s->models[i].metrics.cache_hits));
-    family(o, "engine_cache_misses_total", "counter",
+    metrics_family(o, "engine_cache_misses_total", "counter",
            "Inputs looked up in the result cache and not found");
     for (int i = 0; i < s->n_models; i++)
         buf_printf(o, "engine_cache_misses_total{model=\"%s\"} %llu\n", s->models[i].name,
                    (unsigned long long)atomic_load(&s->models[i].metrics.cache_misses));
 
     int ready = atomic_load(&s->ready);
-    family(o, "engine_queue_depth", "gauge", "Inputs queued in the model's scheduler now");
+    metrics_family(o, "engine_queue_depth", "gauge", "Inputs queued in the model's scheduler now");
     for (int i = 0; i < s->n_models; i++) {
-        uint64_t q = 0;
-        if (ready) {
-            eng_sched_stats st;
-            eng_sched_get_stats(s->models[i].sched, &st);
-            q = st.queued;
-        }
+        uint64_t q = ready ? s->be->queue_depth(&s->models[i]) : 0;
         buf_printf(o, "engine_queue_depth{model=\"%s\"} %llu\n", s->models[i].name,
                    (unsigned long long)q);
     }
-    family(o, "engine_requests_in_flight", "gauge", "HTTP requests read and not yet answered");
+    metrics_family(o, "engine_requests_in_flight", "gauge", "HTTP requests read and not yet answered");
     buf_printf(o, "engine_requests_in_flight %lld\n", (long long)atomic_load(&s->inflight));
-    family(o, "engine_connections", "gauge", "Open HTTP connections");
+    metrics_family(o, "engine_connections", "gauge", "Open HTTP connections");
     buf_printf(o, "engine_connections %lld\n", (long long)atomic_load(&s->connections));
-    family(o, "engine_ready", "gauge", "1 when every model is loaded and warm and not draining");
+    metrics_family(o, "engine_ready", "gauge", "1 when every model is loaded and warm and not draining");
     buf_printf(o, "engine_ready %d\n", ready && !atomic_load(&s->draining));
+    if (s->be->metrics)
+        s->be->metrics(s, o);
 }

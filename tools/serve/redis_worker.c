@@ -40,6 +40,8 @@ typedef struct wreq {
     size_t input_len;
     const char *status;   /* wire status name */
     buf body;
+    int want_raw;         /* the entry asked for the raw result (a gateway) */
+    buf raw;
     int ack_only;         /* the entry was deleted: acknowledge, nothing else */
     char *dead_reason;    /* non-NULL: copy the entry to the dead-letter stream */
     long long deliveries;
@@ -90,6 +92,7 @@ static void wreq_free(wreq *r)
     free(r->reply_to);
     free(r->input);
     free(r->body.data);
+    free(r->raw.data);
     free(r->dead_reason);
     for (int i = 0; i < r->n_fields; i++)
         free(r->fields[i]);
@@ -195,17 +198,17 @@ static void on_done(const eng_sched_result *res)
     }
     put_floats(b, res->out, res->n_out);
     buf_add(b, "}", 1);
-    if (b->failed) {
+    if (r->want_raw) {
+        eng_redis_raw h = {res->label, res->n_tokens, res->batch_size, res->batch_tokens,
+                           res->n_out, res->probs ? res->n_out : 0, res->queue_ns, res->compute_ns};
+        eng__redis_raw_put(&r->raw, &h, res->out, res->probs);
+    }
+    if (b->failed || r->raw.failed) {
         fail(r, ENG_ERR_NOMEM, NULL);
         return;
     }
     r->status = "ok";
     finish(r);
-}
-
-static int field_is(const redisReply *v, const char *s)
-{
-    return v && v->len == strlen(s) && !memcmp(v->str, s, v->len);
 }
 
 /* Turns one stream entry into a scheduler request, or answers it at once. */
@@ -228,20 +231,25 @@ static void handle_entry(const redisReply *e, long long deliveries)
         finish(r);
         return;
     }
-    const redisReply *id = eng__redis_field(f, "id"), *reply_to = eng__redis_field(f, "reply_to"),
-                     *task = eng__redis_field(f, "task"), *input = eng__redis_field(f, "input"),
-                     *model = eng__redis_field(f, "model"),
-                     *deadline = eng__redis_field(f, "deadline_ms"),
-                     *prio = eng__redis_field(f, "priority");
-    if (id)
-        r->id = memdup0(id->str, id->len);
-    if (reply_to)
-        r->reply_to = memdup0(reply_to->str, reply_to->len);
+    size_t n_kv = 0;
+    eng_redis_str *kv = eng__redis_kv(f, &n_kv);
+    if (!kv) {
+        fail(r, ENG_ERR_NOMEM, NULL);
+        return;
+    }
+    eng_redis_request q;
+    char why[160] = "";
+    eng_status pst = eng__redis_parse_request(kv, n_kv, &q, why, sizeof why);
+    free(kv);
+    if (q.id.p)
+        r->id = memdup0(q.id.p, q.id.n);
+    if (q.reply_to.p)
+        r->reply_to = memdup0(q.reply_to.p, q.reply_to.n);
     char reason[160] = "";
     if (deliveries > W.max_deliveries)
         snprintf(reason, sizeof reason, "delivered %lld times, more than --max-deliveries %d",
                  deliveries, W.max_deliveries);
-    else if (!reply_to)
+    else if (!q.reply_to.p)
         snprintf(reason, sizeof reason, "no reply_to field");
     if (reason[0]) {
         /* Keep the whole entry in the dead-letter stream with the reason. */
@@ -263,56 +271,42 @@ static void handle_entry(const redisReply *e, long long deliveries)
         fail_named(r, "dead_letter", ENG_ERR_INTERNAL, reason);
         return;
     }
-    if (!id || !task || !input) {
-        fail(r, ENG_ERR_INVALID_ARG,
-             !id ? "missing field id" : !task ? "missing field task" : "missing field input");
+    if (pst) {
+        fail(r, pst, why);
         return;
     }
-    if (input->len > W.max_input) {
+    if (q.input.n > W.max_input) {
         char d[96];
-        snprintf(d, sizeof d, "input of %zu bytes, more than --max-input-bytes %zu", input->len,
+        snprintf(d, sizeof d, "input of %zu bytes, more than --max-input-bytes %zu", q.input.n,
                  W.max_input);
         fail(r, ENG_ERR_TOO_LONG, d);
         return;
     }
-    if (model && !field_is(model, W.model_name)) {
+    if (q.model.p && (q.model.n != strlen(W.model_name) || memcmp(q.model.p, W.model_name, q.model.n))) {
         fail(r, ENG_ERR_UNSUPPORTED, "this worker serves another model");
         return;
     }
-    eng_sched_req q = eng_sched_default_req();
-    q.done = on_done;
-    q.user = r;
-    if (prio) {
-        char *end;
-        long p = strtol(prio->str, &end, 10);
-        if (*end || end == prio->str || p < 0 || p >= ENG_SCHED_PRIORITIES) {
-            fail(r, ENG_ERR_INVALID_ARG, "priority is not 0..3");
-            return;
-        }
-        q.priority = (int)p;
-    }
-    if (deadline) {
-        char *end;
-        long long d = strtoll(deadline->str, &end, 10);
-        if (*end || end == deadline->str || d <= 0) {
-            fail(r, ENG_ERR_INVALID_ARG, "deadline_ms is not a positive integer");
-            return;
-        }
-        int64_t left = d - eng__redis_now_ms();
+    r->want_raw = q.raw;
+    eng_sched_req sq = eng_sched_default_req();
+    sq.done = on_done;
+    sq.user = r;
+    sq.priority = q.priority;
+    if (q.deadline_ms) {
+        int64_t left = q.deadline_ms - eng__redis_now_ms();
         if (left <= 0) {
             fail(r, ENG_ERR_TIMEOUT, NULL);
             return;
         }
-        q.timeout_us = left * 1000;
+        sq.timeout_us = left * 1000;
     }
-    if (field_is(task, "tokenize")) {
+    int32_t ids[ENG_SCHED_MAX_POSITIONS];
+    if (q.kind == ENG_REDIS_TOKENIZE) {
         if (!W.model || W.info.input != ENG_INPUT_TEXT) {
             fail(r, ENG_ERR_UNSUPPORTED, "tokenize needs a text model");
             return;
         }
-        int32_t ids[ENG_SCHED_MAX_POSITIONS];
         int n = 0;
-        eng_status s = eng_tokenize(W.model, input->str, input->len, ids, ENG_SCHED_MAX_POSITIONS,
+        eng_status s = eng_tokenize(W.model, q.input.p, q.input.n, ids, ENG_SCHED_MAX_POSITIONS,
                                     &n, NULL);
         if (s) {
             fail(r, s, NULL);
@@ -326,29 +320,35 @@ static void handle_entry(const redisReply *e, long long deliveries)
         finish(r);
         return;
     }
-    if (field_is(task, "classify"))
-        q.task = ENG_TASK_CLASSIFY;
-    else if (field_is(task, "embed"))
-        q.task = ENG_TASK_EMBED;
-    else {
-        fail(r, ENG_ERR_UNSUPPORTED, "unknown task (classify, embed or tokenize)");
-        return;
-    }
-    if (q.task == ENG_TASK_CLASSIFY && W.model && W.info.n_labels == 0) {
+    sq.task = q.kind == ENG_REDIS_CLASSIFY ? ENG_TASK_CLASSIFY : ENG_TASK_EMBED;
+    if (sq.task == ENG_TASK_CLASSIFY && W.model && W.info.n_labels == 0) {
         fail(r, ENG_ERR_UNSUPPORTED, "the model has no classifier head; use embed");
         return;
     }
     eng_status s;
     if (W.info.input == ENG_INPUT_IMAGE) {
         /* The scheduler reads the bytes until the request completes. */
-        if (!(r->input = memdup0(input->str, input->len))) {
+        if (!(r->input = memdup0(q.input.p, q.input.n))) {
             fail(r, ENG_ERR_NOMEM, NULL);
             return;
         }
-        r->input_len = input->len;
-        s = eng_sched_submit_image(W.sched, r->input, r->input_len, &q, NULL);
+        r->input_len = q.input.n;
+        s = eng_sched_submit_image(W.sched, r->input, r->input_len, &sq, NULL);
+    } else if (!q.truncate && W.model) {
+        /* Tokenized here to see whether the text fits (the scheduler would
+         * cut it silently), as engine serve does for truncate false. */
+        int n = 0, cut = 0;
+        s = eng_tokenize(W.model, q.input.p, q.input.n, ids, W.info.max_positions, &n, &cut);
+        if (s == ENG_OK && cut) {
+            char d[96];
+            snprintf(d, sizeof d, "longer than the model's %d tokens", W.info.max_positions);
+            fail(r, ENG_ERR_TOO_LONG, d);
+            return;
+        }
+        if (s == ENG_OK)
+            s = eng_sched_submit_ids(W.sched, ids, n, &sq, NULL);
     } else {
-        s = eng_sched_submit(W.sched, input->str, input->len, &q, NULL);
+        s = eng_sched_submit(W.sched, q.input.p, q.input.n, &sq, NULL);
     }
     if (s)
         fail(r, s, eng_last_error());
@@ -386,11 +386,13 @@ static int send_list(redisContext *c, wreq *list)
         if (r->reply_to && !r->ack_only) {
             const char *a[] = {"XADD", r->reply_to, "*", "id", r->id ? r->id : "",
                                "status", r->status, "body", r->body.data ? r->body.data : "{}",
-                               "entry", r->entry};
-            size_t l[11];
+                               "entry", r->entry, "raw", r->raw.data};
+            size_t l[13];
             for (int i = 0; i < 11; i++)
                 l[i] = strlen(a[i]);
-            redisAppendCommandArgv(c, 11, a, l);
+            l[11] = 3;
+            l[12] = r->raw.len;   /* binary */
+            redisAppendCommandArgv(c, r->raw.len ? 13 : 11, a, l);
             n_cmds++;
         }
         if (r->dead_reason) {

@@ -11,9 +11,9 @@
 
 #include "serve.h"
 
-static const char *label_name(srv_model *m, int i, char *tmp, size_t n)
+const char *srv_label(srv_model *m, int i, char *tmp, size_t n)
 {
-    const char *l = m->model ? eng_model_label(m->model, i) : NULL;
+    const char *l = i >= 0 && i < m->info.n_labels ? m->labels[i] : NULL;
     if (l)
         return l;
     snprintf(tmp, n, "LABEL_%d", i);   /* the null model's, and HF's default names */
@@ -218,7 +218,7 @@ static void predictions(srv_req *r, int i, buf *out)
     buf_add(out, "[", 1);
     for (int k = 0; k < nl; k++) {
         char tmp[32];
-        const char *l = label_name(r->m, order[k], tmp, sizeof tmp);
+        const char *l = srv_label(r->m, order[k], tmp, sizeof tmp);
         buf_str(out, k ? ",{\"label\":" : "{\"label\":");
         buf_json_str(out, l, strlen(l));
         buf_str(out, ",\"score\":");
@@ -327,7 +327,7 @@ void tei_info(srv *s, buf *out)
         buf_str(out, ",\"model_type\":{\"classifier\":{\"id2label\":{");
         for (int i = 0; i < m->info.n_labels; i++) {
             char tmp[32], key[16];
-            const char *l = label_name(m, i, tmp, sizeof tmp);
+            const char *l = srv_label(m, i, tmp, sizeof tmp);
             snprintf(key, sizeof key, "%d", i);
             buf_str(out, i ? "," : "");
             buf_json_str(out, key, strlen(key));
@@ -337,7 +337,7 @@ void tei_info(srv *s, buf *out)
         buf_str(out, "},\"label2id\":{");
         for (int i = 0; i < m->info.n_labels; i++) {
             char tmp[32];
-            const char *l = label_name(m, i, tmp, sizeof tmp);
+            const char *l = srv_label(m, i, tmp, sizeof tmp);
             buf_str(out, i ? "," : "");
             buf_json_str(out, l, strlen(l));
             buf_printf(out, ":%d", i);
@@ -388,14 +388,14 @@ void image_format(srv_req *r, buf *out)
             top[j] = best;
         }
         char tmp[32];
-        const char *l = label_name(r->m, top[0], tmp, sizeof tmp);
+        const char *l = srv_label(r->m, top[0], tmp, sizeof tmp);
         buf_str(out, i ? ",{\"label\":" : "{\"label\":");
         buf_json_str(out, l, strlen(l));
         buf_str(out, ",\"score\":");
         buf_float(out, probs[top[0]]);
         buf_str(out, ",\"top5\":[");
         for (int j = 0; j < k; j++) {
-            l = label_name(r->m, top[j], tmp, sizeof tmp);
+            l = srv_label(r->m, top[j], tmp, sizeof tmp);
             buf_printf(out, "%s{\"index\":%d,\"label\":", j ? "," : "", top[j]);
             buf_json_str(out, l, strlen(l));
             buf_str(out, ",\"score\":");
