@@ -279,6 +279,9 @@ fuzz:
 fuzz-build: $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_NAMES))
 $(BUILD)/fuzz_%: fuzz/fuzz_%.c $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer $(filter %.c %.a,$^) -o $@ $(LIBS) -lz
+# The Redis wire parser (tools/serve): its two files beside the harness.
+$(BUILD)/fuzz_redis_wire: tools/serve/redis_wire.c tools/serve/buf.c
+$(BUILD)/fuzz_redis_wire: CFLAGS_ALL += -Itools/serve
 fuzz-run: fuzz-build
 	@set -e; for n in $(FUZZ_NAMES); do \
 	  mkdir -p $(BUILD)/corpus/$$n; cp fuzz/corpus/$$n/* $(BUILD)/corpus/$$n/ 2>/dev/null || true; \
