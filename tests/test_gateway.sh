@@ -12,7 +12,7 @@ set -u
 B=${ENGINE_BUILD:-build}
 E=$B/engine
 MODEL=$B/models/sst2-bert-mini.eng
-for tool in redis-server redis-cli python3; do
+for tool in redis-server redis-cli python3 curl; do
     if ! command -v $tool >/dev/null; then
         echo "test_gateway: SKIP: $tool not installed"
         exit 77
@@ -153,6 +153,16 @@ tok=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"inputs":"hi"}' "http:
 check "/tokenize through a gateway: 501 (documented)" test "$tok" = 501
 check "worker 1 did work" test "$(metric "$M1" engine_redis_entries_read_total)" -gt 0
 check "worker 2 did work" test "$(metric "$M2" engine_redis_entries_read_total)" -gt 0
+# The worker's /metrics has engine serve's per-model families (one dashboard).
+same_families() {
+    local fam
+    for fam in engine_request_queue_duration_seconds_count engine_request_inference_duration_seconds_count \
+               engine_batch_size_count engine_inputs_total engine_queue_depth; do
+        curl -s "http://127.0.0.1:$1/metrics" | grep -q "^$fam{model=\"sst2-bert-mini\"} " || return 1
+    done
+    curl -s "http://127.0.0.1:$1/metrics" | grep -q '^engine_redis_answers_total{model="sst2-bert-mini",status="ok"} [1-9]'
+}
+check "worker /metrics: engine serve's model families, answers by status" same_families "$M1"
 
 # ---- malformed reply entries: dropped and counted, the gateway goes on ----
 RS=$(sed -n 's/.*gateway: replies on //p' "$T/gateway.log")

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "redis_common.h"
+#include "serve.h"   /* the metrics families engine serve has */
 
 /* X(worker, ...) in tools/cli/cli.h's table, which this folder may not include. */
 int eng__cli_worker(int argc, char **argv);
@@ -48,6 +49,7 @@ typedef struct wreq {
     int n_fields;         /* the entry's field/value strings, for the dead letter */
     char **fields;
     size_t *field_lens;
+    int64_t t_read;       /* srv_now_ns() when read */
 } wreq;
 
 static struct {
@@ -65,6 +67,8 @@ static struct {
     int inflight;         /* entries read and not yet acknowledged */
     int writer_stop;
     atomic_ullong entries_read, entries_claimed, dead_lettered, reconnects, replies;
+    atomic_ullong answers[ENG__STATUS_COUNT];   /* by status (dead letters apart) */
+    srv_model m;          /* name, scheduler and metrics, as engine serve's models */
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static volatile sig_atomic_t stop_requested;
@@ -104,6 +108,7 @@ static void wreq_free(wreq *r)
 /* Hands a finished entry to the writer. */
 static void finish(wreq *r)
 {
+    hist_observe(&W.m.metrics.total_s, (uint64_t)((srv_now_ns() - r->t_read) / 1000));
     pthread_mutex_lock(&W.mu);
     if (W.done_tail)
         W.done_tail->next = r;
@@ -128,6 +133,7 @@ static void fail_named(wreq *r, const char *name, eng_status s, const char *deta
 
 static void fail(wreq *r, eng_status s, const char *detail)
 {
+    atomic_fetch_add(&W.answers[(unsigned)s < ENG__STATUS_COUNT ? s : ENG_ERR_INTERNAL], 1);
     fail_named(r, eng__redis_status_name(s), s, detail);
 }
 
@@ -162,6 +168,13 @@ static void on_done(const eng_sched_result *res)
     wreq *r = res->user;
     free(r->input);   /* image bytes: the request is complete */
     r->input = NULL;
+    srv_metrics *mt = &W.m.metrics;
+    hist_observe(&mt->queue_s, (uint64_t)(res->queue_ns / 1000));
+    if (res->batch_size > 0) {
+        hist_observe(&mt->infer_s, (uint64_t)(res->compute_ns / 1000));
+        hist_observe(&mt->batch_size, (uint64_t)res->batch_size);
+        hist_observe(&mt->batch_tokens, (uint64_t)res->batch_tokens);
+    }
     if (res->status) {
         fail(r, res->status, NULL);
         return;
@@ -208,6 +221,7 @@ static void on_done(const eng_sched_result *res)
         return;
     }
     r->status = "ok";
+    atomic_fetch_add(&W.answers[ENG_OK], 1);
     finish(r);
 }
 
@@ -225,6 +239,7 @@ static void handle_entry(const redisReply *e, long long deliveries)
     pthread_mutex_unlock(&W.mu);
     atomic_fetch_add(&W.entries_read, 1);
     r->deliveries = deliveries;
+    r->t_read = srv_now_ns();
     const redisReply *f = e->element[1];
     if (f->type != REDIS_REPLY_ARRAY) {   /* deleted since it was delivered */
         r->ack_only = 1;
@@ -317,6 +332,7 @@ static void handle_entry(const redisReply *e, long long deliveries)
             buf_printf(&r->body, k ? ",%d" : "%d", (int)ids[k]);
         buf_add(&r->body, "]}", 2);
         r->status = "ok";
+        atomic_fetch_add(&W.answers[ENG_OK], 1);
         finish(r);
         return;
     }
@@ -352,6 +368,8 @@ static void handle_entry(const redisReply *e, long long deliveries)
     }
     if (s)
         fail(r, s, eng_last_error());
+    else
+        atomic_fetch_add_explicit(&W.m.metrics.items, 1, memory_order_relaxed);
 }
 
 /* ---- the writer ---------------------------------------------------------- */
@@ -478,54 +496,33 @@ static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn, c
     buf b = {0};
     int code = MHD_HTTP_OK;
     if (!strcmp(url, "/metrics")) {
-        eng_sched_stats st;
-        eng_sched_get_stats(W.sched, &st);
-        buf_printf(&b, "# TYPE engine_requests_total counter\n");
-        buf_printf(&b, "engine_requests_total{status=\"ok\"} %llu\n",
-                        (unsigned long long)st.completed);
-        buf_printf(&b, "engine_requests_total{status=\"failed\"} %llu\n",
-                        (unsigned long long)st.failed);
-        buf_printf(&b, "engine_requests_total{status=\"timeout\"} %llu\n",
-                        (unsigned long long)st.timed_out);
-        buf_printf(&b, "engine_requests_total{status=\"rejected\"} %llu\n",
-                        (unsigned long long)st.rejected);
-        buf_printf(&b, "# TYPE engine_queue_size gauge\nengine_queue_size %llu\n",
-                        (unsigned long long)st.queued);
-        buf_printf(&b, "# TYPE engine_batches_total counter\nengine_batches_total %llu\n",
-                        (unsigned long long)st.batches);
-        buf_printf(&b, "# TYPE engine_batch_size histogram\n");
-        unsigned long long cum = 0, sum = 0;
-        for (int k = 1; k <= ENG_SCHED_MAX_BATCH; k++) {
-            cum += st.batch_hist[k];
-            sum += (unsigned long long)k * st.batch_hist[k];
-            if ((k & (k - 1)) == 0)   /* powers of two as buckets */
-                buf_printf(&b, "engine_batch_size_bucket{le=\"%d\"} %llu\n", k, cum);
-        }
-        buf_printf(&b, "engine_batch_size_bucket{le=\"+Inf\"} %llu\n", cum);
-        buf_printf(&b, "engine_batch_size_sum %llu\nengine_batch_size_count %llu\n", sum, cum);
-        buf_printf(&b, "# TYPE engine_queue_duration_seconds summary\n");
-        buf_printf(&b, "engine_queue_duration_seconds{quantile=\"0.5\"} %.6f\n",
-                        st.queue_us.p50 / 1e6);
-        buf_printf(&b, "engine_queue_duration_seconds{quantile=\"0.99\"} %.6f\n",
-                        st.queue_us.p99 / 1e6);
-        buf_printf(&b, "# TYPE engine_inference_duration_seconds summary\n");
-        buf_printf(&b, "engine_inference_duration_seconds{quantile=\"0.5\"} %.6f\n",
-                        st.compute_us.p50 / 1e6);
-        buf_printf(&b, "engine_inference_duration_seconds{quantile=\"0.99\"} %.6f\n",
-                        st.compute_us.p99 / 1e6);
-        static const char *const names[] = {"entries_read", "entries_claimed", "dead_lettered",
-                                            "reconnects", "replies"};
+        /* engine serve's model families, then the worker's own. */
+        metrics_render_models(&b, &W.m, 1, srv_backend_local.queue_depth);
+        metrics_family(&b, "engine_redis_answers_total", "counter",
+                       "Entries answered, by status (dead letters apart)");
+        for (int s = 0; s < ENG__STATUS_COUNT; s++)
+            buf_printf(&b, "engine_redis_answers_total{model=\"%s\",status=\"%s\"} %llu\n",
+                       W.m.name, eng__redis_status_name((eng_status)s),
+                       (unsigned long long)atomic_load(&W.answers[s]));
+        static const struct { const char *name, *help; } c[] = {
+            {"engine_redis_entries_read_total", "Stream entries read (new, re-read or claimed)"},
+            {"engine_redis_entries_claimed_total", "Entries claimed from a dead consumer"},
+            {"engine_redis_dead_lettered_total", "Entries copied to the dead-letter stream"},
+            {"engine_redis_reconnects_total", "Connections to Redis made again after a loss"},
+            {"engine_redis_replies_total", "Replies written to their reply stream"},
+        };
         unsigned long long v[] = {atomic_load(&W.entries_read), atomic_load(&W.entries_claimed),
                                   atomic_load(&W.dead_lettered), atomic_load(&W.reconnects),
                                   atomic_load(&W.replies)};
-        for (int i = 0; i < 5; i++)
-            buf_printf(&b, "# TYPE engine_redis_%s_total counter\nengine_redis_%s_total %llu\n",
-                            names[i], names[i], v[i]);
+        for (int i = 0; i < 5; i++) {
+            metrics_family(&b, c[i].name, "counter", c[i].help);
+            buf_printf(&b, "%s %llu\n", c[i].name, v[i]);
+        }
         pthread_mutex_lock(&W.mu);
         int inflight = W.inflight;
         pthread_mutex_unlock(&W.mu);
-        buf_printf(&b, "# TYPE engine_redis_inflight gauge\nengine_redis_inflight %d\n",
-                        inflight);
+        metrics_family(&b, "engine_redis_inflight", "gauge", "Entries read and not yet acknowledged");
+        buf_printf(&b, "engine_redis_inflight %d\n", inflight);
     } else {
         code = MHD_HTTP_NOT_FOUND;
         buf_add(&b, "not found\n", 10);
@@ -726,6 +723,8 @@ int eng__cli_worker(int argc, char **argv)
     }
     if (!W.model_name)
         W.model_name = name;
+    snprintf(W.m.name, sizeof W.m.name, "%s", W.model_name);
+    metrics_init(&W.m.metrics);
     if (W.max_inflight > sp.queue_capacity)
         sp.queue_capacity = W.max_inflight;   /* the scheduler never refuses an entry read */
     sp.model = W.model;
@@ -748,6 +747,7 @@ int eng__cli_worker(int argc, char **argv)
         eng_model_free(W.model);
         return 4;
     }
+    W.m.sched = W.sched;   /* the local backend's queue depth reads it */
     struct MHD_Daemon *mhd = NULL;
     if (metrics_port) {
         mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)metrics_port, NULL, NULL,

@@ -231,6 +231,9 @@ void kserve_model_meta(srv_model *m, buf *out);
 /* metrics.c */
 void metrics_render(srv *s, buf *out);
 void metrics_family(buf *o, const char *name, const char *type, const char *help);
+/* The per-model families (histograms, inputs, cache, queue depth: depth
+ * NULL reads 0), which the Redis worker's /metrics shares. */
+void metrics_render_models(buf *o, srv_model *models, int n, uint64_t (*depth)(srv_model *));
 
 /* http_server.c */
 int srv_start(srv *s);        /* starts listening; 0 or -1 (logged) */
