@@ -188,9 +188,14 @@ static void gw_submit(srv_req *r)
         srv_item *it = &r->items[i];
         if (it->cached)
             continue;
+        /* Held before the reader can see it (it may expire it at once). */
+        srv_item_hold(r);
+        atomic_fetch_add(&gm->waiting, 1);
         uint32_t gen = 0;
         int64_t slot = slot_put(it, expire, expire_st, &gen);
         if (slot < 0) {
+            atomic_fetch_sub(&gm->waiting, 1);
+            srv_item_unhold(r);
             srv_fail_status(r, i, ENG_ERR_OVERLOADED);
             break;
         }
@@ -207,8 +212,6 @@ static void gw_submit(srv_req *r)
         for (int j = 0; j < k; j++)
             l[j] = strlen(a[j]);
         l[10] = it->len;   /* the input: image bytes may hold NULs */
-        srv_item_hold(r);
-        atomic_fetch_add(&gm->waiting, 1);
         redisAppendCommandArgv(c, k, a, l);
         ids[sent] = (uint32_t)slot;
         gens[sent] = gen;
@@ -465,6 +468,10 @@ static int gw_prepare(srv *s)
 {
     if (!eng__redis_parse_url(s->o.backend, &G.addr)) {
         fprintf(stderr, "engine serve: bad --backend %s (redis://HOST:PORT[/DB])\n", s->o.backend);
+        return -1;
+    }
+    if (s->o.reply_timeout_ms < 1) {
+        fprintf(stderr, "engine serve: --reply-timeout-ms must be at least 1\n");
         return -1;
     }
     char err[256], host[128] = "host";
