@@ -182,7 +182,8 @@ static void gw_submit(srv_req *r)
         expire_st = ENG_ERR_NO_DEVICE;
     }
     snprintf(prio, sizeof prio, "%d", r->priority);
-    const char *task = r->task == ENG_TASK_EMBED ? "embed" : "classify";
+    int tokenize = r->route == R_TOKENIZE;
+    const char *task = tokenize ? "tokenize" : r->task == ENG_TASK_EMBED ? "embed" : "classify";
     int sent = 0;
     for (int i = 0; i < r->n; i++) {
         srv_item *it = &r->items[i];
@@ -201,10 +202,12 @@ static void gw_submit(srv_req *r)
         }
         char id[32];
         snprintf(id, sizeof id, "%u-%u", (unsigned)slot, (unsigned)gen);
-        const char *a[22] = {"XADD", gm->stream, "*", "id", id, "model", m->name, "task", task,
+        const char *a[24] = {"XADD", gm->stream, "*", "id", id, "model", m->name, "task", task,
                              "input", it->data, "reply_to", G.reply, "raw", "1", "priority", prio};
-        size_t l[22];
+        size_t l[24];
         int k = 17;
+        if (tokenize)
+            a[k++] = "format", a[k++] = "tei", a[k++] = "special", a[k++] = r->skip_special ? "0" : "1";
         if (!r->truncate)
             a[k++] = "truncate", a[k++] = "0";
         if (deadline[0])
@@ -279,7 +282,10 @@ static void handle_reply(const redisReply *e)
     atomic_fetch_add(&G.answered, 1);
     eng_redis_raw h = {0};
     it->st = rep.st;
-    if (rep.st == ENG_OK) {
+    if (rep.st == ENG_OK && it->r->route == R_TOKENIZE) {
+        if (!(it->json = strndup(rep.body.p ? rep.body.p : "[]", rep.body.n)))
+            it->st = ENG_ERR_NOMEM;
+    } else if (rep.st == ENG_OK) {
         if (eng__redis_raw_get(rep.raw.p, rep.raw.n, &h, it->vals, it->r->width)) {
             it->label = h.label;
             it->n_tokens = h.n_tokens;
@@ -548,10 +554,21 @@ static int gw_open(srv *s)
     return 0;
 }
 
-static void gw_tokenize(srv_req *r, buf *out)
+/* /tokenize through the workers (task tokenize, format tei): each text's
+ * list comes back as its reply's body. */
+static int gw_tokenize(srv_req *r, buf *out)
 {
-    srv_fail(r, 501, "not_implemented",
-             "/tokenize is not served by a gateway (--backend): ask a server with the model");
+    if (!strcmp(r->m->info.arch, "null")) {   /* as a local server answers */
+        srv_fail(r, 422, "validation", "the null model has no vocabulary");
+        return 1;
+    }
+    for (int i = 0; i < r->n; i++)
+        r->items[i].r = r;
+    if (srv_suspend(r)) {
+        gw_submit(r);
+        srv_release(r);
+    }
+    return 0;
 }
 
 static uint64_t gw_queue_depth(srv_model *m) { return atomic_load(&((gw_model *)m->be)->waiting); }

@@ -75,6 +75,8 @@ static void req_free(srv_req *r)
         cJSON_Delete(r->json);
     for (int i = 0; i < r->n_owned; i++)
         free(r->owned[i]);
+    for (int i = 0; r->items && i < r->n; i++)
+        free(r->items[i].json);
     free(r->owned);
     free(r->items);
     free(r->vals);
@@ -243,7 +245,7 @@ void srv_item_done(srv_item *it, int batch_size, int batch_tokens)
 {
     srv_req *r = it->r;
     srv_model *m = r->m;
-    if (it->st == ENG_OK) {
+    if (it->st == ENG_OK && it->vals) {   /* (a gateway's /tokenize items have no vals) */
         eng_cache_key k = {m->name, r->task, cache_options(r), it->data, it->len};
         eng_cache_value v = {it->vals, r->width, it->label, it->n_tokens};
         eng_cache_put(r->s->cache, &k, &v);
@@ -339,6 +341,25 @@ void srv_fail_status(srv_req *r, int i, eng_status st)
     }
 }
 
+int srv_suspend(srv_req *r)
+{
+    MHD_suspend_connection(r->conn);
+    r->phase = PH_WAIT;
+    if (!waiting_add(r)) {
+        srv_fail(r, 503, "unhealthy", "The server is stopping (exit timeout)");
+        req_resume(r);
+        return 0;
+    }
+    atomic_store(&r->pending, 1);   /* the caller's own hold */
+    return 1;
+}
+
+void srv_release(srv_req *r)
+{
+    if (atomic_fetch_sub(&r->pending, 1) == 1)
+        req_resume(r);
+}
+
 /* Cache lookups, then the misses to the backend. Returns 1 when the answer
  * is ready now, 0 when the connection was suspended. */
 static int submit_all(srv_req *r)
@@ -377,17 +398,10 @@ static int submit_all(srv_req *r)
     if (misses == 0)
         return 1;
 
-    MHD_suspend_connection(r->conn);
-    r->phase = PH_WAIT;
-    if (!waiting_add(r)) {
-        srv_fail(r, 503, "unhealthy", "The server is stopping (exit timeout)");
-        req_resume(r);
-        return 0;
+    if (srv_suspend(r)) {
+        s->be->submit(r);
+        srv_release(r);
     }
-    atomic_store(&r->pending, 1);   /* this function's own hold */
-    s->be->submit(r);
-    if (atomic_fetch_sub(&r->pending, 1) == 1)
-        req_resume(r);
     return 0;
 }
 
@@ -637,7 +651,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             parsed = tei_parse(r);
         if (parsed == 1) {   /* answered without the scheduler (/tokenize) */
             buf b = {0};
-            s->be->tokenize(r, &b);
+            if (!s->be->tokenize(r, &b))
+                return MHD_YES;   /* suspended, as below */
             r->phase = PH_DONE;
             return r->err_code ? (buf_free(&b), respond_failed(r)) : respond_json(r, &b);
         }
@@ -655,12 +670,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     r->phase = PH_DONE;
     if (r->err_code)
         return respond_failed(r);
+    int tokenize = r->route == R_TOKENIZE;
     for (int i = 0; i < r->n; i++)
         if (r->items[i].st != ENG_OK) {
-            srv_fail_status(r, i, r->items[i].st);
+            if (tokenize)
+                tei_fail_tokenize(r, i, r->items[i].st);
+            else
+                srv_fail_status(r, i, r->items[i].st);
             return respond_failed(r);
         }
     buf b = {0};
+    if (tokenize) {   /* a gateway's: the workers' lists */
+        buf_add(&b, "[", 1);
+        for (int i = 0; i < r->n; i++) {
+            if (i)
+                buf_add(&b, ",", 1);
+            buf_str(&b, r->items[i].json);
+        }
+        buf_add(&b, "]", 1);
+        return respond_json(r, &b);
+    }
     if (r->route == R_INFER)
         kserve_format(r, &b);
     else if (r->route == R_CLASSIFY || r->items[0].image)

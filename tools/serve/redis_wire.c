@@ -50,7 +50,8 @@ eng_status eng__redis_parse_request(const eng_redis_str *kv, size_t n, eng_redis
     long long v = 0, dlv = 0;
     eng_redis_str prio = eng__redis_find(kv, n, "priority"),
                   dl = eng__redis_find(kv, n, "deadline_ms"),
-                  tr = eng__redis_find(kv, n, "truncate"), raw = eng__redis_find(kv, n, "raw");
+                  tr = eng__redis_find(kv, n, "truncate"), raw = eng__redis_find(kv, n, "raw"),
+                  fmt = eng__redis_find(kv, n, "format"), sp = eng__redis_find(kv, n, "special");
     if (!q->id.p)
         bad = "missing field id";
     else if (!q->task.p)
@@ -63,6 +64,10 @@ eng_status eng__redis_parse_request(const eng_redis_str *kv, size_t n, eng_redis
         bad = "deadline_ms is not a positive integer";
     else if (tr.p && !is(tr, "0") && !is(tr, "1"))
         bad = "truncate is not 0 or 1";
+    else if (fmt.p && !is(fmt, "tei"))
+        bad = "format is not tei";
+    else if (sp.p && !is(sp, "0") && !is(sp, "1"))
+        bad = "special is not 0 or 1";
     if (bad) {
         snprintf(why, why_size, "%s", bad);
         return ENG_ERR_INVALID_ARG;
@@ -71,6 +76,8 @@ eng_status eng__redis_parse_request(const eng_redis_str *kv, size_t n, eng_redis
     q->deadline_ms = dlv;
     q->truncate = !is(tr, "0");
     q->raw = is(raw, "1");
+    q->tei = fmt.p != NULL;
+    q->skip_special = is(sp, "0");
     if (is(q->task, "classify"))
         q->kind = ENG_REDIS_CLASSIFY;
     else if (is(q->task, "embed"))

@@ -31,10 +31,13 @@ typedef struct {
     int64_t deadline_ms;  /* 0 when absent */
     int truncate;         /* "truncate 0": refuse a text over the position limit */
     int raw;              /* "raw 1": add the raw result to the reply (a gateway) */
+    int tei;              /* tokenize, "format tei": the body is TEI's /tokenize list */
+    int skip_special;     /* tokenize, "special 0": without [CLS] and [SEP] */
 } eng_redis_request;
 
 /* Reads a request entry's fields. ENG_OK, or the status to answer with and
- * why (a missing field, a bad priority, deadline_ms, truncate or task);
+ * why (a missing field, a bad priority, deadline_ms, truncate, format,
+ * special or task);
  * reply_to is read first, so a caller can tell whether it can answer. */
 eng_status eng__redis_parse_request(const eng_redis_str *kv, size_t n, eng_redis_request *q,
                                     char *why, size_t why_size);

@@ -320,17 +320,22 @@ static void handle_entry(const redisReply *e, long long deliveries)
             fail(r, ENG_ERR_UNSUPPORTED, "tokenize needs a text model");
             return;
         }
-        int n = 0;
-        eng_status s = eng_tokenize(W.model, q.input.p, q.input.n, ids, ENG_SCHED_MAX_POSITIONS,
-                                    &n, NULL);
+        eng_status s;
+        if (q.tei) {   /* a gateway's /tokenize: engine serve's list for the text */
+            s = tei_text_tokens(W.model, W.info.max_positions, q.input.p, q.input.n, q.truncate,
+                                q.skip_special, &r->body);
+        } else {
+            int n = 0;
+            s = eng_tokenize(W.model, q.input.p, q.input.n, ids, ENG_SCHED_MAX_POSITIONS, &n, NULL);
+            buf_add(&r->body, "{\"ids\":[", 8);
+            for (int k = 0; s == ENG_OK && k < n; k++)
+                buf_printf(&r->body, k ? ",%d" : "%d", (int)ids[k]);
+            buf_add(&r->body, "]}", 2);
+        }
         if (s) {
             fail(r, s, NULL);
             return;
         }
-        buf_add(&r->body, "{\"ids\":[", 8);
-        for (int k = 0; k < n; k++)
-            buf_printf(&r->body, k ? ",%d" : "%d", (int)ids[k]);
-        buf_add(&r->body, "]}", 2);
         r->status = "ok";
         atomic_fetch_add(&W.answers[ENG_OK], 1);
         finish(r);

@@ -45,7 +45,7 @@ typedef enum {
 } srv_route;
 
 #define SRV_CODES(X) X(200) X(400) X(401) X(404) X(405) X(413) X(422) X(429) \
-                     X(500) X(501) X(503) X(504)
+                     X(500) X(503) X(504)
 #define SRV_X_COUNT(c) +1
 enum { SRV_N_CODES = 0 SRV_CODES(SRV_X_COUNT) };
 #undef SRV_X_COUNT
@@ -136,6 +136,7 @@ typedef struct {
     int label, n_tokens, truncated, submitted;
     int64_t queue_ns, compute_ns;
     float *vals;   /* r->width floats: classify logits then probs; embed the vector */
+    char *json;    /* /tokenize through a gateway: the worker's list for this text */
 } srv_item;
 
 enum { PH_NEW, PH_BODY, PH_WAIT, PH_DONE };
@@ -191,8 +192,9 @@ struct srv_backend {
      * thread), or srv_item_unhold and srv_fail_status when it failed at once.
      * Stops at the first failure (r->err_code set). */
     void (*submit)(srv_req *r);
-    /* /tokenize's answer into out, or srv_fail. */
-    void (*tokenize)(srv_req *r, buf *out);
+    /* /tokenize: 1 when answered now (into out, or srv_fail); 0 when r was
+     * suspended (srv_suspend) and its items' it->json come later, as submit's. */
+    int (*tokenize)(srv_req *r, buf *out);
     /* Inputs of the model queued and not yet answered (/metrics). */
     uint64_t (*queue_depth)(srv_model *m);
     /* The backend's own /metrics families (may be NULL). */
@@ -203,6 +205,11 @@ struct srv_backend {
 extern const srv_backend srv_backend_local, srv_backend_redis;
 
 /* http_server.c, for the backends */
+/* Suspends r's connection until its items are done (1), holding it while
+ * they are sent; 0 when the server is past its exit timeout (r answers 503).
+ * srv_release drops that hold once they are. */
+int srv_suspend(srv_req *r);
+void srv_release(srv_req *r);
 void srv_item_hold(srv_req *r);
 void srv_item_unhold(srv_req *r);
 /* it->st, label, n_tokens, queue_ns, compute_ns and vals are set: caches
@@ -219,7 +226,12 @@ srv_model *srv_find_model(srv *s, const char *name, size_t len);
 /* routes_tei.c: parse a TEI / OpenAI request into items; format answers. */
 int tei_parse(srv_req *r);                  /* 0 ok, else srv_fail was called */
 void tei_format(srv_req *r, buf *out);
-void tei_tokenize(srv_req *r, buf *out);    /* the local backend's /tokenize */
+int tei_tokenize(srv_req *r, buf *out);     /* the local backend's /tokenize */
+/* One text's /tokenize list into out (the local server's and a worker's):
+ * ENG_ERR_TOO_LONG past max_positions unless truncate, or the tokenizer's status. */
+eng_status tei_text_tokens(const eng_model *model, int max_positions, const char *text,
+                           size_t len, int truncate, int skip_special, buf *out);
+void tei_fail_tokenize(srv_req *r, int i, eng_status st);   /* srv_fail: item i failed */
 void tei_info(srv *s, buf *out);
 void image_format(srv_req *r, buf *out);    /* the CLI's image JSON */
 
