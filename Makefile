@@ -198,6 +198,11 @@ $(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
 # infer-bench --url: its HTTP client.
 $(BUILD)/infer-bench: $(BUILD)/obj/bench/infer_http.o
+# infer-bench --redis: its Redis client, on the server's Redis helpers.
+$(BUILD)/infer-bench: $(BUILD)/obj/bench/infer_redis.o \
+  $(call obj,tools/serve/redis_common.c tools/serve/redis_wire.c tools/serve/buf.c)
+$(BUILD)/infer-bench: LIBS += -lhiredis
+$(BUILD)/obj/bench/infer_redis.o: CFLAGS_ALL += -Itools/serve
 
 $(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,$(TEST_COMMON)) $(CONVERT_LIB) $(LIB)
 	@mkdir -p $(dir $@)
