@@ -59,9 +59,13 @@ PY
 RP=$(free_port)
 URL=redis://127.0.0.1:$RP
 R="redis-cli -p $RP --raw"
-redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no >"$T/redis.log" 2>&1 &
-PIDS="$PIDS $!"
-for _ in $(seq 100); do $R ping >/dev/null 2>&1 && break; sleep 0.05; done
+start_redis() {
+    redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no >>"$T/redis.log" 2>&1 &
+    RPID=$!
+    PIDS="$PIDS $RPID"
+    for _ in $(seq 100); do $R ping >/dev/null 2>&1 && break; sleep 0.05; done
+}
+start_redis
 
 # ---- no worker has published a model: a clear error, not a wait forever ----
 $E serve --backend "$URL/1" --port 0 --connect-timeout-ms 300 2>"$T/nometa.log"
@@ -184,6 +188,21 @@ check "malformed replies counted" test "$(metric "$GPORT" engine_gateway_replies
 check "stale reply dropped as a duplicate" test "$(metric "$GPORT" engine_gateway_replies_duplicate_total)" -ge 1
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"inputs":"still fine"}' "http://127.0.0.1:$GPORT/predict")
 check "gateway answers after malformed replies" test "$code" = 200
+
+# ---- Redis restarted under the gateway (data lost): the next requests are
+# answered, the first one too (each HTTP thread's connection is made again) ----
+kill -9 $RPID
+wait $RPID 2>/dev/null
+start_redis
+ok_after=0
+for k in 1 2 3 4; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d "{\"inputs\":\"after restart $k\"}" \
+           "http://127.0.0.1:$GPORT/predict")
+    [ "$code" = 200 ] && ok_after=$((ok_after + 1))
+done
+check "Redis restarted: every request after it answered 200" test $ok_after -eq 4
+check "Redis restarted: the gateway's reader reconnected" \
+    test "$(metric "$GPORT" engine_redis_reconnects_total)" -ge 1
 
 # ---- kill -9 of one of two workers under load: every request answered ----
 # (2,000 requests; 400 in a sanitizer build, which computes ~30x slower)

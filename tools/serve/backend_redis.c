@@ -151,10 +151,51 @@ static void drop_conn(redisContext *c)
     pthread_setspecific(G.conn_key, NULL);
 }
 
-static void gw_submit(srv_req *r)
+/* What an item's entry needs besides the item. */
+typedef struct {
+    const char *task, *deadline, *prio;
+    int tokenize;
+} entry_args;
+
+/* Appends the XADD of item i (its id "<slot>-<gen>") to c's pipeline. */
+static void append_entry(redisContext *c, srv_req *r, int i, uint32_t slot, uint32_t gen,
+                         const entry_args *e)
 {
     srv_model *m = r->m;
     gw_model *gm = m->be;
+    srv_item *it = &r->items[i];
+    char id[32];
+    snprintf(id, sizeof id, "%u-%u", (unsigned)slot, (unsigned)gen);
+    const char *a[24] = {"XADD", gm->stream, "*", "id", id, "model", m->name, "task", e->task,
+                         "input", it->data, "reply_to", G.reply, "raw", "1", "priority", e->prio};
+    size_t l[24];
+    int k = 17;
+    if (e->tokenize)
+        a[k++] = "format", a[k++] = "tei", a[k++] = "special", a[k++] = r->skip_special ? "0" : "1";
+    if (!r->truncate)
+        a[k++] = "truncate", a[k++] = "0";
+    if (e->deadline[0])
+        a[k++] = "deadline_ms", a[k++] = e->deadline;
+    for (int j = 0; j < k; j++)
+        l[j] = strlen(a[j]);
+    l[10] = it->len;   /* the input: image bytes may hold NULs */
+    redisAppendCommandArgv(c, k, a, l);
+}
+
+/* Fails item i (in slot, gen) unless the reader answered it already (its
+ * XADD went through before the connection broke). */
+static void fail_sent(srv_req *r, uint32_t slot, uint32_t gen, int i, const char *err)
+{
+    if (slot_take(slot, gen)) {
+        atomic_fetch_sub(&((gw_model *)r->m->be)->waiting, 1);
+        srv_item_unhold(r);
+        srv_fail(r, 503, "unhealthy", "Input %d: Redis: %s", i, err);
+    }
+}
+
+static void gw_submit(srv_req *r)
+{
+    gw_model *gm = r->m->be;
     char err[256] = "";
     redisContext *c = thread_conn(err, sizeof err);
     if (!c) {
@@ -183,7 +224,8 @@ static void gw_submit(srv_req *r)
     }
     snprintf(prio, sizeof prio, "%d", r->priority);
     int tokenize = r->route == R_TOKENIZE;
-    const char *task = tokenize ? "tokenize" : r->task == ENG_TASK_EMBED ? "embed" : "classify";
+    entry_args e = {tokenize ? "tokenize" : r->task == ENG_TASK_EMBED ? "embed" : "classify",
+                    deadline, prio, tokenize};
     int sent = 0;
     for (int i = 0; i < r->n; i++) {
         srv_item *it = &r->items[i];
@@ -200,53 +242,38 @@ static void gw_submit(srv_req *r)
             srv_fail_status(r, i, ENG_ERR_OVERLOADED);
             break;
         }
-        char id[32];
-        snprintf(id, sizeof id, "%u-%u", (unsigned)slot, (unsigned)gen);
-        const char *a[24] = {"XADD", gm->stream, "*", "id", id, "model", m->name, "task", task,
-                             "input", it->data, "reply_to", G.reply, "raw", "1", "priority", prio};
-        size_t l[24];
-        int k = 17;
-        if (tokenize)
-            a[k++] = "format", a[k++] = "tei", a[k++] = "special", a[k++] = r->skip_special ? "0" : "1";
-        if (!r->truncate)
-            a[k++] = "truncate", a[k++] = "0";
-        if (deadline[0])
-            a[k++] = "deadline_ms", a[k++] = deadline;
-        for (int j = 0; j < k; j++)
-            l[j] = strlen(a[j]);
-        l[10] = it->len;   /* the input: image bytes may hold NULs */
-        redisAppendCommandArgv(c, k, a, l);
+        append_entry(c, r, i, (uint32_t)slot, gen, &e);
         ids[sent] = (uint32_t)slot;
         gens[sent] = gen;
         idx[sent++] = i;
     }
-    int broken = 0;
-    for (int k = 0; k < sent; k++) {
+    /* The replies; a connection found broken (Redis restarted since this
+     * thread's last request) is made again once and the rest sent again: an
+     * entry that went through twice is answered twice, and the second answer
+     * dropped. */
+    int k = 0, retried = 0;
+    while (k < sent) {
         redisReply *rep = NULL;
-        if (!broken && redisGetReply(c, (void **)&rep) != REDIS_OK) {
-            broken = 1;
-            snprintf(err, sizeof err, "%s", c->errstr);
-        }
-        int failed = broken || rep->type == REDIS_REPLY_ERROR;
-        if (!broken && failed)
-            snprintf(err, sizeof err, "XADD: %s", rep->str);
-        if (rep)
+        if (redisGetReply(c, (void **)&rep) == REDIS_OK) {
+            if (rep->type == REDIS_REPLY_ERROR) {
+                snprintf(err, sizeof err, "XADD: %s", rep->str);
+                fail_sent(r, ids[k], gens[k], idx[k], err);
+            } else {
+                atomic_fetch_add(&G.sent, 1);
+            }
             freeReplyObject(rep);
-        if (!failed) {
-            atomic_fetch_add(&G.sent, 1);
+            k++;
             continue;
         }
-        /* Not in Redis: nobody will answer it, unless the reader already
-         * did (the XADD went through before the connection broke). */
-        srv_item *it = slot_take(ids[k], gens[k]);
-        if (it) {
-            atomic_fetch_sub(&gm->waiting, 1);
-            srv_item_unhold(r);
-            srv_fail(r, 503, "unhealthy", "Input %d: Redis: %s", idx[k], err);
-        }
-    }
-    if (broken)
+        snprintf(err, sizeof err, "%s", c->errstr);
         drop_conn(c);
+        if (retried++ || !(c = thread_conn(err, sizeof err)))
+            break;
+        for (int j = k; j < sent; j++)
+            append_entry(c, r, idx[j], ids[j], gens[j], &e);
+    }
+    for (; k < sent; k++)
+        fail_sent(r, ids[k], gens[k], idx[k], err);
     free(ids);
     free(gens);
     free(idx);
