@@ -232,13 +232,14 @@ asan:
 
 # ThreadSanitizer runs the scheduler's tests, a short model test whose
 # contexts use their thread teams, the result cache, and the HTTP server
-# (test_http runs build-tsan/engine serve).
+# (test_http runs build-tsan/engine serve; test_gateway its Redis gateway and
+# workers, and fails on any sanitizer report in their logs).
 TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t)),$(findstring cache,$(t)),$(findstring http,$(t))),$(t)))
 tsan:
 	$(MAKE) BUILD=build-tsan CUDA=0 OPT="-O1 -g" SAN_FLAGS="-fsanitize=thread" \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS)) build-tsan/engine models
-	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=build-tsan tests/run-tests.sh \
-	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS))
+	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=build-tsan ENGINE_SAN_FLAGS=-fsanitize=thread \
+	  tests/run-tests.sh $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS)) tests/test_gateway.sh
 
 # The main job on a fresh machine: a synthetic MiniLM-L6-shaped model (seeded
 # random weights, generated vocabulary), written to weights/ where converted
