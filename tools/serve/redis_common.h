@@ -1,6 +1,7 @@
-/* redis_common.h: what the Redis worker (redis_worker.c) and the submit client
- * (redis_submit.c) and the gateway (backend_redis.c) share: the redis:// address, connecting with a bounded
- * retry, wire status names; JSON bodies are written with buf.h.
+/* redis_common.h: what the Redis worker (redis_worker.c), the submit client
+ * (redis_submit.c), the gateway (backend_redis.c) and infer-bench --redis
+ * share: the redis:// address, connecting with a bounded retry, an entry's
+ * fields as strings (redis_wire.h reads them); JSON bodies are written with buf.h.
  * docs/REDIS.md describes the wire protocol. hiredis 0.14 speaks RESP2 only. */
 #ifndef ENG_REDIS_COMMON_H
 #define ENG_REDIS_COMMON_H
