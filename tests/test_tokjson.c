@@ -1,0 +1,183 @@
+/* test_tokjson.c: the tokenizer.json interpreter (src/text/tokjson.c)
+ * against Hugging Face's tokenizers library on three small tokenizers made by
+ * tests/golden/tokjson/make_tokjson.sh (a RoBERTa-like byte-level BPE, a
+ * CLIP-like BPE with the </w> suffix, an XLM-R-like Unigram with a real
+ * SentencePiece Precompiled charsmap): ids and byte offsets identical on the
+ * SST-2 dev sentences, the hard strings and the added-token lines of
+ * texts.txt. Plus truncation, invalid UTF-8 and components refused by name.
+ * Run from the repository root; needs nothing from ../shared. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokjson.h"
+
+#define DIR "tests/golden/tokjson/"
+#define MAX_IDS 4096
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap + 1);
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) buf = realloc(buf, (cap *= 2) + 1);
+    }
+    fclose(f);
+    if (buf) buf[n] = '\0', *len = n;
+    return buf;
+}
+
+static eng__tokjson *load(const char *name)
+{
+    char path[256], err[256];
+    snprintf(path, sizeof path, DIR "%s/tokenizer.json", name);
+    size_t len;
+    char *json = read_file(path, &len);
+    ck_assert_msg(json, "cannot read %s", path);
+    eng__tokjson *t = NULL;
+    eng_status s = eng__tokjson_init(&t, json, len, err, sizeof err);
+    free(json);
+    ck_assert_msg(s == ENG_OK, "%s: %s", path, err);
+    return t;
+}
+
+/* Every text of texts.txt against the name's golden.jsonl. */
+static void check_golden(const char *name)
+{
+    eng__tokjson *t = load(name);
+    char path[256];
+    size_t tlen, glen;
+    char *texts = read_file(DIR "texts.txt", &tlen);
+    snprintf(path, sizeof path, DIR "%s/golden.jsonl", name);
+    char *gold = read_file(path, &glen);
+    ck_assert(texts && gold);
+    int32_t *ids = malloc(MAX_IDS * sizeof *ids);
+    eng_token_span *spans = malloc(MAX_IDS * sizeof *spans);
+    char *tp = texts, *gp = gold, *tend = texts + tlen, *gend = gold + glen;
+    int n_texts = 0, bad = 0;
+    while (tp < tend && gp < gend) {
+        /* memchr: some texts hold NUL bytes. */
+        char *tnl = memchr(tp, '\n', (size_t)(tend - tp)), *gnl = memchr(gp, '\n', (size_t)(gend - gp));
+        ck_assert(tnl && gnl);
+        *gnl = '\0';
+        cJSON *g = cJSON_Parse(gp);
+        ck_assert(g);
+        const cJSON *gids = cJSON_GetArrayItem(g, 0), *gsp = cJSON_GetArrayItem(g, 1);
+        int n = 0, trunc = 0;
+        eng_status s = eng__tokjson_encode(t, tp, (size_t)(tnl - tp), MAX_IDS, ids, spans, MAX_IDS, &n, &trunc);
+        int ok = s == ENG_OK && n == cJSON_GetArraySize(gids) && !trunc;
+        for (int i = 0; ok && i < n; i++) {
+            const cJSON *sp = cJSON_GetArrayItem(gsp, i);
+            ok = ids[i] == cJSON_GetArrayItem(gids, i)->valueint &&
+                 spans[i].start == cJSON_GetArrayItem(sp, 0)->valueint &&
+                 spans[i].stop == cJSON_GetArrayItem(sp, 1)->valueint;
+        }
+        if (!ok && bad++ < 5) {
+            fprintf(stderr, "%s text %d: %.*s\n  want %s\n  got ", name, n_texts + 1, (int)(tnl - tp), tp, gp);
+            for (int i = 0; i < n; i++) fprintf(stderr, "%d[%d,%d] ", ids[i], spans[i].start, spans[i].stop);
+            fprintf(stderr, "(status %d)\n", (int)s);
+        }
+        cJSON_Delete(g);
+        n_texts++;
+        tp = tnl + 1;
+        gp = gnl + 1;
+    }
+    ck_assert_msg(tp == tend && gp == gend, "%s: texts.txt and golden.jsonl differ in length", name);
+    ck_assert_msg(n_texts > 1000, "%s: only %d texts", name, n_texts);
+    ck_assert_msg(bad == 0, "%s: %d of %d texts differ from Hugging Face", name, bad, n_texts);
+    free(ids);
+    free(spans);
+    free(texts);
+    free(gold);
+    eng__tokjson_free(t);
+}
+
+START_TEST(test_roberta_like) { check_golden("roberta-like"); }
+END_TEST
+
+START_TEST(test_clip_like) { check_golden("clip-like"); }
+END_TEST
+
+START_TEST(test_xlmr_like) { check_golden("xlmr-like"); }
+END_TEST
+
+/* Truncation keeps the template's tokens: the first max_len - 2 content ids,
+ * then </s>; invalid UTF-8 fails the text. */
+START_TEST(test_truncation_utf8)
+{
+    eng__tokjson *t = load("roberta-like");
+    const char *text = "it 's a charming and often affecting journey , with many words in it";
+    int32_t full[64], cut[8];
+    int n_full, n_cut, tr;
+    ck_assert_int_eq(eng__tokjson_encode(t, text, strlen(text), 64, full, NULL, 64, &n_full, &tr), ENG_OK);
+    ck_assert(!tr && n_full > 8);
+    ck_assert_int_eq(eng__tokjson_encode(t, text, strlen(text), 6, cut, NULL, 8, &n_cut, &tr), ENG_OK);
+    ck_assert(tr);
+    ck_assert_int_eq(n_cut, 6);
+    ck_assert_int_eq(memcmp(cut, full, 5 * sizeof *cut), 0);
+    ck_assert_int_eq(cut[5], full[n_full - 1]);
+    ck_assert_int_eq(eng__tokjson_encode(t, "a\xC0\x80", 3, 8, cut, NULL, 8, &n_cut, &tr), ENG_ERR_UTF8);
+    ck_assert_int_eq(eng__tokjson_encode(t, "a\xED\xA0\x80", 4, 8, cut, NULL, 8, &n_cut, &tr), ENG_ERR_UTF8);
+    size_t len;
+    int special;
+    const char *s = eng__tokjson_token(t, cut[0], &len, &special);
+    (void)s;
+    ck_assert_int_eq(eng__tokjson_encode(t, "", 0, 8, cut, NULL, 8, &n_cut, &tr), ENG_OK);
+    ck_assert_int_eq(n_cut, 2);
+    s = eng__tokjson_token(t, cut[0], &len, &special);
+    ck_assert(s && len == 3 && memcmp(s, "<s>", 3) == 0 && special);
+    ck_assert_int_eq(eng__tokjson_token_id(t, "<mask>", 6), eng__tokjson_vocab_size(t) - 1);
+    eng__tokjson_free(t);
+}
+END_TEST
+
+/* Unsupported components are refused by name. */
+START_TEST(test_refused)
+{
+    static const struct { const char *json, *want; } cases[] = {
+        {"{\"pre_tokenizer\":{\"type\":\"CharDelimiterSplit\"},\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}",
+         "pre_tokenizer type 'CharDelimiterSplit' is not supported"},
+        {"{\"normalizer\":{\"type\":\"Nmt\"},\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}",
+         "normalizer type 'Nmt' is not supported"},
+        {"{\"model\":{\"type\":\"WordLevel\",\"vocab\":{}}}", "model type 'WordLevel' is not supported"},
+        {"{\"model\":{\"type\":\"BPE\",\"dropout\":0.1,\"vocab\":{},\"merges\":[]}}", "BPE dropout is not supported"},
+        {"{\"post_processor\":{\"type\":\"Foo\"},\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}",
+         "post_processor type 'Foo' is not supported"},
+        {"{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(?<=a)b\"},\"behavior\":\"Isolated\"},"
+         "\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}",
+         "Split pattern: regex: unsupported group"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a b\"]}}", "uses a token missing"},
+        {"[1,2]", "not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        eng__tokjson *t = NULL;
+        char err[256] = "";
+        eng_status s = eng__tokjson_init(&t, cases[i].json, strlen(cases[i].json), err, sizeof err);
+        ck_assert_msg(s != ENG_OK && !t, "case %zu accepted", i);
+        ck_assert_msg(strstr(err, cases[i].want), "case %zu: '%s' lacks '%s'", i, err, cases[i].want);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tokjson");
+    TCase *tc = tcase_create("tokjson");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_roberta_like);
+    tcase_add_test(tc, test_clip_like);
+    tcase_add_test(tc, test_xlmr_like);
+    tcase_add_test(tc, test_truncation_utf8);
+    tcase_add_test(tc, test_refused);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
