@@ -21,6 +21,7 @@
 
 #include "tok_int.h"
 #include "tokenizer_legacy.h"
+#include "tokjson.h"
 
 /* The longest word WordPiece is asked to split; longer words become [UNK]
  * without being looked at, so the stack buffer only needs this many chars. */
@@ -44,6 +45,8 @@ typedef struct {
 } special_token;
 
 struct eng__tokenizer {
+    eng__tokjson *tj;    /* non-NULL: a tokenizer.json, nothing below is used */
+    int tj_max_len;
     eng__tok_config cfg;
     char *blob;          /* private copy of the vocabulary text */
     int n_vocab;
@@ -204,19 +207,41 @@ nomem:
     return tok_error(err, errlen, ENG_ERR_NOMEM, "out of memory", NULL);
 }
 
+eng_status eng__tokenizer_init_json(eng__tokenizer **out, const char *json, size_t len, int max_len,
+                                    char *err, size_t errlen)
+{
+    if (!out || max_len < 0) return tok_error(err, errlen, ENG_ERR_INVALID_ARG, "bad argument", NULL);
+    *out = NULL;
+    eng__tokenizer *tok = calloc(1, sizeof *tok);
+    if (!tok) return tok_error(err, errlen, ENG_ERR_NOMEM, "out of memory", NULL);
+    eng_status s = eng__tokjson_init(&tok->tj, json, len, err, errlen);
+    if (s != ENG_OK) {
+        free(tok);
+        return s;
+    }
+    tok->tj_max_len = max_len;
+    *out = tok;
+    return ENG_OK;
+}
+
 void eng__tokenizer_free(eng__tokenizer *tok)
 {
     if (!tok) return;
+    eng__tokjson_free(tok->tj);
     free(tok->slots);
     free(tok->id_off);
     free(tok->blob);
     free(tok);
 }
 
-int eng__tokenizer_vocab_size(const eng__tokenizer *tok) { return tok->n_vocab; }
+int eng__tokenizer_vocab_size(const eng__tokenizer *tok)
+{
+    return tok->tj ? eng__tokjson_vocab_size(tok->tj) : tok->n_vocab;
+}
 
 const char *eng__tokenizer_token(const eng__tokenizer *tok, int32_t id, size_t *len, int *special)
 {
+    if (tok->tj) return eng__tokjson_token(tok->tj, id, len, special);
     if (id < 0 || id >= tok->n_vocab)
         return NULL;
     *len = tok->id_off[id + 1] - tok->id_off[id] - 1;
@@ -594,6 +619,10 @@ __attribute__((flatten)) eng_status
 eng__tokenize_spans(const eng__tokenizer *tok, const char *text, size_t len, int max_len,
                     int32_t *ids, eng_token_span *spans, int cap, int *n_ids, int *truncated)
 {
+    if (tok && tok->tj) {
+        if (tok->tj_max_len > 0 && max_len > tok->tj_max_len) max_len = tok->tj_max_len;
+        return eng__tokjson_encode(tok->tj, text, len, max_len, ids, spans, cap, n_ids, truncated);
+    }
     if (spans) return tokenize(tok, text, len, max_len, ids, spans, cap, n_ids, truncated);
     return tokenize(tok, text, len, max_len, ids, NULL, cap, n_ids, truncated);
 }
