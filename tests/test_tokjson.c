@@ -4,7 +4,8 @@
  * CLIP-like BPE with the </w> suffix, an XLM-R-like Unigram with a real
  * SentencePiece Precompiled charsmap): ids and byte offsets identical on the
  * SST-2 dev sentences, the hard strings and the added-token lines of
- * texts.txt. Plus truncation, invalid UTF-8 and components refused by name.
+ * texts.txt; and five more pipelines covering the other components on the
+ * hard strings. Plus truncation, invalid UTF-8 and components refused by name.
  * Run from the repository root; needs nothing from ../shared. */
 #include <check.h>
 #include <cjson/cJSON.h>
@@ -46,13 +47,15 @@ static eng__tokjson *load(const char *name)
     return t;
 }
 
-/* Every text of texts.txt against the name's golden.jsonl. */
+/* Every text of texts.txt (texts_hard.txt for the misc-* pipelines) against
+ * the name's golden.jsonl. */
 static void check_golden(const char *name)
 {
+    int misc = strncmp(name, "misc", 4) == 0;
     eng__tokjson *t = load(name);
     char path[256];
     size_t tlen, glen;
-    char *texts = read_file(DIR "texts.txt", &tlen);
+    char *texts = read_file(misc ? DIR "texts_hard.txt" : DIR "texts.txt", &tlen);
     snprintf(path, sizeof path, DIR "%s/golden.jsonl", name);
     char *gold = read_file(path, &glen);
     ck_assert(texts && gold);
@@ -72,10 +75,12 @@ static void check_golden(const char *name)
         eng_status s = eng__tokjson_encode(t, tp, (size_t)(tnl - tp), MAX_IDS, ids, spans, MAX_IDS, &n, &trunc);
         int ok = s == ENG_OK && n == cJSON_GetArraySize(gids) && !trunc;
         for (int i = 0; ok && i < n; i++) {
-            const cJSON *sp = cJSON_GetArrayItem(gsp, i);
+            /* A null offset: the library's own offset lies past the text
+             * (byte_fallback counts a continuation prefix's bytes as text),
+             * so there is nothing to compare; the id still is. */
+            const cJSON *sp = cJSON_GetArrayItem(gsp, i), *a = cJSON_GetArrayItem(sp, 0), *b = cJSON_GetArrayItem(sp, 1);
             ok = ids[i] == cJSON_GetArrayItem(gids, i)->valueint &&
-                 spans[i].start == cJSON_GetArrayItem(sp, 0)->valueint &&
-                 spans[i].stop == cJSON_GetArrayItem(sp, 1)->valueint;
+                 (cJSON_IsNull(a) || spans[i].start == a->valueint) && (cJSON_IsNull(b) || spans[i].stop == b->valueint);
         }
         if (!ok && bad++ < 5) {
             fprintf(stderr, "%s text %d: %.*s\n  want %s\n  got ", name, n_texts + 1, (int)(tnl - tp), tp, gp);
@@ -88,7 +93,7 @@ static void check_golden(const char *name)
         gp = gnl + 1;
     }
     ck_assert_msg(tp == tend && gp == gend, "%s: texts.txt and golden.jsonl differ in length", name);
-    ck_assert_msg(n_texts > 1000, "%s: only %d texts", name, n_texts);
+    ck_assert_msg(n_texts > (misc ? 200 : 1000), "%s: only %d texts", name, n_texts);
     ck_assert_msg(bad == 0, "%s: %d of %d texts differ from Hugging Face", name, bad, n_texts);
     free(ids);
     free(spans);
@@ -104,6 +109,15 @@ START_TEST(test_clip_like) { check_golden("clip-like"); }
 END_TEST
 
 START_TEST(test_xlmr_like) { check_golden("xlmr-like"); }
+END_TEST
+
+/* The remaining components, a pipeline each (see make_tokjson.mjs). */
+START_TEST(test_misc)
+{
+    static const char *const names[] = {"misc-bpe-fallback", "misc-bpe-unk", "misc-unigram", "misc-split",
+                                        "misc-llama3"};
+    check_golden(names[_i]);
+}
 END_TEST
 
 /* Truncation keeps the template's tokens: the first max_len - 2 content ids,
@@ -172,6 +186,7 @@ int main(void)
     tcase_add_test(tc, test_roberta_like);
     tcase_add_test(tc, test_clip_like);
     tcase_add_test(tc, test_xlmr_like);
+    tcase_add_loop_test(tc, test_misc, 0, 5);
     tcase_add_test(tc, test_truncation_utf8);
     tcase_add_test(tc, test_refused);
     suite_add_tcase(s, tc);

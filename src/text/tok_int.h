@@ -57,61 +57,62 @@ typedef struct {
     int nmt, mtcap;
 } twork;
 
-int tw_push(twork *w, int32_t c, int32_t s, int32_t e);   /* 0 on OOM */
-int tw_split(twork *w, int32_t off, int32_t n, int32_t id, int32_t s, int32_t e, int32_t o0);   /* into sp2 */
-int tw_token(twork *w, int32_t id, int32_t s, int32_t e);
-void *tw_scratch(twork *w, size_t bytes);
+int eng__tw_push(twork *w, int32_t c, int32_t s, int32_t e);   /* 0 on OOM */
+int eng__tw_split(twork *w, int32_t off, int32_t n, int32_t id, int32_t s, int32_t e, int32_t o0);   /* into sp2 */
+int eng__tw_token(twork *w, int32_t id, int32_t s, int32_t e);
+void *eng__tw_scratch(twork *w, size_t bytes);
 /* sp2 becomes sp (the output of a stage becomes the next one's input). */
-void tw_swap_splits(twork *w);
+void eng__tw_swap_splits(twork *w);
 
 /* ---- UTF-8 and character classes ---------------------------------------- */
-size_t tok_utf8_decode(const unsigned char *s, size_t n, int32_t *cp);
-size_t tok_utf8_encode(int32_t cp, char *out);
-int tok_is_whitespace(int32_t c);        /* Rust char::is_whitespace */
-int tok_is_bert_punct(int32_t c);        /* BertPreTokenizer / Punctuation */
-int tok_is_bert_control(int32_t c);      /* BertNormalizer clean_text */
-int tok_is_chinese(int32_t c);
-int tok_is_mn(int32_t c);                /* nonspacing mark as Rust sees it */
-int tok_lower(int32_t c, int32_t out[3]);   /* Rust to_lowercase; count */
+size_t eng__tok_utf8_decode(const unsigned char *s, size_t n, int32_t *cp);
+size_t eng__tok_utf8_encode(int32_t cp, char *out);
+int eng__tok_is_whitespace(int32_t c);        /* Rust char::is_whitespace */
+int eng__tok_is_bert_punct(int32_t c);        /* BertPreTokenizer / Punctuation */
+int eng__tok_is_bert_control(int32_t c);      /* BertNormalizer clean_text */
+int eng__tok_is_chinese(int32_t c);
+int eng__tok_is_mn(int32_t c);                /* nonspacing mark as Rust sees it */
+int eng__tok_is_mark(int32_t c);              /* any mark as Rust sees it */
+int eng__tok_lower(int32_t c, int32_t out[3]);   /* Rust to_lowercase; count */
 
 /* ---- Regex (tok_regex.c) ------------------------------------------------ */
 typedef struct tok_regex tok_regex;
 /* NULL on a syntax error or an unsupported construct (err says which). */
-tok_regex *tok_regex_compile(const char *pat, int literal, char *err, size_t errlen);
-void tok_regex_free(tok_regex *r);
+tok_regex *eng__tok_regex_compile(const char *pat, int literal, char *err, size_t errlen);
+void eng__tok_regex_free(tok_regex *r);
 /* Leftmost match at or after from in c[0..n); 1 with [*ms, *me), 0 when none,
  * -1 when the step budget ran out. */
-int tok_regex_find(const tok_regex *r, const tchar *c, int n, int from, int *ms, int *me,
+int eng__tok_regex_find(const tok_regex *r, const tchar *c, int n, int from, int *ms, int *me,
                    int *steps_left);
 
 /* ---- Normalizers (tok_normalize.c) --------------------------------------- */
 typedef struct tok_norm tok_norm;
-tok_norm *tok_norm_parse(const cJSON *j, char *err, size_t errlen);
-void tok_norm_free(tok_norm *nz);
-void tok_norm_describe(const tok_norm *nz, char *buf, size_t n);
+tok_norm *eng__tok_norm_parse(const cJSON *j, char *err, size_t errlen);
+void eng__tok_norm_free(tok_norm *nz);
+void eng__tok_norm_describe(const tok_norm *nz, char *buf, size_t n);
 /* Normalizes pool[off..off+n) to a new range appended to the pool. */
-int tok_norm_apply(const tok_norm *nz, twork *w, int32_t off, int32_t n, int32_t *out_off,
+int eng__tok_norm_apply(const tok_norm *nz, twork *w, int32_t off, int32_t n, int32_t *out_off,
                    int32_t *out_n);
 
 /* ---- Pre-tokenizers (tok_pretok.c) --------------------------------------- */
 typedef struct tok_pretok tok_pretok;
-tok_pretok *tok_pretok_parse(const cJSON *j, char *err, size_t errlen);
-void tok_pretok_free(tok_pretok *p);
-void tok_pretok_describe(const tok_pretok *p, char *buf, size_t n);
+tok_pretok *eng__tok_pretok_parse(const cJSON *j, char *err, size_t errlen);
+void eng__tok_pretok_free(tok_pretok *p);
+void eng__tok_pretok_describe(const tok_pretok *p, char *buf, size_t n);
 /* Splits w->sp further (added-token splits pass through). */
-int tok_pretok_apply(const tok_pretok *p, twork *w);
+int eng__tok_pretok_apply(const tok_pretok *p, twork *w);
 /* The byte-level alphabet: the char standing for byte b (GPT-2's map). */
-int32_t tok_byte_char(uint8_t b);
+int32_t eng__tok_byte_char(uint8_t b);
 
 /* ---- Models (tok_models.c) ------------------------------------------------ */
 typedef struct tok_model tok_model;
-tok_model *tok_model_parse(const cJSON *j, char *err, size_t errlen);
-void tok_model_free(tok_model *m);
-void tok_model_describe(const tok_model *m, char *buf, size_t n);
-int tok_model_vocab_size(const tok_model *m);
-const char *tok_model_token(const tok_model *m, int32_t id, size_t *len);
-int32_t tok_model_id(const tok_model *m, const char *s, size_t len);
+tok_model *eng__tok_model_parse(const cJSON *j, char *err, size_t errlen);
+void eng__tok_model_free(tok_model *m);
+void eng__tok_model_describe(const tok_model *m, char *buf, size_t n);
+int eng__tok_model_vocab_size(const tok_model *m);
+const char *eng__tok_model_token(const tok_model *m, int32_t id, size_t *len);
+int32_t eng__tok_model_id(const tok_model *m, const char *s, size_t len);
 /* Appends the tokens of one pre-tokenized split to w->tok. */
-int tok_model_apply(const tok_model *m, twork *w, const tsplit *sp);
+int eng__tok_model_apply(const tok_model *m, twork *w, const tsplit *sp);
 
 #endif

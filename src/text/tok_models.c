@@ -59,7 +59,7 @@ static uint32_t hash_bytes(const char *s, size_t n)
     return (uint32_t)(h ^ (h >> 32));
 }
 
-int32_t tok_model_id(const tok_model *m, const char *s, size_t n)
+int32_t eng__tok_model_id(const tok_model *m, const char *s, size_t n)
 {
     if (n > m->max_len) return -1;
     uint32_t i = hash_bytes(s, n) & m->mask;
@@ -71,16 +71,16 @@ int32_t tok_model_id(const tok_model *m, const char *s, size_t n)
     }
 }
 
-const char *tok_model_token(const tok_model *m, int32_t id, size_t *len)
+const char *eng__tok_model_token(const tok_model *m, int32_t id, size_t *len)
 {
     if (id < 0 || id >= m->nvocab || m->tok_len[id] == UINT32_MAX) return NULL;
     *len = m->tok_len[id];
     return m->blob + m->tok_off[id];
 }
 
-int tok_model_vocab_size(const tok_model *m) { return m->nvocab; }
+int eng__tok_model_vocab_size(const tok_model *m) { return m->nvocab; }
 
-void tok_model_free(tok_model *m)
+void eng__tok_model_free(tok_model *m)
 {
     if (!m) return;
     free(m->blob);
@@ -206,7 +206,7 @@ static int parse_bpe(tok_model *m, const cJSON *j, char *err, size_t errlen)
     m->fuse_unk = get_bool(j, "fuse_unk", 0);
     m->ignore_merges = get_bool(j, "ignore_merges", 0);
     const char *unk = get_str(j, "unk_token");
-    m->unk_id = unk ? tok_model_id(m, unk, strlen(unk)) : -1;
+    m->unk_id = unk ? eng__tok_model_id(m, unk, strlen(unk)) : -1;
     if (unk && m->unk_id < 0) {
         snprintf(err, errlen, "tokenizer.json: BPE unk_token is not in the vocabulary");
         return 0;
@@ -237,13 +237,13 @@ static int parse_bpe(tok_model *m, const cJSON *j, char *err, size_t errlen)
         } else {
             goto bad_merge;
         }
-        int32_t ia = tok_model_id(m, a, na), ib = tok_model_id(m, b, nb);
+        int32_t ia = eng__tok_model_id(m, a, na), ib = eng__tok_model_id(m, b, nb);
         /* The merged token: a, then b without the continuation prefix. */
         size_t skip = m->nprefix && nb >= m->nprefix && memcmp(b, m->prefix, m->nprefix) == 0 ? m->nprefix : 0;
         if (na + nb - skip > sizeof buf) goto bad_merge;
         memcpy(buf, a, na);
         memcpy(buf + na, b + skip, nb - skip);
-        int32_t id = tok_model_id(m, buf, na + nb - skip);
+        int32_t id = eng__tok_model_id(m, buf, na + nb - skip);
         if (ia < 0 || ib < 0 || id < 0) {
             snprintf(err, errlen, "tokenizer.json: BPE merge %d uses a token missing from the vocabulary", rank);
             return 0;
@@ -257,7 +257,7 @@ static int parse_bpe(tok_model *m, const cJSON *j, char *err, size_t errlen)
     for (int b = 0; b < 256; b++) {
         char t[8];
         snprintf(t, sizeof t, "<0x%02X>", b);
-        m->byte_ids[b] = tok_model_id(m, t, 6);
+        m->byte_ids[b] = eng__tok_model_id(m, t, 6);
     }
     return 1;
 bad_merge:
@@ -307,7 +307,7 @@ static int parse_unigram(tok_model *m, const cJSON *j, char *err, size_t errlen)
     for (int b = 0; b < 256; b++) {
         char t[8];
         snprintf(t, sizeof t, "<0x%02X>", b);
-        m->byte_ids[b] = tok_model_id(m, t, 6);
+        m->byte_ids[b] = eng__tok_model_id(m, t, 6);
     }
     return 1;
 }
@@ -351,7 +351,7 @@ static int parse_wordpiece(tok_model *m, const cJSON *j, char *err, size_t errle
     const cJSON *mc = cJSON_GetObjectItemCaseSensitive(j, "max_input_chars_per_word");
     m->max_chars = cJSON_IsNumber(mc) && mc->valuedouble >= 0 && mc->valuedouble < 1e9 ? (int)mc->valuedouble : 100;
     const char *unk = get_str(j, "unk_token");
-    m->unk_id = tok_model_id(m, unk ? unk : "[UNK]", strlen(unk ? unk : "[UNK]"));
+    m->unk_id = eng__tok_model_id(m, unk ? unk : "[UNK]", strlen(unk ? unk : "[UNK]"));
     if (m->unk_id < 0) {
         snprintf(err, errlen, "tokenizer.json: WordPiece unk_token is not in the vocabulary");
         return 0;
@@ -359,7 +359,7 @@ static int parse_wordpiece(tok_model *m, const cJSON *j, char *err, size_t errle
     return 1;
 }
 
-tok_model *tok_model_parse(const cJSON *j, char *err, size_t errlen)
+tok_model *eng__tok_model_parse(const cJSON *j, char *err, size_t errlen)
 {
     const char *ty = get_str(j, "type");
     tok_model *m = calloc(1, sizeof *m);
@@ -384,13 +384,13 @@ tok_model *tok_model_parse(const cJSON *j, char *err, size_t errlen)
         ok = 0;
     }
     if (!ok) {
-        tok_model_free(m);
+        eng__tok_model_free(m);
         return NULL;
     }
     return m;
 }
 
-void tok_model_describe(const tok_model *m, char *buf, size_t n)
+void eng__tok_model_describe(const tok_model *m, char *buf, size_t n)
 {
     switch (m->type) {
     case M_BPE:
@@ -422,7 +422,7 @@ static int to_word(twork *w, const tsplit *sp, word *wd, size_t extra_per_byte)
 {
     size_t nb = (size_t)sp->n * 4;
     size_t need = nb * (1 + 2 * sizeof(int32_t)) + ((size_t)sp->n + 1) * sizeof(int32_t) + nb * extra_per_byte + 64;
-    char *mem = tw_scratch(w, need);
+    char *mem = eng__tw_scratch(w, need);
     if (!mem) return 0;
     wd->cs = (int32_t *)mem;
     wd->ce = wd->cs + nb;
@@ -433,7 +433,7 @@ static int to_word(twork *w, const tsplit *sp, word *wd, size_t extra_per_byte)
     for (int32_t i = 0; i < sp->n; i++) {
         tchar t = w->pool[sp->off + i];
         wd->charb[i] = wd->n;
-        size_t k = tok_utf8_encode(t.c, wd->b + wd->n);
+        size_t k = eng__tok_utf8_encode(t.c, wd->b + wd->n);
         for (size_t q = 0; q < k; q++) {
             wd->cs[wd->n] = t.s;
             wd->ce[wd->n] = t.e;
@@ -458,7 +458,7 @@ typedef struct {
 
 static int emit(twork *w, const word *wd, int32_t id, int32_t start, int32_t len)
 {
-    return tw_token(w, id, wd->cs[start], wd->ce[start + len - 1]);
+    return eng__tw_token(w, id, wd->cs[start], wd->ce[start + len - 1]);
 }
 
 static int bpe(const tok_model *m, twork *w, const tsplit *sp)
@@ -466,11 +466,15 @@ static int bpe(const tok_model *m, twork *w, const tsplit *sp)
     word wd;
     if (!to_word(w, sp, &wd, sizeof(sym) * (1 + m->nprefix + m->nsuffix))) return 0;
     if (m->ignore_merges) {
-        int32_t id = tok_model_id(m, wd.b, (size_t)wd.n);
+        int32_t id = eng__tok_model_id(m, wd.b, (size_t)wd.n);
         if (id >= 0) return emit(w, &wd, id, 0, wd.n);
     }
     sym *s = word_tail(&wd);
     int ns = 0;
+    /* Symbols sit at the sum of the lengths before them, as the Rust Word
+     * counts: a byte-fallback token counts one byte, a continuation
+     * prefix's bytes included, so later offsets drift as the library's do. */
+    int32_t pos = 0;
     int32_t unk_start = -1, unk_len = 0;
     char buf[256];
     for (int ci = 0; ci < wd.nchars; ci++) {
@@ -480,13 +484,15 @@ static int bpe(const tok_model *m, twork *w, const tsplit *sp)
         memcpy(buf + k, wd.b + b0, (size_t)blen);
         k += (size_t)blen;
         if (ci == wd.nchars - 1 && m->nsuffix) memcpy(buf + k, m->suffix, m->nsuffix), k += m->nsuffix;
-        int32_t id = tok_model_id(m, buf, k);
+        int32_t id = eng__tok_model_id(m, buf, k);
         if (id >= 0) {
             if (unk_start >= 0) {
                 s[ns++] = (sym){m->unk_id, unk_start, unk_len, 0, 0};
+                pos = unk_start + unk_len;
                 unk_start = -1;
             }
-            s[ns++] = (sym){id, b0, blen, 0, 0};
+            s[ns++] = (sym){id, pos, blen, 0, 0};
+            pos += blen;
             continue;
         }
         if (m->byte_fallback) {
@@ -495,10 +501,12 @@ static int bpe(const tok_model *m, twork *w, const tsplit *sp)
             if (all) {
                 /* One token per byte of the prefixed/suffixed char, each
                  * "one byte long" in the word as the Rust code counts. */
-                for (size_t q = 0; q < k; q++) {
-                    int32_t at = b0 + (int32_t)q < wd.n ? b0 + (int32_t)q : wd.n - 1;
-                    s[ns++] = (sym){m->byte_ids[(unsigned char)buf[q]], at, 1, 0, 0};
+                if (unk_start >= 0) {
+                    s[ns++] = (sym){m->unk_id, unk_start, unk_len, 0, 0};
+                    pos = unk_start + unk_len;
+                    unk_start = -1;
                 }
+                for (size_t q = 0; q < k; q++) s[ns++] = (sym){m->byte_ids[(unsigned char)buf[q]], pos++, 1, 0, 0};
                 continue;
             }
         }
@@ -506,8 +514,8 @@ static int bpe(const tok_model *m, twork *w, const tsplit *sp)
             if (unk_start >= 0 && m->fuse_unk) {
                 unk_len += blen;
             } else {
-                if (unk_start >= 0) s[ns++] = (sym){m->unk_id, unk_start, unk_len, 0, 0};
-                unk_start = b0;
+                if (unk_start >= 0) s[ns++] = (sym){m->unk_id, unk_start, unk_len, 0, 0}, pos = unk_start + unk_len;
+                unk_start = pos;
                 unk_len = blen;
             }
         }
@@ -534,9 +542,12 @@ static int bpe(const tok_model *m, twork *w, const tsplit *sp)
         if (s[nx].next >= 0) s[s[nx].next].prev = best;
     }
     for (int i = 0; i >= 0 && i < ns; i = s[i].next) {
-        int32_t start = s[i].start, len = s[i].len;
-        if (start + len > wd.n) len = wd.n - start;
-        if (!emit(w, &wd, s[i].id, start, len > 0 ? len : 1)) return 0;
+        /* Past the word's end (drifted byte-fallback offsets) the library
+         * has no offsets either; the last byte's range stands in. */
+        int32_t start = s[i].start < wd.n ? s[i].start : wd.n - 1, end = s[i].start + s[i].len;
+        if (end > wd.n) end = wd.n;
+        if (end <= start) end = start + 1;
+        if (!emit(w, &wd, s[i].id, start, end - start)) return 0;
     }
     return 1;
 }
@@ -564,7 +575,7 @@ static int unigram(const tok_model *m, twork *w, const tsplit *sp)
         for (int cj = ci + 1; cj <= wd.nchars; cj++) {
             int32_t len = wd.charb[cj] - at;
             if ((size_t)len > m->max_len) break;
-            int32_t id = tok_model_id(m, wd.b + at, (size_t)len);
+            int32_t id = eng__tok_model_id(m, wd.b + at, (size_t)len);
             if (id < 0) continue;
             vnode *t = &best[at + len];
             double cand = m->scores[id] + here;
@@ -596,7 +607,7 @@ static int unigram(const tok_model *m, twork *w, const tsplit *sp)
     if (pend >= 0) piece[2 * np] = pstart, piece[2 * np + 1] = pend, np++;
     for (int i = np - 1; i >= 0; i--) {
         int32_t st = piece[2 * i], len = piece[2 * i + 1] - st;
-        int32_t id = tok_model_id(m, wd.b + st, (size_t)len);
+        int32_t id = eng__tok_model_id(m, wd.b + st, (size_t)len);
         if (id < 0 && m->byte_fallback) {
             int all = 1;
             for (int32_t q = 0; q < len && all; q++) all = m->byte_ids[(unsigned char)wd.b[st + q]] >= 0;
@@ -628,7 +639,7 @@ static int wordpiece(const tok_model *m, twork *w, const tsplit *sp)
             if (start > 0) memcpy(buf, m->prefix, m->nprefix), k = m->nprefix;
             size_t len = (size_t)(wd.charb[end] - wd.charb[start]);
             memcpy(buf + k, wd.b + wd.charb[start], len);
-            id = tok_model_id(m, buf, k + len);
+            id = eng__tok_model_id(m, buf, k + len);
             if (id >= 0) break;
         }
         if (id < 0) {
@@ -641,7 +652,7 @@ static int wordpiece(const tok_model *m, twork *w, const tsplit *sp)
     return 1;
 }
 
-int tok_model_apply(const tok_model *m, twork *w, const tsplit *sp)
+int eng__tok_model_apply(const tok_model *m, twork *w, const tsplit *sp)
 {
     if (sp->n == 0) return 1;
     switch (m->type) {

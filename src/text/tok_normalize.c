@@ -58,7 +58,7 @@ static int utf8_to_cps(const char *s, int32_t **out, int *n)
     if (!*out) return 0;
     *n = 0;
     for (size_t i = 0; i < len;) {
-        size_t k = tok_utf8_decode((const unsigned char *)s + i, len - i, &(*out)[*n]);
+        size_t k = eng__tok_utf8_decode((const unsigned char *)s + i, len - i, &(*out)[*n]);
         if (!k) return 0;
         i += k;
         (*n)++;
@@ -126,19 +126,19 @@ bad:
     return 0;
 }
 
-void tok_norm_free(tok_norm *nz)
+void eng__tok_norm_free(tok_norm *nz)
 {
     if (!nz) return;
-    tok_regex_free(nz->re);
+    eng__tok_regex_free(nz->re);
     free(nz->content);
     free(nz->charsmap);
     free((void *)nz->trie);
-    for (int i = 0; i < nz->nseq; i++) tok_norm_free(nz->seq[i]);
+    for (int i = 0; i < nz->nseq; i++) eng__tok_norm_free(nz->seq[i]);
     free(nz->seq);
     free(nz);
 }
 
-tok_norm *tok_norm_parse(const cJSON *j, char *err, size_t errlen)
+tok_norm *eng__tok_norm_parse(const cJSON *j, char *err, size_t errlen)
 {
     const cJSON *ty = cJSON_GetObjectItemCaseSensitive(j, "type");
     if (!cJSON_IsString(ty)) {
@@ -173,7 +173,7 @@ tok_norm *tok_norm_parse(const cJSON *j, char *err, size_t errlen)
             goto fail;
         }
         char rerr[160];
-        nz->re = tok_regex_compile(cJSON_IsString(s) ? s->valuestring : r->valuestring,
+        nz->re = eng__tok_regex_compile(cJSON_IsString(s) ? s->valuestring : r->valuestring,
                                    cJSON_IsString(s), rerr, sizeof rerr);
         if (!nz->re) {
             snprintf(err, errlen, "tokenizer.json: Replace pattern: %s", rerr);
@@ -216,7 +216,7 @@ tok_norm *tok_norm_parse(const cJSON *j, char *err, size_t errlen)
         if (!nz->seq) goto fail;
         cJSON_ArrayForEach(e, a)
         {
-            if (!(nz->seq[nz->nseq] = tok_norm_parse(e, err, errlen))) goto fail;
+            if (!(nz->seq[nz->nseq] = eng__tok_norm_parse(e, err, errlen))) goto fail;
             nz->nseq++;
         }
         break;
@@ -228,11 +228,11 @@ tok_norm *tok_norm_parse(const cJSON *j, char *err, size_t errlen)
 bad_utf8:
     snprintf(err, errlen, "tokenizer.json: %s: invalid UTF-8", nz_names[type]);
 fail:
-    tok_norm_free(nz);
+    eng__tok_norm_free(nz);
     return NULL;
 }
 
-void tok_norm_describe(const tok_norm *nz, char *buf, size_t n)
+void eng__tok_norm_describe(const tok_norm *nz, char *buf, size_t n)
 {
     if (nz->type != NZ_SEQUENCE) {
         snprintf(buf, n, "%s", nz_names[nz->type]);
@@ -240,7 +240,7 @@ void tok_norm_describe(const tok_norm *nz, char *buf, size_t n)
     }
     size_t k = (size_t)snprintf(buf, n, "Sequence[");
     for (int i = 0; i < nz->nseq && k < n; i++) {
-        tok_norm_describe(nz->seq[i], buf + k, n - k);
+        eng__tok_norm_describe(nz->seq[i], buf + k, n - k);
         k += strlen(buf + k);
         if (i + 1 < nz->nseq && k < n) k += (size_t)snprintf(buf + k, n - k, ", ");
     }
@@ -263,8 +263,8 @@ static int decompose(twork *w, int32_t off, int32_t n, int compat)
     size_t start = w->np;
     for (int32_t i = 0; i < n; i++) {
         tchar t = w->pool[off + i];
-        if (t.c < 0xC0) {
-            if (!tw_push(w, t.c, t.s, t.e)) return 0;
+        if (t.c < 0xA0) {   /* nothing below U+00A0 decomposes, even for NFKD */
+            if (!eng__tw_push(w, t.c, t.s, t.e)) return 0;
             continue;
         }
         utf8proc_int32_t d[32];
@@ -273,7 +273,7 @@ static int decompose(twork *w, int32_t off, int32_t n, int compat)
             t.c, d, 32, (utf8proc_option_t)(UTF8PROC_DECOMPOSE | (compat ? UTF8PROC_COMPAT : 0)), &bound);
         if (nd < 1 || nd > 32) d[0] = t.c, nd = 1;
         for (utf8proc_ssize_t k = 0; k < nd; k++)
-            if (!tw_push(w, d[k], t.s, t.e)) return 0;
+            if (!eng__tw_push(w, d[k], t.s, t.e)) return 0;
     }
     /* Canonical ordering: a stable insertion sort of each run of marks. */
     tchar *p = w->pool + start;
@@ -367,7 +367,7 @@ static int pc_replace(twork *w, int32_t src, int32_t k, const char *r, size_t le
     int32_t cps[64];
     int nc = 0;
     for (size_t i = 0; i < len && nc < 64;) {
-        size_t q = tok_utf8_decode((const unsigned char *)r + i, len - i, &cps[nc]);
+        size_t q = eng__tok_utf8_decode((const unsigned char *)r + i, len - i, &cps[nc]);
         if (!q) break;
         i += q;
         nc++;
@@ -384,7 +384,7 @@ static int pc_replace(twork *w, int32_t src, int32_t k, const char *r, size_t le
             s = *prev_s;
             e = *prev_e;
         }
-        if (!tw_push(w, cps[i], s, e)) return 0;
+        if (!eng__tw_push(w, cps[i], s, e)) return 0;
         *prev_s = s;
         *prev_e = e;
     }
@@ -405,7 +405,7 @@ static int precompiled(const tok_norm *nz, twork *w, int32_t off, int32_t n)
         int small = 1;
         for (int32_t k = gstart; k < i && small; k++) {
             char u[4];
-            size_t q = tok_utf8_encode(w->pool[off + k].c, u);
+            size_t q = eng__tok_utf8_encode(w->pool[off + k].c, u);
             if (glen + q >= 6) small = 0;
             else memcpy(g + glen, u, q), glen += q;
         }
@@ -416,14 +416,14 @@ static int precompiled(const tok_norm *nz, twork *w, int32_t off, int32_t n)
         } else {
             for (int32_t k = gstart; k < i; k++) {
                 char u[4];
-                size_t q = tok_utf8_encode(w->pool[off + k].c, u);
+                size_t q = eng__tok_utf8_encode(w->pool[off + k].c, u);
                 size_t r1len;
                 const char *r1 = pc_lookup(nz, (const unsigned char *)u, q, &r1len);
                 if (r1) {
                     if (!pc_replace(w, off + k, 1, r1, r1len, &prev_s, &prev_e)) return 0;
                 } else {
                     tchar t = w->pool[off + k];
-                    if (!tw_push(w, t.c, t.s, t.e)) return 0;
+                    if (!eng__tw_push(w, t.c, t.s, t.e)) return 0;
                     prev_s = t.s;
                     prev_e = t.e;
                 }
@@ -444,14 +444,14 @@ static int replace(const tok_norm *nz, twork *w, int32_t off, int32_t n)
     int32_t pos = 0;
     while (pos <= n) {
         int ms, me;
-        int r = tok_regex_find(nz->re, w->pool + off, n, pos, &ms, &me, &w->steps_left);
+        int r = eng__tok_regex_find(nz->re, w->pool + off, n, pos, &ms, &me, &w->steps_left);
         if (r < 0) return -1;
         if (r == 0 || me == ms) {
             /* No more (non-empty) matches here. */
             int32_t stop = r == 0 ? n : ms + 1 > n ? n : ms + 1;
             for (int32_t i = pos; i < stop; i++) {
                 tchar t = w->pool[off + i];
-                if (!tw_push(w, t.c, t.s, t.e)) return 0;
+                if (!eng__tw_push(w, t.c, t.s, t.e)) return 0;
             }
             if (r == 0 || stop == n) break;
             pos = stop;
@@ -459,11 +459,11 @@ static int replace(const tok_norm *nz, twork *w, int32_t off, int32_t n)
         }
         for (int32_t i = pos; i < ms; i++) {
             tchar t = w->pool[off + i];
-            if (!tw_push(w, t.c, t.s, t.e)) return 0;
+            if (!eng__tw_push(w, t.c, t.s, t.e)) return 0;
         }
         tchar last = w->pool[off + me - 1];
         for (int i = 0; i < nz->ncontent; i++)
-            if (!tw_push(w, nz->content[i], last.s, last.e)) return 0;
+            if (!eng__tw_push(w, nz->content[i], last.s, last.e)) return 0;
         pos = me;
     }
     return 1;
@@ -472,9 +472,9 @@ static int replace(const tok_norm *nz, twork *w, int32_t off, int32_t n)
 static int lower_into(twork *w, tchar t)
 {
     int32_t l[3];
-    int k = tok_lower(t.c, l);
+    int k = eng__tok_lower(t.c, l);
     for (int i = 0; i < k; i++)
-        if (!tw_push(w, l[i], t.s, t.e)) return 0;
+        if (!eng__tw_push(w, l[i], t.s, t.e)) return 0;
     return 1;
 }
 
@@ -483,35 +483,35 @@ static int bert(const tok_norm *nz, twork *w, int32_t off, int32_t n)
     for (int32_t i = 0; i < n; i++) {
         tchar t = w->pool[off + i];
         if (nz->clean_text) {
-            if (t.c == 0 || t.c == 0xFFFD || tok_is_bert_control(t.c)) continue;
-            if (tok_is_whitespace(t.c)) t.c = ' ';
+            if (t.c == 0 || t.c == 0xFFFD || eng__tok_is_bert_control(t.c)) continue;
+            if (eng__tok_is_whitespace(t.c)) t.c = ' ';
         }
-        int ch = nz->chinese && tok_is_chinese(t.c);
-        if (ch && !tw_push(w, ' ', t.s, t.e)) return 0;
+        int ch = nz->chinese && eng__tok_is_chinese(t.c);
+        if (ch && !eng__tw_push(w, ' ', t.s, t.e)) return 0;
         if (nz->strip_accents && t.c >= 0xC0) {
             utf8proc_int32_t d[32];
             int bound = 0;
             utf8proc_ssize_t nd = utf8proc_decompose_char(t.c, d, 32, UTF8PROC_DECOMPOSE, &bound);
             if (nd < 1 || nd > 32) d[0] = t.c, nd = 1;
             for (utf8proc_ssize_t k = 0; k < nd; k++) {
-                if (tok_is_mn(d[k])) continue;
+                if (eng__tok_is_mn(d[k])) continue;
                 tchar u = {d[k], t.s, t.e};
-                if (!(nz->lowercase ? lower_into(w, u) : tw_push(w, u.c, u.s, u.e))) return 0;
+                if (!(nz->lowercase ? lower_into(w, u) : eng__tw_push(w, u.c, u.s, u.e))) return 0;
             }
-        } else if (!(nz->lowercase ? lower_into(w, t) : tw_push(w, t.c, t.s, t.e))) {
+        } else if (!(nz->lowercase ? lower_into(w, t) : eng__tw_push(w, t.c, t.s, t.e))) {
             return 0;
         }
-        if (ch && !tw_push(w, ' ', t.s, t.e)) return 0;
+        if (ch && !eng__tw_push(w, ' ', t.s, t.e)) return 0;
     }
     return 1;
 }
 
-int tok_norm_apply(const tok_norm *nz, twork *w, int32_t off, int32_t n, int32_t *out_off,
+int eng__tok_norm_apply(const tok_norm *nz, twork *w, int32_t off, int32_t n, int32_t *out_off,
                    int32_t *out_n)
 {
     if (nz->type == NZ_SEQUENCE) {
         for (int i = 0; i < nz->nseq; i++) {
-            int r = tok_norm_apply(nz->seq[i], w, off, n, &off, &n);
+            int r = eng__tok_norm_apply(nz->seq[i], w, off, n, &off, &n);
             if (r <= 0) return r;
         }
         *out_off = off;
@@ -537,9 +537,7 @@ int tok_norm_apply(const tok_norm *nz, twork *w, int32_t off, int32_t n, int32_t
     case NZ_STRIP_ACCENTS:
         for (int32_t i = 0; i < n && ok; i++) {
             tchar t = w->pool[off + i];
-            utf8proc_category_t c = utf8proc_category(t.c);
-            if (c != UTF8PROC_CATEGORY_MN && c != UTF8PROC_CATEGORY_MC && c != UTF8PROC_CATEGORY_ME)
-                ok = tw_push(w, t.c, t.s, t.e);
+            if (!eng__tok_is_mark(t.c)) ok = eng__tw_push(w, t.c, t.s, t.e);
         }
         break;
     case NZ_REPLACE:
@@ -547,11 +545,11 @@ int tok_norm_apply(const tok_norm *nz, twork *w, int32_t off, int32_t n, int32_t
         break;
     case NZ_STRIP: {
         int32_t a = 0, b = n;
-        if (nz->left) while (a < b && tok_is_whitespace(w->pool[off + a].c)) a++;
-        if (nz->right) while (b > a && tok_is_whitespace(w->pool[off + b - 1].c)) b--;
+        if (nz->left) while (a < b && eng__tok_is_whitespace(w->pool[off + a].c)) a++;
+        if (nz->right) while (b > a && eng__tok_is_whitespace(w->pool[off + b - 1].c)) b--;
         for (int32_t i = a; i < b && ok; i++) {
             tchar t = w->pool[off + i];
-            ok = tw_push(w, t.c, t.s, t.e);
+            ok = eng__tw_push(w, t.c, t.s, t.e);
         }
         break;
     }
@@ -560,10 +558,10 @@ int tok_norm_apply(const tok_norm *nz, twork *w, int32_t off, int32_t n, int32_t
          * the first char's range. */
         if (n > 0)
             for (int i = 0; i < nz->ncontent && ok; i++)
-                ok = tw_push(w, nz->content[i], w->pool[off].s, w->pool[off].e);
+                ok = eng__tw_push(w, nz->content[i], w->pool[off].s, w->pool[off].e);
         for (int32_t i = 0; i < n && ok; i++) {
             tchar t = w->pool[off + i];
-            ok = tw_push(w, t.c, t.s, t.e);
+            ok = eng__tw_push(w, t.c, t.s, t.e);
         }
         break;
     case NZ_PRECOMPILED:

@@ -40,7 +40,7 @@ struct tok_pretok {
     int nseq;
 };
 
-int32_t tok_byte_char(uint8_t b)
+int32_t eng__tok_byte_char(uint8_t b)
 {
     if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE) return b;
     /* The others in byte order from U+0100. */
@@ -68,16 +68,16 @@ static int parse_behaviour(const cJSON *j, int def, char *err, size_t errlen)
     return -1;
 }
 
-void tok_pretok_free(tok_pretok *p)
+void eng__tok_pretok_free(tok_pretok *p)
 {
     if (!p) return;
-    tok_regex_free(p->re);
-    for (int i = 0; i < p->nseq; i++) tok_pretok_free(p->seq[i]);
+    eng__tok_regex_free(p->re);
+    for (int i = 0; i < p->nseq; i++) eng__tok_pretok_free(p->seq[i]);
     free(p->seq);
     free(p);
 }
 
-tok_pretok *tok_pretok_parse(const cJSON *j, char *err, size_t errlen)
+tok_pretok *eng__tok_pretok_parse(const cJSON *j, char *err, size_t errlen)
 {
     const cJSON *ty = cJSON_GetObjectItemCaseSensitive(j, "type");
     if (!cJSON_IsString(ty)) {
@@ -99,7 +99,7 @@ tok_pretok *tok_pretok_parse(const cJSON *j, char *err, size_t errlen)
     case PT_BYTELEVEL:
         p->add_prefix_space = get_bool(j, "add_prefix_space", 1);
         p->use_regex = get_bool(j, "use_regex", 1);
-        if (p->use_regex && !(p->re = tok_regex_compile(gpt2_pattern, 0, rerr, sizeof rerr))) goto nomem;
+        if (p->use_regex && !(p->re = eng__tok_regex_compile(gpt2_pattern, 0, rerr, sizeof rerr))) goto nomem;
         break;
     case PT_METASPACE: {
         const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "replacement");
@@ -107,7 +107,7 @@ tok_pretok *tok_pretok_parse(const cJSON *j, char *err, size_t errlen)
         p->replacement = 0x2581;
         if (cJSON_IsString(r)) {
             size_t len = strlen(r->valuestring);
-            if (!len || tok_utf8_decode((const unsigned char *)r->valuestring, len, &p->replacement) != len) {
+            if (!len || eng__tok_utf8_decode((const unsigned char *)r->valuestring, len, &p->replacement) != len) {
                 snprintf(err, errlen, "tokenizer.json: Metaspace replacement must be one character");
                 goto fail;
             }
@@ -134,7 +134,7 @@ tok_pretok *tok_pretok_parse(const cJSON *j, char *err, size_t errlen)
             snprintf(err, errlen, "tokenizer.json: Split needs pattern.String or pattern.Regex");
             goto fail;
         }
-        p->re = tok_regex_compile(cJSON_IsString(s) ? s->valuestring : r->valuestring, cJSON_IsString(s),
+        p->re = eng__tok_regex_compile(cJSON_IsString(s) ? s->valuestring : r->valuestring, cJSON_IsString(s),
                                   rerr, sizeof rerr);
         if (!p->re) {
             snprintf(err, errlen, "tokenizer.json: Split pattern: %s", rerr);
@@ -145,7 +145,7 @@ tok_pretok *tok_pretok_parse(const cJSON *j, char *err, size_t errlen)
         break;
     }
     case PT_WHITESPACE:
-        if (!(p->re = tok_regex_compile("\\w+|[^\\w\\s]+", 0, rerr, sizeof rerr))) goto nomem;
+        if (!(p->re = eng__tok_regex_compile("\\w+|[^\\w\\s]+", 0, rerr, sizeof rerr))) goto nomem;
         p->behaviour = B_REMOVED;
         p->invert = 1;
         break;
@@ -165,7 +165,7 @@ tok_pretok *tok_pretok_parse(const cJSON *j, char *err, size_t errlen)
         if (!p->seq) goto nomem;
         cJSON_ArrayForEach(e, a)
         {
-            if (!(p->seq[p->nseq] = tok_pretok_parse(e, err, errlen))) goto fail;
+            if (!(p->seq[p->nseq] = eng__tok_pretok_parse(e, err, errlen))) goto fail;
             p->nseq++;
         }
         break;
@@ -177,11 +177,11 @@ tok_pretok *tok_pretok_parse(const cJSON *j, char *err, size_t errlen)
 nomem:
     snprintf(err, errlen, "tokenizer.json: out of memory");
 fail:
-    tok_pretok_free(p);
+    eng__tok_pretok_free(p);
     return NULL;
 }
 
-void tok_pretok_describe(const tok_pretok *p, char *buf, size_t n)
+void eng__tok_pretok_describe(const tok_pretok *p, char *buf, size_t n)
 {
     if (p->type != PT_SEQUENCE) {
         snprintf(buf, n, "%s", pt_names[p->type]);
@@ -189,7 +189,7 @@ void tok_pretok_describe(const tok_pretok *p, char *buf, size_t n)
     }
     size_t k = (size_t)snprintf(buf, n, "Sequence[");
     for (int i = 0; i < p->nseq && k < n; i++) {
-        tok_pretok_describe(p->seq[i], buf + k, n - k);
+        eng__tok_pretok_describe(p->seq[i], buf + k, n - k);
         k += strlen(buf + k);
         if (i + 1 < p->nseq && k < n) k += (size_t)snprintf(buf + k, n - k, ", ");
     }
@@ -239,7 +239,7 @@ static int matches_regex(twork *w, const tok_regex *re, int32_t off, int32_t n)
     int32_t prev = 0, from = 0;
     while (from <= n) {
         int ms, me;
-        int r = tok_regex_find(re, w->pool + off, n, from, &ms, &me, &w->steps_left);
+        int r = eng__tok_regex_find(re, w->pool + off, n, from, &ms, &me, &w->steps_left);
         if (r < 0) return -1;
         if (!r) break;
         if (prev != ms && !mt_push(w, prev, ms, 0)) return 0;
@@ -301,13 +301,13 @@ static int emit_pieces(twork *w, const tsplit *sp, int behaviour, int invert)
     for (int i = 0; i < k; i++) {
         int32_t a = m[3 * i], b = m[3 * i + 1];
         if (b <= a) continue;
-        if (!tw_split(w, sp->off + a, b - a, -1, 0, 0, w->pool[sp->off + a].s)) return 0;
+        if (!eng__tw_split(w, sp->off + a, b - a, -1, 0, 0, w->pool[sp->off + a].s)) return 0;
     }
     return 1;
 }
 
-static int is_ws(int32_t c, const void *arg) { (void)arg; return tok_is_whitespace(c); }
-static int is_punct(int32_t c, const void *arg) { (void)arg; return tok_is_bert_punct(c); }
+static int is_ws(int32_t c, const void *arg) { (void)arg; return eng__tok_is_whitespace(c); }
+static int is_punct(int32_t c, const void *arg) { (void)arg; return eng__tok_is_bert_punct(c); }
 static int is_char(int32_t c, const void *arg) { return c == *(const int32_t *)arg; }
 static int is_numeric(int32_t c, const void *arg)
 {
@@ -322,10 +322,10 @@ static int prepend(twork *w, tsplit *sp, int32_t c)
 {
     int32_t start = (int32_t)w->np;
     tchar first = w->pool[sp->off];
-    if (!tw_push(w, c, first.s, first.e)) return 0;
+    if (!eng__tw_push(w, c, first.s, first.e)) return 0;
     for (int32_t i = 0; i < sp->n; i++) {
         tchar t = w->pool[sp->off + i];
-        if (!tw_push(w, t.c, t.s, t.e)) return 0;
+        if (!eng__tw_push(w, t.c, t.s, t.e)) return 0;
     }
     sp->off = start;
     sp->n++;
@@ -346,7 +346,7 @@ static int apply_one(const tok_pretok *p, twork *w)
     for (int si = 0; si < w->nsp; si++) {
         tsplit sp = w->sp[si];
         if (sp.id >= 0) {
-            if (!tw_split(w, sp.off, sp.n, sp.id, sp.s, sp.e, sp.o0)) return 0;
+            if (!eng__tw_split(w, sp.off, sp.n, sp.id, sp.s, sp.e, sp.o0)) return 0;
             continue;
         }
         if (sp.n == 0) continue;   /* empty splits are dropped */
@@ -358,10 +358,10 @@ static int apply_one(const tok_pretok *p, twork *w)
             int32_t a = 0;
             for (int32_t i = 0; i <= sp.n && ok; i++) {
                 int32_t c = i < sp.n ? w->pool[sp.off + i].c : ' ';
-                int ws = tok_is_whitespace(c), pu = !ws && tok_is_bert_punct(c);
+                int ws = eng__tok_is_whitespace(c), pu = !ws && eng__tok_is_bert_punct(c);
                 if (!ws && !pu) continue;
-                if (i > a) ok = tw_split(w, sp.off + a, i - a, -1, 0, 0, w->pool[sp.off + a].s);
-                if (ok && pu) ok = tw_split(w, sp.off + i, 1, -1, 0, 0, w->pool[sp.off + i].s);
+                if (i > a) ok = eng__tw_split(w, sp.off + a, i - a, -1, 0, 0, w->pool[sp.off + a].s);
+                if (ok && pu) ok = eng__tw_split(w, sp.off + i, 1, -1, 0, 0, w->pool[sp.off + i].s);
                 a = i + 1;
             }
             break;
@@ -389,7 +389,7 @@ static int apply_one(const tok_pretok *p, twork *w)
             int32_t start = (int32_t)w->np;
             for (int32_t i = 0; i < sp.n && ok; i++) {
                 tchar t = w->pool[sp.off + i];
-                ok = tw_push(w, t.c == ' ' ? p->replacement : t.c, t.s, t.e);
+                ok = eng__tw_push(w, t.c == ' ' ? p->replacement : t.c, t.s, t.e);
             }
             if (!ok) break;
             tsplit ns = sp;
@@ -402,7 +402,7 @@ static int apply_one(const tok_pretok *p, twork *w)
                 ok = matches_pred(w, w->pool + ns.off, ns.n, is_char, &p->replacement) &&
                      emit_pieces(w, &ns, B_MERGED_NEXT, 0);
             else
-                ok = tw_split(w, ns.off, ns.n, -1, 0, 0, ns.o0);
+                ok = eng__tw_split(w, ns.off, ns.n, -1, 0, 0, ns.o0);
             break;
         }
         case PT_BYTELEVEL: {
@@ -415,7 +415,7 @@ static int apply_one(const tok_pretok *p, twork *w)
                 if (r <= 0) return r;
                 ok = emit_pieces(w, &ns, B_ISOLATED, 0);
             } else {
-                ok = tw_split(w, ns.off, ns.n, -1, 0, 0, ns.o0);
+                ok = eng__tw_split(w, ns.off, ns.n, -1, 0, 0, ns.o0);
             }
             /* Every char becomes the chars of its UTF-8 bytes, all with
              * its range. */
@@ -425,8 +425,8 @@ static int apply_one(const tok_pretok *p, twork *w)
                 for (int32_t i = 0; i < q->n && ok; i++) {
                     tchar t = w->pool[q->off + i];
                     char u[4];
-                    size_t nb = tok_utf8_encode(t.c, u);
-                    for (size_t b = 0; b < nb && ok; b++) ok = tw_push(w, tok_byte_char((uint8_t)u[b]), t.s, t.e);
+                    size_t nb = eng__tok_utf8_encode(t.c, u);
+                    for (size_t b = 0; b < nb && ok; b++) ok = eng__tw_push(w, eng__tok_byte_char((uint8_t)u[b]), t.s, t.e);
                 }
                 q = &w->sp2[k];
                 q->off = start;
@@ -437,8 +437,8 @@ static int apply_one(const tok_pretok *p, twork *w)
         }
         if (!ok) return 0;
     }
-    tw_swap_splits(w);
+    eng__tw_swap_splits(w);
     return 1;
 }
 
-int tok_pretok_apply(const tok_pretok *p, twork *w) { return apply_one(p, w); }
+int eng__tok_pretok_apply(const tok_pretok *p, twork *w) { return apply_one(p, w); }

@@ -56,9 +56,16 @@ struct tok_regex {
 
 /* ---- Classes ------------------------------------------------------------- */
 
+/* Oniguruma's Unicode \w (UTS #18 "word"): Alphabetic, marks, decimal
+ * digits, connector punctuation and Join_Control (ZWNJ, ZWJ). Alphabetic
+ * is L + Nl + Other_Alphabetic; the Other_Alphabetic chars outside marks
+ * are the enclosed letters tested below. */
 static int is_word(int32_t c)
 {
     if (c < 128) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    if (c == 0x200C || c == 0x200D || (c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) ||
+        (c >= 0x1F150 && c <= 0x1F169) || (c >= 0x1F170 && c <= 0x1F189))
+        return 1;
     switch (utf8proc_category(c)) {
     case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
     case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN:
@@ -76,7 +83,7 @@ static int item_match(const citem *it, int32_t c)
     switch (it->kind) {
     case CI_RANGE: m = c >= it->lo && c <= it->hi; break;
     case CI_CAT: m = (it->cats >> utf8proc_category(c)) & 1; break;
-    case CI_SPACE: m = tok_is_whitespace(c); break;
+    case CI_SPACE: m = eng__tok_is_whitespace(c); break;
     case CI_WORD: m = is_word(c); break;
     default: m = utf8proc_category(c) == UTF8PROC_CATEGORY_ND; break;
     }
@@ -145,7 +152,7 @@ static rnode *node_new(parser *ps, int type)
 static int32_t next_cp(parser *ps)
 {
     int32_t c;
-    size_t k = tok_utf8_decode((const unsigned char *)ps->p, (size_t)(ps->end - ps->p), &c);
+    size_t k = eng__tok_utf8_decode((const unsigned char *)ps->p, (size_t)(ps->end - ps->p), &c);
     if (!k) { perr(ps, "invalid UTF-8 in pattern"); return -1; }
     ps->p += k;
     return c;
@@ -444,7 +451,7 @@ static rnode *parse_alt(parser *ps)
     return ps->failed ? NULL : alt;
 }
 
-void tok_regex_free(tok_regex *r)
+void eng__tok_regex_free(tok_regex *r)
 {
     if (!r) return;
     for (int i = 0; i < r->nall; i++) {
@@ -456,7 +463,7 @@ void tok_regex_free(tok_regex *r)
     free(r);
 }
 
-tok_regex *tok_regex_compile(const char *pat, int literal, char *err, size_t errlen)
+tok_regex *eng__tok_regex_compile(const char *pat, int literal, char *err, size_t errlen)
 {
     tok_regex *r = calloc(1, sizeof *r);
     if (!r) return NULL;
@@ -479,7 +486,7 @@ tok_regex *tok_regex_compile(const char *pat, int literal, char *err, size_t err
     }
     if (ps.failed || !r->root) {
         if (!ps.failed && err && errlen) snprintf(err, errlen, "regex: out of memory");
-        tok_regex_free(r);
+        eng__tok_regex_free(r);
         return NULL;
     }
     return r;
@@ -629,7 +636,7 @@ static int m_node(mstate *st, const rnode *n, int pos, const cont *k, int *end)
     return ok;
 }
 
-int tok_regex_find(const tok_regex *r, const tchar *c, int n, int from, int *ms, int *me,
+int eng__tok_regex_find(const tok_regex *r, const tchar *c, int n, int from, int *ms, int *me,
                    int *steps_left)
 {
     mstate st = {c, n, steps_left, 0, 0};

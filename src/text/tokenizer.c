@@ -255,7 +255,7 @@ const char *eng__tokenizer_token(const eng__tokenizer *tok, int32_t id, size_t *
 
 /* Decodes one code point from s[0..n) strictly (no overlong forms, surrogates,
  * values past U+10FFFF or truncated sequences). Returns its length, or 0. */
-size_t tok_utf8_decode(const unsigned char *s, size_t n, int32_t *cp)
+size_t eng__tok_utf8_decode(const unsigned char *s, size_t n, int32_t *cp)
 {
     unsigned c = s[0];
     if (c < 0x80) {
@@ -278,7 +278,7 @@ size_t tok_utf8_decode(const unsigned char *s, size_t n, int32_t *cp)
     return len;
 }
 
-size_t tok_utf8_encode(int32_t cp, char *out)
+size_t eng__tok_utf8_encode(int32_t cp, char *out)
 {
     uint32_t c = (uint32_t)cp;
     if (c < 0x80) {
@@ -321,8 +321,8 @@ static int legacy_class(int32_t c)
     return 0;
 }
 
-/* Rust's char::tok_is_whitespace (the White_Space property). */
-int tok_is_whitespace(int32_t c)
+/* Rust's char::eng__tok_is_whitespace (the White_Space property). */
+int eng__tok_is_whitespace(int32_t c)
 {
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
@@ -332,7 +332,7 @@ int tok_is_whitespace(int32_t c)
 /* clean_text drops Cc, Cf, Co and Cs (the reference keeps unassigned code
  * points); tab, newline and carriage return are whitespace instead. Format
  * characters newer than Rust's table are kept, as it keeps them. */
-int tok_is_bert_control(int32_t c)
+int eng__tok_is_bert_control(int32_t c)
 {
     if (c == '\t' || c == '\n' || c == '\r') return 0;
     if (legacy_class(c)) return 0;
@@ -344,7 +344,7 @@ int tok_is_bert_control(int32_t c)
 /* The CJK blocks BertNormalizer surrounds with spaces. The Rust code's
  * Extension C-F range starts at U+2B920, not U+2B820 as in Google's BERT;
  * the reference confirms it. */
-int tok_is_chinese(int32_t c)
+int eng__tok_is_chinese(int32_t c)
 {
     return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
            (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
@@ -352,7 +352,7 @@ int tok_is_chinese(int32_t c)
            (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
-int tok_is_bert_punct(int32_t c)
+int eng__tok_is_bert_punct(int32_t c)
 {
     if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126))
         return 1;
@@ -370,16 +370,26 @@ int tok_is_bert_punct(int32_t c)
 }
 
 /* A nonspacing mark, dropped when accents are stripped. */
-int tok_is_mn(int32_t c)
+int eng__tok_is_mn(int32_t c)
 {
     int legacy = legacy_class(c);
     if (legacy) return legacy == LEGACY_DROP;
     return utf8proc_category(c) == UTF8PROC_CATEGORY_MN;
 }
 
+/* Any mark (Mn, Mc, Me), as StripAccents sees it: marks newer than the
+ * Rust crate's tables are not marks there. */
+int eng__tok_is_mark(int32_t c)
+{
+    int legacy = legacy_class(c);
+    if (legacy) return legacy == LEGACY_DROP;
+    utf8proc_category_t k = utf8proc_category(c);
+    return k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME;
+}
+
 /* Rust's char::to_lowercase: utf8proc's simple mapping, plus the one
  * unconditional multi-character mapping (U+0130 -> i + U+0307). */
-int tok_lower(int32_t c, int32_t out[3])
+int eng__tok_lower(int32_t c, int32_t out[3])
 {
     if (c == 0x130) {
         out[0] = 'i';
@@ -479,16 +489,16 @@ static void push_char(tok_state *st, int32_t cp)
         return;
     }
     int16_t off = st->char_off[st->n_chars];
-    off = (int16_t)(off + (int16_t)tok_utf8_encode(cp, st->word + 2 + off));
+    off = (int16_t)(off + (int16_t)eng__tok_utf8_encode(cp, st->word + 2 + off));
     st->char_off[++st->n_chars] = off;
 }
 
 /* The pre-tokenizer's decision for one normalised code point. */
 static void pretokenize_char(tok_state *st, int32_t cp)
 {
-    if (tok_is_whitespace(cp)) {
+    if (eng__tok_is_whitespace(cp)) {
         flush_word(st);
-    } else if (tok_is_bert_punct(cp)) {
+    } else if (eng__tok_is_bert_punct(cp)) {
         flush_word(st);
         push_char(st, cp);
         flush_word(st);
@@ -516,12 +526,12 @@ static void lower_char(tok_state *st, int32_t cp)
 static void normalize_char(tok_state *st, int32_t cp)
 {
     const eng__tokenizer *tok = st->tok;
-    if (cp == 0 || cp == 0xFFFD || tok_is_bert_control(cp)) return;
-    if (tok_is_whitespace(cp)) {
+    if (cp == 0 || cp == 0xFFFD || eng__tok_is_bert_control(cp)) return;
+    if (eng__tok_is_whitespace(cp)) {
         flush_word(st);
         return;
     }
-    int chinese = tok->cfg.chinese_chars && tok_is_chinese(cp);
+    int chinese = tok->cfg.chinese_chars && eng__tok_is_chinese(cp);
     if (chinese) flush_word(st);
     if (tok->cfg.strip_accents) {
         utf8proc_int32_t d[TOK_MAX_DECOMP];
@@ -532,7 +542,7 @@ static void normalize_char(tok_state *st, int32_t cp)
             nd = 1;
         }
         for (utf8proc_ssize_t i = 0; i < nd; i++)
-            if (!tok_is_mn(d[i])) lower_char(st, d[i]);
+            if (!eng__tok_is_mn(d[i])) lower_char(st, d[i]);
     } else {
         lower_char(st, cp);
     }
@@ -574,7 +584,7 @@ tokenize(const eng__tokenizer *tok, const char *text, size_t len, int max_len, i
      * fails the text rather than depending on where the cut fell. */
     for (size_t i = 0; i < len;) {
         int32_t cp;
-        size_t k = tok_utf8_decode(u + i, len - i, &cp);
+        size_t k = eng__tok_utf8_decode(u + i, len - i, &cp);
         if (!k) return ENG_ERR_UTF8;
         i += k;
     }
@@ -599,7 +609,7 @@ tokenize(const eng__tokenizer *tok, const char *text, size_t len, int max_len, i
             continue;
         }
         int32_t cp = 0;   /* set: the text was validated above */
-        size_t k = tok_utf8_decode(u + i, len - i, &cp);
+        size_t k = eng__tok_utf8_decode(u + i, len - i, &cp);
         if (spans) st.src = (eng_token_span){(int32_t)i, (int32_t)(i + k)};
         i += k;
         normalize_char(&st, cp);

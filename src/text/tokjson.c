@@ -59,7 +59,7 @@ struct eng__tokjson {
 
 /* ---- Working memory --------------------------------------------------------- */
 
-int tw_push(twork *w, int32_t c, int32_t s, int32_t e)
+int eng__tw_push(twork *w, int32_t c, int32_t s, int32_t e)
 {
     if (w->np == w->pcap) {
         size_t nc = w->pcap ? w->pcap * 2 : 1024;
@@ -83,21 +83,21 @@ static int grow(void **p, int *cap, size_t elem)
     return 1;
 }
 
-int tw_split(twork *w, int32_t off, int32_t n, int32_t id, int32_t s, int32_t e, int32_t o0)
+int eng__tw_split(twork *w, int32_t off, int32_t n, int32_t id, int32_t s, int32_t e, int32_t o0)
 {
     if (w->nsp2 == w->spcap2 && !grow((void **)&w->sp2, &w->spcap2, sizeof *w->sp2)) return w->oom = 1, 0;
     w->sp2[w->nsp2++] = (tsplit){off, n, id, s, e, o0};
     return 1;
 }
 
-int tw_token(twork *w, int32_t id, int32_t s, int32_t e)
+int eng__tw_token(twork *w, int32_t id, int32_t s, int32_t e)
 {
     if (w->ntok == w->tokcap && !grow((void **)&w->tok, &w->tokcap, sizeof *w->tok)) return w->oom = 1, 0;
     w->tok[w->ntok++] = (ttoken){id, s, e, -1, 0};
     return 1;
 }
 
-void *tw_scratch(twork *w, size_t bytes)
+void *eng__tw_scratch(twork *w, size_t bytes)
 {
     if (bytes > w->scratch_cap) {
         void *n = realloc(w->scratch, bytes);
@@ -108,7 +108,7 @@ void *tw_scratch(twork *w, size_t bytes)
     return w->scratch;
 }
 
-void tw_swap_splits(twork *w)
+void eng__tw_swap_splits(twork *w)
 {
     tsplit *t = w->sp;
     int c = w->spcap;
@@ -280,7 +280,7 @@ static int utf8_cps(const char *s, size_t len, int32_t **out, int *n)
     if (!*out) return 0;
     *n = 0;
     for (size_t i = 0; i < len;) {
-        size_t k = tok_utf8_decode((const unsigned char *)s + i, len - i, &(*out)[*n]);
+        size_t k = eng__tok_utf8_decode((const unsigned char *)s + i, len - i, &(*out)[*n]);
         if (!k) return 0;
         i += k;
         (*n)++;
@@ -339,9 +339,9 @@ static int normalize_added(eng__tokjson *t)
         twork w = {0};
         w.steps_left = TOK_STEPS_MIN;
         int ok = 1;
-        for (int k = 0; k < at->ncps && ok; k++) ok = tw_push(&w, at->cps[k], 0, 0);
+        for (int k = 0; k < at->ncps && ok; k++) ok = eng__tw_push(&w, at->cps[k], 0, 0);
         int32_t off, n;
-        if (ok && tok_norm_apply(t->norm, &w, 0, at->ncps, &off, &n) > 0) {
+        if (ok && eng__tok_norm_apply(t->norm, &w, 0, at->ncps, &off, &n) > 0) {
             int32_t *c = realloc(at->cps, ((size_t)n + 1) * sizeof *c);
             if (c) {
                 for (int32_t k = 0; k < n; k++) c[k] = w.pool[off + k].c;
@@ -362,9 +362,9 @@ static int normalize_added(eng__tokjson *t)
 void eng__tokjson_free(eng__tokjson *t)
 {
     if (!t) return;
-    tok_norm_free(t->norm);
-    tok_pretok_free(t->pretok);
-    tok_model_free(t->model);
+    eng__tok_norm_free(t->norm);
+    eng__tok_pretok_free(t->pretok);
+    eng__tok_model_free(t->model);
     pp_free(&t->pp);
     for (int i = 0; i < t->nadded; i++) {
         free(t->added[i].content);
@@ -400,15 +400,15 @@ eng_status eng__tokjson_init(eng__tokjson **out, const char *json, size_t len, c
     const cJSON *pd = cJSON_GetObjectItemCaseSensitive(j, "padding");
     (void)tr;
     (void)pd;   /* the engine truncates to the model and pads itself */
-    if (nz && !cJSON_IsNull(nz) && !(t->norm = tok_norm_parse(nz, err, errlen))) goto fail;
-    if (pt && !cJSON_IsNull(pt) && !(t->pretok = tok_pretok_parse(pt, err, errlen))) goto fail;
+    if (nz && !cJSON_IsNull(nz) && !(t->norm = eng__tok_norm_parse(nz, err, errlen))) goto fail;
+    if (pt && !cJSON_IsNull(pt) && !(t->pretok = eng__tok_pretok_parse(pt, err, errlen))) goto fail;
     if (!cJSON_IsObject(md)) {
         snprintf(err, errlen, "tokenizer.json: no model");
         st = ENG_ERR_FORMAT;
         goto fail;
     }
-    if (!(t->model = tok_model_parse(md, err, errlen))) goto fail;
-    t->vocab_size = tok_model_vocab_size(t->model);
+    if (!(t->model = eng__tok_model_parse(md, err, errlen))) goto fail;
+    t->vocab_size = eng__tok_model_vocab_size(t->model);
     if (!pp_parse(&t->pp, cJSON_GetObjectItemCaseSensitive(j, "post_processor"), err, errlen)) goto fail;
     if (!parse_added(t, cJSON_GetObjectItemCaseSensitive(j, "added_tokens"), err, errlen)) goto fail;
     if (!normalize_added(t)) {
@@ -444,9 +444,9 @@ static size_t describe_pp(const postproc *p, char *buf, size_t n)
 void eng__tokjson_describe(const eng__tokjson *t, char *buf, size_t n)
 {
     char a[512] = "none", b[512] = "none", c[256], d[256];
-    if (t->norm) tok_norm_describe(t->norm, a, sizeof a);
-    if (t->pretok) tok_pretok_describe(t->pretok, b, sizeof b);
-    tok_model_describe(t->model, c, sizeof c);
+    if (t->norm) eng__tok_norm_describe(t->norm, a, sizeof a);
+    if (t->pretok) eng__tok_pretok_describe(t->pretok, b, sizeof b);
+    eng__tok_model_describe(t->model, c, sizeof c);
     describe_pp(&t->pp, d, sizeof d);
     int special = 0;
     for (int i = 0; i < t->nadded; i++) special += t->added[i].special;
@@ -465,14 +465,14 @@ const char *eng__tokjson_token(const eng__tokjson *t, int32_t id, size_t *len, i
             return t->added[i].content;
         }
     *special = 0;
-    return tok_model_token(t->model, id, len);
+    return eng__tok_model_token(t->model, id, len);
 }
 
 int32_t eng__tokjson_token_id(const eng__tokjson *t, const char *s, size_t len)
 {
     for (int i = 0; i < t->nadded; i++)
         if (t->added[i].len == len && memcmp(t->added[i].content, s, len) == 0) return t->added[i].id;
-    return tok_model_id(t->model, s, len);
+    return eng__tok_model_id(t->model, s, len);
 }
 
 /* ---- Added tokens ------------------------------------------------------------ */
@@ -509,20 +509,20 @@ static int split_added(const eng__tokjson *t, twork *w, int32_t off, int32_t n, 
              (stop < n && is_word_char(w->pool[off + stop].c))))
             continue;
         if (best->lstrip) {
-            while (start > done && tok_is_whitespace(w->pool[off + start - 1].c)) start--;
+            while (start > done && eng__tok_is_whitespace(w->pool[off + start - 1].c)) start--;
         }
         if (best->rstrip) {
-            while (stop < n && tok_is_whitespace(w->pool[off + stop].c)) stop++;
+            while (stop < n && eng__tok_is_whitespace(w->pool[off + stop].c)) stop++;
         }
-        if (done < start && !tw_split(w, off + done, start - done, -1, 0, 0, done ? w->pool[off + done].s : o0))
+        if (done < start && !eng__tw_split(w, off + done, start - done, -1, 0, 0, done ? w->pool[off + done].s : o0))
             return 0;
-        if (!tw_split(w, off + start, stop - start, best->id, w->pool[off + start].s, w->pool[off + stop - 1].e,
+        if (!eng__tw_split(w, off + start, stop - start, best->id, w->pool[off + start].s, w->pool[off + stop - 1].e,
                       w->pool[off + start].s))
             return 0;
         done = stop;
         i = stop - 1;
     }
-    if (done < n && !tw_split(w, off + done, n - done, -1, 0, 0, done ? w->pool[off + done].s : o0)) return 0;
+    if (done < n && !eng__tw_split(w, off + done, n - done, -1, 0, 0, done ? w->pool[off + done].s : o0)) return 0;
     return 1;
 }
 
@@ -548,15 +548,15 @@ static void trim_offsets(const eng__tokjson *t, twork *w, int from, int to, int 
             int special;
             const char *s = eng__tokjson_token(t, k->id, &len, &special);
             for (size_t q = 0; s && q < len && n < 512;) {
-                size_t r = tok_utf8_decode((const unsigned char *)s + q, len - q, &cps[n]);
+                size_t r = eng__tok_utf8_decode((const unsigned char *)s + q, len - q, &cps[n]);
                 if (!r) break;
                 q += r;
                 n++;
             }
         }
         int lead = 0, trail = 0;
-        while (lead < n && (cps[lead] == 0x120 || tok_is_whitespace(cps[lead]))) lead++;
-        while (trail < n && (cps[n - 1 - trail] == 0x120 || tok_is_whitespace(cps[n - 1 - trail]))) trail++;
+        while (lead < n && (cps[lead] == 0x120 || eng__tok_is_whitespace(cps[lead]))) lead++;
+        while (trail < n && (cps[n - 1 - trail] == 0x120 || eng__tok_is_whitespace(cps[n - 1 - trail]))) trail++;
         if (lead > 0) {
             int first = i == from || k->s == 0;
             if (first && add_prefix_space && lead == 1) lead = 0;
@@ -578,12 +578,12 @@ static int pp_apply(const eng__tokjson *t, const postproc *p, twork *w, int from
     if (p->trim_offsets) trim_offsets(t, w, from, w->ntok, p->add_prefix_space);
     if (p->nbefore) {
         for (int i = 0; i < p->nbefore; i++)
-            if (!tw_token(w, 0, 0, 0)) return 0;
+            if (!eng__tw_token(w, 0, 0, 0)) return 0;
         memmove(&w->tok[from + p->nbefore], &w->tok[from], (size_t)(w->ntok - from - p->nbefore) * sizeof *w->tok);
         for (int i = 0; i < p->nbefore; i++) w->tok[from + i] = (ttoken){p->before[i], -1, -1, -1, 0};
     }
     for (int i = 0; i < p->nafter; i++)
-        if (!tw_token(w, p->after[i], -1, -1)) return 0;
+        if (!eng__tw_token(w, p->after[i], -1, -1)) return 0;
     return 1;
 }
 
@@ -594,38 +594,38 @@ static eng_status run(const eng__tokjson *t, twork *w, const char *text, size_t 
     /* The raw text as chars, each with its own byte range. */
     for (size_t i = 0; i < len;) {
         int32_t c;
-        size_t k = tok_utf8_decode((const unsigned char *)text + i, len - i, &c);
+        size_t k = eng__tok_utf8_decode((const unsigned char *)text + i, len - i, &c);
         if (!k) return ENG_ERR_UTF8;
-        if (!tw_push(w, c, (int32_t)i, (int32_t)(i + k))) return ENG_ERR_NOMEM;
+        if (!eng__tw_push(w, c, (int32_t)i, (int32_t)(i + k))) return ENG_ERR_NOMEM;
         i += k;
     }
     int32_t n0 = (int32_t)w->np;
     /* 1. Added tokens in the raw text. */
     if (!split_added(t, w, 0, n0, 0, 0)) return ENG_ERR_NOMEM;
-    tw_swap_splits(w);
+    eng__tw_swap_splits(w);
     /* 2. Normalize each piece, then its normalized added tokens. */
     for (int i = 0; i < w->nsp; i++) {
         tsplit sp = w->sp[i];
         if (sp.id >= 0) {
-            if (!tw_split(w, sp.off, sp.n, sp.id, sp.s, sp.e, sp.o0)) return ENG_ERR_NOMEM;
+            if (!eng__tw_split(w, sp.off, sp.n, sp.id, sp.s, sp.e, sp.o0)) return ENG_ERR_NOMEM;
             continue;
         }
         int32_t off = sp.off, n = sp.n;
         if (t->norm) {
-            int r = tok_norm_apply(t->norm, w, sp.off, sp.n, &off, &n);
+            int r = eng__tok_norm_apply(t->norm, w, sp.off, sp.n, &off, &n);
             if (r < 0) return ENG_ERR_INVALID_ARG;
             if (r == 0) return ENG_ERR_NOMEM;
         }
         if (t->has_normalized_added) {
             if (!split_added(t, w, off, n, 1, sp.o0)) return ENG_ERR_NOMEM;
-        } else if (n > 0 && !tw_split(w, off, n, -1, 0, 0, sp.o0)) {
+        } else if (n > 0 && !eng__tw_split(w, off, n, -1, 0, 0, sp.o0)) {
             return ENG_ERR_NOMEM;
         }
     }
-    tw_swap_splits(w);
+    eng__tw_swap_splits(w);
     /* 3. Pre-tokenize. */
     if (t->pretok) {
-        int r = tok_pretok_apply(t->pretok, w);
+        int r = eng__tok_pretok_apply(t->pretok, w);
         if (r < 0) return ENG_ERR_INVALID_ARG;
         if (r == 0) return ENG_ERR_NOMEM;
     }
@@ -634,7 +634,7 @@ static eng_status run(const eng__tokjson *t, twork *w, const char *text, size_t 
     if (room < 0) room = 0;
     for (int i = 0; i < w->nsp && w->ntok <= room; i++) {
         const tsplit *sp = &w->sp[i];
-        int ok = sp->id >= 0 ? tw_token(w, sp->id, sp->s, sp->e) : tok_model_apply(t->model, w, sp);
+        int ok = sp->id >= 0 ? eng__tw_token(w, sp->id, sp->s, sp->e) : eng__tok_model_apply(t->model, w, sp);
         if (!ok) return ENG_ERR_NOMEM;
         if (sp->id >= 0) {
             w->tok[w->ntok - 1].voff = sp->off;
