@@ -57,7 +57,14 @@ typedef struct {
     int nmt, mtcap;
 } twork;
 
-int eng__tw_push(twork *w, int32_t c, int32_t s, int32_t e);   /* 0 on OOM */
+int eng__tw_grow(twork *w);   /* 0 on OOM */
+/* Appends a char to the pool; 0 on OOM. */
+static inline int eng__tw_push(twork *w, int32_t c, int32_t s, int32_t e)
+{
+    if (w->np == w->pcap && !eng__tw_grow(w)) return 0;
+    w->pool[w->np++] = (tchar){c, s, e};
+    return 1;
+}
 int eng__tw_split(twork *w, int32_t off, int32_t n, int32_t id, int32_t s, int32_t e, int32_t o0);   /* into sp2 */
 int eng__tw_token(twork *w, int32_t id, int32_t s, int32_t e);
 void *eng__tw_scratch(twork *w, size_t bytes);

@@ -49,26 +49,38 @@ struct tok_model {
     int max_chars;
 };
 
-static uint32_t hash_bytes(const char *s, size_t n)
+/* FNV-1a, kept as a running 64-bit state so that Unigram's lookups of
+ * ever longer prefixes hash each byte once. */
+#define FNV_INIT 1469598103934665603ull
+static inline uint64_t fnv_add(uint64_t h, const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
     for (size_t i = 0; i < n; i++) {
         h ^= (unsigned char)s[i];
         h *= 1099511628211ull;
     }
-    return (uint32_t)(h ^ (h >> 32));
+    return h;
 }
 
-int32_t eng__tok_model_id(const tok_model *m, const char *s, size_t n)
+static inline uint32_t fnv_final(uint64_t h) { return (uint32_t)(h ^ (h >> 32)); }
+
+static uint32_t hash_bytes(const char *s, size_t n) { return fnv_final(fnv_add(FNV_INIT, s, n)); }
+
+/* The id of s[0..n) whose hash_bytes is h, or -1. */
+static int32_t find_hashed(const tok_model *m, const char *s, size_t n, uint32_t h)
 {
-    if (n > m->max_len) return -1;
-    uint32_t i = hash_bytes(s, n) & m->mask;
+    uint32_t i = h & m->mask;
     for (;;) {
         const slot *e = &m->tab[i];
         if (e->id < 0) return -1;
         if (e->len == n && memcmp(m->blob + e->off, s, n) == 0) return e->id;
         i = (i + 1) & m->mask;
     }
+}
+
+int32_t eng__tok_model_id(const tok_model *m, const char *s, size_t n)
+{
+    if (n > m->max_len) return -1;
+    return find_hashed(m, s, n, hash_bytes(s, n));
 }
 
 const char *eng__tok_model_token(const tok_model *m, int32_t id, size_t *len)
@@ -422,9 +434,9 @@ static int to_word(twork *w, const tsplit *sp, word *wd, size_t extra_per_byte)
 {
     size_t nb = (size_t)sp->n * 4;
     size_t need = nb * (1 + 2 * sizeof(int32_t)) + ((size_t)sp->n + 1) * sizeof(int32_t) + nb * extra_per_byte + 64;
-    char *mem = eng__tw_scratch(w, need);
+    int32_t *mem = eng__tw_scratch(w, need);
     if (!mem) return 0;
-    wd->cs = (int32_t *)mem;
+    wd->cs = mem;
     wd->ce = wd->cs + nb;
     wd->charb = wd->ce + nb;
     wd->b = (char *)(wd->charb + sp->n + 1);
@@ -454,11 +466,20 @@ typedef struct {
     int32_t id;
     int32_t start, len;   /* bytes of the word */
     int32_t prev, next;
+    int32_t rank, merged; /* the merge of this symbol with the next: its rank
+                             (INT32_MAX: none) and the token it makes */
 } sym;
 
 static int emit(twork *w, const word *wd, int32_t id, int32_t start, int32_t len)
 {
     return eng__tw_token(w, id, wd->cs[start], wd->ce[start + len - 1]);
+}
+
+static void set_rank(const tok_model *m, sym *s, int i)
+{
+    const mslot *e = s[i].next >= 0 ? merge_find(m, s[i].id, s[s[i].next].id) : NULL;
+    s[i].rank = e ? e->rank : INT32_MAX;
+    s[i].merged = e ? e->id : -1;
 }
 
 static int bpe(const tok_model *m, twork *w, const tsplit *sp)
@@ -487,11 +508,11 @@ static int bpe(const tok_model *m, twork *w, const tsplit *sp)
         int32_t id = eng__tok_model_id(m, buf, k);
         if (id >= 0) {
             if (unk_start >= 0) {
-                s[ns++] = (sym){m->unk_id, unk_start, unk_len, 0, 0};
+                s[ns++] = (sym){m->unk_id, unk_start, unk_len, 0, 0, 0, 0};
                 pos = unk_start + unk_len;
                 unk_start = -1;
             }
-            s[ns++] = (sym){id, pos, blen, 0, 0};
+            s[ns++] = (sym){id, pos, blen, 0, 0, 0, 0};
             pos += blen;
             continue;
         }
@@ -502,11 +523,11 @@ static int bpe(const tok_model *m, twork *w, const tsplit *sp)
                 /* One token per byte of the prefixed/suffixed char, each
                  * "one byte long" in the word as the Rust code counts. */
                 if (unk_start >= 0) {
-                    s[ns++] = (sym){m->unk_id, unk_start, unk_len, 0, 0};
+                    s[ns++] = (sym){m->unk_id, unk_start, unk_len, 0, 0, 0, 0};
                     pos = unk_start + unk_len;
                     unk_start = -1;
                 }
-                for (size_t q = 0; q < k; q++) s[ns++] = (sym){m->byte_ids[(unsigned char)buf[q]], pos++, 1, 0, 0};
+                for (size_t q = 0; q < k; q++) s[ns++] = (sym){m->byte_ids[(unsigned char)buf[q]], pos++, 1, 0, 0, 0, 0};
                 continue;
             }
         }
@@ -514,32 +535,33 @@ static int bpe(const tok_model *m, twork *w, const tsplit *sp)
             if (unk_start >= 0 && m->fuse_unk) {
                 unk_len += blen;
             } else {
-                if (unk_start >= 0) s[ns++] = (sym){m->unk_id, unk_start, unk_len, 0, 0}, pos = unk_start + unk_len;
+                if (unk_start >= 0) s[ns++] = (sym){m->unk_id, unk_start, unk_len, 0, 0, 0, 0}, pos = unk_start + unk_len;
                 unk_start = pos;
                 unk_len = blen;
             }
         }
     }
-    if (unk_start >= 0) s[ns++] = (sym){m->unk_id, unk_start, unk_len, 0, 0};
+    if (unk_start >= 0) s[ns++] = (sym){m->unk_id, unk_start, unk_len, 0, 0, 0, 0};
     for (int i = 0; i < ns; i++) {
         s[i].prev = i - 1;
         s[i].next = i + 1 < ns ? i + 1 : -1;
+        set_rank(m, s, i);
     }
-    /* Merge the lowest-ranked adjacent pair, leftmost first, until none. */
+    /* Merge the lowest-ranked adjacent pair, leftmost first, until none: the
+     * order of the Rust code's priority queue. */
     for (;;) {
         int best = -1;
-        const mslot *bm = NULL;
-        for (int i = 0; i >= 0 && i < ns; i = s[i].next) {
-            if (s[i].next < 0) break;
-            const mslot *e = merge_find(m, s[i].id, s[s[i].next].id);
-            if (e && (!bm || e->rank < bm->rank)) bm = e, best = i;
-        }
-        if (!bm) break;
+        int32_t br = INT32_MAX;
+        for (int i = 0; i >= 0; i = s[i].next)
+            if (s[i].rank < br) br = s[i].rank, best = i;
+        if (best < 0) break;
         int nx = s[best].next;
-        s[best].id = bm->id;
+        s[best].id = s[best].merged;
         s[best].len += s[nx].len;
         s[best].next = s[nx].next;
         if (s[nx].next >= 0) s[s[nx].next].prev = best;
+        set_rank(m, s, best);
+        if (s[best].prev >= 0) set_rank(m, s, s[best].prev);
     }
     for (int i = 0; i >= 0 && i < ns; i = s[i].next) {
         /* Past the word's end (drifted byte-fallback offsets) the library
@@ -563,7 +585,7 @@ static int unigram(const tok_model *m, twork *w, const tsplit *sp)
     word wd;
     if (!to_word(w, sp, &wd, sizeof(vnode) + 3 * sizeof(int32_t))) return 0;
     vnode *best = word_tail(&wd);
-    int32_t *piece = (int32_t *)(best + wd.n + 1);   /* piece ends, back to front */
+    int32_t *piece = (void *)(best + wd.n + 1);   /* (start, end) pairs, back to front */
     const double unk_score = m->min_score - 10.0;   /* kUnkPenalty */
     for (int i = 0; i <= wd.n; i++) best[i] = (vnode){0, -1, -1};
     best[0].start = 0;
@@ -572,10 +594,12 @@ static int unigram(const tok_model *m, twork *w, const tsplit *sp)
         double here = best[at].score;
         int32_t mblen = wd.charb[ci + 1] - at;
         int single = 0;
+        uint64_t h = FNV_INIT;
         for (int cj = ci + 1; cj <= wd.nchars; cj++) {
             int32_t len = wd.charb[cj] - at;
             if ((size_t)len > m->max_len) break;
-            int32_t id = eng__tok_model_id(m, wd.b + at, (size_t)len);
+            h = fnv_add(h, wd.b + wd.charb[cj - 1], (size_t)(wd.charb[cj] - wd.charb[cj - 1]));
+            int32_t id = find_hashed(m, wd.b + at, (size_t)len, fnv_final(h));
             if (id < 0) continue;
             vnode *t = &best[at + len];
             double cand = m->scores[id] + here;

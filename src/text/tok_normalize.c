@@ -397,8 +397,17 @@ static int precompiled(const tok_norm *nz, twork *w, int32_t off, int32_t n)
     int32_t gstart = 0;
     utf8proc_int32_t state = 0;
     for (int32_t i = 1; i <= n; i++) {
-        if (i < n && !utf8proc_grapheme_break_stateful(w->pool[off + i - 1].c, w->pool[off + i].c, &state))
-            continue;
+        if (i < n) {
+            int32_t a = w->pool[off + i - 1].c, b = w->pool[off + i].c;
+            /* Between two ASCII chars there is always a boundary but in
+             * CR LF; the state then starts afresh. */
+            if (a < 128 && b < 128) {
+                state = 0;
+                if (a == '\r' && b == '\n') continue;
+            } else if (!utf8proc_grapheme_break_stateful(a, b, &state)) {
+                continue;
+            }
+        }
         /* The grapheme [gstart, i). */
         unsigned char g[8];
         size_t glen = 0;

@@ -42,12 +42,12 @@ struct tok_pretok {
 
 int32_t eng__tok_byte_char(uint8_t b)
 {
+    /* GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for
+     * themselves; the others (0-32, 127-160, 173) take U+0100 on, in order. */
     if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE) return b;
-    /* The others in byte order from U+0100. */
-    int n = 0;
-    for (int i = 0; i < b; i++)
-        if (!((i >= '!' && i <= '~') || (i >= 0xA1 && i <= 0xAC) || i >= 0xAE)) n++;
-    return 256 + n;
+    if (b <= 32) return 256 + b;
+    if (b <= 160) return 256 + 33 + (b - 127);
+    return 256 + 33 + 34;   /* 0xAD */
 }
 
 static int get_bool(const cJSON *j, const char *k, int def)

@@ -46,6 +46,7 @@ struct rnode {
     int lazy, possessive;      /* N_REP */
     int look_neg;              /* N_LOOK */
     rnode *next;               /* the sequence's next node */
+    uint64_t ascii[2];         /* N_CLASS: the class's answer for code points < 128 */
 };
 
 struct tok_regex {
@@ -90,7 +91,7 @@ static int item_match(const citem *it, int32_t c)
     return m != it->neg;
 }
 
-static int class_match(const rnode *n, int32_t c)
+static int class_match_slow(const rnode *n, int32_t c)
 {
     int m = 0;
     for (int i = 0; i < n->nitems && !m; i++) m = item_match(&n->items[i], c);
@@ -100,6 +101,12 @@ static int class_match(const rnode *n, int32_t c)
             m = (l != c && item_match(&n->items[i], l)) || (u != c && item_match(&n->items[i], u));
     }
     return m != n->neg;
+}
+
+static inline int class_match(const rnode *n, int32_t c)
+{
+    if (c >= 0 && c < 128) return (int)((n->ascii[c >> 6] >> (c & 63)) & 1);
+    return class_match_slow(n, c);
 }
 
 static int char_match(const rnode *n, int32_t c)
@@ -489,6 +496,10 @@ tok_regex *eng__tok_regex_compile(const char *pat, int literal, char *err, size_
         eng__tok_regex_free(r);
         return NULL;
     }
+    for (int i = 0; i < r->nall; i++)
+        if (r->all[i]->type == N_CLASS)
+            for (int32_t c = 0; c < 128; c++)
+                if (class_match_slow(r->all[i], c)) r->all[i]->ascii[c >> 6] |= 1ull << (c & 63);
     return r;
 }
 
@@ -596,8 +607,14 @@ static int m_node(mstate *st, const rnode *n, int pos, const cont *k, int *end)
         }
         case N_ALT: {
             cont c = {n->next, NULL, 0, 0, k};
-            for (int i = 0; i < n->nalts && !ok && !st->out_of_steps; i++)
-                ok = m_node(st, n->alts[i], pos, &c, end);
+            for (int i = 0; i < n->nalts && !ok && !st->out_of_steps; i++) {
+                const rnode *a = n->alts[i];
+                /* A literal or class first: check it here, saving a call. */
+                if ((a->type == N_CHAR || a->type == N_CLASS) &&
+                    (pos >= st->n || !char_match(a, st->c[pos].c)))
+                    continue;
+                ok = m_node(st, a, pos, &c, end);
+            }
             break;
         }
         case N_REP:

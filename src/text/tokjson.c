@@ -55,21 +55,20 @@ struct eng__tokjson {
     int nadded;
     int has_normalized_added;
     int vocab_size;
+    uint8_t first_ascii[128];   /* an added token starts with this ASCII char */
+    int first_non_ascii;        /* one starts with a non-ASCII char */
 };
 
 /* ---- Working memory --------------------------------------------------------- */
 
-int eng__tw_push(twork *w, int32_t c, int32_t s, int32_t e)
+int eng__tw_grow(twork *w)
 {
-    if (w->np == w->pcap) {
-        size_t nc = w->pcap ? w->pcap * 2 : 1024;
-        tchar *n = realloc(w->pool, nc * sizeof *n);
-        if (!n) return w->oom = 1, 0;
-        w->pool = n;
-        w->pcap = nc;
-    }
-    if (w->np >= INT32_MAX) return w->oom = 1, 0;
-    w->pool[w->np++] = (tchar){c, s, e};
+    size_t nc = w->pcap ? w->pcap * 2 : 1024;
+    if (nc > INT32_MAX) return w->oom = 1, 0;
+    tchar *n = realloc(w->pool, nc * sizeof *n);
+    if (!n) return w->oom = 1, 0;
+    w->pool = n;
+    w->pcap = nc;
     return 1;
 }
 
@@ -321,6 +320,8 @@ static int parse_added(eng__tokjson *t, const cJSON *a, char *err, size_t errlen
             return 0;
         }
         if (at->normalized) t->has_normalized_added = 1;
+        if (at->ncps && at->cps[0] < 128) t->first_ascii[at->cps[0]] = 1;
+        else t->first_non_ascii = 1;
         if (at->id + 1 > t->vocab_size) t->vocab_size = at->id + 1;
     }
     return 1;
@@ -347,6 +348,8 @@ static int normalize_added(eng__tokjson *t)
                 for (int32_t k = 0; k < n; k++) c[k] = w.pool[off + k].c;
                 at->cps = c;
                 at->ncps = n;
+                if (n && c[0] < 128) t->first_ascii[c[0]] = 1;
+                else t->first_non_ascii = 1;
             } else {
                 ok = 0;
             }
@@ -494,6 +497,7 @@ static int split_added(const eng__tokjson *t, twork *w, int32_t off, int32_t n, 
     for (int32_t i = 0; i < n; i++) {
         const added_token *best = NULL;
         int32_t c0 = w->pool[off + i].c;
+        if (c0 < 128 ? !t->first_ascii[c0] : !t->first_non_ascii) continue;
         for (int k = 0; k < t->nadded; k++) {
             const added_token *at = &t->added[k];
             if (at->normalized != normalized || at->ncps == 0 || at->cps[0] != c0 || at->ncps > n - i) continue;
