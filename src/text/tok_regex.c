@@ -230,7 +230,7 @@ static int parse_escape(parser *ps, citem *it, int32_t *lit)
         it->kind = CI_CAT;
         it->neg = neg;
         it->cats = cat_bits(name, len);
-        if (!it->cats) { perr(ps, "unsupported \\p{} property"); return 0; }
+        if (!it->cats) { perr(ps, "this \\p{} property is not supported"); return 0; }
         return 1;
     }
     case 'n': *lit = '\n'; return 0;
@@ -262,7 +262,7 @@ static int parse_escape(parser *ps, citem *it, int32_t *lit)
         if ((c >= '0' && c <= '9') || c == 'b' || c == 'B' || c == 'A' || c == 'z' || c == 'Z' ||
             c == 'k' || c == 'g' || c == 'G' || c == 'X' || c == 'R')
         {
-            perr(ps, "unsupported escape (backreference, word boundary or anchor)");
+            perr(ps, "escape not supported (backreference, word boundary or anchor)");
             return 0;
         }
         *lit = c;
@@ -279,7 +279,7 @@ static rnode *parse_class(parser *ps)
     while (!ps->failed) {
         if (ps->p >= ps->end) { perr(ps, "unterminated ["); return NULL; }
         if (*ps->p == ']' && !first) { ps->p++; break; }
-        if (*ps->p == '[') { perr(ps, "nested classes are not supported"); return NULL; }
+        if (*ps->p == '[') { perr(ps, "nested classes: not supported"); return NULL; }
         first = 0;
         int32_t lo;
         citem it;
@@ -340,7 +340,7 @@ static rnode *parse_atom(parser *ps)
                 }
                 ps->p += 2;
             } else {
-                perr(ps, "unsupported group (lookbehind, named or atomic group, flags)");
+                perr(ps, "group not supported (lookbehind, named or atomic group, flags)");
                 return NULL;
             }
         }

@@ -390,7 +390,7 @@ eng_status eng__tokjson_init(eng__tokjson **out, const char *json, size_t len, c
         snprintf(err, errlen, "tokenizer.json: not a JSON object");
         return ENG_ERR_FORMAT;
     }
-    eng_status st = ENG_ERR_UNSUPPORTED;
+    eng_status st;
     eng__tokjson *t = calloc(1, sizeof *t);
     if (!t) {
         cJSON_Delete(j);
@@ -399,15 +399,12 @@ eng_status eng__tokjson_init(eng__tokjson **out, const char *json, size_t len, c
     const cJSON *nz = cJSON_GetObjectItemCaseSensitive(j, "normalizer");
     const cJSON *pt = cJSON_GetObjectItemCaseSensitive(j, "pre_tokenizer");
     const cJSON *md = cJSON_GetObjectItemCaseSensitive(j, "model");
-    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(j, "truncation");
-    const cJSON *pd = cJSON_GetObjectItemCaseSensitive(j, "padding");
-    (void)tr;
-    (void)pd;   /* the engine truncates to the model and pads itself */
+    /* "truncation" and "padding" are not read: the engine truncates to the
+     * model's positions and pads itself. */
     if (nz && !cJSON_IsNull(nz) && !(t->norm = eng__tok_norm_parse(nz, err, errlen))) goto fail;
     if (pt && !cJSON_IsNull(pt) && !(t->pretok = eng__tok_pretok_parse(pt, err, errlen))) goto fail;
     if (!cJSON_IsObject(md)) {
         snprintf(err, errlen, "tokenizer.json: no model");
-        st = ENG_ERR_FORMAT;
         goto fail;
     }
     if (!(t->model = eng__tok_model_parse(md, err, errlen))) goto fail;
@@ -416,17 +413,17 @@ eng_status eng__tokjson_init(eng__tokjson **out, const char *json, size_t len, c
     if (!parse_added(t, cJSON_GetObjectItemCaseSensitive(j, "added_tokens"), err, errlen)) goto fail;
     if (!normalize_added(t)) {
         snprintf(err, errlen, "tokenizer.json: out of memory");
-        st = ENG_ERR_NOMEM;
         goto fail;
     }
     cJSON_Delete(j);
     *out = t;
     return ENG_OK;
 fail:
+    /* The parsers say what failed in err; the status follows from it. */
     if (!err[0]) snprintf(err, errlen, "tokenizer.json: out of memory");
-    if (strstr(err, "malformed") || strstr(err, "needs") || strstr(err, "must") || strstr(err, "missing") ||
-        strstr(err, "twice") || strstr(err, "repeated") || strstr(err, "range"))
-        st = ENG_ERR_FORMAT;
+    st = strstr(err, "not supported") ? ENG_ERR_UNSUPPORTED
+         : strstr(err, "out of memory") ? ENG_ERR_NOMEM
+                                        : ENG_ERR_FORMAT;
     cJSON_Delete(j);
     eng__tokjson_free(t);
     return st;

@@ -8,7 +8,7 @@ SentencePiece itself (Debian's `sentencepiece`, spm_train) trains a Unigram
 model on CORPUS with a small user-defined normalization rule set (some of
 NFKC's mappings, from Python's unicodedata, plus a few multi-char rules), so
 the model's precompiled_charsmap is a real SentencePiece double array but
-small (XLM-R's full nmt_nfkc map is 237 KB). The tokenizer.json around it
+small (XLM-R's full nmt_nfkc map is far larger). The tokenizer.json around it
 is what transformers' XLMRobertaConverter writes: <s> <pad> </s> <unk>,
 the pieces after SentencePiece's first three, <mask>; Precompiled + the
 runs-of-spaces Replace; Metaspace; the <s> $A </s> template."""
