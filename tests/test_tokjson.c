@@ -6,13 +6,18 @@
  * SST-2 dev sentences, the hard strings and the added-token lines of
  * texts.txt; and five more pipelines covering the other components on the
  * hard strings. Plus truncation, invalid UTF-8 and components refused by name.
- * Run from the repository root; needs nothing from ../shared. */
+ * With $ENGINE_SHARED (default ../shared) also: the interpreter on the
+ * sst2-bert-mini tokenizer.json gives the WordPiece fast path's ids and
+ * spans on every text (the two engines behind src/text/tokenizer.h agree);
+ * without it that part is skipped and the program exits 77.
+ * Run from the repository root. */
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tokenizer.h"
 #include "tokjson.h"
 
 #define DIR "tests/golden/tokjson/"
@@ -177,6 +182,54 @@ START_TEST(test_refused)
 }
 END_TEST
 
+static const char *shared_dir(void)
+{
+    const char *s = getenv("ENGINE_SHARED");
+    return s && *s ? s : "../shared";
+}
+
+/* BERT's tokenizer.json through the interpreter and its vocab.txt through
+ * the fast path: the same ids and spans on SST-2 dev and the hard texts. */
+START_TEST(test_bert_both_engines)
+{
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/models/sst2-bert-mini/tokenizer.json", shared_dir());
+    size_t jlen, vlen, tlen;
+    char *json = read_file(path, &jlen);
+    snprintf(path, sizeof path, "%s/models/sst2-bert-mini/vocab.txt", shared_dir());
+    char *vocab = read_file(path, &vlen);
+    char *texts = read_file(DIR "texts.txt", &tlen);
+    ck_assert(json && vocab && texts);
+    eng__tokenizer *interp, *fast;
+    ck_assert_msg(eng__tokenizer_init_json(&interp, json, jlen, 0, err, sizeof err) == ENG_OK, "%s", err);
+    const eng__tok_config cfg = {.lowercase = 1, .strip_accents = 1, .chinese_chars = 1, .max_chars_per_word = 100,
+                                 .unk = "[UNK]", .cls = "[CLS]", .sep = "[SEP]", .pad = "[PAD]"};
+    ck_assert_msg(eng__tokenizer_init(&fast, vocab, vlen, &cfg, err, sizeof err) == ENG_OK, "%s", err);
+    static int32_t a[MAX_IDS], b[MAX_IDS];
+    static eng_token_span sa[MAX_IDS], sb[MAX_IDS];
+    int n_texts = 0, bad = 0;
+    for (char *p = texts, *end = texts + tlen; p < end; n_texts++) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = (size_t)((nl ? nl : end) - p);
+        int na, nb, ta, tb;
+        /* 128: truncation too, as the models run. */
+        eng_status s1 = eng__tokenize_spans(interp, p, len, 128, a, sa, MAX_IDS, &na, &ta);
+        eng_status s2 = eng__tokenize_spans(fast, p, len, 128, b, sb, MAX_IDS, &nb, &tb);
+        int same = s1 == s2 && na == nb && ta == tb && !memcmp(a, b, (size_t)na * sizeof *a) &&
+                   !memcmp(sa, sb, (size_t)na * sizeof *sa);
+        if (!same && bad++ < 5) fprintf(stderr, "bert text %d differs: %.*s\n", n_texts + 1, (int)len, p);
+        p += len + 1;
+    }
+    ck_assert_int_gt(n_texts, 1000);
+    ck_assert_msg(bad == 0, "%d of %d texts differ between the engines", bad, n_texts);
+    eng__tokenizer_free(interp);
+    eng__tokenizer_free(fast);
+    free(json);
+    free(vocab);
+    free(texts);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tokjson");
@@ -188,10 +241,21 @@ int main(void)
     tcase_add_loop_test(tc, test_misc, 0, 5);
     tcase_add_test(tc, test_truncation_utf8);
     tcase_add_test(tc, test_refused);
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s/models/sst2-bert-mini/tokenizer.json", shared_dir());
+    FILE *f = fopen(probe, "rb");
+    int have_shared = f != NULL;
+    if (f) fclose(f);
+    if (have_shared) tcase_add_test(tc, test_bert_both_engines);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    return failed ? 1 : 0;
+    if (failed) return 1;
+    if (!have_shared) {
+        printf("SKIP: %s not found (set ENGINE_SHARED); the BERT two-engine test did not run\n", probe);
+        return 77;
+    }
+    return 0;
 }
