@@ -29,6 +29,13 @@ typedef struct {
     char unk[CV_TOKEN_MAX], cls[CV_TOKEN_MAX], sep[CV_TOKEN_MAX], pad[CV_TOKEN_MAX];
     char **vocab;           /* tokens in id order */
     int n_vocab;
+    /* tokenizer.json run by the interpreter (src/text/tokjson.h), embedded
+     * verbatim as "tok.json" when the WordPiece fast path cannot represent
+     * it (tok_json non-NULL; vocab is then unused). */
+    char *tok_json;
+    size_t tok_json_len;
+    int tok_json_vocab;     /* its largest id + 1 */
+    char tok_pipeline[1024];   /* the tokenizer.json pipeline, for convert's report */
     char source[512];       /* the HF folder or the synthetic model's name */
     char weights_dir[1024]; /* where config.json and the weights are */
 } cv_config;
