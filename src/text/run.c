@@ -175,6 +175,9 @@ eng_status eng__text_run(eng_ctx *ctx, const eng__batch *b)
     if (b->task == ENG_TASK_CLASSIFY && c->model->head == ENG_HEAD_NONE)
         return eng__errf(ENG_ERR_UNSUPPORTED, c->error, ENG__ERROR_LEN,
                          "this model has no classifier head: use eng_embed");
+    if (b->input != ENG__IN_IDS && !c->model->tok)
+        return eng__errf(ENG_ERR_UNSUPPORTED, c->error, ENG__ERROR_LEN,
+                         "this model has no tokenizer; pass token ids");
     const want w = b->task == ENG_TASK_CLASSIFY ? WANT_LOGITS : WANT_EMBEDDING;
     const outputs o = {b->out, b->probs, b->labels};
     return b->input == ENG__IN_IDS ? run_ids(c, b->seqs, b->n, w, &o, b->item_status)
