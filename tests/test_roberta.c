@@ -4,13 +4,16 @@
  * tests/golden/tiny: bf16 (a --dtype bf16 file and bf16 contexts) against the
  * reference; the longest sequence, max_position_embeddings - pad_token_id - 1,
  * and one more refused; the file's metadata; text input refused by name while
- * the files carry no tokenizer; and the configurations convert refuses, each
+ * the files carry no tokenizer (by the library, every item failing with
+ * ENG_ERR_UNSUPPORTED, and by the command line, which refuses the model);
+ * and the configurations convert refuses, each
  * by the name of what it does not support. Needs nothing from ../shared. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -220,11 +223,19 @@ START_TEST(test_text_input_refused_without_tokenizer)
     ck_assert_ptr_null(eng_model_token(m, 5, NULL, NULL));
 
     eng_ctx *c = ctx_new(m, ENG_PREC_FP32);
-    const char *texts[1] = {"a text"};
-    float logits[3], emb[48];
-    ck_assert_int_eq(eng_classify(c, texts, 1, logits, NULL, NULL, NULL), ENG_ERR_UNSUPPORTED);
+    const char *texts[2] = {"a text", "another"};
+    float logits[2 * 3] = {1, 1, 1, 1, 1, 1}, emb[48];
+    int labels[2] = {7, 7};
+    eng_status st[2] = {ENG_OK, ENG_OK};
+    /* Every item fails, and says why: outputs zero, labels -1. */
+    ck_assert_int_eq(eng_classify(c, texts, 2, logits, NULL, labels, st), ENG_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(eng_ctx_last_error(c), "no tokenizer; pass token ids"), "%s",
                   eng_ctx_last_error(c));
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(st[i], ENG_ERR_UNSUPPORTED);
+        ck_assert_int_eq(labels[i], -1);
+        ck_assert(logits[3 * i] == 0.0f && logits[3 * i + 2] == 0.0f);
+    }
     ck_assert_int_eq(eng_embed(c, texts, 1, emb, NULL), ENG_ERR_UNSUPPORTED);
     /* The ids entry points still work on the same context. */
     int32_t seq_ids[3] = {0, 9, 2};
@@ -233,6 +244,19 @@ START_TEST(test_text_input_refused_without_tokenizer)
     ck_assert(isfinite(logits[0]) && isfinite(logits[2]));
     eng_ctx_free(c);
     eng_model_free(m);
+
+    /* The command line reads text lines: it refuses the model up front
+     * (exit 4, "model unfit") instead of failing every line. */
+    char cmd[2048], log[600];
+    snprintf(log, sizeof log, "%s.log", out);
+    snprintf(cmd, sizeof cmd, "echo hello | %s classify %s > %s 2>&1", test_build_path("engine"),
+             out, log);
+    int rc = system(cmd);
+    ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 4, "%s: exit %d", cmd, WEXITSTATUS(rc));
+    char *said = test_read_file(log, NULL);
+    ck_assert_msg(said && strstr(said, "has no tokenizer"), "%s", said ? said : "(nothing)");
+    free(said);
+    unlink(log);
     unlink(out);
 }
 END_TEST
