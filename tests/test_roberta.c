@@ -296,9 +296,9 @@ START_TEST(test_refused_configs)
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cJSON *cfg = cJSON_Parse(base);
-        cJSON_ReplaceItemInObject(cfg, cases[i].key, cJSON_Parse(cases[i].value));
-        if (!cJSON_GetObjectItem(cfg, cases[i].key))
-            cJSON_AddItemToObject(cfg, cases[i].key, cJSON_Parse(cases[i].value));
+        cJSON *v = cJSON_Parse(cases[i].value);
+        if (!cJSON_ReplaceItemInObject(cfg, cases[i].key, v))
+            cJSON_AddItemToObject(cfg, cases[i].key, v);
         char *text = cJSON_Print(cfg);
         FILE *f = fopen(cfg_path, "w");
         ck_assert_ptr_nonnull(f);
