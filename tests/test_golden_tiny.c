@@ -33,9 +33,9 @@ static const char *MODELS[] = {
     "st-encoder-cls-norm-f16", "bert-encoder-mean-relu",
     /* tests/golden/make_tiny_roberta.py, reference tests/golden/robertaref.py */
     "roberta-cls-3labels",     "xlmr-cls-bin",           "xlmr-st-mean-norm-f16",
-    "camembert-st-cls-bf16",
+    "camembert-st-cls-bf16",   "roberta-text-f16",       "xlmr-text-st-f16",
 };
-enum { N_MODELS = sizeof MODELS / sizeof MODELS[0], MAX_ROWS = 16, MAX_IDS = 64, MAX_OUT = 64 };
+enum { N_MODELS = sizeof MODELS / sizeof MODELS[0], MAX_ROWS = 16, MAX_IDS = 160, MAX_OUT = 64 };
 
 typedef struct {
     int n;
