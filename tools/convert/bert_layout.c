@@ -435,14 +435,13 @@ eng_status cv_convert_hf_as(const char *dir, const char *weights, const char *ou
     eng__writer *w = s == ENG_OK ? eng__writer_new() : NULL;
     if (s == ENG_OK && !w)
         s = eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
-    const int vocab = strcmp(c->tokenizer, "wordpiece") == 0;
-    if (s == ENG_OK && vocab)
+    if (s == ENG_OK && !c->no_tokenizer)
         s = cv_add_vocab(c, w, err, errlen);
     if (s == ENG_OK)
         s = cv_layout_bert(c, &src, w, &r->n_tensors, err, errlen);
     src_free(&src);
     if (s == ENG_OK) {
-        r->n_tensors += vocab;   /* tok.vocab */
+        r->n_tensors += !c->no_tokenizer;   /* tok.vocab */
         s = cv_save(c, w, out, r, err, errlen);
     }
     eng__writer_free(w);

@@ -107,7 +107,6 @@ void cv_config_init(cv_config *c)
     snprintf(c->prefix, sizeof c->prefix, "bert");
     snprintf(c->head_dense, sizeof c->head_dense, "pooler.dense");
     snprintf(c->head_out, sizeof c->head_out, "classifier");
-    snprintf(c->tokenizer, sizeof c->tokenizer, "wordpiece");
     snprintf(c->act, sizeof c->act, "gelu");
     snprintf(c->head, sizeof c->head, "none");
     snprintf(c->pooling, sizeof c->pooling, "mean");
@@ -325,7 +324,7 @@ static eng_status read_model_config(cv_config *c, const cJSON *cfg, char *err, s
                              c->vocab_size);
         c->position_offset = padding_idx + 1;
         c->max_positions -= c->position_offset;
-        snprintf(c->tokenizer, sizeof c->tokenizer, "none");
+        c->no_tokenizer = 1;
     }
     if (c->hidden % c->heads != 0)
         return eng__errf(ENG_ERR_FORMAT, err, errlen, "hidden size %d is not a multiple of %d heads",
@@ -605,7 +604,7 @@ eng_status cv_config_read(const char *dir, cv_config *c, char *err, size_t errle
         s = read_model_config(c, cfg, err, errlen);
     cJSON_Delete(cfg);
     /* sentence-transformers keeps the tokenizer beside the transformer. */
-    if (s == ENG_OK && strcmp(c->tokenizer, "wordpiece") == 0)
+    if (s == ENG_OK && !c->no_tokenizer)
         s = read_tokenizer(c->weights_dir, c, err, errlen);
     if (s == ENG_OK && c->n_vocab > c->vocab_size)
         s = eng__errf(ENG_ERR_FORMAT, err, errlen,
@@ -648,7 +647,7 @@ char *cv_config_meta_json(const cv_config *c)
     cJSON_AddStringToObject(o, "pooling", c->pooling);
     cJSON_AddBoolToObject(o, "normalize", c->normalize);
     cJSON_AddStringToObject(o, "weights", c->weights);
-    if (strcmp(c->tokenizer, "none") == 0) {
+    if (c->no_tokenizer) {
         cJSON_AddStringToObject(tok, "type", "none");
     } else {
         cJSON_AddBoolToObject(tok, "lowercase", c->lowercase);

@@ -31,8 +31,8 @@ typedef struct {
     char weights[8];        /* "fp32" or "int8": how the encoder's linear layers
                                are stored (cv_weights_check) */
     int normalize;
-    char tokenizer[16];     /* "wordpiece" (vocab and settings below) or "none": the file
-                               carries no tokenizer and the engine takes token ids only */
+    int no_tokenizer;       /* the folder has no tokenizer convert reads (the RoBERTa family
+                               for now): the file carries none, the model takes token ids */
     int lowercase, strip_accents, chinese_chars, max_chars_per_word;
     char unk[CV_TOKEN_MAX], cls[CV_TOKEN_MAX], sep[CV_TOKEN_MAX], pad[CV_TOKEN_MAX];
     char **vocab;           /* tokens in id order */

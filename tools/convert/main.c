@@ -158,7 +158,7 @@ int main(int argc, char **argv)
     if (c.position_offset)
         printf(" (from row %d)", c.position_offset);
     printf(", act %s\n", c.act);
-    if (strcmp(c.tokenizer, "none") == 0)
+    if (c.no_tokenizer)
         printf("  no tokenizer: the model takes token ids (%d embeddings), head %s, %d labels",
                c.vocab_size, c.head, c.n_labels);
     else
