@@ -269,8 +269,12 @@ static const char *make_folder(const char *name, const fx_opts *o)
     char tok[16];
     size_t k = 0;
     if (o->tokenizer_json) {
+        /* A BERT pipeline: convert keeps it on the WordPiece fast path. */
         k += (size_t)sprintf(buf, "{\"normalizer\":{\"type\":\"BertNormalizer\",\"lowercase\":false,"
                                   "\"strip_accents\":null,\"handle_chinese_chars\":true},"
+                                  "\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"},"
+                                  "\"post_processor\":{\"type\":\"BertProcessing\",\"sep\":[\"[SEP]\",3],"
+                                  "\"cls\":[\"[CLS]\",2]},"
                                   "\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\","
                                   "\"max_input_chars_per_word\":50,\"vocab\":{");
         for (int i = V - 1; i >= 0; i--)
@@ -568,6 +572,60 @@ static int has_temp_files(const char *dir)
     closedir(d);
     return found;
 }
+
+/* A byte-level BPE tokenizer.json is embedded verbatim ("tok.json", metadata
+ * tokenizer type "tokenizer.json") and the loaded model tokenizes with it;
+ * one whose ids pass the embedding table, or with an unsupported component,
+ * is refused by name. */
+START_TEST(tokenizer_json_embedded)
+{
+    fx_opts o = {.pfx = "bert.", .dtype = "F32", .classifier = 1};
+    const char *dir = make_folder("bpe", &o);
+    char path[512], out[256], err[512];
+    static const char bpe[] =
+        "{\"added_tokens\":[{\"id\":0,\"content\":\"<s>\",\"special\":true,\"normalized\":false},"
+        "{\"id\":1,\"content\":\"</s>\",\"special\":true,\"normalized\":false}],"
+        "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true},"
+        "\"post_processor\":{\"type\":\"RobertaProcessing\",\"sep\":[\"</s>\",1],\"cls\":[\"<s>\",0]},"
+        "\"model\":{\"type\":\"BPE\",\"vocab\":{\"<s>\":0,\"</s>\":1,\"a\":2,\"b\":3,\"ab\":4,"
+        "\"\u0120\":5,\"\u0120ab\":%d},\"merges\":[\"a b\",\"\u0120 ab\"]}}";
+    char json[1024];
+    snprintf(json, sizeof json, bpe, 6);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    put_file(path, json);
+    snprintf(out, sizeof out, "%s/bpe.eng", root);
+    ck_assert_msg(convert(dir, out, err, sizeof err) == ENG_OK, "%s", err);
+    eng__file f;
+    cJSON *m = open_meta(&f, out);
+    ck_assert_str_eq(mstr(cJSON_GetObjectItem(m, "tokenizer"), "type"), "tokenizer.json");
+    cJSON_Delete(m);
+    const eng__file_tensor *tj = eng__file_find(&f, "tok.json");
+    ck_assert(tj && tj->nbytes == strlen(json) && memcmp(eng__file_data(&f, tj), json, strlen(json)) == 0);
+    ck_assert(!eng__file_find(&f, "tok.vocab"));
+    eng__file_close(&f);
+    eng_model *model;
+    ck_assert_msg(eng_model_load(out, NULL, &model) == ENG_OK, "%s", eng_last_error());
+    int32_t ids[P];
+    int n, tr;
+    ck_assert_int_eq(eng_tokenize(model, "ab ab", 5, ids, P, &n, &tr), ENG_OK);
+    ck_assert_int_eq(n, 4);
+    ck_assert(ids[0] == 0 && ids[1] == 4 && ids[2] == 6 && ids[3] == 1 && !tr);
+    size_t len;
+    int special;
+    const char *t = eng_model_token(model, 6, &len, &special);
+    ck_assert(t && len == 4 && memcmp(t, "\xC4\xA0" "ab", 4) == 0 && !special);
+    eng_model_free(model);
+
+    snprintf(json, sizeof json, bpe, V);   /* an id past the embedding table */
+    put_file(path, json);
+    ck_assert(convert(dir, out, err, sizeof err) != ENG_OK);
+    ck_assert_msg(strstr(err, "embedding table"), "%s", err);
+    put_file(path, "{\"pre_tokenizer\":{\"type\":\"FancySplit\"},\"model\":{\"type\":\"BPE\","
+                   "\"vocab\":{\"a\":0},\"merges\":[]}}");
+    ck_assert(convert(dir, out, err, sizeof err) == ENG_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(err, "pre_tokenizer type 'FancySplit' is not supported"), "%s", err);
+}
+END_TEST
 
 START_TEST(refusals)
 {
@@ -931,6 +989,7 @@ int main(void)
     tcase_add_test(tc, distilbert_f16_unprefixed);
     tcase_add_test(tc, bert_bf16_legacy_sentence_transformers);
     tcase_add_test(tc, vocab_from_tokenizer_json);
+    tcase_add_test(tc, tokenizer_json_embedded);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, safetensors_hostile);
     tcase_add_test(tc, non_finite_weights);

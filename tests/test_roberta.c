@@ -4,8 +4,9 @@
  * tests/golden/tiny: bf16 (a --dtype bf16 file and bf16 contexts) against the
  * reference; the longest sequence, max_position_embeddings - pad_token_id - 1,
  * and one more refused; the file's metadata; text input refused by name while
- * the files carry no tokenizer (by the library, every item failing with
+ * a folder has no tokenizer.json (by the library, every item failing with
  * ENG_ERR_UNSUPPORTED, and by the command line, which refuses the model);
+ * text through tokenizer.json, the same as the library's ids;
  * and the configurations convert refuses, each
  * by the name of what it does not support. Needs nothing from ../shared. */
 #include <math.h>
@@ -36,7 +37,7 @@
 static const char *MODELS[] = {"roberta-cls-3labels",   "xlmr-cls-bin",     "xlmr-st-mean-norm-f16",
                                "camembert-st-cls-bf16", "roberta-text-f16", "xlmr-text-st-f16"};
 /* Their longest sequences: max_position_embeddings - pad_token_id - 1. */
-static const int LONGEST[] = {26 - 1 - 1, 22 - 1 - 1, 20 - 1 - 1, 24 - 3 - 1, 130 - 1 - 1, 130 - 1 - 1};
+static const int LONGEST[] = {26 - 1 - 1, 22 - 1 - 1, 20 - 1 - 1, 24 - 3 - 1, 50 - 1 - 1, 50 - 1 - 1};
 enum { N_MODELS = sizeof MODELS / sizeof MODELS[0], MAX_ROWS = 16, MAX_IDS = 160, MAX_OUT = 64 };
 
 typedef struct {
@@ -261,6 +262,150 @@ START_TEST(test_text_input_refused_without_tokenizer)
 }
 END_TEST
 
+/* A temporary folder of links to tests/golden/tiny/<name>'s files (but its
+ * expected.jsonl) and to tests/golden/tokjson/<tok>/tokenizer.json. */
+static void folder_with_tokenizer(char *dir, size_t len, const char *name, const char *tok)
+{
+    snprintf(dir, len, "/tmp/eng-test-roberta-%d-%s", (int)getpid(), name);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    static const char *const files[] = {"config.json", "model.safetensors", "modules.json",
+                                        "1_Pooling", "tokenizer.json"};
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        char src[512], dst[600];
+        if (k + 1 < sizeof files / sizeof files[0])
+            snprintf(src, sizeof src, "%s/%s/%s", GOLDEN_DIR, name, files[k]);
+        else
+            snprintf(src, sizeof src, "tests/golden/tokjson/%s/tokenizer.json", tok);
+        char *real = realpath(src, NULL);
+        if (!real)
+            continue; /* modules.json and 1_Pooling: sentence-transformers only */
+        snprintf(dst, sizeof dst, "%s/%s", dir, files[k]);
+        ck_assert_int_eq(symlink(real, dst), 0);
+        free(real);
+    }
+}
+
+static void remove_folder(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Text input through tokenizer.json: tests/golden/tokjson's RoBERTa-like
+ * byte-level BPE and XLM-R-like Unigram (their ids checked against Hugging
+ * Face's tokenizers library by test_tokjson) beside tiny models of their
+ * vocabulary sizes. For every text of texts.txt (those without NUL bytes),
+ * eng_tokenize gives the library's ids, truncated as the pipelines truncate
+ * (the first max_positions - 1 ids and the closing one), and eng_classify /
+ * eng_embed give what the ids entry points give on those ids. */
+static const struct {
+    const char *model, *tok;
+} TEXT_MODELS[] = {{"roberta-text-f16", "roberta-like"}, {"xlmr-text-st-f16", "xlmr-like"}};
+/* The same ids through the same row-local computation: equal but for the
+ * batch's chunking, which the built-in GEMM's results do not depend on;
+ * one rounding step on outputs of size ~1 leaves room for other GEMMs. */
+#define TOL_SAME_IDS 1e-6f
+
+/* eng_classify (eng_embed) on n texts against eng_classify_ids
+ * (eng_embed_ids) on their ids. */
+static void same_by_text_and_ids(eng_ctx *ctx, const eng_model_info *info, const char *const *texts,
+                                 const eng_seq *seqs, int n, const char *name)
+{
+    static float by_text[64 * MAX_OUT], by_ids[64 * MAX_OUT];
+    const int width = info->n_labels ? info->n_labels : info->hidden;
+    ck_assert_int_le(n, 64);
+    eng_status s = info->n_labels ? eng_classify(ctx, texts, n, by_text, NULL, NULL, NULL)
+                                  : eng_embed(ctx, texts, n, by_text, NULL);
+    ck_assert_msg(s == ENG_OK, "%s", eng_ctx_last_error(ctx));
+    s = info->n_labels ? eng_classify_ids(ctx, seqs, n, by_ids, NULL, NULL, NULL)
+                       : eng_embed_ids(ctx, seqs, n, by_ids, NULL);
+    ck_assert_int_eq(s, ENG_OK);
+    for (int i = 0; i < n * width; i++)
+        ck_assert_msg(fabsf(by_text[i] - by_ids[i]) <= TOL_SAME_IDS,
+                      "%s: output %d by text %g, by ids %g", name, i, (double)by_text[i],
+                      (double)by_ids[i]);
+}
+
+START_TEST(test_text_through_tokenizer_json)
+{
+    const char *name = TEXT_MODELS[_i].model, *tok = TEXT_MODELS[_i].tok;
+    char dir[256], out[512], err[512], path[512];
+    folder_with_tokenizer(dir, sizeof dir, name, tok);
+    tmp_out(out, sizeof out, name, "text");
+    cv_config c;
+    cv_report r;
+    ck_assert_msg(cv_convert_hf(dir, out, &c, &r, err, sizeof err) == ENG_OK, "%s: %s", name, err);
+    ck_assert(!c.no_tokenizer && c.tok_json);
+    cv_config_free(&c);
+    remove_folder(dir);
+    eng_model *m = NULL;
+    ck_assert_msg(eng_model_load(out, NULL, &m) == ENG_OK, "%s", eng_last_error());
+    eng_model_info info;
+    eng_model_get_info(m, &info);
+    const int P = info.max_positions;
+    eng_ctx *ctx = ctx_new(m, ENG_PREC_FP32);
+
+    size_t tlen = 0, glen = 0;
+    char *texts = test_read_file("tests/golden/tokjson/texts.txt", &tlen);
+    snprintf(path, sizeof path, "tests/golden/tokjson/%s/golden.jsonl", tok);
+    char *gold = test_read_file(path, &glen);
+    ck_assert(texts && gold);
+    enum { B = 64 };
+    static const char *batch[B];
+    static int32_t ids[B][MAX_IDS];
+    eng_seq seqs[B];
+    char *tp = texts, *gp = gold, *const tend = texts + tlen, *const gend = gold + glen;
+    int n = 0, n_texts = 0, n_truncated = 0;
+    while (tp < tend && gp < gend) {
+        /* memchr: some texts hold NUL bytes (C strings cannot: skipped). */
+        char *tnl = memchr(tp, '\n', (size_t)(tend - tp)), *gnl = memchr(gp, '\n', (size_t)(gend - gp));
+        ck_assert(tnl && gnl);
+        *tnl = *gnl = '\0';
+        const char *text = tp, *line = gp;
+        tp = tnl + 1;
+        gp = gnl + 1;
+        if (strlen(text) != (size_t)(tnl - text))
+            continue;
+        cJSON *g = cJSON_Parse(line);
+        const cJSON *gids = cJSON_GetArrayItem(g, 0);
+        const int k = cJSON_GetArraySize(gids);
+        ck_assert(k >= 2);
+        /* HF truncation to the position limit: keeps <s>, the first
+         * P - 2 tokens of the text and </s>. */
+        const int want = k > P ? P : k;
+        for (int i = 0; i < want; i++)
+            ids[n][i] = cJSON_GetArrayItem(gids, i < want - 1 ? i : k - 1)->valueint;
+        n_truncated += k > P;
+        cJSON_Delete(g);
+        int32_t got[MAX_IDS];
+        int got_n = 0, trunc = 0;
+        ck_assert_int_eq(eng_tokenize(m, text, strlen(text), got, MAX_IDS, &got_n, &trunc), ENG_OK);
+        ck_assert_msg(got_n == want && !memcmp(got, ids[n], (size_t)want * sizeof *got),
+                      "%s text %d (%s): %d ids, the library's %d (truncated to %d)", name,
+                      n_texts + 1, text, got_n, k, want);
+        ck_assert_int_eq(trunc, k > P);
+        seqs[n] = (eng_seq){ids[n], want};
+        batch[n++] = text;
+        n_texts++;
+        if (n == B || tp >= tend) {
+            same_by_text_and_ids(ctx, &info, batch, seqs, n, name);
+            n = 0;
+        }
+    }
+    if (n > 0)
+        same_by_text_and_ids(ctx, &info, batch, seqs, n, name);
+    printf("%s with %s: %d texts (%d truncated to %d ids), text and ids agree\n", name, tok,
+           n_texts, n_truncated, P);
+    ck_assert_int_gt(n_texts, 1000);
+    free(texts);
+    free(gold);
+    eng_ctx_free(ctx);
+    eng_model_free(m);
+    unlink(out);
+}
+END_TEST
+
 /* A copy of roberta-cls-3labels whose config.json has `key` set to the JSON
  * `value` (or `architectures` replaced); convert must refuse it with `want`
  * in its one-line message and write nothing. */
@@ -340,6 +485,8 @@ int main(void)
     tcase_add_loop_test(tc, test_longest_sequence_and_metadata, 0, N_MODELS);
     tcase_add_test(tc, test_text_input_refused_without_tokenizer);
     tcase_add_test(tc, test_refused_configs);
+    tcase_add_loop_test(tc, test_text_through_tokenizer_json, 0,
+                        sizeof TEXT_MODELS / sizeof TEXT_MODELS[0]);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

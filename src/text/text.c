@@ -210,17 +210,35 @@ static eng_status bind_tensors(eng__text_model *m, char *err, size_t errlen)
     return ENG_OK;
 }
 
+/* The tokenizer: "tok.vocab" and the WordPiece settings of the metadata,
+ * or, when the metadata's tokenizer type is "tokenizer.json", the embedded
+ * "tok.json" run by the interpreter (docs/FORMAT.md). */
 static eng_status init_tokenizer(eng__text_model *m, const cJSON *meta, char *err, size_t errlen)
 {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(meta, "tokenizer");
-    /* "none": a model converted without a tokenizer (RoBERTa's BPE, for
-     * now) runs token ids; m->tok stays NULL and text input is refused. */
+    /* "none": a model converted without a tokenizer (a RoBERTa-family
+     * folder without tokenizer.json) runs token ids; m->tok stays NULL and
+     * text input is refused. */
     if (strcmp(meta_str(t, "type", ""), "none") == 0)
         return ENG_OK;
-    const eng__file_tensor *v = eng__file_find(m->file, "tok.vocab");
+    int json = strcmp(meta_str(t, "type", "wordpiece"), "tokenizer.json") == 0;
+    const char *vname = json ? "tok.json" : "tok.vocab";
+    const eng__file_tensor *v = eng__file_find(m->file, vname);
     if (!v || v->dtype != ENG_DT_U8 || v->ndim != 1) {
-        snprintf(err, errlen, "missing tensor tok.vocab (U8)");
+        snprintf(err, errlen, "missing tensor %s (U8)", vname);
         return ENG_ERR_FORMAT;
+    }
+    if (json) {
+        eng_status s = eng__tokenizer_init_json(&m->tok, eng__file_data(m->file, v), (size_t)v->nbytes, 0,
+                                                err, errlen);
+        if (s)
+            return s;
+        if (eng__tokenizer_vocab_size(m->tok) > m->vocab_size) {
+            snprintf(err, errlen, "tokenizer.json has ids up to %d but the embedding table only %d rows",
+                     eng__tokenizer_vocab_size(m->tok) - 1, m->vocab_size);
+            return ENG_ERR_FORMAT;
+        }
+        return ENG_OK;
     }
     int lowercase = meta_bool(t, "lowercase", 1);
     eng__tok_config cfg = {

@@ -19,7 +19,9 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "tok_int.h"
 #include "tokenizer_legacy.h"
+#include "tokjson.h"
 
 /* The longest word WordPiece is asked to split; longer words become [UNK]
  * without being looked at, so the stack buffer only needs this many chars. */
@@ -43,6 +45,8 @@ typedef struct {
 } special_token;
 
 struct eng__tokenizer {
+    eng__tokjson *tj;    /* non-NULL: a tokenizer.json, nothing below is used */
+    int tj_max_len;
     eng__tok_config cfg;
     char *blob;          /* private copy of the vocabulary text */
     int n_vocab;
@@ -203,19 +207,41 @@ nomem:
     return tok_error(err, errlen, ENG_ERR_NOMEM, "out of memory", NULL);
 }
 
+eng_status eng__tokenizer_init_json(eng__tokenizer **out, const char *json, size_t len, int max_len,
+                                    char *err, size_t errlen)
+{
+    if (!out || max_len < 0) return tok_error(err, errlen, ENG_ERR_INVALID_ARG, "bad argument", NULL);
+    *out = NULL;
+    eng__tokenizer *tok = calloc(1, sizeof *tok);
+    if (!tok) return tok_error(err, errlen, ENG_ERR_NOMEM, "out of memory", NULL);
+    eng_status s = eng__tokjson_init(&tok->tj, json, len, err, errlen);
+    if (s != ENG_OK) {
+        free(tok);
+        return s;
+    }
+    tok->tj_max_len = max_len;
+    *out = tok;
+    return ENG_OK;
+}
+
 void eng__tokenizer_free(eng__tokenizer *tok)
 {
     if (!tok) return;
+    eng__tokjson_free(tok->tj);
     free(tok->slots);
     free(tok->id_off);
     free(tok->blob);
     free(tok);
 }
 
-int eng__tokenizer_vocab_size(const eng__tokenizer *tok) { return tok->n_vocab; }
+int eng__tokenizer_vocab_size(const eng__tokenizer *tok)
+{
+    return tok->tj ? eng__tokjson_vocab_size(tok->tj) : tok->n_vocab;
+}
 
 const char *eng__tokenizer_token(const eng__tokenizer *tok, int32_t id, size_t *len, int *special)
 {
+    if (tok->tj) return eng__tokjson_token(tok->tj, id, len, special);
     if (id < 0 || id >= tok->n_vocab)
         return NULL;
     *len = tok->id_off[id + 1] - tok->id_off[id] - 1;
@@ -229,7 +255,7 @@ const char *eng__tokenizer_token(const eng__tokenizer *tok, int32_t id, size_t *
 
 /* Decodes one code point from s[0..n) strictly (no overlong forms, surrogates,
  * values past U+10FFFF or truncated sequences). Returns its length, or 0. */
-static size_t utf8_decode(const unsigned char *s, size_t n, int32_t *cp)
+size_t eng__tok_utf8_decode(const unsigned char *s, size_t n, int32_t *cp)
 {
     unsigned c = s[0];
     if (c < 0x80) {
@@ -252,7 +278,7 @@ static size_t utf8_decode(const unsigned char *s, size_t n, int32_t *cp)
     return len;
 }
 
-static size_t utf8_encode(int32_t cp, char *out)
+size_t eng__tok_utf8_encode(int32_t cp, char *out)
 {
     uint32_t c = (uint32_t)cp;
     if (c < 0x80) {
@@ -295,8 +321,8 @@ static int legacy_class(int32_t c)
     return 0;
 }
 
-/* Rust's char::is_whitespace (the White_Space property). */
-static int is_whitespace(int32_t c)
+/* Rust's char::eng__tok_is_whitespace (the White_Space property). */
+int eng__tok_is_whitespace(int32_t c)
 {
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
@@ -306,7 +332,7 @@ static int is_whitespace(int32_t c)
 /* clean_text drops Cc, Cf, Co and Cs (the reference keeps unassigned code
  * points); tab, newline and carriage return are whitespace instead. Format
  * characters newer than Rust's table are kept, as it keeps them. */
-static int is_control(int32_t c)
+int eng__tok_is_bert_control(int32_t c)
 {
     if (c == '\t' || c == '\n' || c == '\r') return 0;
     if (legacy_class(c)) return 0;
@@ -318,7 +344,7 @@ static int is_control(int32_t c)
 /* The CJK blocks BertNormalizer surrounds with spaces. The Rust code's
  * Extension C-F range starts at U+2B920, not U+2B820 as in Google's BERT;
  * the reference confirms it. */
-static int is_chinese(int32_t c)
+int eng__tok_is_chinese(int32_t c)
 {
     return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
            (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
@@ -326,7 +352,7 @@ static int is_chinese(int32_t c)
            (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
-static int is_punct(int32_t c)
+int eng__tok_is_bert_punct(int32_t c)
 {
     if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126))
         return 1;
@@ -344,11 +370,34 @@ static int is_punct(int32_t c)
 }
 
 /* A nonspacing mark, dropped when accents are stripped. */
-static int is_mark(int32_t c)
+int eng__tok_is_mn(int32_t c)
 {
     int legacy = legacy_class(c);
     if (legacy) return legacy == LEGACY_DROP;
     return utf8proc_category(c) == UTF8PROC_CATEGORY_MN;
+}
+
+/* Any mark (Mn, Mc, Me), as StripAccents sees it: marks newer than the
+ * Rust crate's tables are not marks there. */
+int eng__tok_is_mark(int32_t c)
+{
+    int legacy = legacy_class(c);
+    if (legacy) return legacy == LEGACY_DROP;
+    utf8proc_category_t k = utf8proc_category(c);
+    return k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME;
+}
+
+/* Rust's char::to_lowercase: utf8proc's simple mapping, plus the one
+ * unconditional multi-character mapping (U+0130 -> i + U+0307). */
+int eng__tok_lower(int32_t c, int32_t out[3])
+{
+    if (c == 0x130) {
+        out[0] = 'i';
+        out[1] = 0x307;
+        return 2;
+    }
+    out[0] = utf8proc_tolower(c);
+    return 1;
 }
 
 /* ---- Streaming tokenization ------------------------------------------------- */
@@ -440,16 +489,16 @@ static void push_char(tok_state *st, int32_t cp)
         return;
     }
     int16_t off = st->char_off[st->n_chars];
-    off = (int16_t)(off + (int16_t)utf8_encode(cp, st->word + 2 + off));
+    off = (int16_t)(off + (int16_t)eng__tok_utf8_encode(cp, st->word + 2 + off));
     st->char_off[++st->n_chars] = off;
 }
 
 /* The pre-tokenizer's decision for one normalised code point. */
 static void pretokenize_char(tok_state *st, int32_t cp)
 {
-    if (is_whitespace(cp)) {
+    if (eng__tok_is_whitespace(cp)) {
         flush_word(st);
-    } else if (is_punct(cp)) {
+    } else if (eng__tok_is_bert_punct(cp)) {
         flush_word(st);
         push_char(st, cp);
         flush_word(st);
@@ -477,12 +526,12 @@ static void lower_char(tok_state *st, int32_t cp)
 static void normalize_char(tok_state *st, int32_t cp)
 {
     const eng__tokenizer *tok = st->tok;
-    if (cp == 0 || cp == 0xFFFD || is_control(cp)) return;
-    if (is_whitespace(cp)) {
+    if (cp == 0 || cp == 0xFFFD || eng__tok_is_bert_control(cp)) return;
+    if (eng__tok_is_whitespace(cp)) {
         flush_word(st);
         return;
     }
-    int chinese = tok->cfg.chinese_chars && is_chinese(cp);
+    int chinese = tok->cfg.chinese_chars && eng__tok_is_chinese(cp);
     if (chinese) flush_word(st);
     if (tok->cfg.strip_accents) {
         utf8proc_int32_t d[TOK_MAX_DECOMP];
@@ -493,7 +542,7 @@ static void normalize_char(tok_state *st, int32_t cp)
             nd = 1;
         }
         for (utf8proc_ssize_t i = 0; i < nd; i++)
-            if (!is_mark(d[i])) lower_char(st, d[i]);
+            if (!eng__tok_is_mn(d[i])) lower_char(st, d[i]);
     } else {
         lower_char(st, cp);
     }
@@ -535,7 +584,7 @@ tokenize(const eng__tokenizer *tok, const char *text, size_t len, int max_len, i
      * fails the text rather than depending on where the cut fell. */
     for (size_t i = 0; i < len;) {
         int32_t cp;
-        size_t k = utf8_decode(u + i, len - i, &cp);
+        size_t k = eng__tok_utf8_decode(u + i, len - i, &cp);
         if (!k) return ENG_ERR_UTF8;
         i += k;
     }
@@ -560,7 +609,7 @@ tokenize(const eng__tokenizer *tok, const char *text, size_t len, int max_len, i
             continue;
         }
         int32_t cp = 0;   /* set: the text was validated above */
-        size_t k = utf8_decode(u + i, len - i, &cp);
+        size_t k = eng__tok_utf8_decode(u + i, len - i, &cp);
         if (spans) st.src = (eng_token_span){(int32_t)i, (int32_t)(i + k)};
         i += k;
         normalize_char(&st, cp);
@@ -580,6 +629,10 @@ __attribute__((flatten)) eng_status
 eng__tokenize_spans(const eng__tokenizer *tok, const char *text, size_t len, int max_len,
                     int32_t *ids, eng_token_span *spans, int cap, int *n_ids, int *truncated)
 {
+    if (tok && tok->tj) {
+        if (tok->tj_max_len > 0 && max_len > tok->tj_max_len) max_len = tok->tj_max_len;
+        return eng__tokjson_encode(tok->tj, text, len, max_len, ids, spans, cap, n_ids, truncated);
+    }
     if (spans) return tokenize(tok, text, len, max_len, ids, spans, cap, n_ids, truncated);
     return tokenize(tok, text, len, max_len, ids, NULL, cap, n_ids, truncated);
 }

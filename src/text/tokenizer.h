@@ -1,6 +1,9 @@
-/* tokenizer.h: BERT WordPiece tokenization, exactly as Hugging Face's
- * BertTokenizer/BertTokenizerFast (BertNormalizer + BertPreTokenizer +
- * WordPiece + the [CLS] $A [SEP] template). */
+/* tokenizer.h: the one tokenizer interface of the text models (and of any
+ * kind that tokenizes text): either BERT WordPiece tokenization, exactly as
+ * Hugging Face's BertTokenizer/BertTokenizerFast (BertNormalizer +
+ * BertPreTokenizer + WordPiece + the [CLS] $A [SEP] template) on a fast
+ * streaming path, or a tokenizer.json run by the interpreter of tokjson.h
+ * (byte-level BPE, Unigram, ...). Both give Hugging Face's ids and offsets. */
 #ifndef ENG_TOKENIZER_H
 #define ENG_TOKENIZER_H
 
@@ -24,14 +27,20 @@ typedef struct eng__tokenizer eng__tokenizer;
  * or the vocabulary is empty. */
 eng_status eng__tokenizer_init(eng__tokenizer **out, const char *vocab, size_t vocab_len,
                                const eng__tok_config *cfg, char *err, size_t errlen);
+/* The interpreter on a tokenizer.json (json[0..len), see tokjson.h; err
+ * names an unsupported component). max_len > 0 caps every call's max_len
+ * (the model's limit), 0 leaves it to the caller. */
+eng_status eng__tokenizer_init_json(eng__tokenizer **out, const char *json, size_t len, int max_len,
+                                    char *err, size_t errlen);
 void eng__tokenizer_free(eng__tokenizer *tok);
 int eng__tokenizer_vocab_size(const eng__tokenizer *tok);
 /* The text of token id (*len bytes, not NUL-terminated) and whether it is a
  * special token ([CLS], [SEP], ...); NULL when id is out of range. */
 const char *eng__tokenizer_token(const eng__tokenizer *tok, int32_t id, size_t *len, int *special);
 
-/* Writes [CLS] tokens... [SEP] to ids, truncating to max_len ids in all (the
- * last one stays [SEP]; *truncated says so). cap must be >= 2 and max_len <= cap.
+/* Writes [CLS] tokens... [SEP] (or what the tokenizer.json's post-processor
+ * adds) to ids, truncating to max_len ids in all (the last one stays [SEP];
+ * *truncated says so). cap must be >= 2 and max_len <= cap.
  * ENG_ERR_UTF8 for invalid UTF-8 (overlong forms, surrogates, bytes past
  * U+10FFFF, truncated sequences, embedded NUL is allowed as a control char). */
 eng_status eng__tokenize(const eng__tokenizer *tok, const char *text, size_t len,

@@ -122,18 +122,18 @@ def main():
                    st_modules("cls", False, 24), "cls", (5, 6)))
 
     # For text input: embedding tables as large as tests/golden/tokjson's RoBERTa-like byte-level BPE (1761
-    # ids) and XLM-R-like Unigram (902) tokenizers, which test_roberta puts beside them; 128 tokens. Their own
-    # generator, so the models above keep their numbers.
+    # ids) and XLM-R-like Unigram (902) tokenizers, which test_roberta puts beside them; 48 tokens, so the
+    # longer texts are truncated. Their own generator, so the models above keep their numbers.
     t = torch.Generator().manual_seed(20261205)
     cfg = {"architectures": ["RobertaForSequenceClassification"], "model_type": "roberta", "vocab_size": 1761,
            "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
-           "hidden_act": "gelu", "max_position_embeddings": 130, "type_vocab_size": 1, "layer_norm_eps": 1e-5,
+           "hidden_act": "gelu", "max_position_embeddings": 50, "type_vocab_size": 1, "layer_norm_eps": 1e-5,
            "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "id2label": {"0": "NEG", "1": "POS"}}
     models.append(("roberta-text-f16", cfg, roberta_state(t, cfg, "roberta.", True, False), torch.float16,
                    {}, "logits", (0, 2)))
     cfg = {"architectures": ["XLMRobertaModel"], "model_type": "xlm-roberta", "vocab_size": 902,
            "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
-           "hidden_act": "gelu", "max_position_embeddings": 130, "type_vocab_size": 1, "layer_norm_eps": 1e-5,
+           "hidden_act": "gelu", "max_position_embeddings": 50, "type_vocab_size": 1, "layer_norm_eps": 1e-5,
            "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2}
     models.append(("xlmr-text-st-f16", cfg, roberta_state(t, cfg, "", False, True), torch.float16,
                    st_modules("mean", True, 16), "mean_norm", (0, 2)))

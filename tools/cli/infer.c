@@ -185,9 +185,9 @@ static int run_batch(runner *r, char **lines, const char **reason, int n)
     return failed;
 }
 
-/* Whether a text model carries a tokenizer: one converted without (the
- * RoBERTa family, for now) takes token ids only, which this command line does
- * not read. */
+/* Whether a text model carries a tokenizer: one converted without (a
+ * RoBERTa-family folder without tokenizer.json) takes token ids only, which
+ * this command line does not read. */
 static int has_tokenizer(const eng_model *m)
 {
     int32_t ids[8];

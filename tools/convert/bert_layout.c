@@ -367,6 +367,16 @@ eng_status cv_add_linear_weight(eng__writer *w, const char *name, const float *w
 
 eng_status cv_add_vocab(const cv_config *c, eng__writer *w, char *err, size_t errlen)
 {
+    if (c->tok_json) {
+        /* tokenizer.json verbatim (the interpreter reads it at load). */
+        if (c->tok_json_vocab > c->vocab_size)
+            return eng__errf(ENG_ERR_FORMAT, err, errlen,
+                             "tokenizer.json has ids up to %d but the embedding table only %d rows",
+                             c->tok_json_vocab - 1, c->vocab_size);
+        uint64_t shape[1] = {c->tok_json_len};
+        eng_status s = eng__writer_add(w, "tok.json", ENG_DT_U8, 1, shape, c->tok_json);
+        return s == ENG_OK ? s : eng__errf(s, err, errlen, "cannot store tokenizer.json");
+    }
     size_t n = 0;
     for (int i = 0; i < c->n_vocab; i++)
         n += strlen(c->vocab[i]) + (i > 0);

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "hf_config.h"
 #include "model_limits.h"
+#include "tokjson.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -132,6 +133,8 @@ static void free_strings(char **s, int n)
 
 void cv_config_free(cv_config *c)
 {
+    free(c->tok_json);
+    c->tok_json = NULL;
     free_strings(c->labels, c->n_labels);
     free_strings(c->vocab, c->n_vocab);
     c->labels = c->vocab = NULL;
@@ -218,7 +221,7 @@ static eng_status read_labels(cv_config *c, const cJSON *cfg, char *err, size_t 
 static const struct {
     const char *model_type, *classifier, *encoder; /* the architectures[0] accepted */
     const char *prefix, *head_dense, *head_out;
-    int roberta; /* positions from padding_idx + 1; no WordPiece tokenizer */
+    int roberta; /* positions from padding_idx + 1; tokenizer.json or none */
 } families[] = {
     {"bert", "BertForSequenceClassification", "BertModel", "bert", "pooler.dense", "classifier", 0},
     {"distilbert", "DistilBertForSequenceClassification", "DistilBertModel", "distilbert",
@@ -324,7 +327,13 @@ static eng_status read_model_config(cv_config *c, const cJSON *cfg, char *err, s
                              c->vocab_size);
         c->position_offset = padding_idx + 1;
         c->max_positions -= c->position_offset;
-        c->no_tokenizer = 1;
+        /* Its tokenizers (byte-level BPE, SentencePiece Unigram) are
+         * tokenizer.json's, run by the interpreter; a folder without one
+         * (vocab.json + merges.txt, sentencepiece.bpe.model) converts
+         * without a tokenizer: the model then takes token ids. */
+        char tj[2048];
+        snprintf(tj, sizeof tj, "%s/tokenizer.json", c->weights_dir);
+        c->no_tokenizer = !exists(tj);
     }
     if (c->hidden % c->heads != 0)
         return eng__errf(ENG_ERR_FORMAT, err, errlen, "hidden size %d is not a multiple of %d heads",
@@ -485,12 +494,95 @@ static void special(const cJSON *tc, const char *key, char *dst)
         snprintf(dst, CV_TOKEN_MAX, "%s", x->valuestring);
 }
 
+/* Whether the WordPiece fast path (src/text/tokenizer.c) gives the same ids
+ * as tokenizer.json: BertNormalizer, BertPreTokenizer, WordPiece, a
+ * [CLS] $A [SEP] post-processor, and no added tokens besides the specials
+ * the fast path matches (unk, cls, sep, pad and [MASK]). */
+static int wordpiece_fast_path(const cJSON *tj)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(tj, "model");
+    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(tj, "post_processor");
+    if (strcmp(get_str(cJSON_GetObjectItemCaseSensitive(tj, "normalizer"), "type", ""), "BertNormalizer") ||
+        strcmp(get_str(cJSON_GetObjectItemCaseSensitive(tj, "pre_tokenizer"), "type", ""), "BertPreTokenizer") ||
+        strcmp(get_str(m, "type", "WordPiece"), "WordPiece"))
+        return 0;
+    const char *pt = get_str(pp, "type", "");
+    const char *cls = "[CLS]", *sep = "[SEP]";
+    if (strcmp(pt, "BertProcessing") == 0) {
+        const cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(pp, "cls"), 0);
+        const cJSON *b = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(pp, "sep"), 0);
+        if (!cJSON_IsString(a) || !cJSON_IsString(b))
+            return 0;
+        cls = a->valuestring, sep = b->valuestring;
+    } else if (strcmp(pt, "TemplateProcessing") == 0) {
+        const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, 0), "SpecialToken");
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, 1), "Sequence");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, 2), "SpecialToken");
+        if (cJSON_GetArraySize(single) != 3 || !a || !q || !b || strcmp(get_str(q, "id", ""), "A"))
+            return 0;
+        cls = get_str(a, "id", ""), sep = get_str(b, "id", "");
+    } else {
+        return 0;
+    }
+    const char *unk = get_str(m, "unk_token", "[UNK]");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(tj, "added_tokens"))
+    {
+        const char *t = get_str(e, "content", "");
+        if (strcmp(t, unk) && strcmp(t, cls) && strcmp(t, sep) && strcmp(t, "[PAD]") && strcmp(t, "[MASK]"))
+            return 0;
+    }
+    return 1;
+}
+
+/* Parses tokenizer.json with the interpreter: unsupported components are
+ * refused by name here, at conversion, and the pipeline is kept for the
+ * report. Takes the text when the fast path cannot represent it. */
+static eng_status interpret_tokenizer_json(const char *dir, const cJSON *tj, cv_config *c, char *err,
+                                           size_t errlen)
+{
+    char path[2048];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    size_t len;
+    char *text = slurp(path, &len);
+    if (!text)
+        return eng__errf(ENG_ERR_IO, err, errlen, "cannot read %s: %s", path, strerror(errno));
+    eng__tokjson *t;
+    char terr[512];
+    eng_status s = eng__tokjson_init(&t, text, len, terr, sizeof terr);
+    if (s != ENG_OK) {
+        free(text);
+        return eng__errf(s, err, errlen, "%s: %s", path, terr);
+    }
+    eng__tokjson_describe(t, c->tok_pipeline, sizeof c->tok_pipeline);
+    c->tok_json_vocab = eng__tokjson_vocab_size(t);
+    eng__tokjson_free(t);
+    if (wordpiece_fast_path(tj)) {
+        free(text);
+        return ENG_OK;
+    }
+    free(c->tok_json);
+    c->tok_json = text;
+    c->tok_json_len = len;
+    return ENG_OK;
+}
+
 static eng_status read_tokenizer(const char *dir, cv_config *c, char *err, size_t errlen)
 {
     cJSON *tj, *tc;
     eng_status s = load_json(dir, "tokenizer.json", 1, &tj, err, errlen);
     if (s != ENG_OK)
         return s;
+    if (tj && (s = interpret_tokenizer_json(dir, tj, c, err, errlen)) != ENG_OK) {
+        cJSON_Delete(tj);
+        return s;
+    }
+    if (c->tok_json) {
+        /* Everything the engine needs is in the embedded file. */
+        cJSON_Delete(tj);
+        return ENG_OK;
+    }
     char path[2048];
     snprintf(path, sizeof path, "%s/vocab.txt", dir);
     if (exists(path))
@@ -649,6 +741,8 @@ char *cv_config_meta_json(const cv_config *c)
     cJSON_AddStringToObject(o, "weights", c->weights);
     if (c->no_tokenizer) {
         cJSON_AddStringToObject(tok, "type", "none");
+    } else if (c->tok_json) {
+        cJSON_AddStringToObject(tok, "type", "tokenizer.json");
     } else {
         cJSON_AddBoolToObject(tok, "lowercase", c->lowercase);
         cJSON_AddBoolToObject(tok, "strip_accents", c->strip_accents > 0);

@@ -31,12 +31,20 @@ typedef struct {
     char weights[8];        /* "fp32" or "int8": how the encoder's linear layers
                                are stored (cv_weights_check) */
     int normalize;
-    int no_tokenizer;       /* the folder has no tokenizer convert reads (the RoBERTa family
-                               for now): the file carries none, the model takes token ids */
+    int no_tokenizer;       /* the folder has no tokenizer convert reads (a RoBERTa-family
+                               folder without tokenizer.json): the file carries none, the
+                               model takes token ids */
     int lowercase, strip_accents, chinese_chars, max_chars_per_word;
     char unk[CV_TOKEN_MAX], cls[CV_TOKEN_MAX], sep[CV_TOKEN_MAX], pad[CV_TOKEN_MAX];
     char **vocab;           /* tokens in id order */
     int n_vocab;
+    /* tokenizer.json run by the interpreter (src/text/tokjson.h), embedded
+     * verbatim as "tok.json" when the WordPiece fast path cannot represent
+     * it (tok_json non-NULL; vocab is then unused). */
+    char *tok_json;
+    size_t tok_json_len;
+    int tok_json_vocab;     /* its largest id + 1 */
+    char tok_pipeline[1024];   /* the tokenizer.json pipeline, for convert's report */
     char source[512];       /* the HF folder or the synthetic model's name */
     char weights_dir[1024]; /* where config.json and the weights are */
 } cv_config;

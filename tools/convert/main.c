@@ -162,13 +162,16 @@ int main(int argc, char **argv)
         printf("  no tokenizer: the model takes token ids (%d embeddings), head %s, %d labels",
                c.vocab_size, c.head, c.n_labels);
     else
-        printf("  vocab %d tokens (%d embeddings), head %s, %d labels", c.n_vocab, c.vocab_size,
-               c.head, c.n_labels);
+        printf("  vocab %d tokens (%d embeddings), head %s, %d labels",
+               c.tok_json ? c.tok_json_vocab : c.n_vocab, c.vocab_size, c.head, c.n_labels);
     for (int i = 0; i < c.n_labels && i < 8; i++)
         printf("%s%s", i ? "," : " [", c.labels[i]);
     printf("%s\n", c.n_labels > 8 ? ",...]" : c.n_labels ? "]" : "");
     printf("  pooling %s%s, %d tensors, %llu bytes\n", c.pooling, c.normalize ? " + normalize" : "",
            r.n_tensors, (unsigned long long)r.bytes);
+    if (c.tok_pipeline[0])
+        printf("  tokenizer.json (%s): %s\n", c.tok_json ? "embedded, interpreter" : "WordPiece fast path",
+               c.tok_pipeline);
     printf("  weights %s%s\n", c.weights,
            strcmp(c.weights, "fp32") != 0
                ? " (encoder linear layers; embeddings, LayerNorms, biases and head fp32)"

@@ -1,0 +1,261 @@
+/* test_tokjson.c: the tokenizer.json interpreter (src/text/tokjson.c)
+ * against Hugging Face's tokenizers library on three small tokenizers made by
+ * tests/golden/tokjson/make_tokjson.sh (a RoBERTa-like byte-level BPE, a
+ * CLIP-like BPE with the </w> suffix, an XLM-R-like Unigram with a real
+ * SentencePiece Precompiled charsmap): ids and byte offsets identical on the
+ * SST-2 dev sentences, the hard strings and the added-token lines of
+ * texts.txt; and five more pipelines covering the other components on the
+ * hard strings. Plus truncation, invalid UTF-8 and components refused by name.
+ * With $ENGINE_SHARED (default ../shared) also: the interpreter on the
+ * sst2-bert-mini tokenizer.json gives the WordPiece fast path's ids and
+ * spans on every text (the two engines behind src/text/tokenizer.h agree);
+ * without it that part is skipped and the program exits 77.
+ * Run from the repository root. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer.h"
+#include "tokjson.h"
+
+#define DIR "tests/golden/tokjson/"
+#define MAX_IDS 4096
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap + 1);
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) buf = realloc(buf, (cap *= 2) + 1);
+    }
+    fclose(f);
+    if (buf) buf[n] = '\0', *len = n;
+    return buf;
+}
+
+static eng__tokjson *load(const char *name)
+{
+    char path[256], err[256];
+    snprintf(path, sizeof path, DIR "%s/tokenizer.json", name);
+    size_t len;
+    char *json = read_file(path, &len);
+    ck_assert_msg(json, "cannot read %s", path);
+    eng__tokjson *t = NULL;
+    eng_status s = eng__tokjson_init(&t, json, len, err, sizeof err);
+    free(json);
+    ck_assert_msg(s == ENG_OK, "%s: %s", path, err);
+    return t;
+}
+
+/* Every text of texts.txt (texts_hard.txt for the misc-* pipelines) against
+ * the name's golden.jsonl. */
+static void check_golden(const char *name)
+{
+    int misc = strncmp(name, "misc", 4) == 0;
+    eng__tokjson *t = load(name);
+    char path[256];
+    size_t tlen, glen;
+    char *texts = read_file(misc ? DIR "texts_hard.txt" : DIR "texts.txt", &tlen);
+    snprintf(path, sizeof path, DIR "%s/golden.jsonl", name);
+    char *gold = read_file(path, &glen);
+    ck_assert(texts && gold);
+    int32_t *ids = malloc(MAX_IDS * sizeof *ids);
+    eng_token_span *spans = malloc(MAX_IDS * sizeof *spans);
+    char *tp = texts, *gp = gold, *tend = texts + tlen, *gend = gold + glen;
+    int n_texts = 0, bad = 0;
+    while (tp < tend && gp < gend) {
+        /* memchr: some texts hold NUL bytes. */
+        char *tnl = memchr(tp, '\n', (size_t)(tend - tp)), *gnl = memchr(gp, '\n', (size_t)(gend - gp));
+        ck_assert(tnl && gnl);
+        *gnl = '\0';
+        cJSON *g = cJSON_Parse(gp);
+        ck_assert(g);
+        const cJSON *gids = cJSON_GetArrayItem(g, 0), *gsp = cJSON_GetArrayItem(g, 1);
+        int n = 0, trunc = 0;
+        eng_status s = eng__tokjson_encode(t, tp, (size_t)(tnl - tp), MAX_IDS, ids, spans, MAX_IDS, &n, &trunc);
+        int ok = s == ENG_OK && n == cJSON_GetArraySize(gids) && !trunc;
+        for (int i = 0; ok && i < n; i++) {
+            /* A null offset: the library's own offset lies past the text
+             * (byte_fallback counts a continuation prefix's bytes as text),
+             * so there is nothing to compare; the id still is. */
+            const cJSON *sp = cJSON_GetArrayItem(gsp, i), *a = cJSON_GetArrayItem(sp, 0), *b = cJSON_GetArrayItem(sp, 1);
+            ok = ids[i] == cJSON_GetArrayItem(gids, i)->valueint &&
+                 (cJSON_IsNull(a) || spans[i].start == a->valueint) && (cJSON_IsNull(b) || spans[i].stop == b->valueint);
+        }
+        if (!ok && bad++ < 5) {
+            fprintf(stderr, "%s text %d: %.*s\n  want %s\n  got ", name, n_texts + 1, (int)(tnl - tp), tp, gp);
+            for (int i = 0; i < n; i++) fprintf(stderr, "%d[%d,%d] ", ids[i], spans[i].start, spans[i].stop);
+            fprintf(stderr, "(status %d)\n", (int)s);
+        }
+        cJSON_Delete(g);
+        n_texts++;
+        tp = tnl + 1;
+        gp = gnl + 1;
+    }
+    ck_assert_msg(tp == tend && gp == gend, "%s: texts.txt and golden.jsonl differ in length", name);
+    ck_assert_msg(n_texts > (misc ? 200 : 1000), "%s: only %d texts", name, n_texts);
+    ck_assert_msg(bad == 0, "%s: %d of %d texts differ from Hugging Face", name, bad, n_texts);
+    free(ids);
+    free(spans);
+    free(texts);
+    free(gold);
+    eng__tokjson_free(t);
+}
+
+START_TEST(test_roberta_like) { check_golden("roberta-like"); }
+END_TEST
+
+START_TEST(test_clip_like) { check_golden("clip-like"); }
+END_TEST
+
+START_TEST(test_xlmr_like) { check_golden("xlmr-like"); }
+END_TEST
+
+/* The remaining components, a pipeline each (see make_tokjson.mjs). */
+START_TEST(test_misc)
+{
+    static const char *const names[] = {"misc-bpe-fallback", "misc-bpe-unk", "misc-unigram", "misc-split",
+                                        "misc-llama3"};
+    check_golden(names[_i]);
+}
+END_TEST
+
+/* Truncation keeps the template's tokens: the first max_len - 2 content ids,
+ * then </s>; invalid UTF-8 fails the text. */
+START_TEST(test_truncation_utf8)
+{
+    eng__tokjson *t = load("roberta-like");
+    const char *text = "it 's a charming and often affecting journey , with many words in it";
+    int32_t full[64], cut[8];
+    int n_full, n_cut, tr;
+    ck_assert_int_eq(eng__tokjson_encode(t, text, strlen(text), 64, full, NULL, 64, &n_full, &tr), ENG_OK);
+    ck_assert(!tr && n_full > 8);
+    ck_assert_int_eq(eng__tokjson_encode(t, text, strlen(text), 6, cut, NULL, 8, &n_cut, &tr), ENG_OK);
+    ck_assert(tr);
+    ck_assert_int_eq(n_cut, 6);
+    ck_assert_int_eq(memcmp(cut, full, 5 * sizeof *cut), 0);
+    ck_assert_int_eq(cut[5], full[n_full - 1]);
+    ck_assert_int_eq(eng__tokjson_encode(t, "a\xC0\x80", 3, 8, cut, NULL, 8, &n_cut, &tr), ENG_ERR_UTF8);
+    ck_assert_int_eq(eng__tokjson_encode(t, "a\xED\xA0\x80", 4, 8, cut, NULL, 8, &n_cut, &tr), ENG_ERR_UTF8);
+    size_t len;
+    int special;
+    ck_assert_int_eq(eng__tokjson_encode(t, "", 0, 8, cut, NULL, 8, &n_cut, &tr), ENG_OK);
+    ck_assert_int_eq(n_cut, 2);
+    const char *s = eng__tokjson_token(t, cut[0], &len, &special);
+    ck_assert(s && len == 3 && memcmp(s, "<s>", 3) == 0 && special);
+    ck_assert_int_eq(eng__tokjson_token_id(t, "<mask>", 6), eng__tokjson_vocab_size(t) - 1);
+    eng__tokjson_free(t);
+}
+END_TEST
+
+/* Unsupported components are refused by name. */
+START_TEST(test_refused)
+{
+    static const struct { const char *json, *want; } cases[] = {
+        {"{\"pre_tokenizer\":{\"type\":\"CharDelimiterSplit\"},\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}",
+         "pre_tokenizer type 'CharDelimiterSplit' is not supported"},
+        {"{\"normalizer\":{\"type\":\"Nmt\"},\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}",
+         "normalizer type 'Nmt' is not supported"},
+        {"{\"model\":{\"type\":\"WordLevel\",\"vocab\":{}}}", "model type 'WordLevel' is not supported"},
+        {"{\"model\":{\"type\":\"BPE\",\"dropout\":0.1,\"vocab\":{},\"merges\":[]}}", "BPE dropout is not supported"},
+        {"{\"post_processor\":{\"type\":\"Foo\"},\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}",
+         "post_processor type 'Foo' is not supported"},
+        {"{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(?<=a)b\"},\"behavior\":\"Isolated\"},"
+         "\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}",
+         "Split pattern: regex: group not supported"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a b\"]}}", "uses a token missing"},
+        {"[1,2]", "not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        eng__tokjson *t = NULL;
+        char err[256] = "";
+        eng_status s = eng__tokjson_init(&t, cases[i].json, strlen(cases[i].json), err, sizeof err);
+        ck_assert_msg(s != ENG_OK && !t, "case %zu accepted", i);
+        ck_assert_int_eq(s, strstr(cases[i].want, "not supported") ? ENG_ERR_UNSUPPORTED : ENG_ERR_FORMAT);
+        ck_assert_msg(strstr(err, cases[i].want), "case %zu: '%s' lacks '%s'", i, err, cases[i].want);
+    }
+}
+END_TEST
+
+static const char *shared_dir(void)
+{
+    const char *s = getenv("ENGINE_SHARED");
+    return s && *s ? s : "../shared";
+}
+
+/* BERT's tokenizer.json through the interpreter and its vocab.txt through
+ * the fast path: the same ids and spans on SST-2 dev and the hard texts. */
+START_TEST(test_bert_both_engines)
+{
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/models/sst2-bert-mini/tokenizer.json", shared_dir());
+    size_t jlen, vlen, tlen;
+    char *json = read_file(path, &jlen);
+    snprintf(path, sizeof path, "%s/models/sst2-bert-mini/vocab.txt", shared_dir());
+    char *vocab = read_file(path, &vlen);
+    char *texts = read_file(DIR "texts.txt", &tlen);
+    ck_assert(json && vocab && texts);
+    eng__tokenizer *interp, *fast;
+    ck_assert_msg(eng__tokenizer_init_json(&interp, json, jlen, 0, err, sizeof err) == ENG_OK, "%s", err);
+    const eng__tok_config cfg = {.lowercase = 1, .strip_accents = 1, .chinese_chars = 1, .max_chars_per_word = 100,
+                                 .unk = "[UNK]", .cls = "[CLS]", .sep = "[SEP]", .pad = "[PAD]"};
+    ck_assert_msg(eng__tokenizer_init(&fast, vocab, vlen, &cfg, err, sizeof err) == ENG_OK, "%s", err);
+    static int32_t a[MAX_IDS], b[MAX_IDS];
+    static eng_token_span sa[MAX_IDS], sb[MAX_IDS];
+    int n_texts = 0, bad = 0;
+    for (char *p = texts, *end = texts + tlen; p < end; n_texts++) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = (size_t)((nl ? nl : end) - p);
+        int na, nb, ta, tb;
+        /* 128: truncation too, as the models run. */
+        eng_status s1 = eng__tokenize_spans(interp, p, len, 128, a, sa, MAX_IDS, &na, &ta);
+        eng_status s2 = eng__tokenize_spans(fast, p, len, 128, b, sb, MAX_IDS, &nb, &tb);
+        int same = s1 == s2 && na == nb && ta == tb && !memcmp(a, b, (size_t)na * sizeof *a) &&
+                   !memcmp(sa, sb, (size_t)na * sizeof *sa);
+        if (!same && bad++ < 5) fprintf(stderr, "bert text %d differs: %.*s\n", n_texts + 1, (int)len, p);
+        p += len + 1;
+    }
+    ck_assert_int_gt(n_texts, 1000);
+    ck_assert_msg(bad == 0, "%d of %d texts differ between the engines", bad, n_texts);
+    eng__tokenizer_free(interp);
+    eng__tokenizer_free(fast);
+    free(json);
+    free(vocab);
+    free(texts);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tokjson");
+    TCase *tc = tcase_create("tokjson");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_roberta_like);
+    tcase_add_test(tc, test_clip_like);
+    tcase_add_test(tc, test_xlmr_like);
+    tcase_add_loop_test(tc, test_misc, 0, 5);
+    tcase_add_test(tc, test_truncation_utf8);
+    tcase_add_test(tc, test_refused);
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s/models/sst2-bert-mini/tokenizer.json", shared_dir());
+    FILE *f = fopen(probe, "rb");
+    int have_shared = f != NULL;
+    if (f) fclose(f);
+    if (have_shared) tcase_add_test(tc, test_bert_both_engines);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    if (failed) return 1;
+    if (!have_shared) {
+        printf("SKIP: %s not found (set ENGINE_SHARED); the BERT two-engine test did not run\n", probe);
+        return 77;
+    }
+    return 0;
+}
