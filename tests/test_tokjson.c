@@ -153,6 +153,27 @@ START_TEST(test_truncation_utf8)
 }
 END_TEST
 
+/* A word whose chars are all unknown to a BPE without unk_token gives no
+ * tokens (the library drops them), and the rest of the text still does. */
+START_TEST(test_bpe_all_unknown)
+{
+    static const char json[] = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},"
+                               "\"merges\":[\"a b\"]},\"pre_tokenizer\":{\"type\":\"WhitespaceSplit\"}}";
+    eng__tokjson *t;
+    char err[256];
+    ck_assert_msg(eng__tokjson_init(&t, json, strlen(json), err, sizeof err) == ENG_OK, "%s", err);
+    int32_t ids[8];
+    eng_token_span sp[8];
+    int n, tr;
+    ck_assert_int_eq(eng__tokjson_encode(t, "zz ab", 5, 8, ids, sp, 8, &n, &tr), ENG_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert(ids[0] == 2 && sp[0].start == 3 && sp[0].stop == 5);
+    ck_assert_int_eq(eng__tokjson_encode(t, "zz", 2, 8, ids, sp, 8, &n, &tr), ENG_OK);
+    ck_assert_int_eq(n, 0);
+    eng__tokjson_free(t);
+}
+END_TEST
+
 /* Unsupported components are refused by name. */
 START_TEST(test_refused)
 {
@@ -241,6 +262,7 @@ int main(void)
     tcase_add_loop_test(tc, test_misc, 0, 5);
     tcase_add_test(tc, test_truncation_utf8);
     tcase_add_test(tc, test_refused);
+    tcase_add_test(tc, test_bpe_all_unknown);
     char probe[4096];
     snprintf(probe, sizeof probe, "%s/models/sst2-bert-mini/tokenizer.json", shared_dir());
     FILE *f = fopen(probe, "rb");

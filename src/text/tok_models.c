@@ -552,7 +552,7 @@ static int bpe(const tok_model *m, twork *w, const tsplit *sp)
     for (;;) {
         int best = -1;
         int32_t br = INT32_MAX;
-        for (int i = 0; i >= 0; i = s[i].next)
+        for (int i = ns ? 0 : -1; i >= 0; i = s[i].next)
             if (s[i].rank < br) br = s[i].rank, best = i;
         if (best < 0) break;
         int nx = s[best].next;

@@ -321,7 +321,7 @@ static int legacy_class(int32_t c)
     return 0;
 }
 
-/* Rust's char::eng__tok_is_whitespace (the White_Space property). */
+/* Rust's char::is_whitespace (the White_Space property). */
 int eng__tok_is_whitespace(int32_t c)
 {
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
@@ -507,18 +507,16 @@ static void pretokenize_char(tok_state *st, int32_t cp)
     }
 }
 
-/* Lowercasing as Rust's char::to_lowercase: utf8proc's simple mapping, plus
- * the one unconditional multi-character mapping (U+0130 -> i + U+0307). */
+/* Lowercasing (Rust's char::to_lowercase, eng__tok_lower) when asked for. */
 static void lower_char(tok_state *st, int32_t cp)
 {
     if (!st->tok->cfg.lowercase) {
         pretokenize_char(st, cp);
-    } else if (cp == 0x130) {
-        pretokenize_char(st, 'i');
-        pretokenize_char(st, 0x307);
-    } else {
-        pretokenize_char(st, utf8proc_tolower(cp));
+        return;
     }
+    int32_t l[3];
+    int k = eng__tok_lower(cp, l);
+    for (int i = 0; i < k; i++) pretokenize_char(st, l[i]);
 }
 
 /* BertNormalizer for one raw code point, in Rust's order: clean_text, Chinese
