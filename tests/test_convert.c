@@ -641,7 +641,7 @@ START_TEST(refusals)
         {{.pfx = "bert.", .misshape = "classifier.bias"}, 0, 0, "classifier.bias"},
         {{.pfx = "bert."}, 1, 0, "out of range"},
         {{.pfx = "bert."}, 0, 1, "not valid JSON"},
-        {{.pfx = "bert.", .model_type = "roberta"}, 0, 0, "roberta"},
+        {{.pfx = "bert.", .model_type = "deberta-v2"}, 0, 0, "deberta-v2"},
         {{.pfx = "bert.", .arch = "RobertaForSequenceClassification"}, 0, 0,
          "RobertaForSequenceClassification"},
         {{.pfx = "bert.", .arch = "BertForMaskedLM"}, 0, 0, "BertForMaskedLM"},

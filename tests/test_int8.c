@@ -182,9 +182,11 @@ END_TEST
 
 static const char *TINY[] = {
     "bert-gelu-new-3labels",   "bert-legacy-bf16",       "distilbert-relu-bin",
-    "st-encoder-cls-norm-f16", "bert-encoder-mean-relu",
+    "st-encoder-cls-norm-f16", "bert-encoder-mean-relu", "roberta-cls-3labels",
+    "xlmr-cls-bin",            "xlmr-st-mean-norm-f16",  "camembert-st-cls-bf16",
+    "roberta-text-f16",        "xlmr-text-st-f16",
 };
-enum { N_TINY = sizeof TINY / sizeof TINY[0], MAX_ROWS = 16, MAX_IDS = 64, MAX_OUT = 64 };
+enum { N_TINY = sizeof TINY / sizeof TINY[0], MAX_ROWS = 16, MAX_IDS = 160, MAX_OUT = 64 };
 
 START_TEST(test_tiny_golden_models_in_int8)
 {

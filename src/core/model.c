@@ -132,7 +132,9 @@ eng_status eng_tokenize_spans(const eng_model *m, const char *text, size_t len, 
     eng_status s = m->kind->tokenize(m->impl, text, len, ids, spans, cap, n_ids, &trunc);
     if (s)
         return eng__fail(s, "%s",
-                         s == ENG_ERR_UTF8 ? "text is not valid UTF-8" : eng_status_str(s));
+                         s == ENG_ERR_UTF8          ? "text is not valid UTF-8"
+                         : s == ENG_ERR_UNSUPPORTED ? "this model has no tokenizer; pass token ids"
+                                                    : eng_status_str(s));
     if (truncated)
         *truncated = trunc;
     return ENG_OK;

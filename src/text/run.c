@@ -166,15 +166,31 @@ static eng_status run_texts(eng__text_ctx *c, const char *const *texts, int n, w
     return first;
 }
 
+/* A batch the model cannot run at all: every item fails with s, its outputs
+ * zero, so a caller reading item_status (the command line does) sees why. */
+static eng_status refuse_batch(eng__text_ctx *c, const eng__batch *b, eng_status s,
+                               const char *why)
+{
+    const int width = b->task == ENG_TASK_CLASSIFY ? c->model->n_labels : c->model->hidden;
+    const outputs o = {b->out, b->probs, b->labels};
+    for (int i = 0; i < b->n; i++) {
+        clear_item(&o, i, width);
+        if (b->item_status)
+            b->item_status[i] = s;
+    }
+    return eng__errf(s, c->error, ENG__ERROR_LEN, "%s", why);
+}
+
 eng_status eng__text_run(eng_ctx *ctx, const eng__batch *b)
 {
     eng__text_ctx *c = ctx->impl;
     if (b->input == ENG__IN_IMAGE_PATHS || b->input == ENG__IN_IMAGE_DATA)
-        return eng__errf(ENG_ERR_UNSUPPORTED, c->error, ENG__ERROR_LEN,
-                         "this is a text model: use eng_classify");
+        return refuse_batch(c, b, ENG_ERR_UNSUPPORTED, "this is a text model: use eng_classify");
     if (b->task == ENG_TASK_CLASSIFY && c->model->head == ENG_HEAD_NONE)
-        return eng__errf(ENG_ERR_UNSUPPORTED, c->error, ENG__ERROR_LEN,
-                         "this model has no classifier head: use eng_embed");
+        return refuse_batch(c, b, ENG_ERR_UNSUPPORTED,
+                            "this model has no classifier head: use eng_embed");
+    if (b->input != ENG__IN_IDS && !c->model->tok)
+        return refuse_batch(c, b, ENG_ERR_UNSUPPORTED, "this model has no tokenizer; pass token ids");
     const want w = b->task == ENG_TASK_CLASSIFY ? WANT_LOGITS : WANT_EMBEDDING;
     const outputs o = {b->out, b->probs, b->labels};
     return b->input == ENG__IN_IDS ? run_ids(c, b->seqs, b->n, w, &o, b->item_status)

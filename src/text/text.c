@@ -69,9 +69,18 @@ static const float *bind_f32(const eng__file *f, const char *name, int d0, int d
 
 static eng_status parse_config(eng__text_model *m, const cJSON *meta, char *err, size_t errlen)
 {
+    /* One encoder for all: what differs between them (RoBERTa's position
+     * offset, the heads' names) is settled at conversion (docs/FORMAT.md). */
+    static const char *const archs[] = {"bert", "distilbert", "roberta", "xlm-roberta",
+                                        "camembert"};
     const char *arch = meta_str(meta, "arch", "");
-    if (strcmp(arch, "bert") != 0 && strcmp(arch, "distilbert") != 0) {
-        snprintf(err, errlen, "unsupported architecture \"%s\" (this build runs bert, distilbert)",
+    size_t k = 0;
+    while (k < sizeof archs / sizeof archs[0] && strcmp(arch, archs[k]) != 0)
+        k++;
+    if (k == sizeof archs / sizeof archs[0]) {
+        snprintf(err, errlen,
+                 "unsupported architecture \"%s\" (this build runs bert, distilbert, roberta, "
+                 "xlm-roberta, camembert)",
                  arch);
         return ENG_ERR_UNSUPPORTED;
     }
@@ -207,6 +216,11 @@ static eng_status bind_tensors(eng__text_model *m, char *err, size_t errlen)
 static eng_status init_tokenizer(eng__text_model *m, const cJSON *meta, char *err, size_t errlen)
 {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(meta, "tokenizer");
+    /* "none": a model converted without a tokenizer (a RoBERTa-family
+     * folder without tokenizer.json) runs token ids; m->tok stays NULL and
+     * text input is refused. */
+    if (strcmp(meta_str(t, "type", ""), "none") == 0)
+        return ENG_OK;
     int json = strcmp(meta_str(t, "type", "wordpiece"), "tokenizer.json") == 0;
     const char *vname = json ? "tok.json" : "tok.vocab";
     const eng__file_tensor *v = eng__file_find(m->file, vname);
@@ -342,13 +356,15 @@ static const char *text_label(const void *impl, int i)
 static const char *text_token(const void *impl, int32_t id, size_t *len, int *special)
 {
     const eng__text_model *m = impl;
-    return eng__tokenizer_token(m->tok, id, len, special);
+    return m->tok ? eng__tokenizer_token(m->tok, id, len, special) : NULL;
 }
 
 static eng_status text_tokenize(const void *impl, const char *text, size_t len, int32_t *ids,
                                 eng_token_span *spans, int cap, int *n_ids, int *truncated)
 {
     const eng__text_model *m = impl;
+    if (!m->tok)
+        return ENG_ERR_UNSUPPORTED;   /* eng_tokenize_spans says why */
     int max_len = cap < m->max_positions ? cap : m->max_positions;
     return eng__tokenize_spans(m->tok, text, len, max_len, ids, spans, cap, n_ids, truncated);
 }

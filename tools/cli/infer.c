@@ -185,6 +185,16 @@ static int run_batch(runner *r, char **lines, const char **reason, int n)
     return failed;
 }
 
+/* Whether a text model carries a tokenizer: one converted without (a
+ * RoBERTa-family folder without tokenizer.json) takes token ids only, which
+ * this command line does not read. */
+static int has_tokenizer(const eng_model *m)
+{
+    int32_t ids[8];
+    int n;
+    return eng_tokenize(m, "a", 1, ids, 8, &n, NULL) != ENG_ERR_UNSUPPORTED;
+}
+
 static int run_command(command cmd, int argc, char **argv)
 {
     static const struct option long_opts[] = {
@@ -276,6 +286,12 @@ static int run_command(command cmd, int argc, char **argv)
         fprintf(stderr, "engine %s: unexpected argument %s (texts come on stdin)\n", name,
                 image_args[0]);
         rc = ENG_CLI_USAGE;
+    } else if (r.info.input == ENG_INPUT_TEXT && !has_tokenizer(model)) {
+        fprintf(stderr,
+                "engine %s: %s has no tokenizer: it takes token ids (eng_classify_ids, "
+                "eng_embed_ids), not text lines\n",
+                name, path);
+        rc = ENG_CLI_MODEL;
     } else if (cmd == CMD_CLASSIFY && r.info.n_labels == 0) {
         fprintf(stderr, "engine %s: %s has no classifier head; use embed\n", name, path);
         rc = ENG_CLI_MODEL;

@@ -23,7 +23,7 @@
  * can be checked once. */
 typedef struct {
     const src_tensors *s;
-    const char *pfx;     /* "bert." or "distilbert." when the checkpoint uses it */
+    const char *pfx;     /* "bert.", "distilbert." or "roberta." when the checkpoint uses it */
     const char *weights; /* the encoder's linear weights: "fp32", "bf16" or "int8" */
     eng__writer *w;
     int n_added;
@@ -181,10 +181,14 @@ static void qkv(lay *L, const char *const names[3], int layer, int64_t h)
 
 static void embeddings(lay *L, const cv_config *c, int bert)
 {
-    int64_t h = c->hidden, p = c->max_positions;
+    int64_t h = c->hidden, p = c->max_positions, off = c->position_offset;
     add(L, "emb.word", get(L, "embeddings.word_embeddings.weight", c->vocab_size, h),
         (uint64_t)c->vocab_size, (uint64_t)h);
-    float *pos = get(L, "embeddings.position_embeddings.weight", p, h);
+    float *pos = get(L, "embeddings.position_embeddings.weight", off + p, h);
+    /* RoBERTa's rows before padding_idx + 1 are never used by a sequence
+     * without padding: the engine's row i is the checkpoint's row off + i. */
+    if (pos && off)
+        memmove(pos, pos + off * h, (size_t)(p * h) * sizeof *pos);
     if (bert) {
         /* The engine always uses token type 0, so its embedding row is added
          * into every position row here, once. */
@@ -231,10 +235,13 @@ static void encoder_layer(lay *L, const cv_config *c, int bert, int i)
 
 /* The classification head, when the architecture (or, without one, the
  * checkpoint) has one: BERT's pooler + classifier, DistilBERT's
- * pre_classifier + classifier. */
+ * pre_classifier + classifier, RoBERTa's classifier.dense +
+ * classifier.out_proj (c->head_dense, c->head_out). */
 static void head(lay *L, cv_config *c, int bert)
 {
-    const src_tensor *cl = lookup(L, "classifier.weight");
+    char out_w[64];
+    snprintf(out_w, sizeof out_w, "%s.weight", c->head_out);
+    const src_tensor *cl = lookup(L, out_w);
     int want = c->classifier < 0 ? cl != NULL : c->classifier;
     snprintf(c->head, sizeof c->head, "%s", !want ? "none" : bert ? "bert_pooler" : "distilbert");
     if (!want) {
@@ -243,12 +250,12 @@ static void head(lay *L, cv_config *c, int bert)
         return;
     }
     if (!cl) {
-        L->st = eng__errf(ENG_ERR_FORMAT, L->err, L->errlen, "missing tensor classifier.weight");
+        L->st = eng__errf(ENG_ERR_FORMAT, L->err, L->errlen, "missing tensor %s", out_w);
         return;
     }
     int64_t n = cl->ndim == 2 ? cl->shape[0] : 0;
     if (n < 1 || n > ENG__MAX_LABELS) {
-        L->st = eng__errf(ENG_ERR_FORMAT, L->err, L->errlen, "classifier.weight has a malformed shape");
+        L->st = eng__errf(ENG_ERR_FORMAT, L->err, L->errlen, "%s has a malformed shape", out_w);
         return;
     }
     if (c->n_labels != 0 && c->n_labels != n) {
@@ -263,20 +270,21 @@ static void head(lay *L, cv_config *c, int bert)
     }
     /* The head stays fp32: it is a small share of the work and its output
      * is the result, so it gets no extra rounding. */
-    linear(L, bert ? "pooler.dense" : "pre_classifier", "head.dense", c->hidden, c->hidden,
-           "fp32");
-    linear(L, "classifier", "head.out", c->hidden, n, "fp32");
+    linear(L, c->head_dense, "head.dense", c->hidden, c->hidden, "fp32");
+    linear(L, c->head_out, "head.out", c->hidden, n, "fp32");
 }
 
 eng_status cv_layout_bert(cv_config *c, const src_tensors *s, eng__writer *w, int *n_added,
                           char *err, size_t errlen)
 {
-    int bert = strcmp(c->arch, "bert") == 0;
+    /* BERT's layer names (RoBERTa's too), or DistilBERT's. */
+    const int bert = strcmp(c->arch, "distilbert") != 0;
+    char pfx[24], probe[64];
+    snprintf(pfx, sizeof pfx, "%s.", c->prefix);
     lay L = {s, "", c->weights, w, 0, ENG_OK, err, errlen};
-    char probe[64];
-    snprintf(probe, sizeof probe, "%s.embeddings.word_embeddings.weight", c->arch);
+    snprintf(probe, sizeof probe, "%sembeddings.word_embeddings.weight", pfx);
     if (src_find(s, probe))
-        L.pfx = bert ? "bert." : "distilbert.";
+        L.pfx = pfx;
     embeddings(&L, c, bert);
     for (int i = 0; i < c->layers && L.st == ENG_OK; i++)
         encoder_layer(&L, c, bert, i);
@@ -437,13 +445,13 @@ eng_status cv_convert_hf_as(const char *dir, const char *weights, const char *ou
     eng__writer *w = s == ENG_OK ? eng__writer_new() : NULL;
     if (s == ENG_OK && !w)
         s = eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");
-    if (s == ENG_OK)
+    if (s == ENG_OK && !c->no_tokenizer)
         s = cv_add_vocab(c, w, err, errlen);
     if (s == ENG_OK)
         s = cv_layout_bert(c, &src, w, &r->n_tensors, err, errlen);
     src_free(&src);
     if (s == ENG_OK) {
-        r->n_tensors++;   /* tok.vocab */
+        r->n_tensors += !c->no_tokenizer;   /* tok.vocab */
         s = cv_save(c, w, out, r, err, errlen);
     }
     eng__writer_free(w);

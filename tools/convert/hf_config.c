@@ -105,6 +105,9 @@ void cv_config_init(cv_config *c)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->arch, sizeof c->arch, "bert");
+    snprintf(c->prefix, sizeof c->prefix, "bert");
+    snprintf(c->head_dense, sizeof c->head_dense, "pooler.dense");
+    snprintf(c->head_out, sizeof c->head_out, "classifier");
     snprintf(c->act, sizeof c->act, "gelu");
     snprintf(c->head, sizeof c->head, "none");
     snprintf(c->pooling, sizeof c->pooling, "mean");
@@ -210,33 +213,55 @@ static eng_status read_labels(cv_config *c, const cJSON *cfg, char *err, size_t 
     return s;
 }
 
-static const char *const supported_arch[] = {
-    "BertForSequenceClassification", "BertModel", "DistilBertForSequenceClassification",
-    "DistilBertModel",
+/* The model types the converter reads. RoBERTa, XLM-RoBERTa and CamemBERT
+ * are BERT's encoder under the "roberta." prefix, with positions counted from
+ * padding_idx + 1, one token type, and a head of classifier.dense (tanh) and
+ * classifier.out_proj on the first token: BERT's pooler + classifier under
+ * other names (transformers' RobertaClassificationHead). */
+static const struct {
+    const char *model_type, *classifier, *encoder; /* the architectures[0] accepted */
+    const char *prefix, *head_dense, *head_out;
+    int roberta; /* positions from padding_idx + 1; tokenizer.json or none */
+} families[] = {
+    {"bert", "BertForSequenceClassification", "BertModel", "bert", "pooler.dense", "classifier", 0},
+    {"distilbert", "DistilBertForSequenceClassification", "DistilBertModel", "distilbert",
+     "pre_classifier", "classifier", 0},
+    {"roberta", "RobertaForSequenceClassification", "RobertaModel", "roberta", "classifier.dense",
+     "classifier.out_proj", 1},
+    {"xlm-roberta", "XLMRobertaForSequenceClassification", "XLMRobertaModel", "roberta",
+     "classifier.dense", "classifier.out_proj", 1},
+    {"camembert", "CamembertForSequenceClassification", "CamembertModel", "roberta",
+     "classifier.dense", "classifier.out_proj", 1},
 };
+enum { N_FAMILIES = sizeof families / sizeof families[0] };
 
 static eng_status read_model_config(cv_config *c, const cJSON *cfg, char *err, size_t errlen)
 {
     const char *mt = get_str(cfg, "model_type", NULL);
     if (!mt)
         return eng__errf(ENG_ERR_FORMAT, err, errlen, "config.json has no model_type");
-    if (strcmp(mt, "bert") != 0 && strcmp(mt, "distilbert") != 0)
+    size_t fam = 0;
+    while (fam < N_FAMILIES && strcmp(mt, families[fam].model_type) != 0)
+        fam++;
+    if (fam == N_FAMILIES)
         return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen,
-                    "unsupported model_type '%s' (bert and distilbert are)", mt);
+                         "unsupported model_type '%s' (bert, distilbert, roberta, xlm-roberta and "
+                         "camembert are)",
+                         mt);
     snprintf(c->arch, sizeof c->arch, "%s", mt);
-    int distil = strcmp(mt, "distilbert") == 0;
+    snprintf(c->prefix, sizeof c->prefix, "%s", families[fam].prefix);
+    snprintf(c->head_dense, sizeof c->head_dense, "%s", families[fam].head_dense);
+    snprintf(c->head_out, sizeof c->head_out, "%s", families[fam].head_out);
+    const int distil = strcmp(mt, "distilbert") == 0, roberta = families[fam].roberta;
 
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(cfg, "architectures"), *a;
     if (cJSON_IsArray(archs) && cJSON_GetArraySize(archs) > 0) {
         a = cJSON_GetArrayItem(archs, 0);
         const char *name = cJSON_IsString(a) ? a->valuestring : "?";
-        size_t k = 0;
-        while (k < 4 && strcmp(name, supported_arch[k]) != 0)
-            k++;
-        if (k == 4 || (k >= 2) != distil)
+        if (strcmp(name, families[fam].classifier) != 0 && strcmp(name, families[fam].encoder) != 0)
             return eng__errf(ENG_ERR_UNSUPPORTED, err, errlen,
                         "unsupported architecture '%s' for model_type %s", name, mt);
-        c->classifier = k == 0 || k == 2;
+        c->classifier = strcmp(name, families[fam].classifier) == 0;
     } else {
         c->classifier = -1;   /* unknown: decided by the checkpoint's tensors */
     }
@@ -285,12 +310,37 @@ static eng_status read_model_config(cv_config *c, const cJSON *cfg, char *err, s
                      errlen)) ||
         (s = get_int(cfg, "vocab_size", 30522, ENG__MAX_VOCAB, &c->vocab_size, err, errlen)))
         return s;
+    if (roberta) {
+        /* transformers' create_position_ids_from_input_ids: token i of a
+         * sequence (no padding inside it) is at position padding_idx + 1 + i,
+         * so max_position_embeddings - padding_idx - 1 tokens fit (514 - 2 =
+         * 512 for roberta-base). */
+        const cJSON *pad = cJSON_GetObjectItemCaseSensitive(cfg, "pad_token_id");
+        if (pad && (!cJSON_IsNumber(pad) || pad->valuedouble < 0 ||
+                    pad->valuedouble != (double)(int)pad->valuedouble))
+            return eng__errf(ENG_ERR_FORMAT, err, errlen,
+                             "config.json: pad_token_id must be an integer >= 0");
+        const int padding_idx = pad ? (int)pad->valuedouble : 1; /* RobertaConfig's default */
+        if (padding_idx >= c->vocab_size)
+            return eng__errf(ENG_ERR_FORMAT, err, errlen,
+                             "config.json: pad_token_id %d is not below vocab_size %d", padding_idx,
+                             c->vocab_size);
+        c->position_offset = padding_idx + 1;
+        c->max_positions -= c->position_offset;
+        /* Its tokenizers (byte-level BPE, SentencePiece Unigram) are
+         * tokenizer.json's, run by the interpreter; a folder without one
+         * (vocab.json + merges.txt, sentencepiece.bpe.model) converts
+         * without a tokenizer: the model then takes token ids. */
+        char tj[2048];
+        snprintf(tj, sizeof tj, "%s/tokenizer.json", c->weights_dir);
+        c->no_tokenizer = !exists(tj);
+    }
     if (c->hidden % c->heads != 0)
         return eng__errf(ENG_ERR_FORMAT, err, errlen, "hidden size %d is not a multiple of %d heads",
                     c->hidden, c->heads);
     if (c->max_positions < 2)
         return eng__errf(ENG_ERR_FORMAT, err, errlen, "max_position_embeddings %d leaves no room for text",
-                    c->max_positions);
+                    c->max_positions + c->position_offset);
     return read_labels(c, cfg, err, errlen);
 }
 
@@ -646,7 +696,7 @@ eng_status cv_config_read(const char *dir, cv_config *c, char *err, size_t errle
         s = read_model_config(c, cfg, err, errlen);
     cJSON_Delete(cfg);
     /* sentence-transformers keeps the tokenizer beside the transformer. */
-    if (s == ENG_OK)
+    if (s == ENG_OK && !c->no_tokenizer)
         s = read_tokenizer(c->weights_dir, c, err, errlen);
     if (s == ENG_OK && c->n_vocab > c->vocab_size)
         s = eng__errf(ENG_ERR_FORMAT, err, errlen,
@@ -679,6 +729,8 @@ char *cv_config_meta_json(const cv_config *c)
     cJSON_AddNumberToObject(o, "heads", c->heads);
     cJSON_AddNumberToObject(o, "intermediate", c->intermediate);
     cJSON_AddNumberToObject(o, "max_positions", c->max_positions);
+    if (c->position_offset)
+        cJSON_AddNumberToObject(o, "position_offset", c->position_offset);
     cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
     cJSON_AddStringToObject(o, "act", c->act);
     cJSON_AddNumberToObject(o, "ln_eps", c->ln_eps);
@@ -687,7 +739,9 @@ char *cv_config_meta_json(const cv_config *c)
     cJSON_AddStringToObject(o, "pooling", c->pooling);
     cJSON_AddBoolToObject(o, "normalize", c->normalize);
     cJSON_AddStringToObject(o, "weights", c->weights);
-    if (c->tok_json) {
+    if (c->no_tokenizer) {
+        cJSON_AddStringToObject(tok, "type", "none");
+    } else if (c->tok_json) {
         cJSON_AddStringToObject(tok, "type", "tokenizer.json");
     } else {
         cJSON_AddBoolToObject(tok, "lowercase", c->lowercase);

@@ -12,8 +12,14 @@
 #define CV_TOKEN_MAX 64
 
 typedef struct {
-    char arch[16];          /* "bert" or "distilbert" */
-    int hidden, layers, heads, intermediate, max_positions, vocab_size;
+    char arch[16];          /* config.json's model_type: "bert", "distilbert", "roberta",
+                               "xlm-roberta" or "camembert" */
+    char prefix[16];        /* the checkpoint's base model prefix ("bert", "roberta", ...) */
+    char head_dense[32], head_out[32]; /* the classification head's Linear layers */
+    int hidden, layers, heads, intermediate, vocab_size;
+    int max_positions;      /* the engine's: the longest sequence, position_offset excluded */
+    int position_offset;    /* position i is row position_offset + i of the checkpoint's
+                               position embeddings: 0, or RoBERTa's padding_idx + 1 */
     int type_vocab_size;    /* BERT's token_type_embeddings rows */
     char act[16];           /* engine name: "gelu", "gelu_tanh" or "relu" */
     double ln_eps;
@@ -25,6 +31,9 @@ typedef struct {
     char weights[8];        /* "fp32" or "int8": how the encoder's linear layers
                                are stored (cv_weights_check) */
     int normalize;
+    int no_tokenizer;       /* the folder has no tokenizer convert reads (a RoBERTa-family
+                               folder without tokenizer.json): the file carries none, the
+                               model takes token ids */
     int lowercase, strip_accents, chinese_chars, max_chars_per_word;
     char unk[CV_TOKEN_MAX], cls[CV_TOKEN_MAX], sep[CV_TOKEN_MAX], pad[CV_TOKEN_MAX];
     char **vocab;           /* tokens in id order */

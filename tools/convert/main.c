@@ -153,10 +153,17 @@ int main(int argc, char **argv)
         return EXIT_FAILED;
     }
     printf("converted %s -> %s\n", c.source, out);
-    printf("  arch %s, %d layers, hidden %d, %d heads, ffn %d, %d positions, act %s\n", c.arch,
-           c.layers, c.hidden, c.heads, c.intermediate, c.max_positions, c.act);
-    printf("  vocab %d tokens (%d embeddings), head %s, %d labels", c.tok_json ? c.tok_json_vocab : c.n_vocab,
-           c.vocab_size, c.head, c.n_labels);
+    printf("  arch %s, %d layers, hidden %d, %d heads, ffn %d, %d positions", c.arch, c.layers,
+           c.hidden, c.heads, c.intermediate, c.max_positions);
+    if (c.position_offset)
+        printf(" (from row %d)", c.position_offset);
+    printf(", act %s\n", c.act);
+    if (c.no_tokenizer)
+        printf("  no tokenizer: the model takes token ids (%d embeddings), head %s, %d labels",
+               c.vocab_size, c.head, c.n_labels);
+    else
+        printf("  vocab %d tokens (%d embeddings), head %s, %d labels",
+               c.tok_json ? c.tok_json_vocab : c.n_vocab, c.vocab_size, c.head, c.n_labels);
     for (int i = 0; i < c.n_labels && i < 8; i++)
         printf("%s%s", i ? "," : " [", c.labels[i]);
     printf("%s\n", c.n_labels > 8 ? ",...]" : c.n_labels ? "]" : "");
