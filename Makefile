@@ -267,7 +267,8 @@ python: $(SHARED_LIB)
 # library instrumented for coverage with fuzzer-no-link). `make fuzz` runs
 # each for FUZZ_SECONDS on a working copy of its seeds (fuzz/corpus/NAME, kept
 # small and committed; what a run adds stays in build/fuzz/corpus/NAME).
-# A crash stops the run with the input in build/fuzz/crash-NAME-*.
+# A crash stops the run with the input in build/fuzz/crash-NAME-*. A harness
+# may have a libFuzzer dictionary, fuzz/fuzz_NAME.dict.
 FUZZ_SECONDS ?= 10
 FUZZ_CC ?= clang
 FUZZ_NAMES := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
@@ -278,12 +279,15 @@ fuzz:
 	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CUDA=0 OPT="-O1 -g" SAN_FLAGS="$(FUZZ_SAN)" fuzz-run
 fuzz-build: $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_NAMES))
 $(BUILD)/fuzz_%: fuzz/fuzz_%.c $(CONVERT_LIB) $(LIB)
-	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer $(filter %.c %.a,$^) -o $@ $(LIBS) -lz
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer $(filter %.c,$^) $(filter %.a,$^) -o $@ $(LIBS) -lz
+# fuzz_http links engine serve's request handling (no libmicrohttpd calls).
+$(BUILD)/fuzz_http: $(addprefix tools/serve/,request.c routes_tei.c routes_kserve.c buf.c)
 fuzz-run: fuzz-build
 	@set -e; for n in $(FUZZ_NAMES); do \
 	  mkdir -p $(BUILD)/corpus/$$n; cp fuzz/corpus/$$n/* $(BUILD)/corpus/$$n/ 2>/dev/null || true; \
 	  echo "fuzz $$n: $(FUZZ_SECONDS) s"; \
 	  $(BUILD)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1 \
+	    $$(test -f fuzz/fuzz_$$n.dict && echo -dict=fuzz/fuzz_$$n.dict) \
 	    -artifact_prefix=$(BUILD)/crash-$$n- $(BUILD)/corpus/$$n 2>$(BUILD)/fuzz_$$n.log \
 	    || { tail -n 60 $(BUILD)/fuzz_$$n.log; exit 1; }; \
 	  grep -E '^stat::(number_of_executed_units|new_units_added)' $(BUILD)/fuzz_$$n.log | tr -s ' \n' '  '; \
