@@ -294,6 +294,17 @@ fuzz-run: fuzz-build
 	  echo "corpus: $$(ls $(BUILD)/corpus/$$n | wc -l) files"; \
 	done
 
+# A long campaign: every harness FUZZ_MINUTES, FUZZ_JOBS at a time, at nice
+# 19, growing FUZZ_OUT/corpus/NAME; FUZZ_OUT/summary.md is its table
+# (scripts/fuzz-campaign.sh says more).
+FUZZ_MINUTES ?= 30
+FUZZ_JOBS ?= 2
+FUZZ_OUT ?= build/fuzz-campaign
+.PHONY: fuzz-campaign
+fuzz-campaign:
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CUDA=0 OPT="-O1 -g" SAN_FLAGS="$(FUZZ_SAN)" fuzz-build
+	scripts/fuzz-campaign.sh -m $(FUZZ_MINUTES) -j $(FUZZ_JOBS) -b build/fuzz -o $(FUZZ_OUT) $(FUZZ_NAMES)
+
 # The tests built with clang and its UBSan, in build-clang/: clang warns and
 # checks where gcc does not (-Wcast-align, offsets applied to NULL).
 .PHONY: clang
