@@ -94,8 +94,8 @@ void srv_req_headers(srv_req *r, const srv_headers *h)
     if (t) {
         char *end;
         long long v = strtoll(t, &end, 10);
-        if (end != t && !*end && v > 0)
-            r->timeout_us = v * 1000;
+        if (end != t && !*end && v > 0)   /* the scheduler reads one past its range as none */
+            r->timeout_us = v < INT64_MAX / 1000 ? v * 1000 : INT64_MAX;
     }
     const char *p = h->priority;
     if (p) {
