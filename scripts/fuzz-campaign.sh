@@ -59,7 +59,7 @@ summary() {
         echo
         echo "| harness | seconds | executions | exec/s | corpus files | crashes |"
         echo "|---|---:|---:|---:|---:|---:|"
-        cat "$out"/rows/* 2>/dev/null
+        cat "$out"/rows/* 2>/dev/null || true   # none yet at the start
     } > "$out/summary.md.tmp" && mv "$out/summary.md.tmp" "$out/summary.md"
 }
 
