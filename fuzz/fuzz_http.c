@@ -3,9 +3,10 @@
  * "Name: value" header lines, an empty line and the body. It goes through
  * the same calls as http_server.c: headers, route and early checks, body
  * parse (TEI, OpenAI, KServe v2 JSON, raw images), and, for a request that
- * parses, the answer formatted from made-up finite results as if every item
- * had run. Every answer and error body must parse back as JSON, and every
- * status must be one /metrics counts.
+ * parses, its texts' UTF-8 check (against utf8proc's decoder) and the answer
+ * formatted from made-up finite results as if every item had run. Every
+ * answer and error body must parse back as JSON, and every status must be
+ * one /metrics counts.
  *
  * Models: the tiny BERT of the eng_load seeds (FUZZ_HTTP_MODEL overrides the
  * path, relative to the repository root where `make fuzz` runs), so /tokenize
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <utf8proc.h>
 
 #include "../tools/serve/serve.h"   /* the server's own header, not an include path */
 
@@ -102,6 +104,20 @@ static void fake_results(srv_req *r)
         it->label = r->task == ENG_TASK_CLASSIFY && nl > 0 ? (int)(it->len % (size_t)nl) : -1;
         it->n_tokens = (int)(it->len % 512);
     }
+}
+
+/* utf8proc's decoder, the reference for the server's UTF-8 check. */
+static int utf8proc_valid(const char *text, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)text + i,
+                                              (utf8proc_ssize_t)(n - i), &cp);
+        if (k <= 0)
+            return 0;
+        i += (size_t)k;
+    }
+    return 1;
 }
 
 /* One input line (up to '\n', without a '\r' before it), NUL-terminated in
@@ -199,6 +215,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (!r->err_code) {
             if (r->n < 1 || r->width < 0)
                 die("parsed without items", r->url, strlen(r->url));
+            for (int i = 0; i < r->n; i++) {   /* what submit_all checks first */
+                const srv_item *it = &r->items[i];
+                if (!it->image && srv_utf8_valid((const unsigned char *)it->data, it->len) !=
+                                      utf8proc_valid(it->data, it->len))
+                    die("the UTF-8 check disagrees with utf8proc", it->data, it->len);
+            }
             fake_results(r);
             srv_req_format(r, &b);
             check_json(&b, "answer is not JSON");

@@ -209,33 +209,6 @@ static void on_done(const eng_sched_result *res)
     req_unref(r);
 }
 
-/* Strict UTF-8 (no overlong forms, surrogates or values past U+10FFFF):
- * checked here so that the failing input's index is known, for every model. */
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
-        if (c < 0xC2 || c > 0xF4 || k >= n - i)
-            return 0;
-        unsigned cp = c & (0x3Fu >> k);
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + j] & 0x3Fu);
-        }
-        if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 static void fail_status(srv_req *r, int i, eng_status st)
 {
     switch (st) {
@@ -282,7 +255,7 @@ static int submit_all(srv_req *r)
         it->r = r;
         it->vals = r->vals + (size_t)i * r->width;
         it->label = -1;
-        if (!it->image && !utf8_valid((const unsigned char *)it->data, it->len)) {
+        if (!it->image && !srv_utf8_valid((const unsigned char *)it->data, it->len)) {
             srv_fail(r, 422, "validation", "Input validation error: input %d is not valid UTF-8", i);
             return 1;
         }

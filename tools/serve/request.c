@@ -231,6 +231,34 @@ int srv_req_parse(srv_req *r)
     return r->route == R_INFER ? kserve_parse(r) : tei_parse(r);
 }
 
+/* Strict UTF-8 (no overlong forms, surrogates or values past U+10FFFF):
+ * checked by the server before a text is submitted, so that the failing
+ * input's index is known, for every model. */
+int srv_utf8_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+        if (c < 0xC2 || c > 0xF4 || k >= n - i)
+            return 0;
+        unsigned cp = c & (0x3Fu >> k);
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + j] & 0x3Fu);
+        }
+        if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
 void srv_req_format(srv_req *r, buf *out)
 {
     if (r->route == R_INFER)

@@ -196,6 +196,8 @@ srv_early srv_req_route(srv_req *r, const char *method, const srv_headers *h);
 int srv_req_parse(srv_req *r);
 /* Every item answered ENG_OK: the route's JSON answer. */
 void srv_req_format(srv_req *r, buf *out);
+/* Strict UTF-8: what a text item is checked for before it is submitted. */
+int srv_utf8_valid(const unsigned char *s, size_t n);
 void srv_error_body(buf *out, const char *type, const char *msg);
 void srv_req_free(srv_req *r);
 
