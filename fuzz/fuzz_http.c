@@ -213,7 +213,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!r->err_code)
                 check_json(&b, "/tokenize answer is not JSON");
         } else if (!r->err_code) {
-            if (r->n < 1 || r->width < 0)
+            if (r->n < 1)
                 die("parsed without items", r->url, strlen(r->url));
             for (int i = 0; i < r->n; i++) {   /* what submit_all checks first */
                 const srv_item *it = &r->items[i];

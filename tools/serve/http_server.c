@@ -1,4 +1,5 @@
-/* http_server.c: the libmicrohttpd side of `engine serve`: routing, reading
+/* http_server.c: the libmicrohttpd side of `engine serve`: feeding a
+ * request's headers and body to request.c (routing, checks, parsing), reading
  * bodies under the payload limit, submitting items to the scheduler with a
  * completion callback, suspending the connection until the last one is back,
  * and answering (serve.h describes the flow). */
