@@ -51,7 +51,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(m->name, sizeof m->name, "img");
     m->info = (eng_model_info){.arch = "resnet", .input = ENG_INPUT_IMAGE, .weights = "none",
                                .n_labels = 7, .max_positions = 0};
-    for (int i = 0; i < 3; i++) {   /* as serve_main.c's load_model */
+    /* The image model's names need escaping; NULL is LABEL_i. */
+    static const char *img_labels[7] = {"tench", "a \"quoted\"\n\\ label", NULL, "\xff\xfe",
+                                        "\x01ctl", "", "\xe4\xb8\xad"};
+    static const char *tiny_labels[64];
+    if (models[0].info.n_labels > 64)
+        die("the model has more labels than the harness holds", path, strlen(path));
+    for (int k = 0; k < models[0].info.n_labels && k < 64; k++)
+        tiny_labels[k] = eng_model_label(models[0].model, k);
+    static const char *null_labels[2];
+    models[0].labels = tiny_labels;
+    models[1].labels = null_labels;
+    models[2].labels = img_labels;
+    for (int i = 0; i < 3; i++) {   /* as backend_local.c's load_model and local_open */
         models[i].width_classify = 2 * models[i].info.n_labels;
         models[i].width_embed = models[i].info.hidden;
     }

@@ -44,6 +44,46 @@ void srv_fail(srv_req *r, int code, const char *type, const char *fmt, ...)
     va_end(ap);
 }
 
+void srv_fail_status(srv_req *r, int i, eng_status st)
+{
+    switch (st) {
+    case ENG_ERR_OVERLOADED:
+        srv_fail(r, 429, "overloaded", "Model is overloaded: the queue is full");
+        break;
+    case ENG_ERR_SHUTDOWN:
+        srv_fail(r, 503, "unhealthy", "The server is shutting down");
+        break;
+    case ENG_ERR_TIMEOUT:
+        srv_fail(r, 504, "timeout", "Input %d: the deadline passed while it was queued", i);
+        break;
+    case ENG_ERR_TOO_LONG:
+        if (!r->truncate && !r->items[i].image) {
+            srv_fail(r, 422, "validation",
+                     "Input validation error: input %d is longer than the model's %d tokens "
+                     "(set truncate to true to cut it)",
+                     i, r->m->info.max_positions);
+            break;
+        }
+        /* fall through */
+    case ENG_ERR_UTF8:
+    case ENG_ERR_INVALID_ARG:
+    case ENG_ERR_UNSUPPORTED:
+        srv_fail(r, 422, "validation", "Input validation error: input %d: %s", i,
+                 eng_status_str(st));
+        break;
+    case ENG_ERR_FORMAT:
+    case ENG_ERR_IO:
+        srv_fail(r, 422, "validation", "Input %d: the image does not decode: %s", i,
+                 eng_status_str(st));
+        break;
+    case ENG_ERR_NO_DEVICE:   /* a gateway's: no worker answered in time */
+        srv_fail(r, 503, "unhealthy", "Input %d: no worker answered in time", i);
+        break;
+    default:
+        srv_fail(r, 500, "backend", "Input %d: %s", i, eng_status_str(st));
+    }
+}
+
 srv_model *srv_find_model(srv *s, const char *name, size_t len)
 {
     for (int i = 0; i < s->n_models; i++)
@@ -58,6 +98,8 @@ void srv_req_free(srv_req *r)
         cJSON_Delete(r->json);
     for (int i = 0; i < r->n_owned; i++)
         free(r->owned[i]);
+    for (int i = 0; r->items && i < r->n; i++)
+        free(r->items[i].json);
     free(r->owned);
     free(r->items);
     free(r->vals);
