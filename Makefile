@@ -273,7 +273,8 @@ python: $(SHARED_LIB)
 # library instrumented for coverage with fuzzer-no-link). `make fuzz` runs
 # each for FUZZ_SECONDS on a working copy of its seeds (fuzz/corpus/NAME, kept
 # small and committed; what a run adds stays in build/fuzz/corpus/NAME).
-# A crash stops the run with the input in build/fuzz/crash-NAME-*.
+# A crash stops the run with the input in build/fuzz/crash-NAME-*. A harness
+# may have a libFuzzer dictionary, fuzz/fuzz_NAME.dict.
 FUZZ_SECONDS ?= 10
 FUZZ_CC ?= clang
 FUZZ_NAMES := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
@@ -284,7 +285,9 @@ fuzz:
 	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CUDA=0 OPT="-O1 -g" SAN_FLAGS="$(FUZZ_SAN)" fuzz-run
 fuzz-build: $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_NAMES))
 $(BUILD)/fuzz_%: fuzz/fuzz_%.c $(CONVERT_LIB) $(LIB)
-	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer $(filter %.c %.a,$^) -o $@ $(LIBS) -lz
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer $(filter %.c,$^) $(filter %.a,$^) -o $@ $(LIBS) -lz
+# fuzz_http links engine serve's request handling (no libmicrohttpd calls).
+$(BUILD)/fuzz_http: $(addprefix tools/serve/,request.c routes_tei.c routes_kserve.c buf.c)
 # The Redis wire parser (tools/serve): its two files beside the harness.
 $(BUILD)/fuzz_redis_wire: tools/serve/redis_wire.c tools/serve/buf.c
 $(BUILD)/fuzz_redis_wire: CFLAGS_ALL += -Itools/serve
@@ -293,11 +296,23 @@ fuzz-run: fuzz-build
 	  mkdir -p $(BUILD)/corpus/$$n; cp fuzz/corpus/$$n/* $(BUILD)/corpus/$$n/ 2>/dev/null || true; \
 	  echo "fuzz $$n: $(FUZZ_SECONDS) s"; \
 	  $(BUILD)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1 \
+	    $$(test -f fuzz/fuzz_$$n.dict && echo -dict=fuzz/fuzz_$$n.dict) \
 	    -artifact_prefix=$(BUILD)/crash-$$n- $(BUILD)/corpus/$$n 2>$(BUILD)/fuzz_$$n.log \
 	    || { tail -n 60 $(BUILD)/fuzz_$$n.log; exit 1; }; \
 	  grep -E '^stat::(number_of_executed_units|new_units_added)' $(BUILD)/fuzz_$$n.log | tr -s ' \n' '  '; \
 	  echo "corpus: $$(ls $(BUILD)/corpus/$$n | wc -l) files"; \
 	done
+
+# A long campaign: every harness FUZZ_MINUTES, FUZZ_JOBS at a time, at nice
+# 19, growing FUZZ_OUT/corpus/NAME; FUZZ_OUT/summary.md is its table
+# (scripts/fuzz-campaign.sh says more).
+FUZZ_MINUTES ?= 30
+FUZZ_JOBS ?= 2
+FUZZ_OUT ?= build/fuzz-campaign
+.PHONY: fuzz-campaign
+fuzz-campaign:
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CUDA=0 OPT="-O1 -g" SAN_FLAGS="$(FUZZ_SAN)" fuzz-build
+	scripts/fuzz-campaign.sh -m $(FUZZ_MINUTES) -j $(FUZZ_JOBS) -b build/fuzz -o $(FUZZ_OUT) $(FUZZ_NAMES)
 
 # The tests built with clang and its UBSan, in build-clang/: clang warns and
 # checks where gcc does not (-Wcast-align, offsets applied to NULL).

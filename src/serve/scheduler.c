@@ -777,7 +777,11 @@ static eng_status enqueue(eng_sched *s, const int32_t *ids, int n_ids, const voi
                           size_t size, const eng_sched_req *req, eng_sched_ticket **ticket)
 {
     int64_t t = now_ns();
-    int64_t deadline = req->timeout_us > 0 ? t + req->timeout_us * 1000 : NO_DEADLINE;
+    /* A timeout past the clock's range (from about 106 days on) is no
+     * deadline, not an overflow into the past. */
+    int64_t deadline = req->timeout_us > 0 && req->timeout_us < (NO_DEADLINE - t) / 1000
+                           ? t + req->timeout_us * 1000
+                           : NO_DEADLINE;
     /* The reservation comes before the look at closed, and the shutdown sets
      * closed before its workers look at pending: so either this submit sees
      * closed, or the draining workers see it pending and wait for it. */

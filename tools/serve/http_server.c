@@ -1,10 +1,10 @@
-/* http_server.c: the libmicrohttpd side of `engine serve`: routing, reading
+/* http_server.c: the libmicrohttpd side of `engine serve`: feeding a
+ * request's headers and body to request.c (routing, checks, parsing), reading
  * bodies under the payload limit, submitting items to the scheduler with a
  * completion callback, suspending the connection until the last one is back,
  * and answering (serve.h describes the flow). */
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,29 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "serve.h"
-
-const char *const srv_route_path[R_COUNT] = {
-#define SRV_X_PATH(e, path) path,
-    SRV_ROUTES(SRV_X_PATH)
-#undef SRV_X_PATH
-};
-
-const int srv_codes[SRV_N_CODES] = {
-#define SRV_X_CODE(c) c,
-    SRV_CODES(SRV_X_CODE)
-#undef SRV_X_CODE
-};
-
-int srv_code_index(int code)
-{
-    for (int i = 0; i < SRV_N_CODES; i++)
-        if (srv_codes[i] == code)
-            return i;
-    return -1;
-}
 
 int64_t srv_now_ns(void)
 {
@@ -43,51 +21,16 @@ int64_t srv_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-void srv_fail(srv_req *r, int code, const char *type, const char *fmt, ...)
-{
-    if (r->err_code)   /* the first failure is the one reported */
-        return;
-    r->err_code = code;
-    r->err_type = type;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
-    va_end(ap);
-}
-
-srv_model *srv_find_model(srv *s, const char *name, size_t len)
-{
-    for (int i = 0; i < s->n_models; i++)
-        if (strlen(s->models[i].name) == len && !memcmp(s->models[i].name, name, len))
-            return &s->models[i];
-    return NULL;
-}
-
 /* ---- Request lifetime -------------------------------------------------------- */
 
 /* Requests waiting on the scheduler, for the exit timeout to answer. */
 static pthread_mutex_t waiting_mu = PTHREAD_MUTEX_INITIALIZER;
 static srv_req *waiting_head;
 
-static void req_free(srv_req *r)
-{
-    if (r->json)
-        cJSON_Delete(r->json);
-    for (int i = 0; i < r->n_owned; i++)
-        free(r->owned[i]);
-    for (int i = 0; r->items && i < r->n; i++)
-        free(r->items[i].json);
-    free(r->owned);
-    free(r->items);
-    free(r->vals);
-    buf_free(&r->body);
-    free(r);
-}
-
 static void req_unref(srv_req *r)
 {
     if (atomic_fetch_sub(&r->refs, 1) == 1)
-        req_free(r);
+        srv_req_free(r);
 }
 
 /* Whoever wins this resumes the connection: the last completion, or the exit
@@ -215,11 +158,7 @@ static enum MHD_Result respond(srv_req *r, int code, buf *body, const char *ctyp
 static enum MHD_Result respond_error(srv_req *r, int code, const char *type, const char *msg)
 {
     buf b = {0};
-    buf_str(&b, "{\"error\":");
-    buf_json_str(&b, msg, strlen(msg));
-    buf_str(&b, ",\"error_type\":");
-    buf_json_str(&b, type, strlen(type));
-    buf_str(&b, "}");
+    srv_error_body(&b, type, msg);
     return respond(r, code, &b, "application/json");
 }
 
@@ -274,73 +213,6 @@ void srv_item_unhold(srv_req *r)
     atomic_fetch_sub(&r->refs, 1);
 }
 
-/* Strict UTF-8 (no overlong forms, surrogates or values past U+10FFFF):
- * checked here so that the failing input's index is known, for every model. */
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
-        if (c < 0xC2 || c > 0xF4 || k >= n - i)
-            return 0;
-        unsigned cp = c & (0x3Fu >> k);
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + j] & 0x3Fu);
-        }
-        if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
-void srv_fail_status(srv_req *r, int i, eng_status st)
-{
-    switch (st) {
-    case ENG_ERR_OVERLOADED:
-        srv_fail(r, 429, "overloaded", "Model is overloaded: the queue is full");
-        break;
-    case ENG_ERR_SHUTDOWN:
-        srv_fail(r, 503, "unhealthy", "The server is shutting down");
-        break;
-    case ENG_ERR_TIMEOUT:
-        srv_fail(r, 504, "timeout", "Input %d: the deadline passed while it was queued", i);
-        break;
-    case ENG_ERR_TOO_LONG:
-        if (!r->truncate && !r->items[i].image) {
-            srv_fail(r, 422, "validation",
-                     "Input validation error: input %d is longer than the model's %d tokens "
-                     "(set truncate to true to cut it)",
-                     i, r->m->info.max_positions);
-            break;
-        }
-        /* fall through */
-    case ENG_ERR_UTF8:
-    case ENG_ERR_INVALID_ARG:
-    case ENG_ERR_UNSUPPORTED:
-        srv_fail(r, 422, "validation", "Input validation error: input %d: %s", i,
-                 eng_status_str(st));
-        break;
-    case ENG_ERR_FORMAT:
-    case ENG_ERR_IO:
-        srv_fail(r, 422, "validation", "Input %d: the image does not decode: %s", i,
-                 eng_status_str(st));
-        break;
-    case ENG_ERR_NO_DEVICE:   /* a gateway's: no worker answered in time */
-        srv_fail(r, 503, "unhealthy", "Input %d: no worker answered in time", i);
-        break;
-    default:
-        srv_fail(r, 500, "backend", "Input %d: %s", i, eng_status_str(st));
-    }
-}
-
 int srv_suspend(srv_req *r)
 {
     MHD_suspend_connection(r->conn);
@@ -377,7 +249,7 @@ static int submit_all(srv_req *r)
         it->r = r;
         it->vals = r->vals + (size_t)i * r->width;
         it->label = -1;
-        if (!it->image && !utf8_valid((const unsigned char *)it->data, it->len)) {
+        if (!it->image && !srv_utf8_valid((const unsigned char *)it->data, it->len)) {
             srv_fail(r, 422, "validation", "Input validation error: input %d is not valid UTF-8", i);
             return 1;
         }
@@ -407,174 +279,51 @@ static int submit_all(srv_req *r)
 
 /* ---- Routing ----------------------------------------------------------------------- */
 
-/* Sets r->route (and r->m for /v2/models/{name}...); returns the method the
- * route wants ("GET"/"POST"). Unknown routes leave R_UNKNOWN. */
-static const char *route_of(srv_req *r, const char *url, int *unknown_model)
+/* The headers request.c reads, looked up once on the first call. */
+static void request_headers(struct MHD_Connection *c, srv_headers *h)
 {
-    static const struct { const char *path; srv_route route; const char *method; } fixed[] = {
-        {"/embed", R_EMBED, "POST"},         {"/predict", R_PREDICT, "POST"},
-        {"/tokenize", R_TOKENIZE, "POST"},   {"/v1/embeddings", R_OPENAI, "POST"},
-        {"/info", R_INFO, "GET"},            {"/health", R_HEALTH, "GET"},
-        {"/metrics", R_METRICS, "GET"},      {"/v2/health/live", R_LIVE, "GET"},
-        {"/v2/health/ready", R_READY, "GET"},
+    *h = (srv_headers){
+        .request_id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-request-id"),
+        .timeout_ms = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Timeout-Ms"),
+        .priority = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Priority"),
+        .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_CONTENT_TYPE),
+        .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_AUTHORIZATION),
+        .content_length = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                      MHD_HTTP_HEADER_CONTENT_LENGTH),
+        .model_arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "model"),
     };
-    r->route = R_UNKNOWN;
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (!strcmp(url, fixed[i].path)) {
-            r->route = fixed[i].route;
-            return fixed[i].method;
-        }
-    const char *pre = "/v2/models/";
-    if (strncmp(url, pre, strlen(pre)))
-        return NULL;
-    const char *name = url + strlen(pre), *slash = strchr(name, '/');
-    size_t len = slash ? (size_t)(slash - name) : strlen(name);
-    const char *rest = slash ? slash : "";
-    const char *method = NULL;
-    if (!*rest) { r->route = R_MODEL; method = "GET"; }
-    else if (!strcmp(rest, "/ready")) { r->route = R_MODEL_READY; method = "GET"; }
-    else if (!strcmp(rest, "/infer")) { r->route = R_INFER; method = "POST"; }
-    else if (!strcmp(rest, "/classify")) { r->route = R_CLASSIFY; method = "POST"; }
-    else return NULL;
-    r->m = srv_find_model(r->s, name, len);
-    *unknown_model = !r->m;
-    return method;
 }
 
-static int authorized(srv *s, struct MHD_Connection *c)
+/* GET routes and the checks that need no body (srv_req_route). Returns 1
+ * with *ret set when answered. */
+static int answer_early(srv_req *r, const char *method, const srv_headers *h,
+                        enum MHD_Result *ret)
 {
-    if (!s->o.api_key)
-        return 1;
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, s->o.api_key);
-}
-
-static void read_request_headers(srv_req *r)
-{
-    struct MHD_Connection *c = r->conn;
-    const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-request-id");
-    size_t n = 0;
-    /* Echoed as given when it is short and plain; generated otherwise. */
-    if (id)
-        for (; id[n] && n < sizeof r->request_id - 1 && id[n] > 0x20 && id[n] < 0x7f; n++)
-            ;
-    if (id && n > 0 && !id[n]) {
-        memcpy(r->request_id, id, n + 1);
-    } else {
-        static _Atomic uint64_t counter;
-        snprintf(r->request_id, sizeof r->request_id, "%llx-%llx", (unsigned long long)r->s->t0_ns,
-                 (unsigned long long)atomic_fetch_add(&counter, 1));
-    }
-    r->timeout_us = r->s->o.request_timeout_ms * 1000;
-    const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Timeout-Ms");
-    if (t) {
-        char *end;
-        long long v = strtoll(t, &end, 10);
-        if (end != t && !*end && v > 0)
-            r->timeout_us = v * 1000;
-    }
-    const char *p = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Priority");
-    if (p) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end != p && !*end && v >= 0 && v < ENG_SCHED_PRIORITIES)
-            r->priority = (int)v;
-        else
-            r->bad_priority = 1;
-    }
-    r->content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-}
-
-/* GET routes and the checks that need no body. Returns 1 with *ret set when
- * answered. */
-static int answer_early(srv_req *r, const char *method, enum MHD_Result *ret)
-{
-    srv *s = r->s;
-    int unknown_model = 0;
-    const char *want = route_of(r, r->url, &unknown_model);
-    int ready = atomic_load(&s->ready) && !atomic_load(&s->draining);
     buf b = {0};
-    if (atomic_load(&s->connections) > s->o.max_connections) {
-        *ret = respond_error(r, 503, "unhealthy", "Too many connections");
+    switch (srv_req_route(r, method, h)) {
+    case SRV_EARLY_BODY:
+        return 0;
+    case SRV_EARLY_FAILED:
+        *ret = respond_failed(r);
         return 1;
-    }
-    if (!want) {
-        *ret = respond_error(r, 404, "not_found", "No such route");
-        return 1;
-    }
-    if (strcmp(method, want)) {
-        *ret = respond_error(r, 405, "method_not_allowed", "Method not allowed on this route");
-        return 1;
-    }
-    if (unknown_model) {
-        *ret = respond_error(r, 404, "not_found", "No such model");
-        return 1;
-    }
-    int health = r->route == R_LIVE || r->route == R_READY || r->route == R_HEALTH ||
-                 r->route == R_MODEL_READY;
-    if (!health && !authorized(s, r->conn)) {
-        *ret = respond_error(r, 401, "unauthorized", "Missing or wrong Authorization: Bearer key");
-        return 1;
-    }
-    switch (r->route) {
-    case R_LIVE:
+    case SRV_EARLY_EMPTY:
         *ret = respond(r, 200, &b, "text/plain");
         return 1;
-    case R_READY:
-    case R_HEALTH:
-    case R_MODEL_READY:
-        if (ready)
-            *ret = respond(r, 200, &b, "text/plain");
-        else
-            *ret = respond_error(r, 503, "unhealthy",
-                                 atomic_load(&s->draining) ? "Draining" : "Loading models");
-        return 1;
-    case R_METRICS:
-        metrics_render(s, &b);
+    case SRV_EARLY_METRICS:
+        metrics_render(r->s, &b);
         *ret = respond(r, 200, &b, "text/plain; version=0.0.4");
         return 1;
-    default:
+    case SRV_EARLY_INFO:
+        tei_info(r->s, &b);
+        break;
+    case SRV_EARLY_MODEL:
+        kserve_model_meta(r->m, &b);
         break;
     }
-    if (!atomic_load(&s->ready)) {
-        *ret = respond_error(r, 503, "unhealthy", "Models are loading");
-        return 1;
-    }
-    if (r->route == R_INFO) {
-        tei_info(s, &b);
-        *ret = respond_json(r, &b);
-        return 1;
-    }
-    if (r->route == R_MODEL) {
-        kserve_model_meta(r->m, &b);
-        *ret = respond_json(r, &b);
-        return 1;
-    }
-    if (!r->m) {
-        const char *name = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "model");
-        r->m = name ? srv_find_model(s, name, strlen(name)) : &s->models[0];
-        if (!r->m) {
-            *ret = respond_error(r, 404, "not_found", "No such model");
-            return 1;
-        }
-    }
-    if (r->bad_priority) {
-        char msg[64];
-        snprintf(msg, sizeof msg, "X-Priority must be an integer 0..%d", ENG_SCHED_PRIORITIES - 1);
-        *ret = respond_error(r, 422, "validation", msg);
-        return 1;
-    }
-    /* A declared length over the limit is refused before a byte is read. */
-    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > s->o.payload_limit) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "Payload is larger than the limit of %zu bytes",
-                 s->o.payload_limit);
-        *ret = respond_error(r, 413, "payload_too_large", msg);
-        return 1;
-    }
-    return 0;
+    *ret = respond_json(r, &b);
+    return 1;
 }
 
 /* A chunked body that crosses the limit: libmicrohttpd accepts no answer
@@ -623,8 +372,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         atomic_store(&r->refs, 1);
         *con_cls = r;
         atomic_fetch_add(&s->inflight, 1);
-        read_request_headers(r);
-        if (answer_early(r, method, &ret)) {
+        srv_headers h;
+        request_headers(c, &h);
+        srv_req_headers(r, &h);
+        if (answer_early(r, method, &h, &ret)) {
             r->phase = PH_DONE;
             return ret;
         }
@@ -644,12 +395,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return respond_failed(r);
         }
         /* The whole body is here. */
-        int parsed;
-        if (r->route == R_INFER)
-            parsed = kserve_parse(r);
-        else
-            parsed = tei_parse(r);
-        if (parsed == 1) {   /* answered without the scheduler (/tokenize) */
+        if (srv_req_parse(r) == 1) {   /* answered without the scheduler (/tokenize) */
             buf b = {0};
             if (!s->be->tokenize(r, &b))
                 return MHD_YES;   /* suspended, as below */
@@ -690,12 +436,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         buf_add(&b, "]", 1);
         return respond_json(r, &b);
     }
-    if (r->route == R_INFER)
-        kserve_format(r, &b);
-    else if (r->route == R_CLASSIFY || r->items[0].image)
-        image_format(r, &b);
-    else
-        tei_format(r, &b);
+    srv_req_format(r, &b);
     return respond_json(r, &b);
 }
 

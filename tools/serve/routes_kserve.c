@@ -93,8 +93,8 @@ int kserve_parse(srv_req *r)
         if (p)
             r->priority = (int)p->valuedouble;
         cJSON *t = cJSON_GetObjectItemCaseSensitive(params, "timeout");   /* microseconds */
-        if (cJSON_IsNumber(t) && t->valuedouble > 0)
-            r->timeout_us = (int64_t)t->valuedouble;
+        if (cJSON_IsNumber(t) && t->valuedouble > 0)   /* 2^63 and over: none, as the scheduler */
+            r->timeout_us = t->valuedouble < 0x1p63 ? (int64_t)t->valuedouble : INT64_MAX;
     }
     cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
     if (!cJSON_IsArray(inputs) || cJSON_GetArraySize(inputs) != 1) {

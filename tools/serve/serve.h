@@ -215,13 +215,46 @@ void srv_item_unhold(srv_req *r);
 /* it->st, label, n_tokens, queue_ns, compute_ns and vals are set: caches
  * the result, observes the metrics, and resumes r after its last item. */
 void srv_item_done(srv_item *it, int batch_size, int batch_tokens);
-void srv_fail_status(srv_req *r, int i, eng_status st);   /* srv_fail with st's answer */
+void srv_fail_status(srv_req *r, int i, eng_status st);   /* request.c: srv_fail with st's answer */
 const char *srv_label(srv_model *m, int i, char *tmp, size_t n);   /* routes_tei.c */
 
 int64_t srv_now_ns(void);
+
+/* ---- request.c: a request without a socket (http_server.c feeds it from
+ * libmicrohttpd, fuzz/fuzz_http.c from arbitrary bytes) ---- */
 void srv_fail(srv_req *r, int code, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 srv_model *srv_find_model(srv *s, const char *name, size_t len);
+
+/* The request headers (and the ?model= argument) the server reads; NULL when
+ * absent. */
+typedef struct {
+    const char *request_id, *timeout_ms, *priority, *content_type, *authorization,
+        *content_length, *model_arg;
+} srv_headers;
+
+/* What a request needs before its body: an answer now, or the body. */
+typedef enum {
+    SRV_EARLY_BODY,      /* read the body, then srv_req_parse */
+    SRV_EARLY_FAILED,    /* answer r->err_code (srv_fail was called) */
+    SRV_EARLY_EMPTY,     /* 200 with an empty body (health) */
+    SRV_EARLY_METRICS,   /* metrics_render */
+    SRV_EARLY_INFO,      /* tei_info */
+    SRV_EARLY_MODEL,     /* kserve_model_meta(r->m) */
+} srv_early;
+
+/* r->s and r->url set; h lives as long as r. */
+void srv_req_headers(srv_req *r, const srv_headers *h);   /* id, deadline, priority */
+srv_early srv_req_route(srv_req *r, const char *method, const srv_headers *h);
+/* r->body complete: 0 when the items are ready for the scheduler (or
+ * r->err_code is set), 1 when tei_tokenize answers it (/tokenize). */
+int srv_req_parse(srv_req *r);
+/* Every item answered ENG_OK: the route's JSON answer. */
+void srv_req_format(srv_req *r, buf *out);
+/* Strict UTF-8: what a text item is checked for before it is submitted. */
+int srv_utf8_valid(const unsigned char *s, size_t n);
+void srv_error_body(buf *out, const char *type, const char *msg);
+void srv_req_free(srv_req *r);
 
 /* routes_tei.c: parse a TEI / OpenAI request into items; format answers. */
 int tei_parse(srv_req *r);                  /* 0 ok, else srv_fail was called */
