@@ -43,11 +43,14 @@ CFLAGS_ALL = $(CFLAGS_BASE) $(INC) $(SAN_FLAGS) $(CFLAGS)
 # found beside its sources). The library never sees tools/convert. The
 # converter, benchmarks and tests see everything.
 LIB_INC := -Iinclude -Isrc/core -Ikernels
-INC = $(LIB_INC) -Isrc/text -Isrc/vision -Isrc/cuda -Isrc/serve -Itools/convert
+INC = $(LIB_INC) -Isrc/text -Isrc/vision -Isrc/vit -Isrc/cuda -Isrc/serve -Itools/convert
 $(BUILD)/obj/kernels/%.o:    INC = -Ikernels
 $(BUILD)/obj/src/core/%.o:   INC = $(LIB_INC)
 $(BUILD)/obj/src/text/%.o:   INC = $(LIB_INC) -Isrc/text
 $(BUILD)/obj/src/vision/%.o: INC = $(LIB_INC) -Isrc/vision
+# The vision transformers reuse the text kind's linear layers and the CNN
+# kind's image decoding.
+$(BUILD)/obj/src/vit/%.o:    INC = $(LIB_INC) -Isrc/vit -Isrc/text -Isrc/vision
 $(BUILD)/obj/src/cuda/%.o:   INC = $(LIB_INC) -Isrc/text
 $(BUILD)/obj/src/serve/%.o:  INC = -Iinclude
 $(BUILD)/obj/tools/cli/%.o:  INC = -Iinclude

@@ -161,6 +161,8 @@ typedef struct {
     int max_positions;       /* longest token sequence, [CLS] and [SEP] included */
     int vocab_size;
     int embed_normalize;     /* embeddings are L2-normalised */
+    int embed_size;          /* floats per eng_embed* output: the hidden size, or
+                                CLIP's projection (its shared image-text space) */
 } eng_model_info;
 
 ENG_API void eng_model_get_info(const eng_model *model, eng_model_info *info);
@@ -296,6 +298,16 @@ ENG_API eng_status eng_classify_images(eng_ctx *ctx, const char *const *paths, i
 ENG_API eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data, const size_t *size,
                                    int n, float *logits, float *probs, int *labels,
                                    eng_status *item_status);
+/* Vision transformers (ViT, CLIP): n images to embeddings, out n x
+ * embed_size (eng_model_info): a ViTModel's pooler output (or the final
+ * layernorm's class token), CLIP's image features (visual projection of the
+ * post-layernormed class token, not normalised, as HF's get_image_features).
+ * Images fail alone as for eng_classify_images. For CLIP, eng_embed_ids gives
+ * the text features of token ids in the same space (HF's get_text_features). */
+ENG_API eng_status eng_embed_images(eng_ctx *ctx, const char *const *paths, int n, float *out,
+                                    eng_status *item_status);
+ENG_API eng_status eng_embed_image_data(eng_ctx *ctx, const void *const *data, const size_t *size,
+                                        int n, float *out, eng_status *item_status);
 /* Why item i of the last eng_classify_images / eng_classify_image_data call
  * failed ("cannot open x.jpg: No such file or directory", ...), or NULL when
  * it did not fail or its reason is not kept: a call of more than the context's

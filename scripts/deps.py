@@ -22,11 +22,12 @@ ALLOWED = {
     "src/core": {"include", "kernels"},
     "src/text": {"include", "kernels", "src/core"},
     "src/vision": {"include", "kernels", "src/core"},
+    "src/vit": {"include", "kernels", "src/core", "src/text", "src/vision"},
     "src/cuda": {"include", "kernels", "src/core", "src/text"},
     "src/serve": {"include"},
     "tools/cli": {"include"},
     "tools/serve": {"include"},
-    "tools/convert": {"include", "kernels", "src/core", "src/text", "src/vision"},
+    "tools/convert": {"include", "kernels", "src/core", "src/text", "src/vision", "src/vit"},
 }
 EXTS = (".c", ".h", ".cu")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

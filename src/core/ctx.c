@@ -174,6 +174,22 @@ eng_status eng_classify_images(eng_ctx *c, const char *const *paths, int n, floa
     return run(c, "eng_classify_images", &b, paths != NULL);
 }
 
+eng_status eng_embed_images(eng_ctx *c, const char *const *paths, int n, float *out,
+                            eng_status *item_status)
+{
+    eng__batch b = {.input = ENG__IN_IMAGE_PATHS, .task = ENG_TASK_EMBED, .n = n, .paths = paths,
+                    .out = out, .item_status = item_status};
+    return run(c, "eng_embed_images", &b, paths != NULL);
+}
+
+eng_status eng_embed_image_data(eng_ctx *c, const void *const *data, const size_t *size, int n,
+                                float *out, eng_status *item_status)
+{
+    eng__batch b = {.input = ENG__IN_IMAGE_DATA, .task = ENG_TASK_EMBED, .n = n, .data = data,
+                    .size = size, .out = out, .item_status = item_status};
+    return run(c, "eng_embed_image_data", &b, data && size);
+}
+
 eng_status eng_classify_image_data(eng_ctx *c, const void *const *data, const size_t *size, int n,
                                    float *logits, float *probs, int *labels,
                                    eng_status *item_status)
