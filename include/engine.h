@@ -308,6 +308,41 @@ ENG_API eng_status eng_embed_images(eng_ctx *ctx, const char *const *paths, int 
                                     eng_status *item_status);
 ENG_API eng_status eng_embed_image_data(eng_ctx *ctx, const void *const *data, const size_t *size,
                                         int n, float *out, eng_status *item_status);
+/* Zero-shot image classification with a CLIP model: per image, the
+ * probabilities of n_labels labels, softmax over labels of exp(logit_scale)
+ * x the cosine between the image's features and each label's prompt
+ * features (HF's CLIPModel logits_per_image). A label's prompt is templ with
+ * "{}" replaced by the label ("a photo of a {}" when templ is NULL),
+ * tokenized by the model; or, when ids is given, ids[i] is label i's prompt
+ * already tokenized (then the texts only name the cache entry). The label
+ * embeddings are computed once per label set and kept in the model, shared
+ * by all its contexts and threads (at most 64 sets, least recently used out),
+ * keyed by the exact template, labels and ids. */
+typedef struct {
+    const char *const *labels;
+    int n_labels;
+    const char *templ;
+    const eng_seq *ids;     /* NULL: tokenize the prompts */
+} eng_label_set;
+
+/* probs: n x n_labels; top (argmax, -1 for a failed item) and item_status may
+ * be NULL. Images fail alone as for eng_classify_images (their probs are
+ * zeros). ENG_ERR_UNSUPPORTED for a model other than CLIP. */
+ENG_API eng_status eng_zero_shot_images(eng_ctx *ctx, const eng_label_set *labels,
+                                        const char *const *paths, int n, float *probs, int *top,
+                                        eng_status *item_status);
+ENG_API eng_status eng_zero_shot_image_data(eng_ctx *ctx, const eng_label_set *labels,
+                                            const void *const *data, const size_t *size, int n,
+                                            float *probs, int *top, eng_status *item_status);
+
+typedef struct {
+    uint64_t hits, misses;   /* label-set lookups */
+    uint64_t entries;        /* label sets cached now */
+} eng_zero_shot_stats;
+
+/* The model's label-set cache counters (zeros for a model other than CLIP). */
+ENG_API void eng_zero_shot_get_stats(const eng_model *model, eng_zero_shot_stats *out);
+
 /* Why item i of the last eng_classify_images / eng_classify_image_data call
  * failed ("cannot open x.jpg: No such file or directory", ...), or NULL when
  * it did not fail or its reason is not kept: a call of more than the context's

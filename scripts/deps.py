@@ -27,7 +27,7 @@ ALLOWED = {
     "src/serve": {"include"},
     "tools/cli": {"include"},
     "tools/serve": {"include"},
-    "tools/convert": {"include", "kernels", "src/core", "src/text", "src/vision", "src/vit"},
+    "tools/convert": {"include", "kernels", "src/core", "src/text", "src/vision"},
 }
 EXTS = (".c", ".h", ".cu")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

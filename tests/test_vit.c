@@ -269,6 +269,72 @@ START_TEST(test_clip_features)
 }
 END_TEST
 
+/* Zero-shot over the reference's prompts (given as ids): the probabilities
+ * are the softmax of the reference's logits_per_image and the top labels the
+ * same; the second call is a cache hit giving the very same numbers; another
+ * template is another entry. */
+START_TEST(test_zero_shot_cache)
+{
+    golden g;
+    read_golden("clip", "image_embeds", &g);
+    eng_model *m = convert_and_load("clip", "fp32");
+    eng_ctx *c = ctx_for(m, 2);
+    const char *names[N_TEXTS] = {"empty", "two", "five", "padded", "long"};
+    eng_label_set ls = {names, N_TEXTS, NULL, g.seqs};
+    float probs[N_IMAGES * N_TEXTS], again[N_IMAGES * N_TEXTS];
+    int top[N_IMAGES], top2[N_IMAGES];
+    eng_zero_shot_stats zs;
+    ck_assert_msg(eng_zero_shot_images(c, &ls, path_list(&g), N_IMAGES, probs, top, NULL) == ENG_OK,
+                  "%s", eng_ctx_last_error(c));
+    eng_zero_shot_get_stats(m, &zs);
+    ck_assert(zs.misses == 1 && zs.hits == 0 && zs.entries == 1);
+    for (int i = 0; i < N_IMAGES; i++) {
+        double mx = g.logits[i][0], sum = 0, want[N_TEXTS];
+        int best = 0;
+        for (int t = 1; t < N_TEXTS; t++)
+            if (g.logits[i][t] > mx)
+                mx = g.logits[i][t], best = t;
+        for (int t = 0; t < N_TEXTS; t++)
+            sum += want[t] = exp(g.logits[i][t] - mx);
+        for (int t = 0; t < N_TEXTS; t++)
+            ck_assert_msg(fabs(probs[i * N_TEXTS + t] - want[t] / sum) <= TOL_LOGIT,
+                          "p[%d][%d] = %.7g, reference %.7g", i, t, (double)probs[i * N_TEXTS + t],
+                          want[t] / sum);
+        ck_assert_int_eq(top[i], best);
+    }
+    /* A hit gives exactly what the miss gave. */
+    ck_assert_int_eq(eng_zero_shot_images(c, &ls, path_list(&g), N_IMAGES, again, top2, NULL),
+                     ENG_OK);
+    eng_zero_shot_get_stats(m, &zs);
+    ck_assert(zs.misses == 1 && zs.hits == 1 && zs.entries == 1);
+    ck_assert_mem_eq(probs, again, sizeof probs);
+    ck_assert_mem_eq(top, top2, sizeof top);
+    /* Another template is another entry (the ids are the same here, so the
+     * numbers are too). */
+    ls.templ = "a picture of a {}";
+    ck_assert_int_eq(eng_zero_shot_images(c, &ls, path_list(&g), 1, again, top2, NULL), ENG_OK);
+    eng_zero_shot_get_stats(m, &zs);
+    ck_assert(zs.misses == 2 && zs.hits == 1 && zs.entries == 2);
+    ck_assert_mem_eq(probs, again, N_TEXTS * sizeof *probs);
+    /* A bad image fails alone. */
+    const char *paths[2] = {"/nonexistent.png", g.paths[2]};
+    eng_status st[2];
+    ck_assert_int_eq(eng_zero_shot_images(c, &ls, paths, 2, again, top2, st), ENG_ERR_IO);
+    ck_assert(st[0] == ENG_ERR_IO && st[1] == ENG_OK && top2[0] == -1 && top2[1] == top[2]);
+    ck_assert_mem_eq(again + N_TEXTS, probs + 2 * N_TEXTS, N_TEXTS * sizeof *probs);
+    eng_ctx_free(c);
+    eng_model_free(m);
+
+    /* A ViT has no text tower. */
+    m = convert_and_load("vit-cls", "fp32");
+    c = ctx_for(m, 1);
+    ck_assert_int_eq(eng_zero_shot_images(c, &ls, path_list(&g), 1, again, NULL, NULL),
+                     ENG_ERR_UNSUPPORTED);
+    eng_ctx_free(c);
+    eng_model_free(m);
+}
+END_TEST
+
 /* A missing file, garbage bytes and an out-of-vocabulary id fail alone; the
  * rest of the batch equals what it gives alone. */
 START_TEST(test_bad_items_fail_alone)
@@ -320,6 +386,7 @@ int main(void)
     tcase_add_test(tc, test_vit_pooler);
     tcase_add_test(tc, test_clip_features);
     tcase_add_test(tc, test_bad_items_fail_alone);
+    tcase_add_test(tc, test_zero_shot_cache);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
