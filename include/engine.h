@@ -327,7 +327,9 @@ typedef struct {
 
 /* probs: n x n_labels; top (argmax, -1 for a failed item) and item_status may
  * be NULL. Images fail alone as for eng_classify_images (their probs are
- * zeros). ENG_ERR_UNSUPPORTED for a model other than CLIP. */
+ * zeros). With n = 0 it only makes sure the label set is cached (warming it;
+ * an error then is the labels'). ENG_ERR_UNSUPPORTED for a model other than
+ * CLIP. */
 ENG_API eng_status eng_zero_shot_images(eng_ctx *ctx, const eng_label_set *labels,
                                         const char *const *paths, int n, float *probs, int *top,
                                         eng_status *item_status);

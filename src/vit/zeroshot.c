@@ -153,9 +153,11 @@ static eng_status compute(eng_ctx *c, const eng_label_set *ls, const char *templ
     free(texts);
     if (s == ENG_ERR_NOMEM)
         eng__errf(s, c->error, sizeof c->error, "out of memory embedding %d labels", n);
-    else if (s)   /* the context's message says which label and why */
-        eng__errf(s, c->error, sizeof c->error, "the labels' text embeddings failed: %.400s",
-                  c->error);
+    else if (s) { /* the context's message says which label and why */
+        char why[ENG__ERROR_LEN];
+        snprintf(why, sizeof why, "%s", c->error);
+        eng__errf(s, c->error, sizeof c->error, "the labels' text embeddings failed: %.400s", why);
+    }
     for (int i = 0; !s && i < n; i++)
         normalize(e->emb + (size_t)i * D, D);
     if (s) {
@@ -227,8 +229,8 @@ static eng_status zero_shot(eng_ctx *c, const eng_label_set *ls, const char *con
     if (!m || !m->clip)
         return eng__errf(ENG_ERR_UNSUPPORTED, c->error, sizeof c->error,
                          "zero-shot classification needs a CLIP model");
-    if (!ls || ls->n_labels < 1 || !ls->labels || n < 0 || (n > 0 && (!probs || !(paths || data))) ||
-        (data && !size))
+    if (!ls || ls->n_labels < 1 || !ls->labels || n < 0 ||
+        (n > 0 && (!probs || !(paths || data) || (data && !size))))
         return eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error,
                          "eng_zero_shot: NULL argument or no labels");
     for (int i = 0; i < ls->n_labels; i++)
