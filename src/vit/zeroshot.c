@@ -12,6 +12,7 @@
  * computes outside it, and when two threads miss on the same key at once the
  * second insert finds the first and drops its own copy (the same numbers). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
