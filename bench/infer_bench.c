@@ -320,7 +320,7 @@ static void run_direct(const char *mode, int batch)
             seqs[n].ids = row;
         }
         if (images) {
-            eng__backend_run_images(&backend, ctx, data, sizes, n, out, probs, labels, st);
+            eng__backend_run_images(&backend, ctx, task, data, sizes, n, out, probs, labels, st);
         } else {
             eng__backend_run(&backend, ctx, task, seqs, n, out, probs, labels, st);
         }

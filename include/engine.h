@@ -513,7 +513,9 @@ ENG_API eng_status eng_sched_submit_ids(eng_sched *s, const int32_t *ids, int n_
                                 const eng_sched_req *req, eng_sched_ticket **ticket);
 
 /* Queue one encoded JPEG or PNG image (size bytes at data) for an image
- * model; req->task must be ENG_TASK_CLASSIFY. The bytes are NOT copied: the
+ * model; req->task ENG_TASK_EMBED is for the models that embed images (ViT,
+ * CLIP: eng_embed_image_data), ENG_TASK_CLASSIFY for those with a
+ * classifier. The bytes are NOT copied: the
  * caller keeps them valid and unchanged until the request completes (its
  * callback has returned, or eng_sched_wait has returned). An image that does
  * not decode fails alone with its own status (ENG_ERR_FORMAT, ...). Text and

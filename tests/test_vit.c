@@ -335,6 +335,46 @@ START_TEST(test_zero_shot_cache)
 }
 END_TEST
 
+/* The scheduler batches CLIP image embeddings like ResNet's classifications:
+ * each result equals the direct call's; classify is refused at submit. */
+START_TEST(test_sched_embed)
+{
+    golden g;
+    read_golden("clip", "image_embeds", &g);
+    eng_model *m = convert_and_load("clip", "fp32");
+    const int D = g.width;
+    char *bytes[N_IMAGES];
+    size_t len[N_IMAGES];
+    for (int i = 0; i < N_IMAGES; i++)
+        ck_assert_ptr_nonnull(bytes[i] = test_read_file(g.paths[i], &len[i]));
+    eng_sched_params sp = eng_sched_default_params();
+    sp.model = m;
+    sp.n_workers = 1;
+    sp.threads_per_worker = 1;
+    sp.max_wait_us = 20000;   /* so the four share a batch */
+    sp.bind = 0;
+    eng_sched *s;
+    ck_assert_msg(eng_sched_create(&sp, &s) == ENG_OK, "%s", eng_last_error());
+    eng_sched_req rq = eng_sched_default_req();
+    eng_sched_ticket *t[N_IMAGES];
+    ck_assert_int_eq(eng_sched_submit_image(s, bytes[0], len[0], &rq, &t[0]), ENG_ERR_UNSUPPORTED);
+    rq.task = ENG_TASK_EMBED;
+    for (int i = 0; i < N_IMAGES; i++)
+        ck_assert_int_eq(eng_sched_submit_image(s, bytes[i], len[i], &rq, &t[i]), ENG_OK);
+    for (int i = 0; i < N_IMAGES; i++) {
+        eng_sched_result res;
+        ck_assert_int_eq(eng_sched_wait(s, t[i], &res), ENG_OK);
+        ck_assert_int_eq(res.n_out, D);
+        ck_assert_double_ge(cosine(res.out, g.out[i], D), MIN_COSINE);
+        eng_sched_release(s, t[i]);
+    }
+    eng_sched_free(s);
+    for (int i = 0; i < N_IMAGES; i++)
+        free(bytes[i]);
+    eng_model_free(m);
+}
+END_TEST
+
 /* A missing file, garbage bytes and an out-of-vocabulary id fail alone; the
  * rest of the batch equals what it gives alone. */
 START_TEST(test_bad_items_fail_alone)
@@ -387,6 +427,7 @@ int main(void)
     tcase_add_test(tc, test_clip_features);
     tcase_add_test(tc, test_bad_items_fail_alone);
     tcase_add_test(tc, test_zero_shot_cache);
+    tcase_add_test(tc, test_sched_embed);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
