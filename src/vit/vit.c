@@ -526,6 +526,19 @@ static void vision_forward(eng_ctx *c, int n, eng_task task)
     }
 }
 
+eng_status eng__vit_embed_pixels(eng_ctx *c, const float *pixels, int n, float *out)
+{
+    if (c->model->kind != &eng__kind_vit || n < 0 || n > ((vit_ctx *)c->impl)->max_images)
+        return ENG_ERR_INVALID_ARG;
+    const eng__vit_model *m = c->model->impl;
+    vit_ctx *v = c->impl;
+    const size_t F = 3 * (size_t)m->image_size * m->image_size;
+    memcpy(v->images, pixels, (size_t)n * F * sizeof(float));
+    vision_forward(c, n, ENG_TASK_EMBED);
+    memcpy(out, v->head_out, (size_t)n * m->embed_size * sizeof(float));
+    return ENG_OK;
+}
+
 /* Zeroes item i's outputs (a failed item). */
 static void clear_item(const eng__batch *b, int i, int W)
 {

@@ -62,6 +62,12 @@ typedef struct {
     uint64_t zs_hits, zs_misses;
 } eng__vit_model;
 
+/* The image embeddings of n (<= the context's max_batch_images) images
+ * already preprocessed (pixels: n x 3 x S x S), to out (n x embed_size): the
+ * network alone, for bench/clip_bench.c. ENG_ERR_INVALID_ARG for another
+ * kind or too many images. */
+eng_status eng__vit_embed_pixels(eng_ctx *c, const float *pixels, int n, float *out);
+
 /* Frees the zero-shot cache (model teardown). */
 void eng__zs_free(eng__vit_model *m);
 

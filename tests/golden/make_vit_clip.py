@@ -81,7 +81,8 @@ def preprocess(path, pp):
 # ---- forward passes --------------------------------------------------------
 
 def ln(x, sd, p, eps):
-    return torch.nn.functional.layer_norm(x, x.shape[-1:], sd[p + ".weight"], sd[p + ".bias"], eps)
+    w = sd[p + ".weight"]   # its width as a constant, so the ONNX export (bench/clip_onnx.py) traces
+    return torch.nn.functional.layer_norm(x, (int(w.shape[0]),), w, sd[p + ".bias"], eps)
 
 
 def lin(x, sd, p):
