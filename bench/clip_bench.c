@@ -2,7 +2,7 @@
  * bench/clip.sh runs it beside ONNX Runtime).
  *
  *   clip-bench MODEL.eng IMAGE... [--batch 1,8,32] [--threads 2] [--samples 5]
- *              [--labels 80] [--zs-runs 200]
+ *              [--labels 80] [--zs-runs 200] [--precision fp32|bf16]
  *
  * The image files are read into memory first (no disk in the timings) and
  * cycled to fill each batch. Per batch size, one JSON line: the whole call
@@ -128,7 +128,7 @@ static eng_seq *random_prompts(int n_labels, int vocab)
 int main(int argc, char **argv)
 {
     const char *model_path = NULL, *batches_arg = "1,8,32";
-    int threads = 2, samples = 5, n_labels = 80, zs_runs = 200;
+    int threads = 2, samples = 5, n_labels = 80, zs_runs = 200, bf16 = 0;
     const char **paths = calloc((size_t)argc, sizeof *paths);
     int n_paths = 0;
     for (int i = 1; i < argc; i++) {
@@ -142,6 +142,8 @@ int main(int argc, char **argv)
             n_labels = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--zs-runs") && i + 1 < argc)
             zs_runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
+            bf16 = !strcmp(argv[++i], "bf16");
         else if (!model_path)
             model_path = argv[i];
         else
@@ -149,7 +151,7 @@ int main(int argc, char **argv)
     }
     if (!model_path || !n_paths || threads < 1 || samples < 1 || n_labels < 1 || zs_runs < 1) {
         fprintf(stderr, "usage: clip-bench MODEL.eng IMAGE... [--batch 1,8,32] [--threads 2] "
-                        "[--samples 5] [--labels 80] [--zs-runs 200]\n");
+                        "[--samples 5] [--labels 80] [--zs-runs 200] [--precision fp32|bf16]\n");
         return 2;
     }
     int batches[MAX_BATCHES], nb = 0, maxb = 1;
@@ -171,6 +173,7 @@ int main(int argc, char **argv)
     eng_model_get_info(model, &info);
     eng_ctx_params cp = eng_ctx_default_params();
     cp.max_batch_images = maxb;
+    cp.precision = bf16 ? ENG_PREC_BF16 : ENG_PREC_FP32;
     eng_ctx *ctx;
     if (eng_ctx_init(model, &cp, &ctx)) {
         fprintf(stderr, "clip-bench: %s\n", eng_last_error());
@@ -198,9 +201,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "clip-bench: %s\n", eng_ctx_last_error(ctx));
             return 1;
         }
-        printf("{\"engine\":\"libengine %s\",\"batch\":%d,\"threads\":%d,\"ms_per_batch\":%.3f,"
+        printf("{\"engine\":\"libengine %s %s\",\"batch\":%d,\"threads\":%d,\"ms_per_batch\":%.3f,"
                "\"images_per_s\":%.1f,\"net_ms_per_batch\":%.3f,\"net_images_per_s\":%.1f}\n",
-               eng_version(), j.batch, threads, call * 1e3, j.batch / call, net * 1e3,
+               eng_version(), bf16 ? "bf16" : "fp32", j.batch, threads, call * 1e3, j.batch / call, net * 1e3,
                j.batch / net);
         fflush(stdout);
     }

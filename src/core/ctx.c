@@ -41,7 +41,7 @@ static eng_status check_device(const eng_model *m, const eng_ctx_params *p)
         /* bf16 runs on kernels/bgemm.h's units, for the kinds that say so. */
         if (p->precision == ENG_PREC_BF16 && !m->kind->cpu_bf16)
             return eng__fail(ENG_ERR_UNSUPPORTED,
-                             "precision bf16 on the CPU is for text models; %s runs in fp32",
+                             "precision bf16 on the CPU is for transformers; %s runs in fp32",
                              m->info.arch);
         if (p->precision == ENG_PREC_BF16 && !eng__bgemm_get())
             return eng__fail(ENG_ERR_UNSUPPORTED,

@@ -87,8 +87,9 @@ static void *alloc_floats(size_t n)
     return aligned_alloc(64, bytes ? bytes : 64);
 }
 
-eng_status eng__tower_scratch_init(eng__tower_scratch *s, const eng__tower *t, int max_rows,
-                                   int max_seq, int members, int bf16)
+eng_status eng__tower_scratch_init(eng__tower_scratch *s, const eng__tower *t,
+                                   const eng__linear *extra, int max_rows, int max_seq,
+                                   int members, int bf16)
 {
     memset(s, 0, sizeof *s);
     const size_t T = (size_t)max_rows, H = (size_t)t->hidden;
@@ -105,7 +106,7 @@ eng_status eng__tower_scratch_init(eng__tower_scratch *s, const eng__tower *t, i
      * probabilities; a multiple of 16 floats keeps every share aligned. */
     s->att_floats = (ENG_ATTENTION_SCRATCH(max_seq, t->hidden / t->heads) + 15) & ~(size_t)15;
     s->att = alloc_floats((size_t)members * s->att_floats);
-    size_t lin = 0;
+    size_t lin = extra ? eng__linear_scratch_bytes(extra, max_rows, bf16) : 0;
     for (int i = 0; i < t->layers; i++) {
         const eng__tower_layer *L = &t->layer[i];
         const eng__linear *ls[4] = {&L->qkv, &L->out, &L->fc1, &L->fc2};

@@ -42,7 +42,8 @@ eng_status eng__tower_prepare(eng__tower *t, int bf16, char *err, size_t errlen)
 void eng__tower_release(eng__tower *t);   /* the layers and what prepare made */
 
 /* A context's scratch for one tower: up to max_rows packed rows, sequences
- * of up to max_seq tokens, team of members threads. */
+ * of up to max_seq tokens, team of members threads; extra (may be NULL) is a
+ * linear layer run on it too (eng__tower_linear: the patch embedding). */
 typedef struct {
     int max_rows, max_seq, members;
     float *h;        /* [rows, H]: the residual stream, input and output */
@@ -57,8 +58,9 @@ typedef struct {
     size_t lin_bytes;
 } eng__tower_scratch;
 
-eng_status eng__tower_scratch_init(eng__tower_scratch *s, const eng__tower *t, int max_rows,
-                                   int max_seq, int members, int bf16);
+eng_status eng__tower_scratch_init(eng__tower_scratch *s, const eng__tower *t,
+                                   const eng__linear *extra, int max_rows, int max_seq,
+                                   int members, int bf16);
 void eng__tower_scratch_free(eng__tower_scratch *s);
 
 /* One run of the layers on a team, over T rows of s->h holding n sequences

@@ -324,6 +324,7 @@ static const char *vit_label(const void *impl, int i)
 
 typedef struct {
     int max_images, max_text_rows;
+    const eng__bgemm_kernels *bk;   /* bf16 precision: the GEMM unit; fp32: NULL */
     eng__tower_scratch vs, ts;   /* the vision and text towers' scratch */
     float *images;               /* [max_images][3][S][S] */
     float *patches;              /* [max_images * grid][3 p p] */
@@ -358,6 +359,23 @@ static void vit_ctx_free(eng_ctx *ctx)
     ctx->impl = NULL;
 }
 
+/* Makes the weights a context of precision bf16 or fp32 runs from, where the
+ * file stores the other (eng__linear_prepare): once per model and precision,
+ * at its first such context, under the model's lock; never changed once
+ * made, and read by a context only after its ctx_create returned. */
+static eng_status vit_prepare(const eng__vit_model *cm, int bf16, char *err, size_t errlen)
+{
+    eng__vit_model *m = (eng__vit_model *)cm;
+    pthread_mutex_lock(&m->mu);
+    eng_status s = eng__tower_prepare(&m->vis, bf16, err, errlen);
+    if (!s)
+        s = eng__linear_prepare(&m->patch_lin, bf16, err, errlen);
+    if (!s && m->clip)
+        s = eng__tower_prepare(&m->txt, bf16, err, errlen);
+    pthread_mutex_unlock(&m->mu);
+    return s;
+}
+
 static eng_status vit_ctx_create(eng_ctx *ctx, const eng_ctx_params *p)
 {
     const eng__vit_model *m = ctx->model->impl;
@@ -370,10 +388,16 @@ static eng_status vit_ctx_create(eng_ctx *ctx, const eng_ctx_params *p)
     if (m->clip && (T < m->positions || T > (1L << 20)))
         return eng__errf(ENG_ERR_INVALID_ARG, ctx->error, sizeof ctx->error,
                          "max_batch_tokens %ld is outside [%d, 2^20]", T, m->positions);
+    /* ctx.c let bf16 through only where a bf16 GEMM unit exists. */
+    const int bf16 = p->precision == ENG_PREC_BF16;
+    eng_status s = vit_prepare(m, bf16, ctx->error, sizeof ctx->error);
+    if (s)
+        return s;
     vit_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return ENG_ERR_NOMEM;
     ctx->impl = c;
+    c->bk = bf16 ? eng__bgemm_get() : NULL;
     c->max_images = B;
     c->max_text_rows = (int)T;
     const size_t S = (size_t)m->image_size, P = (size_t)m->grid, pp = (size_t)m->patch * m->patch;
@@ -393,8 +417,7 @@ static eng_status vit_ctx_create(eng_ctx *ctx, const eng_ctx_params *p)
     if (!c->images || !c->patches || !c->pooled || !c->head_out || !c->index || !c->status ||
         !c->error || !c->off || !c->len)
         return ENG_ERR_NOMEM;
-    eng_status s = eng__tower_scratch_init(&c->vs, &m->vis, (int)((size_t)B * (P + 1)), (int)P + 1,
-                                           nt, 0);
+    s = eng__tower_scratch_init(&c->vs, &m->vis, &m->patch_lin, (int)((size_t)B * (P + 1)), (int)P + 1, nt, bf16);
     if (s)
         return s;
     if (m->clip) {
@@ -402,7 +425,7 @@ static eng_status vit_ctx_create(eng_ctx *ctx, const eng_ctx_params *p)
         c->tok_pos = malloc((size_t)T * sizeof *c->tok_pos);
         if (!c->tok_id || !c->tok_pos)
             return ENG_ERR_NOMEM;
-        s = eng__tower_scratch_init(&c->ts, &m->txt, (int)T, m->positions, nt, 0);
+        s = eng__tower_scratch_init(&c->ts, &m->txt, NULL, (int)T, m->positions, nt, bf16);
     }
     return s;
 }
@@ -500,7 +523,7 @@ static void vision_forward(eng_ctx *c, int n, eng_task task)
         v->len[b] = P1;
     }
     vision_pass vp = {.m = m, .v = v, .n = n};
-    vp.tj = (eng__tower_job){&m->vis, &v->vs, c->team, c->kern, NULL, n * P1, n, v->off, v->len, 0};
+    vp.tj = (eng__tower_job){&m->vis, &v->vs, c->team, c->kern, v->bk, n * P1, n, v->off, v->len, 0};
     eng__tower_job_plan(&vp.tj, nt);
     vp.pj = vp.tj;
     vp.pj.T = n * m->grid;
@@ -645,7 +668,7 @@ static void text_forward(eng_ctx *c, int cn, int T, float *out)
     vit_ctx *v = c->impl;
     const int H = m->txt.hidden, D = m->embed_size;
     text_pass tp = {.m = m, .v = v};
-    tp.tj = (eng__tower_job){&m->txt, &v->ts, c->team, c->kern, NULL, T, cn, v->off, v->len, 0};
+    tp.tj = (eng__tower_job){&m->txt, &v->ts, c->team, c->kern, v->bk, T, cn, v->off, v->len, 0};
     eng__tower_job_plan(&tp.tj, eng__team_size(c->team));
     eng__team_run(c->team, text_member, &tp);
     for (int j = 0; j < cn; j++)
@@ -752,6 +775,7 @@ static const char *vit_item_error(const eng_ctx *c, int i)
 const eng__kind eng__kind_vit = {
     .name = "vit",
     .cuda = 0,
+    .cpu_bf16 = 1,
     .load = vit_load,
     .free_model = vit_free,
     .describe = vit_describe,
