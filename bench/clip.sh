@@ -7,7 +7,9 @@
 # ONNX Runtime (bench/ort_image_bench.mjs, network only) on the same vision
 # tower exported by bench/clip_onnx.py with Debian's PyTorch, alternating
 # runs, medians of $REPS runs each; then zero-shot at batch 1 over 80 labels
-# (warm cache p50/p95, and a cold label set's call).
+# (warm cache p50/p95, and a cold label set's call); then the engine at bf16
+# precision (GEMM inputs rounded to bf16, AMX or AVX512-BF16), not a
+# like-for-like comparison with ONNX Runtime's fp32.
 #
 # Needs the peers (../shared/reference/setup-peers.sh). Results go to
 # $OUT_DIR (default build/bench). The machine is shared: the load average is
@@ -36,12 +38,15 @@ echo "CLIP ViT-B/32 shape; machine: $(grep -m1 'model name' /proc/cpuinfo | cut 
 load_average "before"
 : >"$M.engine.jsonl"
 : >"$M.ort.jsonl"
+: >"$M.bf16.jsonl"
 i=0
 while [ $i -lt "$REPS" ]; do
     "$BUILD/clip-bench" "$M.eng" "$IMAGES"/*.JPEG --batch "$BATCHES" --threads "$THREADS" \
         --samples 5 --labels 80 --zs-runs 100 >>"$M.engine.jsonl"
     node bench/ort_image_bench.mjs "$M-vision.onnx" --batch "$BATCHES" --threads "$THREADS" \
         --samples 5 >>"$M.ort.jsonl"
+    "$BUILD/clip-bench" "$M.eng" "$IMAGES"/*.JPEG --batch "$BATCHES" --threads "$THREADS" \
+        --samples 5 --labels 80 --zs-runs 100 --precision bf16 >>"$M.bf16.jsonl"
     i=$((i + 1))
 done
 load_average "after"
@@ -53,7 +58,19 @@ for b in $(echo "$BATCHES" | tr , ' '); do
         $1, $2, $1 * 1000 / $2, $3, $1 * 1000 / $3, 100 * ($2 - $3) / $2, $4, $1 * 1000 / $4, $4 / $3}'
 done
 zs() { python3 -c "import json
-for l in open('$M.engine.jsonl'):
+for l in open('$2'):
     j = json.loads(l)
     if 'zero_shot_labels' in j: print(j['$1'])" | median; }
-echo "zero-shot, batch 1, 80 labels: warm cache p50 $(zs warm_ms_p50) ms, p95 $(zs warm_ms_p95) ms; cold label set $(zs cold_ms_median) ms (medians of $REPS runs)"
+for p in fp32 bf16; do
+    f="$M.engine.jsonl"
+    [ $p = bf16 ] && f="$M.bf16.jsonl"
+    echo "zero-shot $p, batch 1, 80 labels: warm cache p50 $(zs warm_ms_p50 "$f") ms, p95 $(zs warm_ms_p95 "$f") ms; cold label set $(zs cold_ms_median "$f") ms (medians of $REPS runs)"
+done
+for b in $(echo "$BATCHES" | tr , ' '); do
+    e=$(pick "$b" ms_per_batch "$M.bf16.jsonl" | median)
+    n=$(pick "$b" net_ms_per_batch "$M.bf16.jsonl" | median)
+    o=$(pick "$b" ms_per_batch "$M.ort.jsonl" | median)
+    echo "$b" "$e" "$n" "$o" | awk '{printf "bf16 batch %d: engine %.2f ms (%.1f images/s; network %.2f ms, %.1f images/s), vs ONNX Runtime fp32 network %.2f
+",
+        $1, $2, $1 * 1000 / $2, $3, $1 * 1000 / $3, $4 / $3}'
+done
