@@ -70,7 +70,6 @@ for b in $(echo "$BATCHES" | tr , ' '); do
     e=$(pick "$b" ms_per_batch "$M.bf16.jsonl" | median)
     n=$(pick "$b" net_ms_per_batch "$M.bf16.jsonl" | median)
     o=$(pick "$b" ms_per_batch "$M.ort.jsonl" | median)
-    echo "$b" "$e" "$n" "$o" | awk '{printf "bf16 batch %d: engine %.2f ms (%.1f images/s; network %.2f ms, %.1f images/s), vs ONNX Runtime fp32 network %.2f
-",
-        $1, $2, $1 * 1000 / $2, $3, $1 * 1000 / $3, $4 / $3}'
+    echo "$b" "$e" "$n" "$o" | awk '{printf "bf16 batch %d: engine %.2f ms (%.1f images/s; network %.2f ms, %.1f images/s), ONNX Runtime fp32 network %.2f ms, ratio %.2f\n",
+        $1, $2, $1 * 1000 / $2, $3, $1 * 1000 / $3, $4, $4 / $3}'
 done

@@ -179,8 +179,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "clip-bench: %s\n", eng_last_error());
         return 1;
     }
-    job j = {ctx, malloc((size_t)maxb * sizeof(void *)), malloc((size_t)maxb * sizeof(size_t)),
-             NULL, malloc((size_t)maxb * info.embed_size * sizeof(float)), 0};
+    job j = {ctx,
+             malloc((size_t)maxb * sizeof(void *)),
+             malloc((size_t)maxb * sizeof(size_t)),
+             NULL,
+             malloc((size_t)maxb * info.embed_size * sizeof(float)),
+             0};
     const size_t F = 3 * (size_t)info.image_size * info.image_size;
     j.pixels = malloc((size_t)maxb * F * sizeof(float));
     /* Seeded pixels in the normalised range: the network's time does not
@@ -203,13 +207,13 @@ int main(int argc, char **argv)
         }
         printf("{\"engine\":\"libengine %s %s\",\"batch\":%d,\"threads\":%d,\"ms_per_batch\":%.3f,"
                "\"images_per_s\":%.1f,\"net_ms_per_batch\":%.3f,\"net_images_per_s\":%.1f}\n",
-               eng_version(), bf16 ? "bf16" : "fp32", j.batch, threads, call * 1e3, j.batch / call, net * 1e3,
-               j.batch / net);
+               eng_version(), bf16 ? "bf16" : "fp32", j.batch, threads, call * 1e3, j.batch / call,
+               net * 1e3, j.batch / net);
         fflush(stdout);
     }
     if (!strcmp(info.arch, "clip")) {
         const char **names = malloc((size_t)n_labels * sizeof *names);
-        char (*buf)[16] = malloc((size_t)n_labels * sizeof *buf);
+        char(*buf)[16] = malloc((size_t)n_labels * sizeof *buf);
         for (int i = 0; i < n_labels; i++) {
             snprintf(buf[i], sizeof buf[i], "label%d", i);
             names[i] = buf[i];
@@ -226,7 +230,7 @@ int main(int argc, char **argv)
             cold[k] = now_s() - t0;
             if (k < 2)
                 continue;
-            for (int r = 0; r < zs_runs; r++) {   /* the last set stays warm */
+            for (int r = 0; r < zs_runs; r++) { /* the last set stays warm */
                 t0 = now_s();
                 eng_zero_shot_image_data(ctx, &ls, &j.data[r % maxb], &j.size[r % maxb], 1, probs,
                                          NULL, NULL);

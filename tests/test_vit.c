@@ -37,7 +37,7 @@ enum { N_IMAGES = 4, MAX_W = 64, N_TEXTS = 5, MAX_IDS = 16 };
 typedef struct {
     char names[N_IMAGES][128];
     char paths[N_IMAGES][512];
-    float out[N_IMAGES][MAX_W];   /* logits, pooler outputs or CLIP image features */
+    float out[N_IMAGES][MAX_W]; /* logits, pooler outputs or CLIP image features */
     int width;
     int32_t ids[N_TEXTS][MAX_IDS];
     eng_seq seqs[N_TEXTS];
@@ -76,7 +76,8 @@ static void read_golden(const char *name, const char *field, golden *g)
         const char *p = test_shared_path(rel);
         snprintf(g->paths[i], sizeof g->paths[i], "%s", p ? p : "");
     }
-    g->width = read_rows(cJSON_GetObjectItemCaseSensitive(j, field), &g->out[0][0], MAX_W, N_IMAGES);
+    g->width =
+        read_rows(cJSON_GetObjectItemCaseSensitive(j, field), &g->out[0][0], MAX_W, N_IMAGES);
     const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "text_ids");
     if (ids) {
         for (int t = 0; t < N_TEXTS; t++) {
@@ -85,9 +86,10 @@ static void read_golden(const char *name, const char *field, golden *g)
             cJSON_ArrayForEach(v, row) g->ids[t][k++] = v->valueint;
             g->seqs[t] = (eng_seq){g->ids[t], k};
         }
-        read_rows(cJSON_GetObjectItemCaseSensitive(j, "text_embeds"), &g->text[0][0], MAX_W, N_TEXTS);
-        read_rows(cJSON_GetObjectItemCaseSensitive(j, "logits_per_image"), &g->logits[0][0], N_TEXTS,
-                  N_IMAGES);
+        read_rows(cJSON_GetObjectItemCaseSensitive(j, "text_embeds"), &g->text[0][0], MAX_W,
+                  N_TEXTS);
+        read_rows(cJSON_GetObjectItemCaseSensitive(j, "logits_per_image"), &g->logits[0][0],
+                  N_TEXTS, N_IMAGES);
     }
     cJSON_Delete(j);
 }
@@ -148,9 +150,10 @@ START_TEST(test_pixels_exact)
     static const char *const models[] = {"vit-cls", "vit-pool", "clip"};
     const char *name = models[_i];
     golden g;
-    read_golden(name, !strcmp(name, "clip") ? "image_embeds"
-                      : !strcmp(name, "vit-cls") ? "logits"
-                                                 : "embeddings",
+    read_golden(name,
+                !strcmp(name, "clip")      ? "image_embeds"
+                : !strcmp(name, "vit-cls") ? "logits"
+                                           : "embeddings",
                 &g);
     eng_model *m = convert_and_load(name, "fp32");
     const eng__vit_model *vm = m->impl;
@@ -353,7 +356,7 @@ START_TEST(test_reduced_precision)
         p.precision = v ? ENG_PREC_FP32 : ENG_PREC_BF16;
         eng_ctx *c;
         if (eng_ctx_init(m, &p, &c) != ENG_OK) {
-            ck_assert_msg(!v, "%s", eng_last_error());   /* no bf16 unit here */
+            ck_assert_msg(!v, "%s", eng_last_error()); /* no bf16 unit here */
             eng_model_free(m);
             continue;
         }
@@ -404,7 +407,7 @@ START_TEST(test_sched_embed)
     sp.model = m;
     sp.n_workers = 1;
     sp.threads_per_worker = 1;
-    sp.max_wait_us = 20000;   /* so the four share a batch */
+    sp.max_wait_us = 20000; /* so the four share a batch */
     sp.bind = 0;
     eng_sched *s;
     ck_assert_msg(eng_sched_create(&sp, &s) == ENG_OK, "%s", eng_last_error());

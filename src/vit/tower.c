@@ -88,8 +88,8 @@ static void *alloc_floats(size_t n)
 }
 
 eng_status eng__tower_scratch_init(eng__tower_scratch *s, const eng__tower *t,
-                                   const eng__linear *extra, int max_rows, int max_seq,
-                                   int members, int bf16)
+                                   const eng__linear *extra, int max_rows, int max_seq, int members,
+                                   int bf16)
 {
     memset(s, 0, sizeof *s);
     const size_t T = (size_t)max_rows, H = (size_t)t->hidden;
@@ -227,10 +227,10 @@ static void attention(const eng__tower_job *j, int tid, int nt)
     const int H = t->hidden, d = H / t->heads, ld = 3 * H;
     const float scale = 1.0f / sqrtf((float)d);
     float *scratch = j->s->att + (size_t)tid * j->s->att_floats;
-    void (*attend)(const float *, const float *, const float *, int, int, int, float, float *,
-                   int, float *) = t->causal ? causal_attention
-                                   : j->bk  ? j->k->attention_bf16
-                                            : j->k->attention;
+    void (*attend)(const float *, const float *, const float *, int, int, int, float, float *, int,
+                   float *) = t->causal ? causal_attention
+                              : j->bk   ? j->k->attention_bf16
+                                        : j->k->attention;
     for (int p = tid; p < j->n * t->heads; p += nt) {
         const int s = p / t->heads, a = p % t->heads;
         const float *base = j->s->qkv + (size_t)j->off[s] * ld;

@@ -27,10 +27,10 @@ typedef struct {
 
 typedef struct {
     int hidden, heads, inter, layers;
-    int causal;               /* CLIP's text tower: token i sees tokens <= i */
+    int causal; /* CLIP's text tower: token i sees tokens <= i */
     float eps;
     eng__act act;
-    eng__tower_layer *layer;  /* [layers], owned */
+    eng__tower_layer *layer; /* [layers], owned */
 } eng__tower;
 
 /* Binds the layers of t (hidden, heads, inter, layers set) from f under
@@ -39,28 +39,28 @@ eng_status eng__tower_bind(eng__tower *t, const eng__file *f, const char *prefix
                            size_t errlen);
 /* bf16 (or fp32) forms of every linear layer (eng__linear_prepare). */
 eng_status eng__tower_prepare(eng__tower *t, int bf16, char *err, size_t errlen);
-void eng__tower_release(eng__tower *t);   /* the layers and what prepare made */
+void eng__tower_release(eng__tower *t); /* the layers and what prepare made */
 
 /* A context's scratch for one tower: up to max_rows packed rows, sequences
  * of up to max_seq tokens, team of members threads; extra (may be NULL) is a
  * linear layer run on it too (eng__tower_linear: the patch embedding). */
 typedef struct {
     int max_rows, max_seq, members;
-    float *h;        /* [rows, H]: the residual stream, input and output */
-    float *tmp;      /* [rows, H] */
-    float *x;        /* [rows, H]: layernormed rows */
-    float *qkv;      /* [rows, 3H] */
-    float *attn;     /* [rows, H] */
-    float *ffn;      /* [rows, F] */
-    float *att;      /* [members][att_floats], 64-byte aligned shares */
+    float *h;    /* [rows, H]: the residual stream, input and output */
+    float *tmp;  /* [rows, H] */
+    float *x;    /* [rows, H]: layernormed rows */
+    float *qkv;  /* [rows, 3H] */
+    float *attn; /* [rows, H] */
+    float *ffn;  /* [rows, F] */
+    float *att;  /* [members][att_floats], 64-byte aligned shares */
     size_t att_floats;
-    void *lin;       /* [members][lin_bytes] or NULL */
+    void *lin; /* [members][lin_bytes] or NULL */
     size_t lin_bytes;
 } eng__tower_scratch;
 
 eng_status eng__tower_scratch_init(eng__tower_scratch *s, const eng__tower *t,
-                                   const eng__linear *extra, int max_rows, int max_seq,
-                                   int members, int bf16);
+                                   const eng__linear *extra, int max_rows, int max_seq, int members,
+                                   int bf16);
 void eng__tower_scratch_free(eng__tower_scratch *s);
 
 /* One run of the layers on a team, over T rows of s->h holding n sequences
@@ -70,10 +70,10 @@ typedef struct {
     eng__tower_scratch *s;
     eng__team *team;
     const eng__kernels *k;
-    const eng__bgemm_kernels *bk;   /* bf16 contexts; NULL for fp32 */
+    const eng__bgemm_kernels *bk; /* bf16 contexts; NULL for fp32 */
     int T, n;
     const int *off, *len;
-    int by_cols;                    /* set by eng__tower_job_plan */
+    int by_cols; /* set by eng__tower_job_plan */
 } eng__tower_job;
 
 /* Decides how the members share the linear layers: by columns when T is too

@@ -94,11 +94,12 @@ static int tower_config(eng__tower *t, const cJSON *o, char *err, size_t errlen)
 {
     double eps;
     const char *act = json_str(o, "act", "");
-    if (!json_int(o, "hidden", 1, 65536, &t->hidden) || !json_int(o, "layers", 0, 1024, &t->layers) ||
-        !json_int(o, "heads", 1, 1024, &t->heads) ||
+    if (!json_int(o, "hidden", 1, 65536, &t->hidden) ||
+        !json_int(o, "layers", 0, 1024, &t->layers) || !json_int(o, "heads", 1, 1024, &t->heads) ||
         !json_int(o, "intermediate", 1, 1 << 20, &t->inter) || !json_num(o, "eps", &eps) ||
         eps <= 0) {
-        snprintf(err, errlen, "metadata lacks a valid tower {hidden, layers, heads, intermediate, eps}");
+        snprintf(err, errlen,
+                 "metadata lacks a valid tower {hidden, layers, heads, intermediate, eps}");
         return 0;
     }
     t->eps = (float)eps;
@@ -125,11 +126,13 @@ static int image_config(eng__vit_model *m, const cJSON *img, char *err, size_t e
         !json_int(img, "crop", 1, MAX_SIDE, &s->crop) || !json_floats3(img, "mean", s->mean) ||
         !json_floats3(img, "std", s->std) || !(s->std[0] > 0 && s->std[1] > 0 && s->std[2] > 0) ||
         !json_int(img, "square", 0, 1, &s->square) ||
-        !json_int(img, "crop_floor", 0, 1, &s->crop_floor) || !json_num(img, "rescale", &s->rescale) ||
-        s->rescale < 0 || (s->resize && s->crop > s->resize) ||
+        !json_int(img, "crop_floor", 0, 1, &s->crop_floor) ||
+        !json_num(img, "rescale", &s->rescale) || s->rescale < 0 ||
+        (s->resize && s->crop > s->resize) ||
         (strcmp(filter, "bilinear") && strcmp(filter, "bicubic"))) {
-        snprintf(err, errlen, "metadata lacks a valid image {resize, crop, mean[3], std[3], filter, "
-                              "square, crop_floor, rescale}");
+        snprintf(err, errlen,
+                 "metadata lacks a valid image {resize, crop, mean[3], std[3], filter, "
+                 "square, crop_floor, rescale}");
         return 0;
     }
     s->filter = strcmp(filter, "bicubic") ? ENG__FILTER_BILINEAR : ENG__FILTER_BICUBIC;
@@ -181,7 +184,8 @@ static eng_status load_vision(eng__vit_model *m, const cJSON *meta, char *err, s
     m->grid = side * side;
     eng_status s;
     if ((s = eng__tower_bind(&m->vis, f, "v", err, errlen)) ||
-        (s = eng__linear_bind(&m->patch_lin, f, "v.patch", 3 * m->patch * m->patch, H, err, errlen)))
+        (s = eng__linear_bind(&m->patch_lin, f, "v.patch", 3 * m->patch * m->patch, H, err,
+                              errlen)))
         return s;
     if (!(m->cls = f32(f, "v.cls", (uint64_t)H, 0, err, errlen)) ||
         !(m->pos = f32(f, "v.pos", (uint64_t)m->grid + 1, (uint64_t)H, err, errlen)) ||
@@ -228,7 +232,8 @@ static eng_status load_clip(eng__vit_model *m, const cJSON *meta, char *err, siz
         !json_int(t, "positions", 1, ENG_SCHED_MAX_POSITIONS, &m->positions) ||
         !json_int(t, "eos_id", 0, 1 << 24, &m->eos_id)) {
         if (!*err)
-            snprintf(err, errlen, "metadata lacks a valid projection or text {vocab, positions, eos_id}");
+            snprintf(err, errlen,
+                     "metadata lacks a valid projection or text {vocab, positions, eos_id}");
         return ENG_ERR_FORMAT;
     }
     m->txt.causal = 1;
@@ -299,7 +304,7 @@ static void vit_describe(const void *impl, eng_model_info *info, const char **ge
     const eng__vit_model *m = impl;
     info->arch = m->clip ? "clip" : "vit";
     info->input = ENG_INPUT_IMAGE;
-    info->weights = m->vis.layers && m->vis.layer[0].qkv.dtype == ENG_DT_I8    ? "int8"
+    info->weights = m->vis.layers && m->vis.layer[0].qkv.dtype == ENG_DT_I8     ? "int8"
                     : m->vis.layers && m->vis.layer[0].qkv.dtype == ENG_DT_BF16 ? "bf16"
                                                                                 : "fp32";
     info->n_labels = m->n_labels;
@@ -324,17 +329,17 @@ static const char *vit_label(const void *impl, int i)
 
 typedef struct {
     int max_images, max_text_rows;
-    const eng__bgemm_kernels *bk;   /* bf16 precision: the GEMM unit; fp32: NULL */
-    eng__tower_scratch vs, ts;   /* the vision and text towers' scratch */
-    float *images;               /* [max_images][3][S][S] */
-    float *patches;              /* [max_images * grid][3 p p] */
-    float *pooled;               /* [max(max_images, max_text_rows)][max hidden] */
-    float *head_out;             /* [same rows][max(classes, embed, hidden)] */
-    int *index;                  /* caller index of each packed item */
-    eng_status *status;          /* [max(max_images, max_text_rows)] */
-    char (*error)[192];          /* [max_images]: why an image failed */
-    int first, n_err;            /* the caller indices the errors describe */
-    int *tok_id, *tok_pos, *off, *len;   /* packed text rows and sequences */
+    const eng__bgemm_kernels *bk;      /* bf16 precision: the GEMM unit; fp32: NULL */
+    eng__tower_scratch vs, ts;         /* the vision and text towers' scratch */
+    float *images;                     /* [max_images][3][S][S] */
+    float *patches;                    /* [max_images * grid][3 p p] */
+    float *pooled;                     /* [max(max_images, max_text_rows)][max hidden] */
+    float *head_out;                   /* [same rows][max(classes, embed, hidden)] */
+    int *index;                        /* caller index of each packed item */
+    eng_status *status;                /* [max(max_images, max_text_rows)] */
+    char (*error)[192];                /* [max_images]: why an image failed */
+    int first, n_err;                  /* the caller indices the errors describe */
+    int *tok_id, *tok_pos, *off, *len; /* packed text rows and sequences */
 } vit_ctx;
 
 static void vit_ctx_free(eng_ctx *ctx)
@@ -417,7 +422,8 @@ static eng_status vit_ctx_create(eng_ctx *ctx, const eng_ctx_params *p)
     if (!c->images || !c->patches || !c->pooled || !c->head_out || !c->index || !c->status ||
         !c->error || !c->off || !c->len)
         return ENG_ERR_NOMEM;
-    s = eng__tower_scratch_init(&c->vs, &m->vis, &m->patch_lin, (int)((size_t)B * (P + 1)), (int)P + 1, nt, bf16);
+    s = eng__tower_scratch_init(&c->vs, &m->vis, &m->patch_lin, (int)((size_t)B * (P + 1)),
+                                (int)P + 1, nt, bf16);
     if (s)
         return s;
     if (m->clip) {
@@ -435,7 +441,7 @@ static eng_status vit_ctx_create(eng_ctx *ctx, const eng_ctx_params *p)
 typedef struct {
     eng_ctx *c;
     const eng__batch *b;
-    int first, n;   /* caller indices [first, first + n) of this pass */
+    int first, n; /* caller indices [first, first + n) of this pass */
 } decode_pass;
 
 static void decode_member(void *arg, int tid, int nt)
@@ -456,16 +462,16 @@ static void decode_member(void *arg, int tid, int nt)
                                                              sizeof v->error[j])
                                            : ENG_ERR_INVALID_ARG;
         else
-            v->status[j] = ip->b->data[i] ? eng__image_load_mem(ip->b->data[i], ip->b->size[i],
-                                                                &m->spec, dst, err,
-                                                                sizeof v->error[j])
-                                          : ENG_ERR_INVALID_ARG;
+            v->status[j] = ip->b->data[i]
+                               ? eng__image_load_mem(ip->b->data[i], ip->b->size[i], &m->spec, dst,
+                                                     err, sizeof v->error[j])
+                               : ENG_ERR_INVALID_ARG;
     }
 }
 
 typedef struct {
-    eng__tower_job tj;   /* all n (grid + 1) token rows */
-    eng__tower_job pj;   /* the n grid patch rows */
+    eng__tower_job tj; /* all n (grid + 1) token rows */
+    eng__tower_job pj; /* the n grid patch rows */
     const eng__vit_model *m;
     vit_ctx *v;
     int n;
@@ -490,7 +496,8 @@ static void vision_member(void *arg, int tid, int nt)
             for (int ch = 0; ch < 3; ch++)
                 for (int ky = 0; ky < p; ky++)
                     memcpy(row + ((size_t)ch * p + ky) * p,
-                           img + ch * plane + (size_t)(y0 + ky) * S + x0, (size_t)p * sizeof(float));
+                           img + ch * plane + (size_t)(y0 + ky) * S + x0,
+                           (size_t)p * sizeof(float));
         }
     }
     eng__team_barrier(vp->tj.team);
@@ -523,15 +530,16 @@ static void vision_forward(eng_ctx *c, int n, eng_task task)
         v->len[b] = P1;
     }
     vision_pass vp = {.m = m, .v = v, .n = n};
-    vp.tj = (eng__tower_job){&m->vis, &v->vs, c->team, c->kern, v->bk, n * P1, n, v->off, v->len, 0};
+    vp.tj =
+        (eng__tower_job){&m->vis, &v->vs, c->team, c->kern, v->bk, n * P1, n, v->off, v->len, 0};
     eng__tower_job_plan(&vp.tj, nt);
     vp.pj = vp.tj;
     vp.pj.T = n * m->grid;
     eng__tower_job_plan(&vp.pj, nt);
     eng__team_run(c->team, vision_member, &vp);
     for (int b = 0; b < n; b++)
-        c->kern->layernorm(v->pooled + (size_t)b * H, v->vs.h + (size_t)b * P1 * H, m->ln_g, m->ln_b,
-                           1, H, m->vis.eps);
+        c->kern->layernorm(v->pooled + (size_t)b * H, v->vs.h + (size_t)b * P1 * H, m->ln_g,
+                           m->ln_b, 1, H, m->vis.eps);
     /* The heads are fp32 (the converter stores them so): no scratch. */
     if (m->clip) {
         eng__linear_run(&m->vproj, v->pooled, n, v->head_out, NULL, ENG_ACT_NONE, NULL, c->kern,
@@ -651,7 +659,8 @@ static void text_member(void *arg, int tid, int nt)
     int lo, hi;
     eng__team_share(tp->tj.T, tid, nt, &lo, &hi);
     for (int r = lo; r < hi; r++) {
-        const float *w = m->tok_emb + (size_t)v->tok_id[r] * H, *pe = m->tpos + (size_t)v->tok_pos[r] * H;
+        const float *w = m->tok_emb + (size_t)v->tok_id[r] * H,
+                    *pe = m->tpos + (size_t)v->tok_pos[r] * H;
         float *dst = v->ts.h + (size_t)r * H;
         for (size_t i = 0; i < H; i++)
             dst[i] = w[i] + pe[i];
@@ -672,11 +681,13 @@ static void text_forward(eng_ctx *c, int cn, int T, float *out)
     eng__tower_job_plan(&tp.tj, eng__team_size(c->team));
     eng__team_run(c->team, text_member, &tp);
     for (int j = 0; j < cn; j++)
-        c->kern->layernorm(v->pooled + (size_t)j * H, v->ts.h + (size_t)(v->off[j] + v->len[j] - 1) * H,
-                           m->tln_g, m->tln_b, 1, H, m->txt.eps);
+        c->kern->layernorm(v->pooled + (size_t)j * H,
+                           v->ts.h + (size_t)(v->off[j] + v->len[j] - 1) * H, m->tln_g, m->tln_b, 1,
+                           H, m->txt.eps);
     eng__linear_run(&m->tproj, v->pooled, cn, v->head_out, NULL, ENG_ACT_NONE, NULL, c->kern, NULL);
     for (int j = 0; j < cn; j++)
-        memcpy(out + (size_t)v->index[j] * D, v->head_out + (size_t)j * D, (size_t)D * sizeof(float));
+        memcpy(out + (size_t)v->index[j] * D, v->head_out + (size_t)j * D,
+               (size_t)D * sizeof(float));
 }
 
 static eng_status run_ids(eng_ctx *c, const eng__batch *b)
@@ -687,7 +698,7 @@ static eng_status run_ids(eng_ctx *c, const eng__batch *b)
     eng_status first = ENG_OK;
     int cn = 0, T = 0;
     char err[ENG__ERROR_LEN] = "";
-    v->n_err = 0;   /* no image errors describe this call */
+    v->n_err = 0; /* no image errors describe this call */
     for (int i = 0; i <= b->n; i++) {
         int len = 0;
         if (i < b->n) {

@@ -36,28 +36,28 @@ typedef struct eng__zs_entry eng__zs_entry;
 
 typedef struct {
     const eng__file *file;
-    int clip;                  /* arch "clip", else "vit" */
+    int clip; /* arch "clip", else "vit" */
     eng__image_spec spec;
-    int image_size, patch, grid;   /* grid: patches per image */
+    int image_size, patch, grid; /* grid: patches per image */
     eng__tower vis;
     eng__linear patch_lin;
     const float *cls, *pos, *pre_g, *pre_b, *ln_g, *ln_b;
     eng__vit_head head;
-    eng__linear head_lin;      /* ViT: classifier or pooler */
+    eng__linear head_lin; /* ViT: classifier or pooler */
     int n_labels;
     char **labels;
-    int embed_size;            /* eng_embed_* output width */
+    int embed_size; /* eng_embed_* output width */
     /* CLIP */
     eng__linear vproj, tproj;
     eng__tower txt;
     const float *tok_emb, *tpos, *tln_g, *tln_b;
     int vocab, positions, eos_id;
-    float logit_scale;         /* exp of the stored value */
+    float logit_scale; /* exp of the stored value */
     char gemm_name[96];
     /* The zero-shot class-embedding cache (zeroshot.c), shared by every
      * context of the model: the one mutable part of the model, under mu. */
     pthread_mutex_t mu;
-    eng__zs_entry *zs_head;    /* most recently used first */
+    eng__zs_entry *zs_head; /* most recently used first */
     int zs_entries;
     uint64_t zs_hits, zs_misses;
 } eng__vit_model;

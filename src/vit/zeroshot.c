@@ -31,7 +31,7 @@ struct eng__zs_entry {
     char *key;
     size_t key_len;
     int n_labels, dim;
-    float *emb;   /* [n_labels][dim], unit rows */
+    float *emb; /* [n_labels][dim], unit rows */
 };
 
 static void entry_free(eng__zs_entry *e)
@@ -203,7 +203,7 @@ static eng_status class_embeddings(eng_ctx *c, const eng_label_set *ls, float *b
     memcpy(buf, e->emb, bytes);
     pthread_mutex_lock(&m->mu);
     if (lookup(m, e->key, e->key_len)) {
-        entry_free(e);   /* another thread inserted the same key meanwhile */
+        entry_free(e); /* another thread inserted the same key meanwhile */
     } else {
         e->next = m->zs_head;
         m->zs_head = e;

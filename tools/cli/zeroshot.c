@@ -152,9 +152,12 @@ static void print_result(const char *file, const char *const *labels, int L, con
 int eng__cli_zero_shot(int argc, char **argv)
 {
     static const struct option long_opts[] = {
-        {"labels", required_argument, NULL, 'l'},  {"template", required_argument, NULL, 'T'},
-        {"ids", required_argument, NULL, 'i'},     {"batch", required_argument, NULL, 'b'},
-        {"threads", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {"labels", required_argument, NULL, 'l'},
+        {"template", required_argument, NULL, 'T'},
+        {"ids", required_argument, NULL, 'i'},
+        {"batch", required_argument, NULL, 'b'},
+        {"threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *labels_path = NULL, *ids_path = NULL, *templ = NULL;

@@ -22,8 +22,8 @@
 typedef struct {
     const src_tensors *s;
     eng__writer *w;
-    const char *weights;   /* of the encoder layers */
-    int n;                 /* tensors added */
+    const char *weights; /* of the encoder layers */
+    int n;               /* tensors added */
     eng_status st;
     char *err;
     size_t errlen;
@@ -163,8 +163,10 @@ static const char *cfg_str(const cJSON *o, const char *key, const char *dflt)
 
 static tower read_tower(const cJSON *c, int clip)
 {
-    tower t = {cfg_int(c, "hidden_size", 768), cfg_int(c, "num_hidden_layers", 12),
-               cfg_int(c, "num_attention_heads", 12), cfg_int(c, "intermediate_size", 3072),
+    tower t = {cfg_int(c, "hidden_size", 768),
+               cfg_int(c, "num_hidden_layers", 12),
+               cfg_int(c, "num_attention_heads", 12),
+               cfg_int(c, "intermediate_size", 3072),
                cfg_num(c, "layer_norm_eps", clip ? 1e-5 : 1e-12),
                cfg_str(c, "hidden_act", clip ? "quick_gelu" : "gelu")};
     if (!strcmp(t.act, "gelu_new") || !strcmp(t.act, "gelu_pytorch_tanh"))
@@ -280,8 +282,9 @@ static cJSON *image_meta(const cJSON *pp, int clip, int image_size, job *j)
     const cJSON *do_rescale = cJSON_GetObjectItemCaseSensitive(pp, "do_rescale");
     const cJSON *do_norm = cJSON_GetObjectItemCaseSensitive(pp, "do_normalize");
     if (cJSON_IsFalse(do_resize) || cJSON_IsFalse(do_rescale) || cJSON_IsFalse(do_norm)) {
-        fail(j, ENG_ERR_UNSUPPORTED, "preprocessor_config.json turns off resize, rescale or "
-                                     "normalize, which the engine always does");
+        fail(j, ENG_ERR_UNSUPPORTED,
+             "preprocessor_config.json turns off resize, rescale or "
+             "normalize, which the engine always does");
         return NULL;
     }
     int resample = cfg_int(pp, "resample", clip ? 3 : 2);
@@ -310,8 +313,9 @@ static cJSON *image_meta(const cJSON *pp, int clip, int image_size, job *j)
         return NULL;
     }
     if (!crops && !square) {
-        fail(j, ENG_ERR_UNSUPPORTED, "a shortest-edge resize without a centre crop makes "
-                                     "images of varying shape");
+        fail(j, ENG_ERR_UNSUPPORTED,
+             "a shortest-edge resize without a centre crop makes "
+             "images of varying shape");
         return NULL;
     }
     if (crop_side != image_size) {
@@ -324,10 +328,10 @@ static cJSON *image_meta(const cJSON *pp, int clip, int image_size, job *j)
     for (int i = 0; i < 3; i++) {
         const cJSON *mi = cJSON_GetArrayItem(mean, i), *si = cJSON_GetArrayItem(std, i);
         cJSON_AddItemToArray(m, cJSON_CreateNumber(cJSON_IsNumber(mi) ? mi->valuedouble
-                                                    : clip            ? clip_mean[i]
+                                                   : clip             ? clip_mean[i]
                                                                       : 0.5));
         cJSON_AddItemToArray(s, cJSON_CreateNumber(cJSON_IsNumber(si) ? si->valuedouble
-                                                    : clip            ? clip_std[i]
+                                                   : clip             ? clip_std[i]
                                                                       : 0.5));
     }
     cJSON_AddNumberToObject(o, "resize", resize);
@@ -348,8 +352,9 @@ static void convert_vit(job *j, const cJSON *cfg, cJSON *meta)
     char n[256], e[256];
     if (cfg_int(cfg, "num_channels", 3) != 3 || S % p ||
         cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(cfg, "qkv_bias"))) {
-        fail(j, ENG_ERR_UNSUPPORTED, "ViT with other than 3 channels, qkv_bias false, or an "
-                                     "image size that is not a multiple of the patch");
+        fail(j, ENG_ERR_UNSUPPORTED,
+             "ViT with other than 3 channels, qkv_bias false, or an "
+             "image size that is not a multiple of the patch");
         return;
     }
     snprintf(n, sizeof n, "%sembeddings.patch_embeddings.projection", pre);
@@ -405,8 +410,9 @@ static void convert_clip(job *j, const cJSON *cfg, cJSON *meta)
     const int grid = (S / p) * (S / p), D = cfg_int(cfg, "projection_dim", 512);
     const int V = cfg_int(tc, "vocab_size", 49408), P = cfg_int(tc, "max_position_embeddings", 77);
     if (S % p || cfg_int(vc, "num_channels", 3) != 3) {
-        fail(j, ENG_ERR_UNSUPPORTED, "CLIP vision with other than 3 channels or an image size "
-                                     "that is not a multiple of the patch");
+        fail(j, ENG_ERR_UNSUPPORTED,
+             "CLIP vision with other than 3 channels or an image size "
+             "that is not a multiple of the patch");
         return;
     }
     patch_embedding(j, "vision_model.embeddings.patch_embedding", vt.hidden, p, 0);

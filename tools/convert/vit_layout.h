@@ -8,7 +8,7 @@
 #include "engine.h"
 
 typedef struct {
-    int clip;        /* a CLIPModel, else a ViT */
+    int clip; /* a CLIPModel, else a ViT */
     int n_tensors;
 } cv_vit_report;
 
