@@ -728,7 +728,7 @@ static void print_table(const char *cpu, const char *threads)
            model ? eng_model_gemm_name(model) : "none (null model)", threads);
     printf("model: %s; %d inputs from %s; device %s, precision %s\n", opt.model_path, n_items,
            opt.input, opt.device, opt.precision);
-    if (images) {
+    if (images && decode_ms > 0) {
         printf("decode+preprocess: %.2f ms per image on one thread", decode_ms);
         if (decode_share() > 0)
             printf(", %.0f%% of single mode's time per image", 100.0 * decode_share());
