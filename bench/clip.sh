@@ -9,7 +9,9 @@
 # runs, medians of $REPS runs each; then zero-shot at batch 1 over 80 labels
 # (warm cache p50/p95, and a cold label set's call); then the engine at bf16
 # precision (GEMM inputs rounded to bf16, AMX or AVX512-BF16), not a
-# like-for-like comparison with ONNX Runtime's fp32.
+# like-for-like comparison with ONNX Runtime's fp32; last, the scheduler's
+# throughput at concurrency 16 (build/infer-bench, one run of 15 s each at
+# fp32 and bf16, the images sent as encoded bytes).
 #
 # Needs the peers (../shared/reference/setup-peers.sh). Results go to
 # $OUT_DIR (default build/bench). The machine is shared: the load average is
@@ -72,4 +74,11 @@ for b in $(echo "$BATCHES" | tr , ' '); do
     o=$(pick "$b" ms_per_batch "$M.ort.jsonl" | median)
     echo "$b" "$e" "$n" "$o" | awk '{printf "bf16 batch %d: engine %.2f ms (%.1f images/s; network %.2f ms, %.1f images/s), ONNX Runtime fp32 network %.2f ms, ratio %.2f\n",
         $1, $2, $1 * 1000 / $2, $3, $1 * 1000 / $3, $4, $4 / $3}'
+done
+for p in fp32 bf16; do
+    "$BUILD/infer-bench" --model "$M.eng" --input "$IMAGES" --mode stream --concurrency 16 \
+        --duration 15 --threads "$THREADS" --precision $p --json 2>/dev/null >"$M.sched.$p.json"
+    python3 -c "import json
+r = json.load(open('$M.sched.$p.json'))['runs'][0]
+print('scheduler $p, concurrency 16: %.1f images/s, p50 %.0f ms, p95 %.0f ms, mean batch %.1f' % (r['requests_per_s'], r['latency_ms']['p50'], r['latency_ms']['p95'], r['mean_batch']))"
 done
