@@ -201,6 +201,11 @@ $(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
 # infer-bench --url: its HTTP client.
 $(BUILD)/infer-bench: $(BUILD)/obj/bench/infer_http.o
+# infer-bench --redis: its Redis client, on the server's Redis helpers.
+$(BUILD)/infer-bench: $(BUILD)/obj/bench/infer_redis.o \
+  $(call obj,tools/serve/redis_common.c tools/serve/redis_wire.c tools/serve/buf.c)
+$(BUILD)/infer-bench: LIBS += -lhiredis
+$(BUILD)/obj/bench/infer_redis.o: CFLAGS_ALL += -Itools/serve
 
 $(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,$(TEST_COMMON)) $(CONVERT_LIB) $(LIB)
 	@mkdir -p $(dir $@)
@@ -222,7 +227,7 @@ test: all $(TESTS) $(SHARED_LIB) models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) CC="$(CC)" ENGINE_SAN_FLAGS="$(SAN_FLAGS)" \
 	  $(if $(CUDA_BACKEND),ENG_CUDA_BACKEND=$(abspath $(CUDA_BACKEND))) PYTHON=$(PYTHON) \
 	  tests/run-tests.sh $(TESTS) tests/test_exports.sh tests/test_cuda_backend.sh \
-	  tests/test_redis.sh tests/python/run.sh
+	  tests/test_redis.sh tests/test_gateway.sh tests/python/run.sh
 
 asan:
 	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g" \
@@ -230,13 +235,14 @@ asan:
 
 # ThreadSanitizer runs the scheduler's tests, a short model test whose
 # contexts use their thread teams, the result cache, and the HTTP server
-# (test_http runs build-tsan/engine serve).
+# (test_http runs build-tsan/engine serve; test_gateway its Redis gateway and
+# workers, and fails on any sanitizer report in their logs).
 TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t)),$(findstring cache,$(t)),$(findstring http,$(t))),$(t)))
 tsan:
 	$(MAKE) BUILD=build-tsan CUDA=0 OPT="-O1 -g" SAN_FLAGS="-fsanitize=thread" \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS)) build-tsan/engine models
-	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=build-tsan tests/run-tests.sh \
-	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS))
+	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=build-tsan ENGINE_SAN_FLAGS=-fsanitize=thread \
+	  tests/run-tests.sh $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS)) tests/test_gateway.sh
 
 # The main job on a fresh machine: a synthetic MiniLM-L6-shaped model (seeded
 # random weights, generated vocabulary), written to weights/ where converted
@@ -282,6 +288,9 @@ fuzz:
 fuzz-build: $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_NAMES))
 $(BUILD)/fuzz_%: fuzz/fuzz_%.c $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer $(filter %.c %.a,$^) -o $@ $(LIBS) -lz
+# The Redis wire parser (tools/serve): its two files beside the harness.
+$(BUILD)/fuzz_redis_wire: tools/serve/redis_wire.c tools/serve/buf.c
+$(BUILD)/fuzz_redis_wire: CFLAGS_ALL += -Itools/serve
 fuzz-run: fuzz-build
 	@set -e; for n in $(FUZZ_NAMES); do \
 	  mkdir -p $(BUILD)/corpus/$$n; cp fuzz/corpus/$$n/* $(BUILD)/corpus/$$n/ 2>/dev/null || true; \

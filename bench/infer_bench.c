@@ -53,6 +53,7 @@
 #include "sched_backend.h"
 #include "sched_hist.h"
 #include "infer_http.h"
+#include "infer_redis.h"
 
 #define MAX_CONC 32
 #define MAX_RUNS (MAX_CONC + 4)
@@ -64,6 +65,8 @@
 typedef struct {
     const char *model_path, *input, *mode, *cpus, *plot, *device, *precision;
     const char *url;      /* drive an `engine serve` at this URL instead of a scheduler */
+    const char *redis;    /* or `engine worker`s through this Redis (stream, task) */
+    const char *redis_stream, *redis_task;
     int url_conns;        /* open loop over HTTP: connections sending the arrivals */
     eng_ctx_params ctx;   /* device and precision of every context */
     int batch, workers, threads, queue, idle_spin_us, json;
@@ -388,8 +391,8 @@ static eng_sched *make_sched(void)
 static void finish_stream(run_result *r, eng_sched *s, const eng__hist *h, int64_t t0,
                           int64_t t1, int concurrency)
 {
-    if (!s) {   /* --url: what the clients saw; the server's own split is in its /metrics */
-        snprintf(r->mode, sizeof r->mode, "http");
+    if (!s) {   /* --url, --redis: what the clients saw; the server's own split is in its /metrics */
+        snprintf(r->mode, sizeof r->mode, "%s", opt.redis ? "redis" : "http");
         r->concurrency = concurrency;
         r->batch = opt.batch;
         r->rps = (double)h->count / ((double)(t1 - t0) / 1e9);
@@ -433,12 +436,21 @@ typedef struct {
     int next;
     eng__hist h;
     http_conn conn;   /* --url */
+    redis_client rc;  /* --redis */
     uint64_t rejected;
 } client;
 
-/* One request over HTTP; 1 when answered 200. */
+/* One request over HTTP, or through Redis; 1 when answered 200 (ok). */
 static int http_one(client *c, int i)
 {
+    if (opt.redis) {
+        int st = redis_client_call(&c->rc, items[i], item_len[i]);
+        static atomic_int warned;
+        if (st < 1 && !atomic_fetch_add(&warned, 1))
+            fprintf(stderr, "infer-bench: %s through %s\n",
+                    st < 0 ? "no reply" : "an error reply", opt.redis);
+        return st == 1;
+    }
     int st = http_post_json(&c->conn, bodies[i], body_len[i]);
     if (st == 429)
         c->rejected++;
@@ -459,7 +471,7 @@ static void *client_main(void *arg)
         int i = c->next;
         c->next = (c->next + 1) % n_items;
         int64_t t = now_ns();
-        if (opt.url) {
+        if (opt.url || opt.redis) {
             if (http_one(c, i)) {
                 eng__hist_add(&c->h, (uint64_t)(now_ns() - t));
                 atomic_fetch_add_explicit(c->done, 1, memory_order_relaxed);
@@ -485,7 +497,7 @@ static void *client_main(void *arg)
 
 static void run_closed(int conc)
 {
-    eng_sched *s = opt.url ? NULL : make_sched();
+    eng_sched *s = opt.url || opt.redis ? NULL : make_sched();
     client *cs = calloc((size_t)conc, sizeof *cs);
     pthread_t *th = malloc((size_t)conc * sizeof *th);
     atomic_int stop = 0;
@@ -498,11 +510,13 @@ static void run_closed(int conc)
         cs[i].next = (int)((long)i * n_items / conc);
         if (opt.url)
             http_conn_init(&cs[i].conn, &target);
+        if (opt.redis && redis_client_open(&cs[i].rc, opt.redis, opt.redis_stream, opt.redis_task, i))
+            die("cannot reach %s", opt.redis);
         if (pthread_create(&th[i], NULL, client_main, &cs[i]) != 0)
             die("cannot start client threads (%s)", strerror(errno));
     }
     char what[32];
-    snprintf(what, sizeof what, "%s c=%d", opt.url ? "http" : "stream", conc);
+    snprintf(what, sizeof what, "%s c=%d", opt.url ? "http" : opt.redis ? "redis" : "stream", conc);
     while (now_ns() < end) {
         struct timespec ts = {0, PROGRESS_NS};
         nanosleep(&ts, NULL);
@@ -525,6 +539,7 @@ static void run_closed(int conc)
             http_conn_close(&cs[i].conn);
             free(cs[i].conn.buf);
         }
+        redis_client_close(&cs[i].rc);
     }
     finish_stream(&runs[n_runs], s, h, t0, t1, conc);
     runs[n_runs++].rejected += rejected;
@@ -867,7 +882,9 @@ static void usage(void)
             "       [--device cpu|cuda] [--precision fp32|tf32|fp16|bf16]\n"
             "       [--url http://HOST:PORT/ROUTE [--url-conns N]]: the stream mode against\n"
             "       `engine serve` (each text posted as {\"inputs\": text}); --model is then\n"
-            "       only the label of the run\n");
+            "       only the label of the run\n"
+            "       [--redis redis://HOST:PORT [--redis-stream S] [--redis-task T]]: the same\n"
+            "       through `engine worker`s (engine:requests, classify; closed loop only)\n");
     exit(2);
 }
 
@@ -901,6 +918,8 @@ static void parse_args(int argc, char **argv)
     opt.device = "cpu";
     opt.precision = "fp32";
     opt.url_conns = 256;
+    opt.redis_stream = "engine:requests";
+    opt.redis_task = "classify";
     parse_conc("1,10,25,50,100,200,500");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -943,6 +962,12 @@ static void parse_args(int argc, char **argv)
             opt.plot = v;
         else if (strcmp(a, "--url") == 0)
             opt.url = v;
+        else if (strcmp(a, "--redis") == 0)
+            opt.redis = v;
+        else if (strcmp(a, "--redis-stream") == 0)
+            opt.redis_stream = v;
+        else if (strcmp(a, "--redis-task") == 0)
+            opt.redis_task = v;
         else if (strcmp(a, "--url-conns") == 0)
             opt.url_conns = parse_int(v, 1);
         else if (strcmp(a, "--device") == 0)
@@ -994,7 +1019,10 @@ static void make_bodies(void)
 static void run_url(void)
 {
     load_input(opt.input);
-    make_bodies();
+    if (opt.url)
+        make_bodies();
+    if (opt.rate > 0 && opt.redis)
+        die("--rate (open loop) is not done through --redis");
     if (opt.rate > 0)
         run_open();
     else
@@ -1002,7 +1030,11 @@ static void run_url(void)
             run_closed(opt.conc[i]);
     char cpu[256], threads[320];
     cpu_name(cpu, sizeof cpu);
-    snprintf(threads, sizeof threads, "HTTP clients against %s", opt.url);
+    if (opt.redis)
+        snprintf(threads, sizeof threads, "Redis clients of %s on %s (%s)", opt.redis,
+                 opt.redis_stream, opt.redis_task);
+    else
+        snprintf(threads, sizeof threads, "HTTP clients against %s", opt.url);
     if (opt.json)
         print_json(cpu, threads);
     else
@@ -1014,7 +1046,7 @@ static void run_url(void)
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
-    if (opt.url) {
+    if (opt.url || opt.redis) {
         run_url();
         return 0;
     }

@@ -10,13 +10,22 @@
 #   4. Failover: steady load on two workers (--claim-idle-ms $CLAIM_MS), kill -9
 #      of one; the longest gap between replies, the time from the kill to the
 #      last reply, and the number lost (must be 0).
+#   5. The HTTP gateway: wrk -t2 -c$C for $DURATION s on /predict (SST-2 dev
+#      sentences) to `engine serve --backend redis://` in front of one worker
+#      with $THREADS threads, against wrk on a local `engine serve` of the
+#      same model with the same threads; requests/s, p50, p99 and the ratio.
+#      Needs wrk.
 # Starts its own redis-server (persistence off) on a free loopback port.
-# BUILD (default build), ENGINE_SHARED, THREADS (2), C (64), N (4000 requests).
+# BUILD (default build), ENGINE_SHARED, THREADS (2), C (64), N (4000 requests),
+# DURATION (5 s, part 5), PARTS (1,2,3,4,5).
 set -eu
 . "$(dirname "$0")/common.sh"
 C=${C:-64}
 N=${N:-4000}
 CLAIM_MS=${CLAIM_MS:-2000}
+DURATION=${DURATION:-5}
+PARTS=${PARTS:-1,2,3,4,5}   # the parts to run, e.g. PARTS=5
+part() { case ,$PARTS, in *,$1,*) true ;; *) false ;; esac; }
 E=$BUILD/engine
 M=$BUILD/models/sst2-bert-mini.eng
 make -s BUILD="$BUILD" "$BUILD/engine" "$BUILD/infer-bench" "$M"
@@ -49,6 +58,7 @@ worker() {   # worker STREAM ARGS...
     LAST=$!
 }
 
+if part 1; then
 echo "== 1. overhead: sst2-bert-mini, 1 worker x $THREADS threads, concurrency $C"
 worker bert "$M" --workers 1 --threads "$THREADS"
 W=$LAST
@@ -64,12 +74,16 @@ done
 echo "redis / in-process, median of $REPS: $(awk '{print $1 / $2}' "$T/ratio" | median)"
 kill -TERM $W; wait $W
 
+fi
+if part 2; then
 echo "== 2. the null model through Redis (the queue's ceiling), concurrency 1000"
 worker null --null --workers 1 --threads 1 --max-inflight 1024
 W=$LAST
 for r in $(seq "$REPS"); do C=1000 redis_run null; done
 kill -TERM $W; wait $W
 
+fi
+if part 3; then
 echo "== 3. scale: 1 worker x 2 threads vs 2 workers x 1 thread (sst2-bert-mini, concurrency $C)"
 for r in $(seq "$REPS"); do
     worker s1 "$M" --workers 1 --threads 2
@@ -87,6 +101,8 @@ for r in $(seq "$REPS"); do
     echo "1x2: $a req/s   2x1: $b req/s"
 done
 
+fi
+if part 4; then
 echo "== 4. failover: kill -9 of one of two workers under load (--claim-idle-ms $CLAIM_MS)"
 worker f "$M" --workers 1 --threads 1 --consumer a --claim-idle-ms "$CLAIM_MS"
 WA=$LAST
@@ -112,4 +128,47 @@ print("longest gap in replies after the kill: %d ms; kill to last reply: %d ms; 
       % (max(gaps) if gaps else 0, got[-1] - kill, lost))
 PY
 kill -TERM $WB; wait $WB
+fi
+
+if part 5; then
+echo "== 5. HTTP: gateway -> Redis -> 1 worker x $THREADS threads vs a local engine serve, wrk -c$C"
+command -v wrk >/dev/null || { echo "redis.sh: part 5 needs wrk (apt-get install wrk)" >&2; exit 1; }
+python3 "$(dirname "$0")/http_post_lua.py" "$SHARED/data/sst2/dev.tsv" "$T/post.lua"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+serve() {   # serve LOG ARGS...: an engine serve, its PID and PORT once ready
+    local log=$1; shift
+    PORT=$(free_port)
+    $E serve "$@" --port "$PORT" 2>"$log" &
+    PID=$!
+    PIDS="$PIDS $PID"
+    for _ in $(seq 600); do grep -q "engine serve: ready" "$log" && return 0; sleep 0.1; done
+    cat "$log" >&2; exit 1
+}
+# wrk's requests/s, p50 and p99 (ms) from its --latency report.
+wrk_line() {
+    awk '/^Requests\/sec:/ {r=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2}
+         function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; return v * 1000 }
+         END {printf "%s %.2f %.2f\n", r, ms(p50), ms(p99)}' "$1"
+}
+worker http "$M" --workers 1 --threads "$THREADS"
+W=$LAST
+serve "$T/gw.log" --backend "$URL" --stream http
+GPID=$PID GPORT=$PORT
+for r in $(seq "$REPS"); do
+    wrk -t2 -c"$C" -d"${DURATION}s" --latency -s "$T/post.lua" "http://127.0.0.1:$GPORT/predict" \
+        >"$T/wrk.gw"
+    kill -STOP $W   # the local server gets the cores to itself meanwhile
+    serve "$T/local.log" "$M" --workers 1 --threads "$THREADS"
+    wrk -t2 -c"$C" -d"${DURATION}s" --latency -s "$T/post.lua" "http://127.0.0.1:$PORT/predict" \
+        >"$T/wrk.local"
+    kill -TERM $PID; wait $PID
+    kill -CONT $W
+    g=$(wrk_line "$T/wrk.gw") l=$(wrk_line "$T/wrk.local")
+    echo "local engine serve: $l | gateway: $g (req/s p50 p99 ms)"
+    echo "${g%% *} ${l%% *}" >>"$T/gw_ratio"
+    grep -h 'Non-2xx' "$T/wrk.gw" "$T/wrk.local" || true
+done
+echo "gateway / local, median of $REPS: $(awk '{print $1 / $2}' "$T/gw_ratio" | median)"
+kill -TERM $GPID $W; wait $GPID $W
+fi
 load_average after

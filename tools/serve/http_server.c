@@ -75,6 +75,8 @@ static void req_free(srv_req *r)
         cJSON_Delete(r->json);
     for (int i = 0; i < r->n_owned; i++)
         free(r->owned[i]);
+    for (int i = 0; r->items && i < r->n; i++)
+        free(r->items[i].json);
     free(r->owned);
     free(r->items);
     free(r->vals);
@@ -239,34 +241,37 @@ static enum MHD_Result respond_json(srv_req *r, buf *b)
  * a request that a miss would refuse. */
 static uint32_t cache_options(const srv_req *r) { return (uint32_t)r->truncate; }
 
-static void on_done(const eng_sched_result *res)
+void srv_item_done(srv_item *it, int batch_size, int batch_tokens)
 {
-    srv_item *it = res->user;
     srv_req *r = it->r;
     srv_model *m = r->m;
-    it->st = res->status;
-    it->label = res->label;
-    it->n_tokens = res->n_tokens;
-    it->queue_ns = res->queue_ns;
-    it->compute_ns = res->compute_ns;
-    if (res->status == ENG_OK) {
-        memcpy(it->vals, res->out, (size_t)res->n_out * sizeof(float));
-        if (res->probs)
-            memcpy(it->vals + res->n_out, res->probs, (size_t)res->n_out * sizeof(float));
+    if (it->st == ENG_OK && it->vals) {   /* (a gateway's /tokenize items have no vals) */
         eng_cache_key k = {m->name, r->task, cache_options(r), it->data, it->len};
         eng_cache_value v = {it->vals, r->width, it->label, it->n_tokens};
         eng_cache_put(r->s->cache, &k, &v);
     }
     srv_metrics *mt = &m->metrics;
-    hist_observe(&mt->queue_s, (uint64_t)(res->queue_ns / 1000));
-    if (res->batch_size > 0) {
-        hist_observe(&mt->infer_s, (uint64_t)(res->compute_ns / 1000));
-        hist_observe(&mt->batch_size, (uint64_t)res->batch_size);
-        hist_observe(&mt->batch_tokens, (uint64_t)res->batch_tokens);
+    hist_observe(&mt->queue_s, (uint64_t)(it->queue_ns / 1000));
+    if (batch_size > 0) {
+        hist_observe(&mt->infer_s, (uint64_t)(it->compute_ns / 1000));
+        hist_observe(&mt->batch_size, (uint64_t)batch_size);
+        hist_observe(&mt->batch_tokens, (uint64_t)batch_tokens);
     }
     if (atomic_fetch_sub(&r->pending, 1) == 1)
         req_resume(r);
     req_unref(r);
+}
+
+void srv_item_hold(srv_req *r)
+{
+    atomic_fetch_add(&r->pending, 1);
+    atomic_fetch_add(&r->refs, 1);
+}
+
+void srv_item_unhold(srv_req *r)
+{
+    atomic_fetch_sub(&r->pending, 1);
+    atomic_fetch_sub(&r->refs, 1);
 }
 
 /* Strict UTF-8 (no overlong forms, surrogates or values past U+10FFFF):
@@ -296,7 +301,7 @@ static int utf8_valid(const unsigned char *s, size_t n)
     return 1;
 }
 
-static void fail_status(srv_req *r, int i, eng_status st)
+void srv_fail_status(srv_req *r, int i, eng_status st)
 {
     switch (st) {
     case ENG_ERR_OVERLOADED:
@@ -308,8 +313,16 @@ static void fail_status(srv_req *r, int i, eng_status st)
     case ENG_ERR_TIMEOUT:
         srv_fail(r, 504, "timeout", "Input %d: the deadline passed while it was queued", i);
         break;
-    case ENG_ERR_UTF8:
     case ENG_ERR_TOO_LONG:
+        if (!r->truncate && !r->items[i].image) {
+            srv_fail(r, 422, "validation",
+                     "Input validation error: input %d is longer than the model's %d tokens "
+                     "(set truncate to true to cut it)",
+                     i, r->m->info.max_positions);
+            break;
+        }
+        /* fall through */
+    case ENG_ERR_UTF8:
     case ENG_ERR_INVALID_ARG:
     case ENG_ERR_UNSUPPORTED:
         srv_fail(r, 422, "validation", "Input validation error: input %d: %s", i,
@@ -320,12 +333,34 @@ static void fail_status(srv_req *r, int i, eng_status st)
         srv_fail(r, 422, "validation", "Input %d: the image does not decode: %s", i,
                  eng_status_str(st));
         break;
+    case ENG_ERR_NO_DEVICE:   /* a gateway's: no worker answered in time */
+        srv_fail(r, 503, "unhealthy", "Input %d: no worker answered in time", i);
+        break;
     default:
         srv_fail(r, 500, "backend", "Input %d: %s", i, eng_status_str(st));
     }
 }
 
-/* Cache lookups, then the misses to the scheduler. Returns 1 when the answer
+int srv_suspend(srv_req *r)
+{
+    MHD_suspend_connection(r->conn);
+    r->phase = PH_WAIT;
+    if (!waiting_add(r)) {
+        srv_fail(r, 503, "unhealthy", "The server is stopping (exit timeout)");
+        req_resume(r);
+        return 0;
+    }
+    atomic_store(&r->pending, 1);   /* the caller's own hold */
+    return 1;
+}
+
+void srv_release(srv_req *r)
+{
+    if (atomic_fetch_sub(&r->pending, 1) == 1)
+        req_resume(r);
+}
+
+/* Cache lookups, then the misses to the backend. Returns 1 when the answer
  * is ready now, 0 when the connection was suspended. */
 static int submit_all(srv_req *r)
 {
@@ -363,56 +398,10 @@ static int submit_all(srv_req *r)
     if (misses == 0)
         return 1;
 
-    eng_sched_req q = eng_sched_default_req();
-    q.task = r->task;
-    q.priority = r->priority;
-    q.timeout_us = r->timeout_us;
-    q.done = on_done;
-    MHD_suspend_connection(r->conn);
-    r->phase = PH_WAIT;
-    if (!waiting_add(r)) {
-        srv_fail(r, 503, "unhealthy", "The server is stopping (exit timeout)");
-        req_resume(r);
-        return 0;
+    if (srv_suspend(r)) {
+        s->be->submit(r);
+        srv_release(r);
     }
-    atomic_store(&r->pending, 1);   /* this loop's own hold */
-    int32_t ids[ENG_SCHED_MAX_POSITIONS];
-    for (int i = 0; i < r->n && !r->err_code; i++) {
-        srv_item *it = &r->items[i];
-        if (it->cached)
-            continue;
-        q.user = it;
-        atomic_fetch_add(&r->pending, 1);
-        atomic_fetch_add(&r->refs, 1);
-        eng_status st;
-        if (it->image) {
-            st = eng_sched_submit_image(m->sched, it->data, it->len, &q, NULL);
-        } else if (!m->model) {
-            st = eng_sched_submit(m->sched, it->data, it->len, &q, NULL);
-        } else {
-            int64_t t0 = srv_now_ns();
-            int n_ids = 0, trunc = 0;
-            st = eng_tokenize(m->model, it->data, it->len, ids, m->info.max_positions, &n_ids,
-                              &trunc);
-            r->tok_ns += srv_now_ns() - t0;
-            if (st == ENG_OK && trunc && !r->truncate) {
-                srv_fail(r, 422, "validation",
-                         "Input validation error: input %d is longer than the model's %d tokens "
-                         "(set truncate to true to cut it)",
-                         i, m->info.max_positions);
-                st = ENG_ERR_TOO_LONG;
-            } else if (st == ENG_OK) {
-                st = eng_sched_submit_ids(m->sched, ids, n_ids, &q, NULL);
-            }
-        }
-        if (st != ENG_OK) {
-            atomic_fetch_sub(&r->pending, 1);
-            atomic_fetch_sub(&r->refs, 1);
-            fail_status(r, i, st);
-        }
-    }
-    if (atomic_fetch_sub(&r->pending, 1) == 1)
-        req_resume(r);
     return 0;
 }
 
@@ -662,7 +651,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             parsed = tei_parse(r);
         if (parsed == 1) {   /* answered without the scheduler (/tokenize) */
             buf b = {0};
-            tei_tokenize(r, &b);
+            if (!s->be->tokenize(r, &b))
+                return MHD_YES;   /* suspended, as below */
             r->phase = PH_DONE;
             return r->err_code ? (buf_free(&b), respond_failed(r)) : respond_json(r, &b);
         }
@@ -680,12 +670,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     r->phase = PH_DONE;
     if (r->err_code)
         return respond_failed(r);
+    int tokenize = r->route == R_TOKENIZE;
     for (int i = 0; i < r->n; i++)
         if (r->items[i].st != ENG_OK) {
-            fail_status(r, i, r->items[i].st);
+            if (tokenize)
+                tei_fail_tokenize(r, i, r->items[i].st);
+            else
+                srv_fail_status(r, i, r->items[i].st);
             return respond_failed(r);
         }
     buf b = {0};
+    if (tokenize) {   /* a gateway's: the workers' lists */
+        buf_add(&b, "[", 1);
+        for (int i = 0; i < r->n; i++) {
+            if (i)
+                buf_add(&b, ",", 1);
+            buf_str(&b, r->items[i].json);
+        }
+        buf_add(&b, "]", 1);
+        return respond_json(r, &b);
+    }
     if (r->route == R_INFER)
         kserve_format(r, &b);
     else if (r->route == R_CLASSIFY || r->items[0].image)

@@ -1,7 +1,6 @@
 /* redis_common.c: see redis_common.h. */
 #include "redis_common.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -87,30 +86,6 @@ redisContext *eng__redis_connect(const eng_redis_addr *a, int retry_ms, int io_t
     }
 }
 
-const char *eng__redis_status_name(eng_status s)
-{
-    /* "ENG_ERR_TOO_LONG" -> "too_long", made once from the status list. */
-    static const char *const full[] = {
-#define ENG__X_NAME(name, text) #name,
-        ENG_STATUS_LIST(ENG__X_NAME)
-#undef ENG__X_NAME
-    };
-    static char names[ENG__STATUS_COUNT][32];
-    if ((unsigned)s >= ENG__STATUS_COUNT)
-        s = ENG_ERR_INTERNAL;
-    if (s == ENG_OK)
-        return "ok";
-    char *n = names[s];
-    if (!n[0]) {   /* benign race: every writer writes the same bytes */
-        const char *src = full[s] + strlen("ENG_ERR_");
-        size_t i = 0;
-        for (; src[i] && i + 1 < sizeof names[s]; i++)
-            n[i] = (char)tolower((unsigned char)src[i]);
-        n[i] = '\0';
-    }
-    return n;
-}
-
 int64_t eng__redis_now_ms(void)
 {
     struct timespec ts;
@@ -118,15 +93,14 @@ int64_t eng__redis_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-const redisReply *eng__redis_field(const redisReply *fields, const char *name)
+eng_redis_str *eng__redis_kv(const redisReply *fields, size_t *n)
 {
     if (!fields || fields->type != REDIS_REPLY_ARRAY)
         return NULL;
-    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-        const redisReply *k = fields->element[i];
-        if (k->type == REDIS_REPLY_STRING && k->len == strlen(name) && !memcmp(k->str, name, k->len))
-            return fields->element[i + 1]->type == REDIS_REPLY_STRING ? fields->element[i + 1]
-                                                                       : NULL;
-    }
-    return NULL;
+    eng_redis_str *kv = calloc(fields->elements ? fields->elements : 1, sizeof *kv);
+    for (size_t i = 0; kv && i < fields->elements; i++)
+        if (fields->element[i]->type == REDIS_REPLY_STRING)
+            kv[i] = (eng_redis_str){fields->element[i]->str, fields->element[i]->len};
+    *n = fields->elements;
+    return kv;
 }

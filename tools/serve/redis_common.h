@@ -1,6 +1,7 @@
-/* redis_common.h: what the Redis worker (redis_worker.c) and the submit client
- * (redis_submit.c) share: the redis:// address, connecting with a bounded
- * retry, wire status names; JSON bodies are written with buf.h.
+/* redis_common.h: what the Redis worker (redis_worker.c), the submit client
+ * (redis_submit.c), the gateway (backend_redis.c) and infer-bench --redis
+ * share: the redis:// address, connecting with a bounded retry, an entry's
+ * fields as strings (redis_wire.h reads them); JSON bodies are written with buf.h.
  * docs/REDIS.md describes the wire protocol. hiredis 0.14 speaks RESP2 only. */
 #ifndef ENG_REDIS_COMMON_H
 #define ENG_REDIS_COMMON_H
@@ -12,6 +13,7 @@
 
 #include "buf.h"
 #include "engine.h"
+#include "redis_wire.h"
 
 typedef struct {
     char host[256];
@@ -28,13 +30,12 @@ int eng__redis_parse_url(const char *url, eng_redis_addr *a);
 redisContext *eng__redis_connect(const eng_redis_addr *a, int retry_ms, int io_timeout_ms,
                                  char *err, size_t err_size);
 
-/* The wire name of a status: "ok", "timeout", "too_long", ... (ENG_ERR_X -> x). */
-const char *eng__redis_status_name(eng_status s);
-
 /* Milliseconds since the Unix epoch. */
 int64_t eng__redis_now_ms(void);
 
-/* The value of field name in a stream entry's field/value array, or NULL. */
-const redisReply *eng__redis_field(const redisReply *fields, const char *name);
+/* A stream entry's field/value array as strings (a value that is not a
+ * string reads as absent): *n of them, malloc'ed; NULL when fields is not an
+ * array or memory ran out. */
+eng_redis_str *eng__redis_kv(const redisReply *fields, size_t *n);
 
 #endif

@@ -227,15 +227,17 @@ int eng__cli_submit(int argc, char **argv)
             for (size_t i = 0; i < es->elements; i++) {
                 const redisReply *e = es->element[i];
                 snprintf(last, sizeof last, "%s", e->element[0]->str);
-                const redisReply *f = e->element[1], *id = eng__redis_field(f, "id"),
-                                 *st = eng__redis_field(f, "status"),
-                                 *body = eng__redis_field(f, "body");
+                size_t n_kv = 0;
+                eng_redis_str *kv = eng__redis_kv(e->element[1], &n_kv);
+                eng_redis_reply rep;
+                int ok = kv && eng__redis_parse_reply(kv, n_kv, &rep) && rep.body.p;
+                free(kv);
                 size_t pl = strlen(prefix);
-                if (!id || !st || !body || id->len <= pl + 1 || memcmp(id->str, prefix, pl) ||
-                    id->str[pl] != '-')
+                /* hiredis ends every string with a NUL: strtoull stops there */
+                if (!ok || rep.id.n <= pl + 1 || memcmp(rep.id.p, prefix, pl) || rep.id.p[pl] != '-')
                     continue;
                 char *end;
-                unsigned long long idx = strtoull(id->str + pl + 1, &end, 10);
+                unsigned long long idx = strtoull(rep.id.p + pl + 1, &end, 10);
                 if (*end || idx >= sent)
                     continue;
                 item *it = &items[idx];
@@ -243,8 +245,8 @@ int eng__cli_submit(int argc, char **argv)
                     duplicates++;
                     continue;
                 }
-                it->status = strdup(st->str);
-                it->body = strdup(body->str);
+                it->status = strndup(rep.status.p, rep.status.n);
+                it->body = strndup(rep.body.p, rep.body.n);
                 it->latency_us = t - it->sent_us;
                 it->reply_ms = eng__redis_now_ms();
                 received++;

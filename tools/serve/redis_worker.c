@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "redis_common.h"
+#include "serve.h"   /* the metrics families engine serve has */
 
 /* X(worker, ...) in tools/cli/cli.h's table, which this folder may not include. */
 int eng__cli_worker(int argc, char **argv);
@@ -40,12 +41,15 @@ typedef struct wreq {
     size_t input_len;
     const char *status;   /* wire status name */
     buf body;
+    int want_raw;         /* the entry asked for the raw result (a gateway) */
+    buf raw;
     int ack_only;         /* the entry was deleted: acknowledge, nothing else */
     char *dead_reason;    /* non-NULL: copy the entry to the dead-letter stream */
     long long deliveries;
     int n_fields;         /* the entry's field/value strings, for the dead letter */
     char **fields;
     size_t *field_lens;
+    int64_t t_read;       /* srv_now_ns() when read */
 } wreq;
 
 static struct {
@@ -63,6 +67,8 @@ static struct {
     int inflight;         /* entries read and not yet acknowledged */
     int writer_stop;
     atomic_ullong entries_read, entries_claimed, dead_lettered, reconnects, replies;
+    atomic_ullong answers[ENG__STATUS_COUNT];   /* by status (dead letters apart) */
+    srv_model m;          /* name, scheduler and metrics, as engine serve's models */
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static volatile sig_atomic_t stop_requested;
@@ -90,6 +96,7 @@ static void wreq_free(wreq *r)
     free(r->reply_to);
     free(r->input);
     free(r->body.data);
+    free(r->raw.data);
     free(r->dead_reason);
     for (int i = 0; i < r->n_fields; i++)
         free(r->fields[i]);
@@ -101,6 +108,7 @@ static void wreq_free(wreq *r)
 /* Hands a finished entry to the writer. */
 static void finish(wreq *r)
 {
+    hist_observe(&W.m.metrics.total_s, (uint64_t)((srv_now_ns() - r->t_read) / 1000));
     pthread_mutex_lock(&W.mu);
     if (W.done_tail)
         W.done_tail->next = r;
@@ -125,6 +133,7 @@ static void fail_named(wreq *r, const char *name, eng_status s, const char *deta
 
 static void fail(wreq *r, eng_status s, const char *detail)
 {
+    atomic_fetch_add(&W.answers[(unsigned)s < ENG__STATUS_COUNT ? s : ENG_ERR_INTERNAL], 1);
     fail_named(r, eng__redis_status_name(s), s, detail);
 }
 
@@ -159,6 +168,13 @@ static void on_done(const eng_sched_result *res)
     wreq *r = res->user;
     free(r->input);   /* image bytes: the request is complete */
     r->input = NULL;
+    srv_metrics *mt = &W.m.metrics;
+    hist_observe(&mt->queue_s, (uint64_t)(res->queue_ns / 1000));
+    if (res->batch_size > 0) {
+        hist_observe(&mt->infer_s, (uint64_t)(res->compute_ns / 1000));
+        hist_observe(&mt->batch_size, (uint64_t)res->batch_size);
+        hist_observe(&mt->batch_tokens, (uint64_t)res->batch_tokens);
+    }
     if (res->status) {
         fail(r, res->status, NULL);
         return;
@@ -195,17 +211,18 @@ static void on_done(const eng_sched_result *res)
     }
     put_floats(b, res->out, res->n_out);
     buf_add(b, "}", 1);
-    if (b->failed) {
+    if (r->want_raw) {
+        eng_redis_raw h = {res->label, res->n_tokens, res->batch_size, res->batch_tokens,
+                           res->n_out, res->probs ? res->n_out : 0, res->queue_ns, res->compute_ns};
+        eng__redis_raw_put(&r->raw, &h, res->out, res->probs);
+    }
+    if (b->failed || r->raw.failed) {
         fail(r, ENG_ERR_NOMEM, NULL);
         return;
     }
     r->status = "ok";
+    atomic_fetch_add(&W.answers[ENG_OK], 1);
     finish(r);
-}
-
-static int field_is(const redisReply *v, const char *s)
-{
-    return v && v->len == strlen(s) && !memcmp(v->str, s, v->len);
 }
 
 /* Turns one stream entry into a scheduler request, or answers it at once. */
@@ -222,26 +239,32 @@ static void handle_entry(const redisReply *e, long long deliveries)
     pthread_mutex_unlock(&W.mu);
     atomic_fetch_add(&W.entries_read, 1);
     r->deliveries = deliveries;
+    r->t_read = srv_now_ns();
     const redisReply *f = e->element[1];
     if (f->type != REDIS_REPLY_ARRAY) {   /* deleted since it was delivered */
         r->ack_only = 1;
         finish(r);
         return;
     }
-    const redisReply *id = eng__redis_field(f, "id"), *reply_to = eng__redis_field(f, "reply_to"),
-                     *task = eng__redis_field(f, "task"), *input = eng__redis_field(f, "input"),
-                     *model = eng__redis_field(f, "model"),
-                     *deadline = eng__redis_field(f, "deadline_ms"),
-                     *prio = eng__redis_field(f, "priority");
-    if (id)
-        r->id = memdup0(id->str, id->len);
-    if (reply_to)
-        r->reply_to = memdup0(reply_to->str, reply_to->len);
+    size_t n_kv = 0;
+    eng_redis_str *kv = eng__redis_kv(f, &n_kv);
+    if (!kv) {
+        fail(r, ENG_ERR_NOMEM, NULL);
+        return;
+    }
+    eng_redis_request q;
+    char why[160] = "";
+    eng_status pst = eng__redis_parse_request(kv, n_kv, &q, why, sizeof why);
+    free(kv);
+    if (q.id.p)
+        r->id = memdup0(q.id.p, q.id.n);
+    if (q.reply_to.p)
+        r->reply_to = memdup0(q.reply_to.p, q.reply_to.n);
     char reason[160] = "";
     if (deliveries > W.max_deliveries)
         snprintf(reason, sizeof reason, "delivered %lld times, more than --max-deliveries %d",
                  deliveries, W.max_deliveries);
-    else if (!reply_to)
+    else if (!q.reply_to.p)
         snprintf(reason, sizeof reason, "no reply_to field");
     if (reason[0]) {
         /* Keep the whole entry in the dead-letter stream with the reason. */
@@ -263,95 +286,95 @@ static void handle_entry(const redisReply *e, long long deliveries)
         fail_named(r, "dead_letter", ENG_ERR_INTERNAL, reason);
         return;
     }
-    if (!id || !task || !input) {
-        fail(r, ENG_ERR_INVALID_ARG,
-             !id ? "missing field id" : !task ? "missing field task" : "missing field input");
+    if (pst) {
+        fail(r, pst, why);
         return;
     }
-    if (input->len > W.max_input) {
+    if (q.input.n > W.max_input) {
         char d[96];
-        snprintf(d, sizeof d, "input of %zu bytes, more than --max-input-bytes %zu", input->len,
+        snprintf(d, sizeof d, "input of %zu bytes, more than --max-input-bytes %zu", q.input.n,
                  W.max_input);
         fail(r, ENG_ERR_TOO_LONG, d);
         return;
     }
-    if (model && !field_is(model, W.model_name)) {
+    if (q.model.p && (q.model.n != strlen(W.model_name) || memcmp(q.model.p, W.model_name, q.model.n))) {
         fail(r, ENG_ERR_UNSUPPORTED, "this worker serves another model");
         return;
     }
-    eng_sched_req q = eng_sched_default_req();
-    q.done = on_done;
-    q.user = r;
-    if (prio) {
-        char *end;
-        long p = strtol(prio->str, &end, 10);
-        if (*end || end == prio->str || p < 0 || p >= ENG_SCHED_PRIORITIES) {
-            fail(r, ENG_ERR_INVALID_ARG, "priority is not 0..3");
-            return;
-        }
-        q.priority = (int)p;
-    }
-    if (deadline) {
-        char *end;
-        long long d = strtoll(deadline->str, &end, 10);
-        if (*end || end == deadline->str || d <= 0) {
-            fail(r, ENG_ERR_INVALID_ARG, "deadline_ms is not a positive integer");
-            return;
-        }
-        int64_t left = d - eng__redis_now_ms();
+    r->want_raw = q.raw;
+    eng_sched_req sq = eng_sched_default_req();
+    sq.done = on_done;
+    sq.user = r;
+    sq.priority = q.priority;
+    if (q.deadline_ms) {
+        int64_t left = q.deadline_ms - eng__redis_now_ms();
         if (left <= 0) {
             fail(r, ENG_ERR_TIMEOUT, NULL);
             return;
         }
-        q.timeout_us = left * 1000;
+        sq.timeout_us = left * 1000;
     }
-    if (field_is(task, "tokenize")) {
+    int32_t ids[ENG_SCHED_MAX_POSITIONS];
+    if (q.kind == ENG_REDIS_TOKENIZE) {
         if (!W.model || W.info.input != ENG_INPUT_TEXT) {
             fail(r, ENG_ERR_UNSUPPORTED, "tokenize needs a text model");
             return;
         }
-        int32_t ids[ENG_SCHED_MAX_POSITIONS];
-        int n = 0;
-        eng_status s = eng_tokenize(W.model, input->str, input->len, ids, ENG_SCHED_MAX_POSITIONS,
-                                    &n, NULL);
+        eng_status s;
+        if (q.tei) {   /* a gateway's /tokenize: engine serve's list for the text */
+            s = tei_text_tokens(W.model, W.info.max_positions, q.input.p, q.input.n, q.truncate,
+                                q.skip_special, &r->body);
+        } else {
+            int n = 0;
+            s = eng_tokenize(W.model, q.input.p, q.input.n, ids, ENG_SCHED_MAX_POSITIONS, &n, NULL);
+            buf_add(&r->body, "{\"ids\":[", 8);
+            for (int k = 0; s == ENG_OK && k < n; k++)
+                buf_printf(&r->body, k ? ",%d" : "%d", (int)ids[k]);
+            buf_add(&r->body, "]}", 2);
+        }
         if (s) {
             fail(r, s, NULL);
             return;
         }
-        buf_add(&r->body, "{\"ids\":[", 8);
-        for (int k = 0; k < n; k++)
-            buf_printf(&r->body, k ? ",%d" : "%d", (int)ids[k]);
-        buf_add(&r->body, "]}", 2);
         r->status = "ok";
+        atomic_fetch_add(&W.answers[ENG_OK], 1);
         finish(r);
         return;
     }
-    if (field_is(task, "classify"))
-        q.task = ENG_TASK_CLASSIFY;
-    else if (field_is(task, "embed"))
-        q.task = ENG_TASK_EMBED;
-    else {
-        fail(r, ENG_ERR_UNSUPPORTED, "unknown task (classify, embed or tokenize)");
-        return;
-    }
-    if (q.task == ENG_TASK_CLASSIFY && W.model && W.info.n_labels == 0) {
+    sq.task = q.kind == ENG_REDIS_CLASSIFY ? ENG_TASK_CLASSIFY : ENG_TASK_EMBED;
+    if (sq.task == ENG_TASK_CLASSIFY && W.model && W.info.n_labels == 0) {
         fail(r, ENG_ERR_UNSUPPORTED, "the model has no classifier head; use embed");
         return;
     }
     eng_status s;
     if (W.info.input == ENG_INPUT_IMAGE) {
         /* The scheduler reads the bytes until the request completes. */
-        if (!(r->input = memdup0(input->str, input->len))) {
+        if (!(r->input = memdup0(q.input.p, q.input.n))) {
             fail(r, ENG_ERR_NOMEM, NULL);
             return;
         }
-        r->input_len = input->len;
-        s = eng_sched_submit_image(W.sched, r->input, r->input_len, &q, NULL);
+        r->input_len = q.input.n;
+        s = eng_sched_submit_image(W.sched, r->input, r->input_len, &sq, NULL);
+    } else if (!q.truncate && W.model) {
+        /* Tokenized here to see whether the text fits (the scheduler would
+         * cut it silently), as engine serve does for truncate false. */
+        int n = 0, cut = 0;
+        s = eng_tokenize(W.model, q.input.p, q.input.n, ids, W.info.max_positions, &n, &cut);
+        if (s == ENG_OK && cut) {
+            char d[96];
+            snprintf(d, sizeof d, "longer than the model's %d tokens", W.info.max_positions);
+            fail(r, ENG_ERR_TOO_LONG, d);
+            return;
+        }
+        if (s == ENG_OK)
+            s = eng_sched_submit_ids(W.sched, ids, n, &sq, NULL);
     } else {
-        s = eng_sched_submit(W.sched, input->str, input->len, &q, NULL);
+        s = eng_sched_submit(W.sched, q.input.p, q.input.n, &sq, NULL);
     }
     if (s)
         fail(r, s, eng_last_error());
+    else
+        atomic_fetch_add_explicit(&W.m.metrics.items, 1, memory_order_relaxed);
 }
 
 /* ---- the writer ---------------------------------------------------------- */
@@ -386,11 +409,13 @@ static int send_list(redisContext *c, wreq *list)
         if (r->reply_to && !r->ack_only) {
             const char *a[] = {"XADD", r->reply_to, "*", "id", r->id ? r->id : "",
                                "status", r->status, "body", r->body.data ? r->body.data : "{}",
-                               "entry", r->entry};
-            size_t l[11];
+                               "entry", r->entry, "raw", r->raw.data};
+            size_t l[13];
             for (int i = 0; i < 11; i++)
                 l[i] = strlen(a[i]);
-            redisAppendCommandArgv(c, 11, a, l);
+            l[11] = 3;
+            l[12] = r->raw.len;   /* binary */
+            redisAppendCommandArgv(c, r->raw.len ? 13 : 11, a, l);
             n_cmds++;
         }
         if (r->dead_reason) {
@@ -476,54 +501,33 @@ static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn, c
     buf b = {0};
     int code = MHD_HTTP_OK;
     if (!strcmp(url, "/metrics")) {
-        eng_sched_stats st;
-        eng_sched_get_stats(W.sched, &st);
-        buf_printf(&b, "# TYPE engine_requests_total counter\n");
-        buf_printf(&b, "engine_requests_total{status=\"ok\"} %llu\n",
-                        (unsigned long long)st.completed);
-        buf_printf(&b, "engine_requests_total{status=\"failed\"} %llu\n",
-                        (unsigned long long)st.failed);
-        buf_printf(&b, "engine_requests_total{status=\"timeout\"} %llu\n",
-                        (unsigned long long)st.timed_out);
-        buf_printf(&b, "engine_requests_total{status=\"rejected\"} %llu\n",
-                        (unsigned long long)st.rejected);
-        buf_printf(&b, "# TYPE engine_queue_size gauge\nengine_queue_size %llu\n",
-                        (unsigned long long)st.queued);
-        buf_printf(&b, "# TYPE engine_batches_total counter\nengine_batches_total %llu\n",
-                        (unsigned long long)st.batches);
-        buf_printf(&b, "# TYPE engine_batch_size histogram\n");
-        unsigned long long cum = 0, sum = 0;
-        for (int k = 1; k <= ENG_SCHED_MAX_BATCH; k++) {
-            cum += st.batch_hist[k];
-            sum += (unsigned long long)k * st.batch_hist[k];
-            if ((k & (k - 1)) == 0)   /* powers of two as buckets */
-                buf_printf(&b, "engine_batch_size_bucket{le=\"%d\"} %llu\n", k, cum);
-        }
-        buf_printf(&b, "engine_batch_size_bucket{le=\"+Inf\"} %llu\n", cum);
-        buf_printf(&b, "engine_batch_size_sum %llu\nengine_batch_size_count %llu\n", sum, cum);
-        buf_printf(&b, "# TYPE engine_queue_duration_seconds summary\n");
-        buf_printf(&b, "engine_queue_duration_seconds{quantile=\"0.5\"} %.6f\n",
-                        st.queue_us.p50 / 1e6);
-        buf_printf(&b, "engine_queue_duration_seconds{quantile=\"0.99\"} %.6f\n",
-                        st.queue_us.p99 / 1e6);
-        buf_printf(&b, "# TYPE engine_inference_duration_seconds summary\n");
-        buf_printf(&b, "engine_inference_duration_seconds{quantile=\"0.5\"} %.6f\n",
-                        st.compute_us.p50 / 1e6);
-        buf_printf(&b, "engine_inference_duration_seconds{quantile=\"0.99\"} %.6f\n",
-                        st.compute_us.p99 / 1e6);
-        static const char *const names[] = {"entries_read", "entries_claimed", "dead_lettered",
-                                            "reconnects", "replies"};
+        /* engine serve's model families, then the worker's own. */
+        metrics_render_models(&b, &W.m, 1, srv_backend_local.queue_depth);
+        metrics_family(&b, "engine_redis_answers_total", "counter",
+                       "Entries answered, by status (dead letters apart)");
+        for (int s = 0; s < ENG__STATUS_COUNT; s++)
+            buf_printf(&b, "engine_redis_answers_total{model=\"%s\",status=\"%s\"} %llu\n",
+                       W.m.name, eng__redis_status_name((eng_status)s),
+                       (unsigned long long)atomic_load(&W.answers[s]));
+        static const struct { const char *name, *help; } c[] = {
+            {"engine_redis_entries_read_total", "Stream entries read (new, re-read or claimed)"},
+            {"engine_redis_entries_claimed_total", "Entries claimed from a dead consumer"},
+            {"engine_redis_dead_lettered_total", "Entries copied to the dead-letter stream"},
+            {"engine_redis_reconnects_total", "Connections to Redis made again after a loss"},
+            {"engine_redis_replies_total", "Replies written to their reply stream"},
+        };
         unsigned long long v[] = {atomic_load(&W.entries_read), atomic_load(&W.entries_claimed),
                                   atomic_load(&W.dead_lettered), atomic_load(&W.reconnects),
                                   atomic_load(&W.replies)};
-        for (int i = 0; i < 5; i++)
-            buf_printf(&b, "# TYPE engine_redis_%s_total counter\nengine_redis_%s_total %llu\n",
-                            names[i], names[i], v[i]);
+        for (int i = 0; i < 5; i++) {
+            metrics_family(&b, c[i].name, "counter", c[i].help);
+            buf_printf(&b, "%s %llu\n", c[i].name, v[i]);
+        }
         pthread_mutex_lock(&W.mu);
         int inflight = W.inflight;
         pthread_mutex_unlock(&W.mu);
-        buf_printf(&b, "# TYPE engine_redis_inflight gauge\nengine_redis_inflight %d\n",
-                        inflight);
+        metrics_family(&b, "engine_redis_inflight", "gauge", "Entries read and not yet acknowledged");
+        buf_printf(&b, "engine_redis_inflight %d\n", inflight);
     } else {
         code = MHD_HTTP_NOT_FOUND;
         buf_add(&b, "not found\n", 10);
@@ -724,6 +728,8 @@ int eng__cli_worker(int argc, char **argv)
     }
     if (!W.model_name)
         W.model_name = name;
+    snprintf(W.m.name, sizeof W.m.name, "%s", W.model_name);
+    metrics_init(&W.m.metrics);
     if (W.max_inflight > sp.queue_capacity)
         sp.queue_capacity = W.max_inflight;   /* the scheduler never refuses an entry read */
     sp.model = W.model;
@@ -746,6 +752,7 @@ int eng__cli_worker(int argc, char **argv)
         eng_model_free(W.model);
         return 4;
     }
+    W.m.sched = W.sched;   /* the local backend's queue depth reads it */
     struct MHD_Daemon *mhd = NULL;
     if (metrics_port) {
         mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)metrics_port, NULL, NULL,

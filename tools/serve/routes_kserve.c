@@ -191,11 +191,7 @@ void kserve_format(srv_req *r, buf *out)
         buf_printf(out, ",{\"name\":\"label\",\"datatype\":\"BYTES\",\"shape\":[%d],\"data\":[", r->n);
         for (int i = 0; i < r->n; i++) {
             char tmp[32];
-            const char *l = m->model ? eng_model_label(m->model, r->items[i].label) : NULL;
-            if (!l) {
-                snprintf(tmp, sizeof tmp, "LABEL_%d", r->items[i].label);
-                l = tmp;
-            }
+            const char *l = srv_label(m, r->items[i].label, tmp, sizeof tmp);
             if (i)
                 buf_add(out, ",", 1);
             buf_json_str(out, l, strlen(l));

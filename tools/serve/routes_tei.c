@@ -11,9 +11,9 @@
 
 #include "serve.h"
 
-static const char *label_name(srv_model *m, int i, char *tmp, size_t n)
+const char *srv_label(srv_model *m, int i, char *tmp, size_t n)
 {
-    const char *l = m->model ? eng_model_label(m->model, i) : NULL;
+    const char *l = i >= 0 && i < m->info.n_labels ? m->labels[i] : NULL;
     if (l)
         return l;
     snprintf(tmp, n, "LABEL_%d", i);   /* the null model's, and HF's default names */
@@ -218,7 +218,7 @@ static void predictions(srv_req *r, int i, buf *out)
     buf_add(out, "[", 1);
     for (int k = 0; k < nl; k++) {
         char tmp[32];
-        const char *l = label_name(r->m, order[k], tmp, sizeof tmp);
+        const char *l = srv_label(r->m, order[k], tmp, sizeof tmp);
         buf_str(out, k ? ",{\"label\":" : "{\"label\":");
         buf_json_str(out, l, strlen(l));
         buf_str(out, ",\"score\":");
@@ -265,54 +265,83 @@ void tei_format(srv_req *r, buf *out)
  * TEI's into_tokens: a token from the text has its byte offsets into it and
  * the text's own bytes there as "text" (not the vocabulary entry: "Hello",
  * not "hello"); the [CLS] and [SEP] added around it (Hugging Face's special
- * tokens mask) have their vocabulary entry and null offsets. */
-void tei_tokenize(srv_req *r, buf *out)
+ * tokens mask) have their vocabulary entry and null offsets. The Redis
+ * worker writes the same list for a gateway (task tokenize, format tei). */
+eng_status tei_text_tokens(const eng_model *model, int max_positions, const char *text,
+                           size_t len, int truncate, int skip_special, buf *out)
+{
+    int32_t ids[ENG_SCHED_MAX_POSITIONS];
+    eng_token_span spans[ENG_SCHED_MAX_POSITIONS];
+    int n_ids = 0, trunc = 0;
+    if (max_positions > ENG_SCHED_MAX_POSITIONS)
+        max_positions = ENG_SCHED_MAX_POSITIONS;
+    eng_status st = eng_tokenize_spans(model, text, len, ids, spans, max_positions, &n_ids, &trunc);
+    if (st != ENG_OK)
+        return st;
+    if (trunc && !truncate)
+        return ENG_ERR_TOO_LONG;
+    buf_add(out, "[", 1);
+    int first = 1;
+    for (int k = 0; k < n_ids; k++) {
+        int special = spans[k].start < 0;
+        if (special && skip_special)
+            continue;
+        buf_printf(out, "%s{\"id\":%d,\"text\":", first ? "" : ",", ids[k]);
+        if (special) {
+            size_t tl;
+            const char *t = eng_model_token(model, ids[k], &tl, NULL);
+            buf_json_str(out, t ? t : "", t ? tl : 0);
+            buf_str(out, ",\"special\":true,\"start\":null,\"stop\":null}");
+        } else {
+            buf_json_str(out, text + spans[k].start, (size_t)(spans[k].stop - spans[k].start));
+            buf_printf(out, ",\"special\":false,\"start\":%d,\"stop\":%d}", (int)spans[k].start,
+                       (int)spans[k].stop);
+        }
+        first = 0;
+    }
+    buf_add(out, "]", 1);
+    return ENG_OK;
+}
+
+void tei_fail_tokenize(srv_req *r, int i, eng_status st)
+{
+    switch (st) {
+    case ENG_ERR_TOO_LONG:
+        srv_fail(r, 422, "validation",
+                 "Input validation error: input %d is longer than the model's %d tokens", i,
+                 r->m->info.max_positions);
+        break;
+    case ENG_ERR_TIMEOUT:      /* a gateway's: a deadline, no worker, a full table */
+    case ENG_ERR_NO_DEVICE:
+    case ENG_ERR_OVERLOADED:
+    case ENG_ERR_SHUTDOWN:
+        srv_fail_status(r, i, st);
+        break;
+    default:
+        srv_fail(r, 422, "tokenizer", "Input %d: %s", i, eng_status_str(st));
+    }
+}
+
+int tei_tokenize(srv_req *r, buf *out)
 {
     srv_model *m = r->m;
     if (!m->model) {
         srv_fail(r, 422, "validation", "the null model has no vocabulary");
-        return;
+        return 1;
     }
-    int32_t ids[ENG_SCHED_MAX_POSITIONS];
-    eng_token_span spans[ENG_SCHED_MAX_POSITIONS];
     buf_add(out, "[", 1);
     for (int i = 0; i < r->n; i++) {
-        int n_ids = 0, trunc = 0;
-        eng_status st = eng_tokenize_spans(m->model, r->items[i].data, r->items[i].len, ids,
-                                           spans, m->info.max_positions, &n_ids, &trunc);
+        if (i)
+            buf_add(out, ",", 1);
+        eng_status st = tei_text_tokens(m->model, m->info.max_positions, r->items[i].data,
+                                        r->items[i].len, r->truncate, r->skip_special, out);
         if (st != ENG_OK) {
-            srv_fail(r, 422, "tokenizer", "Input %d: %s", i, eng_status_str(st));
-            return;
+            tei_fail_tokenize(r, i, st);
+            return 1;
         }
-        if (trunc && !r->truncate) {
-            srv_fail(r, 422, "validation",
-                     "Input validation error: input %d is longer than the model's %d tokens", i,
-                     m->info.max_positions);
-            return;
-        }
-        buf_str(out, i ? ",[" : "[");
-        int first = 1;
-        for (int k = 0; k < n_ids; k++) {
-            int special = spans[k].start < 0;
-            if (special && r->skip_special)
-                continue;
-            buf_printf(out, "%s{\"id\":%d,\"text\":", first ? "" : ",", ids[k]);
-            if (special) {
-                size_t len;
-                const char *t = eng_model_token(m->model, ids[k], &len, NULL);
-                buf_json_str(out, t ? t : "", t ? len : 0);
-                buf_str(out, ",\"special\":true,\"start\":null,\"stop\":null}");
-            } else {
-                buf_json_str(out, r->items[i].data + spans[k].start,
-                             (size_t)(spans[k].stop - spans[k].start));
-                buf_printf(out, ",\"special\":false,\"start\":%d,\"stop\":%d}",
-                           (int)spans[k].start, (int)spans[k].stop);
-            }
-            first = 0;
-        }
-        buf_add(out, "]", 1);
     }
     buf_add(out, "]", 1);
+    return 1;
 }
 
 void tei_info(srv *s, buf *out)
@@ -327,7 +356,7 @@ void tei_info(srv *s, buf *out)
         buf_str(out, ",\"model_type\":{\"classifier\":{\"id2label\":{");
         for (int i = 0; i < m->info.n_labels; i++) {
             char tmp[32], key[16];
-            const char *l = label_name(m, i, tmp, sizeof tmp);
+            const char *l = srv_label(m, i, tmp, sizeof tmp);
             snprintf(key, sizeof key, "%d", i);
             buf_str(out, i ? "," : "");
             buf_json_str(out, key, strlen(key));
@@ -337,7 +366,7 @@ void tei_info(srv *s, buf *out)
         buf_str(out, "},\"label2id\":{");
         for (int i = 0; i < m->info.n_labels; i++) {
             char tmp[32];
-            const char *l = label_name(m, i, tmp, sizeof tmp);
+            const char *l = srv_label(m, i, tmp, sizeof tmp);
             buf_str(out, i ? "," : "");
             buf_json_str(out, l, strlen(l));
             buf_printf(out, ":%d", i);
@@ -388,14 +417,14 @@ void image_format(srv_req *r, buf *out)
             top[j] = best;
         }
         char tmp[32];
-        const char *l = label_name(r->m, top[0], tmp, sizeof tmp);
+        const char *l = srv_label(r->m, top[0], tmp, sizeof tmp);
         buf_str(out, i ? ",{\"label\":" : "{\"label\":");
         buf_json_str(out, l, strlen(l));
         buf_str(out, ",\"score\":");
         buf_float(out, probs[top[0]]);
         buf_str(out, ",\"top5\":[");
         for (int j = 0; j < k; j++) {
-            l = label_name(r->m, top[j], tmp, sizeof tmp);
+            l = srv_label(r->m, top[j], tmp, sizeof tmp);
             buf_printf(out, "%s{\"index\":%d,\"label\":", j ? "," : "", top[j]);
             buf_json_str(out, l, strlen(l));
             buf_str(out, ",\"score\":");

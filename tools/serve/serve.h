@@ -7,7 +7,14 @@
  * is looked up in the result cache and the misses are submitted to the
  * model's scheduler with a completion callback; the connection is suspended.
  * The last completion (on a worker thread) resumes it, and the epoll thread
- * formats the answer. No thread per request, no blocking wait. */
+ * formats the answer. No thread per request, no blocking wait.
+ *
+ * Where the items are computed is the backend's business (srv_backend): the
+ * local one (backend_local.c) runs the models in this process; the Redis one
+ * (backend_redis.c, --backend redis://...) is a gateway that loads no model
+ * and sends each item to `engine worker`s as a stream entry (docs/REDIS.md).
+ * Parsing, the cache, deadlines' answers and formatting are shared, so the
+ * two answer a request with the same bytes. */
 #ifndef SERVE_H
 #define SERVE_H
 
@@ -69,8 +76,10 @@ void hist_observe(hist *h, uint64_t v);
 typedef struct {
     char name[128];
     const char *path;         /* NULL for the null model */
-    eng_model *model;         /* NULL for the null model */
+    eng_model *model;         /* NULL for the null model and in a gateway */
     eng_model_info info;
+    const char **labels;      /* info.n_labels names (NULL: LABEL_i), from the model or workers */
+    void *be;                 /* the backend's own per-model state */
     eng_sched *sched;
     int width_classify, width_embed;   /* floats per result */
     srv_metrics metrics;
@@ -93,11 +102,17 @@ typedef struct {
     int64_t max_wait_us;
     const char *cpus;
     int null_batch_us, null_token_ns;
+    /* gateway (--backend redis://...) */
+    const char *backend, *stream;
+    int64_t reply_timeout_ms, connect_timeout_ms;
 } srv_opts;
+
+typedef struct srv_backend srv_backend;
 
 typedef struct srv srv;
 struct srv {
     srv_opts o;
+    const srv_backend *be;
     srv_model *models;
     int n_models;
     struct MHD_Daemon *d;
@@ -121,6 +136,7 @@ typedef struct {
     int label, n_tokens, truncated, submitted;
     int64_t queue_ns, compute_ns;
     float *vals;   /* r->width floats: classify logits then probs; embed the vector */
+    char *json;    /* /tokenize through a gateway: the worker's list for this text */
 } srv_item;
 
 enum { PH_NEW, PH_BODY, PH_WAIT, PH_DONE };
@@ -163,6 +179,45 @@ struct srv_req {
     char request_id[64];
 };
 
+/* ---- Backends ---- */
+struct srv_backend {
+    const char *name;
+    /* Before listening (may be NULL): may set the model list. 0 or -1 (logged). */
+    int (*prepare)(srv *s);
+    /* After listening, before ready (may be NULL): loads the models, starts
+     * threads. 0 or -1 (logged). */
+    int (*open)(srv *s);
+    /* Runs the items of r that are not cached, on r's epoll thread: for each
+     * one srv_item_hold, then srv_item_done when its result is in (any
+     * thread), or srv_item_unhold and srv_fail_status when it failed at once.
+     * Stops at the first failure (r->err_code set). */
+    void (*submit)(srv_req *r);
+    /* /tokenize: 1 when answered now (into out, or srv_fail); 0 when r was
+     * suspended (srv_suspend) and its items' it->json come later, as submit's. */
+    int (*tokenize)(srv_req *r, buf *out);
+    /* Inputs of the model queued and not yet answered (/metrics). */
+    uint64_t (*queue_depth)(srv_model *m);
+    /* The backend's own /metrics families (may be NULL). */
+    void (*metrics)(srv *s, buf *out);
+    /* Frees what prepare and open made, whatever they got to. */
+    void (*close)(srv *s);
+};
+extern const srv_backend srv_backend_local, srv_backend_redis;
+
+/* http_server.c, for the backends */
+/* Suspends r's connection until its items are done (1), holding it while
+ * they are sent; 0 when the server is past its exit timeout (r answers 503).
+ * srv_release drops that hold once they are. */
+int srv_suspend(srv_req *r);
+void srv_release(srv_req *r);
+void srv_item_hold(srv_req *r);
+void srv_item_unhold(srv_req *r);
+/* it->st, label, n_tokens, queue_ns, compute_ns and vals are set: caches
+ * the result, observes the metrics, and resumes r after its last item. */
+void srv_item_done(srv_item *it, int batch_size, int batch_tokens);
+void srv_fail_status(srv_req *r, int i, eng_status st);   /* srv_fail with st's answer */
+const char *srv_label(srv_model *m, int i, char *tmp, size_t n);   /* routes_tei.c */
+
 int64_t srv_now_ns(void);
 void srv_fail(srv_req *r, int code, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -171,7 +226,12 @@ srv_model *srv_find_model(srv *s, const char *name, size_t len);
 /* routes_tei.c: parse a TEI / OpenAI request into items; format answers. */
 int tei_parse(srv_req *r);                  /* 0 ok, else srv_fail was called */
 void tei_format(srv_req *r, buf *out);
-void tei_tokenize(srv_req *r, buf *out);    /* answers /tokenize directly */
+int tei_tokenize(srv_req *r, buf *out);     /* the local backend's /tokenize */
+/* One text's /tokenize list into out (the local server's and a worker's):
+ * ENG_ERR_TOO_LONG past max_positions unless truncate, or the tokenizer's status. */
+eng_status tei_text_tokens(const eng_model *model, int max_positions, const char *text,
+                           size_t len, int truncate, int skip_special, buf *out);
+void tei_fail_tokenize(srv_req *r, int i, eng_status st);   /* srv_fail: item i failed */
 void tei_info(srv *s, buf *out);
 void image_format(srv_req *r, buf *out);    /* the CLI's image JSON */
 
@@ -182,6 +242,10 @@ void kserve_model_meta(srv_model *m, buf *out);
 
 /* metrics.c */
 void metrics_render(srv *s, buf *out);
+void metrics_family(buf *o, const char *name, const char *type, const char *help);
+/* The per-model families (histograms, inputs, cache, queue depth: depth
+ * NULL reads 0), which the Redis worker's /metrics shares. */
+void metrics_render_models(buf *o, srv_model *models, int n, uint64_t (*depth)(srv_model *));
 
 /* http_server.c */
 int srv_start(srv *s);        /* starts listening; 0 or -1 (logged) */

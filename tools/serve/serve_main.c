@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,16 +68,27 @@ static const struct {
      "null model: sleep per batch"},
     {"--null-token-ns", "ENGINE_NULL_TOKEN_NS", OPT_INT, &opts.null_token_ns,
      "null model: sleep per token"},
+    {"--backend", "ENGINE_BACKEND", OPT_STR, &opts.backend,
+     "redis://HOST:PORT[/DB]: a gateway: no model here, the items go to workers (docs/REDIS.md)"},
+    {"--stream", "ENGINE_STREAM", OPT_STR, &opts.stream,
+     "gateway: serve the models whose workers read this stream (engine:requests)"},
+    {"--reply-timeout-ms", "ENGINE_REPLY_TIMEOUT_MS", OPT_I64, &opts.reply_timeout_ms,
+     "gateway: an item no worker answered in this long is answered 503 (30000; past a deadline, 504)"},
+    {"--connect-timeout-ms", "ENGINE_CONNECT_TIMEOUT_MS", OPT_I64, &opts.connect_timeout_ms,
+     "gateway: how long to wait for Redis and for the workers' model metadata (10000)"},
 };
 #define N_OPTIONS (int)(sizeof options / sizeof options[0])
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: engine serve MODEL.eng [MODEL.eng...] [--model null] [options]\n"
+               "       engine serve --backend redis://HOST:PORT [MODEL...] [options]\n"
                "  serves the models over HTTP (TEI routes, KServe v2); a model's name is its\n"
                "  file name without .eng, the first is the default. --model null adds the\n"
-               "  scheduler's null model (for measuring the server itself). Options, each\n"
-               "  also read from the environment variable named:\n");
+               "  scheduler's null model (for measuring the server itself). With --backend,\n"
+               "  a gateway: the named models (default: every model whose workers read\n"
+               "  --stream, by name) are served by `engine worker`s through Redis. Options,\n"
+               "  each also read from the environment variable named:\n");
     for (int i = 0; i < N_OPTIONS; i++)
         fprintf(f, "  %-24s %-30s %s\n", options[i].flag, options[i].env, options[i].help);
 }
@@ -141,101 +151,6 @@ int srv_resolve(const char *host, int port, struct sockaddr_storage *ss, unsigne
     return 0;
 }
 
-/* The cores this process may run on, shared out between the models in
- * contiguous slices (a model per slice; more models than cores share). */
-static void cpu_slice(int i, int n_models, char *out, size_t cap)
-{
-    cpu_set_t set;
-    int cpus[CPU_SETSIZE], n = 0;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        for (int c = 0; c < CPU_SETSIZE; c++)
-            if (CPU_ISSET(c, &set))
-                cpus[n++] = c;
-    out[0] = '\0';
-    if (n == 0 || n_models <= 1)
-        return;
-    int per = n / n_models;
-    if (per == 0) {   /* more models than cores: each gets one, round robin */
-        snprintf(out, cap, "%d", cpus[i % n]);
-        return;
-    }
-    size_t o = 0;
-    for (int k = i * per; k < (i + 1) * per && o < cap; k++)
-        o += (size_t)snprintf(out + o, cap - o, "%s%d", o ? "," : "", cpus[k]);
-}
-
-/* A 1x1 PNG: the warm-up input of image models. */
-static const unsigned char png_1x1[] = {
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
-    0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90,
-    0x77, 0x53, 0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x08, 0xd7, 0x63, 0xf8,
-    0xcf, 0xc0, 0x00, 0x00, 0x03, 0x01, 0x01, 0x00, 0x18, 0xdd, 0x8d, 0xb0, 0x00, 0x00, 0x00,
-    0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
-
-static int load_model(srv *s, srv_model *m, int index)
-{
-    if (m->path) {
-        if (eng_model_load(m->path, NULL, &m->model) != ENG_OK) {
-            fprintf(stderr, "engine serve: %s: %s\n", m->path, eng_last_error());
-            return -1;
-        }
-        eng_model_get_info(m->model, &m->info);
-    } else {
-        /* The null model (see include/engine.h): 2 logits, 4-float embeddings. */
-        m->info = (eng_model_info){.arch = "null", .input = ENG_INPUT_TEXT, .weights = "none",
-                                   .n_labels = 2, .hidden = 4,
-                                   .max_positions = ENG__SCHED_NULL_POSITIONS};
-    }
-    m->width_classify = 2 * m->info.n_labels;
-    m->width_embed = m->info.hidden;
-    eng_sched_params p = eng_sched_default_params();
-    p.model = m->model;
-    p.n_workers = s->o.workers;
-    p.threads_per_worker = s->o.threads;
-    char slice[512];
-    cpu_slice(index, s->n_models, slice, sizeof slice);
-    p.cpus = s->o.cpus ? s->o.cpus : slice[0] ? slice : NULL;
-    if (s->o.max_batch)
-        p.max_batch_size = s->o.max_batch;
-    p.max_batch_tokens = s->o.max_batch_tokens;
-    p.max_wait_us = s->o.max_wait_us;
-    if (s->o.queue_capacity)
-        p.queue_capacity = s->o.queue_capacity;
-    if (s->o.idle_spin_us >= 0)
-        p.idle_spin_us = s->o.idle_spin_us;
-    p.null_batch_us = s->o.null_batch_us;
-    p.null_token_ns = s->o.null_token_ns;
-    if (eng_sched_create(&p, &m->sched) != ENG_OK) {
-        fprintf(stderr, "engine serve: %s: scheduler: %s\n", m->name, eng_last_error());
-        return -1;
-    }
-    /* One warm-up batch, so that the first client does not pay for page
-     * faults and thread start-up; ready waits for it. */
-    eng_sched_req q = eng_sched_default_req();
-    q.task = m->info.n_labels ? ENG_TASK_CLASSIFY : ENG_TASK_EMBED;
-    eng_sched_ticket *t = NULL;
-    eng_status st = m->info.input == ENG_INPUT_IMAGE
-                        ? eng_sched_submit_image(m->sched, png_1x1, sizeof png_1x1, &q, &t)
-                        : eng_sched_submit(m->sched, "warm up", 7, &q, &t);
-    if (st == ENG_OK) {
-        eng_sched_result res;
-        st = eng_sched_wait(m->sched, t, &res);
-        eng_sched_release(m->sched, t);
-    }
-    if (st != ENG_OK) {
-        fprintf(stderr, "engine serve: %s: warm-up failed: %s\n", m->name, eng_status_str(st));
-        return -1;
-    }
-    int threads = 0;
-    eng_sched_worker_info wi;
-    if (eng_sched_get_worker(m->sched, 0, &wi) == ENG_OK)
-        threads = wi.n_threads;
-    fprintf(stderr, "engine serve: model %s: %s, %s weights, ISA %s, %d workers x %d threads%s%s\n",
-            m->name, m->info.arch, m->info.weights, eng_isa_name(), eng_sched_n_workers(m->sched),
-            threads, *eng_sched_warning(m->sched) ? "; " : "", eng_sched_warning(m->sched));
-    return 0;
-}
-
 static double now_s(void) { return (double)srv_now_ns() / 1e9; }
 
 /* Waits up to seconds for a signal; returns it, or 0. */
@@ -253,10 +168,8 @@ static int finish(srv *s, int rc)
 {
     if (!s)
         return rc;
-    for (int i = 0; s->models && i < s->n_models; i++) {
-        eng_sched_free(s->models[i].sched);   /* waits for whatever it still runs */
-        eng_model_free(s->models[i].model);
-    }
+    if (s->be)
+        s->be->close(s);
     eng_cache_free(s->cache);
     free(s->models);
     free(s);
@@ -268,7 +181,9 @@ int eng__cli_serve(int argc, char **argv)
     opts = (srv_opts){.host = "127.0.0.1", .port = 8080, .payload_limit = 2000000,
                       .max_client_batch = 32, .max_connections = 1024, .idle_timeout_s = 30,
                       .drain_delay_s = 0, .exit_timeout_s = 30, .http_threads = 2,
-                      .cache_bytes = (size_t)64 << 20, .idle_spin_us = -1};
+                      .cache_bytes = (size_t)64 << 20, .idle_spin_us = -1,
+                      .stream = "engine:requests", .reply_timeout_ms = 30000,
+                      .connect_timeout_ms = 10000};
     for (int i = 0; i < N_OPTIONS; i++) {
         const char *v = getenv(options[i].env);
         if (v && *v && set_option(i, v)) {
@@ -314,7 +229,7 @@ int eng__cli_serve(int argc, char **argv)
             len -= 4;
         snprintf(m->name, sizeof m->name, "%.*s", (int)len, base);
     }
-    if (s->n_models == 0) {
+    if (s->n_models == 0 && !opts.backend) {
         usage(stderr);
         return finish(s, 2);
     }
@@ -330,8 +245,13 @@ int eng__cli_serve(int argc, char **argv)
         return finish(s, 2);
     }
     s->o = opts;
+    s->be = opts.backend ? &srv_backend_redis : &srv_backend_local;
     s->t0_ns = srv_now_ns();
     metrics_init(&s->global);
+    /* The gateway finds its models (and their metadata) before listening:
+     * the HTTP threads read the model list without a lock. */
+    if (s->be->prepare && s->be->prepare(s))
+        return finish(s, 1);
     for (int i = 0; i < s->n_models; i++)
         metrics_init(&s->models[i].metrics);
     if (opts.cache_entries) {
@@ -355,11 +275,10 @@ int eng__cli_serve(int argc, char **argv)
     if (srv_start(s))
         return finish(s, 1);
     fprintf(stderr, "engine serve: listening on http://%s:%d\n", s->o.host, s->o.port);
-    for (int i = 0; i < s->n_models; i++)
-        if (load_model(s, &s->models[i], i)) {
-            srv_stop(s);
-            return finish(s, 1);
-        }
+    if (s->be->open && s->be->open(s)) {
+        srv_stop(s);
+        return finish(s, 1);
+    }
     atomic_store(&s->ready, 1);
     fprintf(stderr, "engine serve: ready\n");
 
