@@ -234,10 +234,11 @@ asan:
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
 # ThreadSanitizer runs the scheduler's tests, a short model test whose
-# contexts use their thread teams, the result cache, and the HTTP server
+# contexts use their thread teams, the result cache, the zero-shot label-set
+# cache shared by threads (test_vit), and the HTTP server
 # (test_http runs build-tsan/engine serve; test_gateway its Redis gateway and
 # workers, and fails on any sanitizer report in their logs).
-TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t)),$(findstring cache,$(t)),$(findstring http,$(t))),$(t)))
+TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t)),$(findstring cache,$(t)),$(findstring http,$(t)),$(findstring vit,$(t))),$(t)))
 tsan:
 	$(MAKE) BUILD=build-tsan CUDA=0 OPT="-O1 -g" SAN_FLAGS="-fsanitize=thread" \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS)) build-tsan/engine models

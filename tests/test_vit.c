@@ -7,6 +7,7 @@
  * shortest-edge + centre crop), and bad images failing alone. The tiny models
  * are in tests/golden/tiny; the images are $ENGINE_SHARED's ImageNet sample. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,6 +432,58 @@ START_TEST(test_sched_embed)
 }
 END_TEST
 
+typedef struct {
+    const eng_model *m;
+    const char *const *paths;
+    const eng_label_set *ls;
+    float probs[N_IMAGES * N_TEXTS];
+    eng_status st;
+} zs_thread;
+
+static void *zs_run(void *arg)
+{
+    zs_thread *z = arg;
+    eng_ctx_params p = eng_ctx_default_params();
+    p.n_threads = 1;
+    eng_ctx *c;
+    z->st = eng_ctx_init(z->m, &p, &c);
+    for (int r = 0; !z->st && r < 3; r++)
+        z->st = eng_zero_shot_images(c, z->ls, z->paths, 1, z->probs, NULL, NULL);
+    eng_ctx_free(c);
+    return NULL;
+}
+
+/* Threads with their own contexts share the model's cache: the same label
+ * set, asked for at once, is one entry and the same numbers for all. */
+START_TEST(test_zero_shot_threads)
+{
+    golden g;
+    read_golden("clip", "image_embeds", &g);
+    const char *const *paths = path_list(&g);
+    eng_model *m = convert_and_load("clip", "fp32");
+    const char *names[N_TEXTS] = {"a", "b", "c", "d", "e"};
+    eng_label_set ls = {names, N_TEXTS, "{}", g.seqs};
+    enum { N_THREADS = 3 };
+    zs_thread z[N_THREADS];
+    pthread_t th[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++) {
+        z[i] = (zs_thread){.m = m, .paths = paths, .ls = &ls};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, zs_run, &z[i]), 0);
+    }
+    for (int i = 0; i < N_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(z[i].st, ENG_OK);
+        ck_assert_mem_eq(z[i].probs, z[0].probs, N_TEXTS * sizeof(float));
+    }
+    eng_zero_shot_stats zs;
+    eng_zero_shot_get_stats(m, &zs);
+    ck_assert_uint_eq(zs.entries, 1);
+    ck_assert_uint_eq(zs.hits + zs.misses, 3 * N_THREADS);
+    ck_assert_uint_ge(zs.hits, 2 * N_THREADS);   /* every thread's later calls hit */
+    eng_model_free(m);
+}
+END_TEST
+
 /* A missing file, garbage bytes and an out-of-vocabulary id fail alone; the
  * rest of the batch equals what it gives alone. */
 START_TEST(test_bad_items_fail_alone)
@@ -483,6 +536,7 @@ int main(void)
     tcase_add_test(tc, test_clip_features);
     tcase_add_test(tc, test_bad_items_fail_alone);
     tcase_add_test(tc, test_zero_shot_cache);
+    tcase_add_test(tc, test_zero_shot_threads);
     tcase_add_test(tc, test_sched_embed);
     tcase_add_test(tc, test_reduced_precision);
     suite_add_tcase(s, tc);
