@@ -285,8 +285,10 @@ static int run_command(command cmd, int argc, char **argv)
     r.model = model;
     eng_model_get_info(model, &r.info);
     int rc = ENG_CLI_OK;
-    if (r.info.input == ENG_INPUT_IMAGE && cmd == CMD_TOKENIZE) {
-        fprintf(stderr, "engine %s: %s is an image model: classify or embed apply\n", name, path);
+    if (r.info.input == ENG_INPUT_IMAGE && (cmd == CMD_TOKENIZE || (cmd == CMD_EMBED &&
+                                                                     !r.info.embed_size))) {
+        fprintf(stderr, "engine %s: %s is an image model that %s\n", name, path,
+                r.info.embed_size ? "classifies or embeds" : "only classifies");
         rc = ENG_CLI_MODEL;
     } else if (r.info.input != ENG_INPUT_IMAGE && images) {
         fprintf(stderr, "engine %s: --images: %s is not an image model\n", name, path);
