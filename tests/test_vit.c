@@ -392,6 +392,36 @@ START_TEST(test_reduced_precision)
 }
 END_TEST
 
+/* A CLIP folder's tokenizer.json travels in the file as it is ("tok.json"),
+ * for the tokenizer.json interpreter. */
+START_TEST(test_tokenizer_json_kept)
+{
+    char dir[] = "/tmp/test_vit_tok_XXXXXX", cmd[512], out[600], err[512];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, "cp %s/clip/* %s/", GOLDEN_DIR, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    static const char tok[] = "{\"model\": {\"type\": \"BPE\"}}";
+    snprintf(out, sizeof out, "%s/tokenizer.json", dir);
+    FILE *f = fopen(out, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(tok, f);
+    fclose(f);
+    snprintf(out, sizeof out, "%s/clip.eng", dir);
+    cv_vit_report r;
+    ck_assert_msg(cv_convert_vit(dir, NULL, out, &r, err, sizeof err) == ENG_OK, "%s", err);
+    eng_model *m;
+    ck_assert_int_eq(eng_model_load(out, NULL, &m), ENG_OK);
+    const eng__file_tensor *t = eng__file_find(&m->file, "tok.json");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->dtype, ENG_DT_U8);
+    ck_assert_uint_eq(t->nbytes, strlen(tok));
+    ck_assert_mem_eq(eng__file_data(&m->file, t), tok, strlen(tok));
+    eng_model_free(m);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* The scheduler batches CLIP image embeddings like ResNet's classifications:
  * each result equals the direct call's; classify is refused at submit. */
 START_TEST(test_sched_embed)
@@ -479,7 +509,7 @@ START_TEST(test_zero_shot_threads)
     eng_zero_shot_get_stats(m, &zs);
     ck_assert_uint_eq(zs.entries, 1);
     ck_assert_uint_eq(zs.hits + zs.misses, 3 * N_THREADS);
-    ck_assert_uint_ge(zs.hits, 2 * N_THREADS);   /* every thread's later calls hit */
+    ck_assert_uint_ge(zs.hits, 2 * N_THREADS); /* every thread's later calls hit */
     eng_model_free(m);
 }
 END_TEST
@@ -538,6 +568,7 @@ int main(void)
     tcase_add_test(tc, test_zero_shot_cache);
     tcase_add_test(tc, test_zero_shot_threads);
     tcase_add_test(tc, test_sched_embed);
+    tcase_add_test(tc, test_tokenizer_json_kept);
     tcase_add_test(tc, test_reduced_precision);
     suite_add_tcase(s, tc);
     return test_run_suite(s);

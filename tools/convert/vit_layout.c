@@ -5,7 +5,8 @@
  * layer over the unfolded patch (channel, row, column); the preprocessing
  * recipe comes from preprocessor_config.json (the processor's defaults where
  * a key is absent). The encoder layers' linear weights are stored as
- * `weights` says; the patch embedding, heads and projections stay fp32. */
+ * `weights` says; the patch embedding, heads and projections stay fp32.
+ * A CLIP folder's tokenizer.json goes in as it is (tensor "tok.json"). */
 #include "vit_layout.h"
 
 #include <cjson/cJSON.h>
@@ -234,7 +235,9 @@ static void patch_embedding(job *j, const char *hf, int H, int p, int has_bias)
     linear1(j, hf, "v.patch", 3 * p * p, H, has_bias, "fp32");
 }
 
-static cJSON *load_json(const char *dir, const char *name, int optional, job *j)
+/* The bytes of dir/name (malloc'd, *len set), or NULL: a missing optional
+ * file leaves the job alone, anything else fails it. */
+static char *slurp(const char *dir, const char *name, int optional, job *j, size_t *len)
 {
     char path[2048];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -245,23 +248,36 @@ static cJSON *load_json(const char *dir, const char *name, int optional, job *j)
         return NULL;
     }
     char *buf = NULL;
-    size_t len = 0;
+    *len = 0;
     for (;;) {
-        char *nb = realloc(buf, len + 65536);
-        if (!nb)
+        char *nb = realloc(buf, *len + 65536);
+        if (!nb) {
+            fail(j, ENG_ERR_NOMEM, "out of memory reading %s", path);
+            free(buf);
+            buf = NULL;
             break;
+        }
         buf = nb;
-        size_t got = fread(buf + len, 1, 65536, f);
-        len += got;
+        size_t got = fread(buf + *len, 1, 65536, f);
+        *len += got;
         if (!got)
             break;
     }
     fclose(f);
-    cJSON *o = buf ? cJSON_ParseWithLength(buf, len) : NULL;
+    return buf;
+}
+
+static cJSON *load_json(const char *dir, const char *name, int optional, job *j)
+{
+    size_t len;
+    char *buf = slurp(dir, name, optional, j, &len);
+    if (!buf)
+        return NULL;
+    cJSON *o = cJSON_ParseWithLength(buf, len);
     free(buf);
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
-        fail(j, ENG_ERR_FORMAT, "%s is not a JSON object", path);
+        fail(j, ENG_ERR_FORMAT, "%s/%s is not a JSON object", dir, name);
         return NULL;
     }
     return o;
@@ -476,6 +492,15 @@ eng_status cv_convert_vit(const char *dir, const char *weights, const char *out,
             convert_clip(&j, cfg, meta);
         else
             convert_vit(&j, cfg, meta);
+        /* CLIP's tokenizer, for the tokenizer.json interpreter: its bytes as
+         * they are, in "tok.json" (U8). */
+        size_t len = 0;
+        char *tok = r->clip ? slurp(dir, "tokenizer.json", 1, &j, &len) : NULL;
+        const uint64_t shape = len;
+        if (tok && !j.st && eng__writer_add(j.w, "tok.json", ENG_DT_U8, 1, &shape, tok))
+            fail(&j, ENG_ERR_NOMEM, "cannot add tensor tok.json");
+        j.n += tok && !j.st;
+        free(tok);
     }
     if (!j.st) {
         char *m = cJSON_PrintUnformatted(meta);
