@@ -337,6 +337,13 @@ ENG_API eng_status eng_zero_shot_image_data(eng_ctx *ctx, const eng_label_set *l
                                             const void *const *data, const size_t *size, int n,
                                             float *probs, int *top, eng_status *item_status);
 
+/* The same from image features already computed (n x embed_size, as
+ * eng_embed_image_data or the scheduler's ENG_TASK_EMBED give them): for a
+ * server that embeds images through the scheduler and scores them against a
+ * label set on a context of its own (which computes a missing label set). */
+ENG_API eng_status eng_zero_shot_scores(eng_ctx *ctx, const eng_label_set *labels,
+                                        const float *features, int n, float *probs, int *top);
+
 typedef struct {
     uint64_t hits, misses;   /* label-set lookups */
     uint64_t entries;        /* label sets cached now */

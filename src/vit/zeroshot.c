@@ -220,44 +220,81 @@ static eng_status class_embeddings(eng_ctx *c, const eng_label_set *ls, float *b
     return ENG_OK;
 }
 
+/* The CLIP model of c, with ls checked, or NULL with c->error set (*s says
+ * why). */
+static const eng__vit_model *check(eng_ctx *c, const eng_label_set *ls, eng_status *s)
+{
+    const eng__vit_model *m = c->model->kind == &eng__kind_vit ? c->model->impl : NULL;
+    *s = ENG_OK;
+    if (!m || !m->clip)
+        *s = eng__errf(ENG_ERR_UNSUPPORTED, c->error, sizeof c->error,
+                       "zero-shot classification needs a CLIP model");
+    else if (!ls || ls->n_labels < 1 || !ls->labels)
+        *s = eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error, "no labels");
+    for (int i = 0; !*s && i < ls->n_labels; i++)
+        if (!ls->labels[i])
+            *s = eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error, "label %d is NULL", i);
+    return *s ? NULL : m;
+}
+
+/* probs[L] = softmax(logit_scale x cosine(img, each unit row of cls)); img
+ * is normalised in place. */
+static void score(const eng_ctx *c, const eng__vit_model *m, float *img, const float *cls, int L,
+                  float *p, int *top)
+{
+    const int D = m->embed_size;
+    normalize(img, D);
+    for (int l = 0; l < L; l++) {
+        const float *e = cls + (size_t)l * D;
+        float dot = 0.0f;
+        for (int k = 0; k < D; k++)
+            dot += img[k] * e[k];
+        p[l] = m->logit_scale * dot;
+    }
+    c->kern->softmax(p, 1, L, L, 1.0f);
+    if (top)
+        *top = c->kern->argmax(p, L);
+}
+
+/* Image features (of n images, or n given rows of features when feats is
+ * not NULL), then the scores. */
 static eng_status zero_shot(eng_ctx *c, const eng_label_set *ls, const char *const *paths,
-                            const void *const *data, const size_t *size, int n, float *probs,
-                            int *top, eng_status *item_status)
+                            const void *const *data, const size_t *size, const float *feats, int n,
+                            float *probs, int *top, eng_status *item_status)
 {
     if (!c)
         return ENG_ERR_INVALID_ARG;
-    const eng__vit_model *m = c->model->kind == &eng__kind_vit ? c->model->impl : NULL;
-    if (!m || !m->clip)
-        return eng__errf(ENG_ERR_UNSUPPORTED, c->error, sizeof c->error,
-                         "zero-shot classification needs a CLIP model");
-    if (!ls || ls->n_labels < 1 || !ls->labels || n < 0 ||
-        (n > 0 && (!probs || !(paths || data) || (data && !size))))
+    eng_status s;
+    const eng__vit_model *m = check(c, ls, &s);
+    if (!m)
+        return s;
+    if (n < 0 || (n > 0 && (!probs || !(paths || data || feats) || (data && !size))))
         return eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error,
-                         "eng_zero_shot: NULL argument or no labels");
-    for (int i = 0; i < ls->n_labels; i++)
-        if (!ls->labels[i])
-            return eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error, "label %d is NULL", i);
+                         "eng_zero_shot: NULL argument");
     const int L = ls->n_labels, D = m->embed_size;
     /* Image features, then the class embeddings (n x D + L x D floats), and
      * the items' statuses. */
     float *buf = malloc(((size_t)n + L) * D * sizeof *buf);
-    eng_status *st = malloc(((size_t)n + 1) * sizeof *st);
+    eng_status *st = calloc((size_t)n + 1, sizeof *st);
     if (!buf || !st) {
         free(buf);
         free(st);
         return eng__errf(ENG_ERR_NOMEM, c->error, sizeof c->error, "out of memory");
     }
     float *cls = buf + (size_t)n * D;
-    eng_status s = class_embeddings(c, ls, cls);
-    if (s) {
+    s = class_embeddings(c, ls, cls);
+    if (!s && feats)
+        memcpy(buf, feats, (size_t)n * D * sizeof *buf);
+    else if (!s && n > 0)
+        s = paths ? eng_embed_images(c, paths, n, buf, st)
+                  : eng_embed_image_data(c, data, size, n, buf, st);
+    else if (s) {
         free(buf);
         free(st);
         return s;
     }
-    s = paths ? eng_embed_images(c, paths, n, buf, st)
-              : eng_embed_image_data(c, data, size, n, buf, st);
     for (int i = 0; i < n; i++) {
-        float *img = buf + (size_t)i * D, *p = probs + (size_t)i * L;
+        float *p = probs + (size_t)i * L;
         if (item_status)
             item_status[i] = st[i];
         if (st[i]) {
@@ -266,17 +303,7 @@ static eng_status zero_shot(eng_ctx *c, const eng_label_set *ls, const char *con
                 top[i] = -1;
             continue;
         }
-        normalize(img, D);
-        for (int l = 0; l < L; l++) {
-            const float *e = cls + (size_t)l * D;
-            float dot = 0.0f;
-            for (int k = 0; k < D; k++)
-                dot += img[k] * e[k];
-            p[l] = m->logit_scale * dot;
-        }
-        c->kern->softmax(p, 1, L, L, 1.0f);
-        if (top)
-            top[i] = c->kern->argmax(p, L);
+        score(c, m, buf + (size_t)i * D, cls, L, p, top ? &top[i] : NULL);
     }
     free(buf);
     free(st);
@@ -286,14 +313,20 @@ static eng_status zero_shot(eng_ctx *c, const eng_label_set *ls, const char *con
 eng_status eng_zero_shot_images(eng_ctx *c, const eng_label_set *ls, const char *const *paths,
                                 int n, float *probs, int *top, eng_status *item_status)
 {
-    return zero_shot(c, ls, paths, NULL, NULL, n, probs, top, item_status);
+    return zero_shot(c, ls, paths, NULL, NULL, NULL, n, probs, top, item_status);
 }
 
 eng_status eng_zero_shot_image_data(eng_ctx *c, const eng_label_set *ls, const void *const *data,
                                     const size_t *size, int n, float *probs, int *top,
                                     eng_status *item_status)
 {
-    return zero_shot(c, ls, NULL, data, size, n, probs, top, item_status);
+    return zero_shot(c, ls, NULL, data, size, NULL, n, probs, top, item_status);
+}
+
+eng_status eng_zero_shot_scores(eng_ctx *c, const eng_label_set *ls, const float *features, int n,
+                                float *probs, int *top)
+{
+    return zero_shot(c, ls, NULL, NULL, NULL, features, n, probs, top, NULL);
 }
 
 void eng_zero_shot_get_stats(const eng_model *model, eng_zero_shot_stats *out)
