@@ -317,7 +317,8 @@ ENG_API eng_status eng_embed_image_data(eng_ctx *ctx, const void *const *data, c
  * already tokenized (then the texts only name the cache entry). The label
  * embeddings are computed once per label set and kept in the model, shared
  * by all its contexts and threads (at most 64 sets, least recently used out),
- * keyed by the exact template, labels and ids. */
+ * keyed by the exact template, labels and ids (and the context's precision:
+ * fp32 and bf16 contexts keep their own). */
 typedef struct {
     const char *const *labels;
     int n_labels;

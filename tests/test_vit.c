@@ -386,6 +386,16 @@ START_TEST(test_reduced_precision)
         eng_label_set ls = {names, N_TEXTS, NULL, g.seqs};
         ck_assert_int_eq(eng_zero_shot_images(c, &ls, path_list(&g), N_IMAGES, probs, top, NULL),
                          ENG_OK);
+        if (!v) { /* an fp32 context's entry is its own */
+            eng_ctx *c32 = ctx_for(m, 1);
+            float p32[N_IMAGES * N_TEXTS];
+            ck_assert_int_eq(eng_zero_shot_images(c32, &ls, path_list(&g), 1, p32, NULL, NULL),
+                             ENG_OK);
+            eng_zero_shot_stats zs;
+            eng_zero_shot_get_stats(m, &zs);
+            ck_assert(zs.misses == 2 && zs.entries == 2);
+            eng_ctx_free(c32);
+        }
         for (int i = 0; i < N_IMAGES; i++) {
             int best = 0;
             for (int t = 1; t < N_TEXTS; t++)

@@ -562,6 +562,11 @@ static void vision_forward(eng_ctx *c, int n, eng_task task)
     }
 }
 
+int eng__vit_ctx_bf16(const eng_ctx *c)
+{
+    return ((const vit_ctx *)c->impl)->bk != NULL;
+}
+
 eng_status eng__vit_embed_pixels(eng_ctx *c, const float *pixels, int n, float *out)
 {
     if (c->model->kind != &eng__kind_vit || n < 0 || n > ((vit_ctx *)c->impl)->max_images)

@@ -68,6 +68,9 @@ typedef struct {
  * kind or too many images. */
 eng_status eng__vit_embed_pixels(eng_ctx *c, const float *pixels, int n, float *out);
 
+/* Whether c (a context of this kind) computes at bf16 precision. */
+int eng__vit_ctx_bf16(const eng_ctx *c);
+
 /* Frees the zero-shot cache (model teardown). */
 void eng__zs_free(eng__vit_model *m);
 

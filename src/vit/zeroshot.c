@@ -52,19 +52,22 @@ void eng__zs_free(eng__vit_model *m)
     }
 }
 
-/* The key: the template, NUL, each label and NUL, then (ids given) each
- * sequence's length and ids. NULL when out of memory. */
-static char *make_key(const eng_label_set *ls, const char *templ, size_t *len)
+/* The key: the precision the embeddings were computed at ('b' bf16, 'f'
+ * fp32: contexts of both share the model), the template, NUL, each label and
+ * NUL, then (ids given) each sequence's length and ids. NULL when out of
+ * memory. */
+static char *make_key(const eng_label_set *ls, const char *templ, int bf16, size_t *len)
 {
-    size_t n = strlen(templ) + 1;
+    size_t n = 1 + strlen(templ) + 1;
     for (int i = 0; i < ls->n_labels; i++) {
         n += strlen(ls->labels[i]) + 1;
         if (ls->ids)
             n += sizeof(int) + (size_t)ls->ids[i].n_ids * sizeof(int32_t);
     }
-    char *k = malloc(n ? n : 1), *p = k;
+    char *k = malloc(n), *p = k;
     if (!k)
         return NULL;
+    *p++ = bf16 ? 'b' : 'f';
     p = memcpy(p, templ, strlen(templ) + 1), p += strlen(templ) + 1;
     for (int i = 0; i < ls->n_labels; i++) {
         size_t l = strlen(ls->labels[i]) + 1;
@@ -180,7 +183,7 @@ static eng_status class_embeddings(eng_ctx *c, const eng_label_set *ls, float *b
     eng__vit_model *m = (eng__vit_model *)c->model->impl;
     const char *templ = ls->templ ? ls->templ : DEFAULT_TEMPLATE;
     size_t key_len;
-    char *key = make_key(ls, templ, &key_len);
+    char *key = make_key(ls, templ, eng__vit_ctx_bf16(c), &key_len);
     if (!key)
         return eng__errf(ENG_ERR_NOMEM, c->error, sizeof c->error, "out of memory");
     const size_t bytes = (size_t)ls->n_labels * m->embed_size * sizeof(float);
