@@ -162,7 +162,8 @@ START_TEST(test_pixels_exact)
     char path[512];
     snprintf(path, sizeof path, "%s/%s/pixels.f32", GOLDEN_DIR, name);
     size_t len = 0;
-    float *want = (float *)test_read_file(path, &len);
+    void *raw = test_read_file(path, &len);   /* malloc'd: aligned for floats */
+    float *want = raw;
     ck_assert_msg(want && len == N_IMAGES * F * sizeof(float), "%s: bad pixels file", path);
     float *got = malloc(F * sizeof *got);
     for (int i = 0; i < N_IMAGES; i++) {
