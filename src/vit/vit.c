@@ -28,6 +28,9 @@ extern const eng__kind eng__kind_vit;
 
 #define MAX_SIDE 4096
 #define MAX_CLASSES 100000
+/* Tokens per image ([CLS] included): ViT-H/14 at 518 px has 1370; the
+ * bound keeps a context's row counts far inside int. */
+#define MAX_IMAGE_TOKENS 16384
 
 /* ---- Loading ---------------------------------------------------------------- */
 
@@ -182,6 +185,11 @@ static eng_status load_vision(eng__vit_model *m, const cJSON *meta, char *err, s
     }
     const int H = m->vis.hidden, side = m->image_size / m->patch;
     m->grid = side * side;
+    if (m->grid + 1 > MAX_IMAGE_TOKENS) {
+        snprintf(err, errlen, "%d patches per image: over the %d tokens supported", m->grid,
+                 MAX_IMAGE_TOKENS - 1);
+        return ENG_ERR_UNSUPPORTED;
+    }
     eng_status s;
     if ((s = eng__tower_bind(&m->vis, f, "v", err, errlen)) ||
         (s = eng__linear_bind(&m->patch_lin, f, "v.patch", 3 * m->patch * m->patch, H, err,
@@ -386,9 +394,9 @@ static eng_status vit_ctx_create(eng_ctx *ctx, const eng_ctx_params *p)
     const eng__vit_model *m = ctx->model->impl;
     const int B = p->max_batch_images > 0 ? p->max_batch_images : 32;
     const int nt = eng__team_size(ctx->team);
-    if (B > 4096)
+    if (B > 4096 || (long)B * (m->grid + 1) > (1L << 22))
         return eng__errf(ENG_ERR_INVALID_ARG, ctx->error, sizeof ctx->error,
-                         "max_batch_images %d is too large", B);
+                         "max_batch_images %d is too large for %d tokens an image", B, m->grid + 1);
     /* CLIP's text tower packs up to max_batch_tokens tokens, at least one
      * whole sequence (an image context, the scheduler's, may ask for fewer:
      * its budget counts images). */
