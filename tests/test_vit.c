@@ -162,7 +162,7 @@ START_TEST(test_pixels_exact)
     char path[512];
     snprintf(path, sizeof path, "%s/%s/pixels.f32", GOLDEN_DIR, name);
     size_t len = 0;
-    void *raw = test_read_file(path, &len);   /* malloc'd: aligned for floats */
+    void *raw = test_read_file(path, &len); /* malloc'd: aligned for floats */
     float *want = raw;
     ck_assert_msg(want && len == N_IMAGES * F * sizeof(float), "%s: bad pixels file", path);
     float *got = malloc(F * sizeof *got);
@@ -409,6 +409,33 @@ START_TEST(test_reduced_precision)
 }
 END_TEST
 
+/* Without preprocessor_config.json the converter takes ViTImageProcessor's
+ * defaults at the model's size (bilinear, square, mean and std 0.5): what
+ * vit-cls's config says, so the pixels are the reference's. */
+START_TEST(test_processor_defaults)
+{
+    char dir[] = "/tmp/test_vit_pp_XXXXXX", cmd[512], out[600], err[512];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, "cp %s/vit-cls/* %s/ && rm %s/preprocessor_config.json", GOLDEN_DIR,
+             dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(out, sizeof out, "%s/vit.eng", dir);
+    cv_vit_report r;
+    ck_assert_msg(cv_convert_vit(dir, NULL, out, &r, err, sizeof err) == ENG_OK, "%s", err);
+    eng_model *m, *ref = convert_and_load("vit-cls", "fp32");
+    ck_assert_int_eq(eng_model_load(out, NULL, &m), ENG_OK);
+    const eng__image_spec *a = &((const eng__vit_model *)m->impl)->spec;
+    const eng__image_spec *b = &((const eng__vit_model *)ref->impl)->spec;
+    ck_assert(a->resize == b->resize && a->crop == b->crop && a->filter == b->filter &&
+              a->square == b->square && a->rescale == b->rescale &&
+              !memcmp(a->mean, b->mean, sizeof a->mean) && !memcmp(a->std, b->std, sizeof a->std));
+    eng_model_free(m);
+    eng_model_free(ref);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* A CLIP folder's tokenizer.json travels in the file as it is ("tok.json"),
  * for the tokenizer.json interpreter. */
 START_TEST(test_tokenizer_json_kept)
@@ -586,6 +613,7 @@ int main(void)
     tcase_add_test(tc, test_zero_shot_threads);
     tcase_add_test(tc, test_sched_embed);
     tcase_add_test(tc, test_tokenizer_json_kept);
+    tcase_add_test(tc, test_processor_defaults);
     tcase_add_test(tc, test_reduced_precision);
     suite_add_tcase(s, tc);
     return test_run_suite(s);

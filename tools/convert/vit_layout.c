@@ -308,23 +308,31 @@ static cJSON *image_meta(const cJSON *pp, int clip, int image_size, job *j)
         fail(j, ENG_ERR_UNSUPPORTED, "resample %d: only bilinear (2) and bicubic (3)", resample);
         return NULL;
     }
+    /* Absent sizes default to the model's; a plain number (older
+     * feature-extractor configs) is CLIP's shortest edge, ViT's square. */
     int square = 0, resize, crop_side;
-    if (size && cJSON_GetObjectItemCaseSensitive(size, "shortest_edge")) {
-        resize = cfg_int(size, "shortest_edge", 224);
+    if (cJSON_IsNumber(size)) {
+        square = !clip;
+        resize = (int)size->valuedouble;
+    } else if (size && cJSON_GetObjectItemCaseSensitive(size, "shortest_edge")) {
+        resize = cfg_int(size, "shortest_edge", image_size);
     } else if (size) {
         square = 1;
-        resize = cfg_int(size, "height", 224);
+        resize = cfg_int(size, "height", image_size);
         if (cfg_int(size, "width", resize) != resize) {
             fail(j, ENG_ERR_UNSUPPORTED, "non-square size in preprocessor_config.json");
             return NULL;
         }
     } else {
         square = !clip;
-        resize = 224;
+        resize = image_size;
     }
     const int crops = do_crop ? cJSON_IsTrue(do_crop) : clip;
-    crop_side = crops ? (crop ? cfg_int(crop, "height", 224) : 224) : resize;
-    if (crops && crop && cfg_int(crop, "width", crop_side) != crop_side) {
+    crop_side = !crops                 ? resize
+                : cJSON_IsNumber(crop) ? (int)crop->valuedouble
+                : crop                 ? cfg_int(crop, "height", image_size)
+                                       : image_size;
+    if (crops && cJSON_IsObject(crop) && cfg_int(crop, "width", crop_side) != crop_side) {
         fail(j, ENG_ERR_UNSUPPORTED, "non-square crop_size in preprocessor_config.json");
         return NULL;
     }
@@ -332,6 +340,10 @@ static cJSON *image_meta(const cJSON *pp, int clip, int image_size, job *j)
         fail(j, ENG_ERR_UNSUPPORTED,
              "a shortest-edge resize without a centre crop makes "
              "images of varying shape");
+        return NULL;
+    }
+    if (resize < 1 || resize > 65536) {
+        fail(j, ENG_ERR_FORMAT, "preprocessor_config.json: bad size %d", resize);
         return NULL;
     }
     if (crop_side != image_size) {
