@@ -409,6 +409,38 @@ START_TEST(test_reduced_precision)
 }
 END_TEST
 
+/* eos_token_id 2 (the original CLIP configs) pools at the largest id: with
+ * these prompts (the end-of-text id is the vocabulary's last) the same
+ * token as the first end-of-text, so the reference's features again. */
+START_TEST(test_clip_argmax_pooling)
+{
+    golden g;
+    read_golden("clip", "image_embeds", &g);
+    char dir[] = "/tmp/test_vit_eos_XXXXXX", cmd[512], out[600], err[512];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd,
+             "cp %s/clip/* %s/ && sed -i 's/\"eos_token_id\": 63/\"eos_token_id\": 2/' "
+             "%s/config.json && grep -q '\"eos_token_id\": 2' %s/config.json",
+             GOLDEN_DIR, dir, dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(out, sizeof out, "%s/clip.eng", dir);
+    cv_vit_report r;
+    ck_assert_msg(cv_convert_vit(dir, NULL, out, &r, err, sizeof err) == ENG_OK, "%s", err);
+    eng_model *m;
+    ck_assert_int_eq(eng_model_load(out, NULL, &m), ENG_OK);
+    ck_assert_int_eq(((const eng__vit_model *)m->impl)->eos_id, 2);
+    eng_ctx *c = ctx_for(m, 1);
+    float txt[N_TEXTS * MAX_W];
+    ck_assert_int_eq(eng_embed_ids(c, g.seqs, N_TEXTS, txt, NULL), ENG_OK);
+    for (int t = 0; t < N_TEXTS; t++)
+        ck_assert_double_ge(cosine(txt + t * g.width, g.text[t], g.width), MIN_COSINE);
+    eng_ctx_free(c);
+    eng_model_free(m);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* Without preprocessor_config.json the converter takes ViTImageProcessor's
  * defaults at the model's size (bilinear, square, mean and std 0.5): what
  * vit-cls's config says, so the pixels are the reference's. */
@@ -614,6 +646,7 @@ int main(void)
     tcase_add_test(tc, test_sched_embed);
     tcase_add_test(tc, test_tokenizer_json_kept);
     tcase_add_test(tc, test_processor_defaults);
+    tcase_add_test(tc, test_clip_argmax_pooling);
     tcase_add_test(tc, test_reduced_precision);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
