@@ -1,6 +1,6 @@
 /* vit.h: the vision-transformer kind (eng__kind_vit, vit.c): Hugging Face's
  * ViTForImageClassification / ViTModel ("arch": "vit") and CLIPModel
- * ("arch": "clip"), from a .eng file written by tools/convert/vit.c. Internal.
+ * ("arch": "clip"), from a .eng file written by tools/convert/vit_layout.c. Internal.
  *
  * Metadata (docs/FORMAT.md, "ViT and CLIP"):
  *   "kind": "vit", "arch": "vit"|"clip",
@@ -55,7 +55,8 @@ typedef struct {
     float logit_scale; /* exp of the stored value */
     char gemm_name[96];
     /* The zero-shot class-embedding cache (zeroshot.c), shared by every
-     * context of the model: the one mutable part of the model, under mu. */
+     * context of the model, under mu; mu also serialises the weights made at
+     * a first context of the other precision (vit.c, vit_prepare). */
     pthread_mutex_t mu;
     eng__zs_entry *zs_head; /* most recently used first */
     int zs_entries;
