@@ -78,6 +78,9 @@ static void req_free(srv_req *r)
     for (int i = 0; r->items && i < r->n; i++)
         free(r->items[i].json);
     free(r->owned);
+    free((void *)r->zs.labels);
+    free((void *)r->zs.ids);
+    free(r->zs_id_buf);
     free(r->items);
     free(r->vals);
     buf_free(&r->body);
@@ -435,6 +438,7 @@ static const char *route_of(srv_req *r, const char *url, int *unknown_model)
     else if (!strcmp(rest, "/ready")) { r->route = R_MODEL_READY; method = "GET"; }
     else if (!strcmp(rest, "/infer")) { r->route = R_INFER; method = "POST"; }
     else if (!strcmp(rest, "/classify")) { r->route = R_CLASSIFY; method = "POST"; }
+    else if (!strcmp(rest, "/zero-shot")) { r->route = R_ZERO_SHOT; method = "POST"; }
     else return NULL;
     r->m = srv_find_model(r->s, name, len);
     *unknown_model = !r->m;
@@ -647,6 +651,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         int parsed;
         if (r->route == R_INFER)
             parsed = kserve_parse(r);
+        else if (r->route == R_ZERO_SHOT)
+            parsed = zs_parse(r);
         else
             parsed = tei_parse(r);
         if (parsed == 1) {   /* answered without the scheduler (/tokenize) */
@@ -690,7 +696,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         buf_add(&b, "]", 1);
         return respond_json(r, &b);
     }
-    if (r->route == R_INFER)
+    if (r->route == R_ZERO_SHOT) {
+        zs_format(r, &b);
+        if (r->err_code) {
+            buf_free(&b);
+            return respond_failed(r);
+        }
+    } else if (r->route == R_INFER)
         kserve_format(r, &b);
     else if (r->route == R_CLASSIFY || r->items[0].image)
         image_format(r, &b);
