@@ -811,6 +811,14 @@ START_TEST(zero_shot_route)
     r = post(srv.port, path, body);
     ck_assert_msg(r.status == 422 && strstr(r.body, "tokenizer"), "%d %s", r.status, r.body);
     free(r.body);
+    /* Both label sets were new to the server's model. */
+    r = http(srv.port, "GET", "/metrics", "", NULL);
+    char want_line[256];
+    snprintf(want_line, sizeof want_line,
+             "engine_zero_shot_label_sets_total{model=\"test_http_clip.%d\",result=\"miss\"} 2\n",
+             (int)getpid());
+    ck_assert_msg(r.status == 200 && strstr(r.body, want_line), "%d %s", r.status, r.body);
+    free(r.body);
     ck_assert_int_eq(stop_server(&srv), 0);
     /* A text model has no zero-shot. */
     expect_error(post(main_srv.port, "/v2/models/sst2-bert-mini/zero-shot",
