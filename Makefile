@@ -43,11 +43,14 @@ CFLAGS_ALL = $(CFLAGS_BASE) $(INC) $(SAN_FLAGS) $(CFLAGS)
 # found beside its sources). The library never sees tools/convert. The
 # converter, benchmarks and tests see everything.
 LIB_INC := -Iinclude -Isrc/core -Ikernels
-INC = $(LIB_INC) -Isrc/text -Isrc/vision -Isrc/cuda -Isrc/serve -Itools/convert
+INC = $(LIB_INC) -Isrc/text -Isrc/vision -Isrc/vit -Isrc/cuda -Isrc/serve -Itools/convert
 $(BUILD)/obj/kernels/%.o:    INC = -Ikernels
 $(BUILD)/obj/src/core/%.o:   INC = $(LIB_INC)
 $(BUILD)/obj/src/text/%.o:   INC = $(LIB_INC) -Isrc/text
 $(BUILD)/obj/src/vision/%.o: INC = $(LIB_INC) -Isrc/vision
+# The vision transformers reuse the text kind's linear layers and the CNN
+# kind's image decoding.
+$(BUILD)/obj/src/vit/%.o:    INC = $(LIB_INC) -Isrc/vit -Isrc/text -Isrc/vision
 $(BUILD)/obj/src/cuda/%.o:   INC = $(LIB_INC) -Isrc/text
 $(BUILD)/obj/src/serve/%.o:  INC = -Iinclude
 $(BUILD)/obj/tools/cli/%.o:  INC = -Iinclude
@@ -231,10 +234,11 @@ asan:
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
 # ThreadSanitizer runs the scheduler's tests, a short model test whose
-# contexts use their thread teams, the result cache, and the HTTP server
+# contexts use their thread teams, the result cache, the zero-shot label-set
+# cache shared by threads (test_vit), and the HTTP server
 # (test_http runs build-tsan/engine serve; test_gateway its Redis gateway and
 # workers, and fails on any sanitizer report in their logs).
-TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t)),$(findstring cache,$(t)),$(findstring http,$(t))),$(t)))
+TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t)),$(findstring cache,$(t)),$(findstring http,$(t)),$(findstring vit,$(t))),$(t)))
 tsan:
 	$(MAKE) BUILD=build-tsan CUDA=0 OPT="-O1 -g" SAN_FLAGS="-fsanitize=thread" \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS)) build-tsan/engine models
@@ -287,7 +291,7 @@ fuzz-build: $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_NAMES))
 $(BUILD)/fuzz_%: fuzz/fuzz_%.c $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer $(filter %.c,$^) $(filter %.a,$^) -o $@ $(LIBS) -lz
 # fuzz_http links engine serve's request handling (no libmicrohttpd calls).
-$(BUILD)/fuzz_http: $(addprefix tools/serve/,request.c routes_tei.c routes_kserve.c buf.c)
+$(BUILD)/fuzz_http: $(addprefix tools/serve/,request.c routes_tei.c routes_kserve.c routes_zeroshot.c buf.c)
 # The Redis wire parser (tools/serve): its two files beside the harness.
 $(BUILD)/fuzz_redis_wire: tools/serve/redis_wire.c tools/serve/buf.c
 $(BUILD)/fuzz_redis_wire: CFLAGS_ALL += -Itools/serve

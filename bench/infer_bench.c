@@ -251,11 +251,15 @@ static void load_images(const char *path)
 }
 
 /* One thread decodes and preprocesses every input once: the share of a
- * request's time that is not the network. */
+ * request's time that is not the network. ResNets only (decode_ms stays 0,
+ * and the share unreported, for the other image kinds). */
 static void time_decoding(void)
 {
-    const eng__image_spec *spec = eng__cnn_image_spec(eng__cnn_of(model));
-    float *chw = malloc(eng__cnn_input_floats(eng__cnn_of(model)) * sizeof *chw);
+    const eng__cnn *cnn = eng__cnn_of(model);
+    if (!cnn)
+        return;
+    const eng__image_spec *spec = eng__cnn_image_spec(cnn);
+    float *chw = malloc(eng__cnn_input_floats(cnn) * sizeof *chw);
     char err[200];
     int64_t t0 = now_ns();
     for (int i = 0; i < n_items; i++)
@@ -323,7 +327,7 @@ static void run_direct(const char *mode, int batch)
             seqs[n].ids = row;
         }
         if (images) {
-            eng__backend_run_images(&backend, ctx, data, sizes, n, out, probs, labels, st);
+            eng__backend_run_images(&backend, ctx, task, data, sizes, n, out, probs, labels, st);
         } else {
             eng__backend_run(&backend, ctx, task, seqs, n, out, probs, labels, st);
         }
@@ -739,7 +743,7 @@ static void print_table(const char *cpu, const char *threads)
            model ? eng_model_gemm_name(model) : "none (null model)", threads);
     printf("model: %s; %d inputs from %s; device %s, precision %s\n", opt.model_path, n_items,
            opt.input, opt.device, opt.precision);
-    if (images) {
+    if (images && decode_ms > 0) {
         printf("decode+preprocess: %.2f ms per image on one thread", decode_ms);
         if (decode_share() > 0)
             printf(", %.0f%% of single mode's time per image", 100.0 * decode_share());

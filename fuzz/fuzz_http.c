@@ -235,7 +235,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             fake_results(r);
             srv_req_format(r, &b);
-            check_json(&b, "answer is not JSON");
+            if (!r->err_code)   /* zero-shot's label set may fail here */
+                check_json(&b, "answer is not JSON");
         }
         if (r->err_code)
             check_error(r);

@@ -161,6 +161,8 @@ typedef struct {
     int max_positions;       /* longest token sequence, [CLS] and [SEP] included */
     int vocab_size;
     int embed_normalize;     /* embeddings are L2-normalised */
+    int embed_size;          /* floats per eng_embed* output: the hidden size, or
+                                CLIP's projection (its shared image-text space) */
 } eng_model_info;
 
 ENG_API void eng_model_get_info(const eng_model *model, eng_model_info *info);
@@ -296,6 +298,61 @@ ENG_API eng_status eng_classify_images(eng_ctx *ctx, const char *const *paths, i
 ENG_API eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data, const size_t *size,
                                    int n, float *logits, float *probs, int *labels,
                                    eng_status *item_status);
+/* Vision transformers (ViT, CLIP): n images to embeddings, out n x
+ * embed_size (eng_model_info): a ViTModel's pooler output (or the final
+ * layernorm's class token), CLIP's image features (visual projection of the
+ * post-layernormed class token, not normalised, as HF's get_image_features).
+ * Images fail alone as for eng_classify_images. For CLIP, eng_embed_ids gives
+ * the text features of token ids in the same space (HF's get_text_features). */
+ENG_API eng_status eng_embed_images(eng_ctx *ctx, const char *const *paths, int n, float *out,
+                                    eng_status *item_status);
+ENG_API eng_status eng_embed_image_data(eng_ctx *ctx, const void *const *data, const size_t *size,
+                                        int n, float *out, eng_status *item_status);
+/* Zero-shot image classification with a CLIP model: per image, the
+ * probabilities of n_labels labels, softmax over labels of exp(logit_scale)
+ * x the cosine between the image's features and each label's prompt
+ * features (HF's CLIPModel logits_per_image). A label's prompt is templ with
+ * "{}" replaced by the label ("a photo of a {}" when templ is NULL),
+ * tokenized by the model; or, when ids is given, ids[i] is label i's prompt
+ * already tokenized (then the texts only name the cache entry). The label
+ * embeddings are computed once per label set and kept in the model, shared
+ * by all its contexts and threads (at most 64 sets, least recently used out),
+ * keyed by the exact template, labels and ids (and the context's precision:
+ * fp32 and bf16 contexts keep their own). */
+typedef struct {
+    const char *const *labels;
+    int n_labels;
+    const char *templ;
+    const eng_seq *ids;     /* NULL: tokenize the prompts */
+} eng_label_set;
+
+/* probs: n x n_labels; top (argmax, -1 for a failed item) and item_status may
+ * be NULL. Images fail alone as for eng_classify_images (their probs are
+ * zeros). With n = 0 it only makes sure the label set is cached (warming it;
+ * an error then is the labels'). ENG_ERR_UNSUPPORTED for a model other than
+ * CLIP. */
+ENG_API eng_status eng_zero_shot_images(eng_ctx *ctx, const eng_label_set *labels,
+                                        const char *const *paths, int n, float *probs, int *top,
+                                        eng_status *item_status);
+ENG_API eng_status eng_zero_shot_image_data(eng_ctx *ctx, const eng_label_set *labels,
+                                            const void *const *data, const size_t *size, int n,
+                                            float *probs, int *top, eng_status *item_status);
+
+/* The same from image features already computed (n x embed_size, as
+ * eng_embed_image_data or the scheduler's ENG_TASK_EMBED give them): for a
+ * server that embeds images through the scheduler and scores them against a
+ * label set on a context of its own (which computes a missing label set). */
+ENG_API eng_status eng_zero_shot_scores(eng_ctx *ctx, const eng_label_set *labels,
+                                        const float *features, int n, float *probs, int *top);
+
+typedef struct {
+    uint64_t hits, misses;   /* label-set lookups */
+    uint64_t entries;        /* label sets cached now */
+} eng_zero_shot_stats;
+
+/* The model's label-set cache counters (zeros for a model other than CLIP). */
+ENG_API void eng_zero_shot_get_stats(const eng_model *model, eng_zero_shot_stats *out);
+
 /* Why item i of the last eng_classify_images / eng_classify_image_data call
  * failed ("cannot open x.jpg: No such file or directory", ...), or NULL when
  * it did not fail or its reason is not kept: a call of more than the context's
@@ -464,7 +521,9 @@ ENG_API eng_status eng_sched_submit_ids(eng_sched *s, const int32_t *ids, int n_
                                 const eng_sched_req *req, eng_sched_ticket **ticket);
 
 /* Queue one encoded JPEG or PNG image (size bytes at data) for an image
- * model; req->task must be ENG_TASK_CLASSIFY. The bytes are NOT copied: the
+ * model; req->task ENG_TASK_EMBED is for the models that embed images (ViT,
+ * CLIP: eng_embed_image_data), ENG_TASK_CLASSIFY for those with a
+ * classifier. The bytes are NOT copied: the
  * caller keeps them valid and unchanged until the request completes (its
  * callback has returned, or eng_sched_wait has returned). An image that does
  * not decode fails alone with its own status (ENG_ERR_FORMAT, ...). Text and

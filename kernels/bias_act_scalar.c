@@ -1,5 +1,5 @@
 /* bias_act_scalar.c: bias + activation (GELU erf form, GELU tanh form,
- * ReLU), the portable fallback and the reference for the vector versions.
+ * ReLU, quick_gelu), the portable fallback and the reference for the vector versions.
  *
  * Shapes: x[rows][n], bias[n]; x[r][i] = act(x[r][i] + bias[i]) in place.
  * Every activation maps NaN to NaN, +inf to +inf and -inf to -0 (the limit;
@@ -28,6 +28,13 @@ static float gelu_tanh(float x)
     return x / (1.0f + expf(-v));
 }
 
+static float quick_gelu(float x)
+{
+    if (x < -FLT_MAX)
+        return -0.0f;
+    return x / (1.0f + expf(-VM_QUICK_GELU_K * x));
+}
+
 static float relu(float x)
 {
     return x < 0.0f ? 0.0f : x;
@@ -44,6 +51,7 @@ void eng__bias_act_scalar(float *x, const float *bias, int rows, int n, eng__act
             case ENG_ACT_GELU: v = gelu_erf(v); break;
             case ENG_ACT_GELU_TANH: v = gelu_tanh(v); break;
             case ENG_ACT_RELU: v = relu(v); break;
+            case ENG_ACT_QUICK_GELU: v = quick_gelu(v); break;
             }
             row[i] = v;
         }

@@ -35,6 +35,7 @@ static inline void bias_act_vec(float *x, const float *bias, int rows, int n, en
     case ENG_ACT_GELU: bias_act_rows(x, bias, rows, n, ENG_ACT_GELU); break;
     case ENG_ACT_GELU_TANH: bias_act_rows(x, bias, rows, n, ENG_ACT_GELU_TANH); break;
     case ENG_ACT_RELU: bias_act_rows(x, bias, rows, n, ENG_ACT_RELU); break;
+    case ENG_ACT_QUICK_GELU: bias_act_rows(x, bias, rows, n, ENG_ACT_QUICK_GELU); break;
     }
 }
 

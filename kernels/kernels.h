@@ -17,7 +17,8 @@ typedef enum {
     ENG_ACT_NONE = -1,
     ENG_ACT_GELU = 0,
     ENG_ACT_GELU_TANH = 1,
-    ENG_ACT_RELU = 2
+    ENG_ACT_RELU = 2,
+    ENG_ACT_QUICK_GELU = 3   /* x sigmoid(1.702 x): CLIP's quick_gelu */
 } eng__act;
 
 typedef struct {

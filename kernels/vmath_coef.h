@@ -50,4 +50,7 @@
 #define VM_GELU_K0 1.5957691216057308f    /* 2 sqrt(2/pi) */
 #define VM_GELU_K1 0.07135481627260025f   /* 2 sqrt(2/pi) 0.044715 */
 
+/* quick_gelu (CLIP's activation): x sigmoid(K x). */
+#define VM_QUICK_GELU_K 1.702f
+
 #endif

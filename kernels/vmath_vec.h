@@ -78,6 +78,17 @@ static inline vfloat vgelu_tanh(vfloat x)
     return vmul(vfinite_left(x), s);
 }
 
+/* quick_gelu (CLIP): x sigmoid(1.702 x), the sigmoid taken as in
+ * vgelu_tanh so exp never overflows. */
+static inline vfloat vquick_gelu(vfloat x)
+{
+    vfloat v = vmul(x, vset1(VM_QUICK_GELU_K));
+    vfloat t = vexp(vor(v, vset1(-0.0f)));
+    vfloat num = vsel(vge(v, vzero()), vset1(1.0f), t);
+    vfloat s = vdiv(num, vadd(vset1(1.0f), t));
+    return vmul(vfinite_left(x), s);
+}
+
 /* ReLU; max(0, x) returns x for NaN and keeps -0 as -0, as the scalar does. */
 static inline vfloat vrelu(vfloat x)
 {
@@ -92,6 +103,7 @@ static inline vfloat vact(vfloat v, eng__act act)
     case ENG_ACT_GELU: return vgelu_erf(v);
     case ENG_ACT_GELU_TANH: return vgelu_tanh(v);
     case ENG_ACT_RELU: return vrelu(v);
+    case ENG_ACT_QUICK_GELU: return vquick_gelu(v);
     }
     return v;
 }

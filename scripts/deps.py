@@ -22,6 +22,7 @@ ALLOWED = {
     "src/core": {"include", "kernels"},
     "src/text": {"include", "kernels", "src/core"},
     "src/vision": {"include", "kernels", "src/core"},
+    "src/vit": {"include", "kernels", "src/core", "src/text", "src/vision"},
     "src/cuda": {"include", "kernels", "src/core", "src/text"},
     "src/serve": {"include"},
     "tools/cli": {"include"},

@@ -650,6 +650,24 @@ END_TEST
 /* An image model: raw JPEG posts (/classify, /predict?model=) and base64 in
  * KServe infer, answered with the library's logits; text routes on it are
  * 422, and an image that does not decode is 422. */
+/* Standard base64 of data[0..len) into out (4 ceil(len / 3) bytes); returns
+ * how many it wrote. */
+static int b64_encode(const char *data, size_t len, char *out)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    int o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)(unsigned char)data[i] << 16;
+        if (i + 1 < len) v |= (uint32_t)(unsigned char)data[i + 1] << 8;
+        if (i + 2 < len) v |= (unsigned char)data[i + 2];
+        out[o++] = b64[v >> 18];
+        out[o++] = b64[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < len ? b64[v & 63] : '=';
+    }
+    return o;
+}
+
 START_TEST(image_routes)
 {
     char pth[4096], cls[4096], img[4096], eng[256], cmd[16384];
@@ -707,18 +725,9 @@ START_TEST(image_routes)
         free(r.body);
     }
     /* KServe infer with the image in base64. */
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char *body = malloc(len * 2 + 512);
     int o = snprintf(body, 512, "{\"inputs\":[{\"name\":\"image\",\"shape\":[1],\"datatype\":\"BYTES\",\"data\":[\"");
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)(unsigned char)jpeg[i] << 16;
-        if (i + 1 < len) v |= (uint32_t)(unsigned char)jpeg[i + 1] << 8;
-        if (i + 2 < len) v |= (unsigned char)jpeg[i + 2];
-        body[o++] = b64[v >> 18];
-        body[o++] = b64[(v >> 12) & 63];
-        body[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-        body[o++] = i + 2 < len ? b64[v & 63] : '=';
-    }
+    o += b64_encode(jpeg, len, body + o);
     snprintf(body + o, 16, "\"]}]}");
     snprintf(path, sizeof path, "/v2/models/test_http_resnet18.%d/infer", (int)getpid());
     reply r = post(srv.port, path, body);
@@ -743,6 +752,85 @@ START_TEST(image_routes)
     expect_error(http(srv.port, "POST", path, "Content-Type: image/jpeg\r\n", "not a jpeg"), 422,
                  "validation");
     ck_assert_int_eq(stop_server(&srv), 0);
+    eng_ctx_free(ctx);
+    eng_model_free(m);
+    free(jpeg);
+    unlink(eng);
+}
+END_TEST
+
+/* POST /v2/models/{name}/zero-shot on the tiny CLIP of tests/golden/tiny:
+ * the probabilities are the library's, number for number; labels without
+ * prompt ids need the tokenizer (422, saying so); a text model has no
+ * zero-shot (422). */
+START_TEST(zero_shot_route)
+{
+    char img[4096], eng[256], cmd[8192];
+    const char *p = test_shared_path("data/imagenet-sample/images/n01440764_tench.JPEG");
+    snprintf(img, sizeof img, "%s", p ? p : "");
+    if (!img[0]) {
+        printf("SKIP zero_shot_route: imagenet-sample absent from $ENGINE_SHARED\n");
+        return;
+    }
+    snprintf(eng, sizeof eng, "/tmp/test_http_clip.%d.eng", (int)getpid());
+    snprintf(cmd, sizeof cmd, "%s tests/golden/tiny/clip %s >/dev/null", test_build_path("convert"),
+             eng);
+    ck_assert_int_eq(system(cmd), 0);
+    size_t len;
+    char *jpeg = test_read_file(img, &len);
+    ck_assert_ptr_nonnull(jpeg);
+    /* The prompts: two of the reference's id lists. */
+    static const int32_t ids0[] = {62, 63}, ids1[] = {62, 5, 9, 63};
+    const eng_seq seqs[2] = {{ids0, 2}, {ids1, 4}};
+    const char *labels[2] = {"empty", "two"};
+    eng_label_set ls = {labels, 2, NULL, seqs};
+    eng_model *m;
+    ck_assert_int_eq(eng_model_load(eng, NULL, &m), ENG_OK);
+    eng_ctx *ctx;
+    ck_assert_int_eq(eng_ctx_init(m, NULL, &ctx), ENG_OK);
+    float want[2];
+    const void *data[1] = {jpeg};
+    ck_assert_int_eq(eng_zero_shot_image_data(ctx, &ls, data, &len, 1, want, NULL, NULL), ENG_OK);
+
+    const char *args[] = {eng, NULL};
+    server srv = start_server(args);
+    ck_assert_int_gt(srv.port, 0);
+    char path[256];
+    snprintf(path, sizeof path, "/v2/models/test_http_clip.%d/zero-shot", (int)getpid());
+    char *body = malloc(len * 2 + 512);
+    int o = snprintf(body, 64, "{\"inputs\":[\"");
+    o += b64_encode(jpeg, len, body + o);
+    snprintf(body + o, 256, "\"],\"labels\":[\"empty\",\"two\"],\"label_ids\":[[62,63],[62,5,9,63]]}");
+    reply r = post(srv.port, path, body);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    cJSON *j = cJSON_Parse(r.body);
+    cJSON *first = cJSON_GetArrayItem(j, 0), *probs = cJSON_GetObjectItem(first, "probs");
+    ck_assert_int_eq(cJSON_GetArraySize(j), 1);
+    for (int i = 0; i < 2; i++)   /* %.9g round-trips: exactly the library's */
+        ck_assert_float_eq((float)cJSON_GetArrayItem(probs, i)->valuedouble, want[i]);
+    ck_assert_str_eq(cJSON_GetObjectItem(first, "label")->valuestring,
+                     labels[want[1] > want[0]]);
+    cJSON_Delete(j);
+    free(r.body);
+    /* Without ids the prompts need the tokenizer. */
+    snprintf(body + o, 256, "\"],\"labels\":[\"empty\",\"two\"]}");
+    r = post(srv.port, path, body);
+    ck_assert_msg(r.status == 422 && strstr(r.body, "tokenizer"), "%d %s", r.status, r.body);
+    free(r.body);
+    /* Both label sets were new to the server's model. */
+    r = http(srv.port, "GET", "/metrics", "", NULL);
+    char want_line[256];
+    snprintf(want_line, sizeof want_line,
+             "engine_zero_shot_label_sets_total{model=\"test_http_clip.%d\",result=\"miss\"} 2\n",
+             (int)getpid());
+    ck_assert_msg(r.status == 200 && strstr(r.body, want_line), "%d %s", r.status, r.body);
+    free(r.body);
+    ck_assert_int_eq(stop_server(&srv), 0);
+    /* A text model has no zero-shot. */
+    expect_error(post(main_srv.port, "/v2/models/sst2-bert-mini/zero-shot",
+                      "{\"inputs\":[\"eA==\"],\"labels\":[\"a\"]}"),
+                 422, "validation");
+    free(body);
     eng_ctx_free(ctx);
     eng_model_free(m);
     free(jpeg);
@@ -783,6 +871,7 @@ int main(void)
     tcase_add_test(tc, priority_overtakes);
     tcase_add_test(tc, drain);
     tcase_add_test(tc, image_routes);
+    tcase_add_test(tc, zero_shot_route);
     tcase_add_test(tc, exit_timeout_503);
     tcase_add_test(tc, max_connections_503);
     suite_add_tcase(s, tc);

@@ -509,6 +509,14 @@ static double gelu_tanh_ref(double x)
     return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
 }
 
+/* HF's quick_gelu: x * sigmoid(1.702 x). */
+static double quick_gelu_ref(double x)
+{
+    if (x == -INFINITY)
+        return 0.0;
+    return x / (1.0 + exp(-1.702 * x));
+}
+
 static double relu_ref(double x)
 {
     return x < 0.0 ? 0.0 : x;
@@ -554,8 +562,9 @@ START_TEST(test_activation_vs_double)
         {ENG_ACT_GELU, gelu_erf_ref, TOL_GELU_ABS, TOL_GELU_REL, "gelu"},
         {ENG_ACT_GELU_TANH, gelu_tanh_ref, TOL_GELU_ABS, TOL_GELU_REL, "gelu_tanh"},
         {ENG_ACT_RELU, relu_ref, 0.0, 0.0, "relu"},
+        {ENG_ACT_QUICK_GELU, quick_gelu_ref, TOL_GELU_ABS, TOL_GELU_REL, "quick_gelu"},
     };
-    for (int a = 0; a < 3; a++) {
+    for (int a = 0; a < 4; a++) {
         memcpy(y, x, (size_t)n * sizeof *y);
         k->bias_act(y, zero, 1, n, acts[a].act);
         for (int i = 0; i < n; i++) {
@@ -581,7 +590,7 @@ START_TEST(test_activation_isa)
         return;
     for (int si = 0; si < N_SIZES; si++)
         for (int ri = 0; ri < N_ROWS; ri++)
-            for (int act = ENG_ACT_GELU; act <= ENG_ACT_RELU; act++) {
+            for (int act = ENG_ACT_GELU; act <= ENG_ACT_QUICK_GELU; act++) {
                 const int n = sizes[si], rows = row_counts[ri];
                 const size_t len = (size_t)rows * n;
                 float *x = random_floats(len, -10.0f, 10.0f);
@@ -593,7 +602,10 @@ START_TEST(test_activation_isa)
                     ck_assert_mem_eq(x, want, len * sizeof *x);
                 else
                     assert_close(x, want, len, TOL_GELU_VS_SCALAR_ABS, TOL_GELU_VS_SCALAR_REL,
-                                 act == ENG_ACT_GELU ? "gelu" : "gelu_tanh", eng__isa_str(k->isa),
+                                 act == ENG_ACT_GELU        ? "gelu"
+                                 : act == ENG_ACT_QUICK_GELU ? "quick_gelu"
+                                                             : "gelu_tanh",
+                                 eng__isa_str(k->isa),
                                  rows, n);
                 free(x);
                 free(bias);

@@ -56,7 +56,7 @@ class ModelInfo(Structure):
                 ("n_labels", c_int), ("image_size", c_int), ("hidden", c_int),
                 ("layers", c_int), ("heads", c_int), ("intermediate", c_int),
                 ("max_positions", c_int), ("vocab_size", c_int),
-                ("embed_normalize", c_int)]
+                ("embed_normalize", c_int), ("embed_size", c_int)]
 
 
 class CtxParams(Structure):

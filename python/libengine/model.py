@@ -134,7 +134,7 @@ class Model:
             "image_size": raw.image_size, "hidden": raw.hidden, "layers": raw.layers,
             "heads": raw.heads, "intermediate": raw.intermediate,
             "max_positions": raw.max_positions, "vocab_size": raw.vocab_size,
-            "embed_normalize": bool(raw.embed_normalize),
+            "embed_normalize": bool(raw.embed_normalize), "embed_size": raw.embed_size,
             "gemm": cstr(lib.eng_model_gemm_name(out.value)), "isa": cstr(lib.eng_isa_name()),
             "device": device, "precision": precision, "threads": threads,
         }

@@ -41,7 +41,7 @@ static eng_status check_device(const eng_model *m, const eng_ctx_params *p)
         /* bf16 runs on kernels/bgemm.h's units, for the kinds that say so. */
         if (p->precision == ENG_PREC_BF16 && !m->kind->cpu_bf16)
             return eng__fail(ENG_ERR_UNSUPPORTED,
-                             "precision bf16 on the CPU is for text models; %s runs in fp32",
+                             "precision bf16 on the CPU is for transformers; %s runs in fp32",
                              m->info.arch);
         if (p->precision == ENG_PREC_BF16 && !eng__bgemm_get())
             return eng__fail(ENG_ERR_UNSUPPORTED,
@@ -172,6 +172,22 @@ eng_status eng_classify_images(eng_ctx *c, const char *const *paths, int n, floa
                     .paths = paths, .out = logits, .probs = probs, .labels = labels,
                     .item_status = item_status};
     return run(c, "eng_classify_images", &b, paths != NULL);
+}
+
+eng_status eng_embed_images(eng_ctx *c, const char *const *paths, int n, float *out,
+                            eng_status *item_status)
+{
+    eng__batch b = {.input = ENG__IN_IMAGE_PATHS, .task = ENG_TASK_EMBED, .n = n, .paths = paths,
+                    .out = out, .item_status = item_status};
+    return run(c, "eng_embed_images", &b, paths != NULL);
+}
+
+eng_status eng_embed_image_data(eng_ctx *c, const void *const *data, const size_t *size, int n,
+                                float *out, eng_status *item_status)
+{
+    eng__batch b = {.input = ENG__IN_IMAGE_DATA, .task = ENG_TASK_EMBED, .n = n, .data = data,
+                    .size = size, .out = out, .item_status = item_status};
+    return run(c, "eng_embed_image_data", &b, data && size);
 }
 
 eng_status eng_classify_image_data(eng_ctx *c, const void *const *data, const size_t *size, int n,

@@ -6,8 +6,9 @@
 
 extern const eng__kind eng__kind_text;   /* src/text/text.c */
 extern const eng__kind eng__kind_cnn;    /* src/vision/vision.c */
+extern const eng__kind eng__kind_vit;    /* src/vit/vit.c */
 
-static const eng__kind *const kinds[] = {&eng__kind_text, &eng__kind_cnn};
+static const eng__kind *const kinds[] = {&eng__kind_text, &eng__kind_cnn, &eng__kind_vit};
 
 const eng__kind *eng__kind_find(const char *name)
 {

@@ -57,6 +57,8 @@ eng_status eng_model_load(const char *path, const eng_model_params *params, eng_
     else if (!(s = find_kind(meta, &m->kind, err, sizeof err)) &&
              !(s = m->kind->load(&m->impl, &m->file, meta, &p, err, sizeof err)))
         m->kind->describe(m->impl, &m->info, &m->gemm_name);
+    if (!s && !m->info.embed_size)
+        m->info.embed_size = m->info.hidden;
     cJSON_Delete(meta);
     if (s) {
         if (s == ENG_ERR_NOMEM && !*err)

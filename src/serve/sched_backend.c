@@ -24,7 +24,7 @@ void eng__backend_init(eng__backend *b, const eng_model *model, int null_batch_u
         b->input = info.input;
         b->max_positions = info.input == ENG_INPUT_IMAGE ? 0 : info.max_positions;
         b->n_labels = info.n_labels;
-        b->hidden = info.hidden;
+        b->hidden = info.embed_size;
     } else {
         b->input = ENG_INPUT_TEXT;
         b->max_positions = ENG__SCHED_NULL_POSITIONS;
@@ -158,9 +158,11 @@ eng_status eng__backend_run(const eng__backend *b, eng_ctx *ctx, eng_task task,
     return eng_classify_ids(ctx, seqs, n, out, probs, labels, item_status);
 }
 
-eng_status eng__backend_run_images(const eng__backend *b, eng_ctx *ctx, const void *const *data,
-                                   const size_t *size, int n, float *logits, float *probs,
-                                   int *labels, eng_status *item_status)
+eng_status eng__backend_run_images(const eng__backend *b, eng_ctx *ctx, eng_task task,
+                                   const void *const *data, const size_t *size, int n, float *out,
+                                   float *probs, int *labels, eng_status *item_status)
 {
-    return eng_classify_image_data(ctx, data, size, n, logits, probs, labels, item_status);
+    if (task == ENG_TASK_EMBED)
+        return eng_embed_image_data(ctx, data, size, n, out, item_status);
+    return eng_classify_image_data(ctx, data, size, n, out, probs, labels, item_status);
 }

@@ -1,6 +1,7 @@
 /* sched_backend.h: what the scheduler and infer-bench run a batch with: the
  * real model (eng_tokenize / eng_classify_ids / eng_embed_ids, or
- * eng_classify_image_data for an image model, on a per-worker eng_ctx) or the
+ * eng_classify_image_data / eng_embed_image_data for an image model, on a
+ * per-worker eng_ctx) or the
  * built-in null model documented in engine.h, which answers from the token
  * ids alone so the scheduler can be measured and tested without a model
  * file. */
@@ -17,7 +18,8 @@ typedef struct {
     eng_input input;          /* texts (the null model too) or images */
     int max_positions;        /* 0 for an image model */
     int n_labels;             /* classify outputs per item */
-    int hidden;               /* embed outputs per item */
+    int hidden;               /* embed outputs per item (eng_model_info.embed_size);
+                                 0: the model does not embed */
     int null_batch_us, null_token_ns;
 } eng__backend;
 
@@ -42,9 +44,10 @@ eng_status eng__backend_run(const eng__backend *b, eng_ctx *ctx, eng_task task,
                             const eng_seq *seqs, int n, float *out, float *probs, int *labels,
                             eng_status *item_status);
 
-/* Image models: classify n encoded images; outputs as for classify. */
-eng_status eng__backend_run_images(const eng__backend *b, eng_ctx *ctx, const void *const *data,
-                                   const size_t *size, int n, float *logits, float *probs,
-                                   int *labels, eng_status *item_status);
+/* Image models: classify or embed n encoded images; outputs as for
+ * eng__backend_run. */
+eng_status eng__backend_run_images(const eng__backend *b, eng_ctx *ctx, eng_task task,
+                                   const void *const *data, const size_t *size, int n, float *out,
+                                   float *probs, int *labels, eng_status *item_status);
 
 #endif

@@ -524,8 +524,8 @@ static void run_task(eng_sched *s, worker *w, int n, eng_task task, int64_t t_st
         return;
     float *out = task == ENG_TASK_EMBED ? w->embed : w->logits;
     if (s->be.input == ENG_INPUT_IMAGE)
-        eng__backend_run_images(&s->be, w->ctx, w->data, w->size, m, out, w->probs, w->labels,
-                                w->item);
+        eng__backend_run_images(&s->be, w->ctx, task, w->data, w->size, m, out, w->probs,
+                                w->labels, w->item);
     else
         eng__backend_run(&s->be, w->ctx, task, w->seqs, m, out, w->probs, w->labels, w->item);
     for (int k = 0; k < m; k++)
@@ -848,8 +848,8 @@ static eng_status check_req(eng_sched *s, const eng_sched_req **req, eng_sched_r
         return reject(s, ENG_ERR_INVALID_ARG, "unknown task");
     if (r->task == ENG_TASK_CLASSIFY && s->be.n_labels <= 0)
         return reject(s, ENG_ERR_UNSUPPORTED, "the model has no classifier head");
-    if (r->task == ENG_TASK_EMBED && s->be.input == ENG_INPUT_IMAGE)
-        return reject(s, ENG_ERR_UNSUPPORTED, "image models only classify");
+    if (r->task == ENG_TASK_EMBED && s->be.hidden <= 0)
+        return reject(s, ENG_ERR_UNSUPPORTED, "the model does not embed (a CNN only classifies)");
     if (!r->done && !ticket)
         return reject(s, ENG_ERR_INVALID_ARG, "no callback and no ticket pointer");
     return ENG_OK;

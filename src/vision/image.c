@@ -29,7 +29,8 @@
 
 eng__image_spec eng__image_spec_imagenet(void)
 {
-    eng__image_spec s = { 256, 224, { 0.485f, 0.456f, 0.406f }, { 0.229f, 0.224f, 0.225f } };
+    eng__image_spec s = {.resize = 256, .crop = 224, .mean = {0.485f, 0.456f, 0.406f},
+                         .std = {0.229f, 0.224f, 0.225f}};
     return s;
 }
 
@@ -309,16 +310,34 @@ eng_status eng__image_decode(const void *buf, size_t len, eng__rgb_image *out, c
 
 /* ---- Resize, crop, normalise ------------------------------------------------ */
 
-/* Pillow's precompute_coeffs + normalize_coeffs_8bpc (bilinear, support 1)
- * for output positions [first, first + count) of a resize in_size -> out_size.
- * bounds[2i] is the first input index, bounds[2i+1] the tap count; kk holds
- * ksize fixed-point taps per output. */
-static void resample_coeffs(int in_size, int out_size, int first, int count, int ksize,
-                            int *bounds, int32_t *kk, double *k)
+/* Pillow's bicubic filter (a = -0.5) and its support. */
+static double bicubic(double x)
+{
+    const double a = -0.5;
+    if (x < 0.0)
+        x = -x;
+    if (x < 1.0)
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    if (x < 2.0)
+        return (((x - 5) * x + 8) * x - 4) * a;
+    return 0.0;
+}
+
+static double filter_support(eng__filter f)
+{
+    return f == ENG__FILTER_BICUBIC ? 2.0 : 1.0;
+}
+
+/* Pillow's precompute_coeffs + normalize_coeffs_8bpc (bilinear, support 1;
+ * bicubic, support 2) for output positions [first, first + count) of a
+ * resize in_size -> out_size. bounds[2i] is the first input index,
+ * bounds[2i+1] the tap count; kk holds ksize fixed-point taps per output. */
+static void resample_coeffs(eng__filter f, int in_size, int out_size, int first, int count,
+                            int ksize, int *bounds, int32_t *kk, double *k)
 {
     double scale = (double)in_size / out_size;
     double filterscale = scale < 1.0 ? 1.0 : scale;
-    double support = filterscale;   /* the bilinear filter's support is 1 */
+    double support = filter_support(f) * filterscale;
     for (int i = 0; i < count; i++) {
         double center = (first + i + 0.5) * scale;
         double ss = 1.0 / filterscale, ww = 0.0;
@@ -330,8 +349,13 @@ static void resample_coeffs(int in_size, int out_size, int first, int count, int
             xmax = in_size;
         xmax -= xmin;
         for (int x = 0; x < xmax; x++) {
-            double t = fabs((x + xmin - center + 0.5) * ss);
-            k[x] = t < 1.0 ? 1.0 - t : 0.0;
+            double arg = (x + xmin - center + 0.5) * ss;
+            if (f == ENG__FILTER_BICUBIC) {
+                k[x] = bicubic(arg);
+            } else {
+                double t = fabs(arg);
+                k[x] = t < 1.0 ? 1.0 - t : 0.0;
+            }
             ww += k[x];
         }
         for (int x = 0; x < ksize; x++) {
@@ -353,10 +377,10 @@ static uint8_t clip8(int32_t v)
     return (uint8_t)(v >> PIL_PRECISION_BITS);
 }
 
-static int ksize_for(int in_size, int out_size)
+static int ksize_for(eng__filter f, int in_size, int out_size)
 {
     double scale = (double)in_size / out_size;
-    return (int)ceil(scale < 1.0 ? 1.0 : scale) * 2 + 1;
+    return (int)ceil(filter_support(f) * (scale < 1.0 ? 1.0 : scale)) * 2 + 1;
 }
 
 /* Python's round() of d / 2 for d >= 0: halves go to the even neighbour. */
@@ -378,7 +402,9 @@ eng_status eng__image_preprocess(const eng__rgb_image *img, const eng__image_spe
     /* torchvision's _compute_resized_output_size: the long side is
      * int(resize * long / short), a truncated true division. */
     int nw = w, nh = h;
-    if (spec->resize) {
+    if (spec->resize && spec->square) {
+        nw = nh = spec->resize;
+    } else if (spec->resize) {
         int s = w <= h ? w : h, l = w <= h ? h : w;
         int nl = (int)((double)spec->resize * l / s);
         nw = w <= h ? spec->resize : nl;
@@ -388,8 +414,9 @@ eng_status eng__image_preprocess(const eng__rgb_image *img, const eng__image_spe
         snprintf(err, errlen, "crop %d is larger than the resized %dx%d image", crop, nw, nh);
         return ENG_ERR_INVALID_ARG;
     }
-    int top = half_round_even(nh - crop), left = half_round_even(nw - crop);
-    int kx = ksize_for(w, nw), ky = ksize_for(h, nh);
+    int top = spec->crop_floor ? (nh - crop) / 2 : half_round_even(nh - crop);
+    int left = spec->crop_floor ? (nw - crop) / 2 : half_round_even(nw - crop);
+    int kx = ksize_for(spec->filter, w, nw), ky = ksize_for(spec->filter, h, nh);
     int kmax = kx > ky ? kx : ky;
 
     int *bx = malloc(sizeof(int) * 2 * (size_t)crop), *by = malloc(sizeof(int) * 2 * (size_t)crop);
@@ -400,8 +427,8 @@ eng_status eng__image_preprocess(const eng__rgb_image *img, const eng__image_spe
     eng_status st = ENG_ERR_NOMEM;
     if (!bx || !by || !kkx || !kky || !k)
         goto done;
-    resample_coeffs(w, nw, left, crop, kx, bx, kkx, k);
-    resample_coeffs(h, nh, top, crop, ky, by, kky, k);
+    resample_coeffs(spec->filter, w, nw, left, crop, kx, bx, kkx, k);
+    resample_coeffs(spec->filter, h, nh, top, crop, ky, by, kky, k);
 
     /* Horizontal pass over only the source rows the vertical pass reads. */
     int y0 = by[0], y1 = by[2 * (crop - 1)] + by[2 * (crop - 1) + 1];
@@ -426,7 +453,8 @@ eng_status eng__image_preprocess(const eng__rgb_image *img, const eng__image_spe
         }
     }
     /* Vertical pass, then ToTensor (v / 255) and Normalize in float32, in
-     * torchvision's order of operations. */
+     * torchvision's order of operations (or HF's rescale: v * factor in
+     * double, rounded to float). */
     size_t plane = (size_t)crop * crop;
     for (int i = 0; i < crop; i++) {
         const int32_t *kk = kky + (size_t)i * ky;
@@ -439,7 +467,8 @@ eng_status eng__image_preprocess(const eng__rgb_image *img, const eng__image_spe
                 for (int c = 0; c < 3; c++)
                     acc[c] += s[(size_t)y * crop * 3 + 3 * j + c] * kk[y];
             for (int c = 0; c < 3; c++) {
-                float v = (float)clip8(acc[c]) / 255.0f;
+                uint8_t u = clip8(acc[c]);
+                float v = spec->rescale ? (float)(u * spec->rescale) : (float)u / 255.0f;
                 chw[c * plane + (size_t)i * crop + j] = (v - spec->mean[c]) / spec->std[c];
             }
         }

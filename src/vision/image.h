@@ -1,7 +1,9 @@
 /* image.h: image files to network input. Decodes JPEG (libjpeg-turbo) and PNG
  * (libpng) to 8-bit RGB, then applies torchvision's ImageNet recipe on PIL
  * images bit for bit: Resize(resize) with PIL's antialiased bilinear filter,
- * CenterCrop(crop), ToTensor, Normalize(mean, std).
+ * CenterCrop(crop), ToTensor, Normalize(mean, std); or Hugging Face's
+ * ViTImageProcessor / CLIPImageProcessor recipes (bicubic, fixed size, their
+ * crop and rescale arithmetic), likewise bit for bit with Pillow.
  *
  * Colour handling follows PIL's convert("RGB"): grayscale is replicated,
  * palettes are looked up, alpha is dropped (not composited), CMYK/YCCK JPEGs
@@ -25,12 +27,24 @@
 #define ENG_IMAGE_MAX_PIXELS 100000000LL
 #define ENG_IMAGE_MAX_FILE (256u << 20)   /* bytes read by eng__image_load */
 
-/* The preprocessing recipe, stored in the model's metadata ("image"). */
+/* Pillow's resampling filters (its numbering is BILINEAR = 2, BICUBIC = 3). */
+typedef enum { ENG__FILTER_BILINEAR = 0, ENG__FILTER_BICUBIC = 1 } eng__filter;
+
+/* The preprocessing recipe, stored in the model's metadata ("image"). The
+ * fields after std are zero for torchvision's recipe; Hugging Face's image
+ * processors (ViTImageProcessor, CLIPImageProcessor) set them. */
 typedef struct {
-    int resize;        /* shorter side after resizing; 0 = no resize */
+    int resize;        /* shorter side after resizing (square: both sides); 0 = no resize */
     int crop;          /* edge of the square centre crop, <= resize */
     float mean[3];     /* per RGB channel, on the [0,1] scale */
     float std[3];
+    eng__filter filter;   /* PIL's bilinear (antialiased) or bicubic (a = -0.5, antialiased) */
+    int square;        /* resize to resize x resize whatever the aspect ratio
+                          (HF size {height, width}) */
+    int crop_floor;    /* centre crop at floor((side - crop) / 2), as HF's
+                          center_crop does; 0: torchvision's round half to even */
+    double rescale;    /* 0: v / 255 in float (torchvision's ToTensor); else
+                          float(v * rescale) computed in double, as HF's rescale */
 } eng__image_spec;
 
 /* resize 256, crop 224, ImageNet mean (0.485, 0.456, 0.406) and std

@@ -4,6 +4,7 @@
  *
  * A subcommand is one line in ENG_CLI_COMMANDS and one function
  *     int eng__cli_<name>(int argc, char **argv)
+ * (a '_' in the name is a '-' on the command line: zero_shot is zero-shot)
  * in its own file under tools/cli/: argv[0] is the subcommand's name, the
  * options may come in any position (GNU getopt_long permutes them; "--" ends
  * them), "--help" prints its usage on stdout and returns ENG_CLI_OK, and the
@@ -24,7 +25,8 @@
 #define ENG_CLI_COMMANDS(X)                                                                  \
     X(tokenize, "print the token ids of each text (one per stdin line)")                    \
     X(classify, "classify each text or image (one per stdin line, or image paths as args)") \
-    X(embed, "print the pooled embedding of each text (one per stdin line)")               \
+    X(embed, "print the pooled embedding of each text (or image: ViT, CLIP)")              \
+    X(zero_shot, "zero-shot image classification with CLIP: top-5 of a label set per image") \
     X(serve, "HTTP server: TEI and KServe v2 routes, Prometheus metrics (tools/serve/)")    \
     X(worker, "Redis Streams worker: serve a model from a stream (docs/REDIS.md)")          \
     X(submit, "Redis Streams client: submit lines to a worker's stream, print answers")

@@ -27,18 +27,28 @@ static void usage(FILE *f)
           "       engine --version\n"
           "commands:\n",
           f);
-    for (int i = 0; i < N_COMMANDS; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s", commands[i].name);
+        for (char *p = name; *p; p++)
+            *p = *p == '_' ? '-' : *p;
+        fprintf(f, "  %-10s %s\n", name, commands[i].help);
+    }
     fputs("exit codes: 0 ok, 1 some items failed (their lines say why), 2 usage,\n"
           "            3 reading input or writing output failed, 4 model not loaded or unfit\n",
           f);
 }
 
+/* The command called name, where '-' stands for the table's '_'. */
 static int find(const char *name)
 {
-    for (int i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(commands[i].name, name))
+    for (int i = 0; i < N_COMMANDS; i++) {
+        const char *a = commands[i].name, *b = name;
+        while (*a && (*a == *b || (*a == '_' && *b == '-')))
+            a++, b++;
+        if (!*a && !*b)
             return i;
+    }
     return -1;
 }
 

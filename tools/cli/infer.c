@@ -6,7 +6,8 @@
  * or the image paths given as arguments, and writes one JSON object per line
  * on stdout, in input order: {"ids":[...]}, {"label":..,"score":..,
  * "logits":[...]}, {"embedding":[...]} or, for images, {"file":..,"label":..,
- * "score":..,"top5":[...],"logits":[...]}. A line that fails gives
+ * "score":..,"top5":[...],"logits":[...]} ({"file":..,"embedding":[...]} from
+ * embed on an image model: ViT, CLIP). A line that fails gives
  * {"error":"..."} (images: {"file":..,"error":"..."}) with its own reason and
  * the rest go on. Lines are batched internally (--batch). A line is at most
  * --max-line-bytes long (a longer one fails alone), so no input makes the
@@ -38,12 +39,13 @@ static void usage(FILE *f, const char *name)
             "  --device cpu|cuda     where the model runs (default cpu)\n"
             "  --precision fp32|tf32|fp16|bf16   arithmetic (default fp32; the CPU runs fp32 or bf16)\n"
             "  --max-line-bytes N    longest input line (default %ld); a longer one fails alone\n"
+            "  --images              the arguments are images (image models take them anyway)\n"
             "  -h, --help            this text\n"
             "exit codes: 0 ok, 1 some items failed (their lines say why), 2 usage,\n"
             "            3 reading input or writing output failed, 4 model not loaded or unfit\n",
-            name, strcmp(name, "classify") ? "" : " [IMAGE...]",
-            strcmp(name, "classify") ? "text" : "text (image model: image path)",
-            strcmp(name, "classify") ? "" : ",\n  or the image paths given as arguments",
+            name, strcmp(name, "tokenize") ? " [IMAGE...]" : "",
+            strcmp(name, "tokenize") ? "text (image model: image path)" : "text",
+            strcmp(name, "tokenize") ? ",\n  or the image paths given as arguments" : "",
             DEFAULT_BATCH, DEFAULT_MAX_LINE);
 }
 
@@ -128,7 +130,9 @@ static int run_batch(runner *r, char **lines, const char **reason, int n)
             at[m] = i;
             run[m++] = lines[i];
         }
-    if (r->info.input == ENG_INPUT_IMAGE)
+    if (r->info.input == ENG_INPUT_IMAGE && r->cmd == CMD_EMBED)
+        eng_embed_images(r->ctx, run, m, r->out, r->status);
+    else if (r->info.input == ENG_INPUT_IMAGE)
         eng_classify_images(r->ctx, run, m, r->out, r->probs, NULL, r->status);
     else if (r->cmd == CMD_CLASSIFY)
         eng_classify(r->ctx, run, m, r->out, r->probs, r->labels, r->status);
@@ -158,7 +162,7 @@ static int run_batch(runner *r, char **lines, const char **reason, int n)
             fputs("]}\n", stdout);
             continue;
         }
-        int width = r->cmd == CMD_EMBED ? r->info.hidden : C;
+        int width = r->cmd == CMD_EMBED ? r->info.embed_size : C;
         const float *row = r->out + (size_t)k * width;
         if (r->status[k]) {
             const char *why = eng_ctx_item_error(r->ctx, k);
@@ -167,7 +171,7 @@ static int run_batch(runner *r, char **lines, const char **reason, int n)
         } else if (!eng__all_finite(row, width)) {
             print_error(file, NON_FINITE);
             failed++;
-        } else if (file) {
+        } else if (file && r->cmd == CMD_CLASSIFY) {
             print_image_result(r->model, file, row, r->probs + (size_t)k * C, C);
         } else if (r->cmd == CMD_CLASSIFY) {
             fputs("{\"label\":", stdout);
@@ -177,7 +181,14 @@ static int run_batch(runner *r, char **lines, const char **reason, int n)
             eng__json_floats(stdout, row, width);
             fputs("}\n", stdout);
         } else {
-            fputs("{\"embedding\":", stdout);
+            if (file) {
+                fputs("{\"file\":", stdout);
+                eng__json_string(stdout, file);
+                fputc(',', stdout);
+            } else {
+                fputc('{', stdout);
+            }
+            fputs("\"embedding\":", stdout);
             eng__json_floats(stdout, row, width);
             fputs("}\n", stdout);
         }
@@ -203,12 +214,14 @@ static int run_command(command cmd, int argc, char **argv)
         {"device", required_argument, NULL, 'd'},
         {"precision", required_argument, NULL, 'p'},
         {"max-line-bytes", required_argument, NULL, 'm'},
+        {"images", no_argument, NULL, 'i'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const char *const precisions[] = {"fp32", "tf32", "fp16", "bf16"};
     const char *name = argv[0];
     long batch = DEFAULT_BATCH, max_line = DEFAULT_MAX_LINE, v;
+    int images = 0;
     eng_model_params mp = eng_model_default_params();
     eng_ctx_params cp = eng_ctx_default_params();
     optind = 1;
@@ -245,6 +258,9 @@ static int run_command(command cmd, int argc, char **argv)
                 cp.precision = (eng_precision)p;
             break;
         }
+        case 'i':
+            images = 1;
+            break;
         case 'm':
             /* At least 1 byte; at most 1 GiB, so a line buffer stays allocatable. */
             if (!eng__cli_parse_int(optarg, 1, 1L << 30, &max_line))
@@ -279,8 +295,13 @@ static int run_command(command cmd, int argc, char **argv)
     r.model = model;
     eng_model_get_info(model, &r.info);
     int rc = ENG_CLI_OK;
-    if (r.info.input == ENG_INPUT_IMAGE && cmd != CMD_CLASSIFY) {
-        fprintf(stderr, "engine %s: %s is an image model: only classify applies\n", name, path);
+    if (r.info.input == ENG_INPUT_IMAGE && (cmd == CMD_TOKENIZE || (cmd == CMD_EMBED &&
+                                                                     !r.info.embed_size))) {
+        fprintf(stderr, "engine %s: %s is an image model that %s\n", name, path,
+                r.info.embed_size ? "classifies or embeds" : "only classifies");
+        rc = ENG_CLI_MODEL;
+    } else if (r.info.input != ENG_INPUT_IMAGE && images) {
+        fprintf(stderr, "engine %s: --images: %s is not an image model\n", name, path);
         rc = ENG_CLI_MODEL;
     } else if (r.info.input != ENG_INPUT_IMAGE && n_image_args > 0) {
         fprintf(stderr, "engine %s: unexpected argument %s (texts come on stdin)\n", name,
@@ -303,7 +324,7 @@ static int run_command(command cmd, int argc, char **argv)
             rc = ENG_CLI_MODEL;
         }
     }
-    int width = r.info.n_labels > r.info.hidden ? r.info.n_labels : r.info.hidden;
+    int width = r.info.n_labels > r.info.embed_size ? r.info.n_labels : r.info.embed_size;
     char **lines = calloc((size_t)batch, sizeof *lines);
     size_t *caps = calloc((size_t)batch, sizeof *caps);
     const char **reason = calloc((size_t)batch, sizeof *reason);

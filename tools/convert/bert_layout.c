@@ -413,7 +413,7 @@ eng_status cv_save(const cv_config *c, eng__writer *w, const char *out, cv_repor
     return s;
 }
 
-static eng_status load_weights(const char *dir, src_tensors *s, char *err, size_t errlen)
+eng_status cv_load_weights(const char *dir, src_tensors *s, char *err, size_t errlen)
 {
     char path[2048];
     struct stat st;
@@ -441,7 +441,7 @@ eng_status cv_convert_hf_as(const char *dir, const char *weights, const char *ou
         return s;
     snprintf(c->weights, sizeof c->weights, "%s", weights);
     src_tensors src;
-    s = load_weights(c->weights_dir, &src, err, errlen);
+    s = cv_load_weights(c->weights_dir, &src, err, errlen);
     eng__writer *w = s == ENG_OK ? eng__writer_new() : NULL;
     if (s == ENG_OK && !w)
         s = eng__errf(ENG_ERR_NOMEM, err, errlen, "out of memory");

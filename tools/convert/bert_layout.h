@@ -38,6 +38,8 @@ eng_status cv_add_linear_weight(eng__writer *w, const char *name, const float *w
 /* The "tok.vocab" tensor: c->vocab joined by '\n'. */
 eng_status cv_add_vocab(const cv_config *c, eng__writer *w, char *err, size_t errlen);
 
+/* The tensors of dir/model.safetensors, else dir/pytorch_model.bin. */
+eng_status cv_load_weights(const char *dir, src_tensors *s, char *err, size_t errlen);
 /* Writes w with c's metadata to out (atomically) and fills r->bytes. */
 eng_status cv_save(const cv_config *c, eng__writer *w, const char *out, cv_report *r, char *err,
                    size_t errlen);

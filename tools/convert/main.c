@@ -13,6 +13,7 @@
 #include "hf_config.h"
 #include "resnet.h"
 #include "synthetic.h"
+#include "vit_layout.h"
 
 /* Exit codes, as --help documents them. */
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
@@ -134,6 +135,16 @@ int main(int argc, char **argv)
                            "ResNet checkpoint add --arch resnet18|resnet34|resnet50", in);
 
     char err[512];
+    if (!synthetic && !arch && cv_is_vit_folder(in)) {
+        cv_vit_report vr;
+        if (cv_convert_vit(in, weights, out, &vr, err, sizeof err) != ENG_OK) {
+            fprintf(stderr, "convert: %s\n", err);
+            return EXIT_FAILED;
+        }
+        printf("converted %s -> %s\n  %s, %d tensors, encoder weights %s\n", in, out,
+               vr.clip ? "CLIPModel (vision and text towers)" : "ViT", vr.n_tensors, weights);
+        return 0;
+    }
     if (arch) {
         if (convert_resnet(arch, labels, in, out, err, sizeof err) != ENG_OK) {
             fprintf(stderr, "convert: %s\n", err);

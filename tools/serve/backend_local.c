@@ -50,11 +50,12 @@ static int load_model(srv *s, srv_model *m, int index)
     } else {
         /* The null model (see include/engine.h): 2 logits, 4-float embeddings. */
         m->info = (eng_model_info){.arch = "null", .input = ENG_INPUT_TEXT, .weights = "none",
-                                   .n_labels = 2, .hidden = 4,
+                                   .n_labels = 2, .hidden = 4, .embed_size = 4,
                                    .max_positions = ENG__SCHED_NULL_POSITIONS};
     }
     m->width_classify = 2 * m->info.n_labels;
-    m->width_embed = m->info.hidden;
+    m->width_embed = m->info.embed_size;
+    pthread_mutex_init(&m->zs_mu, NULL);
     eng_sched_params p = eng_sched_default_params();
     p.model = m->model;
     p.n_workers = s->o.workers;
@@ -185,6 +186,7 @@ static void local_close(srv *s)
 {
     for (int i = 0; s->models && i < s->n_models; i++) {
         eng_sched_free(s->models[i].sched);   /* waits for whatever it still runs */
+        eng_ctx_free(s->models[i].zs_ctx);
         eng_model_free(s->models[i].model);
         free(s->models[i].labels);
     }

@@ -437,6 +437,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return respond_json(r, &b);
     }
     srv_req_format(r, &b);
+    if (r->err_code) {   /* zero-shot's label set failed */
+        buf_free(&b);
+        return respond_failed(r);
+    }
     return respond_json(r, &b);
 }
 

@@ -116,6 +116,21 @@ void metrics_render_models(buf *o, srv_model *models, int n, uint64_t (*depth)(s
         buf_printf(o, "engine_cache_misses_total{model=\"%s\"} %llu\n", models[i].name,
                    (unsigned long long)atomic_load(&models[i].metrics.cache_misses));
 
+    /* CLIP models: the library's zero-shot label-set cache (eng_zero_shot_get_stats;
+     * zeros for every other model, which the families leave out). */
+    metrics_family(o, "engine_zero_shot_label_sets_total", "counter",
+                   "Zero-shot label-set lookups in the model's cache, by result");
+    for (int i = 0; i < n; i++) {
+        if (!models[i].model || strcmp(models[i].info.arch, "clip"))
+            continue;
+        eng_zero_shot_stats zs;
+        eng_zero_shot_get_stats(models[i].model, &zs);
+        buf_printf(o, "engine_zero_shot_label_sets_total{model=\"%s\",result=\"hit\"} %llu\n",
+                   models[i].name, (unsigned long long)zs.hits);
+        buf_printf(o, "engine_zero_shot_label_sets_total{model=\"%s\",result=\"miss\"} %llu\n",
+                   models[i].name, (unsigned long long)zs.misses);
+    }
+
     metrics_family(o, "engine_queue_depth", "gauge", "Inputs queued in the model's scheduler now");
     for (int i = 0; i < n; i++) {
         uint64_t q = depth ? depth(&models[i]) : 0;

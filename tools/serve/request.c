@@ -101,6 +101,9 @@ void srv_req_free(srv_req *r)
     for (int i = 0; r->items && i < r->n; i++)
         free(r->items[i].json);
     free(r->owned);
+    free((void *)r->zs.labels);
+    free((void *)r->zs.ids);
+    free(r->zs_id_buf);
     free(r->items);
     free(r->vals);
     buf_free(&r->body);
@@ -179,6 +182,7 @@ static const char *route_of(srv_req *r, const char *url, int *unknown_model)
     else if (!strcmp(rest, "/ready")) { r->route = R_MODEL_READY; method = "GET"; }
     else if (!strcmp(rest, "/infer")) { r->route = R_INFER; method = "POST"; }
     else if (!strcmp(rest, "/classify")) { r->route = R_CLASSIFY; method = "POST"; }
+    else if (!strcmp(rest, "/zero-shot")) { r->route = R_ZERO_SHOT; method = "POST"; }
     else return NULL;
     r->m = srv_find_model(r->s, name, len);
     *unknown_model = !r->m;
@@ -270,7 +274,11 @@ srv_early srv_req_route(srv_req *r, const char *method, const srv_headers *h)
 
 int srv_req_parse(srv_req *r)
 {
-    return r->route == R_INFER ? kserve_parse(r) : tei_parse(r);
+    if (r->route == R_INFER)
+        return kserve_parse(r);
+    if (r->route == R_ZERO_SHOT)
+        return zs_parse(r);
+    return tei_parse(r);
 }
 
 /* Strict UTF-8 (no overlong forms, surrogates or values past U+10FFFF):
@@ -303,7 +311,9 @@ int srv_utf8_valid(const unsigned char *s, size_t n)
 
 void srv_req_format(srv_req *r, buf *out)
 {
-    if (r->route == R_INFER)
+    if (r->route == R_ZERO_SHOT)
+        zs_format(r, out);
+    else if (r->route == R_INFER)
         kserve_format(r, out);
     else if (r->route == R_CLASSIFY || r->items[0].image)
         image_format(r, out);

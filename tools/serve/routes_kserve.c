@@ -40,7 +40,7 @@ static int b64_value(int c)
 }
 
 /* Standard or URL-safe base64, padding optional; NULL when malformed. */
-static char *b64_decode(const char *s, size_t n, size_t *out_len)
+char *b64_decode(const char *s, size_t n, size_t *out_len)
 {
     while (n && s[n - 1] == '=')
         n--;

@@ -19,6 +19,7 @@
 #define SERVE_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,7 +36,8 @@
     X(R_READY, "/v2/health/ready") X(R_MODEL, "/v2/models/{name}")             \
     X(R_MODEL_READY, "/v2/models/{name}/ready")                                \
     X(R_INFER, "/v2/models/{name}/infer")                                      \
-    X(R_CLASSIFY, "/v2/models/{name}/classify") X(R_UNKNOWN, "other")
+    X(R_CLASSIFY, "/v2/models/{name}/classify")                                \
+    X(R_ZERO_SHOT, "/v2/models/{name}/zero-shot") X(R_UNKNOWN, "other")
 
 typedef enum {
 #define SRV_X_ENUM(e, path) e,
@@ -83,6 +85,10 @@ typedef struct {
     eng_sched *sched;
     int width_classify, width_embed;   /* floats per result */
     srv_metrics metrics;
+    /* CLIP, local backend: the context zero-shot answers score on (label
+     * sets it has not seen are embedded there), made at the first request. */
+    pthread_mutex_t zs_mu;
+    eng_ctx *zs_ctx;
 } srv_model;
 
 typedef struct {
@@ -165,6 +171,8 @@ struct srv_req {
     int64_t timeout_us;
     char **owned;        /* decoded base64 images */
     int n_owned;
+    eng_label_set zs;    /* /zero-shot: labels (into json), template, ids */
+    int32_t *zs_id_buf;  /* the ids zs.ids point into */
     char kserve_id[128];
     /* completion */
     _Atomic int pending;
@@ -249,7 +257,8 @@ srv_early srv_req_route(srv_req *r, const char *method, const srv_headers *h);
 /* r->body complete: 0 when the items are ready for the scheduler (or
  * r->err_code is set), 1 when tei_tokenize answers it (/tokenize). */
 int srv_req_parse(srv_req *r);
-/* Every item answered ENG_OK: the route's JSON answer. */
+/* Every item answered ENG_OK: the route's JSON answer (zero-shot may still
+ * fail its label set: r->err_code is then set). */
 void srv_req_format(srv_req *r, buf *out);
 /* Strict UTF-8: what a text item is checked for before it is submitted. */
 int srv_utf8_valid(const unsigned char *s, size_t n);
@@ -268,7 +277,12 @@ void tei_fail_tokenize(srv_req *r, int i, eng_status st);   /* srv_fail: item i 
 void tei_info(srv *s, buf *out);
 void image_format(srv_req *r, buf *out);    /* the CLI's image JSON */
 
+/* routes_zeroshot.c: POST /v2/models/{name}/zero-shot (CLIP, local backend) */
+int zs_parse(srv_req *r);                   /* 0 ok, else srv_fail was called */
+void zs_format(srv_req *r, buf *out);       /* srv_fail when the labels fail */
+
 /* routes_kserve.c */
+char *b64_decode(const char *s, size_t n, size_t *out_len);   /* NULL: malformed */
 int kserve_parse(srv_req *r);
 void kserve_format(srv_req *r, buf *out);
 void kserve_model_meta(srv_model *m, buf *out);

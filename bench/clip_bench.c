@@ -1,0 +1,252 @@
+/* clip_bench.c: build/clip-bench, the speed of a CLIP model (issue 17;
+ * bench/clip.sh runs it beside ONNX Runtime).
+ *
+ *   clip-bench MODEL.eng IMAGE... [--batch 1,8,32] [--threads 2] [--samples 5]
+ *              [--labels 80] [--zs-runs 200] [--precision fp32|bf16]
+ *
+ * The image files are read into memory first (no disk in the timings) and
+ * cycled to fill each batch. Per batch size, one JSON line: the whole call
+ * (eng_embed_image_data: decode, bicubic resize and crop, network) and the
+ * network alone on already-preprocessed pixels (the internal
+ * eng__vit_embed_pixels; what ONNX Runtime's figure measures); each sample
+ * repeats the batch for at least 0.2 s, the figures are medians of the
+ * samples. Then zero-shot at batch 1 over --labels seeded random prompts
+ * (token ids of CLIP's shape: start, 5 to 9 words, end): the cold call (the
+ * label set's text embeddings computed and cached, one image) over 3 fresh
+ * label sets, and --zs-runs warm calls (cache hit), p50 and p95. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+#include "model.h"
+#include "vit.h"
+
+#define SAMPLE_SECONDS 0.2
+#define MAX_BATCHES 16
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = n > 0 ? malloc((size_t)n) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* Median seconds per call of fn over samples samples of >= SAMPLE_SECONDS. */
+typedef int (*call_fn)(void *arg);
+static double time_calls(call_fn fn, void *arg, int samples)
+{
+    double t[64];
+    if (samples > 64)
+        samples = 64;
+    if (fn(arg))
+        return -1;
+    for (int s = 0; s < samples; s++) {
+        int reps = 0;
+        double t0 = now_s(), el;
+        do {
+            if (fn(arg))
+                return -1;
+            reps++;
+        } while ((el = now_s() - t0) < SAMPLE_SECONDS);
+        t[s] = el / reps;
+    }
+    qsort(t, (size_t)samples, sizeof *t, cmp_double);
+    return t[samples / 2];
+}
+
+typedef struct {
+    eng_ctx *ctx;
+    const void **data;
+    size_t *size;
+    float *pixels, *out;
+    int batch;
+} job;
+
+static int whole_call(void *arg)
+{
+    job *j = arg;
+    return eng_embed_image_data(j->ctx, j->data, j->size, j->batch, j->out, NULL) != ENG_OK;
+}
+
+static int network(void *arg)
+{
+    job *j = arg;
+    return eng__vit_embed_pixels(j->ctx, j->pixels, j->batch, j->out) != ENG_OK;
+}
+
+static uint32_t rng = 12345;
+static uint32_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return rng;
+}
+
+/* n_labels prompts of random ids: start (vocab - 2), 5..9 words, end (vocab - 1). */
+static eng_seq *random_prompts(int n_labels, int vocab)
+{
+    eng_seq *s = calloc((size_t)n_labels, sizeof *s);
+    for (int i = 0; s && i < n_labels; i++) {
+        int len = 7 + (int)(next_rand() % 5);
+        int32_t *ids = malloc((size_t)len * sizeof *ids);
+        ids[0] = vocab - 2;
+        for (int k = 1; k < len - 1; k++)
+            ids[k] = (int32_t)(next_rand() % (uint32_t)(vocab - 2));
+        ids[len - 1] = vocab - 1;
+        s[i] = (eng_seq){ids, len};
+    }
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    const char *model_path = NULL, *batches_arg = "1,8,32";
+    int threads = 2, samples = 5, n_labels = 80, zs_runs = 200, bf16 = 0;
+    const char **paths = calloc((size_t)argc, sizeof *paths);
+    int n_paths = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batches_arg = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--samples") && i + 1 < argc)
+            samples = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--labels") && i + 1 < argc)
+            n_labels = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--zs-runs") && i + 1 < argc)
+            zs_runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
+            bf16 = !strcmp(argv[++i], "bf16");
+        else if (!model_path)
+            model_path = argv[i];
+        else
+            paths[n_paths++] = argv[i];
+    }
+    if (!model_path || !n_paths || threads < 1 || samples < 1 || n_labels < 1 || zs_runs < 1) {
+        fprintf(stderr, "usage: clip-bench MODEL.eng IMAGE... [--batch 1,8,32] [--threads 2] "
+                        "[--samples 5] [--labels 80] [--zs-runs 200] [--precision fp32|bf16]\n");
+        return 2;
+    }
+    int batches[MAX_BATCHES], nb = 0, maxb = 1;
+    for (char *p = (char *)batches_arg; *p && nb < MAX_BATCHES;) {
+        batches[nb] = (int)strtol(p, &p, 10);
+        maxb = batches[nb] > maxb ? batches[nb] : maxb;
+        nb++;
+        while (*p == ',')
+            p++;
+    }
+    eng_model_params mp = eng_model_default_params();
+    mp.n_threads = threads;
+    eng_model *model;
+    if (eng_model_load(model_path, &mp, &model)) {
+        fprintf(stderr, "clip-bench: %s\n", eng_last_error());
+        return 1;
+    }
+    eng_model_info info;
+    eng_model_get_info(model, &info);
+    eng_ctx_params cp = eng_ctx_default_params();
+    cp.max_batch_images = maxb;
+    cp.precision = bf16 ? ENG_PREC_BF16 : ENG_PREC_FP32;
+    eng_ctx *ctx;
+    if (eng_ctx_init(model, &cp, &ctx)) {
+        fprintf(stderr, "clip-bench: %s\n", eng_last_error());
+        return 1;
+    }
+    job j = {ctx,
+             malloc((size_t)maxb * sizeof(void *)),
+             malloc((size_t)maxb * sizeof(size_t)),
+             NULL,
+             malloc((size_t)maxb * info.embed_size * sizeof(float)),
+             0};
+    const size_t F = 3 * (size_t)info.image_size * info.image_size;
+    j.pixels = malloc((size_t)maxb * F * sizeof(float));
+    /* Seeded pixels in the normalised range: the network's time does not
+     * depend on their values. */
+    for (size_t i = 0; i < (size_t)maxb * F; i++)
+        j.pixels[i] = (float)(next_rand() % 4001) / 1000.0f - 2.0f;
+    for (int i = 0; i < maxb; i++) {
+        j.data[i] = read_all(paths[i % n_paths], &j.size[i]);
+        if (!j.data[i]) {
+            fprintf(stderr, "clip-bench: cannot read %s\n", paths[i % n_paths]);
+            return 1;
+        }
+    }
+    for (int b = 0; b < nb; b++) {
+        j.batch = batches[b];
+        double call = time_calls(whole_call, &j, samples), net = time_calls(network, &j, samples);
+        if (call < 0 || net < 0) {
+            fprintf(stderr, "clip-bench: %s\n", eng_ctx_last_error(ctx));
+            return 1;
+        }
+        printf("{\"engine\":\"libengine %s %s\",\"batch\":%d,\"threads\":%d,\"ms_per_batch\":%.3f,"
+               "\"images_per_s\":%.1f,\"net_ms_per_batch\":%.3f,\"net_images_per_s\":%.1f}\n",
+               eng_version(), bf16 ? "bf16" : "fp32", j.batch, threads, call * 1e3, j.batch / call,
+               net * 1e3, j.batch / net);
+        fflush(stdout);
+    }
+    if (!strcmp(info.arch, "clip")) {
+        const char **names = malloc((size_t)n_labels * sizeof *names);
+        char(*buf)[16] = malloc((size_t)n_labels * sizeof *buf);
+        for (int i = 0; i < n_labels; i++) {
+            snprintf(buf[i], sizeof buf[i], "label%d", i);
+            names[i] = buf[i];
+        }
+        float *probs = malloc((size_t)n_labels * sizeof *probs);
+        double cold[3], *warm = malloc((size_t)zs_runs * sizeof *warm);
+        for (int k = 0; k < 3; k++) {
+            eng_label_set ls = {names, n_labels, NULL, random_prompts(n_labels, info.vocab_size)};
+            double t0 = now_s();
+            if (eng_zero_shot_image_data(ctx, &ls, j.data, j.size, 1, probs, NULL, NULL)) {
+                fprintf(stderr, "clip-bench: %s\n", eng_ctx_last_error(ctx));
+                return 1;
+            }
+            cold[k] = now_s() - t0;
+            if (k < 2)
+                continue;
+            for (int r = 0; r < zs_runs; r++) { /* the last set stays warm */
+                t0 = now_s();
+                eng_zero_shot_image_data(ctx, &ls, &j.data[r % maxb], &j.size[r % maxb], 1, probs,
+                                         NULL, NULL);
+                warm[r] = now_s() - t0;
+            }
+        }
+        qsort(cold, 3, sizeof *cold, cmp_double);
+        qsort(warm, (size_t)zs_runs, sizeof *warm, cmp_double);
+        eng_zero_shot_stats zs;
+        eng_zero_shot_get_stats(model, &zs);
+        printf("{\"zero_shot_labels\":%d,\"threads\":%d,\"warm_ms_p50\":%.3f,\"warm_ms_p95\":%.3f,"
+               "\"cold_ms_median\":%.3f,\"cache_hits\":%llu,\"cache_misses\":%llu}\n",
+               n_labels, threads, warm[zs_runs / 2] * 1e3, warm[zs_runs * 95 / 100] * 1e3,
+               cold[1] * 1e3, (unsigned long long)zs.hits, (unsigned long long)zs.misses);
+    }
+    eng_ctx_free(ctx);
+    eng_model_free(model);
+    return 0;
+}

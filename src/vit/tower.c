@@ -1,0 +1,260 @@
+/* tower.c: the pre-LN transformer encoder of tower.h, run SPMD on a team as
+ * src/text/forward.c runs BERT's post-LN one: the members split the row-local
+ * steps by rows (or, for few rows, every linear layer by columns) and the
+ * attention by (sequence, head) pairs; barriers only where a step reads rows
+ * another member wrote. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tower.h"
+
+/* Below this many rows per member the linear layers are split by columns
+ * (src/text/forward.c, COL_SPLIT_ROWS, says why). */
+enum { COL_SPLIT_ROWS = 32 };
+
+static const float *vec(const eng__file *f, const char *name, int n, char *err, size_t errlen)
+{
+    const eng__file_tensor *t = eng__file_find(f, name);
+    if (!t || t->dtype != ENG_DT_F32 || t->ndim != 1 || t->shape[0] != (uint64_t)n) {
+        snprintf(err, errlen, "tensor %s missing or not F32 [%d]", name, n);
+        return NULL;
+    }
+    return eng__file_data(f, t);
+}
+
+eng_status eng__tower_bind(eng__tower *t, const eng__file *f, const char *prefix, char *err,
+                           size_t errlen)
+{
+    const int H = t->hidden, F = t->inter;
+    if (H < 1 || t->heads < 1 || H % t->heads || F < 1 || t->layers < 0) {
+        snprintf(err, errlen, "%s: bad shape (hidden %d, heads %d, intermediate %d)", prefix, H,
+                 t->heads, F);
+        return ENG_ERR_FORMAT;
+    }
+    t->layer = calloc((size_t)t->layers + 1, sizeof *t->layer);
+    if (!t->layer)
+        return ENG_ERR_NOMEM;
+    for (int i = 0; i < t->layers; i++) {
+        eng__tower_layer *L = &t->layer[i];
+        char n[64];
+#define NAME(s) (snprintf(n, sizeof n, "%s.l%d.%s", prefix, i, s), n)
+        if (!(L->ln1_g = vec(f, NAME("ln1.g"), H, err, errlen)) ||
+            !(L->ln1_b = vec(f, NAME("ln1.b"), H, err, errlen)) ||
+            !(L->ln2_g = vec(f, NAME("ln2.g"), H, err, errlen)) ||
+            !(L->ln2_b = vec(f, NAME("ln2.b"), H, err, errlen)))
+            return ENG_ERR_FORMAT;
+        eng_status s;
+        if ((s = eng__linear_bind(&L->qkv, f, NAME("qkv"), H, 3 * H, err, errlen)) ||
+            (s = eng__linear_bind(&L->out, f, NAME("out"), H, H, err, errlen)) ||
+            (s = eng__linear_bind(&L->fc1, f, NAME("fc1"), H, F, err, errlen)) ||
+            (s = eng__linear_bind(&L->fc2, f, NAME("fc2"), F, H, err, errlen)))
+            return s;
+#undef NAME
+    }
+    return ENG_OK;
+}
+
+eng_status eng__tower_prepare(eng__tower *t, int bf16, char *err, size_t errlen)
+{
+    eng_status s = ENG_OK;
+    for (int i = 0; !s && i < t->layers; i++) {
+        eng__tower_layer *L = &t->layer[i];
+        eng__linear *ls[4] = {&L->qkv, &L->out, &L->fc1, &L->fc2};
+        for (int j = 0; j < 4 && !s; j++)
+            s = eng__linear_prepare(ls[j], bf16, err, errlen);
+    }
+    return s;
+}
+
+void eng__tower_release(eng__tower *t)
+{
+    for (int i = 0; t->layer && i < t->layers; i++) {
+        eng__linear_release(&t->layer[i].qkv);
+        eng__linear_release(&t->layer[i].out);
+        eng__linear_release(&t->layer[i].fc1);
+        eng__linear_release(&t->layer[i].fc2);
+    }
+    free(t->layer);
+    t->layer = NULL;
+}
+
+/* 64-byte aligned, so AVX-512 rows start on a cache line. */
+static void *alloc_floats(size_t n)
+{
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+eng_status eng__tower_scratch_init(eng__tower_scratch *s, const eng__tower *t,
+                                   const eng__linear *extra, int max_rows, int max_seq, int members,
+                                   int bf16)
+{
+    memset(s, 0, sizeof *s);
+    const size_t T = (size_t)max_rows, H = (size_t)t->hidden;
+    s->max_rows = max_rows;
+    s->max_seq = max_seq;
+    s->members = members;
+    s->h = alloc_floats(T * H);
+    s->tmp = alloc_floats(T * H);
+    s->x = alloc_floats(T * H);
+    s->qkv = alloc_floats(T * 3 * H);
+    s->attn = alloc_floats(T * H);
+    s->ffn = alloc_floats(T * (size_t)t->inter);
+    /* The attention kernel's scratch, or the causal attention's row of
+     * probabilities; a multiple of 16 floats keeps every share aligned. */
+    s->att_floats = (ENG_ATTENTION_SCRATCH(max_seq, t->hidden / t->heads) + 15) & ~(size_t)15;
+    s->att = alloc_floats((size_t)members * s->att_floats);
+    size_t lin = extra ? eng__linear_scratch_bytes(extra, max_rows, bf16) : 0;
+    for (int i = 0; i < t->layers; i++) {
+        const eng__tower_layer *L = &t->layer[i];
+        const eng__linear *ls[4] = {&L->qkv, &L->out, &L->fc1, &L->fc2};
+        for (int j = 0; j < 4; j++) {
+            size_t b = eng__linear_scratch_bytes(ls[j], max_rows, bf16);
+            lin = b > lin ? b : lin;
+        }
+    }
+    s->lin_bytes = (lin + 63) & ~(size_t)63;
+    s->lin = s->lin_bytes ? aligned_alloc(64, s->lin_bytes * (size_t)members) : NULL;
+    if (!s->h || !s->tmp || !s->x || !s->qkv || !s->attn || !s->ffn || !s->att ||
+        (s->lin_bytes && !s->lin)) {
+        eng__tower_scratch_free(s);
+        return ENG_ERR_NOMEM;
+    }
+    return ENG_OK;
+}
+
+void eng__tower_scratch_free(eng__tower_scratch *s)
+{
+    free(s->h);
+    free(s->tmp);
+    free(s->x);
+    free(s->qkv);
+    free(s->attn);
+    free(s->ffn);
+    free(s->att);
+    free(s->lin);
+    memset(s, 0, sizeof *s);
+}
+
+void eng__tower_job_plan(eng__tower_job *j, int members)
+{
+    j->by_cols = members > 1 && j->T < COL_SPLIT_ROWS * members;
+}
+
+static void *member_lin(const eng__tower_job *j, int tid)
+{
+    /* fp32 layers need none: lin is NULL, and NULL may not be offset. */
+    return j->s->lin ? (char *)j->s->lin + (size_t)tid * j->s->lin_bytes : NULL;
+}
+
+void eng__tower_linear(const eng__tower_job *j, const eng__linear *l, const float *X, float *Y,
+                       const float *res, eng__act act, int tid, int nt)
+{
+    void *scratch = member_lin(j, tid);
+    if (j->by_cols) {
+        int p0, p1;
+        eng__team_share((l->N + 15) / 16, tid, nt, &p0, &p1);
+        if (p1 > p0)
+            eng__linear_run_cols(l, X, j->T, Y, res, act, scratch, j->k, j->bk, p0, p1);
+        eng__team_barrier(j->team);
+        return;
+    }
+    int lo, hi;
+    eng__team_share(j->T, tid, nt, &lo, &hi);
+    if (hi > lo)
+        eng__linear_run(l, X + (size_t)lo * l->K, hi - lo, Y + (size_t)lo * l->N,
+                        res ? res + (size_t)lo * l->N : NULL, act, scratch, j->k, j->bk);
+}
+
+/* The member's rows of y = LayerNorm(x); a barrier after it when the next
+ * step (a column-split linear layer) reads every row. */
+static void layernorm(const eng__tower_job *j, float *y, const float *x, const float *g,
+                      const float *b, int tid, int nt)
+{
+    const size_t H = (size_t)j->t->hidden;
+    int lo, hi;
+    eng__team_share(j->T, tid, nt, &lo, &hi);
+    if (hi > lo)
+        j->k->layernorm(y + lo * H, x + lo * H, g, b, hi - lo, (int)H, j->t->eps);
+    if (j->by_cols)
+        eng__team_barrier(j->team);
+}
+
+/* Token i of one head attends to tokens 0..i only (CLIP's causal mask, whose
+ * masked scores are the most negative float: exactly 0 after the softmax).
+ * p: S floats. Same arithmetic as the kernels' softmax: max-subtracted
+ * exponentials, normalised after the weighted sum. */
+static void causal_attention(const float *q, const float *k, const float *v, int ld, int S, int d,
+                             float scale, float *out, int ldo, float *p)
+{
+    for (int i = 0; i < S; i++) {
+        const float *qi = q + (size_t)i * ld;
+        float m = -INFINITY;
+        for (int t = 0; t <= i; t++) {
+            const float *kt = k + (size_t)t * ld;
+            float s = 0.0f;
+            for (int e = 0; e < d; e++)
+                s += qi[e] * kt[e];
+            p[t] = s * scale;
+            m = p[t] > m ? p[t] : m;
+        }
+        float sum = 0.0f;
+        for (int t = 0; t <= i; t++) {
+            p[t] = expf(p[t] - m);
+            sum += p[t];
+        }
+        float *o = out + (size_t)i * ldo;
+        for (int e = 0; e < d; e++)
+            o[e] = 0.0f;
+        for (int t = 0; t <= i; t++) {
+            const float *vt = v + (size_t)t * ld;
+            for (int e = 0; e < d; e++)
+                o[e] += p[t] * vt[e];
+        }
+        const float inv = 1.0f / sum;
+        for (int e = 0; e < d; e++)
+            o[e] *= inv;
+    }
+}
+
+/* attn = per sequence and head softmax(Q K^T / sqrt(d)) V; member tid takes
+ * every nt-th (sequence, head) pair. */
+static void attention(const eng__tower_job *j, int tid, int nt)
+{
+    const eng__tower *t = j->t;
+    const int H = t->hidden, d = H / t->heads, ld = 3 * H;
+    const float scale = 1.0f / sqrtf((float)d);
+    float *scratch = j->s->att + (size_t)tid * j->s->att_floats;
+    void (*attend)(const float *, const float *, const float *, int, int, int, float, float *, int,
+                   float *) = t->causal ? causal_attention
+                              : j->bk   ? j->k->attention_bf16
+                                        : j->k->attention;
+    for (int p = tid; p < j->n * t->heads; p += nt) {
+        const int s = p / t->heads, a = p % t->heads;
+        const float *base = j->s->qkv + (size_t)j->off[s] * ld;
+        attend(base + a * d, base + H + a * d, base + 2 * H + a * d, ld, j->len[s], d, scale,
+               j->s->attn + (size_t)j->off[s] * H + a * d, H, scratch);
+    }
+}
+
+void eng__tower_member(const eng__tower_job *j, int tid, int nt)
+{
+    const eng__tower *t = j->t;
+    eng__tower_scratch *s = j->s;
+    for (int i = 0; i < t->layers; i++) {
+        const eng__tower_layer *L = &t->layer[i];
+        eng__team_barrier(j->team);
+        layernorm(j, s->x, s->h, L->ln1_g, L->ln1_b, tid, nt);
+        eng__tower_linear(j, &L->qkv, s->x, s->qkv, NULL, ENG_ACT_NONE, tid, nt);
+        eng__team_barrier(j->team);
+        attention(j, tid, nt);
+        eng__team_barrier(j->team);
+        eng__tower_linear(j, &L->out, s->attn, s->tmp, s->h, ENG_ACT_NONE, tid, nt);
+        layernorm(j, s->x, s->tmp, L->ln2_g, L->ln2_b, tid, nt);
+        eng__tower_linear(j, &L->fc1, s->x, s->ffn, NULL, t->act, tid, nt);
+        eng__tower_linear(j, &L->fc2, s->ffn, s->h, s->tmp, ENG_ACT_NONE, tid, nt);
+    }
+    eng__team_barrier(j->team);
+}
