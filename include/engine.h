@@ -303,7 +303,8 @@ ENG_API eng_status eng_classify_image_data(eng_ctx *ctx, const void *const *data
  * layernorm's class token), CLIP's image features (visual projection of the
  * post-layernormed class token, not normalised, as HF's get_image_features).
  * Images fail alone as for eng_classify_images. For CLIP, eng_embed_ids gives
- * the text features of token ids in the same space (HF's get_text_features). */
+ * the text features of token ids in the same space (HF's get_text_features),
+ * and eng_embed those of texts when the folder had a tokenizer.json. */
 ENG_API eng_status eng_embed_images(eng_ctx *ctx, const char *const *paths, int n, float *out,
                                     eng_status *item_status);
 ENG_API eng_status eng_embed_image_data(eng_ctx *ctx, const void *const *data, const size_t *size,

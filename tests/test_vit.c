@@ -469,30 +469,34 @@ START_TEST(test_processor_defaults)
 END_TEST
 
 /* A CLIP folder's tokenizer.json travels in the file as it is ("tok.json"),
- * for the tokenizer.json interpreter. */
+ * for the tokenizer.json interpreter; one it cannot run fails the load. */
 START_TEST(test_tokenizer_json_kept)
 {
     char dir[] = "/tmp/test_vit_tok_XXXXXX", cmd[512], out[600], err[512];
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(cmd, sizeof cmd, "cp %s/clip/* %s/", GOLDEN_DIR, dir);
-    ck_assert_int_eq(system(cmd), 0);
-    static const char tok[] = "{\"model\": {\"type\": \"BPE\"}}";
-    snprintf(out, sizeof out, "%s/tokenizer.json", dir);
-    FILE *f = fopen(out, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(tok, f);
-    fclose(f);
     snprintf(out, sizeof out, "%s/clip.eng", dir);
     cv_vit_report r;
-    ck_assert_msg(cv_convert_vit(dir, NULL, out, &r, err, sizeof err) == ENG_OK, "%s", err);
+    ck_assert_msg(cv_convert_vit(GOLDEN_DIR "/clip-tok", NULL, out, &r, err, sizeof err) == ENG_OK,
+                  "%s", err);
+    size_t len = 0;
+    char *tok = test_read_file(GOLDEN_DIR "/clip-tok/tokenizer.json", &len);
+    ck_assert_ptr_nonnull(tok);
     eng_model *m;
     ck_assert_int_eq(eng_model_load(out, NULL, &m), ENG_OK);
     const eng__file_tensor *t = eng__file_find(&m->file, "tok.json");
     ck_assert_ptr_nonnull(t);
     ck_assert_int_eq(t->dtype, ENG_DT_U8);
-    ck_assert_uint_eq(t->nbytes, strlen(tok));
-    ck_assert_mem_eq(eng__file_data(&m->file, t), tok, strlen(tok));
+    ck_assert_uint_eq(t->nbytes, len);
+    ck_assert_mem_eq(eng__file_data(&m->file, t), tok, len);
+    free(tok);
     eng_model_free(m);
+
+    snprintf(cmd, sizeof cmd, "cp %s/clip/* %s/ && echo '{\"model\": {\"type\": \"BPE\"}}' > "
+             "%s/tokenizer.json", GOLDEN_DIR, dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_msg(cv_convert_vit(dir, NULL, out, &r, err, sizeof err) == ENG_OK, "%s", err);
+    ck_assert_int_ne(eng_model_load(out, NULL, &m), ENG_OK);
+    ck_assert_str_ne(eng_last_error(), "");
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert_int_eq(system(cmd), 0);
 }
@@ -627,6 +631,82 @@ START_TEST(test_bad_items_fail_alone)
 }
 END_TEST
 
+/* tests/golden/tiny/clip-tok (make_clip_tok.py: the tiny CLIP with the
+ * clip-like tokenizer.json): eng_tokenize gives the npm tokenizers' golden
+ * ids (truncated as HF does to the 16 positions: <|startoftext|>, the first
+ * 14 tokens, <|endoftext|>), texts embed bit-identically to those ids, and
+ * zero-shot by label texts equals zero-shot by their ids. */
+START_TEST(test_clip_tokenizer)
+{
+    enum { N = 120, L = 5 };
+    golden g;
+    read_golden("clip", "image_embeds", &g);
+    eng_model *m = convert_and_load("clip-tok", "fp32");
+    eng_model_info info;
+    eng_model_get_info(m, &info);
+    const int P = info.max_positions, D = info.embed_size;
+    ck_assert_int_eq(P, MAX_IDS);
+    size_t tlen = 0, glen = 0;
+    char *texts = test_read_file("tests/golden/tokjson/texts.txt", &tlen);
+    char *gold = test_read_file("tests/golden/tokjson/clip-like/golden.jsonl", &glen);
+    ck_assert(texts && gold);
+    static const char *batch[N];
+    static int32_t ids[N][MAX_IDS];
+    static eng_seq seqs[N];
+    static float by_text[N * MAX_W], by_ids[N * MAX_W];
+    char *tp = texts, *gp = gold;
+    int n_truncated = 0;
+    for (int n = 0; n < N; n++) {
+        char *tnl = strchr(tp, '\n'), *gnl = strchr(gp, '\n');
+        ck_assert(tnl && gnl);
+        *tnl = *gnl = '\0';
+        cJSON *j = cJSON_Parse(gp);
+        const cJSON *gids = cJSON_GetArrayItem(j, 0);
+        const int k = cJSON_GetArraySize(gids), want = k > P ? P : k;
+        for (int i = 0; i < want; i++)
+            ids[n][i] = cJSON_GetArrayItem(gids, i < want - 1 ? i : k - 1)->valueint;
+        cJSON_Delete(j);
+        int32_t got[MAX_IDS];
+        int got_n = 0, trunc = 0;
+        ck_assert_int_eq(eng_tokenize(m, tp, strlen(tp), got, MAX_IDS, &got_n, &trunc), ENG_OK);
+        ck_assert_msg(got_n == want && !memcmp(got, ids[n], (size_t)want * sizeof *got),
+                      "text %d (%s): %d ids, want %d", n + 1, tp, got_n, want);
+        ck_assert_int_eq(trunc, k > P);
+        n_truncated += k > P;
+        seqs[n] = (eng_seq){ids[n], want};
+        batch[n] = tp;
+        tp = tnl + 1;
+        gp = gnl + 1;
+    }
+    ck_assert_int_gt(n_truncated, 0);
+    ck_assert_int_lt(n_truncated, N);
+    size_t len;
+    int special = 0;
+    const char *t = eng_model_token(m, ids[0][0], &len, &special);
+    ck_assert(t && len == strlen("<|startoftext|>") && !memcmp(t, "<|startoftext|>", len) &&
+              special);
+
+    eng_ctx *c = ctx_for(m, 2);
+    ck_assert_msg(eng_embed(c, batch, N, by_text, NULL) == ENG_OK, "%s", eng_ctx_last_error(c));
+    ck_assert_int_eq(eng_embed_ids(c, seqs, N, by_ids, NULL), ENG_OK);
+    ck_assert_mem_eq(by_text, by_ids, (size_t)N * D * sizeof(float));
+
+    /* The labels' prompts are the texts themselves (template "{}"). */
+    const char *const *paths = path_list(&g);
+    eng_label_set by_label = {batch, L, "{}", NULL}, by_seq = {batch, L, "{}", seqs};
+    float p_text[N_IMAGES * L], p_ids[N_IMAGES * L];
+    ck_assert_msg(eng_zero_shot_images(c, &by_label, paths, N_IMAGES, p_text, NULL, NULL) ==
+                      ENG_OK,
+                  "%s", eng_ctx_last_error(c));
+    ck_assert_int_eq(eng_zero_shot_images(c, &by_seq, paths, N_IMAGES, p_ids, NULL, NULL), ENG_OK);
+    ck_assert_mem_eq(p_text, p_ids, sizeof p_text);
+    free(texts);
+    free(gold);
+    eng_ctx_free(c);
+    eng_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     if (!test_shared_path("data/imagenet-sample/images")) {
@@ -647,6 +727,7 @@ int main(void)
     tcase_add_test(tc, test_tokenizer_json_kept);
     tcase_add_test(tc, test_processor_defaults);
     tcase_add_test(tc, test_clip_argmax_pooling);
+    tcase_add_test(tc, test_clip_tokenizer);
     tcase_add_test(tc, test_reduced_precision);
     suite_add_tcase(s, tc);
     return test_run_suite(s);

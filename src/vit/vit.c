@@ -9,8 +9,9 @@
  * take token 0 of each image: the final layernorm (ViT) or post_layernorm
  * (CLIP), then the classifier, pooler or visual projection.
  *
- * CLIP texts (token ids): the tower is causal and the pooled token is the
- * end-of-text one, so the tokens after it change nothing: each sequence runs
+ * CLIP texts (token ids, or texts through the tok.json tokenizer): the tower
+ * is causal and the pooled token is the end-of-text one, so the tokens after
+ * it change nothing: each sequence runs
  * up to its pooled position only, packed like images. A bad item fails alone. */
 #include <math.h>
 #include <stdio.h>
@@ -259,6 +260,24 @@ static eng_status load_clip(eng__vit_model *m, const cJSON *meta, char *err, siz
         !(scale = f32(f, "logit_scale", 1, 0, err, errlen)))
         return ENG_ERR_FORMAT;
     m->logit_scale = expf(scale[0]);
+    /* The tokenizer, when the folder had a tokenizer.json: capped at the text
+     * tower's positions (HF truncates to model_max_length, keeping the
+     * end-of-text id last). Without one, texts come as ids (eng_embed_ids). */
+    const eng__file_tensor *tj = eng__file_find(f, "tok.json");
+    if (!tj)
+        return ENG_OK;
+    if (tj->dtype != ENG_DT_U8 || tj->ndim != 1) {
+        snprintf(err, errlen, "tensor tok.json is not U8 bytes");
+        return ENG_ERR_FORMAT;
+    }
+    if ((s = eng__tokenizer_init_json(&m->tok, eng__file_data(f, tj), (size_t)tj->nbytes,
+                                      m->positions, err, errlen)))
+        return s;
+    if (eng__tokenizer_vocab_size(m->tok) > m->vocab) {
+        snprintf(err, errlen, "the tokenizer has %d tokens, the text tower %d",
+                 eng__tokenizer_vocab_size(m->tok), m->vocab);
+        return ENG_ERR_FORMAT;
+    }
     return ENG_OK;
 }
 
@@ -276,6 +295,7 @@ static void vit_free(void *impl)
     for (int i = 0; m->labels && i < m->n_labels; i++)
         free(m->labels[i]);
     free(m->labels);
+    eng__tokenizer_free(m->tok);
     eng__zs_free(m);
     pthread_mutex_destroy(&m->mu);
     free(m);
@@ -348,6 +368,7 @@ typedef struct {
     char (*error)[192];                /* [max_images]: why an image failed */
     int first, n_err;                  /* the caller indices the errors describe */
     int *tok_id, *tok_pos, *off, *len; /* packed text rows and sequences */
+    int32_t *text_ids;                 /* [positions]: the text being tokenized */
 } vit_ctx;
 
 static void vit_ctx_free(eng_ctx *ctx)
@@ -366,6 +387,7 @@ static void vit_ctx_free(eng_ctx *ctx)
     free(c->error);
     free(c->tok_id);
     free(c->tok_pos);
+    free(c->text_ids);
     free(c->off);
     free(c->len);
     free(c);
@@ -442,7 +464,8 @@ static eng_status vit_ctx_create(eng_ctx *ctx, const eng_ctx_params *p)
     if (m->clip) {
         c->tok_id = malloc((size_t)T * sizeof *c->tok_id);
         c->tok_pos = malloc((size_t)T * sizeof *c->tok_pos);
-        if (!c->tok_id || !c->tok_pos)
+        c->text_ids = malloc((size_t)m->positions * sizeof *c->text_ids);
+        if (!c->tok_id || !c->tok_pos || !c->text_ids)
             return ENG_ERR_NOMEM;
         s = eng__tower_scratch_init(&c->ts, &m->txt, NULL, (int)T, m->positions, nt, bf16);
     }
@@ -708,7 +731,27 @@ static void text_forward(eng_ctx *c, int cn, int T, float *out)
                (size_t)D * sizeof(float));
 }
 
-static eng_status run_ids(eng_ctx *c, const eng__batch *b)
+/* Item i's ids: b->seqs[i], or b->texts[i] tokenized to v->text_ids (valid
+ * until the next item). */
+static eng_status item_ids(eng_ctx *c, const eng__batch *b, int i, const int32_t **ids, int *n)
+{
+    const eng__vit_model *m = c->model->impl;
+    vit_ctx *v = c->impl;
+    if (b->input == ENG__IN_IDS) {
+        *ids = b->seqs[i].ids;
+        *n = b->seqs[i].n_ids;
+        return ENG_OK;
+    }
+    int truncated;
+    *ids = v->text_ids;
+    eng_status s = eng__tokenize(m->tok, b->texts[i], strlen(b->texts[i]), m->positions,
+                                 v->text_ids, m->positions, n, &truncated);
+    return s ? eng__errf(s, c->error, sizeof c->error, "text %d: %s", i, eng_status_str(s)) : s;
+}
+
+/* The sequences of b (ids, or texts through the tokenizer) through the text
+ * tower, packed into chunks of at most max_text_rows rows. */
+static eng_status run_texts(eng_ctx *c, const eng__batch *b)
 {
     const eng__vit_model *m = c->model->impl;
     vit_ctx *v = c->impl;
@@ -718,22 +761,22 @@ static eng_status run_ids(eng_ctx *c, const eng__batch *b)
     char err[ENG__ERROR_LEN] = "";
     v->n_err = 0; /* no image errors describe this call */
     for (int i = 0; i <= b->n; i++) {
-        int len = 0;
+        int len = 0, n_ids = 0;
+        const int32_t *ids = NULL;
         if (i < b->n) {
-            const eng_seq *q = &b->seqs[i];
-            eng_status s = ENG_OK;
-            if (!q->ids || q->n_ids < 1)
+            eng_status s = item_ids(c, b, i, &ids, &n_ids);
+            if (!s && (!ids || n_ids < 1))
                 s = eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error,
                               "sequence %d is empty", i);
-            else if (q->n_ids > m->positions)
+            else if (!s && n_ids > m->positions)
                 s = eng__errf(ENG_ERR_TOO_LONG, c->error, sizeof c->error,
-                              "sequence %d has %d ids, over the %d positions", i, q->n_ids,
+                              "sequence %d has %d ids, over the %d positions", i, n_ids,
                               m->positions);
-            for (int t = 0; !s && t < q->n_ids; t++)
-                if (q->ids[t] < 0 || q->ids[t] >= m->vocab)
+            for (int t = 0; !s && t < n_ids; t++)
+                if (ids[t] < 0 || ids[t] >= m->vocab)
                     s = eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error,
                                   "sequence %d: id %d is outside the vocabulary", i,
-                                  (int)q->ids[t]);
+                                  (int)ids[t]);
             if (b->item_status)
                 b->item_status[i] = s;
             if (s) {
@@ -744,7 +787,7 @@ static eng_status run_ids(eng_ctx *c, const eng__batch *b)
                 memset(b->out + (size_t)i * D, 0, (size_t)D * sizeof(float));
                 continue;
             }
-            len = pool_position(m, q->ids, q->n_ids) + 1;
+            len = pool_position(m, ids, n_ids) + 1;
         }
         /* Run the chunk so far when this sequence does not fit (or at the end). */
         if (cn && (i == b->n || T + len > v->max_text_rows)) {
@@ -757,7 +800,7 @@ static eng_status run_ids(eng_ctx *c, const eng__batch *b)
         v->len[cn] = len;
         v->index[cn++] = i;
         for (int t = 0; t < len; t++, T++) {
-            v->tok_id[T] = b->seqs[i].ids[t];
+            v->tok_id[T] = ids[t];
             v->tok_pos[T] = t;
         }
     }
@@ -785,11 +828,27 @@ static eng_status vit_run(eng_ctx *c, const eng__batch *b)
     if (b->task != ENG_TASK_EMBED)
         return eng__errf(ENG_ERR_UNSUPPORTED, c->error, sizeof c->error,
                          "CLIP embeds texts (eng_embed_ids) but does not classify them");
-    if (b->input == ENG__IN_TEXTS)
+    if (b->input == ENG__IN_TEXTS && !m->tok)
         return eng__errf(ENG_ERR_UNSUPPORTED, c->error, sizeof c->error,
-                         "CLIP's tokenizer (tokenizer.json) is not in this build: give token "
-                         "ids (eng_embed_ids)");
-    return run_ids(c, b);
+                         "this CLIP model has no tokenizer (its folder had no tokenizer.json): "
+                         "give token ids (eng_embed_ids)");
+    return run_texts(c, b);
+}
+
+static eng_status vit_tokenize(const void *impl, const char *text, size_t len, int32_t *ids,
+                               eng_token_span *spans, int cap, int *n_ids, int *truncated)
+{
+    const eng__vit_model *m = impl;
+    if (!m->tok)
+        return ENG_ERR_UNSUPPORTED; /* eng_tokenize_spans says why */
+    return eng__tokenize_spans(m->tok, text, len, cap < m->positions ? cap : m->positions, ids,
+                               spans, cap, n_ids, truncated);
+}
+
+static const char *vit_token(const void *impl, int32_t id, size_t *len, int *special)
+{
+    const eng__vit_model *m = impl;
+    return m->tok ? eng__tokenizer_token(m->tok, id, len, special) : NULL;
 }
 
 static const char *vit_item_error(const eng_ctx *c, int i)
@@ -809,8 +868,8 @@ const eng__kind eng__kind_vit = {
     .free_model = vit_free,
     .describe = vit_describe,
     .label = vit_label,
-    .tokenize = NULL,
-    .token = NULL,
+    .tokenize = vit_tokenize,
+    .token = vit_token,
     .ctx_create = vit_ctx_create,
     .ctx_free = vit_ctx_free,
     .run = vit_run,

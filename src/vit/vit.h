@@ -18,7 +18,8 @@
  *   (tower.h), v.ln.g/.b (ViT's final layernorm, CLIP's post_layernorm);
  *   ViT: head (classifier, H -> classes) or pooler (H -> H, tanh);
  *   CLIP: v.proj (H -> D), t.emb [vocab, Ht], t.pos [positions, Ht], the
- *   tower "t", t.ln.g/.b, t.proj (Ht -> D), logit_scale [1] (before exp). */
+ *   tower "t", t.ln.g/.b, t.proj (Ht -> D), logit_scale [1] (before exp),
+ *   tok.json (U8, optional: the folder's tokenizer.json, for texts). */
 #ifndef ENG_VIT_H
 #define ENG_VIT_H
 
@@ -28,6 +29,7 @@
 
 #include "image.h"
 #include "linear.h"
+#include "tokenizer.h"
 #include "tower.h"
 
 typedef enum { VIT_HEAD_NONE, VIT_HEAD_CLASSIFIER, VIT_HEAD_POOLER } eng__vit_head;
@@ -52,6 +54,7 @@ typedef struct {
     eng__tower txt;
     const float *tok_emb, *tpos, *tln_g, *tln_b;
     int vocab, positions, eos_id;
+    eng__tokenizer *tok; /* from "tok.json"; NULL without one (ids only) */
     float logit_scale; /* exp of the stored value */
     char gemm_name[96];
     /* The zero-shot class-embedding cache (zeroshot.c), shared by every
