@@ -690,6 +690,15 @@ START_TEST(test_clip_tokenizer)
     ck_assert_msg(eng_embed(c, batch, N, by_text, NULL) == ENG_OK, "%s", eng_ctx_last_error(c));
     ck_assert_int_eq(eng_embed_ids(c, seqs, N, by_ids, NULL), ENG_OK);
     ck_assert_mem_eq(by_text, by_ids, (size_t)N * D * sizeof(float));
+    /* Invalid UTF-8 and a NULL text fail alone. */
+    const char *bad[4] = {batch[0], "a \xff b", NULL, batch[1]};
+    eng_status st[4];
+    float four[4 * MAX_W];
+    ck_assert_int_eq(eng_embed(c, bad, 4, four, st), ENG_ERR_UTF8);
+    ck_assert(st[0] == ENG_OK && st[1] == ENG_ERR_UTF8 && st[2] == ENG_ERR_INVALID_ARG &&
+              st[3] == ENG_OK);
+    ck_assert_double_ge(cosine(four, by_text, D), MIN_COSINE);
+    ck_assert_double_ge(cosine(four + 3 * D, by_text + D, D), MIN_COSINE);
 
     /* The labels' prompts are the texts themselves (template "{}"). */
     const char *const *paths = path_list(&g);

@@ -11,8 +11,8 @@
  *
  * CLIP texts (token ids, or texts through the tok.json tokenizer): the tower
  * is causal and the pooled token is the end-of-text one, so the tokens after
- * it change nothing: each sequence runs
- * up to its pooled position only, packed like images. A bad item fails alone. */
+ * it change nothing: each sequence runs up to its pooled position only,
+ * packed like images. A bad item fails alone. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -742,11 +742,15 @@ static eng_status item_ids(eng_ctx *c, const eng__batch *b, int i, const int32_t
         *n = b->seqs[i].n_ids;
         return ENG_OK;
     }
+    const char *t = b->texts[i];
     int truncated;
     *ids = v->text_ids;
-    eng_status s = eng__tokenize(m->tok, b->texts[i], strlen(b->texts[i]), m->positions,
-                                 v->text_ids, m->positions, n, &truncated);
-    return s ? eng__errf(s, c->error, sizeof c->error, "text %d: %s", i, eng_status_str(s)) : s;
+    eng_status s = t ? eng__tokenize(m->tok, t, strlen(t), m->positions, v->text_ids,
+                                     m->positions, n, &truncated)
+                     : ENG_ERR_INVALID_ARG;
+    return s ? eng__errf(s, c->error, sizeof c->error, "text %d: %s", i,
+                         t ? eng_status_str(s) : "NULL")
+             : s;
 }
 
 /* The sequences of b (ids, or texts through the tokenizer) through the text
