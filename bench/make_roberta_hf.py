@@ -10,9 +10,11 @@ Weights and biases are normal with std 0.02 (as transformers initialises RoBERTa
 a parity check exercises them), LayerNorm weight 1 and bias 0. No tokenizer files: the benchmark feeds token
 ids. The folder holds about 500 MB of weights: write it under build/, never commit it.
 """
-import json, os, struct, sys
+import json, os, sys
 
 import torch
+
+from make_minilm_hf import save_safetensors   # the one F32 safetensors writer of bench/
 
 LAYERS, HIDDEN, HEADS, INTERMEDIATE = 12, 768, 12, 3072
 VOCAB, POSITIONS, PAD, LABELS = 50265, 514, 1, 2
@@ -51,22 +53,6 @@ def state_dict():
     linear("classifier.dense", HIDDEN, HIDDEN)
     linear("classifier.out_proj", LABELS, HIDDEN)
     return sd
-
-
-def save_safetensors(sd, path):
-    """F32 safetensors: 8-byte little-endian header length, the JSON header (padded with spaces to a
-    multiple of 8), then the raw little-endian data in header order."""
-    header, off = {}, 0
-    for name, t in sd.items():
-        n = t.numel() * 4
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + n]}
-        off += n
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h)
-        for t in sd.values():
-            f.write(t.float().contiguous().numpy().tobytes())
 
 
 def config():
