@@ -213,7 +213,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(info.arch, "clip")) {
         const char **names = malloc((size_t)n_labels * sizeof *names);
-        char(*buf)[16] = malloc((size_t)n_labels * sizeof *buf);
+        char(*buf)[24] = malloc((size_t)n_labels * sizeof *buf);   /* "label" and any int */
         for (int i = 0; i < n_labels; i++) {
             snprintf(buf[i], sizeof buf[i], "label%d", i);
             names[i] = buf[i];
