@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "kind.h"
 
 extern const eng__kind eng__kind_text;   /* src/text/text.c */
@@ -26,4 +28,28 @@ void eng__kind_names(char *buf, size_t len)
         int k = snprintf(buf + at, len - at, "%s%s", i ? ", " : "", kinds[i]->name);
         at += k > 0 ? (size_t)k : 0;
     }
+}
+
+int eng__meta_int(const cJSON *o, const char *key, int lo, int hi, int *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi ||
+        v->valuedouble != (int)v->valuedouble)
+        return 0;
+    *out = (int)v->valuedouble;
+    return 1;
+}
+
+int eng__meta_floats3(const cJSON *o, const char *key, float *out)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 3)
+        return 0;
+    for (int i = 0; i < 3; i++) {
+        const cJSON *v = cJSON_GetArrayItem(a, i);
+        if (!cJSON_IsNumber(v))
+            return 0;
+        out[i] = (float)v->valuedouble;
+    }
+    return 1;
 }

@@ -77,6 +77,11 @@ typedef struct {
     const char *(*item_error)(const eng_ctx *c, int i);
 } eng__kind;
 
+/* Metadata readers the kinds share: 1 when key holds an integer in [lo, hi]
+ * (resp. an array of 3 numbers) and *out is set, else 0. */
+int eng__meta_int(const cJSON *o, const char *key, int lo, int hi, int *out);
+int eng__meta_floats3(const cJSON *o, const char *key, float *out);
+
 /* The kind whose name is name, or NULL. */
 const eng__kind *eng__kind_find(const char *name);
 /* The registered names, "text, cnn", into buf, for error messages. */

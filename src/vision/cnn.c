@@ -8,6 +8,7 @@
 
 #include "cnn.h"
 #include "conv.h"
+#include "kind.h"
 #include "team.h"
 
 #define MAX_BLOCKS_PER_LAYER 64
@@ -120,30 +121,6 @@ static int bind_conv(eng__conv *c, const eng__file *f, const char *prefix, int k
     return c->w && c->b;
 }
 
-static int json_int(const cJSON *obj, const char *key, int lo, int hi, int *out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi ||
-        v->valuedouble != (int)v->valuedouble)
-        return 0;
-    *out = (int)v->valuedouble;
-    return 1;
-}
-
-static int json_floats3(const cJSON *obj, const char *key, float *out)
-{
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 3)
-        return 0;
-    for (int i = 0; i < 3; i++) {
-        const cJSON *v = cJSON_GetArrayItem(a, i);
-        if (!cJSON_IsNumber(v))
-            return 0;
-        out[i] = (float)v->valuedouble;
-    }
-    return 1;
-}
-
 /* Everything the metadata says, checked; layers[] gets the block counts. */
 static int parse_meta(eng__cnn *cnn, const cJSON *m, int layers[4], int *width, char *err,
                       size_t errlen)
@@ -154,8 +131,8 @@ static int parse_meta(eng__cnn *cnn, const cJSON *m, int layers[4], int *width, 
     const cJSON *blk = cJSON_GetObjectItemCaseSensitive(rn, "block");
     const cJSON *ls = cJSON_GetObjectItemCaseSensitive(rn, "layers");
     if (!cJSON_IsString(arch) || !cJSON_IsString(blk) || !cJSON_IsArray(ls) ||
-        cJSON_GetArraySize(ls) != 4 || !json_int(rn, "width", 1, MAX_WIDTH, width) ||
-        !json_int(m, "num_classes", 1, MAX_CLASSES, &cnn->num_classes)) {
+        cJSON_GetArraySize(ls) != 4 || !eng__meta_int(rn, "width", 1, MAX_WIDTH, width) ||
+        !eng__meta_int(m, "num_classes", 1, MAX_CLASSES, &cnn->num_classes)) {
         snprintf(err, errlen, "metadata lacks a valid arch, resnet {block, layers[4], width} "
                               "or num_classes");
         return 0;
@@ -174,10 +151,10 @@ static int parse_meta(eng__cnn *cnn, const cJSON *m, int layers[4], int *width, 
         layers[i] = (int)v->valuedouble;
     }
     eng__image_spec *s = &cnn->spec;
-    if (!json_int(img, "resize", 0, ENG_IMAGE_MAX_SIDE, &s->resize) ||
-        !json_int(img, "crop", MIN_CROP, MAX_CROP, &s->crop) ||
-        (s->resize && s->crop > s->resize) || !json_floats3(img, "mean", s->mean) ||
-        !json_floats3(img, "std", s->std) || !(s->std[0] > 0 && s->std[1] > 0 && s->std[2] > 0)) {
+    if (!eng__meta_int(img, "resize", 0, ENG_IMAGE_MAX_SIDE, &s->resize) ||
+        !eng__meta_int(img, "crop", MIN_CROP, MAX_CROP, &s->crop) ||
+        (s->resize && s->crop > s->resize) || !eng__meta_floats3(img, "mean", s->mean) ||
+        !eng__meta_floats3(img, "std", s->std) || !(s->std[0] > 0 && s->std[1] > 0 && s->std[2] > 0)) {
         snprintf(err, errlen, "metadata lacks a valid image {resize, crop, mean[3], std[3]}");
         return 0;
     }

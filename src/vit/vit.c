@@ -22,6 +22,7 @@
 
 #include "error.h"
 #include "model.h"
+#include "kind.h"
 #include "team.h"
 #include "vit.h"
 
@@ -35,36 +36,12 @@ extern const eng__kind eng__kind_vit;
 
 /* ---- Loading ---------------------------------------------------------------- */
 
-static int json_int(const cJSON *o, const char *key, int lo, int hi, int *out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi ||
-        v->valuedouble != (int)v->valuedouble)
-        return 0;
-    *out = (int)v->valuedouble;
-    return 1;
-}
-
 static int json_num(const cJSON *o, const char *key, double *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
         return 0;
     *out = v->valuedouble;
-    return 1;
-}
-
-static int json_floats3(const cJSON *o, const char *key, float *out)
-{
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 3)
-        return 0;
-    for (int i = 0; i < 3; i++) {
-        const cJSON *v = cJSON_GetArrayItem(a, i);
-        if (!cJSON_IsNumber(v))
-            return 0;
-        out[i] = (float)v->valuedouble;
-    }
     return 1;
 }
 
@@ -98,9 +75,9 @@ static int tower_config(eng__tower *t, const cJSON *o, char *err, size_t errlen)
 {
     double eps;
     const char *act = json_str(o, "act", "");
-    if (!json_int(o, "hidden", 1, 65536, &t->hidden) ||
-        !json_int(o, "layers", 0, 1024, &t->layers) || !json_int(o, "heads", 1, 1024, &t->heads) ||
-        !json_int(o, "intermediate", 1, 1 << 20, &t->inter) || !json_num(o, "eps", &eps) ||
+    if (!eng__meta_int(o, "hidden", 1, 65536, &t->hidden) ||
+        !eng__meta_int(o, "layers", 0, 1024, &t->layers) || !eng__meta_int(o, "heads", 1, 1024, &t->heads) ||
+        !eng__meta_int(o, "intermediate", 1, 1 << 20, &t->inter) || !json_num(o, "eps", &eps) ||
         eps <= 0) {
         snprintf(err, errlen,
                  "metadata lacks a valid tower {hidden, layers, heads, intermediate, eps}");
@@ -126,11 +103,11 @@ static int image_config(eng__vit_model *m, const cJSON *img, char *err, size_t e
 {
     eng__image_spec *s = &m->spec;
     const char *filter = json_str(img, "filter", "bilinear");
-    if (!json_int(img, "resize", 0, ENG_IMAGE_MAX_SIDE, &s->resize) ||
-        !json_int(img, "crop", 1, MAX_SIDE, &s->crop) || !json_floats3(img, "mean", s->mean) ||
-        !json_floats3(img, "std", s->std) || !(s->std[0] > 0 && s->std[1] > 0 && s->std[2] > 0) ||
-        !json_int(img, "square", 0, 1, &s->square) ||
-        !json_int(img, "crop_floor", 0, 1, &s->crop_floor) ||
+    if (!eng__meta_int(img, "resize", 0, ENG_IMAGE_MAX_SIDE, &s->resize) ||
+        !eng__meta_int(img, "crop", 1, MAX_SIDE, &s->crop) || !eng__meta_floats3(img, "mean", s->mean) ||
+        !eng__meta_floats3(img, "std", s->std) || !(s->std[0] > 0 && s->std[1] > 0 && s->std[2] > 0) ||
+        !eng__meta_int(img, "square", 0, 1, &s->square) ||
+        !eng__meta_int(img, "crop_floor", 0, 1, &s->crop_floor) ||
         !json_num(img, "rescale", &s->rescale) || s->rescale < 0 ||
         (s->resize && s->crop > s->resize) ||
         (strcmp(filter, "bilinear") && strcmp(filter, "bicubic"))) {
@@ -173,9 +150,9 @@ static eng_status load_vision(eng__vit_model *m, const cJSON *meta, char *err, s
     int pre_ln = 0;
     if (!tower_config(&m->vis, v, err, errlen))
         return ENG_ERR_FORMAT;
-    if (!json_int(v, "patch", 1, MAX_SIDE, &m->patch) ||
-        !json_int(v, "image_size", 1, MAX_SIDE, &m->image_size) || m->image_size % m->patch ||
-        !json_int(v, "pre_ln", 0, 1, &pre_ln)) {
+    if (!eng__meta_int(v, "patch", 1, MAX_SIDE, &m->patch) ||
+        !eng__meta_int(v, "image_size", 1, MAX_SIDE, &m->image_size) || m->image_size % m->patch ||
+        !eng__meta_int(v, "pre_ln", 0, 1, &pre_ln)) {
         snprintf(err, errlen, "metadata lacks a valid vision {patch, image_size, pre_ln}");
         return ENG_ERR_FORMAT;
     }
@@ -214,7 +191,7 @@ static eng_status load_vit_head(eng__vit_model *m, const cJSON *meta, char *err,
     m->embed_size = H;
     if (!strcmp(head, "classifier")) {
         m->head = VIT_HEAD_CLASSIFIER;
-        if (!json_int(meta, "num_classes", 1, MAX_CLASSES, &m->n_labels)) {
+        if (!eng__meta_int(meta, "num_classes", 1, MAX_CLASSES, &m->n_labels)) {
             snprintf(err, errlen, "metadata lacks num_classes");
             return ENG_ERR_FORMAT;
         }
@@ -236,10 +213,10 @@ static eng_status load_clip(eng__vit_model *m, const cJSON *meta, char *err, siz
 {
     const eng__file *f = m->file;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(meta, "text");
-    if (!json_int(meta, "projection", 1, 65536, &m->embed_size) ||
-        !tower_config(&m->txt, t, err, errlen) || !json_int(t, "vocab", 1, 1 << 24, &m->vocab) ||
-        !json_int(t, "positions", 1, ENG_SCHED_MAX_POSITIONS, &m->positions) ||
-        !json_int(t, "eos_id", 0, 1 << 24, &m->eos_id)) {
+    if (!eng__meta_int(meta, "projection", 1, 65536, &m->embed_size) ||
+        !tower_config(&m->txt, t, err, errlen) || !eng__meta_int(t, "vocab", 1, 1 << 24, &m->vocab) ||
+        !eng__meta_int(t, "positions", 1, ENG_SCHED_MAX_POSITIONS, &m->positions) ||
+        !eng__meta_int(t, "eos_id", 0, 1 << 24, &m->eos_id)) {
         if (!*err)
             snprintf(err, errlen,
                      "metadata lacks a valid projection or text {vocab, positions, eos_id}");
