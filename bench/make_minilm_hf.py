@@ -21,38 +21,49 @@ NAME = "minilm-l6"
 STD, SEED = 0.02, 1234
 
 
+class Seeded:
+    """A state dict filled in transformers' naming from one seeded generator, in call order (so a script's
+    weights stay the same as long as its calls do): normal(std) weights and biases, LayerNorms at 1 and 0."""
+
+    def __init__(self, seed, std, hidden):
+        self.g, self.std, self.hidden, self.sd = torch.Generator().manual_seed(seed), std, hidden, {}
+
+    def normal(self, name, *shape):
+        self.sd[name] = torch.randn(*shape, generator=self.g) * self.std
+
+    def linear(self, prefix, n_out, n_in):
+        self.normal(prefix + ".weight", n_out, n_in)
+        self.normal(prefix + ".bias", n_out)
+
+    def layer_norm(self, prefix):
+        self.sd[prefix + ".weight"] = torch.ones(self.hidden)
+        self.sd[prefix + ".bias"] = torch.zeros(self.hidden)
+
+    def encoder(self, prefix, layers, intermediate, vocab, positions, type_vocab):
+        """BERT's embeddings and post-LN layers under prefix ("bert.", "roberta.")."""
+        H = self.hidden
+        e = prefix + "embeddings."
+        self.normal(e + "word_embeddings.weight", vocab, H)
+        self.normal(e + "position_embeddings.weight", positions, H)
+        self.normal(e + "token_type_embeddings.weight", type_vocab, H)
+        self.layer_norm(e + "LayerNorm")
+        for i in range(layers):
+            L = f"{prefix}encoder.layer.{i}."
+            for part in ("query", "key", "value"):
+                self.linear(L + "attention.self." + part, H, H)
+            self.linear(L + "attention.output.dense", H, H)
+            self.layer_norm(L + "attention.output.LayerNorm")
+            self.linear(L + "intermediate.dense", intermediate, H)
+            self.linear(L + "output.dense", H, intermediate)
+            self.layer_norm(L + "output.LayerNorm")
+
+
 def state_dict():
-    g = torch.Generator().manual_seed(SEED)
-    sd = {}
-
-    def normal(name, *shape):
-        sd[name] = torch.randn(*shape, generator=g) * STD
-
-    def linear(prefix, n_out, n_in):
-        normal(prefix + ".weight", n_out, n_in)
-        normal(prefix + ".bias", n_out)
-
-    def layer_norm(prefix):
-        sd[prefix + ".weight"] = torch.ones(HIDDEN)
-        sd[prefix + ".bias"] = torch.zeros(HIDDEN)
-
-    e = "bert.embeddings."
-    normal(e + "word_embeddings.weight", VOCAB, HIDDEN)
-    normal(e + "position_embeddings.weight", POSITIONS, HIDDEN)
-    normal(e + "token_type_embeddings.weight", 2, HIDDEN)
-    layer_norm(e + "LayerNorm")
-    for i in range(LAYERS):
-        L = f"bert.encoder.layer.{i}."
-        for part in ("query", "key", "value"):
-            linear(L + "attention.self." + part, HIDDEN, HIDDEN)
-        linear(L + "attention.output.dense", HIDDEN, HIDDEN)
-        layer_norm(L + "attention.output.LayerNorm")
-        linear(L + "intermediate.dense", INTERMEDIATE, HIDDEN)
-        linear(L + "output.dense", HIDDEN, INTERMEDIATE)
-        layer_norm(L + "output.LayerNorm")
-    linear("bert.pooler.dense", HIDDEN, HIDDEN)
-    linear("classifier", LABELS, HIDDEN)
-    return sd
+    s = Seeded(SEED, STD, HIDDEN)
+    s.encoder("bert.", LAYERS, INTERMEDIATE, VOCAB, POSITIONS, 2)
+    s.linear("bert.pooler.dense", HIDDEN, HIDDEN)
+    s.linear("classifier", LABELS, HIDDEN)
+    return s.sd
 
 
 def save_safetensors(sd, path):

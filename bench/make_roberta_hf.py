@@ -14,7 +14,7 @@ import json, os, sys
 
 import torch
 
-from make_minilm_hf import save_safetensors   # the one F32 safetensors writer of bench/
+from make_minilm_hf import Seeded, save_safetensors   # bench/'s one seeded encoder and F32 writer
 
 LAYERS, HIDDEN, HEADS, INTERMEDIATE = 12, 768, 12, 3072
 VOCAB, POSITIONS, PAD, LABELS = 50265, 514, 1, 2
@@ -22,37 +22,11 @@ STD, SEED = 0.02, 4321
 
 
 def state_dict():
-    g = torch.Generator().manual_seed(SEED)
-    sd = {}
-
-    def normal(name, *shape):
-        sd[name] = torch.randn(*shape, generator=g) * STD
-
-    def linear(prefix, n_out, n_in):
-        normal(prefix + ".weight", n_out, n_in)
-        normal(prefix + ".bias", n_out)
-
-    def layer_norm(prefix):
-        sd[prefix + ".weight"] = torch.ones(HIDDEN)
-        sd[prefix + ".bias"] = torch.zeros(HIDDEN)
-
-    e = "roberta.embeddings."
-    normal(e + "word_embeddings.weight", VOCAB, HIDDEN)
-    normal(e + "position_embeddings.weight", POSITIONS, HIDDEN)
-    normal(e + "token_type_embeddings.weight", 1, HIDDEN)
-    layer_norm(e + "LayerNorm")
-    for i in range(LAYERS):
-        L = f"roberta.encoder.layer.{i}."
-        for part in ("query", "key", "value"):
-            linear(L + "attention.self." + part, HIDDEN, HIDDEN)
-        linear(L + "attention.output.dense", HIDDEN, HIDDEN)
-        layer_norm(L + "attention.output.LayerNorm")
-        linear(L + "intermediate.dense", INTERMEDIATE, HIDDEN)
-        linear(L + "output.dense", HIDDEN, INTERMEDIATE)
-        layer_norm(L + "output.LayerNorm")
-    linear("classifier.dense", HIDDEN, HIDDEN)
-    linear("classifier.out_proj", LABELS, HIDDEN)
-    return sd
+    s = Seeded(SEED, STD, HIDDEN)
+    s.encoder("roberta.", LAYERS, INTERMEDIATE, VOCAB, POSITIONS, 1)
+    s.linear("classifier.dense", HIDDEN, HIDDEN)
+    s.linear("classifier.out_proj", LABELS, HIDDEN)
+    return s.sd
 
 
 def config():

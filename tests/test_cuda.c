@@ -29,7 +29,7 @@ static const char *MODELS[] = {
     "bert-gelu-new-3labels",   "bert-legacy-bf16",       "distilbert-relu-bin",
     "st-encoder-cls-norm-f16", "bert-encoder-mean-relu",
 };
-enum { N_MODELS = sizeof MODELS / sizeof MODELS[0], MAX_SEQS = 16, MAX_IDS = 64 };
+enum { N_MODELS = sizeof MODELS / sizeof MODELS[0] };
 
 static const eng_precision PRECS[] = {ENG_PREC_FP32, ENG_PREC_TF32, ENG_PREC_FP16, ENG_PREC_BF16};
 static const float PREC_TOL[] = {TOL_FP32, TOL_TF32, TOL_HALF, TOL_HALF};
@@ -129,58 +129,38 @@ static float compare(const char *what, const float *gpu, const float *cpu, const
 START_TEST(test_tiny_models_match_cpu)
 {
     const int mi = _i / 4, pi = _i % 4;
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s/expected.jsonl", GOLDEN_DIR, MODELS[mi]);
-    int n = 0, width = 0;
+    static test_golden g;
+    test_read_golden(MODELS[mi], &g);
+    const int n = g.n, width = g.width;
     eng_model *m = load(tiny_path[mi]);
     eng_model_info info;
     eng_model_get_info(m, &info);
     const int classify = info.n_labels > 0;
-    float *ref = test_read_jsonl_floats(path, classify ? "logits" : "embedding", &n, &width);
-    ck_assert_ptr_nonnull(ref);
-    /* The golden file's ids, re-read as sequences. */
-    char *text = test_read_file(path, NULL);
-    int nl = 0;
-    char **lines = test_split_lines(text, &nl);
-    static int32_t ids[MAX_SEQS][MAX_IDS];
-    eng_seq seqs[MAX_SEQS];
-    n = n < MAX_SEQS ? n : MAX_SEQS;
-    for (int r = 0; r < n; r++) {
-        const char *p = strstr(lines[r], "\"ids\"");
-        ck_assert_ptr_nonnull(p);
-        p = strchr(p, '[') + 1;
-        int k = 0;
-        while (*p && *p != ']' && k < MAX_IDS) {
-            char *end;
-            ids[r][k++] = (int32_t)strtol(p, &end, 10);
-            p = end + (*end == ',');
-        }
-        seqs[r] = (eng_seq){ids[r], k};
-    }
+    ck_assert_int_eq(classify, g.is_logits);
+    static float ref[TEST_GOLDEN_ROWS * TEST_GOLDEN_OUT]; /* the reference rows, packed */
+    for (int r = 0; r < n; r++)
+        memcpy(ref + r * width, g.expect[r], (size_t)width * sizeof *ref);
     eng_ctx *cpu = NULL, *gpu = NULL;
     ck_assert_int_eq(eng_ctx_init(m, NULL, &cpu), ENG_OK);
     ck_assert_msg(cuda_ctx(m, PRECS[pi], &gpu) == ENG_OK, "%s", eng_last_error());
-    static float c_out[MAX_SEQS * 1024], g_out[MAX_SEQS * 1024], alone[1024];
-    int cl[MAX_SEQS], gl[MAX_SEQS], al;
-    ck_assert_int_le(n * width, MAX_SEQS * 1024);
-    run(cpu, classify, seqs, n, c_out, cl);
-    run(gpu, classify, seqs, n, g_out, gl);
+    static float c_out[TEST_GOLDEN_ROWS * TEST_GOLDEN_OUT], g_out[TEST_GOLDEN_ROWS * TEST_GOLDEN_OUT],
+        alone[TEST_GOLDEN_OUT];
+    int cl[TEST_GOLDEN_ROWS], gl[TEST_GOLDEN_ROWS], al;
+    run(cpu, classify, g.seq, n, c_out, cl);
+    run(gpu, classify, g.seq, n, g_out, gl);
     char what[128];
     snprintf(what, sizeof what, "%s %s", MODELS[mi], PREC_NAME[pi]);
     float worst = compare(what, g_out, c_out, classify ? gl : NULL, cl, n, width, PREC_TOL[pi]);
     if (PRECS[pi] == ENG_PREC_FP32) /* and against PyTorch directly */
         compare(what, g_out, ref, NULL, NULL, n, width, TOL_FP32);
     for (int r = 0; r < n; r++) { /* alone = batched: no sequence sees another */
-        run(gpu, classify, &seqs[r], 1, alone, &al);
+        run(gpu, classify, &g.seq[r], 1, alone, &al);
         compare(what, alone, g_out + r * width, NULL, NULL, 1, width, PREC_TOL[pi]);
     }
     printf("%s: %d sequences, max |GPU - CPU| = %.3g\n", what, n, (double)worst);
     eng_ctx_free(gpu);
     eng_ctx_free(cpu);
     eng_model_free(m);
-    free(lines);
-    free(text);
-    free(ref);
 }
 END_TEST
 

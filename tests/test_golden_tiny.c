@@ -35,48 +35,12 @@ static const char *MODELS[] = {
     "roberta-cls-3labels",     "xlmr-cls-bin",           "xlmr-st-mean-norm-f16",
     "camembert-st-cls-bf16",   "roberta-text-f16",       "xlmr-text-st-f16",
 };
-enum { N_MODELS = sizeof MODELS / sizeof MODELS[0], MAX_ROWS = 16, MAX_IDS = 160, MAX_OUT = 64 };
-
-typedef struct {
-    int n;
-    eng_seq seq[MAX_ROWS];
-    int32_t ids[MAX_ROWS][MAX_IDS];
-    int width;
-    int is_logits;
-    float expect[MAX_ROWS][MAX_OUT];
-} golden;
-
-static void read_golden(const char *name, golden *g)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s/expected.jsonl", GOLDEN_DIR, name);
-    char *text = test_read_file(path, NULL);
-    ck_assert_msg(text != NULL, "cannot read %s", path);
-    int nl = 0;
-    char **lines = test_split_lines(text, &nl);
-    memset(g, 0, sizeof *g);
-    for (int i = 0; i < nl && g->n < MAX_ROWS; i++) {
-        cJSON *j = cJSON_Parse(lines[i]);
-        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "ids");
-        const cJSON *out = cJSON_GetObjectItemCaseSensitive(j, "logits");
-        g->is_logits = out != NULL;
-        if (!out)
-            out = cJSON_GetObjectItemCaseSensitive(j, "embedding");
-        ck_assert(cJSON_IsArray(ids) && cJSON_IsArray(out));
-        ck_assert_int_le(cJSON_GetArraySize(ids), MAX_IDS);
-        ck_assert_int_le(cJSON_GetArraySize(out), MAX_OUT);
-        int k = 0;
-        const cJSON *v;
-        cJSON_ArrayForEach(v, ids) g->ids[g->n][k++] = v->valueint;
-        g->seq[g->n] = (eng_seq){g->ids[g->n], k};
-        g->width = 0;
-        cJSON_ArrayForEach(v, out) g->expect[g->n][g->width++] = (float)v->valuedouble;
-        g->n++;
-        cJSON_Delete(j);
-    }
-    free(lines);
-    free(text);
-}
+enum {
+    N_MODELS = sizeof MODELS / sizeof MODELS[0],
+    MAX_ROWS = TEST_GOLDEN_ROWS,
+    MAX_IDS = TEST_GOLDEN_IDS,
+    MAX_OUT = TEST_GOLDEN_OUT
+};
 
 static eng_model *convert_and_load(const char *name, eng_gemm gemm, char *out_path,
                                    size_t out_len)
@@ -101,8 +65,8 @@ START_TEST(test_matches_reference_alone_and_batched)
 {
     const char *name = MODELS[_i % N_MODELS];
     const eng_gemm gemm = _i < N_MODELS ? ENG_GEMM_BUILTIN : ENG_GEMM_OPENBLAS;
-    golden g;
-    read_golden(name, &g);
+    test_golden g;
+    test_read_golden(name, &g);
     char path[600];
     eng_model *m = convert_and_load(name, gemm, path, sizeof path);
     eng_model_info info;

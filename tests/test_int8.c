@@ -186,18 +186,14 @@ static const char *TINY[] = {
     "xlmr-cls-bin",            "xlmr-st-mean-norm-f16",  "camembert-st-cls-bf16",
     "roberta-text-f16",        "xlmr-text-st-f16",
 };
-enum { N_TINY = sizeof TINY / sizeof TINY[0], MAX_ROWS = 16, MAX_IDS = 160, MAX_OUT = 64 };
+enum { N_TINY = sizeof TINY / sizeof TINY[0] };
 
 START_TEST(test_tiny_golden_models_in_int8)
 {
     const char *name = TINY[_i];
+    static test_golden g;
+    test_read_golden(name, &g);
     char path[512], err[512];
-    snprintf(path, sizeof path, "%s/%s/expected.jsonl", GOLDEN_DIR, name);
-    char *text = test_read_file(path, NULL);
-    ck_assert_msg(text != NULL, "cannot read %s", path);
-    int nl = 0;
-    char **lines = test_split_lines(text, &nl);
-
     snprintf(path, sizeof path, "%s/%s", GOLDEN_DIR, name);
     tmp_name out_tmp = tmp_path(name);
     const char *out = out_tmp.s;
@@ -211,52 +207,31 @@ START_TEST(test_tiny_golden_models_in_int8)
     eng_ctx *ctx = NULL;
     ck_assert_int_eq(eng_ctx_init(m, NULL, &ctx), ENG_OK);
 
-    static int32_t ids[MAX_ROWS][MAX_IDS];
-    static float want[MAX_ROWS][MAX_OUT], got[MAX_ROWS * MAX_OUT], alone[MAX_OUT];
-    eng_seq seq[MAX_ROWS];
-    int n = 0, width = 0, is_logits = 0;
-    for (int l = 0; l < nl && n < MAX_ROWS; l++) {
-        cJSON *j = cJSON_Parse(lines[l]);
-        const cJSON *ja = cJSON_GetObjectItem(j, "ids"), *jo = cJSON_GetObjectItem(j, "logits");
-        is_logits = jo != NULL;
-        if (!jo)
-            jo = cJSON_GetObjectItem(j, "embedding");
-        ck_assert(cJSON_IsArray(ja) && cJSON_IsArray(jo));
-        ck_assert(cJSON_GetArraySize(ja) <= MAX_IDS && cJSON_GetArraySize(jo) <= MAX_OUT);
-        int k = 0;
-        const cJSON *v;
-        cJSON_ArrayForEach(v, ja) ids[n][k++] = v->valueint;
-        seq[n] = (eng_seq){ids[n], k};
-        width = 0;
-        cJSON_ArrayForEach(v, jo) want[n][width++] = (float)v->valuedouble;
-        n++;
-        cJSON_Delete(j);
-    }
-    eng_status s = is_logits ? eng_classify_ids(ctx, seq, n, got, NULL, NULL, NULL)
-                             : eng_embed_ids(ctx, seq, n, got, NULL);
+    static float got[TEST_GOLDEN_ROWS * TEST_GOLDEN_OUT], alone[TEST_GOLDEN_OUT];
+    const int n = g.n, width = g.width;
+    eng_status s = g.is_logits ? eng_classify_ids(ctx, g.seq, n, got, NULL, NULL, NULL)
+                               : eng_embed_ids(ctx, g.seq, n, got, NULL);
     ck_assert_msg(s == ENG_OK, "%s: %s", name, eng_ctx_last_error(ctx));
     float worst = 0.0f;
     for (int i = 0; i < n; i++) {
         float scale = 0.0f;
         for (int k = 0; k < width; k++)
-            scale = fmaxf(scale, fabsf(want[i][k]));
-        s = is_logits ? eng_classify_ids(ctx, &seq[i], 1, alone, NULL, NULL, NULL)
-                      : eng_embed_ids(ctx, &seq[i], 1, alone, NULL);
+            scale = fmaxf(scale, fabsf(g.expect[i][k]));
+        s = g.is_logits ? eng_classify_ids(ctx, &g.seq[i], 1, alone, NULL, NULL, NULL)
+                        : eng_embed_ids(ctx, &g.seq[i], 1, alone, NULL);
         ck_assert_int_eq(s, ENG_OK);
         for (int k = 0; k < width; k++) {
-            float d = fabsf(got[i * width + k] - want[i][k]);
+            float d = fabsf(got[i * width + k] - g.expect[i][k]);
             worst = fmaxf(worst, d / (TOL_TINY_ABS + TOL_TINY_REL * scale));
             ck_assert_msg(d <= TOL_TINY_ABS + TOL_TINY_REL * scale,
                           "%s row %d (%d ids) output %d: int8 %g, fp32 reference %g", name, i,
-                          seq[i].n_ids, k, (double)got[i * width + k], (double)want[i][k]);
+                          g.seq[i].n_ids, k, (double)got[i * width + k], (double)g.expect[i][k]);
             ck_assert_float_eq_tol(alone[k], got[i * width + k], TOL_BATCH_INVARIANT);
         }
     }
     printf("%s int8: %d sequences, worst error %.2f of the tolerance\n", name, n, (double)worst);
     eng_ctx_free(ctx);
     eng_model_free(m);
-    free(lines);
-    free(text);
     unlink(out);
 }
 END_TEST

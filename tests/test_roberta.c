@@ -38,44 +38,12 @@ static const char *MODELS[] = {"roberta-cls-3labels",   "xlmr-cls-bin",     "xlm
                                "camembert-st-cls-bf16", "roberta-text-f16", "xlmr-text-st-f16"};
 /* Their longest sequences: max_position_embeddings - pad_token_id - 1. */
 static const int LONGEST[] = {26 - 1 - 1, 22 - 1 - 1, 20 - 1 - 1, 24 - 3 - 1, 50 - 1 - 1, 50 - 1 - 1};
-enum { N_MODELS = sizeof MODELS / sizeof MODELS[0], MAX_ROWS = 16, MAX_IDS = 160, MAX_OUT = 64 };
-
-typedef struct {
-    int n, width, is_logits;
-    eng_seq seq[MAX_ROWS];
-    int32_t ids[MAX_ROWS][MAX_IDS];
-    float expect[MAX_ROWS][MAX_OUT];
-} golden;
-
-static void read_golden(const char *name, golden *g)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s/expected.jsonl", GOLDEN_DIR, name);
-    char *text = test_read_file(path, NULL);
-    ck_assert_msg(text != NULL, "cannot read %s", path);
-    int nl = 0;
-    char **lines = test_split_lines(text, &nl);
-    memset(g, 0, sizeof *g);
-    for (int i = 0; i < nl && g->n < MAX_ROWS; i++) {
-        cJSON *j = cJSON_Parse(lines[i]);
-        const cJSON *ids = cJSON_GetObjectItem(j, "ids"), *out = cJSON_GetObjectItem(j, "logits");
-        g->is_logits = out != NULL;
-        if (!out)
-            out = cJSON_GetObjectItem(j, "embedding");
-        ck_assert(cJSON_IsArray(ids) && cJSON_IsArray(out));
-        ck_assert(cJSON_GetArraySize(ids) <= MAX_IDS && cJSON_GetArraySize(out) <= MAX_OUT);
-        int k = 0;
-        const cJSON *v;
-        cJSON_ArrayForEach(v, ids) g->ids[g->n][k++] = v->valueint;
-        g->seq[g->n] = (eng_seq){g->ids[g->n], k};
-        g->width = 0;
-        cJSON_ArrayForEach(v, out) g->expect[g->n][g->width++] = (float)v->valuedouble;
-        g->n++;
-        cJSON_Delete(j);
-    }
-    free(lines);
-    free(text);
-}
+enum {
+    N_MODELS = sizeof MODELS / sizeof MODELS[0],
+    MAX_ROWS = TEST_GOLDEN_ROWS,
+    MAX_IDS = TEST_GOLDEN_IDS,
+    MAX_OUT = TEST_GOLDEN_OUT
+};
 
 static void tmp_out(char *out, size_t len, const char *name, const char *what)
 {
@@ -108,7 +76,7 @@ static eng_ctx *ctx_new(const eng_model *m, eng_precision p)
 
 /* Runs g's sequences on c and checks them against the reference within
  * abs + rel * max|reference row|; returns the worst error as a share of it. */
-static float check_against_reference(eng_ctx *c, const golden *g, const char *what, float abs_tol,
+static float check_against_reference(eng_ctx *c, const test_golden *g, const char *what, float abs_tol,
                                      float rel_tol)
 {
     static float got[MAX_ROWS * MAX_OUT];
@@ -135,8 +103,8 @@ static float check_against_reference(eng_ctx *c, const golden *g, const char *wh
 START_TEST(test_bf16_against_reference)
 {
     const char *name = MODELS[_i];
-    golden g;
-    read_golden(name, &g);
+    test_golden g;
+    test_read_golden(name, &g);
     char out32[512], out16[512], what[160];
     eng_model *m32 = convert_and_load(name, "fp32", out32, sizeof out32);
     eng_model *m16 = convert_and_load(name, "bf16", out16, sizeof out16);

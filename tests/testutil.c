@@ -126,6 +126,38 @@ float *test_read_jsonl_floats(const char *path, const char *field, int *n, int *
     return out;
 }
 
+void test_read_golden(const char *name, test_golden *g)
+{
+    char path[512];
+    snprintf(path, sizeof path, "tests/golden/tiny/%s/expected.jsonl", name);
+    char *text = test_read_file(path, NULL);
+    ck_assert_msg(text != NULL, "cannot read %s", path);
+    int nl = 0;
+    char **lines = test_split_lines(text, &nl);
+    memset(g, 0, sizeof *g);
+    for (int i = 0; i < nl && g->n < TEST_GOLDEN_ROWS; i++) {
+        cJSON *j = cJSON_Parse(lines[i]);
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "ids");
+        const cJSON *out = cJSON_GetObjectItemCaseSensitive(j, "logits");
+        g->is_logits = out != NULL;
+        if (!out)
+            out = cJSON_GetObjectItemCaseSensitive(j, "embedding");
+        ck_assert_msg(cJSON_IsArray(ids) && cJSON_IsArray(out), "%s line %d", path, i + 1);
+        ck_assert_int_le(cJSON_GetArraySize(ids), TEST_GOLDEN_IDS);
+        ck_assert_int_le(cJSON_GetArraySize(out), TEST_GOLDEN_OUT);
+        int k = 0;
+        const cJSON *v;
+        cJSON_ArrayForEach(v, ids) g->ids[g->n][k++] = v->valueint;
+        g->seq[g->n] = (eng_seq){g->ids[g->n], k};
+        g->width = 0;
+        cJSON_ArrayForEach(v, out) g->expect[g->n][g->width++] = (float)v->valuedouble;
+        g->n++;
+        cJSON_Delete(j);
+    }
+    free(lines);
+    free(text);
+}
+
 int test_read_sst2_dev(char ***texts, int **labels)
 {
     const char *path = test_shared_path("data/sst2/dev.tsv");

@@ -28,6 +28,20 @@ char **test_split_lines(char *text, int *n);
  * lines file into a malloc'd n x width matrix; width from the first line. */
 float *test_read_jsonl_floats(const char *path, const char *field, int *n, int *width);
 
+/* A tiny model's golden file, tests/golden/tiny/NAME/expected.jsonl (made by
+ * tests/golden/make_tiny_models.py and friends): per line the token ids and
+ * the reference "logits" or "embedding". test_read_golden reads its first
+ * TEST_GOLDEN_ROWS lines, asserting (Check) that the file reads and that every
+ * line has both arrays within the bounds. */
+enum { TEST_GOLDEN_ROWS = 16, TEST_GOLDEN_IDS = 160, TEST_GOLDEN_OUT = 64 };
+typedef struct {
+    int n, width, is_logits;
+    eng_seq seq[TEST_GOLDEN_ROWS]; /* seq[r].ids points into ids[r] */
+    int32_t ids[TEST_GOLDEN_ROWS][TEST_GOLDEN_IDS];
+    float expect[TEST_GOLDEN_ROWS][TEST_GOLDEN_OUT];
+} test_golden;
+void test_read_golden(const char *name, test_golden *g);
+
 /* The SST-2 dev set of $ENGINE_SHARED/data/sst2/dev.tsv: texts (trailing
  * space kept) and gold labels, in file order. Returns the count (872), or 0
  * when the file cannot be read. The arrays live until the program ends. */
