@@ -106,12 +106,7 @@ START_TEST(test_sst2_embeddings_close_to_fp32)
     float *e32 = embed(c32, 0, N_EMBED, H), *e16 = embed(c16, 0, N_EMBED, H);
     double worst = 1.0;
     for (int i = 0; i < N_EMBED; i++) {
-        double dot = 0, n32 = 0, n16 = 0;
-        for (int j = 0; j < H; j++) {
-            const double a = e32[(size_t)i * H + j], b = e16[(size_t)i * H + j];
-            dot += a * b, n32 += a * a, n16 += b * b;
-        }
-        const double cosine = dot / sqrt(n32 * n16);
+        const double cosine = test_cosine(e32 + (size_t)i * H, e16 + (size_t)i * H, H);
         worst = cosine < worst ? cosine : worst;
         ck_assert_msg(cosine >= MIN_EMBED_COSINE, "%s: sentence %d: cosine %.6f", MODELS[_i], i,
                       cosine);

@@ -109,14 +109,7 @@ START_TEST(test_embeddings_match_reference)
     ck_assert_int_eq(eng_embed(ctx, (const char *const *)sentences, n, emb, NULL), ENG_OK);
     double worst = 1.0;
     for (int i = 0; i < n; i++) {
-        double dot = 0, na = 0, nb = 0;
-        for (int k = 0; k < H; k++) {
-            double a = emb[(size_t)i * H + k], b = ref[(size_t)i * H + k];
-            dot += a * b;
-            na += a * a;
-            nb += b * b;
-        }
-        double cosine = dot / sqrt(na * nb);
+        const double cosine = test_cosine(emb + (size_t)i * H, ref + (size_t)i * H, H);
         worst = cosine < worst ? cosine : worst;
     }
     printf("%s: worst embedding cosine %.9f\n", MODELS[m], worst);

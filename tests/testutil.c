@@ -1,4 +1,5 @@
 /* testutil.c: see testutil.h. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,17 @@ void test_read_golden(const char *name, test_golden *g)
     }
     free(lines);
     free(text);
+}
+
+double test_cosine(const float *a, const float *b, int n)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (int i = 0; i < n; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return ab / sqrt(aa * bb);
 }
 
 int test_read_sst2_dev(char ***texts, int **labels)

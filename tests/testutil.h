@@ -52,6 +52,9 @@ int test_read_sst2_dev(char ***texts, int **labels);
  * (n x n_labels) and, through *labels, malloc'd argmax labels. */
 float *test_classify_all(const eng_model *model, char **texts, int n, int **labels);
 
+/* The cosine of a and b (n floats), summed in double. */
+double test_cosine(const float *a, const float *b, int n);
+
 /* A deterministic xorshift generator shared by the tests, so a failure
  * reproduces: the next 32 random bits, and a float uniform in [lo, hi). */
 uint32_t test_rand_u32(void);
