@@ -197,7 +197,7 @@ $(BUILD)/engine: $(call obj,$(CLI_SRC)) $(call obj,$(SERVE_SRC)) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(SERVE_LIBS)
 
 # bench/<name>_bench.c becomes $(BUILD)/<name>-bench.
-$(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(CONVERT_LIB) $(LIB)
+$(BUILD)/%-bench: $(BUILD)/obj/bench/%_bench.o $(BUILD)/obj/bench/benchutil.o $(CONVERT_LIB) $(LIB)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS)
 # infer-bench --url: its HTTP client.
 $(BUILD)/infer-bench: $(BUILD)/obj/bench/infer_http.o

@@ -12,16 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "benchutil.h"
 #include "engine.h"
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -85,7 +78,7 @@ int main(int argc, char **argv)
     double t0 = 0.0;
     for (int it = 0; !rc && it < iters + 3; it++) {
         if (it == 3)
-            t0 = now_s();
+            t0 = bench_now_s();
         eng_status s = info.n_labels > 0 ? eng_classify_ids(ctx, seqs, batch, out, NULL, NULL, NULL)
                                          : eng_embed_ids(ctx, seqs, batch, out, NULL);
         if (s) {
@@ -94,7 +87,7 @@ int main(int argc, char **argv)
         }
     }
     if (!rc) {
-        double ms = (now_s() - t0) * 1e3 / iters;
+        double ms = (bench_now_s() - t0) * 1e3 / iters;
         printf("%s %s batch %d x %d: %.2f ms/batch, %.0f sequences/s\n",
                cp.device == ENG_DEVICE_CUDA ? "cuda" : "cpu", precs[cp.precision], batch, seq, ms,
                batch * 1e3 / ms);

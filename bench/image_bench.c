@@ -17,43 +17,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchutil.h"
 #include "engine.h"
 #include "vision.h"
 #include "team.h"
 
 #define SAMPLE_SECONDS 0.2
 #define MAX_BATCHES 16
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = n > 0 ? malloc((size_t)n) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 typedef struct {
     eng_ctx *ctx;
@@ -86,14 +56,14 @@ static double median_time(void (*fn)(const job *), const job *j, int samples)
     fn(j);   /* warm-up */
     for (int s = 0; s < samples; s++) {
         int reps = 0;
-        double t0 = now_s(), el;
+        double t0 = bench_now_s(), el;
         do {
             fn(j);
             reps++;
-        } while ((el = now_s() - t0) < SAMPLE_SECONDS);
+        } while ((el = bench_now_s() - t0) < SAMPLE_SECONDS);
         t[s] = el / reps;
     }
-    qsort(t, (size_t)samples, sizeof t[0], cmp_double);
+    qsort(t, (size_t)samples, sizeof t[0], bench_cmp_double);
     return t[samples / 2];
 }
 
@@ -162,7 +132,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < maxb; i++) {
         const char *path = paths[i % n_paths];
         if (i < n_paths) {
-            data[i] = read_all(path, &size[i]);
+            data[i] = bench_read_file(path, &size[i]);
         } else {
             data[i] = data[i % n_paths];
             size[i] = size[i % n_paths];

@@ -47,6 +47,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "benchutil.h"
 #include "engine.h"
 #include "image.h"
 #include "vision.h"
@@ -101,13 +102,6 @@ static int n_runs;
 static http_target target;   /* --url */
 static char **bodies;        /* --url: {"inputs": item} per item */
 static size_t *body_len;
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
 {
@@ -261,10 +255,10 @@ static void time_decoding(void)
     const eng__image_spec *spec = eng__cnn_image_spec(cnn);
     float *chw = malloc(eng__cnn_input_floats(cnn) * sizeof *chw);
     char err[200];
-    int64_t t0 = now_ns();
+    int64_t t0 = bench_now_ns();
     for (int i = 0; i < n_items; i++)
         eng__image_load_mem(items[i], item_len[i], spec, chw, err, sizeof err);
-    decode_ms = (double)(now_ns() - t0) / 1e6 / n_items;
+    decode_ms = (double)(bench_now_ns() - t0) / 1e6 / n_items;
     free(chw);
 }
 
@@ -280,7 +274,7 @@ static void fill_latency(run_result *r, const eng__hist *h)
 
 static void progress(const char *what, int64_t t0, uint64_t done)
 {
-    double el = (double)(now_ns() - t0) / 1e9;
+    double el = (double)(bench_now_ns() - t0) / 1e9;
     fprintf(stderr, "\r%-24s %5.1f/%.1f s  %10llu requests  %10.0f req/s   ", what, el,
             opt.duration, (unsigned long long)done, el > 0 ? (double)done / el : 0.0);
 }
@@ -310,10 +304,10 @@ static void run_direct(const char *mode, int batch)
     eng__hist *h = calloc(1, sizeof *h);
     uint64_t done = 0, failed = 0, batches = 0;
     int next = 0;
-    int64_t t0 = now_ns(), end = t0 + (int64_t)(opt.duration * 1e9), last = t0;
+    int64_t t0 = bench_now_ns(), end = t0 + (int64_t)(opt.duration * 1e9), last = t0;
     /* At least one whole pass in batch mode, then until the duration. */
-    while (now_ns() < end || (batch > 1 && done < (uint64_t)n_items)) {
-        int64_t tb = now_ns();
+    while (bench_now_ns() < end || (batch > 1 && done < (uint64_t)n_items)) {
+        int64_t tb = bench_now_ns();
         int n = 0;
         for (; images && n < batch; n++, next = (next + 1) % n_items) {
             data[n] = items[next];
@@ -331,7 +325,7 @@ static void run_direct(const char *mode, int batch)
         } else {
             eng__backend_run(&backend, ctx, task, seqs, n, out, probs, labels, st);
         }
-        int64_t te = now_ns();
+        int64_t te = bench_now_ns();
         for (int i = 0; i < n; i++) {
             eng__hist_add(h, (uint64_t)(te - tb));
             failed += st[i] != ENG_OK;
@@ -343,7 +337,7 @@ static void run_direct(const char *mode, int batch)
             last = te;
         }
     }
-    double el = (double)(now_ns() - t0) / 1e9;
+    double el = (double)(bench_now_ns() - t0) / 1e9;
     progress_end();
     run_result *r = &runs[n_runs++];
     snprintf(r->mode, sizeof r->mode, "%s", mode);
@@ -470,10 +464,10 @@ static void *client_main(void *arg)
     while (!atomic_load_explicit(c->stop, memory_order_relaxed)) {
         int i = c->next;
         c->next = (c->next + 1) % n_items;
-        int64_t t = now_ns();
+        int64_t t = bench_now_ns();
         if (opt.url || opt.redis) {
             if (http_one(c, i)) {
-                eng__hist_add(&c->h, (uint64_t)(now_ns() - t));
+                eng__hist_add(&c->h, (uint64_t)(bench_now_ns() - t));
                 atomic_fetch_add_explicit(c->done, 1, memory_order_relaxed);
             }
             continue;
@@ -489,7 +483,7 @@ static void *client_main(void *arg)
         eng_sched_result res;
         eng_sched_wait(c->s, tk, &res);
         eng_sched_release(c->s, tk);
-        eng__hist_add(&c->h, (uint64_t)(now_ns() - t));
+        eng__hist_add(&c->h, (uint64_t)(bench_now_ns() - t));
         atomic_fetch_add_explicit(c->done, 1, memory_order_relaxed);
     }
     return NULL;
@@ -502,7 +496,7 @@ static void run_closed(int conc)
     pthread_t *th = malloc((size_t)conc * sizeof *th);
     atomic_int stop = 0;
     atomic_uint_fast64_t done = 0;
-    int64_t t0 = now_ns(), end = t0 + (int64_t)(opt.duration * 1e9);
+    int64_t t0 = bench_now_ns(), end = t0 + (int64_t)(opt.duration * 1e9);
     for (int i = 0; i < conc; i++) {
         cs[i].s = s;
         cs[i].stop = &stop;
@@ -517,7 +511,7 @@ static void run_closed(int conc)
     }
     char what[32];
     snprintf(what, sizeof what, "%s c=%d", opt.url ? "http" : opt.redis ? "redis" : "stream", conc);
-    while (now_ns() < end) {
+    while (bench_now_ns() < end) {
         struct timespec ts = {0, PROGRESS_NS};
         nanosleep(&ts, NULL);
         if (!opt.json)
@@ -526,7 +520,7 @@ static void run_closed(int conc)
     atomic_store(&stop, 1);
     for (int i = 0; i < conc; i++)
         pthread_join(th[i], NULL);
-    int64_t t1 = now_ns();
+    int64_t t1 = bench_now_ns();
     if (s)
         eng_sched_shutdown(s);
     progress_end();
@@ -564,7 +558,7 @@ static void on_done(const eng_sched_result *r)
         my_hist_run = hist_run;
     }
     int64_t arrival = (int64_t)(intptr_t)r->user;
-    eng__hist_add(my_hist, (uint64_t)(now_ns() - arrival));
+    eng__hist_add(my_hist, (uint64_t)(bench_now_ns() - arrival));
 }
 
 /* Open loop over HTTP: url_conns threads, each with a kept-alive
@@ -586,14 +580,14 @@ static void *open_sender_main(void *arg)
         if (a >= o->n)
             break;
         int64_t arrival = o->t0 + o->offs[a];
-        int64_t now = now_ns();
+        int64_t now = bench_now_ns();
         if (arrival > now) {
             int64_t ns = arrival - now;
             struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
             nanosleep(&ts, NULL);
         }
         if (http_one(&o->c, (int)(a % (size_t)n_items)))
-            eng__hist_add(&o->c.h, (uint64_t)(now_ns() - arrival));
+            eng__hist_add(&o->c.h, (uint64_t)(bench_now_ns() - arrival));
     }
     return NULL;
 }
@@ -604,7 +598,7 @@ static void run_open_http(const int64_t *offs, size_t n_arr)
     open_sender *os = calloc((size_t)k, sizeof *os);
     pthread_t *th = malloc((size_t)k * sizeof *th);
     atomic_size_t next = 0;
-    int64_t t0 = now_ns() + 1000000;
+    int64_t t0 = bench_now_ns() + 1000000;
     for (int i = 0; i < k; i++) {
         os[i] = (open_sender){.offs = offs, .n = n_arr, .t0 = t0, .next = &next};
         http_conn_init(&os[i].c.conn, &target);
@@ -620,7 +614,7 @@ static void run_open_http(const int64_t *offs, size_t n_arr)
         http_conn_close(&os[i].c.conn);
         free(os[i].c.conn.buf);
     }
-    int64_t t1 = now_ns();
+    int64_t t1 = bench_now_ns();
     run_result *r = &runs[n_runs++];
     r->open_loop = 1;
     finish_stream(r, NULL, h, t0, t1, 0);
@@ -663,22 +657,22 @@ static void run_open(void)
         free(offs);
         return;
     }
-    int64_t t0 = now_ns(), last = t0;
+    int64_t t0 = bench_now_ns(), last = t0;
     uint64_t sent = 0;
     int i = 0;
     char what[40];
     snprintf(what, sizeof what, "stream rate=%.0f", opt.rate);
     for (size_t a = 0; a < n_arr; a++) {
         int64_t arrival = t0 + offs[a];
-        int64_t now = now_ns();
+        int64_t now = bench_now_ns();
         if (arrival - now > SPIN_NS) {
             int64_t ns = arrival - now - SPIN_NS / 2;
             struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
             nanosleep(&ts, NULL);
-            now = now_ns();
+            now = bench_now_ns();
         }
         while (now < arrival)
-            now = now_ns();
+            now = bench_now_ns();
         rq.user = (void *)(intptr_t)arrival;
         submit(s, i, &rq, NULL);
         i = i + 1 == n_items ? 0 : i + 1;
@@ -688,7 +682,7 @@ static void run_open(void)
         }
     }
     eng_sched_shutdown(s);
-    int64_t t1 = now_ns();
+    int64_t t1 = bench_now_ns();
     free(offs);
     progress_end();
     eng__hist *h = calloc(1, sizeof *h);

@@ -8,22 +8,9 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "benchutil.h"
 #include "engine.h"
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -41,16 +28,16 @@ int main(int argc, char **argv)
         return 1;
     for (int i = -1; i < n; i++) {
         eng_model *m;
-        double t0 = now_ms();
+        double t0 = 1e3 * bench_now_s();
         if (eng_model_load(argv[1], NULL, &m) != ENG_OK) {
             fprintf(stderr, "load-bench: %s\n", eng_last_error());
             return 1;
         }
         eng_model_free(m);
         if (i >= 0)
-            ms[i] = now_ms() - t0;
+            ms[i] = 1e3 * bench_now_s() - t0;
     }
-    qsort(ms, (size_t)n, sizeof *ms, by_value);
+    qsort(ms, (size_t)n, sizeof *ms, bench_cmp_double);
     printf("%s: load+free over %d runs: min %.2f ms, median %.2f ms, max %.2f ms\n", argv[1], n,
            ms[0], ms[n / 2], ms[n - 1]);
     free(ms);

@@ -33,9 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "quantize.h"
 #include "cpu.h"
 #include "linear_int8.h"
@@ -43,23 +43,6 @@
 
 enum { CHAINS = 16 };
 #define PEAK_ITERS 5000000L
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* This thread's CPU time: the one-thread figures (the peaks and the GEMM
- * alone) are timed with it, so that time slices lost to other processes on
- * a shared machine count against neither the peak nor the GEMM. */
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Every buffer 64-byte aligned, as the engine's are (activation rows and
  * scratch, outputs, mmapped weights): an AMX tile row that straddles two
@@ -105,14 +88,14 @@ static double vnni_peak(int n)
     for (int rep = 0; rep < 3; rep++) {
         pthread_t tid[2];
         int sink[2];
-        double t0 = now();
+        double t0 = bench_now_s();
         for (int t = 1; t < n; t++)
             if (pthread_create(&tid[t], NULL, vnni_loop, &sink[t]) != 0)
                 return 0;
         vnni_loop(&sink[0]);
         for (int t = 1; t < n; t++)
             pthread_join(tid[t], NULL);
-        double dt = now() - t0;
+        double dt = bench_now_s() - t0;
         if (dt < best)
             best = dt;
     }
@@ -154,9 +137,9 @@ static double amx_peak(void)
     double best = 1e30;
     for (int rep = 0; rep < 3; rep++) {
         int sink;
-        double t0 = cpu_now();
+        double t0 = bench_cpu_s();
         amx_loop(&sink);
-        double dt = cpu_now() - t0;
+        double dt = bench_cpu_s() - t0;
         if (dt < best)
             best = dt;
     }
@@ -184,7 +167,7 @@ __attribute__((target("amx-tile,amx-int8"))) static double amx_loads(int pairs)
     eng__amx_thread_init();
     double best = 1e30;
     for (int rep = 0; rep < 3; rep++) {
-        const double t0 = cpu_now();
+        const double t0 = bench_cpu_s();
         for (int r = 0; r < ROUNDS; r++)
             for (int p = 0; p < pairs; p++) {
                 const int8_t *bp = b + (size_t)2 * LDB * p;
@@ -207,7 +190,7 @@ __attribute__((target("amx-tile,amx-int8"))) static double amx_loads(int pairs)
                 _tile_stored(2, c[2], 64);
                 _tile_stored(3, c[3], 64);
             }
-        const double dt = cpu_now() - t0;
+        const double dt = bench_cpu_s() - t0;
         if (dt < best)
             best = dt;
     }
@@ -265,22 +248,22 @@ static double bench_layer(int M, int K, int N, int reps, double *layer1_gops, do
                      {&l, x + (size_t)mh * K, y + (size_t)mh * N, scratch[1], M - mh}};
         for (int r = 0; r < reps + 1; r++) {   /* the first run warms up */
             pthread_t tid;
-            double t0 = now();
+            double t0 = bench_now_s();
             int started = pthread_create(&tid, NULL, run_half, &h[1]) == 0;
             run_half(&h[0]);
             if (started)
                 pthread_join(tid, NULL);
             else
                 run_half(&h[1]);
-            double dt = now() - t0;
+            double dt = bench_now_s() - t0;
             if (r > 0 && dt < best)
                 best = dt;
         }
         double best_half = 1e30;
         for (int r = 0; r < reps; r++) {
-            double t0 = now();
+            double t0 = bench_now_s();
             run_half(&h[0]);
-            double dt = now() - t0;
+            double dt = bench_now_s() - t0;
             if (dt < best_half)
                 best_half = dt;
         }
@@ -297,9 +280,9 @@ static double bench_layer(int M, int K, int N, int reps, double *layer1_gops, do
         };
         double best1 = 1e30, best_blk = 1e30;
         for (int r = 0; r < reps + 1; r++) {
-            double t0 = cpu_now();
+            double t0 = bench_cpu_s();
             eng__qgemm_run(qk, &g, 0, M, 0, (N + 15) / 16);
-            double dt = cpu_now() - t0;
+            double dt = bench_cpu_s() - t0;
             if (r > 0 && dt < best1)
                 best1 = dt;
         }
@@ -310,14 +293,14 @@ static double bench_layer(int M, int K, int N, int reps, double *layer1_gops, do
          * K = 384 alone takes longer than AMX's multiplications. */
         enum { BLK = 128 };
         for (int r = 0; r < reps + 1; r++) {
-            double t0 = cpu_now();
+            double t0 = bench_cpu_s();
             for (int m = 0; m < M; m += BLK) {
                 eng__qgemm_args gb = g;
                 gb.a = a + (size_t)m * lda;
                 gb.sx = sx + m;
                 eng__qgemm_run(qk, &gb, 0, BLK, 0, (N + 15) / 16);
             }
-            double dt = cpu_now() - t0;
+            double dt = bench_cpu_s() - t0;
             if (r > 0 && dt < best_blk)
                 best_blk = dt;
         }
@@ -386,12 +369,12 @@ static double best_of_2(void *(*fn)(void *), stream_job *jobs, int reps)
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) {
         pthread_t tid;
-        double t0 = now();
+        double t0 = bench_now_s();
         if (pthread_create(&tid, NULL, fn, &jobs[1]) != 0)
             return 0;
         fn(&jobs[0]);
         pthread_join(tid, NULL);
-        double dt = now() - t0;
+        double dt = bench_now_s() - t0;
         if (r > 0 && dt < best)
             best = dt;
     }
@@ -468,12 +451,6 @@ static void bench_stream(int reps)
     free(scratch[0]); free(scratch[1]);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median GOP/s of the GEMM alone (M x K x N, quantized rows, fused
  * epilogue) over reps runs on this thread, after one warm-up run. */
 static double gemm_median(int M, int K, int N, int reps)
@@ -501,12 +478,12 @@ static double gemm_median(int M, int K, int N, int reps)
         /* Small products repeat within a run, so each run lasts a few ms. */
         const int iters = (int)(1 + 2e8 / ((double)M * K * N));
         for (int r = 0; r <= reps; r++) {
-            const double t0 = cpu_now();
+            const double t0 = bench_cpu_s();
             for (int i = 0; i < iters; i++)
                 eng__qgemm_run(qk, &g, 0, M, 0, (N + 15) / 16);
-            t[r] = (cpu_now() - t0) / iters;
+            t[r] = (bench_cpu_s() - t0) / iters;
         }
-        qsort(t + 1, (size_t)reps, sizeof *t, cmp_double);
+        qsort(t + 1, (size_t)reps, sizeof *t, bench_cmp_double);
         gops = 2.0 * M * K * N / t[1 + reps / 2] / 1e9;
     }
     free(x); free(w); free(b); free(y); free(scale); free(sx); free(wsum); free(wq); free(a);

@@ -16,19 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "benchutil.h"
 #include "engine.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Register-only FMA loop: 12 independent accumulators, named one by one so
  * the compiler keeps them in registers, hide the FMA latency on two pipes. */
@@ -41,7 +34,7 @@ __attribute__((target("avx512f"))) static void *fma_peak_thread(void *arg)
            a9 = _mm512_set1_ps(9.f), a10 = _mm512_set1_ps(10.f), a11 = _mm512_set1_ps(11.f);
     const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
     const long iters = 50000000;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (long it = 0; it < iters; it++) {
         a0 = _mm512_fmadd_ps(a0, x, y);
         a1 = _mm512_fmadd_ps(a1, x, y);
@@ -56,7 +49,7 @@ __attribute__((target("avx512f"))) static void *fma_peak_thread(void *arg)
         a10 = _mm512_fmadd_ps(a10, x, y);
         a11 = _mm512_fmadd_ps(a11, x, y);
     }
-    double t = now_s() - t0;
+    double t = bench_now_s() - t0;
     __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
                                _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
     sum = _mm512_add_ps(sum, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
@@ -206,7 +199,7 @@ int main(int argc, char **argv)
     long passes = 0;
     double t0 = 0;
     for (int warm = 1; warm >= 0; warm--) {
-        t0 = now_s();
+        t0 = bench_now_s();
         do {
             for (int i = 0; i < n; i += batch) {
                 int b = n - i < batch ? n - i : batch;
@@ -218,9 +211,9 @@ int main(int argc, char **argv)
                 }
             }
             passes += !warm;
-        } while (!warm && now_s() - t0 < seconds);
+        } while (!warm && bench_now_s() - t0 < seconds);
     }
-    double wall = now_s() - t0;
+    double wall = bench_now_s() - t0;
     double per_s = (double)passes * n / wall;
 
     /* Encoder FLOPs per pass: the four linear layers and the two attention

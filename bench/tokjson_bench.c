@@ -14,42 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "benchutil.h"
 #include "engine.h"
 #include "tokenizer.h"
 
 #define MAX_IDS 512
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0', *len = (size_t)n;
-    return buf;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv)
 {
@@ -71,7 +41,7 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t tlen;
-    char *texts = read_file(texts_path, &tlen);
+    char *texts = bench_read_file(texts_path, &tlen);
     if (!texts) {
         fprintf(stderr, "tokjson-bench: cannot read %s\n", texts_path);
         return 1;
@@ -97,7 +67,7 @@ int main(int argc, char **argv)
     eng__tokenizer *first = NULL;
     for (int k = 0; k < n_toks; k++) {
         size_t jlen;
-        char *json = read_file(toks[k], &jlen), err[512];
+        char *json = bench_read_file(toks[k], &jlen), err[512];
         eng__tokenizer *tok;
         if (!json || eng__tokenizer_init_json(&tok, json, jlen, MAX_IDS, err, sizeof err) != ENG_OK) {
             fprintf(stderr, "tokjson-bench: %s: %s\n", toks[k], json ? err : "cannot read");
@@ -107,17 +77,17 @@ int main(int argc, char **argv)
         double runs[99];
         for (int r = 0; r < reps; r++) {
             long done = 0;
-            double t0 = now_s(), t;
+            double t0 = bench_now_s(), t;
             do {
                 for (int i = 0; i < n_texts; i++) {
                     int n, tr;
                     eng__tokenize(tok, line[i], llen[i], MAX_IDS, ids, MAX_IDS, &n, &tr);
                 }
                 done += n_texts;
-            } while ((t = now_s() - t0) < seconds);
+            } while ((t = bench_now_s() - t0) < seconds);
             runs[r] = done / t;
         }
-        qsort(runs, (size_t)reps, sizeof *runs, cmp_d);
+        qsort(runs, (size_t)reps, sizeof *runs, bench_cmp_double);
         double med = runs[reps / 2];
         printf("{\"tokenizer\":\"%s\",\"texts\":%d,\"threads\":1,\"texts_per_s\":%.0f,\"us_per_text\":%.2f}\n",
                toks[k], n_texts, med, 1e6 / med);
@@ -147,7 +117,7 @@ int main(int argc, char **argv)
         double runs[99];
         for (int r = 0; r < reps; r++) {
             long batches = 0;
-            double t0 = now_s(), t;
+            double t0 = bench_now_s(), t;
             do {
                 for (int b = 0; b < batch; b++) {
                     int i = (int)((batches * batch + b) % n_texts), n, tr;
@@ -159,10 +129,10 @@ int main(int argc, char **argv)
                     return 1;
                 }
                 batches++;
-            } while ((t = now_s() - t0) < seconds);
+            } while ((t = bench_now_s() - t0) < seconds);
             runs[r] = t / batches * 1e3;
         }
-        qsort(runs, (size_t)reps, sizeof *runs, cmp_d);
+        qsort(runs, (size_t)reps, sizeof *runs, bench_cmp_double);
         double batch_ms = runs[reps / 2], tok_ms = first_us * batch * 1e-3;
         printf("{\"model\":\"%s\",\"batch\":%d,\"threads\":%d,\"batch_ms\":%.2f,\"tokenize_ms\":%.3f,"
                "\"tokenize_share\":%.4f}\n",

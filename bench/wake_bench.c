@@ -16,15 +16,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchutil.h"
+
 #define GAP_MIN_NS 500000
 #define GAP_SPREAD_NS 1000000
-
-static int64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
 
 /* One run: the waiter records, for each post, now minus the post's time. */
 typedef struct {
@@ -45,7 +40,7 @@ static void *waiter(void *arg)
     while (!atomic_load(&r->stop)) {
         int64_t p = atomic_load(&r->posted);
         if (p != seen) {
-            r->lat_us[r->n++] = (double)(now_ns() - p) / 1e3;
+            r->lat_us[r->n++] = (double)(bench_now_ns() - p) / 1e3;
             seen = p;
         } else if (r->polling) {
             pthread_mutex_unlock(&r->mu);
@@ -58,12 +53,6 @@ static void *waiter(void *arg)
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static void measure(int polling, int posts)
@@ -83,7 +72,7 @@ static void measure(int polling, int posts)
         struct timespec ts = { 0, gap };
         nanosleep(&ts, NULL);
         pthread_mutex_lock(&r.mu);
-        atomic_store(&r.posted, now_ns());
+        atomic_store(&r.posted, bench_now_ns());
         pthread_cond_signal(&r.cv);
         pthread_mutex_unlock(&r.mu);
     }
@@ -92,7 +81,7 @@ static void measure(int polling, int posts)
     pthread_cond_signal(&r.cv);
     pthread_mutex_unlock(&r.mu);
     pthread_join(th, NULL);
-    qsort(r.lat_us, (size_t)r.n, sizeof(double), cmp_double);
+    qsort(r.lat_us, (size_t)r.n, sizeof(double), bench_cmp_double);
     if (r.n > 0)
         printf("%-8s %d posts: p50 %.1f us, p99 %.1f us, max %.1f us\n",
                polling ? "polling" : "sleeping", r.n, r.lat_us[r.n / 2],
