@@ -17,33 +17,48 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testutil.h"
 #include "tokenizer.h"
 #include "tokjson.h"
 
 #define DIR "tests/golden/tokjson/"
-#define MAX_IDS 4096
 
-static char *read_file(const char *path, size_t *len)
+/* The malloc family, counted: this program's own definitions take the
+ * place of libc's in every caller (the library is linked statically) and
+ * forward to glibc's, so a test can tell whether a warm call allocates.
+ * Not in sanitizer builds, whose runtimes own malloc. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define COUNT_ALLOCS 0
+#else
+#define COUNT_ALLOCS 1
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+static _Atomic long n_allocs;
+void *malloc(size_t n)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap + 1);
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) buf = realloc(buf, (cap *= 2) + 1);
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0', *len = n;
-    return buf;
+    n_allocs++;
+    return __libc_malloc(n);
 }
+void *calloc(size_t n, size_t size)
+{
+    n_allocs++;
+    return __libc_calloc(n, size);
+}
+void *realloc(void *p, size_t n)
+{
+    n_allocs++;
+    return __libc_realloc(p, n);
+}
+#endif
+#define MAX_IDS 4096
 
 static eng__tokjson *load(const char *name)
 {
     char path[256], err[256];
     snprintf(path, sizeof path, DIR "%s/tokenizer.json", name);
     size_t len;
-    char *json = read_file(path, &len);
+    char *json = test_read_file(path, &len);
     ck_assert_msg(json, "cannot read %s", path);
     eng__tokjson *t = NULL;
     eng_status s = eng__tokjson_init(&t, json, len, err, sizeof err);
@@ -60,9 +75,9 @@ static void check_golden(const char *name)
     eng__tokjson *t = load(name);
     char path[256];
     size_t tlen, glen;
-    char *texts = read_file(misc ? DIR "texts_hard.txt" : DIR "texts.txt", &tlen);
+    char *texts = test_read_file(misc ? DIR "texts_hard.txt" : DIR "texts.txt", &tlen);
     snprintf(path, sizeof path, DIR "%s/golden.jsonl", name);
-    char *gold = read_file(path, &glen);
+    char *gold = test_read_file(path, &glen);
     ck_assert(texts && gold);
     int32_t *ids = malloc(MAX_IDS * sizeof *ids);
     eng_token_span *spans = malloc(MAX_IDS * sizeof *spans);
@@ -203,23 +218,54 @@ START_TEST(test_refused)
 }
 END_TEST
 
-static const char *shared_dir(void)
+#if COUNT_ALLOCS
+/* Once a thread has tokenized a text, texts of up to the kept size run in
+ * its working memory: none of the golden texts allocates on a warm thread,
+ * with each model kind (BPE, Unigram) and pipeline. */
+START_TEST(test_warm_encode_does_not_allocate)
 {
-    const char *s = getenv("ENGINE_SHARED");
-    return s && *s ? s : "../shared";
+    static const char *const names[] = {"roberta-like", "clip-like", "xlmr-like"};
+    size_t tlen;
+    char *texts = test_read_file(DIR "texts.txt", &tlen);
+    ck_assert_ptr_nonnull(texts);
+    static int32_t ids[MAX_IDS];
+    static eng_token_span spans[MAX_IDS];
+    for (int m = 0; m < 3; m++) {
+        eng__tokjson *t = load(names[m]);
+        for (int pass = 0; pass < 2; pass++) {
+            /* No Check assertion inside the loop: Check allocates. */
+            const long before = n_allocs;
+            int n_texts = 0, failed = 0;
+            for (char *p = texts, *end = texts + tlen; p < end; n_texts++) {
+                char *nl = memchr(p, '\n', (size_t)(end - p));
+                size_t len = (size_t)((nl ? nl : end) - p);
+                int n, tr;
+                failed += eng__tokjson_encode(t, p, len, MAX_IDS, ids, spans, MAX_IDS, &n, &tr) != ENG_OK;
+                p += len + 1;
+            }
+            const long allocs = n_allocs - before;
+            ck_assert_int_eq(failed, 0);
+            /* The first pass grows the working memory; the second must not. */
+            if (pass == 1)
+                ck_assert_msg(allocs == 0, "%s: %ld allocations over %d warm texts", names[m], allocs,
+                              n_texts);
+        }
+        eng__tokjson_free(t);
+    }
+    free(texts);
 }
+END_TEST
+#endif
 
 /* BERT's tokenizer.json through the interpreter and its vocab.txt through
  * the fast path: the same ids and spans on SST-2 dev and the hard texts. */
 START_TEST(test_bert_both_engines)
 {
-    char path[4096], err[512];
-    snprintf(path, sizeof path, "%s/models/sst2-bert-mini/tokenizer.json", shared_dir());
+    char err[512];
     size_t jlen, vlen, tlen;
-    char *json = read_file(path, &jlen);
-    snprintf(path, sizeof path, "%s/models/sst2-bert-mini/vocab.txt", shared_dir());
-    char *vocab = read_file(path, &vlen);
-    char *texts = read_file(DIR "texts.txt", &tlen);
+    char *json = test_read_file(test_shared_path("models/sst2-bert-mini/tokenizer.json"), &jlen);
+    char *vocab = test_read_file(test_shared_path("models/sst2-bert-mini/vocab.txt"), &vlen);
+    char *texts = test_read_file(DIR "texts.txt", &tlen);
     ck_assert(json && vocab && texts);
     eng__tokenizer *interp, *fast;
     ck_assert_msg(eng__tokenizer_init_json(&interp, json, jlen, 0, err, sizeof err) == ENG_OK, "%s", err);
@@ -263,21 +309,15 @@ int main(void)
     tcase_add_test(tc, test_truncation_utf8);
     tcase_add_test(tc, test_refused);
     tcase_add_test(tc, test_bpe_all_unknown);
-    char probe[4096];
-    snprintf(probe, sizeof probe, "%s/models/sst2-bert-mini/tokenizer.json", shared_dir());
-    FILE *f = fopen(probe, "rb");
-    int have_shared = f != NULL;
-    if (f) fclose(f);
-    if (have_shared) tcase_add_test(tc, test_bert_both_engines);
+#if COUNT_ALLOCS
+    tcase_add_test(tc, test_warm_encode_does_not_allocate);
+#else
+    test_note_skip("a sanitizer owns malloc in this build: the no-allocation check did not run");
+#endif
+    if (test_shared_path("models/sst2-bert-mini/tokenizer.json"))
+        tcase_add_test(tc, test_bert_both_engines);
+    else
+        test_note_skip("no $ENGINE_SHARED/models/sst2-bert-mini/tokenizer.json: the BERT two-engine test did not run");
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    if (failed) return 1;
-    if (!have_shared) {
-        printf("SKIP: %s not found (set ENGINE_SHARED); the BERT two-engine test did not run\n", probe);
-        return 77;
-    }
-    return 0;
+    return test_run_suite(s);
 }

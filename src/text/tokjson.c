@@ -11,6 +11,7 @@
  *      the post-processor adds its tokens (and trims byte-level offsets). */
 #include "tokjson.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,38 @@ static void tw_free(twork *w)
     free(w->tok);
     free(w->scratch);
     free(w->mt);
+}
+
+/* Each thread keeps its working memory from one text to the next, so that a
+ * warm thread tokenizes without allocating (the tokenizer itself is shared
+ * and immutable); the key's destructor frees it when the thread ends. A text
+ * that grew the pool past TW_KEEP_CHARS chars gives its memory back after
+ * the call rather than holding it for the thread's life. */
+enum { TW_KEEP_CHARS = 1 << 16 };
+static pthread_key_t tw_key;
+static int tw_key_ok;
+static pthread_once_t tw_once = PTHREAD_ONCE_INIT;
+
+static void tw_destroy(void *p)
+{
+    tw_free(p);
+    free(p);
+}
+
+static void tw_key_init(void) { tw_key_ok = pthread_key_create(&tw_key, tw_destroy) == 0; }
+
+/* This thread's working memory; NULL when it cannot have one (the caller
+ * then works in a local one). */
+static twork *tw_thread(void)
+{
+    pthread_once(&tw_once, tw_key_init);
+    if (!tw_key_ok) return NULL;
+    twork *w = pthread_getspecific(tw_key);
+    if (!w && (w = calloc(1, sizeof *w)) != NULL && pthread_setspecific(tw_key, w) != 0) {
+        free(w);
+        w = NULL;
+    }
+    return w;
 }
 
 /* ---- Parsing ------------------------------------------------------------------ */
@@ -657,21 +690,27 @@ eng_status eng__tokjson_encode(const eng__tokjson *t, const char *text, size_t l
     if (truncated) *truncated = 0;
     if (!t || (!text && len) || !ids || !n_ids || max_len < 1 || max_len > cap || len > INT32_MAX / 2)
         return ENG_ERR_INVALID_ARG;
-    twork w = {0};
-    w.steps_left = len > (size_t)(INT32_MAX / TOK_STEPS_PER_BYTE) ? INT32_MAX
-                   : (int)len * TOK_STEPS_PER_BYTE < TOK_STEPS_MIN ? TOK_STEPS_MIN
-                                                                  : (int)len * TOK_STEPS_PER_BYTE;
+    twork local = {0}, *w = tw_thread();
+    if (!w) w = &local;
+    w->np = 0;
+    w->nsp = w->nsp2 = w->ntok = w->nmt = w->oom = 0;
+    w->steps_left = len > (size_t)(INT32_MAX / TOK_STEPS_PER_BYTE) ? INT32_MAX
+                    : (int)len * TOK_STEPS_PER_BYTE < TOK_STEPS_MIN ? TOK_STEPS_MIN
+                                                                   : (int)len * TOK_STEPS_PER_BYTE;
     int trunc = 0;
-    eng_status s = run(t, &w, text, len, max_len, &trunc);
+    eng_status s = run(t, w, text, len, max_len, &trunc);
     if (s == ENG_OK) {
-        int n = w.ntok < max_len ? w.ntok : max_len;
+        int n = w->ntok < max_len ? w->ntok : max_len;
         for (int i = 0; i < n; i++) {
-            ids[i] = w.tok[i].id;
-            if (spans) spans[i] = (eng_token_span){w.tok[i].s, w.tok[i].e};
+            ids[i] = w->tok[i].id;
+            if (spans) spans[i] = (eng_token_span){w->tok[i].s, w->tok[i].e};
         }
         *n_ids = n;
-        if (truncated) *truncated = trunc || w.ntok > max_len;
+        if (truncated) *truncated = trunc || w->ntok > max_len;
     }
-    tw_free(&w);
+    if (w == &local || w->pcap > TW_KEEP_CHARS) {
+        tw_free(w);
+        *w = (twork){0};
+    }
     return s;
 }
