@@ -209,9 +209,8 @@ static void append_entry(redisContext *c, srv_req *r, int i, uint32_t slot, uint
         a[k++] = "truncate", a[k++] = "0";
     if (e->deadline[0])
         a[k++] = "deadline_ms", a[k++] = e->deadline;
-    for (int j = 0; j < k; j++)
-        l[j] = strlen(a[j]);
-    l[10] = it->len;   /* the input: image bytes may hold NULs */
+    for (int j = 0; j < k; j++)   /* the input (10) is bytes: an image's hold NULs, end without one */
+        l[j] = j == 10 ? it->len : strlen(a[j]);
     redisAppendCommandArgv(c, k, a, l);
 }
 

@@ -260,7 +260,7 @@ eng_status eng__redis_zero_shot_get(const eng_redis_request *q, int dim, eng_red
     const size_t n_feat = q->input.n / 4, tl = q->templ.p ? q->templ.n + 1 : 0;
     /* One block: the rows and label pointers, the features, the ids, the
      * labels' and template's bytes. */
-    size_t off_ptr = L * sizeof(eng_seq), off_feat = off_ptr + L * sizeof(char *),
+    size_t off_ptr = ids ? L * sizeof(eng_seq) : 0, off_feat = off_ptr + L * sizeof(char *),
            off_ids = off_feat + n_feat * sizeof(float), off_txt = off_ids + total * 4;
     _Static_assert(alignof(eng_seq) >= alignof(char *) && alignof(char *) >= alignof(float) &&
                        sizeof(float) == sizeof(int32_t),
