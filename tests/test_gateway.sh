@@ -28,17 +28,16 @@ if [ ! -f "$MODEL" ]; then
 fi
 T=$(mktemp -d)
 PIDS=""
-CLIP=$T/clip.eng
-if ! $B/convert "$CLIP_DIR" "$CLIP" >"$T/convert.log" 2>&1; then
-    echo "test_gateway: FAIL: $B/convert $CLIP_DIR:"; cat "$T/convert.log"
-    rm -rf "$T"
-    exit 1
-fi
 cleanup() {
     for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
     rm -rf "$T"
 }
 trap cleanup EXIT
+CLIP=$T/clip.eng
+if ! $B/convert "$CLIP_DIR" "$CLIP" >"$T/convert.log" 2>&1; then
+    echo "test_gateway: FAIL: $B/convert $CLIP_DIR:"; cat "$T/convert.log"
+    exit 1
+fi
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

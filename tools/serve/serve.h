@@ -179,7 +179,7 @@ struct srv_req {
      * best label; or zs_st and why the label set failed. */
     float *zs_probs;
     int *zs_top;
-    int zs_asked;
+    int zs_asked;        /* the backend's zero_shot was called */
     eng_status zs_st;
     char zs_why[256];
     srv_item zs_item;    /* a gateway's entry for them (no scheduler result) */
