@@ -10,8 +10,10 @@
  *
  * Models: the tiny BERT of the eng_load seeds (FUZZ_HTTP_MODEL overrides the
  * path, relative to the repository root where `make fuzz` runs), so /tokenize
- * runs the real tokenizer; the null text model; and an image model with no
- * weights (its items are never decoded here: decoding is fuzz_image's). */
+ * runs the real tokenizer; the null text model; an image model with no
+ * weights (its items are never decoded here: decoding is fuzz_image's); and
+ * a CLIP one as a gateway has it (metadata only), whose zero-shot answers are
+ * formatted from made-up scores, or a made-up failure of the label set. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,7 @@
 #include "../tools/serve/serve.h"   /* the server's own header, not an include path */
 
 static srv s;
-static srv_model models[3];
+static srv_model models[4];
 
 static void die(const char *what, const char *detail, size_t len)
 {
@@ -51,6 +53,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(m->name, sizeof m->name, "img");
     m->info = (eng_model_info){.arch = "resnet", .input = ENG_INPUT_IMAGE, .weights = "none",
                                .n_labels = 7, .max_positions = 0};
+    m = &models[3];
+    snprintf(m->name, sizeof m->name, "clip");
+    m->info = (eng_model_info){.arch = "clip", .input = ENG_INPUT_IMAGE, .weights = "none",
+                               .hidden = 8, .max_positions = 0};
     /* The image model's names need escaping; NULL is LABEL_i. */
     static const char *img_labels[7] = {"tench", "a \"quoted\"\n\\ label", NULL, "\xff\xfe",
                                         "\x01ctl", "", "\xe4\xb8\xad"};
@@ -59,16 +65,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("the model has more labels than the harness holds", path, strlen(path));
     for (int k = 0; k < models[0].info.n_labels && k < 64; k++)
         tiny_labels[k] = eng_model_label(models[0].model, k);
-    static const char *null_labels[2];
+    static const char *null_labels[2], *clip_labels[1];
     models[0].labels = tiny_labels;
     models[1].labels = null_labels;
     models[2].labels = img_labels;
-    for (int i = 0; i < 3; i++) {   /* as backend_local.c's load_model and local_open */
+    models[3].labels = clip_labels;
+    for (int i = 0; i < 4; i++) {   /* as backend_local.c's load_model and local_open */
         models[i].width_classify = 2 * models[i].info.n_labels;
         models[i].width_embed = models[i].info.hidden;
     }
     s.models = models;
-    s.n_models = 3;
+    s.n_models = 4;
     s.o = (srv_opts){.host = "127.0.0.1", .payload_limit = 1 << 20, .max_client_batch = 8,
                      .max_connections = 64, .http_threads = 1, .request_timeout_ms = 0};
     atomic_store(&s.ready, 1);
@@ -115,6 +122,21 @@ static void fake_results(srv_req *r)
         it->st = ENG_OK;
         it->label = r->task == ENG_TASK_CLASSIFY && nl > 0 ? (int)(it->len % (size_t)nl) : -1;
         it->n_tokens = (int)(it->len % 512);
+    }
+    /* Zero-shot: each image's label scores from its bytes (finite, the best
+     * one in range), or the label set's failure when the first image's
+     * length is a multiple of 7. */
+    const int L = r->zs.n_labels;
+    if (r->route == R_ZERO_SHOT && r->items[0].len % 7 == 0) {
+        r->zs_st = (eng_status)(1 + r->items[0].len % (ENG__STATUS_COUNT - 1));
+        snprintf(r->zs_why, sizeof r->zs_why, "made up \"%s\"", eng_status_str(r->zs_st));
+    } else if (r->route == R_ZERO_SHOT) {
+        for (int i = 0; i < r->n; i++) {
+            const srv_item *it = &r->items[i];
+            for (int c = 0; c < L; c++)
+                r->zs_probs[(size_t)i * L + c] = (float)(unsigned char)it->data[(size_t)c % it->len];
+            r->zs_top[i] = (int)(it->len % (size_t)L);
+        }
     }
 }
 

@@ -1,10 +1,13 @@
 #!/bin/bash
 # tests/test_gateway.sh: `engine serve --backend redis://...` (the gateway,
 # tools/serve/backend_redis.c) against a local `engine serve` of the same
-# model: every route's answer (status and body, /tokenize too) equal byte for
-# byte; two workers, one killed -9 under load (every request still answered);
-# malformed reply entries; no worker left (a deadline answers 504, no deadline 503 after
-# --reply-timeout-ms, never a hang); no worker at start (a clear error).
+# models (sst2-bert-mini, and the tiny CLIP of tests/golden/tiny/clip-tok on
+# its own stream): every route's answer (status and body, /tokenize and
+# /zero-shot too) equal byte for byte, the workers' zero-shot label-set cache
+# counted as the local server's; two workers, one killed -9 under load (every
+# request still answered); malformed reply entries; a dead-lettered entry
+# (500 saying why); no worker left (a deadline answers 504, no deadline 503
+# after --reply-timeout-ms, never a hang); no worker at start (a clear error).
 # Starts its own redis-server on a free loopback port with persistence off and
 # stops everything it started by pid. Exits 77 (skipped) without redis-server
 # or without $ENGINE_BUILD/models/sst2-bert-mini.eng (make models).
@@ -12,6 +15,7 @@ set -u
 B=${ENGINE_BUILD:-build}
 E=$B/engine
 MODEL=$B/models/sst2-bert-mini.eng
+CLIP_DIR=tests/golden/tiny/clip-tok
 for tool in redis-server redis-cli python3 curl; do
     if ! command -v $tool >/dev/null; then
         echo "test_gateway: SKIP: $tool not installed"
@@ -29,6 +33,11 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
+CLIP=$T/clip.eng
+if ! $B/convert "$CLIP_DIR" "$CLIP" >"$T/convert.log" 2>&1; then
+    echo "test_gateway: FAIL: $B/convert $CLIP_DIR:"; cat "$T/convert.log"
+    exit 1
+fi
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -91,13 +100,21 @@ W1=$WPID
 M2=$(free_port)
 start_worker w2 "$M2"
 W2=$WPID
+MC=$(free_port)
+$E worker "$CLIP" --redis "$URL" --stream engine:clip --consumer wc --workers 1 --threads 1 \
+    --metrics-port "$MC" 2>>"$T/wc.log" &
+WC=$!
+PIDS="$PIDS $WC"
 LPORT=$(free_port)
-$E serve "$MODEL" --port "$LPORT" --workers 1 --threads 1 2>"$T/local.log" &
+$E serve "$MODEL" "$CLIP" --port "$LPORT" --workers 1 --threads 1 2>"$T/local.log" &
 LPID=$!
 PIDS="$PIDS $LPID"
-for _ in $(seq 100); do [ -n "$($R hget engine:model:sst2-bert-mini arch)" ] && break; sleep 0.05; done
+for m in sst2-bert-mini clip; do
+    for _ in $(seq 100); do [ -n "$($R hget engine:model:$m arch)" ] && break; sleep 0.05; done
+done
 GPORT=$(free_port)
-$E serve --backend "$URL" --port "$GPORT" --reply-timeout-ms "$REPLY_MS" 2>"$T/gateway.log" &
+$E serve --backend "$URL" sst2-bert-mini clip --port "$GPORT" --reply-timeout-ms "$REPLY_MS" \
+    2>"$T/gateway.log" &
 GPID=$!
 PIDS="$PIDS $GPID"
 check "local server ready" wait_http "$LPORT" $LPID
@@ -105,10 +122,20 @@ check "gateway ready" wait_http "$GPORT" $GPID
 
 # ---- every route: the gateway's answer equals the local server's ----
 python3 - "$LPORT" "$GPORT" >"$T/compare.txt" 2>&1 <<'PY'
-import json, sys, urllib.request, urllib.error
+import base64, json, struct, sys, urllib.request, urllib.error, zlib
 local, gw = sys.argv[1], sys.argv[2]
 M = "sst2-bert-mini"
 long_text = " ".join(["word"] * 600)
+def png(w, h, seed):   # an RGB PNG of a seeded pattern, as base64
+    rows = b"".join(b"\0" + bytes((x * 37 + y * 11 + c * 53 + seed) % 256
+                                  for x in range(w) for c in range(3)) for y in range(h))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    return base64.b64encode(b"\x89PNG\r\n\x1a\n" +
+                            chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+                            chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")).decode()
+A, Bimg = png(40, 30, 1), png(24, 36, 99)
+ZS = "/v2/models/clip/zero-shot"
+many = ["label %d" % i for i in range(300)]
 cases = [
     ("GET", "/info", None, {}),
     ("GET", "/v2/models/" + M, None, {}),
@@ -140,6 +167,26 @@ cases = [
     ("POST", "/tokenize", {"inputs": long_text}, {}),
     ("POST", "/tokenize", {"inputs": long_text, "truncate": True}, {}),
     ("POST", "/tokenize", b'{"inputs":["fine","bad \xff utf8"]}', {}),
+    # CLIP zero-shot: prompts as ids, through the tokenizer (template or the
+    # default), a label set seen before (the workers' cache), several images,
+    # many labels; then what fails: an image that does not decode, an id past
+    # the vocabulary, a prompt longer than the text tower, malformed bodies, a
+    # model that is not CLIP.
+    ("POST", ZS, {"inputs": [A], "labels": ["cat", "dog"],
+                  "label_ids": [[2012, 5, 2013], [2012, 7, 9, 2013]]}, {}),
+    ("POST", ZS, {"inputs": [A, Bimg], "labels": ["a cat", "a dog", "\u00e9t\u00e9 \"q\""],
+                  "template": "a photo of {}, maybe"}, {}),
+    ("POST", ZS, {"inputs": [Bimg], "labels": ["a cat", "a dog", "\u00e9t\u00e9 \"q\""],
+                  "template": "a photo of {}, maybe"}, {}),
+    ("POST", ZS, {"inputs": [Bimg, A, Bimg], "labels": ["red", "green", "blue"]}, {}),
+    ("POST", ZS, {"inputs": [A], "labels": many}, {}),
+    ("POST", ZS, {"inputs": [A, "bm90IGFuIGltYWdl"], "labels": ["x", "y"]}, {}),
+    ("POST", ZS, {"inputs": [A], "labels": ["x", "y"], "label_ids": [[2012, 2013], [2012, 99999]]}, {}),
+    ("POST", ZS, {"inputs": [A], "labels": ["x"], "label_ids": [list(range(40))]}, {}),
+    ("POST", ZS, {"inputs": [A], "labels": []}, {}),
+    ("POST", ZS, {"inputs": [A], "labels": ["x"], "label_ids": [[-1]]}, {}),
+    ("POST", ZS, b"{not json", {}),
+    ("POST", "/v2/models/%s/zero-shot" % M, {"inputs": [A], "labels": ["x"]}, {}),
 ]
 def call(port, method, path, body, headers):
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
@@ -163,7 +210,22 @@ PY
 
 check "every route: gateway answer = local answer (status and body)" grep -q "different 0" "$T/compare.txt"
 grep DIFF -A2 "$T/compare.txt" | head -20
-check "the cases include answers computed by a worker" test "$(grep -c '^same POST.* -> 200' "$T/compare.txt")" -ge 12
+check "the cases include answers computed by a worker" test "$(grep -c '^same POST.* -> 200' "$T/compare.txt")" -ge 17
+check "zero-shot cases answered 200 through the gateway" \
+    test "$(grep -c '^same POST /v2/models/clip/zero-shot.* -> 200' "$T/compare.txt")" -eq 5
+check "zero-shot failures answered as the local server's" \
+    test "$(grep -c '^same POST /v2/models/clip/zero-shot.* -> 4[02]' "$T/compare.txt")" -eq 6
+# The label sets went through the library's cache on the CLIP worker as on
+# the local server: the same hits and misses.
+zs_counts() {   # zs_counts PORT: the hit and miss series of model clip
+    curl -s "http://127.0.0.1:$1/metrics" | grep '^engine_zero_shot_label_sets_total{model="clip"'
+}
+zs_counts "$MC" >"$T/zs_worker.txt"
+zs_counts "$LPORT" >"$T/zs_local.txt"
+check "worker /metrics: zero-shot label sets counted as the local server's" \
+    cmp -s "$T/zs_worker.txt" "$T/zs_local.txt"
+check "zero-shot label sets: a hit among them" grep -q 'result="hit"} [1-9]' "$T/zs_worker.txt"
+cat "$T/zs_worker.txt"
 check "worker 1 did work" test "$(metric "$M1" engine_redis_entries_read_total)" -gt 0
 check "worker 2 did work" test "$(metric "$M2" engine_redis_entries_read_total)" -gt 0
 # The worker's /metrics has engine serve's per-model families (one dashboard).
@@ -231,13 +293,48 @@ print("answered", len(codes), "ok", sum(1 for c in codes.values() if c == 200),
       "in %.1f s" % (time.time() - t0))
 PY
 LOADPID=$!
-sleep 0.3
+# Killed while it holds entries (unacknowledged), which the other must claim.
+for _ in $(seq 500); do [ -n "$($R xpending engine:requests engine - + 1 w1)" ] && break; sleep 0.01; done
 kill -9 $W1
 wait $LOADPID
 check "kill -9 under load: all $LOAD requests answered 200" grep -q "answered $LOAD ok $LOAD" "$T/load.txt"
 cat "$T/load.txt"
 check "kill -9 under load: the dead worker's entries claimed by the other" \
     test "$(metric "$M2" engine_redis_entries_claimed_total)" -gt 0
+
+# ---- a dead-lettered entry: answered 500 with the workers' reason ----
+# A second gateway (finding its model on the stream) in front of a stream
+# whose first worker left; its entry is read by a consumer that never
+# answers, then claimed by a worker allowing one delivery.
+PS=engine:poison
+poison_worker() {   # poison_worker CONSUMER [OPTION...]: its pid in WPID
+    $E worker "$MODEL" --redis "$URL" --stream $PS --model-name poison --consumer "$1" \
+        --workers 1 --threads 1 "${@:2}" 2>>"$T/$1.log" &
+    WPID=$!
+    PIDS="$PIDS $WPID"
+}
+poison_worker p1
+for _ in $(seq 100); do [ -n "$($R hget engine:model:poison arch)" ] && break; sleep 0.05; done
+kill -TERM $WPID; wait $WPID
+G2PORT=$(free_port)
+$E serve --backend "$URL" --stream $PS --port "$G2PORT" --reply-timeout-ms "$REPLY_MS" \
+    2>"$T/gateway2.log" &
+G2PID=$!
+PIDS="$PIDS $G2PID"
+check "second gateway ready" wait_http "$G2PORT" $G2PID
+curl -s -o "$T/dead.json" -w '%{http_code}' -X POST -d '{"inputs":"poison"}' \
+    "http://127.0.0.1:$G2PORT/predict" >"$T/dead.code" &
+CURLPID=$!
+for _ in $(seq 200); do [ "$($R xlen $PS)" = 1 ] && break; sleep 0.05; done
+$R xreadgroup group engine ghost count 1 streams $PS '>' >/dev/null   # delivery 1
+poison_worker p2 --max-deliveries 1 --claim-idle-ms 100
+wait $CURLPID
+check "dead letter through the gateway: 500" test "$(cat "$T/dead.code")" = 500
+check "dead letter through the gateway: says why" grep -qF \
+    '"Input 0: the workers gave up on it: delivered 2 times, more than --max-deliveries 1"' \
+    "$T/dead.json"
+check "dead letter: in the dead-letter stream" test "$($R xlen $PS:dead)" = 1
+kill -TERM $WPID $G2PID; wait $WPID $G2PID
 
 # ---- no worker left: deadlines answer, nothing hangs ----
 kill -9 $W2

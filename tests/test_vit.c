@@ -441,6 +441,44 @@ START_TEST(test_clip_argmax_pooling)
 }
 END_TEST
 
+/* Hostile config.json values (found by fuzz/fuzz_vit_config.c: a size past
+ * int made a float-to-int conversion overflow) are refused with a reason: a
+ * size that is no integer in 0..2^24, a zero patch, and a size the
+ * checkpoint does not have (refused before its K x N floats are allocated). */
+START_TEST(test_config_hostile)
+{
+    static const struct {
+        const char *from, *to;
+        eng_status want;
+        const char *says;
+    } cases[] = {
+        {"\"hidden_size\": 32", "\"hidden_size\": 3.4e110", ENG_ERR_FORMAT, "hidden_size"},
+        {"\"hidden_size\": 32", "\"hidden_size\": -32", ENG_ERR_FORMAT, "hidden_size"},
+        {"\"patch_size\": 8", "\"patch_size\": 8.5", ENG_ERR_FORMAT, "patch_size"},
+        {"\"patch_size\": 8", "\"patch_size\": 0", ENG_ERR_UNSUPPORTED, "patch_size 0"},
+        {"\"hidden_size\": 32", "\"hidden_size\": 16000000", ENG_ERR_FORMAT,
+         "no tensor vision_model.embeddings.patch_embedding.weight of 3072000000 values"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dir[] = "/tmp/test_vit_cfg_XXXXXX", cmd[768], out[600], err[512] = "";
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(cmd, sizeof cmd,
+                 "cp %s/clip/* %s/ && sed -i 's/%s/%s/' %s/config.json && grep -qF '%s' "
+                 "%s/config.json",
+                 GOLDEN_DIR, dir, cases[i].from, cases[i].to, dir, cases[i].to, dir);
+        ck_assert_int_eq(system(cmd), 0);
+        snprintf(out, sizeof out, "%s/clip.eng", dir);
+        cv_vit_report r;
+        eng_status s = cv_convert_vit(dir, NULL, out, &r, err, sizeof err);
+        ck_assert_msg(s == cases[i].want && strstr(err, cases[i].says),
+                      "%s: status %d, %s", cases[i].to, (int)s, err);
+        ck_assert_int_ne(access(out, F_OK), 0);
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+}
+END_TEST
+
 /* Without preprocessor_config.json the converter takes ViTImageProcessor's
  * defaults at the model's size (bilinear, square, mean and std 0.5): what
  * vit-cls's config says, so the pixels are the reference's. */
@@ -735,6 +773,7 @@ int main(void)
     tcase_add_test(tc, test_sched_embed);
     tcase_add_test(tc, test_tokenizer_json_kept);
     tcase_add_test(tc, test_processor_defaults);
+    tcase_add_test(tc, test_config_hostile);
     tcase_add_test(tc, test_clip_argmax_pooling);
     tcase_add_test(tc, test_clip_tokenizer);
     tcase_add_test(tc, test_reduced_precision);

@@ -101,6 +101,18 @@ static void linear(job *j, const char *const *hf, int parts, const char *eng, in
     if (j->st)
         return;
     const int n = N / parts;
+    /* The sizes come from config.json: checked against the checkpoint
+     * before K x N floats are allocated. */
+    for (int p = 0; p < parts && !j->st; p++) {
+        char name[256];
+        snprintf(name, sizeof name, "%s.weight", hf[p]);
+        const src_tensor *t = src_find(j->s, name);
+        if (!t || src_numel(t) != (int64_t)n * K)
+            fail(j, ENG_ERR_FORMAT, "checkpoint has no tensor %s of %lld values", name,
+                 (long long)n * K);
+    }
+    if (j->st)
+        return;
     float *wt = malloc((size_t)K * N * sizeof *wt), *b = calloc((size_t)N, sizeof *b);
     if (!wt || !b) {
         fail(j, ENG_ERR_NOMEM, "out of memory");
@@ -144,10 +156,23 @@ typedef struct {
     const char *act;
 } tower;
 
-static int cfg_int(const cJSON *o, const char *key, int dflt)
+/* The sizes and ids a config may hold: any real model's are far below, and
+ * products of two fit an int64. */
+#define CFG_INT_MAX (1 << 24)
+
+/* o[key] as an integer in 0..CFG_INT_MAX, dflt when absent; anything else
+ * fails the job (and gives dflt). */
+static int cfg_int(job *j, const cJSON *o, const char *key, int dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? (int)v->valuedouble : dflt;
+    if (!cJSON_IsNumber(v))
+        return dflt;
+    const double d = v->valuedouble;
+    if (!(d >= 0 && d <= CFG_INT_MAX) || d != (double)(int)d) {
+        fail(j, ENG_ERR_FORMAT, "config: %s %g is not an integer in 0..%d", key, d, CFG_INT_MAX);
+        return dflt;
+    }
+    return (int)d;
 }
 
 static double cfg_num(const cJSON *o, const char *key, double dflt)
@@ -162,12 +187,12 @@ static const char *cfg_str(const cJSON *o, const char *key, const char *dflt)
     return cJSON_IsString(v) ? v->valuestring : dflt;
 }
 
-static tower read_tower(const cJSON *c, int clip)
+static tower read_tower(job *j, const cJSON *c, int clip)
 {
-    tower t = {cfg_int(c, "hidden_size", 768),
-               cfg_int(c, "num_hidden_layers", 12),
-               cfg_int(c, "num_attention_heads", 12),
-               cfg_int(c, "intermediate_size", 3072),
+    tower t = {cfg_int(j, c, "hidden_size", 768),
+               cfg_int(j, c, "num_hidden_layers", 12),
+               cfg_int(j, c, "num_attention_heads", 12),
+               cfg_int(j, c, "intermediate_size", 3072),
                cfg_num(c, "layer_norm_eps", clip ? 1e-5 : 1e-12),
                cfg_str(c, "hidden_act", clip ? "quick_gelu" : "gelu")};
     if (!strcmp(t.act, "gelu_new") || !strcmp(t.act, "gelu_pytorch_tanh"))
@@ -303,7 +328,7 @@ static cJSON *image_meta(const cJSON *pp, int clip, int image_size, job *j)
              "normalize, which the engine always does");
         return NULL;
     }
-    int resample = cfg_int(pp, "resample", clip ? 3 : 2);
+    int resample = cfg_int(j, pp, "resample", clip ? 3 : 2);
     if (resample != 2 && resample != 3) {
         fail(j, ENG_ERR_UNSUPPORTED, "resample %d: only bilinear (2) and bicubic (3)", resample);
         return NULL;
@@ -315,11 +340,11 @@ static cJSON *image_meta(const cJSON *pp, int clip, int image_size, job *j)
         square = !clip;
         resize = (int)size->valuedouble;
     } else if (size && cJSON_GetObjectItemCaseSensitive(size, "shortest_edge")) {
-        resize = cfg_int(size, "shortest_edge", image_size);
+        resize = cfg_int(j, size, "shortest_edge", image_size);
     } else if (size) {
         square = 1;
-        resize = cfg_int(size, "height", image_size);
-        if (cfg_int(size, "width", resize) != resize) {
+        resize = cfg_int(j, size, "height", image_size);
+        if (cfg_int(j, size, "width", resize) != resize) {
             fail(j, ENG_ERR_UNSUPPORTED, "non-square size in preprocessor_config.json");
             return NULL;
         }
@@ -330,9 +355,9 @@ static cJSON *image_meta(const cJSON *pp, int clip, int image_size, job *j)
     const int crops = do_crop ? cJSON_IsTrue(do_crop) : clip;
     crop_side = !crops                 ? resize
                 : cJSON_IsNumber(crop) ? (int)crop->valuedouble
-                : crop                 ? cfg_int(crop, "height", image_size)
+                : crop                 ? cfg_int(j, crop, "height", image_size)
                                        : image_size;
-    if (crops && cJSON_IsObject(crop) && cfg_int(crop, "width", crop_side) != crop_side) {
+    if (crops && cJSON_IsObject(crop) && cfg_int(j, crop, "width", crop_side) != crop_side) {
         fail(j, ENG_ERR_UNSUPPORTED, "non-square crop_size in preprocessor_config.json");
         return NULL;
     }
@@ -371,18 +396,30 @@ static cJSON *image_meta(const cJSON *pp, int clip, int image_size, job *j)
     return o;
 }
 
+/* The patches of an S px image in p px patches, or -1 with the job failed.
+ * S is bounded so that (S / p)^2 and a patch's 3 p^2 values fit an int. */
+static int patch_grid(job *j, int S, int p)
+{
+    if (p < 1 || S < p || S % p || S > 16384) {
+        fail(j, ENG_ERR_UNSUPPORTED,
+             "image_size %d is not a multiple of patch_size %d (or is over 16384)", S, p);
+        return -1;
+    }
+    return (S / p) * (S / p);
+}
+
 static void convert_vit(job *j, const cJSON *cfg, cJSON *meta)
 {
-    const tower t = read_tower(cfg, 0);
-    const int H = t.hidden, p = cfg_int(cfg, "patch_size", 16), S = cfg_int(cfg, "image_size", 224);
-    const int grid = (S / p) * (S / p);
+    const tower t = read_tower(j, cfg, 0);
+    const int H = t.hidden, p = cfg_int(j, cfg, "patch_size", 16), S = cfg_int(j, cfg, "image_size", 224);
+    const int grid = patch_grid(j, S, p);
     const char *pre = src_find(j->s, "vit.embeddings.cls_token") ? "vit." : "";
     char n[256], e[256];
-    if (cfg_int(cfg, "num_channels", 3) != 3 || S % p ||
+    if (grid < 0)
+        return;
+    if (cfg_int(j, cfg, "num_channels", 3) != 3 ||
         cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(cfg, "qkv_bias"))) {
-        fail(j, ENG_ERR_UNSUPPORTED,
-             "ViT with other than 3 channels, qkv_bias false, or an "
-             "image size that is not a multiple of the patch");
+        fail(j, ENG_ERR_UNSUPPORTED, "ViT with other than 3 channels or qkv_bias false");
         return;
     }
     snprintf(n, sizeof n, "%sembeddings.patch_embeddings.projection", pre);
@@ -433,14 +470,14 @@ static void convert_clip(job *j, const cJSON *cfg, cJSON *meta)
 {
     const cJSON *vc = cJSON_GetObjectItemCaseSensitive(cfg, "vision_config");
     const cJSON *tc = cJSON_GetObjectItemCaseSensitive(cfg, "text_config");
-    const tower vt = read_tower(vc, 1), tt = read_tower(tc, 1);
-    const int p = cfg_int(vc, "patch_size", 32), S = cfg_int(vc, "image_size", 224);
-    const int grid = (S / p) * (S / p), D = cfg_int(cfg, "projection_dim", 512);
-    const int V = cfg_int(tc, "vocab_size", 49408), P = cfg_int(tc, "max_position_embeddings", 77);
-    if (S % p || cfg_int(vc, "num_channels", 3) != 3) {
-        fail(j, ENG_ERR_UNSUPPORTED,
-             "CLIP vision with other than 3 channels or an image size "
-             "that is not a multiple of the patch");
+    const tower vt = read_tower(j, vc, 1), tt = read_tower(j, tc, 1);
+    const int p = cfg_int(j, vc, "patch_size", 32), S = cfg_int(j, vc, "image_size", 224);
+    const int grid = patch_grid(j, S, p), D = cfg_int(j, cfg, "projection_dim", 512);
+    const int V = cfg_int(j, tc, "vocab_size", 49408), P = cfg_int(j, tc, "max_position_embeddings", 77);
+    if (grid < 0)
+        return;
+    if (cfg_int(j, vc, "num_channels", 3) != 3) {
+        fail(j, ENG_ERR_UNSUPPORTED, "CLIP vision with other than 3 channels");
         return;
     }
     patch_embedding(j, "vision_model.embeddings.patch_embedding", vt.hidden, p, 0);
@@ -467,7 +504,7 @@ static void convert_clip(job *j, const cJSON *cfg, cJSON *meta)
     cJSON_AddNumberToObject(t, "vocab", V);
     cJSON_AddNumberToObject(t, "positions", P);
     /* transformers' CLIPTextConfig default (2) selects the argmax pooling. */
-    cJSON_AddNumberToObject(t, "eos_id", cfg_int(tc, "eos_token_id", 2));
+    cJSON_AddNumberToObject(t, "eos_id", cfg_int(j, tc, "eos_token_id", 2));
     cJSON_AddItemToObject(meta, "text", t);
     cJSON_AddNumberToObject(meta, "projection", D);
 }
@@ -494,7 +531,7 @@ eng_status cv_convert_vit(const char *dir, const char *weights, const char *out,
         fail(&j, ENG_ERR_NOMEM, "out of memory");
     if (!j.st) {
         const cJSON *vc = r->clip ? cJSON_GetObjectItemCaseSensitive(cfg, "vision_config") : cfg;
-        cJSON *img = image_meta(pp, r->clip, cfg_int(vc, "image_size", 224), &j);
+        cJSON *img = image_meta(pp, r->clip, cfg_int(&j, vc, "image_size", 224), &j);
         if (img)
             cJSON_AddItemToObject(meta, "image", img);
         cJSON_AddStringToObject(meta, "kind", "vit");

@@ -175,6 +175,23 @@ static void local_submit(srv_req *r)
     }
 }
 
+/* On the model's own context, made at the first request; a new label set's
+ * prompts are embedded here, on the answering thread. */
+static int local_zero_shot(srv_req *r)
+{
+    srv_model *m = r->m;
+    pthread_mutex_lock(&m->zs_mu);
+    if (!m->zs_ctx && eng_ctx_init(m->model, NULL, &m->zs_ctx) != ENG_OK) {
+        r->zs_st = ENG_ERR_NOMEM;
+        snprintf(r->zs_why, sizeof r->zs_why, "%s", eng_last_error());
+    } else if ((r->zs_st = eng_zero_shot_scores(m->zs_ctx, &r->zs, r->vals, r->n, r->zs_probs,
+                                                r->zs_top))) {
+        snprintf(r->zs_why, sizeof r->zs_why, "%s", eng_ctx_last_error(m->zs_ctx));
+    }
+    pthread_mutex_unlock(&m->zs_mu);
+    return 1;
+}
+
 static uint64_t local_queue_depth(srv_model *m)
 {
     eng_sched_stats st;
@@ -197,6 +214,7 @@ const srv_backend srv_backend_local = {
     .open = local_open,
     .submit = local_submit,
     .tokenize = tei_tokenize,
+    .zero_shot = local_zero_shot,
     .queue_depth = local_queue_depth,
     .close = local_close,
 };

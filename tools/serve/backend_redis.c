@@ -123,6 +123,12 @@ static void expire_items(int64_t now)
         pthread_mutex_unlock(&G.mu);
         for (int k = 0; k < n; k++) {
             due[k]->st = st[k];
+            srv_req *r = due[k]->r;
+            if (due[k] == &r->zs_item) {   /* (no deadline: ENG_ERR_NO_DEVICE) */
+                r->zs_st = st[k];
+                snprintf(r->zs_why, sizeof r->zs_why,
+                         "Zero-shot scores: no worker answered in time");
+            }
             atomic_fetch_add(&G.expired, 1);
             item_answered(due[k], 0, 0);
         }
@@ -155,17 +161,44 @@ static void drop_conn(redisContext *c)
 typedef struct {
     const char *task, *deadline, *prio;
     int tokenize;
+    const buf *zs;   /* a zero_shot entry's labels, label_ids and input (the features) */
 } entry_args;
 
-/* Appends the XADD of item i (its id "<slot>-<gen>") to c's pipeline. */
+/* Appends the zero_shot entry of r's scores (docs/REDIS.md) to c's pipeline. */
+static void append_scores(redisContext *c, srv_req *r, const char *id, const entry_args *e)
+{
+    srv_model *m = r->m;
+    gw_model *gm = m->be;
+    const char *a[20] = {"XADD", gm->stream, "*", "id", id, "model", m->name, "task",
+                         "zero_shot", "reply_to", G.reply, "raw", "1", "input", e->zs[2].data,
+                         "labels", e->zs[0].data};
+    size_t l[20];
+    int k = 13;
+    for (int j = 0; j < k; j++)
+        l[j] = strlen(a[j]);
+    l[k++] = 5, l[k++] = e->zs[2].len;   /* binary, as the next ones */
+    l[k++] = 6, l[k++] = e->zs[0].len;
+    if (r->zs.ids)
+        a[k] = "label_ids", l[k++] = 9, a[k] = e->zs[1].data, l[k++] = e->zs[1].len;
+    if (r->zs.templ)
+        a[k] = "template", l[k++] = 8, a[k] = r->zs.templ, l[k++] = strlen(r->zs.templ);
+    redisAppendCommandArgv(c, k, a, l);
+}
+
+/* Appends the XADD of item i (its id "<slot>-<gen>") to c's pipeline: r's
+ * scores when e->zs is set. */
 static void append_entry(redisContext *c, srv_req *r, int i, uint32_t slot, uint32_t gen,
                          const entry_args *e)
 {
     srv_model *m = r->m;
     gw_model *gm = m->be;
-    srv_item *it = &r->items[i];
     char id[32];
     snprintf(id, sizeof id, "%u-%u", (unsigned)slot, (unsigned)gen);
+    if (e->zs) {
+        append_scores(c, r, id, e);
+        return;
+    }
+    srv_item *it = &r->items[i];
     const char *a[24] = {"XADD", gm->stream, "*", "id", id, "model", m->name, "task", e->task,
                          "input", it->data, "reply_to", G.reply, "raw", "1", "priority", e->prio};
     size_t l[24];
@@ -176,21 +209,57 @@ static void append_entry(redisContext *c, srv_req *r, int i, uint32_t slot, uint
         a[k++] = "truncate", a[k++] = "0";
     if (e->deadline[0])
         a[k++] = "deadline_ms", a[k++] = e->deadline;
-    for (int j = 0; j < k; j++)
-        l[j] = strlen(a[j]);
-    l[10] = it->len;   /* the input: image bytes may hold NULs */
+    for (int j = 0; j < k; j++)   /* the input (10) is bytes: an image's hold NULs, end without one */
+        l[j] = j == 10 ? it->len : strlen(a[j]);
     redisAppendCommandArgv(c, k, a, l);
 }
 
-/* Fails item i (in slot, gen) unless the reader answered it already (its
- * XADD went through before the connection broke). */
+/* Fails item i (in slot, gen; i < 0: r's scores) unless the reader answered
+ * it already (its XADD went through before the connection broke). */
 static void fail_sent(srv_req *r, uint32_t slot, uint32_t gen, int i, const char *err)
 {
     if (slot_take(slot, gen)) {
         atomic_fetch_sub(&((gw_model *)r->m->be)->waiting, 1);
         srv_item_unhold(r);
-        srv_fail(r, 503, "unhealthy", "Input %d: Redis: %s", i, err);
+        if (i < 0)
+            srv_fail(r, 503, "unhealthy", "Zero-shot scores: Redis: %s", err);
+        else
+            srv_fail(r, 503, "unhealthy", "Input %d: Redis: %s", i, err);
     }
+}
+
+/* Waits for the XADD replies of the sent entries (idx[k] the item of slot
+ * ids[k] / gens[k], -1 for r's scores); a connection found broken (Redis
+ * restarted since this thread's last request) is made again once and the
+ * rest sent again: an entry that went through twice is answered twice, and
+ * the second answer dropped. What could not be sent fails r. */
+static void send_entries(redisContext *c, srv_req *r, int sent, const uint32_t *ids,
+                         const uint32_t *gens, const int *idx, const entry_args *e)
+{
+    char err[256] = "";
+    int k = 0, retried = 0;
+    while (k < sent) {
+        redisReply *rep = NULL;
+        if (redisGetReply(c, (void **)&rep) == REDIS_OK) {
+            if (rep->type == REDIS_REPLY_ERROR) {
+                snprintf(err, sizeof err, "XADD: %s", rep->str);
+                fail_sent(r, ids[k], gens[k], idx[k], err);
+            } else {
+                atomic_fetch_add(&G.sent, 1);
+            }
+            freeReplyObject(rep);
+            k++;
+            continue;
+        }
+        snprintf(err, sizeof err, "%s", c->errstr);
+        drop_conn(c);
+        if (retried++ || !(c = thread_conn(err, sizeof err)))
+            break;
+        for (int j = k; j < sent; j++)
+            append_entry(c, r, idx[j], ids[j], gens[j], e);
+    }
+    for (; k < sent; k++)
+        fail_sent(r, ids[k], gens[k], idx[k], err);
 }
 
 static void gw_submit(srv_req *r)
@@ -225,7 +294,7 @@ static void gw_submit(srv_req *r)
     snprintf(prio, sizeof prio, "%d", r->priority);
     int tokenize = r->route == R_TOKENIZE;
     entry_args e = {tokenize ? "tokenize" : r->task == ENG_TASK_EMBED ? "embed" : "classify",
-                    deadline, prio, tokenize};
+                    deadline, prio, tokenize, NULL};
     int sent = 0;
     for (int i = 0; i < r->n; i++) {
         srv_item *it = &r->items[i];
@@ -247,39 +316,95 @@ static void gw_submit(srv_req *r)
         gens[sent] = gen;
         idx[sent++] = i;
     }
-    /* The replies; a connection found broken (Redis restarted since this
-     * thread's last request) is made again once and the rest sent again: an
-     * entry that went through twice is answered twice, and the second answer
-     * dropped. */
-    int k = 0, retried = 0;
-    while (k < sent) {
-        redisReply *rep = NULL;
-        if (redisGetReply(c, (void **)&rep) == REDIS_OK) {
-            if (rep->type == REDIS_REPLY_ERROR) {
-                snprintf(err, sizeof err, "XADD: %s", rep->str);
-                fail_sent(r, ids[k], gens[k], idx[k], err);
-            } else {
-                atomic_fetch_add(&G.sent, 1);
-            }
-            freeReplyObject(rep);
-            k++;
-            continue;
-        }
-        snprintf(err, sizeof err, "%s", c->errstr);
-        drop_conn(c);
-        if (retried++ || !(c = thread_conn(err, sizeof err)))
-            break;
-        for (int j = k; j < sent; j++)
-            append_entry(c, r, idx[j], ids[j], gens[j], &e);
-    }
-    for (; k < sent; k++)
-        fail_sent(r, ids[k], gens[k], idx[k], err);
+    send_entries(c, r, sent, ids, gens, idx, &e);
     free(ids);
     free(gens);
     free(idx);
 }
 
+/* /zero-shot: the images' features and the label set as one zero_shot
+ * entry, which a worker scores on its own context (the library's label-set
+ * cache is the worker's model's); the reply's raw result is the scores. It
+ * has no deadline (a local server scores without one): it expires after
+ * --reply-timeout-ms. */
+static int gw_zero_shot(srv_req *r)
+{
+    gw_model *gm = r->m->be;
+    srv_item *it = &r->zs_item;
+    it->r = r;
+    buf zs[3] = {{0}};   /* labels, label_ids, input */
+    eng__redis_zero_shot_put(&zs[0], &zs[1], &zs[2], &r->zs, r->vals,
+                             (size_t)r->n * (size_t)r->width);
+    char err[256] = "";
+    redisContext *c = NULL;
+    int suspended = 0;
+    if (zs[0].failed || zs[1].failed || zs[2].failed) {
+        r->zs_st = ENG_ERR_NOMEM;
+        snprintf(r->zs_why, sizeof r->zs_why, "out of memory");
+    } else if (!(c = thread_conn(err, sizeof err))) {
+        srv_fail(r, 503, "unhealthy", "Redis is unreachable: %s", err);
+    } else {
+        suspended = 1;   /* (srv_suspend failing answers r on resuming too) */
+        if (srv_suspend(r)) {
+            srv_item_hold(r);
+            atomic_fetch_add(&gm->waiting, 1);
+            uint32_t gen = 0;
+            int64_t slot = slot_put(it, srv_now_ns() + r->s->o.reply_timeout_ms * 1000000,
+                                    ENG_ERR_NO_DEVICE, &gen);
+            if (slot < 0) {
+                atomic_fetch_sub(&gm->waiting, 1);
+                srv_item_unhold(r);
+                srv_fail_status(r, 0, ENG_ERR_OVERLOADED);
+            } else {
+                const entry_args e = {.zs = zs};
+                const uint32_t id = (uint32_t)slot;
+                const int scores = -1;
+                append_entry(c, r, scores, id, gen, &e);
+                send_entries(c, r, 1, &id, &gen, &scores, &e);
+            }
+            srv_release(r);
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        buf_free(&zs[i]);
+    return !suspended;
+}
+
 /* ---- the reader ---------------------------------------------------------------- */
+
+/* r's zero-shot scores from a worker's reply, into r->zs_probs and
+ * r->zs_top, or r->zs_st and why not. */
+static void scores_reply(srv_req *r, const eng_redis_reply *rep)
+{
+    const int L = r->zs.n_labels;
+    const size_t np = (size_t)r->n * L;
+    eng_redis_raw h;
+    r->zs_st = rep->st;
+    if (rep->dead_letter) {
+        char why[200];
+        eng__redis_reply_error(rep, why, sizeof why);
+        snprintf(r->zs_why, sizeof r->zs_why, "the workers gave up on the zero-shot scores: %s",
+                 why);
+        return;
+    }
+    if (rep->st) {   /* the library's reason, as a local server gives it */
+        eng__redis_reply_error(rep, r->zs_why, sizeof r->zs_why);
+        return;
+    }
+    int ok = np + r->n <= INT32_MAX &&
+             eng__redis_raw_get(rep->raw.p, rep->raw.n, &h, r->zs_probs, (int)(np + r->n)) &&
+             (size_t)h.n_out == np;
+    for (int i = 0; ok && i < r->n; i++) {   /* each image's best label, exact as a float */
+        const float t = r->zs_probs[np + i];
+        ok = t >= 0 && t < L && t == (float)(int)t;
+        r->zs_top[i] = ok ? (int)t : 0;
+    }
+    if (!ok) {   /* a worker of another version */
+        atomic_fetch_add(&G.malformed, 1);
+        r->zs_st = ENG_ERR_INTERNAL;
+        snprintf(r->zs_why, sizeof r->zs_why, "a worker answered zero-shot without scores");
+    }
+}
 
 static void handle_reply(const redisReply *e)
 {
@@ -309,7 +434,14 @@ static void handle_reply(const redisReply *e)
     atomic_fetch_add(&G.answered, 1);
     eng_redis_raw h = {0};
     it->st = rep.st;
-    if (rep.st == ENG_OK && it->r->route == R_TOKENIZE) {
+    if (it == &it->r->zs_item) {
+        scores_reply(it->r, &rep);
+    } else if (rep.dead_letter) {
+        char why[200];
+        eng__redis_reply_error(&rep, why, sizeof why);
+        if (asprintf(&it->why, "the workers gave up on it: %s", why) < 0)
+            it->why = NULL;
+    } else if (rep.st == ENG_OK && it->r->route == R_TOKENIZE) {
         if (!(it->json = strndup(rep.body.p ? rep.body.p : "[]", rep.body.n)))
             it->st = ENG_ERR_NOMEM;
     } else if (rep.st == ENG_OK) {
@@ -435,6 +567,11 @@ static int read_meta(redisContext *c, srv_model *m)
     m->info.max_positions = int_field(kv, n, "max_positions");
     m->info.image_size = int_field(kv, n, "image_size");
     m->info.embed_normalize = int_field(kv, n, "embed_normalize");
+    /* CLIP's image features are projection-sized; a worker older than the
+     * field had only text models, whose embeddings are hidden-sized. */
+    m->info.embed_size = int_field(kv, n, "embed_size");
+    if (m->info.embed_size <= 0)
+        m->info.embed_size = m->info.hidden;
     int bad = m->info.n_labels < 0 || m->info.n_labels > 1000000 || m->info.hidden <= 0 ||
               !gm->stream || !gm->arch || !gm->weights;
     size_t nl = (size_t)(m->info.n_labels > 0 ? m->info.n_labels : 1);
@@ -453,7 +590,7 @@ static int read_meta(redisContext *c, srv_model *m)
     if (bad || !m->labels || !gm->label_names)
         return -1;
     m->width_classify = 2 * m->info.n_labels;
-    m->width_embed = m->info.hidden;
+    m->width_embed = m->info.embed_size;
     return 1;
 }
 
@@ -651,6 +788,7 @@ const srv_backend srv_backend_redis = {
     .open = gw_open,
     .submit = gw_submit,
     .tokenize = gw_tokenize,
+    .zero_shot = gw_zero_shot,
     .queue_depth = gw_queue_depth,
     .metrics = gw_metrics,
     .close = gw_close,

@@ -184,17 +184,19 @@ void srv_item_done(srv_item *it, int batch_size, int batch_tokens)
 {
     srv_req *r = it->r;
     srv_model *m = r->m;
-    if (it->st == ENG_OK && it->vals) {   /* (a gateway's /tokenize items have no vals) */
-        eng_cache_key k = {m->name, r->task, cache_options(r), it->data, it->len};
-        eng_cache_value v = {it->vals, r->width, it->label, it->n_tokens};
-        eng_cache_put(r->s->cache, &k, &v);
-    }
-    srv_metrics *mt = &m->metrics;
-    hist_observe(&mt->queue_s, (uint64_t)(it->queue_ns / 1000));
-    if (batch_size > 0) {
-        hist_observe(&mt->infer_s, (uint64_t)(it->compute_ns / 1000));
-        hist_observe(&mt->batch_size, (uint64_t)batch_size);
-        hist_observe(&mt->batch_tokens, (uint64_t)batch_tokens);
+    if (it != &r->zs_item) {   /* (a gateway's zero-shot scores are no scheduler result) */
+        if (it->st == ENG_OK && it->vals) {   /* (a gateway's /tokenize items have no vals) */
+            eng_cache_key k = {m->name, r->task, cache_options(r), it->data, it->len};
+            eng_cache_value v = {it->vals, r->width, it->label, it->n_tokens};
+            eng_cache_put(r->s->cache, &k, &v);
+        }
+        srv_metrics *mt = &m->metrics;
+        hist_observe(&mt->queue_s, (uint64_t)(it->queue_ns / 1000));
+        if (batch_size > 0) {
+            hist_observe(&mt->infer_s, (uint64_t)(it->compute_ns / 1000));
+            hist_observe(&mt->batch_size, (uint64_t)batch_size);
+            hist_observe(&mt->batch_tokens, (uint64_t)batch_tokens);
+        }
     }
     if (atomic_fetch_sub(&r->pending, 1) == 1)
         req_resume(r);
@@ -217,6 +219,9 @@ int srv_suspend(srv_req *r)
 {
     MHD_suspend_connection(r->conn);
     r->phase = PH_WAIT;
+    /* A gateway's zero-shot request suspends twice (its images, then their
+     * scores): the first resume has run, this thread is handling it. */
+    atomic_store(&r->resumed, 0);
     if (!waiting_add(r)) {
         srv_fail(r, 503, "unhealthy", "The server is stopping (exit timeout)");
         req_resume(r);
@@ -435,6 +440,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         buf_add(&b, "]", 1);
         return respond_json(r, &b);
+    }
+    if (r->route == R_ZERO_SHOT && !r->zs_asked) {
+        r->zs_asked = 1;
+        if (!s->be->zero_shot(r))
+            return MHD_YES;   /* suspended until the scores are in */
+        if (r->err_code)
+            return respond_failed(r);
     }
     srv_req_format(r, &b);
     if (r->err_code) {   /* zero-shot's label set failed */

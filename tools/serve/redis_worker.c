@@ -61,6 +61,7 @@ static struct {
     eng_model *model;
     eng_model_info info;
     eng_sched *sched;
+    eng_ctx *zs_ctx;      /* CLIP: zero_shot entries are scored on it (the reader's) */
     pthread_mutex_t mu;
     pthread_cond_t cv;    /* done queue changed, or inflight fell */
     wreq *done_head, *done_tail;
@@ -225,6 +226,72 @@ static void on_done(const eng_sched_result *res)
     finish(r);
 }
 
+/* A zero_shot entry (a gateway's /zero-shot): the images' features scored
+ * against the label set on the reader's context, as engine serve scores them
+ * on its own; a label set the model has not seen is embedded here (its
+ * prompts through the text tower), which holds up reading meanwhile. The
+ * body: {"top":[best label per image],"probs":[[per label]...]}. */
+static void zero_shot_entry(wreq *r, const eng_redis_request *q)
+{
+    if (!W.model || strcmp(W.info.arch, "clip")) {
+        fail(r, ENG_ERR_UNSUPPORTED, "zero-shot classification needs a CLIP model");
+        return;
+    }
+    eng_redis_zero_shot z;
+    char why[256];   /* as long as engine serve's reason (srv_req.zs_why) */
+    eng_status s = eng__redis_zero_shot_get(q, W.info.embed_size, &z, why, sizeof why);
+    if (s) {
+        fail(r, s, why);
+        return;
+    }
+    const int L = z.ls.n_labels;
+    float *probs = malloc(((size_t)z.n * L + (size_t)z.n) * sizeof *probs);
+    int *top = malloc((size_t)z.n * sizeof *top);
+    int64_t t0 = srv_now_ns();
+    if (!probs || !top) {
+        s = ENG_ERR_NOMEM;
+        snprintf(why, sizeof why, "out of memory");
+    } else if (!W.zs_ctx && eng_ctx_init(W.model, NULL, &W.zs_ctx) != ENG_OK) {
+        s = ENG_ERR_NOMEM;   /* as engine serve answers it */
+        snprintf(why, sizeof why, "%s", eng_last_error());
+    } else if ((s = eng_zero_shot_scores(W.zs_ctx, &z.ls, z.features, z.n, probs, top))) {
+        snprintf(why, sizeof why, "%s", eng_ctx_last_error(W.zs_ctx));
+    }
+    free(z.mem);
+    if (s) {
+        free(probs);
+        free(top);
+        fail(r, s, why);
+        return;
+    }
+    buf *b = &r->body;
+    buf_add(b, "{\"top\":[", 8);
+    for (int i = 0; i < z.n; i++) {
+        buf_printf(b, i ? ",%d" : "%d", top[i]);
+        probs[(size_t)z.n * L + i] = (float)top[i];   /* the raw result's n_probs */
+    }
+    buf_add(b, "],\"probs\":[", 11);
+    for (int i = 0; i < z.n; i++) {
+        if (i)
+            buf_add(b, ",", 1);
+        put_floats(b, probs + (size_t)i * L, L);
+    }
+    buf_add(b, "]}", 2);
+    if (r->want_raw) {
+        eng_redis_raw h = {-1, 0, 0, 0, z.n * L, z.n, 0, srv_now_ns() - t0};
+        eng__redis_raw_put(&r->raw, &h, probs, probs + (size_t)z.n * L);
+    }
+    free(probs);
+    free(top);
+    if (b->failed || r->raw.failed) {
+        fail(r, ENG_ERR_NOMEM, NULL);
+        return;
+    }
+    r->status = "ok";
+    atomic_fetch_add(&W.answers[ENG_OK], 1);
+    finish(r);
+}
+
 /* Turns one stream entry into a scheduler request, or answers it at once. */
 static void handle_entry(const redisReply *e, long long deliveries)
 {
@@ -313,6 +380,10 @@ static void handle_entry(const redisReply *e, long long deliveries)
             return;
         }
         sq.timeout_us = left * 1000;
+    }
+    if (q.kind == ENG_REDIS_ZERO_SHOT) {
+        zero_shot_entry(r, &q);
+        return;
     }
     int32_t ids[ENG_SCHED_MAX_POSITIONS];
     if (q.kind == ENG_REDIS_TOKENIZE) {
@@ -576,11 +647,12 @@ static int publish_info(redisContext *c)
     snprintf(key, sizeof key, "engine:model:%s", W.model_name);
     redisReply *r = redisCommand(
         c,
-        "HSET %s arch %s input %s weights %s n_labels %d hidden %d layers %d max_positions %d "
-        "image_size %d embed_normalize %d labels %s stream %s version %s",
+        "HSET %s arch %s input %s weights %s n_labels %d hidden %d embed_size %d layers %d "
+        "max_positions %d image_size %d embed_normalize %d labels %s stream %s version %s",
         key, W.model ? W.info.arch : "null",
         W.info.input == ENG_INPUT_IMAGE ? "image" : "text", W.model ? W.info.weights : "none",
-        W.model ? W.info.n_labels : 2, W.model ? W.info.hidden : 4, W.info.layers,
+        W.model ? W.info.n_labels : 2, W.model ? W.info.hidden : 4,
+        W.model ? W.info.embed_size : 4, W.info.layers,
         W.model ? W.info.max_positions : ENG__SCHED_NULL_POSITIONS, W.info.image_size,
         W.info.embed_normalize, labels.failed ? "[]" : labels.data, W.stream, eng_version());
     free(labels.data);
@@ -729,6 +801,8 @@ int eng__cli_worker(int argc, char **argv)
     if (!W.model_name)
         W.model_name = name;
     snprintf(W.m.name, sizeof W.m.name, "%s", W.model_name);
+    W.m.model = W.model;   /* /metrics: the zero-shot label-set cache's counts */
+    W.m.info = W.info;
     metrics_init(&W.m.metrics);
     if (W.max_inflight > sp.queue_capacity)
         sp.queue_capacity = W.max_inflight;   /* the scheduler never refuses an entry read */
@@ -895,6 +969,7 @@ int eng__cli_worker(int argc, char **argv)
         MHD_stop_daemon(mhd);
     if (!rc) {
         eng_sched_free(W.sched);
+        eng_ctx_free(W.zs_ctx);
         eng_model_free(W.model);
     }
     return rc;

@@ -80,7 +80,8 @@ void srv_fail_status(srv_req *r, int i, eng_status st)
         srv_fail(r, 503, "unhealthy", "Input %d: no worker answered in time", i);
         break;
     default:
-        srv_fail(r, 500, "backend", "Input %d: %s", i, eng_status_str(st));
+        srv_fail(r, 500, "backend", "Input %d: %s", i,
+                 r->items[i].why ? r->items[i].why : eng_status_str(st));
     }
 }
 
@@ -98,12 +99,16 @@ void srv_req_free(srv_req *r)
         cJSON_Delete(r->json);
     for (int i = 0; i < r->n_owned; i++)
         free(r->owned[i]);
-    for (int i = 0; r->items && i < r->n; i++)
+    for (int i = 0; r->items && i < r->n; i++) {
         free(r->items[i].json);
+        free(r->items[i].why);
+    }
     free(r->owned);
     free((void *)r->zs.labels);
     free((void *)r->zs.ids);
     free(r->zs_id_buf);
+    free(r->zs_probs);
+    free(r->zs_top);
     free(r->items);
     free(r->vals);
     buf_free(&r->body);

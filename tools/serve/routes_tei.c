@@ -311,8 +311,9 @@ void tei_fail_tokenize(srv_req *r, int i, eng_status st)
                  "Input validation error: input %d is longer than the model's %d tokens", i,
                  r->m->info.max_positions);
         break;
-    case ENG_ERR_TIMEOUT:      /* a gateway's: a deadline, no worker, a full table */
-    case ENG_ERR_NO_DEVICE:
+    case ENG_ERR_TIMEOUT:      /* a gateway's: a deadline, no worker, a full table, */
+    case ENG_ERR_NO_DEVICE:    /* a dead letter */
+    case ENG_ERR_INTERNAL:
     case ENG_ERR_OVERLOADED:
     case ENG_ERR_SHUTDOWN:
         srv_fail_status(r, i, st);

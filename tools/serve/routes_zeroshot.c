@@ -1,14 +1,16 @@
 /* routes_zeroshot.c: POST /v2/models/{name}/zero-shot, CLIP zero-shot image
- * classification (local backend).
+ * classification.
  *
  * Request: {"inputs": ["<base64 JPEG/PNG>", ...], "labels": ["cat", ...],
  * "template": "a photo of a {}" (optional), "label_ids": [[49406, ...], ...]
  * (optional: each label's prompt already tokenized, one list per label)}.
  * The images are embedded through the scheduler like any other item (and
- * cached by the result cache); the answer scores them against the label set
- * with eng_zero_shot_scores on the model's own context, whose label-set cache
- * the library keeps: a label set seen before costs a dot product per label,
- * a new one its prompts' text embeddings, computed on the answering thread.
+ * cached by the result cache); then the backend scores them against the label
+ * set with eng_zero_shot_scores, whose label-set cache the library keeps: a
+ * label set seen before costs a dot product per label, a new one its prompts'
+ * text embeddings. The local backend does it on the model's own context, on
+ * the answering thread; a gateway sends the features and the label set to a
+ * worker as one more entry (backend_redis.c), which scores them the same way.
  * Answer: a list, per image {"label","score","top5":[{"index","label",
  * "score"}...],"probs":[...]}. */
 #include <stdio.h>
@@ -22,11 +24,8 @@
 int zs_parse(srv_req *r)
 {
     srv_model *m = r->m;
-    if (!m->model || strcmp(m->info.arch, "clip")) {
-        srv_fail(r, m->model ? 422 : 501, "validation",
-                 m->model ? "%s is not a CLIP model: zero-shot needs one"
-                          : "%s: zero-shot runs on a local model, not through the gateway",
-                 m->name);
+    if (strcmp(m->info.arch, "clip")) {
+        srv_fail(r, 422, "validation", "%s is not a CLIP model: zero-shot needs one", m->name);
         return 0;
     }
     cJSON *root = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
@@ -59,7 +58,9 @@ int zs_parse(srv_req *r)
     r->zs.templ = templ ? templ->valuestring : NULL;
     r->items = calloc((size_t)n, sizeof *r->items);
     r->owned = calloc((size_t)n, sizeof *r->owned);
-    if (!names || !r->items || !r->owned) {
+    r->zs_probs = malloc((size_t)n * (L + 1) * sizeof *r->zs_probs);
+    r->zs_top = malloc((size_t)n * sizeof *r->zs_top);
+    if (!names || !r->items || !r->owned || !r->zs_probs || !r->zs_top) {
         srv_fail(r, 500, "backend", "out of memory");
         return 0;
     }
@@ -120,57 +121,51 @@ int zs_parse(srv_req *r)
 
 void zs_format(srv_req *r, buf *out)
 {
-    srv_model *m = r->m;
     const int L = r->zs.n_labels;
-    float *probs = malloc((size_t)r->n * L * sizeof *probs);
-    int *top = malloc((size_t)r->n * sizeof *top);
-    eng_status s = probs && top ? ENG_OK : ENG_ERR_NOMEM;
-    char why[256] = "out of memory";
-    /* The items' features are r->vals, n x width_embed, in order. */
-    pthread_mutex_lock(&m->zs_mu);
-    if (!s && !m->zs_ctx && eng_ctx_init(m->model, NULL, &m->zs_ctx) != ENG_OK)
-        s = ENG_ERR_NOMEM;
-    if (!s && (s = eng_zero_shot_scores(m->zs_ctx, &r->zs, r->vals, r->n, probs, top)))
-        snprintf(why, sizeof why, "%s", eng_ctx_last_error(m->zs_ctx));
-    else if (s && !m->zs_ctx)
-        snprintf(why, sizeof why, "%s", eng_last_error());
-    pthread_mutex_unlock(&m->zs_mu);
-    if (s) {
-        srv_fail(r, s == ENG_ERR_NOMEM ? 500 : 422, s == ENG_ERR_NOMEM ? "backend" : "validation",
-                 "%s", why);
-    } else {
-        buf_add(out, "[", 1);
-        for (int i = 0; i < r->n; i++) {
-            const float *p = probs + (size_t)i * L;
-            int best[5], k = L < 5 ? L : 5;
-            for (int j = 0; j < k; j++) {
-                best[j] = -1;
-                for (int c = 0; c < L; c++) {
-                    int taken = 0;
-                    for (int q = 0; q < j; q++)
-                        taken |= best[q] == c;
-                    if (!taken && (best[j] < 0 || p[c] > p[best[j]]))
-                        best[j] = c;
-                }
+    switch (r->zs_st) {
+    case ENG_OK:
+        break;
+    case ENG_ERR_NOMEM:
+    case ENG_ERR_INTERNAL:
+        srv_fail(r, 500, "backend", "%s", r->zs_why);
+        return;
+    case ENG_ERR_NO_DEVICE:   /* a gateway's: no worker answered in time */
+        srv_fail(r, 503, "unhealthy", "%s", r->zs_why);
+        return;
+    default:
+        srv_fail(r, 422, "validation", "%s", r->zs_why);
+        return;
+    }
+    buf_add(out, "[", 1);
+    for (int i = 0; i < r->n; i++) {
+        const float *p = r->zs_probs + (size_t)i * L;
+        const int top = r->zs_top[i];
+        int best[5], k = L < 5 ? L : 5;
+        for (int j = 0; j < k; j++) {
+            best[j] = -1;
+            for (int c = 0; c < L; c++) {
+                int taken = 0;
+                for (int q = 0; q < j; q++)
+                    taken |= best[q] == c;
+                if (!taken && (best[j] < 0 || p[c] > p[best[j]]))
+                    best[j] = c;
             }
-            buf_str(out, i ? ",{\"label\":" : "{\"label\":");
-            buf_json_str(out, r->zs.labels[top[i]], strlen(r->zs.labels[top[i]]));
+        }
+        buf_str(out, i ? ",{\"label\":" : "{\"label\":");
+        buf_json_str(out, r->zs.labels[top], strlen(r->zs.labels[top]));
+        buf_str(out, ",\"score\":");
+        buf_float(out, p[top]);
+        buf_str(out, ",\"top5\":[");
+        for (int j = 0; j < k; j++) {
+            buf_printf(out, "%s{\"index\":%d,\"label\":", j ? "," : "", best[j]);
+            buf_json_str(out, r->zs.labels[best[j]], strlen(r->zs.labels[best[j]]));
             buf_str(out, ",\"score\":");
-            buf_float(out, p[top[i]]);
-            buf_str(out, ",\"top5\":[");
-            for (int j = 0; j < k; j++) {
-                buf_printf(out, "%s{\"index\":%d,\"label\":", j ? "," : "", best[j]);
-                buf_json_str(out, r->zs.labels[best[j]], strlen(r->zs.labels[best[j]]));
-                buf_str(out, ",\"score\":");
-                buf_float(out, p[best[j]]);
-                buf_add(out, "}", 1);
-            }
-            buf_str(out, "],\"probs\":");
-            buf_floats(out, p, L);
+            buf_float(out, p[best[j]]);
             buf_add(out, "}", 1);
         }
-        buf_add(out, "]", 1);
+        buf_str(out, "],\"probs\":");
+        buf_floats(out, p, L);
+        buf_add(out, "}", 1);
     }
-    free(probs);
-    free(top);
+    buf_add(out, "]", 1);
 }

@@ -143,6 +143,7 @@ typedef struct {
     int64_t queue_ns, compute_ns;
     float *vals;   /* r->width floats: classify logits then probs; embed the vector */
     char *json;    /* /tokenize through a gateway: the worker's list for this text */
+    char *why;     /* through a gateway: why the workers gave up on it (a dead letter) */
 } srv_item;
 
 enum { PH_NEW, PH_BODY, PH_WAIT, PH_DONE };
@@ -173,6 +174,15 @@ struct srv_req {
     int n_owned;
     eng_label_set zs;    /* /zero-shot: labels (into json), template, ids */
     int32_t *zs_id_buf;  /* the ids zs.ids point into */
+    /* /zero-shot's scores (the backend's zero_shot): n x n_labels probabilities
+     * (and room for n more floats: a gateway's raw result) and each image's
+     * best label; or zs_st and why the label set failed. */
+    float *zs_probs;
+    int *zs_top;
+    int zs_asked;        /* the backend's zero_shot was called */
+    eng_status zs_st;
+    char zs_why[256];
+    srv_item zs_item;    /* a gateway's entry for them (no scheduler result) */
     char kserve_id[128];
     /* completion */
     _Atomic int pending;
@@ -203,6 +213,11 @@ struct srv_backend {
     /* /tokenize: 1 when answered now (into out, or srv_fail); 0 when r was
      * suspended (srv_suspend) and its items' it->json come later, as submit's. */
     int (*tokenize)(srv_req *r, buf *out);
+    /* /zero-shot, every image's features in r->vals: scores them against
+     * r->zs into r->zs_probs and r->zs_top (or sets r->zs_st and r->zs_why).
+     * 1 when done now; 0 when r was suspended (srv_suspend) and they come
+     * later, as an item's result does (srv_item_done of r->zs_item). */
+    int (*zero_shot)(srv_req *r);
     /* Inputs of the model queued and not yet answered (/metrics). */
     uint64_t (*queue_depth)(srv_model *m);
     /* The backend's own /metrics families (may be NULL). */
@@ -221,7 +236,8 @@ void srv_release(srv_req *r);
 void srv_item_hold(srv_req *r);
 void srv_item_unhold(srv_req *r);
 /* it->st, label, n_tokens, queue_ns, compute_ns and vals are set: caches
- * the result, observes the metrics, and resumes r after its last item. */
+ * the result, observes the metrics (neither for r->zs_item), and resumes r
+ * after its last item. */
 void srv_item_done(srv_item *it, int batch_size, int batch_tokens);
 void srv_fail_status(srv_req *r, int i, eng_status st);   /* request.c: srv_fail with st's answer */
 const char *srv_label(srv_model *m, int i, char *tmp, size_t n);   /* routes_tei.c */
@@ -277,9 +293,9 @@ void tei_fail_tokenize(srv_req *r, int i, eng_status st);   /* srv_fail: item i 
 void tei_info(srv *s, buf *out);
 void image_format(srv_req *r, buf *out);    /* the CLI's image JSON */
 
-/* routes_zeroshot.c: POST /v2/models/{name}/zero-shot (CLIP, local backend) */
+/* routes_zeroshot.c: POST /v2/models/{name}/zero-shot (CLIP) */
 int zs_parse(srv_req *r);                   /* 0 ok, else srv_fail was called */
-void zs_format(srv_req *r, buf *out);       /* srv_fail when the labels fail */
+void zs_format(srv_req *r, buf *out);       /* the scores; srv_fail when the labels failed */
 
 /* routes_kserve.c */
 char *b64_decode(const char *s, size_t n, size_t *out_len);   /* NULL: malformed */
