@@ -3,6 +3,7 @@
  *
  *   clip-bench MODEL.eng IMAGE... [--batch 1,8,32] [--threads 2] [--samples 5]
  *              [--labels 80] [--zs-runs 200] [--precision fp32|bf16]
+ *   clip-bench MODEL.eng IMAGE... --agree OTHER.eng [--labels 80] [--threads 2]
  *
  * The image files are read into memory first (no disk in the timings) and
  * cycled to fill each batch. Per batch size, one JSON line: the whole call
@@ -13,7 +14,17 @@
  * samples. Then zero-shot at batch 1 over --labels seeded random prompts
  * (token ids of CLIP's shape: start, 5 to 9 words, end): the cold call (the
  * label set's text embeddings computed and cached, one image) over 3 fresh
- * label sets, and --zs-runs warm calls (cache hit), p50 and p95. */
+ * label sets, and --zs-runs warm calls (cache hit), p50 and p95. The
+ * engine's name gives the linear layers' dtype (fp32, int8; bf16 for
+ * --precision bf16).
+ *
+ * --agree: no timings; zero-shot of every image over --labels seeded
+ * prompts on MODEL and on OTHER (the same weights in another dtype, at fp32
+ * precision), one JSON line: how many images get the same top-1 label, the
+ * worst cosine between their image features, MODEL's median top-1 to top-2
+ * logit gap (how near a tie the labels are) and the widest such gap among
+ * the images whose top-1 label differs. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,9 +136,96 @@ static eng_seq *random_prompts(int n_labels, int vocab)
     return s;
 }
 
+/* Zero-shot of the n images (data, size) over ls on ctx: probs (n x L),
+ * top (n) and features (n x D), in chunks of max_batch. */
+static int zero_shot_all(eng_ctx *ctx, const eng_label_set *ls, const void **data,
+                         const size_t *size, int n, int max_batch, int L, int D, float *probs,
+                         int *top, float *feats)
+{
+    for (int i = 0; i < n; i += max_batch) {
+        const int b = n - i < max_batch ? n - i : max_batch;
+        if (eng_embed_image_data(ctx, data + i, size + i, b, feats + (size_t)i * D, NULL) ||
+            eng_zero_shot_scores(ctx, ls, feats + (size_t)i * D, b, probs + (size_t)i * L,
+                                 top + i)) {
+            fprintf(stderr, "clip-bench: %s\n", eng_ctx_last_error(ctx));
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* --agree: see the top of the file. */
+static int agree(eng_model *model, eng_ctx *ctx, const char *other_path, int threads,
+                 const char **paths, int n, int n_labels, int max_batch)
+{
+    eng_model_info info;
+    eng_model_get_info(model, &info);
+    eng_model_params mp = eng_model_default_params();
+    mp.n_threads = threads;
+    eng_model *other;
+    eng_ctx *octx;
+    eng_ctx_params cp = eng_ctx_default_params();
+    cp.max_batch_images = max_batch;
+    if (eng_model_load(other_path, &mp, &other) || eng_ctx_init(other, &cp, &octx)) {
+        fprintf(stderr, "clip-bench: %s: %s\n", other_path, eng_last_error());
+        return 1;
+    }
+    eng_model_info oinfo;
+    eng_model_get_info(other, &oinfo);
+    const int L = n_labels, D = info.embed_size;
+    const char **names = malloc((size_t)L * sizeof *names);
+    char(*buf)[24] = malloc((size_t)L * sizeof *buf);
+    for (int i = 0; i < L; i++) {
+        snprintf(buf[i], sizeof buf[i], "label%d", i);
+        names[i] = buf[i];
+    }
+    eng_label_set ls = {names, L, NULL, random_prompts(L, info.vocab_size)};
+    const void **data = malloc((size_t)n * sizeof *data);
+    size_t *size = malloc((size_t)n * sizeof *size);
+    float *p[2] = {malloc((size_t)n * L * sizeof(float)), malloc((size_t)n * L * sizeof(float))};
+    float *f[2] = {malloc((size_t)n * D * sizeof(float)), malloc((size_t)n * D * sizeof(float))};
+    int *top[2] = {malloc((size_t)n * sizeof(int)), malloc((size_t)n * sizeof(int))};
+    double *gap = malloc((size_t)n * sizeof *gap);
+    for (int i = 0; i < n; i++)
+        if (!(data[i] = read_all(paths[i], &size[i]))) {
+            fprintf(stderr, "clip-bench: cannot read %s\n", paths[i]);
+            return 1;
+        }
+    if (zero_shot_all(ctx, &ls, data, size, n, max_batch, L, D, p[0], top[0], f[0]) ||
+        zero_shot_all(octx, &ls, data, size, n, max_batch, L, D, p[1], top[1], f[1]))
+        return 1;
+    int same = 0;
+    double worst = 1, flipped = 0;
+    for (int i = 0; i < n; i++) {
+        const float *a = f[0] + (size_t)i * D, *b = f[1] + (size_t)i * D, *q = p[0] + (size_t)i * L;
+        double ab = 0, aa = 0, bb = 0;
+        for (int k = 0; k < D; k++) {
+            ab += (double)a[k] * b[k];
+            aa += (double)a[k] * a[k];
+            bb += (double)b[k] * b[k];
+        }
+        worst = ab / sqrt(aa * bb) < worst ? ab / sqrt(aa * bb) : worst;
+        same += top[0][i] == top[1][i];
+        float second = 0; /* probabilities are positive */
+        for (int l = 0; l < L; l++)
+            if (l != top[0][i] && q[l] > second)
+                second = q[l];
+        gap[i] = log((double)q[top[0][i]] / second);
+        if (top[0][i] != top[1][i] && gap[i] > flipped)
+            flipped = gap[i];
+    }
+    qsort(gap, (size_t)n, sizeof *gap, cmp_double);
+    printf("{\"agree\":\"%s vs %s\",\"images\":%d,\"labels\":%d,\"same_top1\":%d,"
+           "\"worst_feature_cosine\":%.6f,\"median_top_gap\":%.4f,\"widest_flipped_gap\":%.4f}\n",
+           info.weights, oinfo.weights, n, L, same, worst, gap[n / 2], flipped);
+    eng_ctx_free(octx);
+    eng_model_free(other);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    const char *model_path = NULL, *batches_arg = "1,8,32";
+    const char *model_path = NULL, *batches_arg = "1,8,32", *agree_path = NULL;
     int threads = 2, samples = 5, n_labels = 80, zs_runs = 200, bf16 = 0;
     const char **paths = calloc((size_t)argc, sizeof *paths);
     int n_paths = 0;
@@ -144,6 +242,8 @@ int main(int argc, char **argv)
             zs_runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
             bf16 = !strcmp(argv[++i], "bf16");
+        else if (!strcmp(argv[i], "--agree") && i + 1 < argc)
+            agree_path = argv[++i];
         else if (!model_path)
             model_path = argv[i];
         else
@@ -151,7 +251,8 @@ int main(int argc, char **argv)
     }
     if (!model_path || !n_paths || threads < 1 || samples < 1 || n_labels < 1 || zs_runs < 1) {
         fprintf(stderr, "usage: clip-bench MODEL.eng IMAGE... [--batch 1,8,32] [--threads 2] "
-                        "[--samples 5] [--labels 80] [--zs-runs 200] [--precision fp32|bf16]\n");
+                        "[--samples 5] [--labels 80] [--zs-runs 200] [--precision fp32|bf16] "
+                        "[--agree OTHER.eng]\n");
         return 2;
     }
     int batches[MAX_BATCHES], nb = 0, maxb = 1;
@@ -179,6 +280,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "clip-bench: %s\n", eng_last_error());
         return 1;
     }
+    if (agree_path)
+        return agree(model, ctx, agree_path, threads, paths, n_paths, n_labels, maxb);
     job j = {ctx,
              malloc((size_t)maxb * sizeof(void *)),
              malloc((size_t)maxb * sizeof(size_t)),
@@ -207,7 +310,7 @@ int main(int argc, char **argv)
         }
         printf("{\"engine\":\"libengine %s %s\",\"batch\":%d,\"threads\":%d,\"ms_per_batch\":%.3f,"
                "\"images_per_s\":%.1f,\"net_ms_per_batch\":%.3f,\"net_images_per_s\":%.1f}\n",
-               eng_version(), bf16 ? "bf16" : "fp32", j.batch, threads, call * 1e3, j.batch / call,
+               eng_version(), bf16 ? "bf16" : info.weights, j.batch, threads, call * 1e3, j.batch / call,
                net * 1e3, j.batch / net);
         fflush(stdout);
     }

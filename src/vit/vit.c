@@ -346,6 +346,7 @@ typedef struct {
     int first, n_err;                  /* the caller indices the errors describe */
     int *tok_id, *tok_pos, *off, *len; /* packed text rows and sequences */
     int32_t *text_ids;                 /* [positions]: the text being tokenized */
+    eng__zs_scratch zs;                /* zeroshot.c's */
 } vit_ctx;
 
 static void vit_ctx_free(eng_ctx *ctx)
@@ -367,6 +368,7 @@ static void vit_ctx_free(eng_ctx *ctx)
     free(c->text_ids);
     free(c->off);
     free(c->len);
+    free(c->zs.p);
     free(c);
     ctx->impl = NULL;
 }
@@ -573,6 +575,11 @@ static void vision_forward(eng_ctx *c, int n, eng_task task)
 int eng__vit_ctx_bf16(const eng_ctx *c)
 {
     return ((const vit_ctx *)c->impl)->bk != NULL;
+}
+
+eng__zs_scratch *eng__vit_ctx_zs(eng_ctx *c)
+{
+    return &((vit_ctx *)c->impl)->zs;
 }
 
 eng_status eng__vit_embed_pixels(eng_ctx *c, const float *pixels, int n, float *out)

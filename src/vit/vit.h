@@ -72,6 +72,16 @@ typedef struct {
  * kind or too many images. */
 eng_status eng__vit_embed_pixels(eng_ctx *c, const float *pixels, int n, float *out);
 
+/* A context's zero-shot scratch (zeroshot.c): one block, grown to the
+ * largest call yet and freed with the context. */
+typedef struct {
+    void *p;
+    size_t cap; /* bytes */
+} eng__zs_scratch;
+
+/* c's zero-shot scratch (c: a context of this kind). */
+eng__zs_scratch *eng__vit_ctx_zs(eng_ctx *c);
+
 /* Whether c (a context of this kind) computes at bf16 precision. */
 int eng__vit_ctx_bf16(const eng_ctx *c);
 

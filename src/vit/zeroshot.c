@@ -54,9 +54,9 @@ void eng__zs_free(eng__vit_model *m)
 
 /* The key: the precision the embeddings were computed at ('b' bf16, 'f'
  * fp32: contexts of both share the model), the template, NUL, each label and
- * NUL, then (ids given) each sequence's length and ids. NULL when out of
- * memory. */
-static char *make_key(const eng_label_set *ls, const char *templ, int bf16, size_t *len)
+ * NUL, then (ids given) each sequence's length and ids. key_len is its
+ * length, write_key writes it. */
+static size_t key_len(const eng_label_set *ls, const char *templ)
 {
     size_t n = 1 + strlen(templ) + 1;
     for (int i = 0; i < ls->n_labels; i++) {
@@ -64,9 +64,11 @@ static char *make_key(const eng_label_set *ls, const char *templ, int bf16, size
         if (ls->ids)
             n += sizeof(int) + (size_t)ls->ids[i].n_ids * sizeof(int32_t);
     }
-    char *k = malloc(n), *p = k;
-    if (!k)
-        return NULL;
+    return n;
+}
+
+static void write_key(const eng_label_set *ls, const char *templ, int bf16, char *p)
+{
     *p++ = bf16 ? 'b' : 'f';
     p = memcpy(p, templ, strlen(templ) + 1), p += strlen(templ) + 1;
     for (int i = 0; i < ls->n_labels; i++) {
@@ -80,8 +82,6 @@ static char *make_key(const eng_label_set *ls, const char *templ, int bf16, size
             p += (size_t)ls->ids[i].n_ids * sizeof(int32_t);
         }
     }
-    *len = n;
-    return k;
 }
 
 /* The entry of key, moved to the front, or NULL. Under m->mu. */
@@ -176,16 +176,13 @@ static eng_status compute(eng_ctx *c, const eng_label_set *ls, const char *templ
 }
 
 /* The label set's class embeddings (n_labels x dim floats) copied to buf:
- * from the cache, or computed and inserted. A copy, because another thread
- * may evict the entry as soon as the lock is released. */
-static eng_status class_embeddings(eng_ctx *c, const eng_label_set *ls, float *buf)
+ * from the cache, or computed and inserted; key (key_len bytes, in the
+ * context's scratch) names the set. A copy, because another thread may
+ * evict the entry as soon as the lock is released. */
+static eng_status class_embeddings(eng_ctx *c, const eng_label_set *ls, const char *templ,
+                                   const char *key, size_t key_len, float *buf)
 {
     eng__vit_model *m = (eng__vit_model *)c->model->impl;
-    const char *templ = ls->templ ? ls->templ : DEFAULT_TEMPLATE;
-    size_t key_len;
-    char *key = make_key(ls, templ, eng__vit_ctx_bf16(c), &key_len);
-    if (!key)
-        return eng__errf(ENG_ERR_NOMEM, c->error, sizeof c->error, "out of memory");
     const size_t bytes = (size_t)ls->n_labels * m->embed_size * sizeof(float);
     pthread_mutex_lock(&m->mu);
     eng__zs_entry *e = lookup(m, key, key_len);
@@ -196,11 +193,13 @@ static eng_status class_embeddings(eng_ctx *c, const eng_label_set *ls, float *b
         m->zs_misses++;
     }
     pthread_mutex_unlock(&m->mu);
-    if (e) {
-        free(key);
+    if (e)
         return ENG_OK;
-    }
-    eng_status s = compute(c, ls, templ, key, key_len, &e);
+    char *own = malloc(key_len); /* the new entry's */
+    if (!own)
+        return eng__errf(ENG_ERR_NOMEM, c->error, sizeof c->error, "out of memory");
+    memcpy(own, key, key_len);
+    eng_status s = compute(c, ls, templ, own, key_len, &e);
     if (s)
         return s;
     memcpy(buf, e->emb, bytes);
@@ -237,6 +236,11 @@ static const eng__vit_model *check(eng_ctx *c, const eng_label_set *ls, eng_stat
     for (int i = 0; !*s && i < ls->n_labels; i++)
         if (!ls->labels[i])
             *s = eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error, "label %d is NULL", i);
+        else if (ls->ids && (ls->ids[i].n_ids < 0 || (ls->ids[i].n_ids && !ls->ids[i].ids)))
+            /* before the key copies them (the text tower checks the rest) */
+            *s = eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error,
+                           "label %d: %d ids at %p", i, ls->ids[i].n_ids,
+                           (const void *)ls->ids[i].ids);
     return *s ? NULL : m;
 }
 
@@ -259,6 +263,19 @@ static void score(const eng_ctx *c, const eng__vit_model *m, float *img, const f
         *top = c->kern->argmax(p, L);
 }
 
+/* At least bytes of c's zero-shot scratch: grown to the largest call yet
+ * and kept (freed with the context), so a warm call allocates nothing.
+ * NULL when out of memory. */
+static void *scratch(eng_ctx *c, size_t bytes)
+{
+    eng__zs_scratch *z = eng__vit_ctx_zs(c);
+    if (bytes > z->cap) {
+        free(z->p); /* nothing in it is kept between calls */
+        z->cap = (z->p = malloc(bytes)) ? bytes : 0;
+    }
+    return z->p;
+}
+
 /* Image features (of n images, or n given rows of features when feats is
  * not NULL), then the scores. */
 static eng_status zero_shot(eng_ctx *c, const eng_label_set *ls, const char *const *paths,
@@ -275,27 +292,26 @@ static eng_status zero_shot(eng_ctx *c, const eng_label_set *ls, const char *con
         return eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error,
                          "eng_zero_shot: NULL argument");
     const int L = ls->n_labels, D = m->embed_size;
-    /* Image features, then the class embeddings (n x D + L x D floats), and
-     * the items' statuses. */
-    float *buf = malloc(((size_t)n + L) * D * sizeof *buf);
-    eng_status *st = calloc((size_t)n + 1, sizeof *st);
-    if (!buf || !st) {
-        free(buf);
-        free(st);
+    const char *templ = ls->templ ? ls->templ : DEFAULT_TEMPLATE;
+    /* The scratch: image features, then the class embeddings (n x D + L x D
+     * floats), the items' statuses, the label set's key. */
+    const size_t fbytes = ((size_t)n + L) * D * sizeof(float), sbytes = n * sizeof(eng_status),
+                 klen = key_len(ls, templ);
+    char *at = scratch(c, fbytes + sbytes + klen);
+    if (!at)
         return eng__errf(ENG_ERR_NOMEM, c->error, sizeof c->error, "out of memory");
-    }
-    float *cls = buf + (size_t)n * D;
-    s = class_embeddings(c, ls, cls);
-    if (!s && feats)
+    float *buf = (float *)at, *cls = buf + (size_t)n * D;
+    eng_status *st = (eng_status *)(at + fbytes);
+    memset(st, 0, sbytes);
+    write_key(ls, templ, eng__vit_ctx_bf16(c), at + fbytes + sbytes);
+    s = class_embeddings(c, ls, templ, at + fbytes + sbytes, klen, cls);
+    if (s)
+        return s;
+    if (feats)
         memcpy(buf, feats, (size_t)n * D * sizeof *buf);
-    else if (!s && n > 0)
+    else if (n > 0)
         s = paths ? eng_embed_images(c, paths, n, buf, st)
                   : eng_embed_image_data(c, data, size, n, buf, st);
-    else if (s) {
-        free(buf);
-        free(st);
-        return s;
-    }
     for (int i = 0; i < n; i++) {
         float *p = probs + (size_t)i * L;
         if (item_status)
@@ -308,8 +324,6 @@ static eng_status zero_shot(eng_ctx *c, const eng_label_set *ls, const char *con
         }
         score(c, m, buf + (size_t)i * D, cls, L, p, top ? &top[i] : NULL);
     }
-    free(buf);
-    free(st);
     return s;
 }
 
