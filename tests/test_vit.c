@@ -400,6 +400,16 @@ START_TEST(test_zero_shot_cache)
     ck_assert_int_eq(eng_zero_shot_images(c, &ls, paths, 2, again, top2, st), ENG_ERR_IO);
     ck_assert(st[0] == ENG_ERR_IO && st[1] == ENG_OK && top2[0] == -1 && top2[1] == top[2]);
     ck_assert_mem_eq(again + N_TEXTS, probs + 2 * N_TEXTS, N_TEXTS * sizeof *probs);
+    /* A negative id count, or ids missing, is refused (not read). */
+    eng_seq bad[N_TEXTS];
+    memcpy(bad, g.seqs, sizeof bad);
+    eng_label_set bad_ls = {names, N_TEXTS, NULL, bad};
+    bad[3].n_ids = -1;
+    ck_assert_int_eq(eng_zero_shot_images(c, &bad_ls, path_list(&g), 1, again, top2, NULL),
+                     ENG_ERR_INVALID_ARG);
+    bad[3] = (eng_seq){NULL, 2};
+    ck_assert_int_eq(eng_zero_shot_images(c, &bad_ls, path_list(&g), 1, again, top2, NULL),
+                     ENG_ERR_INVALID_ARG);
     eng_ctx_free(c);
     eng_model_free(m);
 
