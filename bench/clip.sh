@@ -78,8 +78,8 @@ for b in $(echo "$BATCHES" | tr , ' '); do
     n=$(pick "$b" net_ms_per_batch "$M.int8.jsonl" | median)
     o=$(pick "$b" ms_per_batch "$M.ort-int8.jsonl" | median)
     f=$(pick "$b" net_ms_per_batch "$M.engine.jsonl" | median)
-    echo "$b" "$e" "$n" "$o" "$f" | awk '{printf "int8 batch %d: engine %.2f ms (%.1f images/s; network %.2f ms, %.1f images/s), ONNX Runtime int8 network %.2f ms (%.1f images/s), network ratio %.2f; engine int8 vs fp32 network %.2fx\n",
-        $1, $2, $1 * 1000 / $2, $3, $1 * 1000 / $3, $4, $1 * 1000 / $4, $4 / $3, $5 / $3}'
+    echo "$b" "$e" "$n" "$o" "$f" | awk '{printf "int8 batch %d: engine %.2f ms (%.1f images/s; network %.2f ms, %.1f images/s, preprocessing %.0f%%), ONNX Runtime int8 network %.2f ms (%.1f images/s), network ratio %.2f; engine int8 vs fp32 network %.2fx\n",
+        $1, $2, $1 * 1000 / $2, $3, $1 * 1000 / $3, 100 * ($2 - $3) / $2, $4, $1 * 1000 / $4, $4 / $3, $5 / $3}'
 done
 zs() { python3 -c "import json
 for l in open('$2'):

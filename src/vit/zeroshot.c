@@ -238,9 +238,8 @@ static const eng__vit_model *check(eng_ctx *c, const eng_label_set *ls, eng_stat
             *s = eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error, "label %d is NULL", i);
         else if (ls->ids && (ls->ids[i].n_ids < 0 || (ls->ids[i].n_ids && !ls->ids[i].ids)))
             /* before the key copies them (the text tower checks the rest) */
-            *s = eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error,
-                           "label %d: %d ids at %p", i, ls->ids[i].n_ids,
-                           (const void *)ls->ids[i].ids);
+            *s = eng__errf(ENG_ERR_INVALID_ARG, c->error, sizeof c->error, "label %d: %s", i,
+                           ls->ids[i].n_ids < 0 ? "a negative id count" : "its ids are NULL");
     return *s ? NULL : m;
 }
 
