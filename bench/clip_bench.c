@@ -28,45 +28,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "benchutil.h"
 #include "engine.h"
 #include "model.h"
 #include "vit.h"
 
 #define SAMPLE_SECONDS 0.2
 #define MAX_BATCHES 16
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = n > 0 ? malloc((size_t)n) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 /* Median seconds per call of fn over samples samples of >= SAMPLE_SECONDS. */
 typedef int (*call_fn)(void *arg);
@@ -79,15 +48,15 @@ static double time_calls(call_fn fn, void *arg, int samples)
         return -1;
     for (int s = 0; s < samples; s++) {
         int reps = 0;
-        double t0 = now_s(), el;
+        double t0 = bench_now_s(), el;
         do {
             if (fn(arg))
                 return -1;
             reps++;
-        } while ((el = now_s() - t0) < SAMPLE_SECONDS);
+        } while ((el = bench_now_s() - t0) < SAMPLE_SECONDS);
         t[s] = el / reps;
     }
-    qsort(t, (size_t)samples, sizeof *t, cmp_double);
+    qsort(t, (size_t)samples, sizeof *t, bench_cmp_double);
     return t[samples / 2];
 }
 
@@ -187,7 +156,7 @@ static int agree(eng_model *model, eng_ctx *ctx, const char *other_path, int thr
     int *top[2] = {malloc((size_t)n * sizeof(int)), malloc((size_t)n * sizeof(int))};
     double *gap = malloc((size_t)n * sizeof *gap);
     for (int i = 0; i < n; i++)
-        if (!(data[i] = read_all(paths[i], &size[i]))) {
+        if (!(data[i] = bench_read_file(paths[i], &size[i]))) {
             fprintf(stderr, "clip-bench: cannot read %s\n", paths[i]);
             return 1;
         }
@@ -214,7 +183,7 @@ static int agree(eng_model *model, eng_ctx *ctx, const char *other_path, int thr
         if (top[0][i] != top[1][i] && gap[i] > flipped)
             flipped = gap[i];
     }
-    qsort(gap, (size_t)n, sizeof *gap, cmp_double);
+    qsort(gap, (size_t)n, sizeof *gap, bench_cmp_double);
     printf("{\"agree\":\"%s vs %s\",\"images\":%d,\"labels\":%d,\"same_top1\":%d,"
            "\"worst_feature_cosine\":%.6f,\"median_top_gap\":%.4f,\"widest_flipped_gap\":%.4f}\n",
            info.weights, oinfo.weights, n, L, same, worst, gap[n / 2], flipped);
@@ -295,7 +264,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < (size_t)maxb * F; i++)
         j.pixels[i] = (float)(next_rand() % 4001) / 1000.0f - 2.0f;
     for (int i = 0; i < maxb; i++) {
-        j.data[i] = read_all(paths[i % n_paths], &j.size[i]);
+        j.data[i] = bench_read_file(paths[i % n_paths], &j.size[i]);
         if (!j.data[i]) {
             fprintf(stderr, "clip-bench: cannot read %s\n", paths[i % n_paths]);
             return 1;
@@ -325,23 +294,23 @@ int main(int argc, char **argv)
         double cold[3], *warm = malloc((size_t)zs_runs * sizeof *warm);
         for (int k = 0; k < 3; k++) {
             eng_label_set ls = {names, n_labels, NULL, random_prompts(n_labels, info.vocab_size)};
-            double t0 = now_s();
+            double t0 = bench_now_s();
             if (eng_zero_shot_image_data(ctx, &ls, j.data, j.size, 1, probs, NULL, NULL)) {
                 fprintf(stderr, "clip-bench: %s\n", eng_ctx_last_error(ctx));
                 return 1;
             }
-            cold[k] = now_s() - t0;
+            cold[k] = bench_now_s() - t0;
             if (k < 2)
                 continue;
             for (int r = 0; r < zs_runs; r++) { /* the last set stays warm */
-                t0 = now_s();
+                t0 = bench_now_s();
                 eng_zero_shot_image_data(ctx, &ls, &j.data[r % maxb], &j.size[r % maxb], 1, probs,
                                          NULL, NULL);
-                warm[r] = now_s() - t0;
+                warm[r] = bench_now_s() - t0;
             }
         }
-        qsort(cold, 3, sizeof *cold, cmp_double);
-        qsort(warm, (size_t)zs_runs, sizeof *warm, cmp_double);
+        qsort(cold, 3, sizeof *cold, bench_cmp_double);
+        qsort(warm, (size_t)zs_runs, sizeof *warm, bench_cmp_double);
         eng_zero_shot_stats zs;
         eng_zero_shot_get_stats(model, &zs);
         printf("{\"zero_shot_labels\":%d,\"threads\":%d,\"warm_ms_p50\":%.3f,\"warm_ms_p95\":%.3f,"

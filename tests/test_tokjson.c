@@ -23,34 +23,6 @@
 
 #define DIR "tests/golden/tokjson/"
 
-/* The malloc family, counted: this program's own definitions take the
- * place of libc's in every caller (the library is linked statically) and
- * forward to glibc's, so a test can tell whether a warm call allocates.
- * Not in sanitizer builds, whose runtimes own malloc. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define COUNT_ALLOCS 0
-#else
-#define COUNT_ALLOCS 1
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-static _Atomic long n_allocs;
-void *malloc(size_t n)
-{
-    n_allocs++;
-    return __libc_malloc(n);
-}
-void *calloc(size_t n, size_t size)
-{
-    n_allocs++;
-    return __libc_calloc(n, size);
-}
-void *realloc(void *p, size_t n)
-{
-    n_allocs++;
-    return __libc_realloc(p, n);
-}
-#endif
 #define MAX_IDS 4096
 
 static eng__tokjson *load(const char *name)
@@ -218,7 +190,7 @@ START_TEST(test_refused)
 }
 END_TEST
 
-#if COUNT_ALLOCS
+#if TEST_COUNT_ALLOCS
 /* Once a thread has tokenized a text, texts of up to the kept size run in
  * its working memory: none of the golden texts allocates on a warm thread,
  * with each model kind (BPE, Unigram) and pipeline. */
@@ -234,7 +206,7 @@ START_TEST(test_warm_encode_does_not_allocate)
         eng__tokjson *t = load(names[m]);
         for (int pass = 0; pass < 2; pass++) {
             /* No Check assertion inside the loop: Check allocates. */
-            const long before = n_allocs;
+            const long before = test_allocs();
             int n_texts = 0, failed = 0;
             for (char *p = texts, *end = texts + tlen; p < end; n_texts++) {
                 char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -243,7 +215,7 @@ START_TEST(test_warm_encode_does_not_allocate)
                 failed += eng__tokjson_encode(t, p, len, MAX_IDS, ids, spans, MAX_IDS, &n, &tr) != ENG_OK;
                 p += len + 1;
             }
-            const long allocs = n_allocs - before;
+            const long allocs = test_allocs() - before;
             ck_assert_int_eq(failed, 0);
             /* The first pass grows the working memory; the second must not. */
             if (pass == 1)
@@ -309,7 +281,7 @@ int main(void)
     tcase_add_test(tc, test_truncation_utf8);
     tcase_add_test(tc, test_refused);
     tcase_add_test(tc, test_bpe_all_unknown);
-#if COUNT_ALLOCS
+#if TEST_COUNT_ALLOCS
     tcase_add_test(tc, test_warm_encode_does_not_allocate);
 #else
     test_note_skip("a sanitizer owns malloc in this build: the no-allocation check did not run");

@@ -1,6 +1,7 @@
 /* testutil.c: see testutil.h. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,44 @@ void test_read_golden(const char *name, test_golden *g)
     free(lines);
     free(text);
 }
+
+static atomic_long n_allocs;
+
+long test_allocs(void)
+{
+    return atomic_load(&n_allocs);
+}
+
+#if TEST_COUNT_ALLOCS
+void *__libc_malloc(size_t n);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t n);
+void *__libc_memalign(size_t align, size_t n);
+
+void *malloc(size_t n)
+{
+    atomic_fetch_add(&n_allocs, 1);
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+    atomic_fetch_add(&n_allocs, 1);
+    return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+    atomic_fetch_add(&n_allocs, 1);
+    return __libc_realloc(p, n);
+}
+
+void *aligned_alloc(size_t align, size_t n)
+{
+    atomic_fetch_add(&n_allocs, 1);
+    return __libc_memalign(align, n);
+}
+#endif
 
 double test_cosine(const float *a, const float *b, int n)
 {

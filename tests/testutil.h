@@ -52,6 +52,20 @@ int test_read_sst2_dev(char ***texts, int **labels);
  * (n x n_labels) and, through *labels, malloc'd argmax labels. */
 float *test_classify_all(const eng_model *model, char **texts, int n, int **labels);
 
+/* The malloc family counted: testutil.c's malloc, calloc, realloc and
+ * aligned_alloc take the place of libc's in every caller of a test program
+ * (the library is linked statically, and glibc allows its malloc to be
+ * replaced) and forward to glibc's own, so a test can tell whether a warm
+ * call allocates. TEST_COUNT_ALLOCS is 0 in sanitizer builds, whose
+ * runtimes own malloc: there test_allocs counts nothing. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TEST_COUNT_ALLOCS 0
+#else
+#define TEST_COUNT_ALLOCS 1
+#endif
+/* The calls to the malloc family so far, from every thread. */
+long test_allocs(void);
+
 /* The cosine of a and b (n floats), summed in double. */
 double test_cosine(const float *a, const float *b, int n);
 
