@@ -29,8 +29,21 @@
 #include "kernels.h"
 
 /* Tile flags: ACCUM adds to the partial sums already in C (a later K block);
- * FINAL marks the last K block, where the epilogue runs. */
-enum { ENG_ST_ACCUM = 1, ENG_ST_FINAL = 2 };
+ * FINAL marks the last K block, where the epilogue runs. PREFETCH (a hint
+ * for few rows, whose time is the streaming of the weights from memory; one
+ * segment only): while it multiplies, the tile also prefetches into L2 its
+ * part of the weights the driver runs next, the same k steps of the np
+ * panels after its own, so that memory streams them behind the arithmetic
+ * instead of stalling the first tile that reads them. The `of` tiles that
+ * walk down the rows of one column tile share that block, tile `part` taking
+ * k steps [part * ceil(kc/of), (part+1) * ceil(kc/of)), one step (np lines)
+ * every of-th k step of its own: eng__sgemm_pf_flags. */
+enum { ENG_ST_ACCUM = 1, ENG_ST_FINAL = 2, ENG_ST_PREFETCH = 4 };
+enum { ENG_ST_PF_OF_SHIFT = 8, ENG_ST_PF_PART_SHIFT = 16, ENG_ST_PF_MAX = 255 };
+static inline int eng__sgemm_pf_flags(int part, int of)
+{
+    return ENG_ST_PREFETCH | of << ENG_ST_PF_OF_SHIFT | part << ENG_ST_PF_PART_SHIFT;
+}
 
 /* The epilogue of one tile, pointers offset to the tile's first column:
  * C = act(acc + bias (+ res)). */

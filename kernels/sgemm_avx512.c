@@ -8,7 +8,9 @@
  * pace. Column tails use masked loads and stores (the packed panels are
  * zero-padded, so the sums need no masking). The epilogue (bias, residual,
  * activation from vmath_avx512.h) runs on the accumulators before the only
- * store of the last K block. */
+ * store of the last K block. With ENG_ST_PREFETCH it spreads its share of
+ * the next column tile's lines over its k steps (one step's np lines every
+ * of-th step), so they arrive while it and its fellow row tiles multiply. */
 #include <stddef.h>
 
 #include "sgemm.h"
@@ -37,9 +39,30 @@ tile_n(const float *const *ap, ptrdiff_t aseg, int nseg, const float *b, size_t 
         for (int j = 0; j < np; j++)
             acc[r][j] = (flags & ENG_ST_ACCUM) ? _mm512_maskz_loadu_ps(m[j], c[r] + 16 * j)
                                                : _mm512_setzero_ps();
+    /* ENG_ST_PREFETCH (sgemm.h): at k step pf_k, the next column tile's k
+     * step at pf, pf_n times; never when pf_k stays at kc. */
+    int pf_k = kc, pf_every = 1, pf_n = 0;
+    const char *pf = NULL;
+    if (flags & ENG_ST_PREFETCH) {
+        pf_every = flags >> ENG_ST_PF_OF_SHIFT & ENG_ST_PF_MAX;
+        const int part = flags >> ENG_ST_PF_PART_SHIFT & ENG_ST_PF_MAX;
+        const int steps = (kc + pf_every - 1) / pf_every;
+        pf_n = kc - part * steps < steps ? kc - part * steps : steps;
+        if (pf_n > 0) {
+            pf = (const char *)(b + (size_t)np * ldb + (size_t)part * steps * 16);
+            pf_k = 0;
+        }
+    }
     for (int s = 0; s < nseg; s++, b += (size_t)kc * 16) {
 #pragma GCC unroll 4
         for (int k = 0; k < kc; k++) {
+            if (k == pf_k) {
+#pragma GCC unroll 4
+                for (int j = 0; j < np; j++)
+                    _mm_prefetch(pf + (size_t)j * ldb * sizeof(float), _MM_HINT_T1);
+                pf += 64;
+                pf_k = --pf_n > 0 ? pf_k + pf_every : kc;
+            }
             __m512 bv[NP];
 #pragma GCC unroll 4
             for (int j = 0; j < np; j++)

@@ -211,6 +211,51 @@ START_TEST(test_large_shapes)
 }
 END_TEST
 
+/* Few rows (up to 64) take their own order, K blocks outside the column
+ * tiles, with prefetching (sgemm.h, ENG_ST_PREFETCH); many rows the blocked
+ * one. Each row's sums run in the same order either way, so the first rows
+ * of a many-row product are bit for bit the few-row product of those rows:
+ * M from 1 to past 64, K over two K blocks with a tail, N with a partial
+ * column tile, every epilogue but bias+res (res is M x N, covered above). */
+START_TEST(test_few_rows_bitwise)
+{
+    enum { MBIG = 200, K = 1100, N = 330 };
+    float *x = malloc((size_t)MBIG * K * sizeof *x), *w = malloc((size_t)K * N * sizeof *w);
+    float *bias = malloc(N * sizeof *bias), *big = malloc((size_t)MBIG * N * sizeof *big);
+    float *few = malloc((size_t)MBIG * N * sizeof *few);
+    float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(K, N));
+    ck_assert(x && w && bias && big && few && packed);
+    uint32_t s = 99;
+    for (size_t i = 0; i < (size_t)MBIG * K; i++)
+        x[i] = (float)((s = s * 1103515245u + 12345u) >> 9) / 4194304.0f - 1.0f;
+    for (size_t i = 0; i < (size_t)K * N; i++)
+        w[i] = (float)((s = s * 1103515245u + 12345u) >> 9) / 4194304.0f - 1.0f;
+    for (int i = 0; i < N; i++)
+        bias[i] = (float)i * 0.01f;
+    eng__sgemm_pack(w, K, N, packed);
+    static const int rows[] = {1, 2, 5, 6, 7, 16, 50, 63, 64, 65};
+    for (int isa = ENG_ISA_SCALAR; isa <= ENG_ISA_AVX512; isa++) {
+        const eng__sgemm_kernels *sk = eng__sgemm_for((eng__isa)isa);
+        if (!sk)
+            continue;
+        for (int e = 0; e < EPI_COUNT; e++) {
+            if (e == EPI_RES)
+                continue;
+            const eng__act act = (eng__act)epi_act(e);
+            eng__sgemm_packed(sk, x, MBIG, K, K, packed, N, big, N, bias, NULL, act);
+            for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+                memset(few, 0, (size_t)rows[r] * N * sizeof *few);
+                eng__sgemm_packed(sk, x, rows[r], K, K, packed, N, few, N, bias, NULL, act);
+                ck_assert_msg(memcmp(few, big, (size_t)rows[r] * N * sizeof *few) == 0,
+                              "%s %s M=%d differs from the first rows of M=%d",
+                              eng__isa_str(sk->isa), epi_name[e], rows[r], MBIG);
+            }
+        }
+    }
+    free(x), free(w), free(bias), free(big), free(few), free(packed);
+}
+END_TEST
+
 int main(void)
 {
     test_note_missing_isas();
@@ -222,6 +267,7 @@ int main(void)
     tcase_add_test(tc, test_unpack_round_trip);
     tcase_add_test(tc, test_awkward_shapes);
     tcase_add_test(tc, test_large_shapes);
+    tcase_add_test(tc, test_few_rows_bitwise);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
