@@ -14,6 +14,9 @@
  * (MC x 16*NCP x 4 bytes = 120 KiB) and the block's activation rows (MC x K
  * bytes, 384 KiB at K = 3072) stay in L2 between K blocks. */
 enum { MC = 128, NCP = 16 };
+/* Calls of fewer rows are small batches (see eng__qgemm_run). */
+enum { FEW_ROWS = 64 };
+_Static_assert((int)FEW_ROWS <= (int)ENG_QT_PF_MAX, "a few-row walk's tiles fit the prefetch flags");
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -79,15 +82,25 @@ void eng__qgemm_run(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int 
     }
     for (int mb = m0; mb < m1; mb += MC) {
         const int me = min_int(mb + MC, m1);
+        /* Fewer rows than the forward pass's full row blocks (linear_int8.c)
+         * are a small batch, whose time is the streaming of the weights:
+         * the row tiles of a column tile prefetch the next one's weights
+         * (ENG_QT_PREFETCH) while they multiply. One row tile streams its
+         * own. */
+        const int of = (me - mb + qk->mr - 1) / qk->mr;
+        const int few = me - mb < FEW_ROWS && of > 1;
         for (int nb = p0; nb < p1; nb += ncp) {
             const int ne = min_int(nb + ncp, p1);
             for (int kb = 0; kb < k4; kb += kc) {
                 const int kn = min_int(kc, k4 - kb);
                 const int flags = (kb > 0 ? ENG_QT_ACCUM : 0) | (kb + kn == k4 ? ENG_QT_FINAL : 0);
-                for (int pb = nb; pb < ne; pb += qk->np)
-                    for (int r = mb; r < me; r += qk->mr)
+                for (int pb = nb; pb < ne; pb += qk->np) {
+                    const int pf = few && pb + qk->np < ne;
+                    for (int r = mb, i = 0; r < me; r += qk->mr, i++)
                         tile_at(qk, g, ldb, r, min_int(qk->mr, me - r), pb,
-                                min_int(qk->np, ne - pb), kb, kn, flags);
+                                min_int(qk->np, ne - pb), kb, kn,
+                                flags | (pf ? eng__qgemm_pf_flags(i, of) : 0));
+                }
             }
         }
     }

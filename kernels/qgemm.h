@@ -46,8 +46,19 @@ typedef enum {
 enum { ENG_QGEMM_KC4 = 128 };
 
 /* Tile flags: ACCUM adds to the int32 partial sums already in C (a later K
- * block); FINAL marks the last K block, where the epilogue runs. */
-enum { ENG_QT_ACCUM = 1, ENG_QT_FINAL = 2 };
+ * block); FINAL marks the last K block, where the epilogue runs. PREFETCH
+ * (a hint, for few rows, as ENG_ST_PREFETCH in sgemm.h): while it
+ * multiplies, the tile prefetches into L2 its part of the next column tile's
+ * weights (the same k4 steps of the np panels after its own), the `of` row
+ * tiles of one column tile sharing them, tile `part` taking k4 steps
+ * [part * ceil(k4n/of), (part+1) * ceil(k4n/of)), one step every of-th k4
+ * step of its own: eng__qgemm_pf_flags. */
+enum { ENG_QT_ACCUM = 1, ENG_QT_FINAL = 2, ENG_QT_PREFETCH = 4 };
+enum { ENG_QT_PF_OF_SHIFT = 8, ENG_QT_PF_PART_SHIFT = 16, ENG_QT_PF_MAX = 255 };
+static inline int eng__qgemm_pf_flags(int part, int of)
+{
+    return ENG_QT_PREFETCH | of << ENG_QT_PF_OF_SHIFT | part << ENG_QT_PF_PART_SHIFT;
+}
 
 /* Dequantization epilogue, pointers offset to the tile's first row (sx) and
  * first column (the rest):

@@ -4,7 +4,8 @@
  * Register tile: up to 8 rows x 3 panels (48 columns) = 24 zmm accumulators,
  * 3 zmm of weights and 1 broadcast activation word: 28 of 32 registers. Each
  * k4 step loads 3 x 64 contiguous weight bytes and 8 activation words and
- * issues 24 VPDPBUSD (64 multiply-adds each). */
+ * issues 24 VPDPBUSD (64 multiply-adds each). With ENG_QT_PREFETCH it spreads
+ * its share of the next column tile's lines over its k4 steps. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -89,7 +90,28 @@ tile_rp(const int R, const int P, const uint8_t *a, size_t lda, const int8_t *b,
             acc[r][j] = (flags & ENG_QT_ACCUM)
                             ? _mm512_maskz_loadu_epi32(cm[j], (const int32_t *)c + r * ldc + 16 * j)
                             : _mm512_setzero_si512();
+    /* ENG_QT_PREFETCH (qgemm.h): at k4 step pf_k, the next column tile's
+     * k4 step at pf, pf_n times; never when pf_k stays at k4n. */
+    int pf_k = k4n, pf_every = 1, pf_n = 0;
+    const int8_t *pf = NULL;
+    if (flags & ENG_QT_PREFETCH) {
+        pf_every = flags >> ENG_QT_PF_OF_SHIFT & ENG_QT_PF_MAX;
+        const int part = flags >> ENG_QT_PF_PART_SHIFT & ENG_QT_PF_MAX;
+        const int steps = (k4n + pf_every - 1) / pf_every;
+        pf_n = k4n - part * steps < steps ? k4n - part * steps : steps;
+        if (pf_n > 0) {
+            pf = b + (size_t)P * ldb + (size_t)part * steps * 64;
+            pf_k = 0;
+        }
+    }
     for (int k4 = 0; k4 < k4n; k4++) {
+        if (k4 == pf_k) {
+#pragma GCC unroll 3
+            for (int j = 0; j < P; j++)
+                _mm_prefetch((const char *)(pf + (size_t)j * ldb), _MM_HINT_T1);
+            pf += 64;
+            pf_k = --pf_n > 0 ? pf_k + pf_every : k4n;
+        }
         __m512i bv[NP];
 #pragma GCC unroll 3
         for (int j = 0; j < P; j++)
