@@ -22,7 +22,10 @@
  * is the median of the rounds' own ratios); the load average is printed, the
  * machine being shared.
  *
- *   build/stream-bench [reps [fp32|bf16|int8]]      (default 5 reps, every form) */
+ *   build/stream-bench [reps [fp32|bf16|int8|all [MiB]]]
+ *
+ * (default 5 reps, every form, 1024 MiB). A smaller stack (e.g. 32 MiB, in
+ * L3) shows the same layers with their weights in cache. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -146,7 +149,13 @@ static size_t form_bytes(int form, int K, int N)
 int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 5;
-    const char *only = argc > 2 ? argv[2] : NULL;
+    const char *only = argc > 2 && strcmp(argv[2], "all") ? argv[2] : NULL;
+    /* The layers' stack; the read's buffer stays STACK_BYTES. */
+    const size_t stack = argc > 3 ? (size_t)atoi(argv[3]) << 20 : STACK_BYTES;
+    if (stack < 1 || stack > STACK_BYTES) {
+        fprintf(stderr, "stream-bench: the stack is 1 to %zu MiB\n", STACK_BYTES >> 20);
+        return 2;
+    }
     if (reps < 1 || reps > MAX_REPS)
         reps = 5;
     if (!__builtin_cpu_supports("avx512f")) {
@@ -202,9 +211,10 @@ int main(int argc, char **argv)
         fclose(f);
         load[strcspn(load, "\n")] = 0;
     }
-    printf("stream-bench: fp32 tile %s %dx%d, bf16 %s, int8 %s; medians of %d; load average %s\n",
+    printf("stream-bench: fp32 tile %s %dx%d, bf16 %s, int8 %s; %zu MiB of weights per shape; "
+           "medians of %d; load average %s\n",
            eng__isa_str(eng__sgemm_get()->isa), eng__sgemm_get()->mr, 16 * eng__sgemm_get()->np,
-           bk ? bk->name : "none", qk->name, reps, load);
+           bk ? bk->name : "none", qk->name, stack >> 20, reps, load);
     double peak_gfs[THREADS + 1];
     for (int t = 1; t <= THREADS; t++) {
         double pk[MAX_REPS];
@@ -227,7 +237,7 @@ int main(int argc, char **argv)
         for (int s = 0; s < NSHAPES; s++) {
             const int K = shapes[s][0], N = shapes[s][1];
             const size_t bytes = form_bytes(form, K, N);
-            const int n = (int)(STACK_BYTES / bytes);
+            const int n = stack / bytes > 0 ? (int)(stack / bytes) : 1;
             /* One random matrix in the form, copied through the stack. */
             for (size_t i = 0; i < (size_t)K * N; i++)
                 ((float *)buf)[i] = frand();
