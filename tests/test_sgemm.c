@@ -215,8 +215,9 @@ END_TEST
  * tiles, with prefetching (sgemm.h, ENG_ST_PREFETCH); many rows the blocked
  * one. Each row's sums run in the same order either way, so the first rows
  * of a many-row product are bit for bit the few-row product of those rows:
- * M from 1 to past 64, K over two K blocks with a tail, N with a partial
- * column tile, every epilogue but bias+res (res is M x N, covered above). */
+ * M from 1 to past 64, K in two K blocks for few rows and three for many,
+ * N with a partial column tile, every epilogue but bias+res (covered by
+ * check_one). */
 START_TEST(test_few_rows_bitwise)
 {
     enum { MBIG = 200, K = 1100, N = 330 };
