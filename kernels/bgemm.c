@@ -40,10 +40,10 @@ void eng__bgemm_unpack(const eng__bf16 *packed, int K, int N, float *sg)
 
 size_t eng__bgemm_scratch_bytes(int M, int K)
 {
-    const size_t kp = (size_t)eng__bgemm_kp(K);
+    const int kp = eng__bgemm_kp(K), block = eng__bgemm_fma_rows(kp);
     const size_t bf16 = (((size_t)M + 15) & ~(size_t)15) * kp * sizeof(eng__bf16);
-    const size_t fp32 = ((size_t)M + ENG_BGEMM_FMA_MR - 1) / ENG_BGEMM_FMA_MR * ENG_BGEMM_FMA_MR *
-                        kp * sizeof(float);
+    const size_t strips = (size_t)(M < block ? M : block) + ENG_BGEMM_FMA_MR - 1;
+    const size_t fp32 = strips / ENG_BGEMM_FMA_MR * ENG_BGEMM_FMA_MR * kp * sizeof(float);
     return ((bf16 > fp32 ? bf16 : fp32) + 63) & ~(size_t)63;
 }
 
@@ -51,8 +51,13 @@ void eng__bgemm(const eng__bgemm_kernels *bk, const float *X, int M, int K, size
                 const eng__bf16 *packed, int N, float *Y, size_t ldy, const float *bias,
                 const float *res, eng__act act, void *scratch)
 {
-    bk->round(X, M, K, ldx, scratch);
-    bk->gemm(scratch, M, eng__bgemm_kp(K), packed, N, Y, ldy, bias, res, act);
+    const int kp = eng__bgemm_kp(K), block = bk->block_rows ? bk->block_rows(kp) : M;
+    for (int r = 0; r < M; r += block) {
+        const int m = M - r < block ? M - r : block;
+        bk->round(X + (size_t)r * ldx, m, K, ldx, scratch);
+        bk->gemm(scratch, m, kp, packed, N, Y + (size_t)r * ldy, ldy, bias,
+                 res ? res + (size_t)r * ldy : NULL, act);
+    }
 }
 
 /* Whether the CPU (and OS: the AMX level includes Linux's tile permission)

@@ -34,7 +34,10 @@
  *     FMA as it is), in strips of ENG_BGEMM_FMA_MR rows and chunks of 16 k
  *     steps, each row's chunk one 64-byte line:
  *         A[((s*Kp/16 + c)*MR + r)*16 + i] = bf16(X[s*MR + r][16c + i]),
- *     zero past K (rows past M are never read).
+ *     zero past K (rows past M are never read). Twice the bytes of bf16, so
+ *     the rows go a block at a time (eng__bgemm_fma_rows, about
+ *     ENG_BGEMM_FMA_BLOCK_BYTES), each rounded just before its products:
+ *     the block stays in L2 instead of a round trip through memory.
  * Rows are independent: a row's result never depends on the other rows or
  * on M. */
 #ifndef ENG_BGEMM_H
@@ -74,14 +77,26 @@ typedef enum {
     ENG_BGEMM_AMX = 3
 } eng__bgemm_isa;
 
-/* Rows of one strip of the avx512fma unit's activations (its register tile's). */
-enum { ENG_BGEMM_FMA_MR = 12 };
+/* Rows of one strip of the avx512fma unit's activations (its register
+ * tile's), and the bytes of the block of rows it rounds and multiplies at a
+ * time (an L2's share). */
+enum { ENG_BGEMM_FMA_MR = 12, ENG_BGEMM_FMA_BLOCK_BYTES = 512 * 1024 };
+
+/* The avx512fma unit's rows per block at depth Kp (a multiple of MR). */
+static inline int eng__bgemm_fma_rows(int Kp)
+{
+    const int strips = (int)(ENG_BGEMM_FMA_BLOCK_BYTES / ((size_t)ENG_BGEMM_FMA_MR * Kp * 4));
+    return (strips > 1 ? strips : 1) * ENG_BGEMM_FMA_MR;
+}
 
 typedef struct {
     eng__bgemm_isa isa;
     const char *name;
     /* A = the rounded X [M][K] (row stride ldx) in the unit's layout (above). */
     void (*round)(const float *X, int M, int K, size_t ldx, void *A);
+    /* The rows eng__bgemm rounds and multiplies at a time at depth Kp;
+     * NULL: all of them at once. */
+    int (*block_rows)(int Kp);
     /* Y[M,N] (row stride ldy) = act(A B + bias (+ res)): A as round() left
      * it, B packed, res row r at res + r*ldy or NULL, act == ENG_ACT_NONE for
      * none. */

@@ -15,13 +15,14 @@
  * FMAs whose activations come as broadcast memory operands. The widening
  * runs on the FMAs' ports, so the tile is as tall as the registers allow
  * (24 sums, 4 widened weights): 48 of every 52 instructions on those ports
- * are FMAs. The row block (MC strips of A, about A_BLOCK_BYTES) stays in L2
- * while the column tiles go by; a column tile's weights (2 panels x Kp x 32
- * bytes, 192 KiB at K = 3072) are read from L2 once per strip. Rows past M
- * in the last strip run on a tile of as many rows as remain. */
+ * are FMAs. eng__bgemm hands it a block of rows at a time, just rounded
+ * (eng__bgemm_fma_rows: about 512 KiB of strips), which stays in L2 while
+ * the column tiles go by; a column tile's weights (2 panels x Kp x 32 bytes,
+ * 192 KiB at K = 3072) are read from L2 once per strip. Rows past M in the
+ * last strip run on a tile of as many rows as remain. */
 #include "bgemm_avx512.h"
 
-enum { MR = ENG_BGEMM_FMA_MR, NP = 2, A_BLOCK_BYTES = 512 * 1024 };
+enum { MR = ENG_BGEMM_FMA_MR, NP = 2 };
 
 /* The strips of bgemm.h: row r's chunk c of 16 k steps at
  * A + ((r/MR * Kp/16 + c) * MR + r%MR) * 16, zero past K. */
@@ -96,27 +97,22 @@ static const tile_fn tiles[MR][NP] = {
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
+/* One block of rows (eng__bgemm_fma_rows), in L2 while the column tiles
+ * go by. */
 static void gemm(const void *Av, int M, int Kp, const eng__bf16 *B, int N, float *Y, size_t ldy,
                  const float *bias, const float *res, eng__act act)
 {
     const float *A = Av;
     const int n16 = (N + 15) / 16;
-    const size_t strip = (size_t)MR * Kp; /* floats */
-    int mc = (int)(A_BLOCK_BYTES / (strip * sizeof(float))) * MR;
-    if (mc < MR)
-        mc = MR;
     float out[MR][16 * NP] __attribute__((aligned(64)));
-    for (int mb = 0; mb < M; mb += mc) {
-        const int me = min_int(mb + mc, M);
-        for (int pb = 0; pb < n16; pb += NP) {
-            const int np = min_int(NP, n16 - pb), cols = min_int(16 * np, N - 16 * pb);
-            const eng__bf16 *b = B + (size_t)pb * Kp * 16;
-            for (int r = mb; r < me; r += MR) {
-                const int mr = min_int(MR, me - r);
-                tiles[mr - 1][np - 1](A + (size_t)(r / MR) * strip, Kp, b, out);
-                bgemm_store(out[0], 16 * NP, mr, cols, Y + (size_t)r * ldy + 16 * pb, ldy,
-                            bias + 16 * pb, res ? res + (size_t)r * ldy + 16 * pb : NULL, act);
-            }
+    for (int pb = 0; pb < n16; pb += NP) {
+        const int np = min_int(NP, n16 - pb), cols = min_int(16 * np, N - 16 * pb);
+        const eng__bf16 *b = B + (size_t)pb * Kp * 16;
+        for (int r = 0; r < M; r += MR) {
+            const int mr = min_int(MR, M - r);
+            tiles[mr - 1][np - 1](A + (size_t)r * Kp, Kp, b, out);
+            bgemm_store(out[0], 16 * NP, mr, cols, Y + (size_t)r * ldy + 16 * pb, ldy,
+                        bias + 16 * pb, res ? res + (size_t)r * ldy + 16 * pb : NULL, act);
         }
     }
 }
@@ -154,4 +150,4 @@ static double peak(long n)
 }
 
 const eng__bgemm_kernels eng__bgemm_avx512fma = {ENG_BGEMM_AVX512FMA, "avx512fma", round_strips,
-                                                 gemm, peak};
+                                                 eng__bgemm_fma_rows, gemm, peak};

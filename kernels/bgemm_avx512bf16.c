@@ -107,4 +107,4 @@ static double peak(long n)
 }
 
 const eng__bgemm_kernels eng__bgemm_avx512bf16 = {ENG_BGEMM_AVX512BF16, "avx512bf16",
-                                                  bgemm_round_rows, gemm, peak};
+                                                  bgemm_round_rows, NULL, gemm, peak};
