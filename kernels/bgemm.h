@@ -82,10 +82,12 @@ typedef enum {
  * time (an L2's share). */
 enum { ENG_BGEMM_FMA_MR = 12, ENG_BGEMM_FMA_BLOCK_BYTES = 512 * 1024 };
 
-/* The avx512fma unit's rows per block at depth Kp (a multiple of MR). */
+/* The avx512fma unit's rows per block at depth Kp (a multiple of MR; one
+ * strip at Kp 0, which eng__bgemm_scratch_bytes may be asked about). */
 static inline int eng__bgemm_fma_rows(int Kp)
 {
-    const int strips = (int)(ENG_BGEMM_FMA_BLOCK_BYTES / ((size_t)ENG_BGEMM_FMA_MR * Kp * 4));
+    const size_t strip_bytes = (size_t)ENG_BGEMM_FMA_MR * (Kp > 0 ? (size_t)Kp : 1) * 4;
+    const int strips = (int)(ENG_BGEMM_FMA_BLOCK_BYTES / strip_bytes);
     return (strips > 1 ? strips : 1) * ENG_BGEMM_FMA_MR;
 }
 

@@ -225,6 +225,7 @@ START_TEST(test_pack_layout)
     ck_assert_int_eq(kp, 64);
     ck_assert_uint_eq(eng__bgemm_packed_bytes(K, N), 2 * 64 * 16 * 2);
     ck_assert_uint_eq(eng__bgemm_packed_bytes(0, N), 0);
+    ck_assert_uint_eq(eng__bgemm_scratch_bytes(5, 0), 0); /* a layer without inputs */
     float w[K * N], sg[2 * K * 16], back[2 * K * 16];
     for (int i = 0; i < K * N; i++)
         w[i] = (float)(i + 1) * 1.0009765625f; /* 11 significant bits: rounding shows */
