@@ -102,7 +102,8 @@ static int bench_bf16(int reps)
 {
     /* Every vector unit this CPU runs, timed in alternation with the fp32 GEMM. */
     enum { MAX_UNITS = 3 };
-    const eng__bgemm_isa isas[MAX_UNITS] = {ENG_BGEMM_AVX512FMA, ENG_BGEMM_AVX512BF16, ENG_BGEMM_AMX};
+    const eng__bgemm_isa isas[MAX_UNITS] = {ENG_BGEMM_AVX512FMA, ENG_BGEMM_AVX512BF16,
+                                            ENG_BGEMM_AMX};
     const eng__bgemm_kernels *units[MAX_UNITS];
     int nu = 0;
     for (int i = 0; i < MAX_UNITS; i++)
@@ -116,7 +117,8 @@ static int bench_bf16(int reps)
     const eng__kernels *kern = eng__kernels_get();
     const eng__sgemm_kernels *sk = eng__sgemm_get();
     double peak[MAX_UNITS];
-    printf("sgemm-bench --bf16: 1 thread, median of %d; --precision bf16 runs %s; peaks (same run):",
+    printf("sgemm-bench --bf16: 1 thread, median of %d; --precision bf16 runs %s; "
+           "peaks (same run):",
            reps, chosen ? chosen->name : "none");
     for (int u = 0; u < nu; u++) {
         double pk[MAX_REPS];

@@ -103,15 +103,18 @@ static const eng__bgemm_kernels *chosen;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /* Without AMX, VDPBF16PS or the fp32 FMA on widened weights: which does
- * more multiply-adds differs by core, not by vendor (Intel's Xeons with
- * AVX512-BF16 but AMX hidden or absent issue VDPBF16PS at half the FMAs'
- * rate in multiply-adds; AMD's Zen 4/5 at twice it; Xeons with one 512-bit
- * FMA port would differ again), so it is measured: each unit's peak loop
- * (operands in registers, the FMA form's with its widening), about 0.1 ms
- * each, three times alternated, once per process. The gap is about 2x either way where known, far
- * beyond the timing's noise, so the choice does not flip between runs; the
- * two forms read the same packed weights and round the activations the same
- * way, so either gives results within bgemm.h's tolerance of the other. */
+ * more multiply-adds differs by core, not by vendor, so it is measured.
+ * This session's Xeon (AVX512-BF16, AMX hidden by the hypervisor) issues
+ * VDPBF16PS at half the multiply-adds of its two FMA ports; on AMD Zen 4/5
+ * VDPBF16PS (two products per lane) is expected to do more than the FMAs
+ * (not measured here); Xeons with one 512-bit FMA port would differ again.
+ * Each unit's peak loop (operands in registers, the FMA form's with its
+ * widening) runs about 0.1 ms, three times alternated, once per process.
+ * Here the gap is 2x (sgemm-bench --bf16: about 157 against 81 GFLOP/s),
+ * far beyond the timing's noise, so the choice does not flip between runs
+ * (the ENG_BGEMM override is for tests and A/B); and the two forms read the same
+ * packed weights and round the activations the same way, so whichever runs
+ * gives results within bgemm.h's tolerance of the other. */
 static void choose(void)
 {
     const eng__isa level = eng__cpu_get()->level;

@@ -110,4 +110,5 @@ static double peak(long n)
     return (double)n * 4 * 16 * 16 * 32;
 }
 
-const eng__bgemm_kernels eng__bgemm_amx = {ENG_BGEMM_AMX, "amx", bgemm_round_rows, NULL, gemm, peak};
+const eng__bgemm_kernels eng__bgemm_amx = {ENG_BGEMM_AMX, "amx", bgemm_round_rows, NULL, gemm,
+                                           peak};

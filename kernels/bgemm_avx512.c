@@ -67,7 +67,8 @@ tile_n(const float *a, int Kp, const eng__bf16 *b, const int mr, const int np,
                 const __m512 ao = _mm512_set1_ps(a[r * 16 + 2 * i + 1]);
 #pragma GCC unroll 2
                 for (int j = 0; j < np; j++)
-                    acc[r][j] = _mm512_fmadd_ps(ao, odd[j], _mm512_fmadd_ps(ae, even[j], acc[r][j]));
+                    acc[r][j] =
+                        _mm512_fmadd_ps(ao, odd[j], _mm512_fmadd_ps(ae, even[j], acc[r][j]));
             }
         }
     }

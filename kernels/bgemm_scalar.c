@@ -41,4 +41,5 @@ static void gemm(const void *Av, int M, int Kp, const eng__bf16 *B, int N, float
     }
 }
 
-const eng__bgemm_kernels eng__bgemm_scalar = {ENG_BGEMM_SCALAR, "scalar", round_rows, NULL, gemm, NULL};
+const eng__bgemm_kernels eng__bgemm_scalar = {ENG_BGEMM_SCALAR, "scalar", round_rows, NULL, gemm,
+                                              NULL};

@@ -171,8 +171,8 @@ static eng__bf16 rounded_at(const eng__bgemm_kernels *bk, const void *A, int K, 
     if (bk->isa != ENG_BGEMM_AVX512FMA)
         return ((const eng__bf16 *)A)[(size_t)r * kp + k];
     uint32_t u;
-    memcpy(&u, (const float *)A + (((size_t)(r / mr) * kp / 16 + k / 16) * mr + r % mr) * 16 + k % 16,
-           sizeof u);
+    const size_t at = (((size_t)(r / mr) * kp / 16 + k / 16) * mr + r % mr) * 16 + k % 16;
+    memcpy(&u, (const float *)A + at, sizeof u);
     /* The fp32 a bf16 stands for has nothing in its bottom half. */
     ck_assert_msg((u & 0xffff) == 0, "%s: a[%d][%d] = %#x is not a bf16", bk->name, r, k, u);
     return (eng__bf16)(u >> 16);
@@ -277,7 +277,8 @@ END_TEST
 
 START_TEST(test_awkward_shapes)
 {
-    static const int sizes[] = {1, 3, 11, 12, 13, 15, 16, 17, 24, 25, 31, 32, 33, 63, 64, 65, 255, 256, 257};
+    static const int sizes[] = {1,  3,  11, 12, 13, 15, 16,  17,  24, 25,
+                                31, 32, 33, 63, 64, 65, 255, 256, 257};
     enum { S = sizeof sizes / sizeof *sizes };
     for (int i = 0; i < S; i++) {
         check_shape(sizes[i], 33, 17);
