@@ -1,6 +1,7 @@
 /* bgemm.c: the bf16 GEMM's packing, its driver (the activations rounded by
- * the unit, then its GEMM) and the dispatch (layouts in bgemm.h). Built
- * without ISA flags, so it runs anywhere. */
+ * the unit, then its GEMM, all rows at once or a block at a time) and the
+ * dispatch, with the choice between the AVX-512 forms (layouts in bgemm.h).
+ * Built without ISA flags, so it runs anywhere. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -112,9 +113,9 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
  * widening) runs about 0.1 ms, three times alternated, once per process.
  * Here the gap is 2x (sgemm-bench --bf16: about 157 against 81 GFLOP/s),
  * far beyond the timing's noise, so the choice does not flip between runs
- * (the ENG_BGEMM override is for tests and A/B); and the two forms read the same
- * packed weights and round the activations the same way, so whichever runs
- * gives results within bgemm.h's tolerance of the other. */
+ * (ENG_BGEMM forces one, for tests and A/B); and the two forms read the
+ * same packed weights and round the activations the same way, so whichever
+ * runs gives results within test_bgemm's tolerance of the other. */
 static void choose(void)
 {
     const eng__isa level = eng__cpu_get()->level;

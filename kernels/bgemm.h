@@ -6,7 +6,7 @@
  *   avx512fma   the fp32 FMA (AVX-512F) on the bf16 weights widened in
  *               registers, 12 rows x 32 columns, fp32 sums in k order (the
  *               reference's, bit for bit); for CPUs whose VDPBF16PS does
- *               fewer multiply-adds than their FMAs (Intel's without AMX).
+ *               fewer multiply-adds than their FMAs (bgemm.c measures).
  *   avx512bf16  VDPBF16PS (AVX512-BF16: Intel Cooper Lake and later, AMD
  *               Zen 4/5), 6 rows x 64 columns, two products per lane.
  *   amx         TDPBF16PS (AMX-BF16: Intel Sapphire Rapids and later),

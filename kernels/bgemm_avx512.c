@@ -1,21 +1,20 @@
 /* bgemm_avx512.c: the bf16 GEMM on the fp32 FMA (AVX-512F), the unit named
  * avx512fma: each packed weight line (bgemm.h) widened in registers to the
  * fp32 of its two k steps, the even one by shifting each lane's bottom half
- * up, the odd one by clearing the bottom half; the activations rounded to bf16 as every
- * unit rounds them, kept as the fp32 they stand for, and broadcast from
- * memory by the FMA itself. Products of two bf16 are exact in fp32, so each
- * sum is the scalar reference's, in the same k order: the same bits. For
- * CPUs where VDPBF16PS does fewer multiply-adds per cycle than the FMAs
- * (bgemm.c measures which).
+ * up, the odd one by clearing the bottom half; the activations rounded to
+ * bf16 as every unit rounds them, kept as the fp32 they stand for, and
+ * broadcast from memory (a load, no FMA port). Products of two bf16 are
+ * exact in fp32, so each sum is the scalar reference's, in the same k order:
+ * the same bits. For CPUs where VDPBF16PS does fewer multiply-adds per cycle
+ * than the FMAs (bgemm.c measures which).
  *
  * Shapes: A in strips of MR = 12 rows, [Kp/16][12][16] fp32 each (bgemm.h);
  * B packed, np <= NP = 2 panels per register tile; Y [M][N] row stride ldy.
  * A register tile is 12 rows x 2 panels (32 columns): 24 zmm sums; each pair
  * of k steps loads 2 weight lines and widens them in 4 instructions, for 48
- * FMAs whose activations come as broadcast memory operands. The widening
- * runs on the FMAs' ports, so the tile is as tall as the registers allow
- * (24 sums, 4 widened weights): 48 of every 52 instructions on those ports
- * are FMAs. eng__bgemm hands it a block of rows at a time, just rounded
+ * FMAs on 24 broadcast activations. The widening runs on the FMAs' ports,
+ * so the tile is as tall as the registers allow (24 sums, 4 widened
+ * weights): 48 of every 52 instructions on those ports are FMAs. eng__bgemm hands it a block of rows at a time, just rounded
  * (eng__bgemm_fma_rows: about 512 KiB of strips), which stays in L2 while
  * the column tiles go by; a column tile's weights (2 panels x Kp x 32 bytes,
  * 192 KiB at K = 3072) are read from L2 once per strip. Rows past M in the
