@@ -787,7 +787,8 @@ static void print_json(const char *cpu, const char *threads)
     cJSON_AddStringToObject(m, "cpu", cpu);
     cJSON_AddStringToObject(m, "isa", eng_isa_name());
     cJSON_AddStringToObject(m, "gemm", model ? eng_model_gemm_name(model) : "none");
-    cJSON_AddStringToObject(m, "bf16_gemm", eng__bgemm_get() ? eng__bgemm_get()->name : "none");
+    const eng__bgemm_kernels *bk = eng__bgemm_get();
+    cJSON_AddStringToObject(m, "bf16_gemm", bk ? bk->name : "none");
     cJSON_AddStringToObject(m, "threads", threads);
     cJSON_AddNumberToObject(m, "online_cpus", (double)sysconf(_SC_NPROCESSORS_ONLN));
     cJSON_AddStringToObject(doc, "model", opt.model_path);
