@@ -48,6 +48,7 @@
 #include <cjson/cJSON.h>
 
 #include "benchutil.h"
+#include "bgemm.h"
 #include "engine.h"
 #include "image.h"
 #include "vision.h"
@@ -733,8 +734,10 @@ static double decode_share(void)
 
 static void print_table(const char *cpu, const char *threads)
 {
-    printf("machine: %s; ISA %s; GEMM %s; %s\n", cpu, eng_isa_name(),
-           model ? eng_model_gemm_name(model) : "none (null model)", threads);
+    const eng__bgemm_kernels *bk = eng__bgemm_get();
+    printf("machine: %s; ISA %s; GEMM %s; bf16 GEMM %s; %s\n", cpu, eng_isa_name(),
+           model ? eng_model_gemm_name(model) : "none (null model)", bk ? bk->name : "none",
+           threads);
     printf("model: %s; %d inputs from %s; device %s, precision %s\n", opt.model_path, n_items,
            opt.input, opt.device, opt.precision);
     if (images && decode_ms > 0) {
@@ -778,6 +781,8 @@ static void print_json(const char *cpu, const char *threads)
     cJSON_AddStringToObject(m, "cpu", cpu);
     cJSON_AddStringToObject(m, "isa", eng_isa_name());
     cJSON_AddStringToObject(m, "gemm", model ? eng_model_gemm_name(model) : "none");
+    const eng__bgemm_kernels *bk = eng__bgemm_get();
+    cJSON_AddStringToObject(m, "bf16_gemm", bk ? bk->name : "none");
     cJSON_AddStringToObject(m, "threads", threads);
     cJSON_AddNumberToObject(m, "online_cpus", (double)sysconf(_SC_NPROCESSORS_ONLN));
     cJSON_AddStringToObject(doc, "model", opt.model_path);

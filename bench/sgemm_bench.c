@@ -11,12 +11,15 @@
  *
  *   build/sgemm-bench [reps]      (default 15)
  *
- * With --bf16 it times instead the bf16 GEMM (kernels/bgemm.h) on this CPU's
- * fastest unit, rounding of the activations included, against the unit's
- * peak measured in the same run (products on operands held in registers) and
- * against the packed fp32 GEMM, at M = 4096 and the BERT-base/MiniLM K/N,
- * then at M = 16, 128 and 4096 with BERT-base's K/N (768/768, 768/3072,
- * 3072/768; small products repeated so each timing lasts a few ms).
+ * With --bf16 it times instead the bf16 GEMM (kernels/bgemm.h) on each unit
+ * this CPU runs (avx512fma, avx512bf16, amx; the line above the table names
+ * the one --precision bf16 picks), rounding of the activations included,
+ * against the unit's peak measured in the same run (its register tile's
+ * arithmetic on operands held in registers; GFLOP/s = 2 x multiply-adds) and
+ * against the packed fp32 GEMM, all alternating, at M = 4096 and the
+ * BERT-base/MiniLM K/N, then at M = 16, 128 and 4096 with BERT-base's K/N
+ * (768/768, 768/3072, 3072/768; small products repeated so each timing lasts
+ * a few ms). x/fp32 is the median of the rounds' own ratios.
  *
  *   build/sgemm-bench --bf16 [reps] */
 #include <stdio.h>
@@ -97,23 +100,40 @@ static int cmp_double(const void *a, const void *b);
 
 static int bench_bf16(int reps)
 {
-    const eng__bgemm_kernels *bk = eng__bgemm_get();
-    if (!bk) {
-        fprintf(stderr, "sgemm-bench: this CPU has neither AMX-BF16 nor AVX512-BF16\n");
+    /* Every vector unit this CPU runs, timed in alternation with the fp32 GEMM. */
+    enum { MAX_UNITS = 3 };
+    const eng__bgemm_isa isas[MAX_UNITS] = {ENG_BGEMM_AVX512FMA, ENG_BGEMM_AVX512BF16,
+                                            ENG_BGEMM_AMX};
+    const eng__bgemm_kernels *units[MAX_UNITS];
+    int nu = 0;
+    for (int i = 0; i < MAX_UNITS; i++)
+        if (eng__bgemm_for(isas[i]))
+            units[nu++] = eng__bgemm_for(isas[i]);
+    const eng__bgemm_kernels *chosen = eng__bgemm_get();
+    if (!nu) {
+        fprintf(stderr, "sgemm-bench: this CPU has no AVX-512 bf16 GEMM unit\n");
         return 1;
     }
     const eng__kernels *kern = eng__kernels_get();
     const eng__sgemm_kernels *sk = eng__sgemm_get();
-    double pk[MAX_REPS];
-    for (int r = 0; r < reps; r++) {
-        const double t0 = now(), macs = bk->peak(200000);
-        pk[r] = 2.0 * macs / (now() - t0);
+    double peak[MAX_UNITS];
+    printf("sgemm-bench --bf16: 1 thread, median of %d; --precision bf16 runs %s; "
+           "peaks (same run):",
+           reps, chosen ? chosen->name : "none");
+    for (int u = 0; u < nu; u++) {
+        double pk[MAX_REPS];
+        for (int r = 0; r < reps; r++) {
+            const double t0 = now(), macs = units[u]->peak(200000);
+            pk[r] = 2.0 * macs / (now() - t0);
+        }
+        qsort(pk, (size_t)reps, sizeof *pk, cmp_double);
+        peak[u] = pk[reps / 2];
+        printf(" %s %.0f GFLOP/s%s", units[u]->name, peak[u] / 1e9, u + 1 < nu ? "," : "\n");
     }
-    qsort(pk, (size_t)reps, sizeof *pk, cmp_double);
-    const double peak = pk[reps / 2];
-    printf("sgemm-bench --bf16: %s, 1 thread, median of %d; peak %.0f GFLOP/s (same run)\n",
-           bk->name, reps, peak / 1e9);
-    printf("%5s %5s %5s  %12s %7s  %12s %8s\n", "M", "K", "N", "bf16", "%peak", "fp32", "bf16/fp32");
+    printf("%5s %5s %5s  %9s", "M", "K", "N", "fp32");
+    for (int u = 0; u < nu; u++)
+        printf("  %10s %6s %6s", units[u]->name, "%peak", "/fp32");
+    printf("\n");
     static const int shapes[][3] = {
         {4096, 384, 1536}, {4096, 1536, 384}, {4096, 768, 3072}, {4096, 3072, 768},
         {16, 768, 768},    {16, 768, 3072},   {16, 3072, 768},   {128, 768, 768},
@@ -133,22 +153,32 @@ static int bench_bf16(int reps)
         }
         eng__sgemm_pack(w, K, N, packed);
         eng__bgemm_pack(packed, K, N, bpacked);
-        problem p = {M, K, N, x, w, packed, bias, y, kern, sk, bk, bpacked, scratch};
+        problem p = {M, K, N, x, w, packed, bias, y, kern, sk, NULL, bpacked, scratch};
         const double flops = 2.0 * M * N * K;
-        double tb[MAX_REPS], tf[MAX_REPS], ratio[MAX_REPS];
-        run_bf16(&p);
+        double tf[MAX_REPS], tb[MAX_UNITS][MAX_REPS], ratio[MAX_UNITS][MAX_REPS];
         run_packed(&p);
-        for (int r = 0; r < reps; r++) {
-            tb[r] = time_one(run_bf16, &p, 2 * iters);
-            tf[r] = time_one(run_packed, &p, iters);
-            ratio[r] = tf[r] / tb[r];
+        for (int u = 0; u < nu; u++) {
+            p.bk = units[u];
+            run_bf16(&p);
         }
-        qsort(tb, (size_t)reps, sizeof *tb, cmp_double);
+        for (int r = 0; r < reps; r++) {
+            tf[r] = time_one(run_packed, &p, iters);
+            for (int u = 0; u < nu; u++) {
+                p.bk = units[u];
+                tb[u][r] = time_one(run_bf16, &p, 2 * iters);
+                ratio[u][r] = tf[r] / tb[u][r];
+            }
+        }
         qsort(tf, (size_t)reps, sizeof *tf, cmp_double);
-        qsort(ratio, (size_t)reps, sizeof *ratio, cmp_double);
-        const double gb = flops / tb[reps / 2], gf = flops / tf[reps / 2];
-        printf("%5d %5d %5d  %7.0f GF/s %6.1f%%  %7.0f GF/s %8.2fx\n", M, K, N, gb / 1e9,
-               100.0 * gb / peak, gf / 1e9, ratio[reps / 2]);
+        printf("%5d %5d %5d  %4.0f GF/s", M, K, N, flops / tf[reps / 2] / 1e9);
+        for (int u = 0; u < nu; u++) {
+            qsort(tb[u], (size_t)reps, sizeof *tb[u], cmp_double);
+            qsort(ratio[u], (size_t)reps, sizeof *ratio[u], cmp_double);
+            const double gb = flops / tb[u][reps / 2];
+            printf("  %5.0f GF/s %5.1f%% %5.2fx", gb / 1e9, 100.0 * gb / peak[u],
+                   ratio[u][reps / 2]);
+        }
+        printf("\n");
         fflush(stdout);
         free(x), free(w), free(bias), free(y), free(packed), free(bpacked), free(scratch);
     }

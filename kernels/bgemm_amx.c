@@ -59,9 +59,10 @@ static void block_1_2(const eng__bf16 *A, int Kp, const eng__bf16 *B, float c[32
 static void block_2_1(const eng__bf16 *A, int Kp, const eng__bf16 *B, float c[32][32]) { block(A, Kp, B, 2, 1, c); }
 static void block_2_2(const eng__bf16 *A, int Kp, const eng__bf16 *B, float c[32][32]) { block(A, Kp, B, 2, 2, c); }
 
-static void gemm(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, float *Y,
-                 size_t ldy, const float *bias, const float *res, eng__act act)
+static void gemm(const void *Av, int M, int Kp, const eng__bf16 *B, int N, float *Y, size_t ldy,
+                 const float *bias, const float *res, eng__act act)
 {
+    const eng__bf16 *A = Av;
     eng__amx_thread_init(); /* every tile 16 rows x 64 bytes */
     const int n16 = (N + 15) / 16;
     int ncp = (int)(B_BLOCK_BYTES / ((size_t)Kp * 16 * sizeof(eng__bf16))) & ~1;
@@ -109,4 +110,5 @@ static double peak(long n)
     return (double)n * 4 * 16 * 16 * 32;
 }
 
-const eng__bgemm_kernels eng__bgemm_amx = {ENG_BGEMM_AMX, "amx", bgemm_round_row, gemm, peak};
+const eng__bgemm_kernels eng__bgemm_amx = {ENG_BGEMM_AMX, "amx", bgemm_round_rows, NULL, gemm,
+                                           peak};

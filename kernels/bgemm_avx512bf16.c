@@ -62,9 +62,10 @@ static const tile_fn tiles[MR][NP] = {
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
-static void gemm(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, float *Y,
-                 size_t ldy, const float *bias, const float *res, eng__act act)
+static void gemm(const void *Av, int M, int Kp, const eng__bf16 *B, int N, float *Y, size_t ldy,
+                 const float *bias, const float *res, eng__act act)
 {
+    const eng__bf16 *A = Av;
     const int n16 = (N + 15) / 16;
     int mc = (int)(A_BLOCK_BYTES / ((size_t)Kp * sizeof(eng__bf16))) / MR * MR;
     if (mc < MR)
@@ -106,4 +107,4 @@ static double peak(long n)
 }
 
 const eng__bgemm_kernels eng__bgemm_avx512bf16 = {ENG_BGEMM_AVX512BF16, "avx512bf16",
-                                                  bgemm_round_row, gemm, peak};
+                                                  bgemm_round_rows, NULL, gemm, peak};

@@ -4,15 +4,20 @@
  * units, and nothing else. */
 #include "bgemm.h"
 
-static void round_row(const float *x, int K, int Kp, eng__bf16 *a)
+/* Row-major [Mp][Kp] bf16 (bgemm.h), zero past K and M. */
+static void round_rows(const float *X, int M, int K, size_t ldx, void *Av)
 {
-    for (int i = 0; i < Kp; i++)
-        a[i] = i < K ? eng__bf16_round(x[i]) : 0;
+    const int kp = eng__bgemm_kp(K), mp = (M + 15) & ~15;
+    eng__bf16 *A = Av;
+    for (int r = 0; r < mp; r++)
+        for (int i = 0; i < kp; i++)
+            A[(size_t)r * kp + i] = r < M && i < K ? eng__bf16_round(X[(size_t)r * ldx + i]) : 0;
 }
 
-static void gemm(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, float *Y,
-                 size_t ldy, const float *bias, const float *res, eng__act act)
+static void gemm(const void *Av, int M, int Kp, const eng__bf16 *B, int N, float *Y, size_t ldy,
+                 const float *bias, const float *res, eng__act act)
 {
+    const eng__bf16 *A = Av;
     const eng__kernels *k = eng__kernels_for(ENG_ISA_SCALAR);
     for (int p = 0; p < (N + 15) / 16; p++) {
         const eng__bf16 *b = B + (size_t)p * Kp * 16;
@@ -36,4 +41,5 @@ static void gemm(const eng__bf16 *A, int M, int Kp, const eng__bf16 *B, int N, f
     }
 }
 
-const eng__bgemm_kernels eng__bgemm_scalar = {ENG_BGEMM_SCALAR, "scalar", round_row, gemm, NULL};
+const eng__bgemm_kernels eng__bgemm_scalar = {ENG_BGEMM_SCALAR, "scalar", round_rows, NULL, gemm,
+                                              NULL};

@@ -1,11 +1,12 @@
 /* test_bgemm.c: the bf16 GEMM (kernels/bgemm*.c): the rounding, the packed
  * layout, the scalar reference against a double-precision sum of the same
- * bf16 operands, and every unit this CPU has (AVX512-BF16, AMX-BF16) against
- * the scalar reference at awkward shapes (M, N, K off every tile size, K
- * tails, wide row strides), with every epilogue, on the calling thread and
- * on a fresh one (AMX tile state); the choice of unit under ENG_ISA and
- * when Linux refuses the tile permission (ENG_AMX_DENY=1). Units the CPU
- * lacks are skipped, and the program exits 77 when it has neither. */
+ * bf16 operands, and every unit this CPU has (the FMA on widened weights,
+ * AVX512-BF16, AMX-BF16) against the scalar reference at awkward shapes (M,
+ * N, K off every tile size, K tails, wide row strides), with every epilogue,
+ * on the calling thread and on a fresh one (AMX tile state); the choice of
+ * unit under ENG_ISA, ENG_BGEMM and when Linux refuses the tile permission
+ * (ENG_AMX_DENY=1). Units the CPU lacks are skipped, and the program exits
+ * 77 when it has none. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,7 +23,12 @@
  * exact in fp32 (8 x 8 significant bits), so the units differ from the
  * reference only in the order (and, for VDPBF16PS and TDPBF16PS, the
  * grouping) of the fp32 additions: each of two K-term fp32 sums errs by at
- * most K * 2^-24 of sum_k |a_k b_k| (+ |bias| + |res|), hence 2 K 2^-24. */
+ * most K * 2^-24 of sum_k |a_k b_k| (+ |bias| + |res|), hence 2 K 2^-24.
+ * The FMA unit adds the same exact products in the reference's k order
+ * (an FMA of an exact product rounds once, as the reference's add does; the
+ * operands here are far from fp32's underflow), and its epilogue adds bias
+ * and residual in the reference's order: its sums, and so its results
+ * without GELU, must be the reference's bit for bit. */
 #define TOL_SUM_PER_K (2.0 / 16777216.0)
 /* The vector GELUs' approximations against the scalar one (vmath_coef.h:
  * erf to ~3.4e-7 absolute, exp to ~1 ulp), relative to max(1, |x|). */
@@ -112,8 +118,10 @@ static void check_one(const eng__bgemm_kernels *bk, int M, int N, int K, int epi
     for (int m = 0; m < M; m++) {
         for (int n = 0; n < N; n++) {
             const double r = ref[(size_t)m * p.ldy + n], g = got[(size_t)m * p.ldy + n];
-            double tol = TOL_SUM_PER_K * eng__bgemm_kp(K) * p.mag[(size_t)m * N + n] *
-                         (act >= 0 ? GELU_MAX_SLOPE : 1.0);
+            double tol = bk->isa == ENG_BGEMM_AVX512FMA
+                             ? 0.0
+                             : TOL_SUM_PER_K * eng__bgemm_kp(K) * p.mag[(size_t)m * N + n] *
+                                   (act >= 0 ? GELU_MAX_SLOPE : 1.0);
             if (act == ENG_ACT_GELU || act == ENG_ACT_GELU_TANH)
                 tol += TOL_ACT_REL * fmax(1.0, p.mag[(size_t)m * N + n]);
             if (!(fabs(g - r) <= tol))
@@ -130,7 +138,7 @@ static void check_one(const eng__bgemm_kernels *bk, int M, int N, int K, int epi
     problem_free(&p);
 }
 
-static const eng__bgemm_kernels *units[2];
+static const eng__bgemm_kernels *units[3];
 static int n_units;
 
 static void check_shape(int M, int N, int K)
@@ -156,30 +164,56 @@ START_TEST(test_round)
 }
 END_TEST
 
-/* Every unit rounds a row of activations exactly as eng__bf16_round does,
- * specials, ties and denormals included, and zero-fills it to Kp without
- * writing past it. */
+/* Row r, step k of a unit's rounded activations (bgemm.h's layouts). */
+static eng__bf16 rounded_at(const eng__bgemm_kernels *bk, const void *A, int K, int r, int k)
+{
+    const int kp = eng__bgemm_kp(K), mr = ENG_BGEMM_FMA_MR;
+    if (bk->isa != ENG_BGEMM_AVX512FMA)
+        return ((const eng__bf16 *)A)[(size_t)r * kp + k];
+    uint32_t u;
+    const size_t at = (((size_t)(r / mr) * kp / 16 + k / 16) * mr + r % mr) * 16 + k % 16;
+    memcpy(&u, (const float *)A + at, sizeof u);
+    /* The fp32 a bf16 stands for has nothing in its bottom half. */
+    ck_assert_msg((u & 0xffff) == 0, "%s: a[%d][%d] = %#x is not a bf16", bk->name, r, k, u);
+    return (eng__bf16)(u >> 16);
+}
+
+/* Every unit rounds activations exactly as eng__bf16_round does, specials,
+ * ties and denormals included, with the zeros past K (and past M for the
+ * bf16 units) of its layout, and writes nothing past the scratch. */
 START_TEST(test_round_rows)
 {
-    enum { K = 77, KP = 96 };
-    float x[K];
-    for (int i = 0; i < K; i++)
+    enum { M = 14, K = 77, LDX = 80 };
+    const int kp = eng__bgemm_kp(K);
+    ck_assert_int_eq(kp, 96);
+    float x[M * LDX];
+    for (int i = 0; i < M * LDX; i++)
         x[i] = test_uniform(-3.0f, 3.0f);
     const float special[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 0x1p-130f, -0x1p-149f,
                              3.4e38f, 1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -(1.0f + 0x1p-8f)};
     memcpy(x + 13, special, sizeof special);
-    eng__bf16 want[KP + 1], got[KP + 1];
-    eng__bgemm_scalar.round_row(x, K, KP, want);
-    for (int u = 0; u < n_units; u++) {
-        memset(got, 0xab, sizeof got);
-        units[u]->round_row(x, K, KP, got);
-        for (int i = 0; i < KP; i++)
-            ck_assert_msg(got[i] == want[i], "%s: a[%d] = %#x, reference %#x", units[u]->name, i,
-                          got[i], want[i]);
-        ck_assert_uint_eq(got[KP], 0xabab);
+    memcpy(x + 12 * LDX + 60, special, sizeof special); /* the FMA unit's second strip */
+    const size_t bytes = eng__bgemm_scratch_bytes(M, K);
+    unsigned char *A = aligned_alloc(64, bytes + 64);
+    ck_assert_ptr_nonnull(A);
+    const eng__bgemm_kernels *all[4] = {&eng__bgemm_scalar};
+    for (int u = 0; u < n_units; u++)
+        all[u + 1] = units[u];
+    for (int u = 0; u < n_units + 1; u++) {
+        memset(A, 0xab, bytes + 64);
+        all[u]->round(x, M, K, LDX, A);
+        const int rows = all[u]->isa == ENG_BGEMM_AVX512FMA ? M : 16;
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < kp; k++) {
+                const eng__bf16 want = r < M && k < K ? eng__bf16_round(x[r * LDX + k]) : 0;
+                const eng__bf16 got = rounded_at(all[u], A, K, r, k);
+                ck_assert_msg(got == want, "%s: a[%d][%d] = %#x, expected %#x", all[u]->name, r,
+                              k, got, want);
+            }
+        for (size_t i = bytes; i < bytes + 64; i++)
+            ck_assert_msg(A[i] == 0xab, "%s: wrote past the scratch", all[u]->name);
     }
-    for (int i = 0; i < KP; i++)
-        ck_assert_uint_eq(want[i], i < K ? eng__bf16_round(x[i]) : 0);
+    free(A);
 }
 END_TEST
 
@@ -191,6 +225,7 @@ START_TEST(test_pack_layout)
     ck_assert_int_eq(kp, 64);
     ck_assert_uint_eq(eng__bgemm_packed_bytes(K, N), 2 * 64 * 16 * 2);
     ck_assert_uint_eq(eng__bgemm_packed_bytes(0, N), 0);
+    ck_assert_uint_eq(eng__bgemm_scratch_bytes(5, 0), 0); /* a layer without inputs */
     float w[K * N], sg[2 * K * 16], back[2 * K * 16];
     for (int i = 0; i < K * N; i++)
         w[i] = (float)(i + 1) * 1.0009765625f; /* 11 significant bits: rounding shows */
@@ -242,7 +277,8 @@ END_TEST
 
 START_TEST(test_awkward_shapes)
 {
-    static const int sizes[] = {1, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255, 256, 257};
+    static const int sizes[] = {1,  3,  11, 12, 13, 15, 16,  17,  24, 25,
+                                31, 32, 33, 63, 64, 65, 255, 256, 257};
     enum { S = sizeof sizes / sizeof *sizes };
     for (int i = 0; i < S; i++) {
         check_shape(sizes[i], 33, 17);
@@ -285,31 +321,56 @@ START_TEST(test_fresh_thread)
 }
 END_TEST
 
-/* The unit a fresh process picks with the environment assignment env; the
- * child prints eng__bgemm_get()'s name (or "none") and this compares. */
-static void check_choice(const char *env, const char *want)
+/* The unit a fresh process picks with the environment assignments env: the
+ * child prints eng__bgemm_get()'s name (or "none") into got. */
+static void choice(const char *env, char got[64])
 {
     char cmd[256];
     snprintf(cmd, sizeof cmd, "%s /proc/%d/exe --choice", env, (int)getpid());
     FILE *f = popen(cmd, "r");
     ck_assert_ptr_nonnull(f);
-    char got[64] = "";
-    ck_assert_ptr_nonnull(fgets(got, sizeof got, f));
+    got[0] = 0;
+    ck_assert_ptr_nonnull(fgets(got, 64, f));
     ck_assert_int_eq(pclose(f), 0);
     got[strcspn(got, "\n")] = 0;
+}
+
+static void check_choice(const char *env, const char *want)
+{
+    char got[64];
+    choice(env, got);
     ck_assert_msg(!strcmp(got, want), "%s: %s, expected %s", env, got, want);
 }
 
 START_TEST(test_choice)
 {
     const eng__cpu *cpu = eng__cpu_get();
-    const char *avx512 = eng__bgemm_for(ENG_BGEMM_AVX512BF16) ? "avx512bf16" : "none";
+    const int fma = eng__bgemm_for(ENG_BGEMM_AVX512FMA) != NULL;
+    const int dp = eng__bgemm_for(ENG_BGEMM_AVX512BF16) != NULL;
+    const int amx = cpu->best >= ENG_ISA_AMX && cpu->amx_bf16;
     check_choice("ENG_ISA=avx2", "none");
-    check_choice("ENG_ISA=avx512", avx512);
-    /* A refused permission leaves the AVX512-BF16 unit. */
-    check_choice("ENG_AMX_DENY=1", avx512);
-    if (cpu->best >= ENG_ISA_AMX && cpu->amx_bf16)
+    check_choice("ENG_ISA=avx2 ENG_BGEMM=avx512fma", "none");
+    /* Below AMX, with AVX512-BF16, the faster by the peaks: one of the two. */
+    char got[64];
+    const char *const envs[] = {"ENG_ISA=avx512", "ENG_AMX_DENY=1", "ENG_ISA=avx512 ENG_BGEMM=amx",
+                                "ENG_ISA=avx512 ENG_BGEMM=scalar"};
+    for (size_t i = 0; i < sizeof envs / sizeof *envs; i++) {
+        choice(envs[i], got);
+        if (dp)
+            ck_assert_msg(!strcmp(got, "avx512fma") || !strcmp(got, "avx512bf16"), "%s: %s",
+                          envs[i], got);
+        else
+            ck_assert_msg(!strcmp(got, "none"), "%s: %s, expected none", envs[i], got);
+    }
+    /* ENG_BGEMM forces any unit this CPU runs. */
+    if (fma)
+        check_choice("ENG_BGEMM=avx512fma", "avx512fma");
+    if (dp)
+        check_choice("ENG_BGEMM=avx512bf16", "avx512bf16");
+    if (amx) {
         check_choice("ENG_ISA=amx", "amx");
+        check_choice("ENG_BGEMM=amx", "amx");
+    }
 }
 END_TEST
 
@@ -320,21 +381,24 @@ int main(int argc, char **argv)
         printf("%s\n", bk ? bk->name : "none");
         return 0;
     }
-    const eng__bgemm_isa isas[2] = {ENG_BGEMM_AVX512BF16, ENG_BGEMM_AMX};
-    static const char *const names[2] = {"AVX512-BF16", "AMX-BF16"};
-    for (int i = 0; i < 2; i++) {
+    const eng__bgemm_isa isas[3] = {ENG_BGEMM_AVX512FMA, ENG_BGEMM_AVX512BF16, ENG_BGEMM_AMX};
+    static const char *const names[3] = {"AVX-512 FMA", "AVX512-BF16", "AMX-BF16"};
+    for (int i = 0; i < 3; i++) {
         const eng__bgemm_kernels *bk = eng__bgemm_for(isas[i]);
         if (bk)
             units[n_units++] = bk;
         else
             printf("test_bgemm: skipping %s: this CPU (or its OS) cannot run it\n", names[i]);
     }
-    /* The chosen unit is the fastest one there is. */
+    /* Unforced, the chosen unit is AMX where it runs, else with AVX512-BF16
+     * one of the two AVX-512 forms, else none. */
     const eng__bgemm_kernels *best = eng__bgemm_get();
-    if (eng__cpu_get()->level == eng__cpu_get()->best && n_units &&
-        best != units[n_units - 1]) {
-        printf("test_bgemm: eng__bgemm_get() is %s, not %s\n", best ? best->name : "NULL",
-               units[n_units - 1]->name);
+    const eng__bgemm_kernels *amx = eng__bgemm_for(ENG_BGEMM_AMX);
+    const eng__bgemm_kernels *dp = eng__bgemm_for(ENG_BGEMM_AVX512BF16);
+    if (eng__cpu_get()->level == eng__cpu_get()->best && !getenv("ENG_BGEMM") &&
+        (amx ? best != amx
+             : dp ? best != dp && best != eng__bgemm_for(ENG_BGEMM_AVX512FMA) : best != NULL)) {
+        printf("test_bgemm: eng__bgemm_get() is %s\n", best ? best->name : "NULL");
         return 1;
     }
     Suite *s = suite_create("bgemm");
@@ -353,7 +417,7 @@ int main(int argc, char **argv)
     suite_add_tcase(s, tc);
     const int rc = test_run_suite(s);
     if (rc == 0 && !n_units) {
-        printf("test_bgemm: skipped: no bf16 unit (AVX512-BF16 or AMX-BF16) on this CPU\n");
+        printf("test_bgemm: skipped: no vector bf16 unit (AVX-512) on this CPU\n");
         return TEST_SKIP;
     }
     return rc;
