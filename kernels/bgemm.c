@@ -138,6 +138,10 @@ static void choose(void)
             dp = d > dp ? d : dp;
         }
         chosen = tables[fma > dp ? ENG_BGEMM_AVX512FMA : ENG_BGEMM_AVX512BF16];
+    } else if (runs(ENG_BGEMM_AVX512FMA, level)) {
+        /* AVX-512 without a bf16 instruction (Skylake-SP to Ice Lake):
+         * the FMA form still halves the weight bytes batch 1 streams. */
+        chosen = tables[ENG_BGEMM_AVX512FMA];
     }
 }
 

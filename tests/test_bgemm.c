@@ -350,7 +350,8 @@ START_TEST(test_choice)
     const int amx = cpu->best >= ENG_ISA_AMX && cpu->amx_bf16;
     check_choice("ENG_ISA=avx2", "none");
     check_choice("ENG_ISA=avx2 ENG_BGEMM=avx512fma", "none");
-    /* Below AMX, with AVX512-BF16, the faster by the peaks: one of the two. */
+    /* Below AMX, with AVX512-BF16, the faster by the peaks: one of the two;
+     * with AVX-512 alone, the FMA form. */
     char got[64];
     const char *const envs[] = {"ENG_ISA=avx512", "ENG_AMX_DENY=1", "ENG_ISA=avx512 ENG_BGEMM=amx",
                                 "ENG_ISA=avx512 ENG_BGEMM=scalar"};
@@ -360,7 +361,8 @@ START_TEST(test_choice)
             ck_assert_msg(!strcmp(got, "avx512fma") || !strcmp(got, "avx512bf16"), "%s: %s",
                           envs[i], got);
         else
-            ck_assert_msg(!strcmp(got, "none"), "%s: %s, expected none", envs[i], got);
+            ck_assert_msg(!strcmp(got, fma ? "avx512fma" : "none"), "%s: %s, expected %s", envs[i],
+                          got, fma ? "avx512fma" : "none");
     }
     /* ENG_BGEMM forces any unit this CPU runs. */
     if (fma)
@@ -391,13 +393,15 @@ int main(int argc, char **argv)
             printf("test_bgemm: skipping %s: this CPU (or its OS) cannot run it\n", names[i]);
     }
     /* Unforced, the chosen unit is AMX where it runs, else with AVX512-BF16
-     * one of the two AVX-512 forms, else none. */
+     * one of the two AVX-512 forms, else with AVX-512 the FMA form, else
+     * none. */
     const eng__bgemm_kernels *best = eng__bgemm_get();
     const eng__bgemm_kernels *amx = eng__bgemm_for(ENG_BGEMM_AMX);
     const eng__bgemm_kernels *dp = eng__bgemm_for(ENG_BGEMM_AVX512BF16);
     if (eng__cpu_get()->level == eng__cpu_get()->best && !getenv("ENG_BGEMM") &&
         (amx ? best != amx
-             : dp ? best != dp && best != eng__bgemm_for(ENG_BGEMM_AVX512FMA) : best != NULL)) {
+             : dp ? best != dp && best != eng__bgemm_for(ENG_BGEMM_AVX512FMA)
+                  : best != eng__bgemm_for(ENG_BGEMM_AVX512FMA))) {
         printf("test_bgemm: eng__bgemm_get() is %s\n", best ? best->name : "NULL");
         return 1;
     }

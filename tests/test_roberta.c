@@ -449,7 +449,7 @@ int main(void)
     if (eng__bgemm_get())
         tcase_add_loop_test(tc, test_bf16_against_reference, 0, N_MODELS);
     else
-        test_note_skip("bf16: no bf16 unit (AMX-BF16 or AVX512-BF16) on this CPU");
+        test_note_skip("bf16: no bf16 unit (AVX-512) on this CPU");
     tcase_add_loop_test(tc, test_longest_sequence_and_metadata, 0, N_MODELS);
     tcase_add_test(tc, test_text_input_refused_without_tokenizer);
     tcase_add_test(tc, test_refused_configs);

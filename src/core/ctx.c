@@ -45,8 +45,8 @@ static eng_status check_device(const eng_model *m, const eng_ctx_params *p)
                              m->info.arch);
         if (p->precision == ENG_PREC_BF16 && !eng__bgemm_get())
             return eng__fail(ENG_ERR_UNSUPPORTED,
-                             "precision bf16 needs AMX-BF16 or AVX512-BF16, which this CPU (or "
-                             "ENG_ISA=%s) lacks",
+                             "precision bf16 needs AVX-512 (AMX-BF16, AVX512-BF16 or "
+                             "AVX-512F), which this CPU (or ENG_ISA=%s) lacks",
                              eng_isa_name());
         if (p->precision != ENG_PREC_FP32 && p->precision != ENG_PREC_BF16)
             return eng__fail(ENG_ERR_UNSUPPORTED,
