@@ -25,21 +25,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "benchutil.h"
 #include "bgemm.h"
 #include "blas.h"
 #include "kernels.h"
 #include "sgemm.h"
 
 enum { MAX_REPS = 31 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     int M, K, N;
@@ -73,16 +66,10 @@ static void run_bf16(const problem *p)
 /* Seconds per call, averaged over iters calls. */
 static double time_one(void (*fn)(const problem *), const problem *p, int iters)
 {
-    double t0 = now();
+    double t0 = bench_cpu_s();
     for (int i = 0; i < iters; i++)
         fn(p);
-    return (now() - t0) / iters;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    return (bench_cpu_s() - t0) / iters;
 }
 
 static float *random_floats(size_t n)
@@ -96,7 +83,6 @@ static float *random_floats(size_t n)
 }
 
 static float *random_floats(size_t n);
-static int cmp_double(const void *a, const void *b);
 
 static int bench_bf16(int reps)
 {
@@ -123,10 +109,10 @@ static int bench_bf16(int reps)
     for (int u = 0; u < nu; u++) {
         double pk[MAX_REPS];
         for (int r = 0; r < reps; r++) {
-            const double t0 = now(), macs = units[u]->peak(200000);
-            pk[r] = 2.0 * macs / (now() - t0);
+            const double t0 = bench_cpu_s(), macs = units[u]->peak(200000);
+            pk[r] = 2.0 * macs / (bench_cpu_s() - t0);
         }
-        qsort(pk, (size_t)reps, sizeof *pk, cmp_double);
+        qsort(pk, (size_t)reps, sizeof *pk, bench_cmp_double);
         peak[u] = pk[reps / 2];
         printf(" %s %.0f GFLOP/s%s", units[u]->name, peak[u] / 1e9, u + 1 < nu ? "," : "\n");
     }
@@ -169,11 +155,11 @@ static int bench_bf16(int reps)
                 ratio[u][r] = tf[r] / tb[u][r];
             }
         }
-        qsort(tf, (size_t)reps, sizeof *tf, cmp_double);
+        qsort(tf, (size_t)reps, sizeof *tf, bench_cmp_double);
         printf("%5d %5d %5d  %4.0f GF/s", M, K, N, flops / tf[reps / 2] / 1e9);
         for (int u = 0; u < nu; u++) {
-            qsort(tb[u], (size_t)reps, sizeof *tb[u], cmp_double);
-            qsort(ratio[u], (size_t)reps, sizeof *ratio[u], cmp_double);
+            qsort(tb[u], (size_t)reps, sizeof *tb[u], bench_cmp_double);
+            qsort(ratio[u], (size_t)reps, sizeof *ratio[u], bench_cmp_double);
             const double gb = flops / tb[u][reps / 2];
             printf("  %5.0f GF/s %5.1f%% %5.2fx", gb / 1e9, 100.0 * gb / peak[u],
                    ratio[u][reps / 2]);
@@ -232,9 +218,9 @@ int main(int argc, char **argv)
                 tp[r] = time_one(run_packed, &p, iters);
                 ratio[r] = tb[r] / tp[r];
             }
-            qsort(tb, (size_t)reps, sizeof *tb, cmp_double);
-            qsort(tp, (size_t)reps, sizeof *tp, cmp_double);
-            qsort(ratio, (size_t)reps, sizeof *ratio, cmp_double);
+            qsort(tb, (size_t)reps, sizeof *tb, bench_cmp_double);
+            qsort(tp, (size_t)reps, sizeof *tp, bench_cmp_double);
+            qsort(ratio, (size_t)reps, sizeof *ratio, bench_cmp_double);
             const double gb = flops / tb[reps / 2] / 1e9, gp = flops / tp[reps / 2] / 1e9;
             printf("%5d %5d %5d  %8.1f GF/s %7.1f GF/s %7.2fx\n", M, K, N, gb, gp, ratio[reps / 2]);
             fflush(stdout);
