@@ -119,17 +119,6 @@ static eng_ctx *ctx_for(const eng_model *m, int threads)
     return c;
 }
 
-static double cosine(const float *a, const float *b, int n)
-{
-    double ab = 0, aa = 0, bb = 0;
-    for (int i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return ab / sqrt(aa * bb);
-}
-
 static void assert_close(const float *got, const float *want, int n, float tol, const char *what)
 {
     for (int i = 0; i < n; i++)
@@ -227,7 +216,7 @@ START_TEST(test_vit_pooler)
     ck_assert_msg(eng_embed_images(c, path_list(&g), N_IMAGES, out, NULL) == ENG_OK, "%s",
                   eng_ctx_last_error(c));
     for (int i = 0; i < N_IMAGES; i++) {
-        ck_assert_double_ge(cosine(out + i * g.width, g.out[i], g.width), MIN_COSINE);
+        ck_assert_double_ge(test_cosine(out + i * g.width, g.out[i], g.width), MIN_COSINE);
         assert_close(out + i * g.width, g.out[i], g.width, TOL_LOGIT, g.names[i]);
     }
     /* No classifier: classify refuses, saying what to call. */
@@ -256,14 +245,14 @@ START_TEST(test_clip_features)
     ck_assert_msg(eng_embed_ids(c, g.seqs, N_TEXTS, txt, NULL) == ENG_OK, "%s",
                   eng_ctx_last_error(c));
     for (int i = 0; i < N_IMAGES; i++)
-        ck_assert_double_ge(cosine(img + i * D, g.out[i], D), MIN_COSINE);
+        ck_assert_double_ge(test_cosine(img + i * D, g.out[i], D), MIN_COSINE);
     for (int t = 0; t < N_TEXTS; t++)
-        ck_assert_double_ge(cosine(txt + t * D, g.text[t], D), MIN_COSINE);
+        ck_assert_double_ge(test_cosine(txt + t * D, g.text[t], D), MIN_COSINE);
     /* logits_per_image = exp(logit_scale) x cosine. */
     const float scale = ((const eng__vit_model *)m->impl)->logit_scale;
     for (int i = 0; i < N_IMAGES; i++)
         for (int t = 0; t < N_TEXTS; t++) {
-            float l = scale * (float)cosine(img + i * D, txt + t * D, D);
+            float l = scale * (float)test_cosine(img + i * D, txt + t * D, D);
             ck_assert_msg(fabsf(l - g.logits[i][t]) <= TOL_LOGIT, "logit %d,%d = %.7g, ref %.7g", i,
                           t, (double)l, (double)g.logits[i][t]);
         }
@@ -432,11 +421,11 @@ START_TEST(test_reduced_precision)
         ck_assert_int_eq(eng_embed_ids(c, g.seqs, N_TEXTS, txt, NULL), ENG_OK);
         double worst = 1;
         for (int i = 0; i < N_IMAGES; i++) {
-            double cs = cosine(img + i * D, g.out[i], D);
+            double cs = test_cosine(img + i * D, g.out[i], D);
             worst = cs < worst ? cs : worst;
         }
         for (int t = 0; t < N_TEXTS; t++) {
-            double cs = cosine(txt + t * D, g.text[t], D);
+            double cs = test_cosine(txt + t * D, g.text[t], D);
             worst = cs < worst ? cs : worst;
         }
         printf("%s: worst cosine to the fp32 reference %.6f\n", v ? "int8" : "bf16", worst);
@@ -491,7 +480,7 @@ START_TEST(test_clip_argmax_pooling)
     float txt[N_TEXTS * MAX_W];
     ck_assert_int_eq(eng_embed_ids(c, g.seqs, N_TEXTS, txt, NULL), ENG_OK);
     for (int t = 0; t < N_TEXTS; t++)
-        ck_assert_double_ge(cosine(txt + t * g.width, g.text[t], g.width), MIN_COSINE);
+        ck_assert_double_ge(test_cosine(txt + t * g.width, g.text[t], g.width), MIN_COSINE);
     eng_ctx_free(c);
     eng_model_free(m);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -628,7 +617,7 @@ START_TEST(test_sched_embed)
         eng_sched_result res;
         ck_assert_int_eq(eng_sched_wait(s, t[i], &res), ENG_OK);
         ck_assert_int_eq(res.n_out, D);
-        ck_assert_double_ge(cosine(res.out, g.out[i], D), MIN_COSINE);
+        ck_assert_double_ge(test_cosine(res.out, g.out[i], D), MIN_COSINE);
         eng_sched_release(s, t[i]);
     }
     eng_sched_free(s);
@@ -712,8 +701,8 @@ START_TEST(test_bad_items_fail_alone)
     for (int k = 0; k < D; k++)
         ck_assert(out[D + k] == 0.0f && out[2 * D + k] == 0.0f);
     ck_assert_int_eq(eng_embed_images(c, &paths[3], 1, one, NULL), ENG_OK);
-    ck_assert_double_ge(cosine(one, out + 3 * D, D), MIN_COSINE);
-    ck_assert_double_ge(cosine(out, g.out[0], D), MIN_COSINE);
+    ck_assert_double_ge(test_cosine(one, out + 3 * D, D), MIN_COSINE);
+    ck_assert_double_ge(test_cosine(out, g.out[0], D), MIN_COSINE);
 
     int32_t bad_ids[3] = {62, 64, 63};
     eng_seq seqs[2] = {{bad_ids, 3}, g.seqs[1]};
@@ -721,7 +710,7 @@ START_TEST(test_bad_items_fail_alone)
     ck_assert_int_eq(eng_embed_ids(c, seqs, 2, txt, st), ENG_ERR_INVALID_ARG);
     ck_assert_int_eq(st[0], ENG_ERR_INVALID_ARG);
     ck_assert_int_eq(st[1], ENG_OK);
-    ck_assert_double_ge(cosine(txt + D, g.text[1], D), MIN_COSINE);
+    ck_assert_double_ge(test_cosine(txt + D, g.text[1], D), MIN_COSINE);
     eng_ctx_free(c);
     eng_model_free(m);
 }
@@ -793,8 +782,8 @@ START_TEST(test_clip_tokenizer)
     ck_assert_int_eq(eng_embed(c, bad, 4, four, st), ENG_ERR_UTF8);
     ck_assert(st[0] == ENG_OK && st[1] == ENG_ERR_UTF8 && st[2] == ENG_ERR_INVALID_ARG &&
               st[3] == ENG_OK);
-    ck_assert_double_ge(cosine(four, by_text, D), MIN_COSINE);
-    ck_assert_double_ge(cosine(four + 3 * D, by_text + D, D), MIN_COSINE);
+    ck_assert_double_ge(test_cosine(four, by_text, D), MIN_COSINE);
+    ck_assert_double_ge(test_cosine(four + 3 * D, by_text + D, D), MIN_COSINE);
 
     /* The labels' prompts are the texts themselves (template "{}"). */
     const char *const *paths = path_list(&g);

@@ -138,6 +138,19 @@ static void fail(wreq *r, eng_status s, const char *detail)
     fail_named(r, eng__redis_status_name(s), s, detail);
 }
 
+/* Answers r "ok" with the reply it has built, or NOMEM when building it ran
+ * out of memory. */
+static void succeed(wreq *r)
+{
+    if (r->body.failed || r->raw.failed) {
+        fail(r, ENG_ERR_NOMEM, NULL);
+        return;
+    }
+    r->status = "ok";
+    atomic_fetch_add(&W.answers[ENG_OK], 1);
+    finish(r);
+}
+
 /* Floats as the command line writes them (%.8g, null when not finite), so a
  * worker's answer equals build/engine's line byte for byte. */
 static void put_floats(buf *b, const float *v, int n)
@@ -217,13 +230,7 @@ static void on_done(const eng_sched_result *res)
                            res->n_out, res->probs ? res->n_out : 0, res->queue_ns, res->compute_ns};
         eng__redis_raw_put(&r->raw, &h, res->out, res->probs);
     }
-    if (b->failed || r->raw.failed) {
-        fail(r, ENG_ERR_NOMEM, NULL);
-        return;
-    }
-    r->status = "ok";
-    atomic_fetch_add(&W.answers[ENG_OK], 1);
-    finish(r);
+    succeed(r);
 }
 
 /* A zero_shot entry (a gateway's /zero-shot): the images' features scored
@@ -283,13 +290,7 @@ static void zero_shot_entry(wreq *r, const eng_redis_request *q)
     }
     free(probs);
     free(top);
-    if (b->failed || r->raw.failed) {
-        fail(r, ENG_ERR_NOMEM, NULL);
-        return;
-    }
-    r->status = "ok";
-    atomic_fetch_add(&W.answers[ENG_OK], 1);
-    finish(r);
+    succeed(r);
 }
 
 /* Turns one stream entry into a scheduler request, or answers it at once. */
