@@ -321,12 +321,14 @@ START_TEST(test_fresh_thread)
 }
 END_TEST
 
-/* The unit a fresh process picks with the environment assignments env: the
- * child prints eng__bgemm_get()'s name (or "none") into got. */
+/* The unit a fresh process picks with the environment assignments env (and
+ * none of this process's own ENG_ISA, ENG_BGEMM, ENG_AMX_DENY): the child
+ * prints eng__bgemm_get()'s name (or "none") into got. */
 static void choice(const char *env, char got[64])
 {
     char cmd[256];
-    snprintf(cmd, sizeof cmd, "%s /proc/%d/exe --choice", env, (int)getpid());
+    snprintf(cmd, sizeof cmd, "env -u ENG_ISA -u ENG_BGEMM -u ENG_AMX_DENY %s /proc/%d/exe --choice",
+             env, (int)getpid());
     FILE *f = popen(cmd, "r");
     ck_assert_ptr_nonnull(f);
     got[0] = 0;
