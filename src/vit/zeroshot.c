@@ -299,8 +299,8 @@ static eng_status zero_shot(eng_ctx *c, const eng_label_set *ls, const char *con
     char *at = scratch(c, fbytes + sbytes + klen);
     if (!at)
         return eng__errf(ENG_ERR_NOMEM, c->error, sizeof c->error, "out of memory");
-    float *buf = (float *)at, *cls = buf + (size_t)n * D;
-    eng_status *st = (eng_status *)(at + fbytes);
+    float *buf = (float *)(void *)at, *cls = buf + (size_t)n * D;
+    eng_status *st = (eng_status *)(void *)(at + fbytes);
     memset(st, 0, sbytes);
     write_key(ls, templ, eng__vit_ctx_bf16(c), at + fbytes + sbytes);
     s = class_embeddings(c, ls, templ, at + fbytes + sbytes, klen, cls);
