@@ -73,6 +73,9 @@ void eng__tw_swap_splits(twork *w);
 
 /* ---- UTF-8 and character classes ---------------------------------------- */
 size_t eng__tok_utf8_decode(const unsigned char *s, size_t n, int32_t *cp);
+/* s[0..len) as a malloc'd array of *n code points; 0 on invalid UTF-8 or
+ * out of memory (*out may then be set: the caller frees it). */
+int eng__tok_utf8_cps(const char *s, size_t len, int32_t **out, int *n);
 size_t eng__tok_utf8_encode(int32_t cp, char *out);
 int eng__tok_is_whitespace(int32_t c);        /* Rust char::is_whitespace */
 int eng__tok_is_bert_punct(int32_t c);        /* BertPreTokenizer / Punctuation */

@@ -51,9 +51,8 @@ static int get_bool(const cJSON *j, const char *k, int def)
     return cJSON_IsBool(x) ? cJSON_IsTrue(x) : def;
 }
 
-static int utf8_to_cps(const char *s, int32_t **out, int *n)
+int eng__tok_utf8_cps(const char *s, size_t len, int32_t **out, int *n)
 {
-    size_t len = strlen(s);
     *out = malloc((len + 1) * sizeof **out);
     if (!*out) return 0;
     *n = 0;
@@ -179,7 +178,7 @@ tok_norm *eng__tok_norm_parse(const cJSON *j, char *err, size_t errlen)
             snprintf(err, errlen, "tokenizer.json: Replace pattern: %s", rerr);
             goto fail;
         }
-        if (!utf8_to_cps(c->valuestring, &nz->content, &nz->ncontent)) goto bad_utf8;
+        if (!eng__tok_utf8_cps(c->valuestring, strlen(c->valuestring), &nz->content, &nz->ncontent)) goto bad_utf8;
         break;
     }
     case NZ_PREPEND: {
@@ -188,7 +187,7 @@ tok_norm *eng__tok_norm_parse(const cJSON *j, char *err, size_t errlen)
             snprintf(err, errlen, "tokenizer.json: Prepend needs prepend");
             goto fail;
         }
-        if (!utf8_to_cps(p->valuestring, &nz->content, &nz->ncontent)) goto bad_utf8;
+        if (!eng__tok_utf8_cps(p->valuestring, strlen(p->valuestring), &nz->content, &nz->ncontent)) goto bad_utf8;
         break;
     }
     case NZ_STRIP:

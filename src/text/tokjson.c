@@ -306,20 +306,6 @@ static int pp_added(const postproc *p)
     return n;
 }
 
-static int utf8_cps(const char *s, size_t len, int32_t **out, int *n)
-{
-    *out = malloc((len + 1) * sizeof **out);
-    if (!*out) return 0;
-    *n = 0;
-    for (size_t i = 0; i < len;) {
-        size_t k = eng__tok_utf8_decode((const unsigned char *)s + i, len - i, &(*out)[*n]);
-        if (!k) return 0;
-        i += k;
-        (*n)++;
-    }
-    return 1;
-}
-
 static int parse_added(eng__tokjson *t, const cJSON *a, char *err, size_t errlen)
 {
     const cJSON *e;
@@ -348,7 +334,7 @@ static int parse_added(eng__tokjson *t, const cJSON *a, char *err, size_t errlen
         at->rstrip = get_bool(e, "rstrip", 0);
         at->single_word = get_bool(e, "single_word", 0);
         at->normalized = get_bool(e, "normalized", !at->special);
-        if (!utf8_cps(at->content, at->len, &at->cps, &at->ncps)) {
+        if (!eng__tok_utf8_cps(at->content, at->len, &at->cps, &at->ncps)) {
             snprintf(err, errlen, "tokenizer.json: added token %d is not valid UTF-8", t->nadded - 1);
             return 0;
         }
