@@ -239,9 +239,10 @@ int main(int argc, char **argv)
             const size_t bytes = form_bytes(form, K, N);
             const int n = stack / bytes > 0 ? (int)(stack / bytes) : 1;
             /* One random matrix in the form, copied through the stack. */
+            float *fbuf = (float *)(void *)buf; /* aligned_alloc(64): fit for floats */
             for (size_t i = 0; i < (size_t)K * N; i++)
-                ((float *)buf)[i] = frand();
-            eng__sgemm_pack((const float *)buf, K, N, w);
+                fbuf[i] = frand();
+            eng__sgemm_pack(fbuf, K, N, w);
             if (form == 1)
                 eng__bgemm_pack(w, K, N, wb);
             else if (form == 2)
@@ -252,9 +253,9 @@ int main(int argc, char **argv)
                 memcpy(m, form == 1 ? (const void *)wb : (const void *)w, bytes);
                 l[c] = (eng__linear){.K = K, .N = N, .b = bias};
                 if (form == 0)
-                    l[c].dtype = ENG_DT_F32, l[c].packed = (const float *)m;
+                    l[c].dtype = ENG_DT_F32, l[c].packed = (const float *)(void *)m;
                 else if (form == 1)
-                    l[c].dtype = ENG_DT_BF16, l[c].wb = (const eng__bf16 *)m;
+                    l[c].dtype = ENG_DT_BF16, l[c].wb = (const eng__bf16 *)(void *)m;
                 else
                     l[c].dtype = ENG_DT_I8, l[c].wq = (const int8_t *)m, l[c].wscale = scale,
                     l[c].wsum = wsum;

@@ -35,7 +35,7 @@ static inline void bgemm_round_rows(const float *X, int M, int K, size_t ldx, vo
     for (int r = 0; r < M; r++)
         for (int i = 0; i < kp; i += 16) {
             const __m512i v = _mm512_srli_epi32(bgemm_round16(X + (size_t)r * ldx, i, K), 16);
-            _mm256_storeu_si256((__m256i *)(A + (size_t)r * kp + i), _mm512_cvtepi32_epi16(v));
+            _mm256_storeu_si256((__m256i *)(void *)(A + (size_t)r * kp + i), _mm512_cvtepi32_epi16(v));
         }
     /* The tile rows past M are computed and dropped; zeros keep them finite. */
     memset(A + (size_t)M * kp, 0, (size_t)(mp - M) * kp * sizeof *A);
