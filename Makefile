@@ -227,7 +227,7 @@ test: all $(TESTS) $(SHARED_LIB) models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=$(BUILD) CC="$(CC)" ENGINE_SAN_FLAGS="$(SAN_FLAGS)" \
 	  $(if $(CUDA_BACKEND),ENG_CUDA_BACKEND=$(abspath $(CUDA_BACKEND))) PYTHON=$(PYTHON) \
 	  tests/run-tests.sh $(TESTS) tests/test_exports.sh tests/test_cuda_backend.sh \
-	  tests/test_redis.sh tests/test_gateway.sh tests/python/run.sh
+	  tests/test_redis.sh tests/test_gateway.sh tests/test_zero_shot_serve.sh tests/python/run.sh
 
 asan:
 	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g" \
@@ -237,13 +237,15 @@ asan:
 # contexts use their thread teams, the result cache, the zero-shot label-set
 # cache shared by threads (test_vit), and the HTTP server
 # (test_http runs build-tsan/engine serve; test_gateway its Redis gateway and
-# workers, and fails on any sanitizer report in their logs).
+# workers, and test_zero_shot_serve the zero-shot threads of both; they fail
+# on any sanitizer report in their logs).
 TSAN_TESTS := $(foreach t,$(TESTS),$(if $(or $(findstring sched,$(t)),$(findstring golden_tiny,$(t)),$(findstring cache,$(t)),$(findstring http,$(t)),$(findstring vit,$(t))),$(t)))
 tsan:
 	$(MAKE) BUILD=build-tsan CUDA=0 OPT="-O1 -g" SAN_FLAGS="-fsanitize=thread" \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS)) build-tsan/engine models
 	@ENGINE_SHARED=$(ENGINE_SHARED) ENGINE_BUILD=build-tsan ENGINE_SAN_FLAGS=-fsanitize=thread \
-	  tests/run-tests.sh $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS)) tests/test_gateway.sh
+	  tests/run-tests.sh $(patsubst $(BUILD)/%,build-tsan/%,$(TSAN_TESTS)) tests/test_gateway.sh \
+	  tests/test_zero_shot_serve.sh
 
 # The main job on a fresh machine: a synthetic MiniLM-L6-shaped model (seeded
 # random weights, generated vocabulary), written to weights/ where converted

@@ -53,9 +53,12 @@ static int load_model(srv *s, srv_model *m, int index)
                                    .n_labels = 2, .hidden = 4, .embed_size = 4,
                                    .max_positions = ENG__SCHED_NULL_POSITIONS};
     }
+    if (m->model && !strcmp(m->info.arch, "clip") && !(m->zs_pool = srv_zs_pool_create(m->model))) {
+        fprintf(stderr, "engine serve: %s: cannot start the zero-shot threads\n", m->name);
+        return -1;
+    }
     m->width_classify = 2 * m->info.n_labels;
     m->width_embed = m->info.embed_size;
-    pthread_mutex_init(&m->zs_mu, NULL);
     eng_sched_params p = eng_sched_default_params();
     p.model = m->model;
     p.n_workers = s->o.workers;
@@ -175,21 +178,29 @@ static void local_submit(srv_req *r)
     }
 }
 
-/* On the model's own context, made at the first request; a new label set's
- * prompts are embedded here, on the answering thread. */
+static void local_zero_shot_done(srv_zs_job *j, eng_status st, const char *why)
+{
+    srv_req *r = j->user;
+    r->zs_st = st;
+    snprintf(r->zs_why, sizeof r->zs_why, "%s", why);
+    srv_item_done(&r->zs_item, 0, 0);
+}
+
+/* On the model's zero-shot threads (zs_pool.c), not on this epoll thread: a
+ * label set the model has not seen is embedded there, and the connections
+ * this thread serves go on meanwhile. */
 static int local_zero_shot(srv_req *r)
 {
-    srv_model *m = r->m;
-    pthread_mutex_lock(&m->zs_mu);
-    if (!m->zs_ctx && eng_ctx_init(m->model, NULL, &m->zs_ctx) != ENG_OK) {
-        r->zs_st = ENG_ERR_NOMEM;
-        snprintf(r->zs_why, sizeof r->zs_why, "%s", eng_last_error());
-    } else if ((r->zs_st = eng_zero_shot_scores(m->zs_ctx, &r->zs, r->vals, r->n, r->zs_probs,
-                                                r->zs_top))) {
-        snprintf(r->zs_why, sizeof r->zs_why, "%s", eng_ctx_last_error(m->zs_ctx));
+    r->zs_item.r = r;
+    if (srv_suspend(r)) {   /* (failing, it answers r on resuming) */
+        srv_item_hold(r);
+        r->zs_job = (srv_zs_job){.ls = &r->zs, .features = r->vals, .n = r->n,
+                                 .probs = r->zs_probs, .top = r->zs_top,
+                                 .done = local_zero_shot_done, .user = r};
+        srv_zs_pool_submit(r->m->zs_pool, &r->zs_job);
+        srv_release(r);
     }
-    pthread_mutex_unlock(&m->zs_mu);
-    return 1;
+    return 0;
 }
 
 static uint64_t local_queue_depth(srv_model *m)
@@ -203,7 +214,7 @@ static void local_close(srv *s)
 {
     for (int i = 0; s->models && i < s->n_models; i++) {
         eng_sched_free(s->models[i].sched);   /* waits for whatever it still runs */
-        eng_ctx_free(s->models[i].zs_ctx);
+        srv_zs_pool_free(s->models[i].zs_pool);   /* as does this */
         eng_model_free(s->models[i].model);
         free(s->models[i].labels);
     }

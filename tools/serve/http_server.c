@@ -184,7 +184,7 @@ void srv_item_done(srv_item *it, int batch_size, int batch_tokens)
 {
     srv_req *r = it->r;
     srv_model *m = r->m;
-    if (it != &r->zs_item) {   /* (a gateway's zero-shot scores are no scheduler result) */
+    if (it != &r->zs_item) {   /* (zero-shot scores are no scheduler result) */
         if (it->st == ENG_OK && it->vals) {   /* (a gateway's /tokenize items have no vals) */
             eng_cache_key k = {m->name, r->task, cache_options(r), it->data, it->len};
             eng_cache_value v = {it->vals, r->width, it->label, it->n_tokens};

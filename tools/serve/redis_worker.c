@@ -10,6 +10,9 @@
  *    together. It never holds more than --max-inflight entries.
  *  - the scheduler's workers: run the batches; the completion callback turns
  *    a result into its JSON body and queues it for the writer.
+ *  - for a CLIP model, the zero-shot threads (zs_pool.c): score zero_shot
+ *    entries (embedding a label set the model has not seen, which takes a
+ *    while) and queue their answers the same way.
  *  - the writer: pipelines, for each finished entry, the reply XADD (and the
  *    dead-letter XADD) and only then the XACK, so an entry is acknowledged
  *    after its reply is in Redis (at least once delivery).
@@ -61,7 +64,7 @@ static struct {
     eng_model *model;
     eng_model_info info;
     eng_sched *sched;
-    eng_ctx *zs_ctx;      /* CLIP: zero_shot entries are scored on it (the reader's) */
+    srv_zs_pool *zs_pool; /* CLIP: zero_shot entries are scored there */
     pthread_mutex_t mu;
     pthread_cond_t cv;    /* done queue changed, or inflight fell */
     wreq *done_head, *done_tail;
@@ -233,64 +236,84 @@ static void on_done(const eng_sched_result *res)
     succeed(r);
 }
 
+/* A zero_shot entry's scoring on the zero-shot threads, and what it owns. */
+typedef struct {
+    srv_zs_job job;
+    wreq *r;
+    eng_redis_zero_shot z;
+    float *probs;   /* n x n_labels, then n more: the raw result's n_probs */
+    int *top;
+    int64_t t0;
+} zs_entry;
+
+static void zero_shot_done(srv_zs_job *j, eng_status s, const char *why)
+{
+    zs_entry *e = j->user;
+    wreq *r = e->r;
+    const int n = e->z.n, L = e->z.ls.n_labels;
+    float *probs = e->probs;
+    if (s) {
+        fail(r, s, why);
+    } else {
+        buf *b = &r->body;
+        buf_add(b, "{\"top\":[", 8);
+        for (int i = 0; i < n; i++) {
+            buf_printf(b, i ? ",%d" : "%d", e->top[i]);
+            probs[(size_t)n * L + i] = (float)e->top[i];
+        }
+        buf_add(b, "],\"probs\":[", 11);
+        for (int i = 0; i < n; i++) {
+            if (i)
+                buf_add(b, ",", 1);
+            put_floats(b, probs + (size_t)i * L, L);
+        }
+        buf_add(b, "]}", 2);
+        if (r->want_raw) {
+            eng_redis_raw h = {-1, 0, 0, 0, n * L, n, j->t_start - e->t0, srv_now_ns() - j->t_start};
+            eng__redis_raw_put(&r->raw, &h, probs, probs + (size_t)n * L);
+        }
+        succeed(r);
+    }
+    free(e->z.mem);
+    free(e->probs);
+    free(e->top);
+    free(e);
+}
+
 /* A zero_shot entry (a gateway's /zero-shot): the images' features scored
- * against the label set on the reader's context, as engine serve scores them
- * on its own; a label set the model has not seen is embedded here (its
- * prompts through the text tower), which holds up reading meanwhile. The
- * body: {"top":[best label per image],"probs":[[per label]...]}. */
+ * against the label set, as engine serve scores them, on the zero-shot
+ * threads: a label set the model has not seen is embedded there (its prompts
+ * through the text tower), while this thread reads on. The body:
+ * {"top":[best label per image],"probs":[[per label]...]}. */
 static void zero_shot_entry(wreq *r, const eng_redis_request *q)
 {
-    if (!W.model || strcmp(W.info.arch, "clip")) {
+    if (!W.zs_pool) {
         fail(r, ENG_ERR_UNSUPPORTED, "zero-shot classification needs a CLIP model");
         return;
     }
-    eng_redis_zero_shot z;
+    zs_entry *e = calloc(1, sizeof *e);
+    if (!e) {
+        fail(r, ENG_ERR_NOMEM, NULL);
+        return;
+    }
     char why[256];   /* as long as engine serve's reason (srv_req.zs_why) */
-    eng_status s = eng__redis_zero_shot_get(q, W.info.embed_size, &z, why, sizeof why);
+    eng_status s = eng__redis_zero_shot_get(q, W.info.embed_size, &e->z, why, sizeof why);
     if (s) {
+        free(e);
         fail(r, s, why);
         return;
     }
-    const int L = z.ls.n_labels;
-    float *probs = malloc(((size_t)z.n * L + (size_t)z.n) * sizeof *probs);
-    int *top = malloc((size_t)z.n * sizeof *top);
-    int64_t t0 = srv_now_ns();
-    if (!probs || !top) {
-        s = ENG_ERR_NOMEM;
-        snprintf(why, sizeof why, "out of memory");
-    } else if (!W.zs_ctx && eng_ctx_init(W.model, NULL, &W.zs_ctx) != ENG_OK) {
-        s = ENG_ERR_NOMEM;   /* as engine serve answers it */
-        snprintf(why, sizeof why, "%s", eng_last_error());
-    } else if ((s = eng_zero_shot_scores(W.zs_ctx, &z.ls, z.features, z.n, probs, top))) {
-        snprintf(why, sizeof why, "%s", eng_ctx_last_error(W.zs_ctx));
-    }
-    free(z.mem);
-    if (s) {
-        free(probs);
-        free(top);
-        fail(r, s, why);
-        return;
-    }
-    buf *b = &r->body;
-    buf_add(b, "{\"top\":[", 8);
-    for (int i = 0; i < z.n; i++) {
-        buf_printf(b, i ? ",%d" : "%d", top[i]);
-        probs[(size_t)z.n * L + i] = (float)top[i];   /* the raw result's n_probs */
-    }
-    buf_add(b, "],\"probs\":[", 11);
-    for (int i = 0; i < z.n; i++) {
-        if (i)
-            buf_add(b, ",", 1);
-        put_floats(b, probs + (size_t)i * L, L);
-    }
-    buf_add(b, "]}", 2);
-    if (r->want_raw) {
-        eng_redis_raw h = {-1, 0, 0, 0, z.n * L, z.n, 0, srv_now_ns() - t0};
-        eng__redis_raw_put(&r->raw, &h, probs, probs + (size_t)z.n * L);
-    }
-    free(probs);
-    free(top);
-    succeed(r);
+    const size_t n = (size_t)e->z.n;
+    e->r = r;
+    e->probs = malloc((n * (size_t)e->z.ls.n_labels + n) * sizeof *e->probs);
+    e->top = malloc(n * sizeof *e->top);
+    e->t0 = srv_now_ns();
+    e->job = (srv_zs_job){.ls = &e->z.ls, .features = e->z.features, .n = e->z.n,
+                          .probs = e->probs, .top = e->top, .done = zero_shot_done, .user = e};
+    if (!e->probs || !e->top)
+        zero_shot_done(&e->job, ENG_ERR_NOMEM, "out of memory");
+    else
+        srv_zs_pool_submit(W.zs_pool, &e->job);
 }
 
 /* Turns one stream entry into a scheduler request, or answers it at once. */
@@ -828,6 +851,14 @@ int eng__cli_worker(int argc, char **argv)
         return 4;
     }
     W.m.sched = W.sched;   /* the local backend's queue depth reads it */
+    if (W.model && !strcmp(W.info.arch, "clip") && !(W.zs_pool = srv_zs_pool_create(W.model))) {
+        fprintf(stderr, "engine worker: cannot start the zero-shot threads\n");
+        eng_sched_free(W.sched);
+        redisFree(c);
+        redisFree(wc);
+        eng_model_free(W.model);
+        return 4;
+    }
     struct MHD_Daemon *mhd = NULL;
     if (metrics_port) {
         mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)metrics_port, NULL, NULL,
@@ -945,9 +976,11 @@ int eng__cli_worker(int argc, char **argv)
     }
     free(deliv);
     redisFree(c);
-    /* Finish and acknowledge what is held: the scheduler completes every
-     * accepted request, the writer sends every reply. */
+    /* Finish and acknowledge what is held: the scheduler and the zero-shot
+     * threads complete every accepted request (a new label set takes what it
+     * takes: the time limit below is Redis's), the writer sends every reply. */
     eng_sched_shutdown(W.sched);
+    srv_zs_pool_free(W.zs_pool);
     int rc = 0;
     int64_t give_up = eng__redis_now_ms() + 30000;
     pthread_mutex_lock(&W.mu);
@@ -970,7 +1003,6 @@ int eng__cli_worker(int argc, char **argv)
         MHD_stop_daemon(mhd);
     if (!rc) {
         eng_sched_free(W.sched);
-        eng_ctx_free(W.zs_ctx);
         eng_model_free(W.model);
     }
     return rc;

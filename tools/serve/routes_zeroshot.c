@@ -8,9 +8,10 @@
  * cached by the result cache); then the backend scores them against the label
  * set with eng_zero_shot_scores, whose label-set cache the library keeps: a
  * label set seen before costs a dot product per label, a new one its prompts'
- * text embeddings. The local backend does it on the model's own context, on
- * the answering thread; a gateway sends the features and the label set to a
- * worker as one more entry (backend_redis.c), which scores them the same way.
+ * text embeddings. The local backend does it on the model's zero-shot
+ * threads (zs_pool.c), the connection suspended meanwhile; a gateway sends
+ * the features and the label set to a worker as one more entry
+ * (backend_redis.c), which scores them the same way.
  * Answer: a list, per image {"label","score","top5":[{"index","label",
  * "score"}...],"probs":[...]}. */
 #include <stdio.h>

@@ -28,6 +28,29 @@
 
 #include "buf.h"   /* the growable output buffer */
 
+/* ---- Zero-shot scoring off the reading threads (zs_pool.c) ---- */
+typedef struct srv_zs_job srv_zs_job;
+struct srv_zs_job {
+    const eng_label_set *ls;   /* these stay valid until done is called */
+    const float *features;
+    int n;
+    float *probs;              /* n x n_labels */
+    int *top;                  /* n */
+    /* On a pool thread: st and why (when st is not ENG_OK) say how it went. */
+    void (*done)(srv_zs_job *j, eng_status st, const char *why);
+    void *user;
+    int64_t t_start;           /* srv_now_ns() when a thread took it */
+    srv_zs_job *next;          /* the pool's */
+    uint64_t key;
+};
+typedef struct srv_zs_pool srv_zs_pool;
+/* Threads for a CLIP model's eng_zero_shot_scores; NULL when none started. */
+srv_zs_pool *srv_zs_pool_create(const eng_model *model);
+/* Queues j; j->done is called once, later, on a pool thread. */
+void srv_zs_pool_submit(srv_zs_pool *p, srv_zs_job *j);
+/* Runs every queued job, then stops the threads; NULL is fine. */
+void srv_zs_pool_free(srv_zs_pool *p);
+
 /* ---- Routes and status codes, as counted by /metrics ---- */
 #define SRV_ROUTES(X)                                                           \
     X(R_EMBED, "/embed") X(R_PREDICT, "/predict") X(R_TOKENIZE, "/tokenize")    \
@@ -85,10 +108,9 @@ typedef struct {
     eng_sched *sched;
     int width_classify, width_embed;   /* floats per result */
     srv_metrics metrics;
-    /* CLIP, local backend: the context zero-shot answers score on (label
-     * sets it has not seen are embedded there), made at the first request. */
-    pthread_mutex_t zs_mu;
-    eng_ctx *zs_ctx;
+    /* CLIP, local backend: the threads zero-shot answers are scored on
+     * (label sets the model has not seen are embedded there). */
+    srv_zs_pool *zs_pool;
 } srv_model;
 
 typedef struct {
@@ -182,7 +204,8 @@ struct srv_req {
     int zs_asked;        /* the backend's zero_shot was called */
     eng_status zs_st;
     char zs_why[256];
-    srv_item zs_item;    /* a gateway's entry for them (no scheduler result) */
+    srv_item zs_item;    /* their completion (no scheduler result) */
+    srv_zs_job zs_job;   /* the local backend's scoring of them */
     char kserve_id[128];
     /* completion */
     _Atomic int pending;

@@ -1,0 +1,185 @@
+#!/bin/bash
+# tests/test_zero_shot_serve.sh: a label set the model has not seen (its
+# prompts through CLIP's text tower) does not hold up the requests behind it,
+# in `engine worker` (Redis) and in `engine serve` (HTTP, one epoll thread).
+# The tiny CLIP of tests/golden/tiny/clip-tok with a cold set of $COLD labels
+# (about a second of text tower), then at once a warm zero-shot request (a
+# cached set) and an image embed: both answered before the cold one. Also: two entries of the same new set embed it once (the
+# label-set cache's misses grow by one) and answer the same; an entry whose
+# set fails fails alone; every entry is acknowledged; SIGTERM with a cold set
+# in flight answers it and exits 0. Starts its own redis-server on a free
+# loopback port (persistence off) and stops everything it started by pid.
+# Exits 77 (skipped) without redis-server, python3 or curl.
+set -u
+B=${ENGINE_BUILD:-build}
+E=$B/engine
+# About a second of text tower here; a sanitizer build is up to 45x slower.
+COLD=${COLD:-40000}
+[ -n "${ENGINE_SAN_FLAGS:-}" ] && COLD=2000
+for tool in redis-server redis-cli python3 curl; do
+    if ! command -v $tool >/dev/null; then
+        echo "test_zero_shot_serve: SKIP: $tool not installed"
+        exit 77
+    fi
+done
+T=$(mktemp -d)
+PIDS=""
+cleanup() {
+    for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+CLIP=$T/clip.eng
+if ! $B/convert tests/golden/tiny/clip-tok "$CLIP" >"$T/convert.log" 2>&1; then
+    echo "test_zero_shot_serve: FAIL: $B/convert:"; cat "$T/convert.log"
+    exit 1
+fi
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+fails=0
+check() {   # check DESCRIPTION COMMAND...: one assertion
+    if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi
+}
+RP=$(free_port)
+R="redis-cli -p $RP --raw"
+redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no >"$T/redis.log" 2>&1 &
+PIDS="$PIDS $!"
+for _ in $(seq 100); do $R ping >/dev/null 2>&1 && break; sleep 0.05; done
+MP=$(free_port)
+$E worker "$CLIP" --redis "redis://127.0.0.1:$RP" --workers 1 --threads 1 --metrics-port "$MP" \
+    --claim-idle-ms 600000 2>"$T/worker.log" &
+WPID=$!
+PIDS="$PIDS $WPID"
+for _ in $(seq 200); do [ -n "$($R hget engine:model:clip arch)" ] && break; sleep 0.05; done
+
+# ---- the worker: replies in the order they arrive in the reply stream ----
+# (bench/zs_stall.py has the Redis client and the PNG maker)
+python3 - "$RP" "$MP" "$COLD" >"$T/redis.txt" 2>&1 <<'PY'
+import struct, sys, urllib.request
+sys.path.insert(0, "bench")
+from zs_stall import Redis, png
+r, cold_n = Redis(int(sys.argv[1])), int(sys.argv[3])
+def misses():
+    for l in urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[2]).read().decode().splitlines():
+        if l.startswith('engine_zero_shot_label_sets_total{model="clip",result="miss"}'):
+            return int(l.split()[1])
+feat = struct.pack("<16f", *[(i % 5) - 2.0 for i in range(16)])
+labels = lambda names: b"".join(n.encode() + b"\0" for n in names)
+warm = ["task", "zero_shot", "labels", labels(["cat", "dog", "car"]), "input", feat]
+cold = ["task", "zero_shot", "labels", labels("w%d" % i for i in range(cold_n)), "input", feat]
+bad = ["task", "zero_shot", "labels", labels(["x"]), "label_ids", struct.pack("<4i", 3, 2012, 99999, 2013),
+       "input", feat]   # an id past the vocabulary: the set fails
+embed = ["task", "embed", "input", png(40, 30, 1)]
+def send(*entries):
+    for name, fields in entries:
+        r.send("XADD", "engine:requests", "*", "id", name, "reply_to", "rs", *fields)
+    for _ in entries:
+        r.read()
+last = "0-0"
+def replies(n):
+    global last
+    got = []
+    while len(got) < n:
+        for eid, kv in (r.cmd("XREAD", "BLOCK", 120000, "STREAMS", "rs", last) or [[0, "no reply in 120 s"]])[0][1]:
+            last = eid.decode()
+            d = dict(zip(kv[::2], kv[1::2]))
+            got.append((d[b"id"].decode(), d[b"status"].decode(), d[b"body"]))
+    return got
+send(("w0", warm), ("bad", bad), ("e0", embed))
+got = replies(3)
+print("warm-up", " ".join("%s=%s" % (i, s) for i, s, _ in sorted(got)))
+print("bad_says_why", b"error" in dict((i, b) for i, _, b in got)["bad"])
+m0 = misses()
+send(("cold1", cold), ("cold2", cold), ("warm", warm), ("embed", embed))
+got = replies(4)
+order = [i for i, _, _ in got]
+print("order", " ".join(order))
+st = {i: s for i, s, _ in got}
+body = {i: b for i, _, b in got}
+print("status", " ".join("%s=%s" % kv for kv in sorted(st.items())))
+print("warm_before_cold", order.index("warm") < order.index("cold1") and order.index("warm") < order.index("cold2"))
+print("embed_before_cold", order.index("embed") < order.index("cold1") and order.index("embed") < order.index("cold2"))
+print("same_answer", body["cold1"] == body["cold2"] and body["cold1"].startswith(b'{"top":['))
+print("misses", misses() - m0)
+PY
+cat "$T/redis.txt"
+check "worker: a warm zero-shot entry is answered before the cold set's" grep -qx 'warm_before_cold True' "$T/redis.txt"
+check "worker: an embed entry is answered before the cold set's" grep -qx 'embed_before_cold True' "$T/redis.txt"
+check "worker: a set that fails fails alone" grep -qx 'warm-up bad=invalid_arg e0=ok w0=ok' "$T/redis.txt"
+check "worker: the entries behind the cold set ok" \
+    grep -qx 'status cold1=ok cold2=ok embed=ok warm=ok' "$T/redis.txt"
+check "worker: the bad set's answer says why" grep -qx 'bad_says_why True' "$T/redis.txt"
+check "worker: two entries of one new set answer the same" grep -qx 'same_answer True' "$T/redis.txt"
+check "worker: two entries of one new set embed it once" grep -qx 'misses 1' "$T/redis.txt"
+for _ in $(seq 50); do [ "$($R xpending engine:requests engine | head -1)" = 0 ] && break; sleep 0.1; done
+check "worker: every entry acknowledged" test "$($R xpending engine:requests engine | head -1)" = 0
+
+# SIGTERM with a new set being embedded: answered, acknowledged, exit 0.
+python3 - "$RP" "$COLD" <<'PY'
+import struct, sys
+sys.path.insert(0, "bench")
+from zs_stall import Redis
+r = Redis(int(sys.argv[1]))
+names = b"".join(b"t%d\0" % i for i in range(int(sys.argv[2])))
+r.cmd("XADD", "engine:requests", "*", "id", "term", "reply_to", "rs3", "task", "zero_shot", "labels", names,
+      "input", struct.pack("<16f", *range(16)))
+PY
+for _ in $(seq 100); do [ "$($R xpending engine:requests engine | head -1)" = 1 ] && break; sleep 0.05; done
+kill -TERM $WPID
+wait $WPID
+check "worker: SIGTERM with a cold set in flight: exit 0" test $? -eq 0
+check "worker: ... and it was answered" grep -qF "id term status ok" <<<"$($R xrange rs3 - + | paste -sd' ')"
+check "worker: ... and acknowledged" test "$($R xpending engine:requests engine | head -1)" = 0
+
+# ---- engine serve, one HTTP thread: a warm /zero-shot while a cold one runs ----
+HP=$(free_port)
+$E serve "$CLIP" --port "$HP" --workers 1 --threads 1 --http-threads 1 2>"$T/serve.log" &
+SPID=$!
+PIDS="$PIDS $SPID"
+for _ in $(seq 600); do curl -sf "http://127.0.0.1:$HP/health" >/dev/null && break; sleep 0.1; done
+python3 - "$HP" "$COLD" >"$T/http.txt" 2>&1 <<'PY'
+import base64, json, sys, threading, time, urllib.request
+sys.path.insert(0, "bench")
+from zs_stall import png
+url = "http://127.0.0.1:%s/v2/models/clip/zero-shot" % sys.argv[1]
+image = base64.b64encode(png(40, 30, 1)).decode()
+done = {}
+def post(key, labels):
+    req = urllib.request.Request(url, json.dumps({"inputs": [image], "labels": labels}).encode(),
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=300) as resp:
+        t = time.monotonic()   # the answer's head: the server's order, whatever its size
+        done[key] = (t, resp.status, json.loads(resp.read()))
+def misses():   # (on the one epoll thread too: it answers once that thread is free)
+    for l in urllib.request.urlopen(url.split("/v2")[0] + "/metrics", timeout=300).read().decode().splitlines():
+        if l.startswith('engine_zero_shot_label_sets_total{model="clip",result="miss"}'):
+            return int(l.split()[1])
+post("w0", ["cat", "dog", "car"])
+m0 = misses()
+th = threading.Thread(target=post, args=("cold", ["h%d" % i for i in range(int(sys.argv[2]))]))
+th.start()
+while misses() == m0:   # the cold set is being embedded now
+    time.sleep(0.01)
+post("warm", ["cat", "dog", "car"])
+th.join()
+print("statuses", done["w0"][1], done["warm"][1], done["cold"][1])
+print("warm_before_cold", done["warm"][0] < done["cold"][0])
+print("warm_same_answer", done["warm"][2] == done["w0"][2])
+print("cold_answer", len(done["cold"][2][0]["probs"]) == int(sys.argv[2]))
+PY
+cat "$T/http.txt"
+check "serve: statuses 200" grep -qx 'statuses 200 200 200' "$T/http.txt"
+check "serve: a warm /zero-shot is answered before the cold one" grep -qx 'warm_before_cold True' "$T/http.txt"
+check "serve: the warm answer as before the cold set" grep -qx 'warm_same_answer True' "$T/http.txt"
+check "serve: the cold answer has its labels' probabilities" grep -qx 'cold_answer True' "$T/http.txt"
+kill -TERM $SPID
+wait $SPID
+check "serve: SIGTERM: exit 0" test $? -eq 0
+
+if [ -n "${ENGINE_SAN_FLAGS:-}" ]; then
+    check "no sanitizer report in the logs" \
+        bash -c "! grep -l 'Sanitizer\|runtime error' '$T/worker.log' '$T/serve.log'"
+fi
+[ $fails -eq 0 ] || { echo "--- worker log"; tail -20 "$T/worker.log"; echo "--- serve log"; tail -20 "$T/serve.log"; }
+exit $((fails > 0))
