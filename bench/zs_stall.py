@@ -33,8 +33,9 @@ def png(w, h, seed):
 
 
 def label_set(tag):
-    """LABELS labels named tag-i, each prompt BOS, 6 random ids, EOS."""
-    names = ["%s-%d" % (tag, i) for i in range(LABELS)]
+    """LABELS labels named pid-tag-i (new to a server that served earlier
+    runs), each prompt BOS, 6 random ids, EOS."""
+    names = ["%d-%s-%d" % (os.getpid(), tag, i) for i in range(LABELS)]
     ids = [[BOS] + [rng.randrange(VOCAB - 2) for _ in range(6)] + [EOS] for _ in names]
     return names, ids
 

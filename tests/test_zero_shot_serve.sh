@@ -4,10 +4,11 @@
 # in `engine worker` (Redis) and in `engine serve` (HTTP, one epoll thread).
 # The tiny CLIP of tests/golden/tiny/clip-tok with a cold set of $COLD labels
 # (about a second of text tower), then at once a warm zero-shot request (a
-# cached set) and an image embed: both answered before the cold one. Also: two entries of the same new set embed it once (the
-# label-set cache's misses grow by one) and answer the same; an entry whose
-# set fails fails alone; every entry is acknowledged; SIGTERM with a cold set
-# in flight answers it and exits 0. Starts its own redis-server on a free
+# cached set) and an image embed: both answered before the cold one. Also:
+# two entries of the same new set embed it once (the label-set cache's misses
+# grow by one) and answer the same; an entry whose set fails fails alone;
+# every entry is acknowledged; SIGTERM with a cold set in flight answers it
+# and exits 0. Fails on any sanitizer report in the servers' logs. Starts its own redis-server on a free
 # loopback port (persistence off) and stops everything it started by pid.
 # Exits 77 (skipped) without redis-server, python3 or curl.
 set -u

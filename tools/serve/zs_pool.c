@@ -49,7 +49,8 @@ static uint64_t fnv(uint64_t h, const void *data, size_t n)
 static uint64_t label_set_key(const eng_label_set *ls)
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    h = ls->templ ? fnv(h, ls->templ, strlen(ls->templ) + 1) : fnv(h, "", 0) ^ 1;
+    if (ls->templ)
+        h = fnv(h, ls->templ, strlen(ls->templ) + 1);
     for (int l = 0; l < ls->n_labels; l++) {
         h = fnv(h, ls->labels[l], strlen(ls->labels[l]) + 1);
         if (ls->ids)
@@ -99,7 +100,7 @@ static void *zs_thread(void *arg)
         eng_status st;
         char why[256] = "";
         if (!ctx && eng_ctx_init(p->model, NULL, &ctx) != ENG_OK) {
-            st = ENG_ERR_NOMEM;   /* as a failed context has always been answered */
+            st = ENG_ERR_NOMEM;   /* as engine serve has answered it */
             snprintf(why, sizeof why, "%s", eng_last_error());
         } else if ((st = eng_zero_shot_scores(ctx, j->ls, j->features, j->n, j->probs, j->top))) {
             snprintf(why, sizeof why, "%s", eng_ctx_last_error(ctx));
