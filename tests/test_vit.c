@@ -700,6 +700,12 @@ START_TEST(test_bad_items_fail_alone)
     ck_assert_ptr_null(eng_ctx_item_error(c, 0));
     for (int k = 0; k < D; k++)
         ck_assert(out[D + k] == 0.0f && out[2 * D + k] == 0.0f);
+    /* Alone on two threads (the first member decodes, both resize: vit.c's
+     * decode_shared), an image fails or embeds as in a batch. */
+    ck_assert_int_eq(eng_embed_images(c, &paths[1], 1, one, st), ENG_ERR_IO);
+    ck_assert_int_eq(st[0], ENG_ERR_IO);
+    ck_assert_int_eq(eng_embed_images(c, &paths[2], 1, one, st), ENG_ERR_FORMAT);
+    ck_assert_int_eq(st[0], ENG_ERR_FORMAT);
     ck_assert_int_eq(eng_embed_images(c, &paths[3], 1, one, NULL), ENG_OK);
     ck_assert_double_ge(test_cosine(one, out + 3 * D, D), MIN_COSINE);
     ck_assert_double_ge(test_cosine(out, g.out[0], D), MIN_COSINE);

@@ -390,9 +390,10 @@ static int half_round_even(int d)
     return (d % 2 && q % 2) ? q + 1 : q;
 }
 
-eng_status eng__image_preprocess(const eng__rgb_image *img, const eng__image_spec *spec,
-                                 float *chw, char *err, size_t errlen)
+eng_status eng__resize_plan(eng__resize *r, const eng__rgb_image *img, const eng__image_spec *spec,
+                           char *err, size_t errlen)
 {
+    memset(r, 0, sizeof *r);
     int w = img->w, h = img->h, crop = spec->crop;
     if (spec->resize < 0 || spec->resize > ENG_IMAGE_MAX_SIDE || crop < 1 || w < 1 || h < 1) {
         snprintf(err, errlen, "bad preprocessing spec (resize %d, crop %d) or empty image",
@@ -418,31 +419,44 @@ eng_status eng__image_preprocess(const eng__rgb_image *img, const eng__image_spe
     int left = spec->crop_floor ? (nw - crop) / 2 : half_round_even(nw - crop);
     int kx = ksize_for(spec->filter, w, nw), ky = ksize_for(spec->filter, h, nh);
     int kmax = kx > ky ? kx : ky;
-
-    int *bx = malloc(sizeof(int) * 2 * (size_t)crop), *by = malloc(sizeof(int) * 2 * (size_t)crop);
-    int32_t *kkx = malloc(sizeof(int32_t) * (size_t)kx * crop);
-    int32_t *kky = malloc(sizeof(int32_t) * (size_t)ky * crop);
+    r->img = img;
+    r->spec = spec;
+    r->kx = kx;
+    r->ky = ky;
+    r->bx = malloc(sizeof(int) * 2 * (size_t)crop);
+    r->by = malloc(sizeof(int) * 2 * (size_t)crop);
+    r->kkx = malloc(sizeof(int32_t) * (size_t)kx * crop);
+    r->kky = malloc(sizeof(int32_t) * (size_t)ky * crop);
     double *k = malloc(sizeof(double) * (size_t)kmax);
-    uint8_t *tmp = NULL;
-    eng_status st = ENG_ERR_NOMEM;
-    if (!bx || !by || !kkx || !kky || !k)
-        goto done;
-    resample_coeffs(spec->filter, w, nw, left, crop, kx, bx, kkx, k);
-    resample_coeffs(spec->filter, h, nh, top, crop, ky, by, kky, k);
+    if (r->bx && r->by && r->kkx && r->kky && k) {
+        resample_coeffs(spec->filter, w, nw, left, crop, kx, r->bx, r->kkx, k);
+        resample_coeffs(spec->filter, h, nh, top, crop, ky, r->by, r->kky, k);
+        /* The horizontal pass covers only the source rows the vertical pass
+         * reads. */
+        r->y0 = r->by[0];
+        r->rows = r->by[2 * (crop - 1)] + r->by[2 * (crop - 1) + 1] - r->y0;
+        r->tmp = malloc((size_t)r->rows * crop * 3);
+    }
+    free(k);
+    if (!r->tmp) {
+        snprintf(err, errlen, "out of memory resizing a %dx%d image", w, h);
+        eng__resize_free(r);
+        return ENG_ERR_NOMEM;
+    }
+    return ENG_OK;
+}
 
-    /* Horizontal pass over only the source rows the vertical pass reads. */
-    int y0 = by[0], y1 = by[2 * (crop - 1)] + by[2 * (crop - 1) + 1];
-    tmp = malloc((size_t)(y1 - y0) * crop * 3);
-    if (!tmp)
-        goto done;
-    for (int y = y0; y < y1; y++) {
-        const uint8_t *src = img->rgb + (size_t)y * w * 3;
-        uint8_t *dst = tmp + (size_t)(y - y0) * crop * 3;
+void eng__resize_rows(const eng__resize *r, int lo, int hi)
+{
+    const int w = r->img->w, crop = r->spec->crop, kx = r->kx;
+    for (int y = r->y0 + lo; y < r->y0 + hi; y++) {
+        const uint8_t *src = r->img->rgb + (size_t)y * w * 3;
+        uint8_t *dst = r->tmp + (size_t)(y - r->y0) * crop * 3;
         for (int j = 0; j < crop; j++) {
-            const int32_t *kk = kkx + (size_t)j * kx;
-            const uint8_t *s = src + (size_t)bx[2 * j] * 3;
+            const int32_t *kk = r->kkx + (size_t)j * kx;
+            const uint8_t *s = src + (size_t)r->bx[2 * j] * 3;
             int32_t s0 = 1 << (PIL_PRECISION_BITS - 1), s1 = s0, s2 = s0;
-            for (int x = 0; x < bx[2 * j + 1]; x++) {
+            for (int x = 0; x < r->bx[2 * j + 1]; x++) {
                 s0 += s[3 * x] * kk[x];
                 s1 += s[3 * x + 1] * kk[x];
                 s2 += s[3 * x + 2] * kk[x];
@@ -452,18 +466,24 @@ eng_status eng__image_preprocess(const eng__rgb_image *img, const eng__image_spe
             dst[3 * j + 2] = clip8(s2);
         }
     }
+}
+
+void eng__resize_finish(const eng__resize *r, float *chw, int lo, int hi)
+{
     /* Vertical pass, then ToTensor (v / 255) and Normalize in float32, in
      * torchvision's order of operations (or HF's rescale: v * factor in
      * double, rounded to float). */
-    size_t plane = (size_t)crop * crop;
-    for (int i = 0; i < crop; i++) {
-        const int32_t *kk = kky + (size_t)i * ky;
-        const uint8_t *s = tmp + (size_t)(by[2 * i] - y0) * crop * 3;
+    const eng__image_spec *spec = r->spec;
+    const int crop = spec->crop, ky = r->ky;
+    const size_t plane = (size_t)crop * crop;
+    for (int i = lo; i < hi; i++) {
+        const int32_t *kk = r->kky + (size_t)i * ky;
+        const uint8_t *s = r->tmp + (size_t)(r->by[2 * i] - r->y0) * crop * 3;
         for (int j = 0; j < crop; j++) {
             int32_t acc[3];
             for (int c = 0; c < 3; c++)
                 acc[c] = 1 << (PIL_PRECISION_BITS - 1);
-            for (int y = 0; y < by[2 * i + 1]; y++)
+            for (int y = 0; y < r->by[2 * i + 1]; y++)
                 for (int c = 0; c < 3; c++)
                     acc[c] += s[(size_t)y * crop * 3 + 3 * j + c] * kk[y];
             for (int c = 0; c < 3; c++) {
@@ -473,16 +493,28 @@ eng_status eng__image_preprocess(const eng__rgb_image *img, const eng__image_spe
             }
         }
     }
-    st = ENG_OK;
-done:
-    if (st == ENG_ERR_NOMEM)
-        snprintf(err, errlen, "out of memory resizing a %dx%d image", w, h);
-    free(bx);
-    free(by);
-    free(kkx);
-    free(kky);
-    free(k);
-    free(tmp);
+}
+
+void eng__resize_free(eng__resize *r)
+{
+    free(r->bx);
+    free(r->by);
+    free(r->kkx);
+    free(r->kky);
+    free(r->tmp);
+    memset(r, 0, sizeof *r);
+}
+
+eng_status eng__image_preprocess(const eng__rgb_image *img, const eng__image_spec *spec,
+                                 float *chw, char *err, size_t errlen)
+{
+    eng__resize r;
+    eng_status st = eng__resize_plan(&r, img, spec, err, errlen);
+    if (st == ENG_OK) {
+        eng__resize_rows(&r, 0, r.rows);
+        eng__resize_finish(&r, chw, 0, spec->crop);
+        eng__resize_free(&r);
+    }
     return st;
 }
 
@@ -498,9 +530,10 @@ eng_status eng__image_load_mem(const void *buf, size_t len, const eng__image_spe
     return st;
 }
 
-eng_status eng__image_load(const char *path, const eng__image_spec *spec, float *chw, char *err,
-                           size_t errlen)
+eng_status eng__image_decode_file(const char *path, eng__rgb_image *out, char *err, size_t errlen)
 {
+    out->rgb = NULL;
+    out->w = out->h = 0;
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         /* strerror_r (GNU form): images decode on several threads at once. */
@@ -537,7 +570,19 @@ eng_status eng__image_load(const char *path, const eng__image_spec *spec, float 
     }
     fclose(fp);
     if (st == ENG_OK)
-        st = eng__image_load_mem(buf, len, spec, chw, err, errlen);
+        st = eng__image_decode(buf, len, out, err, errlen);
     free(buf);
+    return st;
+}
+
+eng_status eng__image_load(const char *path, const eng__image_spec *spec, float *chw, char *err,
+                           size_t errlen)
+{
+    eng__image_spec def = eng__image_spec_imagenet();
+    eng__rgb_image img;
+    eng_status st = eng__image_decode_file(path, &img, err, errlen);
+    if (st == ENG_OK)
+        st = eng__image_preprocess(&img, spec ? spec : &def, chw, err, errlen);
+    eng__rgb_image_free(&img);
     return st;
 }

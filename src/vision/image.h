@@ -65,11 +65,35 @@ eng_status eng__image_decode(const void *buf, size_t len, eng__rgb_image *out, c
                              size_t errlen);
 void eng__rgb_image_free(eng__rgb_image *img);   /* NULL rgb is fine */
 
+/* Decodes the file at path (ENG_ERR_IO when it cannot be read). */
+eng_status eng__image_decode_file(const char *path, eng__rgb_image *out, char *err,
+                                  size_t errlen);
+
 /* chw[3][crop][crop] = normalised centre crop of img resized as PIL does.
  * ENG_ERR_INVALID_ARG for a bad spec; ENG_ERR_TOO_LONG when the resized
  * image would be absurdly long (aspect ratios beyond 1:ENG_IMAGE_MAX_SIDE). */
 eng_status eng__image_preprocess(const eng__rgb_image *img, const eng__image_spec *spec,
                                  float *chw, char *err, size_t errlen);
+
+/* eng__image_preprocess in steps, so a team can share one image's rows:
+ * plan (checks the spec, computes the coefficients, allocates; the errors
+ * above), then the horizontal pass's rows [lo, hi) of r->rows, then (after
+ * every horizontal row is done) the output rows [lo, hi) of the crop, then
+ * free. Each row's pixels are the same whichever member computes it. */
+typedef struct {
+    const eng__rgb_image *img;
+    const eng__image_spec *spec;
+    int kx, ky;      /* taps per output column, per output row */
+    int *bx, *by;    /* [crop][2]: first source column / row and tap count */
+    int32_t *kkx, *kky; /* [crop][kx], [crop][ky]: fixed-point taps */
+    int y0, rows;    /* the source rows the crop reads: [y0, y0 + rows) */
+    uint8_t *tmp;    /* [rows][crop][3]: the horizontal pass's output */
+} eng__resize;
+eng_status eng__resize_plan(eng__resize *r, const eng__rgb_image *img, const eng__image_spec *spec,
+                            char *err, size_t errlen);
+void eng__resize_rows(const eng__resize *r, int lo, int hi);
+void eng__resize_finish(const eng__resize *r, float *chw, int lo, int hi);
+void eng__resize_free(eng__resize *r); /* a zeroed or failed plan is fine */
 
 /* Decode + preprocess, from memory or from a file. spec NULL = ImageNet. */
 eng_status eng__image_load_mem(const void *buf, size_t len, const eng__image_spec *spec,

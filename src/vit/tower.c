@@ -2,7 +2,7 @@
  * src/text/forward.c runs BERT's post-LN one: the members split the row-local
  * steps by rows (or, for few rows, every linear layer by columns) and the
  * attention by (sequence, head) pairs; barriers only where a step reads rows
- * another member wrote. */
+ * another member wrote (eng__tower_member counts them). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +98,12 @@ eng_status eng__tower_scratch_init(eng__tower_scratch *s, const eng__tower *t,
     s->members = members;
     s->h = alloc_floats(T * H);
     s->tmp = alloc_floats(T * H);
-    s->x = alloc_floats(T * H);
+    /* Split by columns (T < COL_SPLIT_ROWS members), each member layernorms
+     * every row into its own x, so the linear layer after it needs no
+     * barrier: members copies of those rows. */
+    const size_t col_rows = (size_t)COL_SPLIT_ROWS * members,
+                 x_rows = members * (T < col_rows ? T : col_rows);
+    s->x = alloc_floats((T > x_rows ? T : x_rows) * H);
     s->qkv = alloc_floats(T * 3 * H);
     s->attn = alloc_floats(T * H);
     s->ffn = alloc_floats(T * (size_t)t->inter);
@@ -168,18 +173,24 @@ void eng__tower_linear(const eng__tower_job *j, const eng__linear *l, const floa
                         res ? res + (size_t)lo * l->N : NULL, act, scratch, j->k, j->bk);
 }
 
-/* The member's rows of y = LayerNorm(x); a barrier after it when the next
- * step (a column-split linear layer) reads every row. */
-static void layernorm(const eng__tower_job *j, float *y, const float *x, const float *g,
-                      const float *b, int tid, int nt)
+/* y = LayerNorm(x) for what the next step reads: the member's rows, or
+ * (by_cols, where the next linear layer reads every row) all T rows into the
+ * member's own copy: the other members' rows again instead of a barrier, on
+ * whose wait a preempted member stalls the rest. Returns y's row 0. */
+static float *layernorm(const eng__tower_job *j, const float *x, const float *g, const float *b,
+                        int tid, int nt)
 {
     const size_t H = (size_t)j->t->hidden;
+    if (j->by_cols) {
+        float *y = j->s->x + (size_t)tid * j->T * H;
+        j->k->layernorm(y, x, g, b, j->T, (int)H, j->t->eps);
+        return y;
+    }
     int lo, hi;
     eng__team_share(j->T, tid, nt, &lo, &hi);
     if (hi > lo)
-        j->k->layernorm(y + lo * H, x + lo * H, g, b, hi - lo, (int)H, j->t->eps);
-    if (j->by_cols)
-        eng__team_barrier(j->team);
+        j->k->layernorm(j->s->x + lo * H, x + lo * H, g, b, hi - lo, (int)H, j->t->eps);
+    return j->s->x;
 }
 
 /* Token i of one head attends to tokens 0..i only (CLIP's causal mask, whose
@@ -239,22 +250,26 @@ static void attention(const eng__tower_job *j, int tid, int nt)
     }
 }
 
+/* Barriers a layer: by rows, two (the attention reads every row of qkv, the
+ * output projection every head of attn); by columns, five, one after each
+ * linear layer and the attention (the next step reads every column or head),
+ * none after the layernorms. The caller's eng__team_run ends with one. */
 void eng__tower_member(const eng__tower_job *j, int tid, int nt)
 {
     const eng__tower *t = j->t;
     eng__tower_scratch *s = j->s;
+    eng__team_barrier(j->team);
     for (int i = 0; i < t->layers; i++) {
         const eng__tower_layer *L = &t->layer[i];
-        eng__team_barrier(j->team);
-        layernorm(j, s->x, s->h, L->ln1_g, L->ln1_b, tid, nt);
-        eng__tower_linear(j, &L->qkv, s->x, s->qkv, NULL, ENG_ACT_NONE, tid, nt);
-        eng__team_barrier(j->team);
+        float *x = layernorm(j, s->h, L->ln1_g, L->ln1_b, tid, nt);
+        eng__tower_linear(j, &L->qkv, x, s->qkv, NULL, ENG_ACT_NONE, tid, nt);
+        if (!j->by_cols)
+            eng__team_barrier(j->team);
         attention(j, tid, nt);
         eng__team_barrier(j->team);
         eng__tower_linear(j, &L->out, s->attn, s->tmp, s->h, ENG_ACT_NONE, tid, nt);
-        layernorm(j, s->x, s->tmp, L->ln2_g, L->ln2_b, tid, nt);
-        eng__tower_linear(j, &L->fc1, s->x, s->ffn, NULL, t->act, tid, nt);
+        x = layernorm(j, s->tmp, L->ln2_g, L->ln2_b, tid, nt);
+        eng__tower_linear(j, &L->fc1, x, s->ffn, NULL, t->act, tid, nt);
         eng__tower_linear(j, &L->fc2, s->ffn, s->h, s->tmp, ENG_ACT_NONE, tid, nt);
     }
-    eng__team_barrier(j->team);
 }

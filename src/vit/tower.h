@@ -81,8 +81,9 @@ typedef struct {
 void eng__tower_job_plan(eng__tower_job *j, int members);
 
 /* Member tid's part of every layer, called by all members of the team inside
- * one eng__team_run (it starts with a barrier, so s->h may have been written
- * by other members just before, and ends with one). */
+ * one eng__team_run, as the member's last step: it starts with a barrier, so
+ * s->h may have been written by other members just before, and leaves the
+ * final barrier to the run's end. */
 void eng__tower_member(const eng__tower_job *j, int tid, int nt);
 
 /* A linear layer run by a member: its rows [lo, hi) of the T, or (by_cols)

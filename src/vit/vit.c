@@ -457,11 +457,50 @@ typedef struct {
     eng_ctx *c;
     const eng__batch *b;
     int first, n; /* caller indices [first, first + n) of this pass */
+    /* One image on a team: its pixels and resize, freed by the caller. */
+    eng__rgb_image rgb;
+    eng__resize rs;
 } decode_pass;
+
+/* One image on a team (batch 1): the first member decodes it and plans the
+ * resize, then every member resizes a share of its rows, so the others do
+ * not sleep through the bicubic passes; the pixels are the same. */
+static void decode_shared(decode_pass *ip, int tid, int nt)
+{
+    vit_ctx *v = ip->c->impl;
+    const eng__vit_model *m = ip->c->model->impl;
+    if (tid == 0) {
+        const int i = ip->first;
+        char *err = v->error[0];
+        const size_t errlen = sizeof v->error[0];
+        eng_status st = ENG_ERR_INVALID_ARG;
+        snprintf(err, errlen, "no image given");
+        if (ip->b->paths ? ip->b->paths[i] != NULL : ip->b->data[i] != NULL)
+            st = ip->b->paths
+                     ? eng__image_decode_file(ip->b->paths[i], &ip->rgb, err, errlen)
+                     : eng__image_decode(ip->b->data[i], ip->b->size[i], &ip->rgb, err, errlen);
+        if (st == ENG_OK)
+            st = eng__resize_plan(&ip->rs, &ip->rgb, &m->spec, err, errlen);
+        v->status[0] = st;
+    }
+    eng__team_barrier(ip->c->team);
+    if (v->status[0] != ENG_OK)
+        return;
+    int lo, hi;
+    eng__team_share(ip->rs.rows, tid, nt, &lo, &hi);
+    eng__resize_rows(&ip->rs, lo, hi);
+    eng__team_barrier(ip->c->team);
+    eng__team_share(m->spec.crop, tid, nt, &lo, &hi);
+    eng__resize_finish(&ip->rs, v->images, lo, hi);
+}
 
 static void decode_member(void *arg, int tid, int nt)
 {
-    const decode_pass *ip = arg;
+    decode_pass *ip = arg;
+    if (ip->n == 1 && nt > 1) {
+        decode_shared(ip, tid, nt);
+        return;
+    }
     vit_ctx *v = ip->c->impl;
     const eng__vit_model *m = ip->c->model->impl;
     const size_t F = 3 * (size_t)m->image_size * m->image_size;
@@ -492,7 +531,7 @@ typedef struct {
     int n;
 } vision_pass;
 
-/* Member tid's images unfolded to patch rows, the patch GEMM, its token rows
+/* Member tid's share of the patch rows unfolded, the patch GEMM, its token rows
  * assembled, then the tower. */
 static void vision_member(void *arg, int tid, int nt)
 {
@@ -502,22 +541,23 @@ static void vision_member(void *arg, int tid, int nt)
     const int p = m->patch, side = m->image_size / p, S = m->image_size, P = m->grid;
     const size_t K = 3 * (size_t)p * p, H = (size_t)m->vis.hidden, plane = (size_t)S * S;
     int lo, hi;
-    eng__team_share(vp->n, tid, nt, &lo, &hi);
-    for (int b = lo; b < hi; b++) {
+    eng__team_share(vp->pj.T, tid, nt, &lo, &hi);
+    for (int r = lo; r < hi; r++) {
+        const int b = r / P, q = r % P;
         const float *img = v->images + (size_t)b * 3 * plane;
-        for (int q = 0; q < P; q++) {
-            float *row = v->patches + ((size_t)b * P + q) * K;
-            const int y0 = (q / side) * p, x0 = (q % side) * p;
-            for (int ch = 0; ch < 3; ch++)
-                for (int ky = 0; ky < p; ky++)
-                    memcpy(row + ((size_t)ch * p + ky) * p,
-                           img + ch * plane + (size_t)(y0 + ky) * S + x0,
-                           (size_t)p * sizeof(float));
-        }
+        float *row = v->patches + (size_t)r * K;
+        const int y0 = (q / side) * p, x0 = (q % side) * p;
+        for (int ch = 0; ch < 3; ch++)
+            for (int ky = 0; ky < p; ky++)
+                memcpy(row + ((size_t)ch * p + ky) * p,
+                       img + ch * plane + (size_t)(y0 + ky) * S + x0, (size_t)p * sizeof(float));
     }
-    eng__team_barrier(vp->tj.team);
+    /* By rows, each member's GEMM reads only the patch rows it unfolded. */
+    if (vp->pj.by_cols)
+        eng__team_barrier(vp->tj.team);
     eng__tower_linear(&vp->pj, &m->patch_lin, v->patches, v->vs.tmp, NULL, ENG_ACT_NONE, tid, nt);
-    eng__team_barrier(vp->tj.team);
+    if (!vp->pj.by_cols)
+        eng__team_barrier(vp->tj.team);
     eng__team_share(vp->tj.T, tid, nt, &lo, &hi);
     for (int r = lo; r < hi; r++) {
         const int b = r / (P + 1), t = r % (P + 1);
@@ -613,8 +653,11 @@ static eng_status run_images(eng_ctx *c, const eng__batch *b, int W)
     eng_status first = ENG_OK;
     v->n_err = 0;
     for (int base = 0; base < b->n; base += v->max_images) {
-        decode_pass dp = {c, b, base, b->n - base < v->max_images ? b->n - base : v->max_images};
+        decode_pass dp = {.c = c, .b = b, .first = base,
+                          .n = b->n - base < v->max_images ? b->n - base : v->max_images};
         eng__team_run(c->team, decode_member, &dp);
+        eng__resize_free(&dp.rs);
+        eng__rgb_image_free(&dp.rgb);
         v->first = base;
         v->n_err = dp.n;
         int ok = 0;
