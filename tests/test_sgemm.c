@@ -201,13 +201,19 @@ END_TEST
 
 START_TEST(test_large_shapes)
 {
-    /* K over several K blocks with a tail, M over several row blocks (the row
-     * block shrinks as K grows), N with a partial register tile. */
+    /* K over several K blocks with a tail, M over several row blocks, N with
+     * a partial register tile. */
     check_shape(257, 63, 1024);
     check_shape(65, 1024, 256);
     check_shape(384, 257, 255);
     check_shape(31, 48, 1024);
     check_shape(9, 70, 1100);
+    /* A row block holds its partial sums for every column (kernels/sgemm.c),
+     * so a wide N cuts M into several blocks whatever the L2 (blocks of 60
+     * rows at 2 MiB of L2, 12 at 512 KiB), and a wider one into blocks of a
+     * single register tile. */
+    check_shape(131, 4100, 33);
+    check_shape(70, 30000, 16);
 }
 END_TEST
 
