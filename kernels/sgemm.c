@@ -10,14 +10,17 @@
  * FEW_ROWS rows), and the rows into row blocks; within a row block the K
  * blocks go in order, and within a K block the column tiles, each walking
  * down the row block's rows before the next: walk() below. A column tile's
- * weights for one K block (np panels x KC x 64 bytes = 128 KiB for 4
+ * weights for one K block (np panels x KC x 64 bytes = 192 KiB for 4
  * panels) stay in L2 while its row tiles go by, and those row tiles share
  * prefetching the next column tile's block into L2 (ENG_ST_PREFETCH), so
- * memory or L3 streams it while they multiply rather than while the first
- * of the next ones waits. Smaller blocks that fit L1 (KC 128: 32 KiB)
- * measured 3-8% slower on Zen 5 (bench/sgemm_bench.c): the extra round
- * trips of the partial sums through C cost more than L1 saved, since the
- * 6 x 64 tile needs only 4 weight loads per 24 FMAs.
+ * L3 or memory streams it while they multiply rather than while the first
+ * of the next ones waits. KC 768 takes ViT-B's and BERT-base's K = 768 in
+ * one block and 3072 in four; on the Xeon (2 MiB L2) it measured 82-91% of
+ * the FMA peak at their shapes against 73-89% for KC 512
+ * (sgemm-bench --clip). Smaller blocks that fit L1 (KC 128: 32 KiB)
+ * measured 3-8% slower on Zen 5: the extra round trips of the partial sums
+ * through C cost more than L1 saved, since the 6 x 64 tile needs only 4
+ * weight loads per 24 FMAs.
  *
  * A row block's partial sums (rows x N floats, kept between K blocks) and
  * its activations for one K block (rows x KC) stay in half the L2 the CPU
@@ -30,7 +33,7 @@
  * and are read once, in K blocks of up to FEW_KC steps: a block's weights
  * (256 KiB at 4 panels), the next one's being prefetched and all the rows'
  * activations (768 KiB at K = 3072) fit this machine's 2 MiB L2. */
-enum { KC = 512, FEW_ROWS = 64, FEW_KC = 1024 };
+enum { KC = 768, FEW_ROWS = 64, FEW_KC = 1024 };
 _Static_assert((int)FEW_ROWS <= (int)ENG_ST_PF_MAX, "a few-row walk's tiles fit the prefetch flags");
 
 static int min_int(int a, int b) { return a < b ? a : b; }
@@ -121,10 +124,15 @@ void eng__sgemm_packed(const eng__sgemm_kernels *sk, const float *X, int M, int 
         walk(sk, X, 0, M, K, ldx, packed, N, Y, ldy, bias, res, act, FEW_KC);
         return;
     }
-    const int kc = min_int(K, KC);
-    const size_t row_bytes = (size_t)(kc + N) * sizeof(float);
+    const int nkb = (K + KC - 1) / KC, kc = (K + nkb - 1) / nkb;
+    /* With one K block the partial sums never wait in C. */
+    const size_t row_bytes = (size_t)(kc + (nkb > 1 ? N : 0)) * sizeof(float);
     int mc = (int)(eng__cpu_get()->l2_bytes / 2 / row_bytes) / sk->mr * sk->mr;
     mc = mc < sk->mr ? sk->mr : min_int(mc, ENG_ST_PF_MAX * sk->mr);
+    /* Equal blocks, whole tiles: a short last block would give its column
+     * tiles' weights too few rows to pay for reading them. */
+    const int nmb = (M + mc - 1) / mc;
+    mc = ((M + nmb - 1) / nmb + sk->mr - 1) / sk->mr * sk->mr;
     for (int mb = 0; mb < M; mb += mc)
         walk(sk, X, mb, min_int(mb + mc, M), K, ldx, packed, N, Y, ldy, bias, res, act, KC);
 }
