@@ -92,9 +92,9 @@ static void tile_at(const eng__sgemm_kernels *sk, const float *X, int K, size_t 
 /* Rows [r0, r1) of Y, K blocks of at most kmax steps: every row tile of a
  * column tile runs before the next column tile, and the column tiles go in
  * order within each K block (the partial sums, (r1 - r0) x N floats, wait in
- * L2 between K blocks), so each weight is read from memory once. The of row
- * tiles of a column tile share prefetching the next column tile's block
- * (ENG_ST_PREFETCH). */
+ * L2 between K blocks), so each weight is read from L3 or memory once per
+ * walk. The of row tiles of a column tile share prefetching the next column
+ * tile's block (ENG_ST_PREFETCH). */
 static void walk(const eng__sgemm_kernels *sk, const float *X, int r0, int r1, int K, size_t ldx,
                  const float *packed, int N, float *Y, size_t ldy, const float *bias,
                  const float *res, eng__act act, int kmax)

@@ -41,10 +41,10 @@ tile_n(const float *const *ap, ptrdiff_t aseg, int nseg, const float *b, size_t 
             acc[r][j] = (flags & ENG_ST_ACCUM) ? _mm512_maskz_loadu_ps(m[j], c[r] + 16 * j)
                                                : _mm512_setzero_ps();
     /* ENG_ST_PREFETCH (sgemm.h): the next column tile's k steps from pf,
-     * one step's np lines at the start of each chunk of pf_every steps,
-     * pf_n times. The k loop runs in those chunks so that its body tests
-     * nothing else: with one compare per step the compiler ran out of
-     * registers and kept an accumulator on the stack. */
+     * one step's np lines at the start of each chunk of `of` k steps, pf_n
+     * times. The k loop runs in those chunks so that its body tests nothing
+     * else: with a compare per step the compiler ran out of registers and
+     * kept an accumulator on the stack (a load and a store per step). */
     int chunk = kc, pf_n = 0;
     const char *pf = NULL;
     if (pf_on) {
