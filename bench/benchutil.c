@@ -1,4 +1,5 @@
 /* benchutil.c: see benchutil.h. */
+#include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -15,6 +16,25 @@ static double seconds(clockid_t clock)
 double bench_now_s(void) { return seconds(CLOCK_MONOTONIC); }
 
 double bench_cpu_s(void) { return seconds(CLOCK_THREAD_CPUTIME_ID); }
+
+__attribute__((target("avx512f"))) double bench_fma_peak(long rounds)
+{
+    __m512 acc[24];
+    for (int i = 0; i < 24; i++)
+        acc[i] = _mm512_set1_ps((float)i);
+    const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-3f);
+    for (long r = 0; r < rounds; r++) {
+#pragma GCC unroll 24
+        for (int i = 0; i < 24; i++)
+            acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+    }
+    float s = 0.0f;
+    for (int i = 0; i < 24; i++)
+        s += _mm512_reduce_add_ps(acc[i]);
+    volatile float sink = s;
+    (void)sink;
+    return (double)rounds * 24 * 16;
+}
 
 int64_t bench_now_ns(void)
 {

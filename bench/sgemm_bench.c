@@ -21,7 +21,17 @@
  * (768/768, 768/3072, 3072/768; small products repeated so each timing lasts
  * a few ms). x/fp32 is the median of the rounds' own ratios.
  *
- *   build/sgemm-bench --bf16 [reps] */
+ *   build/sgemm-bench --bf16 [reps]
+ *
+ * With --clip it times the packed fp32 GEMM alone at issue 17's CLIP
+ * ViT-B/32 vision shapes, M = 800 and 200 rows (one member's half of batch
+ * 32 and 8 x 50 tokens on 2 threads), K x N 768 x 2304 (QKV), 768 x 768
+ * (attention out), 768 x 3072 and 3072 x 768 (MLP), against the one-thread
+ * AVX-512 FMA peak (24 independent FMA chains on registers, as many as the
+ * tile's accumulators) timed in alternation with it, rounds of about 5 ms;
+ * %peak is the median of the rounds' own ratios.
+ *
+ *   build/sgemm-bench --clip [reps] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +92,55 @@ static float *random_floats(size_t n)
     return v;
 }
 
-static float *random_floats(size_t n);
+static int bench_clip(int reps)
+{
+    if (eng__kernels_get()->isa < ENG_ISA_AVX512) {
+        fprintf(stderr, "sgemm-bench: --clip measures the AVX-512 FMA peak; this CPU (or ENG_ISA) "
+                        "has no AVX-512\n");
+        return 1;
+    }
+    const eng__sgemm_kernels *sk = eng__sgemm_get();
+    printf("sgemm-bench --clip: packed %s (%dx%d tile), 1 thread, median of %d, FMA peak "
+           "alternating\n",
+           eng__isa_str(sk->isa), sk->mr, 16 * sk->np, reps);
+    printf("%5s %5s %5s  %10s %10s %6s\n", "M", "K", "N", "GEMM", "peak", "%peak");
+    static const int shapes[][3] = {
+        {800, 768, 2304}, {800, 768, 768}, {800, 768, 3072}, {800, 3072, 768},
+        {200, 768, 2304}, {200, 768, 768}, {200, 768, 3072}, {200, 3072, 768},
+    };
+    /* About 5 ms per peak round at 150 GFLOP/s. */
+    const long peak_n = (long)(0.005 * 150e9 / (2.0 * 24 * 16));
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
+        float *x = random_floats((size_t)M * K), *w = random_floats((size_t)K * N);
+        float *bias = random_floats((size_t)N), *y = random_floats((size_t)M * N);
+        float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(K, N));
+        if (!x || !w || !bias || !y || !packed) {
+            fprintf(stderr, "sgemm-bench: out of memory\n");
+            return 1;
+        }
+        eng__sgemm_pack(w, K, N, packed);
+        problem p = {M, K, N, x, w, packed, bias, y, NULL, sk, NULL, NULL, NULL};
+        const double flops = 2.0 * M * N * K;
+        const int iters = (int)(0.005 * 150e9 / flops) + 1;
+        double tg[MAX_REPS], tk[MAX_REPS], ratio[MAX_REPS];
+        run_packed(&p);
+        for (int r = 0; r < reps; r++) {
+            tg[r] = flops / time_one(run_packed, &p, iters);
+            const double t0 = bench_cpu_s(), macs = bench_fma_peak(peak_n);
+            tk[r] = 2.0 * macs / (bench_cpu_s() - t0);
+            ratio[r] = tg[r] / tk[r];
+        }
+        qsort(tg, (size_t)reps, sizeof *tg, bench_cmp_double);
+        qsort(tk, (size_t)reps, sizeof *tk, bench_cmp_double);
+        qsort(ratio, (size_t)reps, sizeof *ratio, bench_cmp_double);
+        printf("%5d %5d %5d  %5.1f GF/s %5.1f GF/s %5.1f%%\n", M, K, N, tg[reps / 2] / 1e9,
+               tk[reps / 2] / 1e9, 100.0 * ratio[reps / 2]);
+        fflush(stdout);
+        free(x), free(w), free(bias), free(y), free(packed);
+    }
+    return 0;
+}
 
 static int bench_bf16(int reps)
 {
@@ -174,13 +232,16 @@ static int bench_bf16(int reps)
 int main(int argc, char **argv)
 {
     const int bf16 = argc > 1 && !strcmp(argv[1], "--bf16");
-    if (bf16)
+    const int clip = argc > 1 && !strcmp(argv[1], "--clip");
+    if (bf16 || clip)
         argc--, argv++;
     int reps = argc > 1 ? atoi(argv[1]) : 15;
     if (reps < 1 || reps > MAX_REPS)
         reps = 15;
     if (bf16)
         return bench_bf16(reps);
+    if (clip)
+        return bench_clip(reps);
     char err[256];
     if (eng__blas_init(err, sizeof err) != ENG_OK) {
         fprintf(stderr, "sgemm-bench: %s\n", err);

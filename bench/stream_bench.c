@@ -84,23 +84,11 @@ __attribute__((target("avx512f"))) static void read_member(void *arg, int tid, i
         _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
 }
 
-/* 24 independent FMA chains, as many as the GEMM tile's accumulators. */
-__attribute__((target("avx512f"))) static void peak_member(void *arg, int tid, int nt)
+/* The FMA peak's loop (benchutil.h), on every member. */
+static void peak_member(void *arg, int tid, int nt)
 {
     job *j = arg;
-    __m512 acc[24];
-    for (int i = 0; i < 24; i++)
-        acc[i] = _mm512_set1_ps((float)i);
-    const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-3f);
-    for (long r = 0; r < PEAK_ROUNDS; r++) {
-#pragma GCC unroll 24
-        for (int i = 0; i < 24; i++)
-            acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-    }
-    float s = 0.0f;
-    for (int i = 0; i < 24; i++)
-        s += _mm512_reduce_add_ps(acc[i]);
-    j->sink[tid][0] = s;
+    j->sink[tid][0] = bench_fma_peak(PEAK_ROUNDS);
 }
 
 /* The member's panels of every layer, a barrier after each, as

@@ -75,6 +75,10 @@ static void detect(void)
             cpu.avx512_bf16 = !!(a & (1u << 5));
         }
     }
+    /* ECX bits 31-16 of the extended leaf: the L2 per core in KiB. */
+    cpu.l2_bytes = 512 * 1024;
+    if (__get_cpuid(0x80000006, &a, &b, &c, &d) && c >> 16)
+        cpu.l2_bytes = (size_t)(c >> 16) * 1024;
     cpu.best = ENG_ISA_SCALAR;
     if (cpu.os_ymm && cpu.avx2 && cpu.fma && cpu.f16c) {
         cpu.best = ENG_ISA_AVX2;

@@ -26,6 +26,9 @@ typedef struct {
      * ENG_ISA_AMX needs AVX-512, AMX-TILE, AMX-INT8, the XCR0 tile bits and
      * the permission. */
     eng__isa best, level;
+    /* One core's L2 in bytes (CPUID 0x80000006, on Intel and AMD alike), for
+     * the GEMMs' cache blocking; 512 KiB where CPUID does not say. */
+    size_t l2_bytes;
 } eng__cpu;
 
 /* Detection, run once (thread-safe); the result never changes afterwards. */

@@ -3,24 +3,37 @@
  * Layouts: sgemm.h. Built without ISA flags, so it runs anywhere. */
 #include <string.h>
 
+#include "cpu.h"
 #include "sgemm.h"
 
-/* Blocking. K is split into equal blocks of at most KC steps; a register
- * tile's weights for one block (np panels x KC x 64 bytes = 128 KiB for 4
- * panels) stay in L2 while the tile walks down the rows of a row block.
- * Smaller blocks that fit L1 (KC 128: 32 KiB) measured 3-8% slower on Zen 5
- * (bench/sgemm_bench.c): the extra round trips of the partial sums through C
- * cost more than L1 saved, since the 6 x 64 tile needs only 4 weight loads
- * per 24 FMAs. The row block (MC rows of X, MC x K floats, about L2_BYTES)
- * stays in L2 while the column tiles go by, each running all its K blocks
- * before the next, so its partial sums (MC x 64 floats) stay there too.
+/* Blocking. K is split into equal blocks of at most KC steps (FEW_KC up to
+ * FEW_ROWS rows), and the rows into row blocks; within a row block the K
+ * blocks go in order, and within a K block the column tiles, each walking
+ * down the row block's rows before the next: walk() below. A column tile's
+ * weights for one K block (np panels x KC x 64 bytes = 192 KiB for 4
+ * panels) stay in L2 while its row tiles go by, and those row tiles share
+ * prefetching the next column tile's block into L2 (ENG_ST_PREFETCH), so
+ * L3 or memory streams it while they multiply rather than while the first
+ * of the next ones waits. KC 768 takes ViT-B's and BERT-base's K = 768 in
+ * one block and 3072 in four; on the Xeon (2 MiB L2) it measured 82-91% of
+ * the FMA peak at their shapes against 73-89% for KC 512
+ * (sgemm-bench --clip). Smaller blocks that fit L1 (KC 128: 32 KiB)
+ * measured 3-8% slower on Zen 5: the extra round trips of the partial sums
+ * through C cost more than L1 saved, since the 6 x 64 tile needs only 4
+ * weight loads per 24 FMAs.
  *
- * Up to FEW_ROWS rows (a batch of one: BERT's 16 tokens, ViT-B/32's 50) the
- * weights come from memory, and the order is few_rows' below, with K blocks
- * of up to FEW_KC steps: a block's weights (256 KiB at 4 panels), the next
- * one's being prefetched and all the rows' activations (768 KiB at
- * K = 3072) fit this machine's 2 MiB L2. */
-enum { KC = 512, L2_BYTES = 512 * 1024, FEW_ROWS = 64, FEW_KC = 1024 };
+ * A row block's partial sums (rows x N floats, kept between K blocks) and
+ * its activations for one K block (rows x KC) stay in half the L2 the CPU
+ * reports (eng__cpu's l2_bytes; the other half holds the weights' block and
+ * what is being prefetched), so each weight comes from L3 or memory once
+ * per row block.
+ *
+ * Up to FEW_ROWS rows (a batch of one: BERT's 16 tokens, ViT-B/32's 50) all
+ * the rows make one block, whatever the L2: the weights come from memory
+ * and are read once, in K blocks of up to FEW_KC steps: a block's weights
+ * (256 KiB at 4 panels), the next one's being prefetched and all the rows'
+ * activations (768 KiB at K = 3072) fit this machine's 2 MiB L2. */
+enum { KC = 768, FEW_ROWS = 64, FEW_KC = 1024 };
 _Static_assert((int)FEW_ROWS <= (int)ENG_ST_PF_MAX, "a few-row walk's tiles fit the prefetch flags");
 
 static int min_int(int a, int b) { return a < b ? a : b; }
@@ -76,18 +89,18 @@ static void tile_at(const eng__sgemm_kernels *sk, const float *X, int K, size_t 
              ncols, c, flags, &epi);
 }
 
-/* Few rows: every row tile of a column tile runs before the next column
- * tile, and the column tiles go in order within each K block (the partial
- * sums, M x N floats, wait in L2 between K blocks), so each weight is read
- * from memory once. The of row tiles of a column tile share prefetching the
- * next column tile's block (ENG_ST_PREFETCH), so memory streams it while
- * they multiply rather than while the first of the next ones waits. */
-static void few_rows(const eng__sgemm_kernels *sk, const float *X, int M, int K, size_t ldx,
-                     const float *packed, int N, float *Y, size_t ldy, const float *bias,
-                     const float *res, eng__act act)
+/* Rows [r0, r1) of Y, K blocks of at most kmax steps: every row tile of a
+ * column tile runs before the next column tile, and the column tiles go in
+ * order within each K block (the partial sums, (r1 - r0) x N floats, wait in
+ * L2 between K blocks), so each weight is read from L3 or memory once per
+ * walk. The of row tiles of a column tile share prefetching the next column
+ * tile's block (ENG_ST_PREFETCH). */
+static void walk(const eng__sgemm_kernels *sk, const float *X, int r0, int r1, int K, size_t ldx,
+                 const float *packed, int N, float *Y, size_t ldy, const float *bias,
+                 const float *res, eng__act act, int kmax)
 {
-    const int nkb = (K + FEW_KC - 1) / FEW_KC, kc = (K + nkb - 1) / nkb;
-    const int n16 = (N + 15) / 16, of = (M + sk->mr - 1) / sk->mr;
+    const int nkb = (K + kmax - 1) / kmax, kc = (K + nkb - 1) / nkb;
+    const int n16 = (N + 15) / 16, of = (r1 - r0 + sk->mr - 1) / sk->mr;
     for (int kb = 0; kb < K; kb += kc) {
         const int kn = min_int(kc, K - kb);
         const int flags = (kb > 0 ? ENG_ST_ACCUM : 0) | (kb + kn == K ? ENG_ST_FINAL : 0);
@@ -95,9 +108,9 @@ static void few_rows(const eng__sgemm_kernels *sk, const float *X, int M, int K,
             /* One row tile streams its weights itself; the last column tile
              * has no next one. */
             const int pf = of > 1 && pb + sk->np < n16;
-            for (int r = 0, i = 0; r < M; r += sk->mr, i++)
+            for (int r = r0, i = 0; r < r1; r += sk->mr, i++)
                 tile_at(sk, X, K, ldx, packed, N, Y, ldy, bias, res, act, r,
-                        min_int(sk->mr, M - r), pb, min_int(sk->np, n16 - pb), kb, kn,
+                        min_int(sk->mr, r1 - r), pb, min_int(sk->np, n16 - pb), kb, kn,
                         flags | (pf ? eng__sgemm_pf_flags(i, of) : 0));
         }
     }
@@ -108,27 +121,20 @@ void eng__sgemm_packed(const eng__sgemm_kernels *sk, const float *X, int M, int 
                        const float *res, eng__act act)
 {
     if (M <= FEW_ROWS) {
-        few_rows(sk, X, M, K, ldx, packed, N, Y, ldy, bias, res, act);
+        walk(sk, X, 0, M, K, ldx, packed, N, Y, ldy, bias, res, act, FEW_KC);
         return;
     }
-    const int nkb = (K + KC - 1) / KC;
-    const int kc = (K + nkb - 1) / nkb;
-    const int n16 = (N + 15) / 16;
-    int mc = (int)(L2_BYTES / ((size_t)K * sizeof(float))) / sk->mr * sk->mr;
-    if (mc < sk->mr)
-        mc = sk->mr;
-    for (int mb = 0; mb < M; mb += mc) {
-        const int me = min_int(mb + mc, M);
-        for (int pb = 0; pb < n16; pb += sk->np)
-            for (int kb = 0; kb < K; kb += kc) {
-                const int kn = min_int(kc, K - kb);
-                const int flags = (kb > 0 ? ENG_ST_ACCUM : 0) | (kb + kn == K ? ENG_ST_FINAL : 0);
-                for (int r = mb; r < me; r += sk->mr)
-                    tile_at(sk, X, K, ldx, packed, N, Y, ldy, bias, res, act, r,
-                            min_int(sk->mr, me - r), pb, min_int(sk->np, n16 - pb), kb, kn,
-                            flags);
-            }
-    }
+    const int nkb = (K + KC - 1) / KC, kc = (K + nkb - 1) / nkb;
+    /* With one K block the partial sums never wait in C. */
+    const size_t row_bytes = (size_t)(kc + (nkb > 1 ? N : 0)) * sizeof(float);
+    int mc = (int)(eng__cpu_get()->l2_bytes / 2 / row_bytes) / sk->mr * sk->mr;
+    mc = mc < sk->mr ? sk->mr : min_int(mc, ENG_ST_PF_MAX * sk->mr);
+    /* Equal blocks, whole tiles: a short last block would give its column
+     * tiles' weights too few rows to pay for reading them. */
+    const int nmb = (M + mc - 1) / mc;
+    mc = ((M + nmb - 1) / nmb + sk->mr - 1) / sk->mr * sk->mr;
+    for (int mb = 0; mb < M; mb += mc)
+        walk(sk, X, mb, min_int(mb + mc, M), K, ldx, packed, N, Y, ldy, bias, res, act, KC);
 }
 
 const eng__sgemm_kernels *eng__sgemm_for(eng__isa isa)

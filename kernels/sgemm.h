@@ -29,12 +29,12 @@
 #include "kernels.h"
 
 /* Tile flags: ACCUM adds to the partial sums already in C (a later K block);
- * FINAL marks the last K block, where the epilogue runs. PREFETCH (a hint
- * for few rows, whose time is the streaming of the weights from memory; one
- * segment only): while it multiplies, the tile also prefetches into L2 its
- * part of the weights the driver runs next, the same k steps of the np
- * panels after its own, so that memory streams them behind the arithmetic
- * instead of stalling the first tile that reads them. The `of` tiles that
+ * FINAL marks the last K block, where the epilogue runs. PREFETCH (a hint;
+ * one segment only): while it multiplies, the tile also prefetches into L2
+ * its part of the weights the driver runs next, the same k steps of the np
+ * panels after its own, so that memory (few rows) or L3 (a row block of
+ * many) streams them behind the arithmetic instead of stalling the first
+ * tile that reads them. The `of` tiles that
  * walk down the rows of one column tile share that block, tile `part` taking
  * k steps [part * ceil(kc/of), (part+1) * ceil(kc/of)), one step (np lines)
  * every of-th k step of its own: eng__sgemm_pf_flags. */

@@ -22,7 +22,8 @@ enum { MR = 6, NP = 4 };
  * accumulators live in registers and the row and panel loops unroll. */
 static inline __attribute__((always_inline)) void
 tile_n(const float *const *ap, ptrdiff_t aseg, int nseg, const float *b, size_t ldb, int kc,
-       const int mr, const int np, int ncols, float *const *c, int flags, const eng__sepi *epi)
+       const int mr, const int np, const int pf_on, int ncols, float *const *c, int flags,
+       const eng__sepi *epi)
 {
     const float *a[MR];
 #pragma GCC unroll 6
@@ -39,40 +40,44 @@ tile_n(const float *const *ap, ptrdiff_t aseg, int nseg, const float *b, size_t 
         for (int j = 0; j < np; j++)
             acc[r][j] = (flags & ENG_ST_ACCUM) ? _mm512_maskz_loadu_ps(m[j], c[r] + 16 * j)
                                                : _mm512_setzero_ps();
-    /* ENG_ST_PREFETCH (sgemm.h): at k step pf_k, the next column tile's k
-     * step at pf, pf_n times; never when pf_k stays at kc. */
-    int pf_k = kc, pf_every = 1, pf_n = 0;
+    /* ENG_ST_PREFETCH (sgemm.h): the next column tile's k steps from pf,
+     * one step's np lines at the start of each chunk of `of` k steps, pf_n
+     * times. The k loop runs in those chunks so that its body tests nothing
+     * else: with a compare per step the compiler ran out of registers and
+     * kept an accumulator on the stack (a load and a store per step). */
+    int chunk = kc, pf_n = 0;
     const char *pf = NULL;
-    if (flags & ENG_ST_PREFETCH) {
-        pf_every = flags >> ENG_ST_PF_OF_SHIFT & ENG_ST_PF_MAX;
+    if (pf_on) {
+        chunk = flags >> ENG_ST_PF_OF_SHIFT & ENG_ST_PF_MAX;
         const int part = flags >> ENG_ST_PF_PART_SHIFT & ENG_ST_PF_MAX;
-        const int steps = (kc + pf_every - 1) / pf_every;
+        const int steps = (kc + chunk - 1) / chunk;
         pf_n = kc - part * steps < steps ? kc - part * steps : steps;
-        if (pf_n > 0) {
+        if (pf_n > 0)
             pf = (const char *)(b + (size_t)np * ldb + (size_t)part * steps * 16);
-            pf_k = 0;
-        }
     }
     for (int s = 0; s < nseg; s++, b += (size_t)kc * 16) {
-#pragma GCC unroll 4
-        for (int k = 0; k < kc; k++) {
-            if (k == pf_k) {
+        for (int k0 = 0; k0 < kc; k0 += chunk) {
+            if (pf_on && pf_n > 0) {
 #pragma GCC unroll 4
                 for (int j = 0; j < np; j++)
                     _mm_prefetch(pf + (size_t)j * ldb * sizeof(float), _MM_HINT_T1);
                 pf += 64;
-                pf_k = --pf_n > 0 ? pf_k + pf_every : kc;
+                pf_n--;
             }
-            __m512 bv[NP];
+            const int k1 = kc - k0 < chunk ? kc : k0 + chunk;
 #pragma GCC unroll 4
-            for (int j = 0; j < np; j++)
-                bv[j] = _mm512_loadu_ps(b + (size_t)j * ldb + (size_t)k * 16);
-#pragma GCC unroll 6
-            for (int r = 0; r < mr; r++) {
-                const __m512 av = _mm512_set1_ps(a[r][k]);
+            for (int k = k0; k < k1; k++) {
+                __m512 bv[NP];
 #pragma GCC unroll 4
                 for (int j = 0; j < np; j++)
-                    acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
+                    bv[j] = _mm512_loadu_ps(b + (size_t)j * ldb + (size_t)k * 16);
+#pragma GCC unroll 6
+                for (int r = 0; r < mr; r++) {
+                    const __m512 av = _mm512_set1_ps(a[r][k]);
+#pragma GCC unroll 4
+                    for (int j = 0; j < np; j++)
+                        acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
+                }
             }
         }
 #pragma GCC unroll 6
@@ -105,7 +110,10 @@ tile_n(const float *const *ap, ptrdiff_t aseg, int nseg, const float *b, size_t 
 #define TILE(R, P)                                                                         \
     static void tile_##R##_##P(TILE_ARGS)                                                  \
     {                                                                                      \
-        tile_n(a, aseg, nseg, b, ldb, kc, R, P, ncols, c, flags, epi);                     \
+        if (flags & ENG_ST_PREFETCH)                                                       \
+            tile_n(a, aseg, nseg, b, ldb, kc, R, P, 1, ncols, c, flags, epi);              \
+        else                                                                               \
+            tile_n(a, aseg, nseg, b, ldb, kc, R, P, 0, ncols, c, flags, epi);              \
     }
 #define TILE_ROW(R) TILE(R, 1) TILE(R, 2) TILE(R, 3) TILE(R, 4)
 TILE_ROW(1) TILE_ROW(2) TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6)

@@ -201,8 +201,9 @@ END_TEST
 
 START_TEST(test_large_shapes)
 {
-    /* K over several K blocks with a tail, M over several row blocks (the row
-     * block shrinks as K grows), N with a partial register tile. */
+    /* K over several K blocks with a tail, M over several row blocks where
+     * the L2 is small (test_row_blocks_bitwise covers them on any L2), N with
+     * a partial register tile. */
     check_shape(257, 63, 1024);
     check_shape(65, 1024, 256);
     check_shape(384, 257, 255);
@@ -257,6 +258,45 @@ START_TEST(test_few_rows_bitwise)
 }
 END_TEST
 
+/* Many rows go in row blocks that hold their partial sums for every column
+ * (kernels/sgemm.c sizes them from the L2): with two K blocks and N = 1000,
+ * 390 rows make 3 blocks at 2 MiB of L2 and 10 at 512 KiB. Each row's sums
+ * run in the same order in any block, so every row of the product is bit
+ * for bit what the few-row order gives for a run of 61 rows (runs that cut
+ * across register tiles and blocks). */
+START_TEST(test_row_blocks_bitwise)
+{
+    enum { M = 390, K = 800, N = 1000, RUN = 61 };
+    float *x = malloc((size_t)M * K * sizeof *x), *w = malloc((size_t)K * N * sizeof *w);
+    float *bias = malloc(N * sizeof *bias), *big = malloc((size_t)M * N * sizeof *big);
+    float *few = malloc((size_t)RUN * N * sizeof *few);
+    float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(K, N));
+    ck_assert(x && w && bias && big && few && packed);
+    for (size_t i = 0; i < (size_t)M * K; i++)
+        x[i] = test_uniform(-1.0f, 1.0f);
+    for (size_t i = 0; i < (size_t)K * N; i++)
+        w[i] = test_uniform(-1.0f, 1.0f);
+    for (int i = 0; i < N; i++)
+        bias[i] = test_uniform(-1.0f, 1.0f);
+    eng__sgemm_pack(w, K, N, packed);
+    for (int isa = ENG_ISA_SCALAR; isa <= ENG_ISA_AVX512; isa++) {
+        const eng__sgemm_kernels *sk = eng__sgemm_for((eng__isa)isa);
+        if (!sk)
+            continue;
+        eng__sgemm_packed(sk, x, M, K, K, packed, N, big, N, bias, NULL, ENG_ACT_GELU);
+        for (int r = 0; r < M; r += RUN) {
+            const int n = M - r < RUN ? M - r : RUN;
+            eng__sgemm_packed(sk, x + (size_t)r * K, n, K, K, packed, N, few, N, bias, NULL,
+                              ENG_ACT_GELU);
+            ck_assert_msg(memcmp(few, big + (size_t)r * N, (size_t)n * N * sizeof *few) == 0,
+                          "%s rows %d..%d of M=%d differ from those rows alone",
+                          eng__isa_str(sk->isa), r, r + n - 1, M);
+        }
+    }
+    free(x), free(w), free(bias), free(big), free(few), free(packed);
+}
+END_TEST
+
 int main(void)
 {
     test_note_missing_isas();
@@ -268,6 +308,7 @@ int main(void)
     tcase_add_test(tc, test_unpack_round_trip);
     tcase_add_test(tc, test_awkward_shapes);
     tcase_add_test(tc, test_large_shapes);
+    tcase_add_test(tc, test_row_blocks_bitwise);
     tcase_add_test(tc, test_few_rows_bitwise);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
