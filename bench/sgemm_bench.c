@@ -92,6 +92,33 @@ static float *random_floats(size_t n)
     return v;
 }
 
+static void problem_free(problem *p)
+{
+    free((void *)p->x), free((void *)p->w), free((void *)p->packed), free((void *)p->bias);
+    free(p->y), free((void *)p->bpacked), free(p->scratch);
+}
+/* *p = the M x K x N product's random operands, the weights packed for the
+ * fp32 GEMM (and for bf16 when bf16 is set, with its scratch); 0, or -1 with
+ * a message when out of memory (what was allocated is freed). */
+static int problem_alloc(problem *p, int M, int K, int N, int bf16)
+{
+    float *x = random_floats((size_t)M * K), *w = random_floats((size_t)K * N);
+    float *bias = random_floats((size_t)N), *y = random_floats((size_t)M * N);
+    float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(K, N));
+    eng__bf16 *bpacked = bf16 ? aligned_alloc(64, eng__bgemm_packed_bytes(K, N)) : NULL;
+    void *scratch = bf16 ? aligned_alloc(64, eng__bgemm_scratch_bytes(M, K)) : NULL;
+    *p = (problem){M, K, N, x, w, packed, bias, y, NULL, NULL, NULL, bpacked, scratch};
+    if (!x || !w || !bias || !y || !packed || (bf16 && (!bpacked || !scratch))) {
+        fprintf(stderr, "sgemm-bench: out of memory\n");
+        problem_free(p);
+        return -1;
+    }
+    eng__sgemm_pack(w, K, N, packed);
+    if (bf16)
+        eng__bgemm_pack(packed, K, N, bpacked);
+    return 0;
+}
+
 static int bench_clip(int reps)
 {
     if (eng__kernels_get()->isa < ENG_ISA_AVX512) {
@@ -112,15 +139,10 @@ static int bench_clip(int reps)
     const long peak_n = (long)(0.005 * 150e9 / (2.0 * 24 * 16));
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
-        float *x = random_floats((size_t)M * K), *w = random_floats((size_t)K * N);
-        float *bias = random_floats((size_t)N), *y = random_floats((size_t)M * N);
-        float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(K, N));
-        if (!x || !w || !bias || !y || !packed) {
-            fprintf(stderr, "sgemm-bench: out of memory\n");
+        problem p;
+        if (problem_alloc(&p, M, K, N, 0))
             return 1;
-        }
-        eng__sgemm_pack(w, K, N, packed);
-        problem p = {M, K, N, x, w, packed, bias, y, NULL, sk, NULL, NULL, NULL};
+        p.sk = sk;
         const double flops = 2.0 * M * N * K;
         const int iters = (int)(0.005 * 150e9 / flops) + 1;
         double tg[MAX_REPS], tk[MAX_REPS], ratio[MAX_REPS];
@@ -137,7 +159,7 @@ static int bench_clip(int reps)
         printf("%5d %5d %5d  %5.1f GF/s %5.1f GF/s %5.1f%%\n", M, K, N, tg[reps / 2] / 1e9,
                tk[reps / 2] / 1e9, 100.0 * ratio[reps / 2]);
         fflush(stdout);
-        free(x), free(w), free(bias), free(y), free(packed);
+        problem_free(&p);
     }
     return 0;
 }
@@ -186,18 +208,10 @@ static int bench_bf16(int reps)
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
         const int iters = (int)(1 + 2e8 / ((double)M * K * N));
-        float *x = random_floats((size_t)M * K), *w = random_floats((size_t)K * N);
-        float *bias = random_floats((size_t)N), *y = random_floats((size_t)M * N);
-        float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(K, N));
-        eng__bf16 *bpacked = aligned_alloc(64, eng__bgemm_packed_bytes(K, N));
-        void *scratch = aligned_alloc(64, eng__bgemm_scratch_bytes(M, K));
-        if (!x || !w || !bias || !y || !packed || !bpacked || !scratch) {
-            fprintf(stderr, "sgemm-bench: out of memory\n");
+        problem p;
+        if (problem_alloc(&p, M, K, N, 1))
             return 1;
-        }
-        eng__sgemm_pack(w, K, N, packed);
-        eng__bgemm_pack(packed, K, N, bpacked);
-        problem p = {M, K, N, x, w, packed, bias, y, kern, sk, NULL, bpacked, scratch};
+        p.kern = kern, p.sk = sk;
         const double flops = 2.0 * M * N * K;
         double tf[MAX_REPS], tb[MAX_UNITS][MAX_REPS], ratio[MAX_UNITS][MAX_REPS];
         run_packed(&p);
@@ -224,7 +238,7 @@ static int bench_bf16(int reps)
         }
         printf("\n");
         fflush(stdout);
-        free(x), free(w), free(bias), free(y), free(packed), free(bpacked), free(scratch);
+        problem_free(&p);
     }
     return 0;
 }
@@ -259,15 +273,10 @@ int main(int argc, char **argv)
     for (size_t mi = 0; mi < sizeof rows / sizeof rows[0]; mi++) {
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             const int M = rows[mi], K = shapes[si][0], N = shapes[si][1];
-            float *x = random_floats((size_t)M * K), *w = random_floats((size_t)K * N);
-            float *bias = random_floats((size_t)N), *y = random_floats((size_t)M * N);
-            float *packed = aligned_alloc(64, eng__sgemm_packed_bytes(K, N));
-            if (!x || !w || !bias || !y || !packed) {
-                fprintf(stderr, "sgemm-bench: out of memory\n");
+            problem p;
+            if (problem_alloc(&p, M, K, N, 0))
                 return 1;
-            }
-            eng__sgemm_pack(w, K, N, packed);
-            problem p = {M, K, N, x, w, packed, bias, y, kern, sk, NULL, NULL, NULL};
+            p.kern = kern, p.sk = sk;
             const double flops = 2.0 * M * N * K;
             /* About 5 ms per round at 100 GFLOP/s. */
             int iters = (int)(0.005 * 100e9 / flops) + 1;
@@ -285,7 +294,7 @@ int main(int argc, char **argv)
             const double gb = flops / tb[reps / 2] / 1e9, gp = flops / tp[reps / 2] / 1e9;
             printf("%5d %5d %5d  %8.1f GF/s %7.1f GF/s %7.2fx\n", M, K, N, gb, gp, ratio[reps / 2]);
             fflush(stdout);
-            free(x), free(w), free(bias), free(y), free(packed);
+            problem_free(&p);
         }
     }
     return 0;

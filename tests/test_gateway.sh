@@ -16,35 +16,17 @@ B=${ENGINE_BUILD:-build}
 E=$B/engine
 MODEL=$B/models/sst2-bert-mini.eng
 CLIP_DIR=tests/golden/tiny/clip-tok
-for tool in redis-server redis-cli python3 curl; do
-    if ! command -v $tool >/dev/null; then
-        echo "test_gateway: SKIP: $tool not installed"
-        exit 77
-    fi
-done
+. tests/serve_lib.sh
+serve_test_init test_gateway redis-server redis-cli python3 curl
 if [ ! -f "$MODEL" ]; then
     echo "test_gateway: SKIP: $MODEL not found (make models needs ../shared)"
     exit 77
 fi
-T=$(mktemp -d)
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
 CLIP=$T/clip.eng
 if ! $B/convert "$CLIP_DIR" "$CLIP" >"$T/convert.log" 2>&1; then
     echo "test_gateway: FAIL: $B/convert $CLIP_DIR:"; cat "$T/convert.log"
     exit 1
 fi
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-fails=0
-check() {   # check DESCRIPTION COMMAND...: one assertion
-    if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi
-}
 wait_http() {   # wait_http PORT PID: until /health answers 200 (or the server died)
     for _ in $(seq 600); do
         python3 - "$1" <<'PY' 2>/dev/null && return 0

@@ -11,22 +11,8 @@
 set -u
 B=${ENGINE_BUILD:-build}
 E=$B/engine
-for tool in redis-server redis-cli python3; do
-    if ! command -v $tool >/dev/null; then
-        echo "test_redis: SKIP: $tool not installed"
-        exit 77
-    fi
-done
-T=$(mktemp -d)
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. tests/serve_lib.sh
+serve_test_init test_redis redis-server redis-cli python3
 P=$(free_port)
 URL=redis://127.0.0.1:$P
 R="redis-cli -p $P --raw"
@@ -43,10 +29,6 @@ start_worker() {
     $E worker --redis "$URL" --workers 1 --threads 1 "$@" 2>>"$T/$name.log" &
     WPID=$!
     PIDS="$PIDS $WPID"
-}
-fails=0
-check() {   # check DESCRIPTION COMMAND...: one assertion
-    if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi
 }
 metric() {   # metric PORT NAME
     python3 - "$1" "$2" <<'PY'

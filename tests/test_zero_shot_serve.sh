@@ -17,31 +17,13 @@ E=$B/engine
 # About a second of text tower here; a sanitizer build is up to 45x slower.
 COLD=${COLD:-40000}
 [ -n "${ENGINE_SAN_FLAGS:-}" ] && COLD=2000
-for tool in redis-server redis-cli python3 curl; do
-    if ! command -v $tool >/dev/null; then
-        echo "test_zero_shot_serve: SKIP: $tool not installed"
-        exit 77
-    fi
-done
-T=$(mktemp -d)
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
+. tests/serve_lib.sh
+serve_test_init test_zero_shot_serve redis-server redis-cli python3 curl
 CLIP=$T/clip.eng
 if ! $B/convert tests/golden/tiny/clip-tok "$CLIP" >"$T/convert.log" 2>&1; then
     echo "test_zero_shot_serve: FAIL: $B/convert:"; cat "$T/convert.log"
     exit 1
 fi
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-fails=0
-check() {   # check DESCRIPTION COMMAND...: one assertion
-    if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi
-}
 RP=$(free_port)
 R="redis-cli -p $RP --raw"
 redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no >"$T/redis.log" 2>&1 &
