@@ -227,6 +227,10 @@ static int preprocess_once(void *arg)
 
 static int preprocess(const eng_model *model, const char *path, int samples)
 {
+    if (strcmp(model->info.arch, "clip") && strcmp(model->info.arch, "vit")) {
+        fprintf(stderr, "clip-bench: --preprocess needs a CLIP or ViT model\n");
+        return 1;
+    }
     const eng__image_spec *spec = &((const eng__vit_model *)model->impl)->spec;
     prep_job p = {NULL, 0, spec, {NULL, 0, 0}, NULL};
     char err[256];
@@ -245,6 +249,9 @@ static int preprocess(const eng_model *model, const char *path, int samples)
            "\"preprocess_ms\":%.3f}\n",
            p.img.w, p.img.h, spec->crop, eng__isa_str(eng__kernels_get()->isa), dec * 1e3,
            pre * 1e3);
+    eng__rgb_image_free(&p.img);
+    free(p.chw);
+    free((void *)p.data);
     return 0;
 }
 

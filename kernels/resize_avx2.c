@@ -14,6 +14,11 @@ static inline vint vi_add(vint a, vint b) { return _mm256_add_epi32(a, b); }
 static inline vint vi_mullo(vint a, vint b) { return _mm256_mullo_epi32(a, b); }
 static inline vint vi_shuffle(vint v, vint c) { return _mm256_shuffle_epi8(v, c); }
 
+static inline __m128i load16(const uint8_t *p)
+{
+    return _mm_loadu_si128((const __m128i *)(const void *)p);
+}
+
 static inline vint vi_load_u8(const uint8_t *p)
 {
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p));
@@ -21,16 +26,13 @@ static inline vint vi_load_u8(const uint8_t *p)
 
 static inline vint vi_bcast16(const uint8_t *p)
 {
-    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p));
+    return _mm256_broadcastsi128_si256(load16(p));
 }
 
 static inline vint vi_rows(const uint8_t *p, size_t step)
 {
-    __m128i lo = _mm_loadu_si128((const __m128i *)(const void *)p);
-    __m128i hi = _mm_loadu_si128((const __m128i *)(const void *)(p + step));
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(load16(p)), load16(p + step), 1);
 }
-
 
 /* v >> 22 saturated to int16 then to uint8 is clip8: >= 2^30 gives >= 256. */
 static inline vint vi_clip8(vint v)

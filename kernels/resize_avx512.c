@@ -15,19 +15,19 @@ static inline vint vi_add(vint a, vint b) { return _mm512_add_epi32(a, b); }
 static inline vint vi_mullo(vint a, vint b) { return _mm512_mullo_epi32(a, b); }
 static inline vint vi_shuffle(vint v, vint c) { return _mm512_shuffle_epi8(v, c); }
 
+static inline __m128i load16(const uint8_t *p)
+{
+    return _mm_loadu_si128((const __m128i *)(const void *)p);
+}
+
 static inline vint vi_load_u8(const uint8_t *p)
 {
-    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
+    return _mm512_cvtepu8_epi32(load16(p));
 }
 
 static inline vint vi_bcast16(const uint8_t *p)
 {
-    return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)p));
-}
-
-static inline __m128i load16(const uint8_t *p)
-{
-    return _mm_loadu_si128((const __m128i *)(const void *)p);
+    return _mm512_broadcast_i32x4(load16(p));
 }
 
 static inline vint vi_rows(const uint8_t *p, size_t step)
@@ -37,7 +37,6 @@ static inline vint vi_rows(const uint8_t *p, size_t step)
     v = _mm512_inserti32x4(v, load16(p + 2 * step), 2);
     return _mm512_inserti32x4(v, load16(p + 3 * step), 3);
 }
-
 
 /* v >> 22 saturated to int16 then to uint8 is clip8: >= 2^30 gives >= 256. */
 static inline vint vi_clip8(vint v)
