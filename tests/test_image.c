@@ -616,8 +616,8 @@ static void expect_same_passes(const eng__kernels *k, const eng__kernels *s, con
 }
 
 /* Pillow's taps (eng__resize_plan's) on random images: both filters, both
- * resize modes, widths 1 to 67 at scales from 20x down to 3x up and every
- * crop size in turn, and downscales with hundreds of taps. */
+ * resize modes, widths 1 to 67 at scales from 20x down to 3x up with crops
+ * from 1 pixel to the resized side, and downscales with hundreds of taps. */
 START_TEST(resize_kernels_pillow_taps)
 {
     const eng__kernels *k = eng__kernels_for((eng__isa)_i), *s = eng__kernels_for(ENG_ISA_SCALAR);
