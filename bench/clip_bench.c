@@ -4,6 +4,7 @@
  *   clip-bench MODEL.eng IMAGE... [--batch 1,8,32] [--threads 2] [--samples 5]
  *              [--labels 80] [--zs-runs 200] [--precision fp32|bf16]
  *   clip-bench MODEL.eng IMAGE... --agree OTHER.eng [--labels 80] [--threads 2]
+ *   clip-bench MODEL.eng IMAGE --preprocess [--samples 5]
  *
  * The image files are read into memory first (no disk in the timings) and
  * cycled to fill each batch. Per batch size, one JSON line: the whole call
@@ -23,7 +24,12 @@
  * precision), one JSON line: how many images get the same top-1 label, the
  * worst cosine between their image features, MODEL's median top-1 to top-2
  * logit gap (how near a tie the labels are) and the widest such gap among
- * the images whose top-1 label differs. */
+ * the images whose top-1 label differs.
+ *
+ * --preprocess: no network; the first image's decode (eng__image_decode)
+ * and then its preprocessing for MODEL (eng__image_preprocess: resize, crop,
+ * normalise), each timed alone on the calling thread as above, one JSON line
+ * with the resize kernels' ISA (ENG_ISA picks it). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +37,7 @@
 
 #include "benchutil.h"
 #include "engine.h"
+#include "kernels.h"
 #include "model.h"
 #include "vit.h"
 
@@ -192,10 +199,66 @@ static int agree(eng_model *model, eng_ctx *ctx, const char *other_path, int thr
     return 0;
 }
 
+/* --preprocess: see the top of the file. */
+typedef struct {
+    const void *data;
+    size_t size;
+    const eng__image_spec *spec;
+    eng__rgb_image img;
+    float *chw;
+} prep_job;
+
+static int decode_once(void *arg)
+{
+    prep_job *p = arg;
+    eng__rgb_image img;
+    char err[256];
+    eng_status st = eng__image_decode(p->data, p->size, &img, err, sizeof err);
+    eng__rgb_image_free(&img);
+    return st != ENG_OK;
+}
+
+static int preprocess_once(void *arg)
+{
+    prep_job *p = arg;
+    char err[256];
+    return eng__image_preprocess(&p->img, p->spec, p->chw, err, sizeof err) != ENG_OK;
+}
+
+static int preprocess(const eng_model *model, const char *path, int samples)
+{
+    if (strcmp(model->info.arch, "clip") && strcmp(model->info.arch, "vit")) {
+        fprintf(stderr, "clip-bench: --preprocess needs a CLIP or ViT model\n");
+        return 1;
+    }
+    const eng__image_spec *spec = &((const eng__vit_model *)model->impl)->spec;
+    prep_job p = {NULL, 0, spec, {NULL, 0, 0}, NULL};
+    char err[256];
+    p.data = bench_read_file(path, &p.size);
+    if (!p.data || eng__image_decode(p.data, p.size, &p.img, err, sizeof err)) {
+        fprintf(stderr, "clip-bench: cannot decode %s\n", path);
+        return 1;
+    }
+    p.chw = malloc(sizeof(float) * 3 * (size_t)spec->crop * spec->crop);
+    double dec = time_calls(decode_once, &p, samples), pre = time_calls(preprocess_once, &p, samples);
+    if (dec < 0 || pre < 0) {
+        fprintf(stderr, "clip-bench: preprocessing %s failed\n", path);
+        return 1;
+    }
+    printf("{\"preprocess\":\"%dx%d to %d\",\"isa\":\"%s\",\"threads\":1,\"decode_ms\":%.3f,"
+           "\"preprocess_ms\":%.3f}\n",
+           p.img.w, p.img.h, spec->crop, eng__isa_str(eng__kernels_get()->isa), dec * 1e3,
+           pre * 1e3);
+    eng__rgb_image_free(&p.img);
+    free(p.chw);
+    free((void *)p.data);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *model_path = NULL, *batches_arg = "1,8,32", *agree_path = NULL;
-    int threads = 2, samples = 5, n_labels = 80, zs_runs = 200, bf16 = 0;
+    int threads = 2, samples = 5, n_labels = 80, zs_runs = 200, bf16 = 0, prep = 0;
     const char **paths = calloc((size_t)argc, sizeof *paths);
     int n_paths = 0;
     for (int i = 1; i < argc; i++) {
@@ -211,6 +274,8 @@ int main(int argc, char **argv)
             zs_runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
             bf16 = !strcmp(argv[++i], "bf16");
+        else if (!strcmp(argv[i], "--preprocess"))
+            prep = 1;
         else if (!strcmp(argv[i], "--agree") && i + 1 < argc)
             agree_path = argv[++i];
         else if (!model_path)
@@ -221,7 +286,7 @@ int main(int argc, char **argv)
     if (!model_path || !n_paths || threads < 1 || samples < 1 || n_labels < 1 || zs_runs < 1) {
         fprintf(stderr, "usage: clip-bench MODEL.eng IMAGE... [--batch 1,8,32] [--threads 2] "
                         "[--samples 5] [--labels 80] [--zs-runs 200] [--precision fp32|bf16] "
-                        "[--agree OTHER.eng]\n");
+                        "[--agree OTHER.eng] [--preprocess]\n");
         return 2;
     }
     int batches[MAX_BATCHES], nb = 0, maxb = 1;
@@ -239,6 +304,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "clip-bench: %s\n", eng_last_error());
         return 1;
     }
+    if (prep)
+        return preprocess(model, paths[0], samples);
     eng_model_info info;
     eng_model_get_info(model, &info);
     eng_ctx_params cp = eng_ctx_default_params();

@@ -12,7 +12,8 @@
     [ISA] = {ISA, eng__softmax_##isa, eng__argmax_##isa, eng__layernorm_##isa,           \
              eng__bias_act_##isa, eng__bias_residual_##isa, eng__attention_##isa,        \
              attention_bf16, {eng__wino2_input_##isa, eng__wino4_input_##isa},            \
-             {eng__wino2_output_##isa, eng__wino4_output_##isa}}
+             {eng__wino2_output_##isa, eng__wino4_output_##isa}, eng__resize_h_##isa,      \
+             eng__resize_v_##isa}
 
 /* Filled in once by init(); read-only afterwards. */
 static eng__kernels tables[] = {

@@ -8,6 +8,7 @@
 #define ENG_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* ENG_ISA_AMX: the AVX-512 kernels, and the GEMMs on Intel's AMX tiles. */
 typedef enum { ENG_ISA_SCALAR = 0, ENG_ISA_AVX2 = 1, ENG_ISA_AVX512 = 2, ENG_ISA_AMX = 3 } eng__isa;
@@ -71,6 +72,22 @@ typedef struct {
     void (*wino_input[2])(const float *const *d, int c, float *v, size_t vs);
     void (*wino_output[2])(const float *m, size_t ms, int c, const float *bias,
                            const float *const *res, float *const *y, int relu);
+    /* The two passes of Pillow's 8-bit resampling (ImagingResample, 22
+     * fraction bits; src/vision/image.c plans the taps), on uint8 RGB:
+     *   clip8(v) = 0 for v <= 0, 255 for v >= 255 << 22, else v >> 22;
+     *   sums start at 1 << 21 and are int32 that wrap, as Pillow's do in
+     *   practice, so every ISA's pixels agree bit for bit whatever the taps.
+     * resize_h: the horizontal pass over `rows` source rows src[r * sstride
+     *   + 3 x + c], x < w, c < 3, to dst[r * dstride + 3 j + c], j < out:
+     *   clip8(sum over t < n_j of src[.. 3 (x_j + t) + c] * k[j * ksize + t]),
+     *   x_j = bounds[2 j], n_j = bounds[2 j + 1], x_j + n_j <= w, n_j <=
+     *   ksize. Reads no byte outside the w pixels of a row.
+     * resize_v: one output row of the vertical pass: dst[i] = clip8(sum over
+     *   t < n of src[t * sstride + i] * k[t]), i < len. */
+    void (*resize_h)(const uint8_t *src, size_t sstride, int rows, int w, const int *bounds,
+                     const int32_t *k, int ksize, uint8_t *dst, size_t dstride, int out);
+    void (*resize_v)(const uint8_t *src, size_t sstride, int n, const int32_t *k, uint8_t *dst,
+                     int len);
 } eng__kernels;
 
 /* Floats of scratch either attention kernel needs for S keys of width d,

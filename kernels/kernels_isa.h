@@ -24,7 +24,12 @@
                                  const float *const *res, float *const *y, int relu); \
     void eng__wino4_input_##isa(const float *const *d, int c, float *v, size_t vs);   \
     void eng__wino4_output_##isa(const float *m, size_t ms, int c, const float *bias, \
-                                 const float *const *res, float *const *y, int relu);
+                                 const float *const *res, float *const *y, int relu); \
+    void eng__resize_h_##isa(const uint8_t *src, size_t sstride, int rows, int w,      \
+                             const int *bounds, const int32_t *k, int ksize,            \
+                             uint8_t *dst, size_t dstride, int out);                    \
+    void eng__resize_v_##isa(const uint8_t *src, size_t sstride, int n, const int32_t *k, \
+                             uint8_t *dst, int len);
 
 ENG_KERNELS_DECLARE(scalar)
 ENG_KERNELS_DECLARE(avx2)

@@ -2,8 +2,9 @@
  * against torchvision + PIL (tests/golden/preprocess.jsonl, made by
  * make_preprocess_golden.py; needs $ENGINE_SHARED for the images); PNG colour
  * types decoded to the exact pixels written; JPEGs made here in every colour
- * space; and hostile input: truncation at every length, byte-flipping fuzz,
- * random bytes, empty input and headers declaring huge images. */
+ * space; hostile input: truncation at every length, byte-flipping fuzz,
+ * random bytes, empty input and headers declaring huge images; and every
+ * ISA's resize kernels against the scalar twin, bit for bit. */
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -16,11 +17,14 @@
 #include <png.h>
 
 #include "image.h"
+#include "kernels.h"
 #include "testutil.h"
 
 #define SUM_TOL 1e-6          /* relative, float64 sum of a preprocessed tensor */
 #define JPEG_MEAN_TOL 4.0     /* mean abs pixel error of a quality-95 JPEG */
 #define FUZZ_ROUNDS 300
+#define GAP 7                 /* guard bytes after each row a resize kernel writes */
+#define GUARD 0xa5
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
@@ -556,6 +560,149 @@ START_TEST(preprocess_in_shares)
 }
 END_TEST
 
+/* ---- Resize kernels ------------------------------------------------------------ */
+
+/* n random bytes in a buffer of exactly n, so ASan sees a read past it. */
+static uint8_t *random_bytes(size_t n)
+{
+    uint8_t *p = malloc(n ? n : 1);
+    ck_assert_ptr_nonnull(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)rnd();
+    return p;
+}
+
+/* Rows of `len` bytes at stride len + GAP, the gaps (and the end) GUARD. */
+static uint8_t *guarded_rows(int rows, size_t len)
+{
+    uint8_t *p = malloc((size_t)rows * (len + GAP) + GAP);
+    ck_assert_ptr_nonnull(p);
+    memset(p, GUARD, (size_t)rows * (len + GAP) + GAP);
+    return p;
+}
+
+static void expect_guards(const uint8_t *p, int rows, size_t len, const char *what)
+{
+    for (int r = 0; r <= rows; r++)
+        for (size_t g = 0; g < GAP; g++)
+            ck_assert_msg(p[(size_t)r * (len + GAP) + (r < rows ? len : 0) + g] == GUARD,
+                          "%s wrote past row %d", what, r);
+}
+
+/* Both passes of one plan on ISA k and on the scalar twin s: the horizontal
+ * pass over all r->rows, then every output row of the vertical pass, bit for
+ * bit, writing nothing past the rows. */
+static void expect_same_passes(const eng__kernels *k, const eng__kernels *s, const eng__resize *r,
+                               const char *what)
+{
+    const int w = r->img->w, crop = r->spec->crop;
+    const size_t len = (size_t)crop * 3, ld = len + GAP, w3 = (size_t)w * 3;
+    const uint8_t *src = r->img->rgb + (size_t)r->y0 * w3;
+    uint8_t *hs = guarded_rows(r->rows, len), *hk = guarded_rows(r->rows, len);
+    s->resize_h(src, w3, r->rows, w, r->bx, r->kkx, r->kx, hs, ld, crop);
+    k->resize_h(src, w3, r->rows, w, r->bx, r->kkx, r->kx, hk, ld, crop);
+    expect_guards(hk, r->rows, len, what);
+    ck_assert_msg(memcmp(hs, hk, (size_t)r->rows * ld) == 0, "%s: horizontal pass differs", what);
+    uint8_t *vs = guarded_rows(1, len), *vk = guarded_rows(1, len);
+    for (int i = 0; i < crop; i++) {
+        const uint8_t *col = hs + (size_t)(r->by[2 * i] - r->y0) * ld;
+        const int32_t *kk = r->kky + (size_t)i * r->ky;
+        s->resize_v(col, ld, r->by[2 * i + 1], kk, vs, (int)len);
+        k->resize_v(col, ld, r->by[2 * i + 1], kk, vk, (int)len);
+        expect_guards(vk, 1, len, what);
+        ck_assert_msg(memcmp(vs, vk, len) == 0, "%s: vertical pass differs at row %d", what, i);
+    }
+    free(hs), free(hk), free(vs), free(vk);
+}
+
+/* Pillow's taps (eng__resize_plan's) on random images: both filters, both
+ * resize modes, widths 1 to 67 at scales from 20x down to 3x up with crops
+ * from 1 pixel to the resized side, and downscales with hundreds of taps. */
+START_TEST(resize_kernels_pillow_taps)
+{
+    const eng__kernels *k = eng__kernels_for((eng__isa)_i), *s = eng__kernels_for(ENG_ISA_SCALAR);
+    if (!k) {
+        printf("skip: resize kernels: this CPU cannot run %s\n", eng__isa_str((eng__isa)_i));
+        return;
+    }
+    static const double scales[] = { 1.0 / 20, 1.0 / 7.3, 1.0 / 2, 1.0 / 1.01, 1.0, 1.5, 3.0 };
+    static const int big[][3] = { { 1500, 1200, 6 }, { 2000, 30, 3 }, { 7, 1900, 2 } };
+    const int n_scales = (int)(sizeof scales / sizeof scales[0]);
+    const int n_big = (int)(sizeof big / sizeof big[0]);
+    char err[256], what[160];
+    for (int f = 0; f < 2; f++)
+        for (int sq = 0; sq < 2; sq++)
+            for (int c = 0; c < 67 + n_big; c++) {
+                const int w = c < 67 ? c + 1 : big[c - 67][0];
+                const int h = c < 67 ? 1 + (w * 7 + 3) % 80 : big[c - 67][1];
+                const int short_side = w < h ? w : h;
+                int resize = c < 67 ? (int)lround(short_side * scales[c % n_scales]) : big[c - 67][2];
+                resize = resize < 1 ? 1 : resize;
+                eng__image_spec spec = eng__image_spec_imagenet();
+                spec.filter = f ? ENG__FILTER_BICUBIC : ENG__FILTER_BILINEAR;
+                spec.square = sq;
+                spec.resize = resize;
+                spec.crop = 1 + c % resize;
+                eng__rgb_image img = { random_bytes((size_t)w * h * 3), w, h };
+                eng__resize r;
+                ck_assert_msg(eng__resize_plan(&r, &img, &spec, err, sizeof err) == ENG_OK, "%s",
+                              err);
+                snprintf(what, sizeof what, "%s %s%s %dx%d -> %d crop %d (%d x %d taps)",
+                         eng__isa_str(k->isa), f ? "bicubic" : "bilinear", sq ? " square" : "", w,
+                         h, resize, spec.crop, r.kx, r.ky);
+                expect_same_passes(k, s, &r, what);
+                eng__resize_free(&r);
+                eng__rgb_image_free(&img);
+            }
+}
+END_TEST
+
+/* Random taps over the whole int32 range: the sums wrap, and every ISA's
+ * wrap the same way (any row count, output width, tap count, start). */
+START_TEST(resize_kernels_wrapping_taps)
+{
+    const eng__kernels *k = eng__kernels_for((eng__isa)_i), *s = eng__kernels_for(ENG_ISA_SCALAR);
+    if (!k) {
+        printf("skip: resize kernels: this CPU cannot run %s\n", eng__isa_str((eng__isa)_i));
+        return;
+    }
+    for (int round = 0; round < 300; round++) {
+        const int w = 1 + (int)(rnd() % 67), rows = 1 + (int)(rnd() % 9);
+        const int out = 1 + (int)(rnd() % 40), ksize = 1 + (int)(rnd() % (unsigned)w);
+        uint8_t *src = random_bytes((size_t)rows * w * 3);
+        int *bounds = malloc(sizeof(int) * 2 * (size_t)out);
+        int32_t *taps = malloc(sizeof(int32_t) * (size_t)out * ksize);
+        for (int j = 0; j < out; j++) {
+            bounds[2 * j] = (int)(rnd() % (unsigned)w);
+            const int most = w - bounds[2 * j] < ksize ? w - bounds[2 * j] : ksize;
+            bounds[2 * j + 1] = 1 + (int)(rnd() % (unsigned)most);
+        }
+        for (int t = 0; t < out * ksize; t++)
+            taps[t] = (int32_t)rnd();
+        const size_t len = (size_t)out * 3;
+        uint8_t *hs = guarded_rows(rows, len), *hk = guarded_rows(rows, len);
+        s->resize_h(src, (size_t)w * 3, rows, w, bounds, taps, ksize, hs, len + GAP, out);
+        k->resize_h(src, (size_t)w * 3, rows, w, bounds, taps, ksize, hk, len + GAP, out);
+        expect_guards(hk, rows, len, "resize_h");
+        ck_assert_msg(memcmp(hs, hk, (size_t)rows * (len + GAP)) == 0,
+                      "%s resize_h differs: w %d rows %d out %d ksize %d", eng__isa_str(k->isa),
+                      w, rows, out, ksize);
+        /* The vertical pass down the first 1 to `rows` of the same rows. */
+        const int n = 1 + (int)(rnd() % (unsigned)rows), vlen = 1 + (int)(rnd() % (unsigned)(w * 3));
+        int32_t vtaps[9];
+        for (int t = 0; t < n; t++)
+            vtaps[t] = (int32_t)rnd();
+        uint8_t *vs = guarded_rows(1, (size_t)vlen), *vk = guarded_rows(1, (size_t)vlen);
+        s->resize_v(src, (size_t)w * 3, n, vtaps, vs, vlen);
+        k->resize_v(src, (size_t)w * 3, n, vtaps, vk, vlen);
+        expect_guards(vk, 1, (size_t)vlen, "resize_v");
+        ck_assert_msg(memcmp(vs, vk, (size_t)vlen) == 0, "%s resize_v differs: n %d len %d",
+                      eng__isa_str(k->isa), n, vlen);
+        free(src), free(bounds), free(taps), free(hs), free(hk), free(vs), free(vk);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("image");
@@ -577,6 +724,11 @@ int main(void)
                        "data/imagenet-sample");
     tcase_add_test(t, preprocess_odd_shapes);
     tcase_add_test(t, preprocess_in_shares);
+    suite_add_tcase(s, t);
+    t = tcase_create("resize kernels");
+    tcase_set_timeout(t, 120);
+    tcase_add_loop_test(t, resize_kernels_pillow_taps, ENG_ISA_AVX2, ENG_ISA_AVX512 + 1);
+    tcase_add_loop_test(t, resize_kernels_wrapping_taps, ENG_ISA_AVX2, ENG_ISA_AVX512 + 1);
     suite_add_tcase(s, t);
     return test_run_suite(s);
 }

@@ -155,7 +155,7 @@ START_TEST(test_tables)
         ck_assert_int_eq(k->isa, isa);
         ck_assert(k->softmax && k->argmax && k->layernorm && k->bias_act && k->bias_residual &&
                   k->wino_input[0] && k->wino_input[1] && k->wino_output[0] &&
-                  k->wino_output[1]);
+                  k->wino_output[1] && k->resize_h && k->resize_v);
     }
     const eng__kernels *chosen = eng__kernels_get();
     ck_assert_ptr_nonnull(chosen);

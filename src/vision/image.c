@@ -1,11 +1,11 @@
 /* image.c: JPEG/PNG decoding to RGB and torchvision's ImageNet preprocessing
  * (see image.h for the contract). The resize is a transcription of Pillow's
- * ImagingResample for 8-bit images with the bilinear filter: coefficients in
- * double, normalised, then fixed point with 22 fraction bits; two separable
- * passes, horizontal first, each rounding and clamping to uint8. Only the
- * pixels of the centre crop are computed: every output pixel depends only on
- * its own coefficients, so this is exact, and it keeps absurd aspect ratios
- * cheap. */
+ * ImagingResample for 8-bit images (bilinear or bicubic): coefficients in
+ * double, normalised, then fixed point with 22 fraction bits (here); two
+ * separable passes, horizontal first, each rounding and clamping to uint8
+ * (the kernels' resize_h and resize_v). Only the pixels of the centre crop
+ * are computed: every output pixel depends only on its own coefficients, so
+ * this is exact, and it keeps absurd aspect ratios cheap. */
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
@@ -18,6 +18,7 @@
 #include <png.h>
 
 #include "image.h"
+#include "kernels.h"
 
 /* libjpeg may buffer a whole progressive image; cap what a hostile file can
  * make it allocate (100 MP x 3 components x 2 bytes fits). */
@@ -368,15 +369,6 @@ static void resample_coeffs(eng__filter f, int in_size, int out_size, int first,
     }
 }
 
-static uint8_t clip8(int32_t v)
-{
-    if (v >= (1 << PIL_PRECISION_BITS << 8))
-        return 255;
-    if (v <= 0)
-        return 0;
-    return (uint8_t)(v >> PIL_PRECISION_BITS);
-}
-
 static int ksize_for(eng__filter f, int in_size, int out_size)
 {
     double scale = (double)in_size / out_size;
@@ -443,53 +435,45 @@ eng_status eng__resize_plan(eng__resize *r, const eng__rgb_image *img, const eng
         eng__resize_free(r);
         return ENG_ERR_NOMEM;
     }
+    /* ToTensor (v / 255) and Normalize in float32, in torchvision's order of
+     * operations, or HF's rescale (v * factor in double, rounded to float). */
+    for (int c = 0; c < 3; c++)
+        for (int u = 0; u < 256; u++) {
+            float v = spec->rescale ? (float)(u * spec->rescale) : (float)u / 255.0f;
+            r->norm[c][u] = (v - spec->mean[c]) / spec->std[c];
+        }
     return ENG_OK;
 }
 
 void eng__resize_rows(const eng__resize *r, int lo, int hi)
 {
-    const int w = r->img->w, crop = r->spec->crop, kx = r->kx;
-    for (int y = r->y0 + lo; y < r->y0 + hi; y++) {
-        const uint8_t *src = r->img->rgb + (size_t)y * w * 3;
-        uint8_t *dst = r->tmp + (size_t)(y - r->y0) * crop * 3;
-        for (int j = 0; j < crop; j++) {
-            const int32_t *kk = r->kkx + (size_t)j * kx;
-            const uint8_t *s = src + (size_t)r->bx[2 * j] * 3;
-            int32_t s0 = 1 << (PIL_PRECISION_BITS - 1), s1 = s0, s2 = s0;
-            for (int x = 0; x < r->bx[2 * j + 1]; x++) {
-                s0 += s[3 * x] * kk[x];
-                s1 += s[3 * x + 1] * kk[x];
-                s2 += s[3 * x + 2] * kk[x];
-            }
-            dst[3 * j] = clip8(s0);
-            dst[3 * j + 1] = clip8(s1);
-            dst[3 * j + 2] = clip8(s2);
-        }
-    }
+    const size_t w3 = (size_t)r->img->w * 3, crop3 = (size_t)r->spec->crop * 3;
+    eng__kernels_get()->resize_h(r->img->rgb + (size_t)(r->y0 + lo) * w3, w3, hi - lo, r->img->w,
+                                 r->bx, r->kkx, r->kx, r->tmp + (size_t)lo * crop3, crop3,
+                                 r->spec->crop);
 }
 
 void eng__resize_finish(const eng__resize *r, float *chw, int lo, int hi)
 {
-    /* Vertical pass, then ToTensor (v / 255) and Normalize in float32, in
-     * torchvision's order of operations (or HF's rescale: v * factor in
-     * double, rounded to float). */
-    const eng__image_spec *spec = r->spec;
-    const int crop = spec->crop, ky = r->ky;
-    const size_t plane = (size_t)crop * crop;
+    /* The vertical pass a piece of a row at a time (on the stack: members
+     * run this concurrently), then ToTensor and Normalize through the plan's
+     * table. */
+    enum { PIECE = 3 * 256 };
+    uint8_t u[PIECE];
+    const eng__kernels *kern = eng__kernels_get();
+    const int crop = r->spec->crop, ky = r->ky;
+    const size_t plane = (size_t)crop * crop, crop3 = (size_t)crop * 3;
+    const float *n0 = r->norm[0], *n1 = r->norm[1], *n2 = r->norm[2];
     for (int i = lo; i < hi; i++) {
-        const int32_t *kk = r->kky + (size_t)i * ky;
-        const uint8_t *s = r->tmp + (size_t)(r->by[2 * i] - r->y0) * crop * 3;
-        for (int j = 0; j < crop; j++) {
-            int32_t acc[3];
-            for (int c = 0; c < 3; c++)
-                acc[c] = 1 << (PIL_PRECISION_BITS - 1);
-            for (int y = 0; y < r->by[2 * i + 1]; y++)
-                for (int c = 0; c < 3; c++)
-                    acc[c] += s[(size_t)y * crop * 3 + 3 * j + c] * kk[y];
-            for (int c = 0; c < 3; c++) {
-                uint8_t u = clip8(acc[c]);
-                float v = spec->rescale ? (float)(u * spec->rescale) : (float)u / 255.0f;
-                chw[c * plane + (size_t)i * crop + j] = (v - spec->mean[c]) / spec->std[c];
+        const uint8_t *s = r->tmp + (size_t)(r->by[2 * i] - r->y0) * crop3;
+        for (size_t p0 = 0; p0 < crop3; p0 += PIECE) {
+            const size_t len = crop3 - p0 < PIECE ? crop3 - p0 : PIECE;
+            float *o0 = chw + (size_t)i * crop + p0 / 3, *o1 = o0 + plane, *o2 = o1 + plane;
+            kern->resize_v(s + p0, crop3, r->by[2 * i + 1], r->kky + (size_t)i * ky, u, (int)len);
+            for (size_t j = 0; j < len / 3; j++) {
+                o0[j] = n0[u[3 * j]];
+                o1[j] = n1[u[3 * j + 1]];
+                o2[j] = n2[u[3 * j + 2]];
             }
         }
     }

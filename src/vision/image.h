@@ -88,6 +88,7 @@ typedef struct {
     int32_t *kkx, *kky; /* [crop][kx], [crop][ky]: fixed-point taps */
     int y0, rows;    /* the source rows the crop reads: [y0, y0 + rows) */
     uint8_t *tmp;    /* [rows][crop][3]: the horizontal pass's output */
+    float norm[3][256]; /* per channel, a uint8 value normalised */
 } eng__resize;
 eng_status eng__resize_plan(eng__resize *r, const eng__rgb_image *img, const eng__image_spec *spec,
                             char *err, size_t errlen);
