@@ -4,9 +4,9 @@
 # 1,8,32) on $THREADS threads, this tree's build/clip-bench against another
 # build's ($BASE, e.g. a copy of main's build/clip-bench, running
 # $BASE_MODEL, default the same file: give it the base's own conversion when
-# the converter changed) and ONNX Runtime int8, one run of each in turn,
-# $REPS rounds (default 5): adjacent runs see the same load on a shared
-# machine. Prints per batch the medians (ms, network alone) and the medians
+# the converter changed) and ONNX Runtime int8, one short run of each in
+# turn per batch size, $REPS rounds (default 5): adjacent runs, seconds
+# apart, see the same load on a shared machine. Prints per batch the medians (ms, network alone) and the medians
 # of the rounds' ratios (base / this tree and ONNX Runtime / this tree: above
 # 1, this tree is faster).
 set -eu
@@ -19,7 +19,7 @@ BASE_MODEL=${BASE_MODEL:-$M-int8.eng}
 IMAGES="$SHARED/data/imagenet-sample/images"
 need_peers
 make -s BUILD="$BUILD" "$BUILD/clip-bench"
-run() { "$1" "$2" "$IMAGES"/*.JPEG --batch "$BATCHES" --threads "$THREADS" --samples 3 \
+run() { "$1" "$2" "$IMAGES"/*.JPEG --batch "$3" --threads "$THREADS" --samples 3 \
     --labels 1 --zs-runs 1 | grep net_ms_per_batch; }
 load_average "before"
 : >"$M.int8-ab.base.jsonl"
@@ -27,10 +27,12 @@ load_average "before"
 : >"$M.int8-ab.ort.jsonl"
 i=0
 while [ $i -lt "$N" ]; do
-    run "$BASE" "$BASE_MODEL" >>"$M.int8-ab.base.jsonl"
-    run "$BUILD/clip-bench" "$M-int8.eng" >>"$M.int8-ab.this.jsonl"
-    node bench/ort_image_bench.mjs "$M-vision.int8.onnx" --batch "$BATCHES" \
-        --threads "$THREADS" --samples 3 >>"$M.int8-ab.ort.jsonl"
+    for b in $(echo "$BATCHES" | tr , ' '); do
+        run "$BASE" "$BASE_MODEL" "$b" >>"$M.int8-ab.base.jsonl"
+        run "$BUILD/clip-bench" "$M-int8.eng" "$b" >>"$M.int8-ab.this.jsonl"
+        node bench/ort_image_bench.mjs "$M-vision.int8.onnx" --batch "$b" \
+            --threads "$THREADS" --samples 3 >>"$M.int8-ab.ort.jsonl"
+    done
     i=$((i + 1))
 done
 load_average "after"
