@@ -4,9 +4,11 @@
 # 1,8,32) on $THREADS threads, this tree's build/clip-bench against another
 # build's ($BASE, e.g. a copy of main's build/clip-bench, running
 # $BASE_MODEL, default the same file: give it the base's own conversion when
-# the converter changed) and ONNX Runtime int8, one short run of each in
-# turn per batch size, $REPS rounds (default 5): adjacent runs, seconds
-# apart, see the same load on a shared machine. Prints per batch the medians (ms, network alone) and the medians
+# the converter changed; this tree's $OUT_DIR/clip-b32-int8.eng must be its
+# own converter's: delete an older one and rerun bench/clip.sh) and ONNX
+# Runtime int8, one short run of each in turn per batch size, $REPS rounds
+# (default 5): adjacent runs, seconds apart, see the same load on a shared
+# machine. Prints per batch the medians (ms, network alone) and the medians
 # of the rounds' ratios (base / this tree and ONNX Runtime / this tree: above
 # 1, this tree is faster).
 set -eu
