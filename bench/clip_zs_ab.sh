@@ -6,7 +6,9 @@
 # runs of $RUNS calls (default 60) $REPS times (default 9) for the fp32 and
 # the int8 model: adjacent runs see the same load on a shared machine. Prints
 # each pair's p50 and p95 (ms), then the medians and the median of the pair
-# ratios (base / this tree: above 1, this tree is faster).
+# ratios (base / this tree: above 1, this tree is faster). BASE_INT8: the int8
+# model the base runs (default the same file; the base's own conversion when
+# the converter changed).
 set -eu
 N=${REPS:-9} # before common.sh, whose default is 3
 . "$(dirname "$0")/common.sh"
@@ -21,8 +23,10 @@ for model in "$M.eng" "$M-int8.eng"; do
     f="$model.zs-ab.txt"
     : >"$f"
     i=0
+    base_model="$model"
+    [ "$model" = "$M.eng" ] || base_model=${BASE_INT8:-$model}
     while [ $i -lt "$N" ]; do
-        b=$(zs "$BASE" "$model")
+        b=$(zs "$BASE" "$base_model")
         e=$(zs "$BUILD/clip-bench" "$model")
         echo "$(echo "$b" | field warm_ms_p50) $(echo "$b" | field warm_ms_p95)" \
             "$(echo "$e" | field warm_ms_p50) $(echo "$e" | field warm_ms_p95)" | tee -a "$f"

@@ -19,13 +19,19 @@
  * GB/s at which the weights stream, against a plain 2-thread read of a
  * buffer of the same size measured in the same run.
  *
- * Last, the GEMM alone on one thread at M = 16, 128 and 4096 rows and the
+ * Then the GEMM alone on one thread at M = 16, 128 and 4096 rows and the
  * BERT-base K/N (768/768, 768/3072, 3072/768), already quantized, timed in
  * thread CPU time, the median of reps runs after a warm-up, as GOP/s and as a
  * percentage of the peak measured right after each shape (the weights and
  * activations are warm in cache, so M = 16 shows the kernel, not DRAM).
  *
- *   build/qgemm-bench [reps]      (default 5; the best run is reported) */
+ *   build/qgemm-bench [reps]      (default 5; the best run is reported)
+ *
+ * With --clip, instead, one member's share of each linear layer of issue
+ * 17's CLIP ViT-B/32 vision tower against the one-thread VPDPBUSD peak
+ * (bench_clip says how):
+ *
+ *   build/qgemm-bench --clip [reps]   (default 5; medians) */
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
@@ -62,21 +68,28 @@ static void *azalloc(size_t n)
 }
 
 /* CHAINS independent VPDPBUSD chains, enough to cover the instruction's
- * latency at full throughput; the sum is returned so nothing is elided. */
-__attribute__((target("avx512f,avx512vnni"))) static void *vnni_loop(void *out)
+ * latency at full throughput, iters rounds of them; the sum is kept so
+ * nothing is elided. */
+typedef struct {
+    long iters;
+    int sink;
+} vnni_job;
+
+__attribute__((target("avx512f,avx512vnni"))) static void *vnni_loop(void *arg)
 {
+    vnni_job *job = arg;
     __m512i acc[CHAINS];
     const __m512i a = _mm512_set1_epi32(0x01010101), b = _mm512_set1_epi32(0x01ff01ff);
     for (int j = 0; j < CHAINS; j++)
         acc[j] = _mm512_set1_epi32(j);
-    for (long i = 0; i < PEAK_ITERS; i++)
+    for (long i = 0; i < job->iters; i++)
 #pragma GCC unroll 16
         for (int j = 0; j < CHAINS; j++)
             acc[j] = _mm512_dpbusd_epi32(acc[j], a, b);
     __m512i s = acc[0];
     for (int j = 1; j < CHAINS; j++)
         s = _mm512_add_epi32(s, acc[j]);
-    *(int *)out = _mm512_reduce_add_epi32(s);
+    job->sink = _mm512_reduce_add_epi32(s);
     return NULL;
 }
 
@@ -87,12 +100,12 @@ static double vnni_peak(int n)
     double best = 1e30;
     for (int rep = 0; rep < 3; rep++) {
         pthread_t tid[2];
-        int sink[2];
+        vnni_job job[2] = {{PEAK_ITERS, 0}, {PEAK_ITERS, 0}};
         double t0 = bench_now_s();
         for (int t = 1; t < n; t++)
-            if (pthread_create(&tid[t], NULL, vnni_loop, &sink[t]) != 0)
+            if (pthread_create(&tid[t], NULL, vnni_loop, &job[t]) != 0)
                 return 0;
-        vnni_loop(&sink[0]);
+        vnni_loop(&job[0]);
         for (int t = 1; t < n; t++)
             pthread_join(tid[t], NULL);
         double dt = bench_now_s() - t0;
@@ -506,15 +519,128 @@ static void bench_grid(int reps, int amx)
         }
 }
 
+/* ---- --clip: issue 17's CLIP ViT-B/32 shapes --------------------------- */
+
+/* One member's part of each linear layer of the CLIP vision tower, as
+ * src/vit/tower.c runs it on 2 threads: by rows, M = 800 and 200 (half of
+ * batch 32 and 8 x 50 tokens), and at batch 1 all 50 rows on half the
+ * 16-column panels (the split by columns). Each call is the whole
+ * eng__linear_int8_run (quantizing the rows, the GEMM, the fused epilogue
+ * and bias) on the next of enough copies of the weights to exceed L2 (as
+ * the 12 layers' 85 MB come from L3 in the model). Rounds of about 5 ms
+ * alternate with 5 ms of the one-thread VPDPBUSD loop, both in thread CPU
+ * time; %peak is the median of the rounds' own ratios, and quant% the
+ * share of the layer's time that quantizing its M x K activations alone
+ * takes (timed the same way). */
+enum { CLIP_COPY_BYTES = 8 << 20, CLIP_MAX_REPS = 64 };
+/* Read after each peak round: the compiler may drop a call whose only
+ * effect is a store to a local nobody reads. */
+static volatile int clip_sink;
+
+static double clip_layer_s(const eng__linear *l, int copies, int M, const float *x, float *y,
+                           void *scratch, int p1, int iters)
+{
+    const double t0 = bench_cpu_s();
+    for (int i = 0; i < iters; i++)
+        eng__linear_int8_run(&l[i % copies], x, M, y, NULL, ENG_ACT_NONE, scratch,
+                             eng__kernels_get(), 0, p1);
+    return (bench_cpu_s() - t0) / iters;
+}
+
+static int bench_clip(int reps)
+{
+    static const int shapes[][4] = {
+        /* M, K, N, columns split */
+        {800, 768, 2304, 0}, {800, 768, 768, 0}, {800, 768, 3072, 0}, {800, 3072, 768, 0},
+        {200, 768, 2304, 0}, {200, 768, 768, 0}, {200, 768, 3072, 0}, {200, 3072, 768, 0},
+        {50, 768, 2304, 1},  {50, 768, 768, 1},  {50, 768, 3072, 1},  {50, 3072, 768, 1},
+    };
+    const eng__qgemm_kernels *qk = eng__qgemm_get();
+    if (reps > CLIP_MAX_REPS)
+        reps = CLIP_MAX_REPS;
+    printf("qgemm-bench --clip: %s (%dx%d tile), 1 thread, median of %d rounds, VPDPBUSD peak "
+           "alternating\n", qk->name, qk->mr, 16 * qk->np, reps);
+    printf("%5s %5s %5s %5s  %9s %9s %6s %6s\n", "M", "K", "N", "cols", "layer", "peak", "%peak",
+           "quant%");
+    const long peak_iters = (long)(0.005 * 700e9 / (CHAINS * 64 * 2));
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const int M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
+        const int N16 = (N + 15) / 16, p1 = shapes[si][3] ? (N16 + 1) / 2 : N16;
+        const size_t wbytes = eng__quantized_weight_bytes(K, N);
+        const int copies = (int)(CLIP_COPY_BYTES / wbytes) + 1;
+        float *x = amalloc((size_t)M * K * sizeof *x), *w = amalloc((size_t)K * N * sizeof *w);
+        float *b = azalloc((size_t)N * sizeof *b), *y = amalloc((size_t)M * N * sizeof *y);
+        float *scale = amalloc((size_t)N * sizeof *scale), *sx = amalloc((size_t)M * sizeof *sx);
+        int32_t *wsum = amalloc((size_t)N * sizeof *wsum);
+        int8_t *wq = amalloc(wbytes * copies);
+        uint8_t *a = amalloc((size_t)M * ((K + 3) / 4 * 4));
+        void *scratch = amalloc(eng__linear_int8_scratch_bytes(M, K));
+        eng__linear *l = calloc((size_t)copies, sizeof *l);
+        unsigned s = 777;
+        for (size_t i = 0; x && i < (size_t)M * K; i++)
+            x[i] = (float)((s = s * 1103515245u + 12345u) >> 16) / 65536.0f - 0.5f;
+        for (size_t i = 0; w && i < (size_t)K * N; i++)
+            w[i] = (float)((s = s * 1103515245u + 12345u) >> 16) / 65536.0f - 0.5f;
+        if (!x || !w || !b || !y || !scale || !sx || !wsum || !wq || !a || !scratch || !l ||
+            eng__quantize_weights(w, K, N, wq, scale, wsum) != ENG_OK) {
+            fprintf(stderr, "qgemm-bench: out of memory\n");
+            return 1;
+        }
+        for (int c = 0; c < copies; c++) {
+            memcpy(wq + (size_t)c * wbytes, wq, wbytes);
+            l[c] = (eng__linear){.K = K, .N = N, .dtype = ENG_DT_I8, .wq = wq + (size_t)c * wbytes,
+                                 .wscale = scale, .wsum = wsum, .b = b};
+        }
+        const double ops = 2.0 * M * K * (16.0 * p1 < N ? 16.0 * p1 : N);
+        const int iters = (int)(0.005 * 600e9 / ops) + 1;
+        double tg[CLIP_MAX_REPS], tk[CLIP_MAX_REPS], ratio[CLIP_MAX_REPS], quant[CLIP_MAX_REPS];
+        clip_layer_s(l, copies, M, x, y, scratch, p1, copies);
+        for (int r = 0; r < reps; r++) {
+            const double lt = clip_layer_s(l, copies, M, x, y, scratch, p1, iters);
+            tg[r] = ops / lt;
+            vnni_job job = {peak_iters, 0};
+            double t0 = bench_cpu_s();
+            vnni_loop(&job);
+            clip_sink += job.sink;
+            tk[r] = (double)peak_iters * CHAINS * 64 * 2 / (bench_cpu_s() - t0);
+            ratio[r] = tg[r] / tk[r];
+            t0 = bench_cpu_s();
+            for (int i = 0; i < iters; i++)
+                qk->quantize(x, M, K, a, (size_t)(K + 3) / 4 * 4, sx);
+            quant[r] = (bench_cpu_s() - t0) / iters / lt;
+        }
+        qsort(tg, (size_t)reps, sizeof *tg, bench_cmp_double);
+        qsort(tk, (size_t)reps, sizeof *tk, bench_cmp_double);
+        qsort(ratio, (size_t)reps, sizeof *ratio, bench_cmp_double);
+        qsort(quant, (size_t)reps, sizeof *quant, bench_cmp_double);
+        printf("%5d %5d %5d %5s  %5.0f GOP/s %5.0f GOP/s %5.1f%% %5.1f%%\n", M, K, N,
+               shapes[si][3] ? "half" : "all", tg[reps / 2] / 1e9, tk[reps / 2] / 1e9,
+               100.0 * ratio[reps / 2], 100.0 * quant[reps / 2]);
+        fflush(stdout);
+        free(x); free(w); free(b); free(y); free(scale); free(sx); free(wsum); free(wq); free(a);
+        free(scratch); free(l);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    int reps = argc > 1 ? atoi(argv[1]) : 5;
+    const int clip = argc > 1 && !strcmp(argv[1], "--clip");
+    int reps = argc > 1 + clip ? atoi(argv[1 + clip]) : 5;
     if (reps < 1)
         reps = 1;
     const eng__qgemm_kernels *qk = eng__qgemm_get();
-    printf("int8 path: %s\n", qk->name);
     const eng__cpu *cpu = eng__cpu_get();
     const int vnni = cpu->avx512_vnni && cpu->best >= ENG_ISA_AVX512, amx = qk->isa == ENG_QISA_AMX;
+    if (clip) {
+        if (!vnni) {
+            fprintf(stderr, "qgemm-bench: --clip measures the VPDPBUSD peak; this CPU (or ENG_ISA) "
+                            "has no AVX512-VNNI\n");
+            return 1;
+        }
+        return bench_clip(reps);
+    }
+    printf("int8 path: %s\n", qk->name);
     if (!vnni)
         printf("no AVX512-VNNI: VNNI peak not measured\n");
     static const int shapes[][2] = {{384, 1536}, {1536, 384}, {768, 3072}, {3072, 768}};

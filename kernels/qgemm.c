@@ -8,13 +8,14 @@
 /* Blocking. A K block of at most the table's kc4 steps (K is split into
  * equal blocks, rounded up to whole AMX tiles of 16 steps) keeps one register
  * tile's weights in L1 while the tile walks down MC rows of activations: for
- * the vector tiles kc4 = 128 (512 k), 3 panels x 128 x 64 bytes = 24 KiB;
- * for AMX see qgemm_amx.c. For each MC-row block the columns go NCP panels at a time, and
+ * the vector tiles kc4 = 128 (512 k), 3 panels x 128 x 64 bytes = 24 KiB,
+ * and 192 for AVX512-VNNI (qgemm_avx512vnni.c says why); for AMX see
+ * qgemm_amx.c. For each MC-row block the columns go NCP panels at a time, and
  * all K blocks run before the next column block, so the int32 partial sums
  * (MC x 16*NCP x 4 bytes = 120 KiB) and the block's activation rows (MC x K
  * bytes, 384 KiB at K = 3072) stay in L2 between K blocks. */
 enum { MC = 128, NCP = 16 };
-/* Calls of fewer rows are small batches (see eng__qgemm_run). */
+/* Calls of at most this many rows prefetch (see eng__qgemm_run). */
 enum { FEW_ROWS = 64 };
 _Static_assert((int)FEW_ROWS <= (int)ENG_QT_PF_MAX, "a few-row walk's tiles fit the prefetch flags");
 
@@ -34,6 +35,18 @@ static void tile_at(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, size
              g->b + (size_t)pb * ldb + (size_t)kb * 64, ldb, kn, rn, pn, ncols,
              (int32_t *)g->c + (size_t)r * g->ldc + 16 * pb, g->ldc, flags,
              g->sx ? &epi : NULL);
+}
+
+/* Rows of strip i when m rows go in `of` strips of at most qk->mr. For the
+ * vector tiles as even as they can be (50 rows are 8 + 6 x 7, not 6 x 8 +
+ * 2), since a tile of few rows reloads its weights for little work (a 2-row
+ * tile does 6 VPDPBUSD per 5 loads, an 8-row one 24 per 11). AMX keeps full
+ * strips: its tile copies the rows of a partial one through a buffer. */
+static int strip_rows(const eng__qgemm_kernels *qk, int m, int of, int i)
+{
+    if (qk->isa == ENG_QISA_AMX)
+        return min_int(qk->mr, m - i * qk->mr);
+    return m / of + (i < m % of);
 }
 
 /* The AMX order. A register tile's products are fast enough that an operand
@@ -82,13 +95,15 @@ void eng__qgemm_run(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int 
     }
     for (int mb = m0; mb < m1; mb += MC) {
         const int me = min_int(mb + MC, m1);
-        /* Fewer rows than the forward pass's full row blocks (linear_int8.c)
-         * are a small batch, whose time is the streaming of the weights:
-         * the row tiles of a column tile prefetch the next one's weights
-         * (ENG_QT_PREFETCH) while they multiply. One row tile streams its
-         * own. */
+        /* A call of at most linear_int8.c's row block reads each weight
+         * for few rows, and a layer's weights (0.6 to 2.4 MiB at CLIP's and
+         * BERT-base's shapes) come from L3 for every block: the row tiles
+         * of a column tile prefetch the next one's weights (ENG_QT_PREFETCH)
+         * while they multiply. One row tile streams its own. Full 64-row
+         * blocks gain too: 2 to 5 points of the VPDPBUSD peak at CLIP's
+         * shapes (qgemm-bench --clip). */
         const int of = (me - mb + qk->mr - 1) / qk->mr;
-        const int few = me - mb < FEW_ROWS && of > 1;
+        const int few = me - mb <= FEW_ROWS && of > 1;
         for (int nb = p0; nb < p1; nb += ncp) {
             const int ne = min_int(nb + ncp, p1);
             for (int kb = 0; kb < k4; kb += kc) {
@@ -96,10 +111,12 @@ void eng__qgemm_run(const eng__qgemm_kernels *qk, const eng__qgemm_args *g, int 
                 const int flags = (kb > 0 ? ENG_QT_ACCUM : 0) | (kb + kn == k4 ? ENG_QT_FINAL : 0);
                 for (int pb = nb; pb < ne; pb += qk->np) {
                     const int pf = few && pb + qk->np < ne;
-                    for (int r = mb, i = 0; r < me; r += qk->mr, i++)
-                        tile_at(qk, g, ldb, r, min_int(qk->mr, me - r), pb,
-                                min_int(qk->np, ne - pb), kb, kn,
+                    for (int r = mb, i = 0; r < me; i++) {
+                        const int rn = strip_rows(qk, me - mb, of, i);
+                        tile_at(qk, g, ldb, r, rn, pb, min_int(qk->np, ne - pb), kb, kn,
                                 flags | (pf ? eng__qgemm_pf_flags(i, of) : 0));
+                        r += rn;
+                    }
                 }
             }
         }

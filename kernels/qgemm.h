@@ -42,7 +42,7 @@ typedef enum {
     ENG_QISA_COUNT
 } eng__qisa;
 
-/* The vector tiles' K block, in k4 steps (see qgemm.c). */
+/* The vector tiles' K block, in k4 steps (see qgemm.c; AVX512-VNNI sets its own). */
 enum { ENG_QGEMM_KC4 = 128 };
 
 /* Tile flags: ACCUM adds to the int32 partial sums already in C (a later K

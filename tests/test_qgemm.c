@@ -362,7 +362,7 @@ START_TEST(test_linear_vs_fp32)
 {
     check_layer(1, 1, 1);
     check_layer(7, 37, 19);
-    check_layer(67, 200, 130);    /* a row block and a partial one */
+    check_layer(67, 200, 130);    /* two row blocks (33 + 34 rows) */
     check_layer(300, 128, 130);   /* rows past one GEMM row block */
     check_layer(10, 1030, 515);   /* K over three blocks */
 }

@@ -397,7 +397,7 @@ END_TEST
 #endif
 
 /* bf16 precision (the GEMMs' inputs rounded to bf16, fp32 accumulation) and
- * int8 encoder weights: CLIP features close to the reference, and zero-shot
+ * int8 encoder and patch embedding weights: CLIP features close to the reference, and zero-shot
  * picks the same label as fp32 on every image. */
 START_TEST(test_reduced_precision)
 {
@@ -406,6 +406,10 @@ START_TEST(test_reduced_precision)
     const int D = g.width;
     for (int v = 0; v < 2; v++) {
         eng_model *m = convert_and_load("clip", v ? "int8" : "fp32");
+        /* --dtype int8 quantizes the patch embedding too (files converted
+         * before have it F32, the dtype an fp32 conversion still writes). */
+        ck_assert_int_eq(((const eng__vit_model *)m->impl)->patch_lin.dtype,
+                         v ? ENG_DT_I8 : ENG_DT_F32);
         eng_ctx_params p = eng_ctx_default_params();
         p.n_threads = 2;
         p.precision = v ? ENG_PREC_FP32 : ENG_PREC_BF16;

@@ -61,8 +61,11 @@ void eng__linear_int8_run(const eng__linear *l, const float *X, int M, float *Y,
     /* The finishing pass covers whole row blocks at once when the columns
      * are whole rows, else one row at a time. */
     const int whole = cols == l->N;
-    for (int r0 = 0; r0 < M; r0 += ROW_BLOCK) {
-        const int r1 = r0 + ROW_BLOCK < M ? r0 + ROW_BLOCK : M;
+    /* Blocks as even as they can be: 200 rows are 4 x 50, not 3 x 64 + 8,
+     * whose last block would stream all the weights again for 8 rows. */
+    const int nblk = (M + ROW_BLOCK - 1) / ROW_BLOCK;
+    for (int b = 0; b < nblk; b++) {
+        const int r0 = (int)((int64_t)b * M / nblk), r1 = (int)((int64_t)(b + 1) * M / nblk);
         quantize_rows(qk, X, l->K, r0, r1, a, sx);
         eng__qgemm_run(qk, &g, r0, r1, p0, p1);
         if (act == ENG_ACT_NONE && !res)

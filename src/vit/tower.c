@@ -250,6 +250,38 @@ static void attention(const eng__tower_job *j, int tid, int nt)
     }
 }
 
+/* The MLP, h = tmp + FC2(act(FC1(x))). By rows with int8 layers, the
+ * member's rows go in blocks of at most MLP_ROWS, FC2 right after FC1: the
+ * block's [rows, F] activations (768 KiB at F = 3072, in L2) are quantized
+ * for FC2 where FC1 left them, where the whole share's (9.4 MiB for 800
+ * rows) went out to L3 and came back. The int8 layer streams its weights
+ * once per 64-row block anyway (linear_int8.c); the fp32 GEMM sizes its own
+ * row blocks to the call, so fp32 and bf16 layers keep the whole share. */
+enum { MLP_ROWS = 64 };
+
+static void mlp(const eng__tower_job *j, const eng__tower_layer *L, const float *x, int tid,
+                int nt)
+{
+    eng__tower_scratch *s = j->s;
+    if (j->by_cols || L->fc1.dtype != ENG_DT_I8 || L->fc2.dtype != ENG_DT_I8) {
+        eng__tower_linear(j, &L->fc1, x, s->ffn, NULL, j->t->act, tid, nt);
+        eng__tower_linear(j, &L->fc2, s->ffn, s->h, s->tmp, ENG_ACT_NONE, tid, nt);
+        return;
+    }
+    const size_t H = (size_t)j->t->hidden, F = (size_t)j->t->inter;
+    void *scratch = member_lin(j, tid);
+    int lo, hi;
+    eng__team_share(j->T, tid, nt, &lo, &hi);
+    const int nblk = (hi - lo + MLP_ROWS - 1) / MLP_ROWS;
+    for (int b = 0; b < nblk; b++) {
+        const int r0 = lo + b * (hi - lo) / nblk, r1 = lo + (b + 1) * (hi - lo) / nblk;
+        eng__linear_run(&L->fc1, x + r0 * H, r1 - r0, s->ffn + r0 * F, NULL, j->t->act, scratch,
+                        j->k, j->bk);
+        eng__linear_run(&L->fc2, s->ffn + r0 * F, r1 - r0, s->h + r0 * H, s->tmp + r0 * H,
+                        ENG_ACT_NONE, scratch, j->k, j->bk);
+    }
+}
+
 /* Barriers a layer: by rows, two (the attention reads every row of qkv, the
  * output projection every head of attn); by columns, five, one after each
  * linear layer and the attention (the next step reads every column or head),
@@ -269,7 +301,6 @@ void eng__tower_member(const eng__tower_job *j, int tid, int nt)
         eng__team_barrier(j->team);
         eng__tower_linear(j, &L->out, s->attn, s->tmp, s->h, ENG_ACT_NONE, tid, nt);
         x = layernorm(j, s->tmp, L->ln2_g, L->ln2_b, tid, nt);
-        eng__tower_linear(j, &L->fc1, x, s->ffn, NULL, t->act, tid, nt);
-        eng__tower_linear(j, &L->fc2, s->ffn, s->h, s->tmp, ENG_ACT_NONE, tid, nt);
+        mlp(j, L, x, tid, nt);
     }
 }
