@@ -38,10 +38,10 @@ for line in urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], 
         print(line.split()[1])
 PY
 }
-# The null model's classify answer for a text (see include/engine.h).
 group_field() {   # group_field STREAM FIELD: of the consumer group engine (XINFO GROUPS)
     $R xinfo groups "$1" 2>/dev/null | awk -v f="$2" 'p { print; exit } $0 == f { p = 1 }'
 }
+# The null model's classify answer for a text (see include/engine.h).
 null_expected() {
     python3 -c '
 import sys

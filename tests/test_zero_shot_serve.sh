@@ -186,8 +186,8 @@ check "worker, 3 zero-shot threads: all ok" grep -qx 'status coldA=ok coldB=ok w
 kill -TERM $WPID
 wait $WPID
 check "worker, 3 zero-shot threads: SIGTERM: exit 0" test $? -eq 0
-bad_threads() {   # bad_threads VALUE COMMAND...: exit 2 saying the range
-    "${@:2}" --zero-shot-threads "$1" >/dev/null 2>"$T/bad.log"
+bad_threads() {   # bad_threads VALUE COMMAND...: exit 2 saying the range (not serving)
+    timeout 60 "${@:2}" --zero-shot-threads "$1" >/dev/null 2>"$T/bad.log"
     [ $? -eq 2 ] && grep -q -- "--zero-shot-threads must be 1 to 64, not $1" "$T/bad.log"
 }
 check "worker: --zero-shot-threads 0 refused" bad_threads 0 $E worker "$CLIP" --redis "redis://127.0.0.1:$RP"
@@ -195,7 +195,7 @@ check "worker: --zero-shot-threads 65 refused" bad_threads 65 $E worker "$CLIP" 
 check "worker: --zero-shot-threads x refused" bad_threads x $E worker "$CLIP" --redis "redis://127.0.0.1:$RP"
 check "serve: --zero-shot-threads 0 refused" bad_threads 0 $E serve "$CLIP" --port 0
 check "serve: --zero-shot-threads 65 refused" bad_threads 65 $E serve "$CLIP" --port 0
-ENGINE_ZERO_SHOT_THREADS=x $E serve "$CLIP" --port 0 2>"$T/bad.log"
+ENGINE_ZERO_SHOT_THREADS=x timeout 60 $E serve "$CLIP" --port 0 2>"$T/bad.log"
 check "serve: ENGINE_ZERO_SHOT_THREADS=x refused" \
     bash -c "[ $? -eq 2 ] && grep -q 'bad value ENGINE_ZERO_SHOT_THREADS=x' '$T/bad.log'"
 
