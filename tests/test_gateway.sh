@@ -227,7 +227,11 @@ $R xadd "$RS" '*' status ok body '{}' >/dev/null           # no id
 $R xadd "$RS" '*' id 1-1 body '{}' >/dev/null              # no status
 $R xadd "$RS" '*' id 'not-ours' status ok >/dev/null       # an id the gateway never sent
 $R xadd "$RS" '*' id 99999-7 status ok raw junk >/dev/null # a slot not waiting: dropped
-sleep 0.3
+for _ in $(seq 100); do
+    [ "$(metric "$GPORT" engine_gateway_replies_malformed_total)" -ge 3 ] &&
+        [ "$(metric "$GPORT" engine_gateway_replies_duplicate_total)" -ge 1 ] && break
+    sleep 0.05
+done
 check "malformed replies counted" test "$(metric "$GPORT" engine_gateway_replies_malformed_total)" -ge 3
 check "stale reply dropped as a duplicate" test "$(metric "$GPORT" engine_gateway_replies_duplicate_total)" -ge 1
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"inputs":"still fine"}' "http://127.0.0.1:$GPORT/predict")
@@ -273,16 +277,19 @@ for t in ts: t.start()
 for t in ts: t.join()
 print("answered", len(codes), "ok", sum(1 for c in codes.values() if c == 200),
       "in %.1f s" % (time.time() - t0))
+print("not 200:", sorted(set(str(c) for c in codes.values() if c != 200))[:5])
 PY
 LOADPID=$!
-# Killed while it holds entries (unacknowledged), which the other must claim.
-for _ in $(seq 500); do [ -n "$($R xpending engine:requests engine - + 1 w1)" ] && break; sleep 0.01; done
-kill -9 $W1
+# Killed while it holds entries, which the other must claim.
+kill_holding $W1 engine:requests w1
+check "kill -9 under load: the killed worker held entries" test $HELD -gt 0
 wait $LOADPID
 check "kill -9 under load: all $LOAD requests answered 200" grep -q "answered $LOAD ok $LOAD" "$T/load.txt"
 cat "$T/load.txt"
 check "kill -9 under load: the dead worker's entries claimed by the other" \
-    test "$(metric "$M2" engine_redis_entries_claimed_total)" -gt 0
+    test "$(metric "$M2" engine_redis_entries_claimed_total)" -ge $HELD
+check "kill -9 under load: none left pending on the dead worker" \
+    test -z "$($R xpending engine:requests engine - + 1 w1)"
 
 # ---- a dead-lettered entry: answered 500 with the workers' reason ----
 # A second gateway (finding its model on the stream) in front of a stream

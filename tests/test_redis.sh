@@ -38,6 +38,9 @@ for line in urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], 
         print(line.split()[1])
 PY
 }
+group_field() {   # group_field STREAM FIELD: of the consumer group engine (XINFO GROUPS)
+    $R xinfo groups "$1" 2>/dev/null | awk -v f="$2" 'p { print; exit } $0 == f { p = 1 }'
+}
 # The null model's classify answer for a text (see include/engine.h).
 null_expected() {
     python3 -c '
@@ -94,7 +97,7 @@ done
 check "malformed: oversized input (default limit 8 MiB lets 3000 bytes through)" grep -qF "id m8 status ok" <<<"$got"
 check "malformed: no reply_to goes to the dead-letter stream" \
     grep -qF "no reply_to field" <<<"$($R xrange engine:requests:dead - + | paste -sd' ')"
-sleep 0.2
+for _ in $(seq 100); do [ "$($R xpending engine:requests engine | head -1)" = 0 ] && break; sleep 0.05; done
 check "malformed: all acknowledged" test "$($R xpending engine:requests engine | head -1)" = 0
 check "worker alive after malformed entries" kill -0 $W1
 kill -TERM $W1; wait $W1
@@ -117,7 +120,10 @@ check "deadline, nobody serving: gives up soon after the deadline" test $(((t1 -
 # A worker that reads the entries after their deadline answers timeout without computing.
 start_worker w2 --null --stream engine:nobody
 DLW=$WPID
-sleep 0.5
+for _ in $(seq 100); do
+    [ "$(group_field engine:nobody lag)" = 0 ] && [ "$(group_field engine:nobody pending)" = 0 ] && break
+    sleep 0.05
+done
 check "entries read after their deadline: answered timeout" \
     test "$($R xlen engine:nobody)" -ge 1 -a "$($R xpending engine:nobody engine | head -1)" = 0
 kill -TERM $DLW; wait $DLW
@@ -133,14 +139,14 @@ seq 1 2000 | sed 's/^/w /' >"$T/in2k.txt"
 null_expected <"$T/in2k.txt" >"$T/want2k.txt"
 $E submit --redis "$URL" --concurrency 200 --stats <"$T/in2k.txt" >"$T/out2k.txt" 2>"$T/submit2k.log" &
 SP=$!
-sleep 1
-kill -9 $WA
+kill_holding $WA engine:requests a
+check "kill -9 mid-run: the killed worker held entries" test $HELD -gt 0
 wait $SP
 rc=$?
 check "kill -9 mid-run: submit exit 0" test $rc -eq 0
 check "kill -9 mid-run: every request answered once, in order, right" cmp -s "$T/out2k.txt" "$T/want2k.txt"
 check "kill -9 mid-run: the survivor claimed the dead worker's entries" \
-    test "$(metric $MB engine_redis_entries_claimed_total)" -gt 0
+    test "$(metric $MB engine_redis_entries_claimed_total)" -ge $HELD
 check "kill -9 mid-run: nothing left pending" test "$($R xpending engine:requests engine | head -1)" = 0
 cat "$T/submit2k.log"
 # Both did work before the kill (a: read some; b: read some).
@@ -156,10 +162,8 @@ seq 1 10 | sed 's/^/r /' >"$T/in10.txt"
 null_expected <"$T/in10.txt" >"$T/want10.txt"
 $E submit --redis "$URL" <"$T/in10.txt" >"$T/out10.txt" &
 SP=$!
-sleep 1
-kill -9 $WC
-pend=$($R xpending engine:requests engine | head -1)
-check "restart: the killed worker held pending entries" test "$pend" -gt 0
+kill_holding $WC engine:requests c
+check "restart: the killed worker held pending entries" test $HELD -gt 0
 start_worker wc2 --null --consumer c --claim-idle-ms 600000
 WC=$WPID
 wait $SP
@@ -187,9 +191,15 @@ start_worker wt --null --null-batch-us 200000 --max-batch 4
 WT=$WPID
 seq 1 8 | sed 's/^/t /' >"$T/in8.txt"
 null_expected <"$T/in8.txt" >"$T/want8.txt"
+read0=$(group_field engine:requests entries-read)
 $E submit --redis "$URL" <"$T/in8.txt" >"$T/out8.txt" &
 SP=$!
-sleep 0.4
+# The signal once all 8 are read (two batches of 200 ms: some still held): an
+# entry unread then would have no worker left to answer it.
+for _ in $(seq 200); do
+    [ "$(group_field engine:requests entries-read)" -ge $((read0 + 8)) ] 2>/dev/null && break
+    sleep 0.01
+done
 kill -TERM $WT; wait $WT
 check "SIGTERM with work in hand: exit 0" test $? -eq 0
 check "SIGTERM: nothing left pending" test "$($R xpending engine:requests engine | head -1)" = 0
@@ -200,7 +210,8 @@ check "SIGTERM: every held entry answered" cmp -s "$T/out8.txt" "$T/want8.txt"
 MR=$(free_port)
 start_worker wr --null --metrics-port $MR
 WR=$WPID
-sleep 0.3
+# Connected first (its /metrics starts after): Redis killed under it.
+for _ in $(seq 100); do metric $MR engine_redis_inflight >/dev/null 2>&1 && break; sleep 0.05; done
 kill -9 $RPID; wait $RPID 2>/dev/null
 sleep 1
 start_redis

@@ -8,8 +8,12 @@
 # two entries of the same new set embed it once (the label-set cache's misses
 # grow by one) and answer the same; an entry whose set fails fails alone;
 # every entry is acknowledged; SIGTERM with a cold set in flight answers it
-# and exits 0. Fails on any sanitizer report in the servers' logs. Starts its own redis-server on a free
-# loopback port (persistence off) and stops everything it started by pid.
+# and exits 0. --zero-shot-threads: two new sets being embedded at once hold
+# both of the default 2 threads (a warm entry waits for one of them), not all
+# of 3 (worker and serve: the warm request answered before either); bad
+# values refused. Fails on any sanitizer report in the servers' logs. Starts
+# its own redis-server on a free loopback port (persistence off) and stops
+# everything it started by pid.
 # Exits 77 (skipped) without redis-server, python3 or curl.
 set -u
 B=${ENGINE_BUILD:-build}
@@ -95,6 +99,57 @@ check "worker: the entries behind the cold set ok" \
 check "worker: the bad set's answer says why" grep -qx 'bad_says_why True' "$T/redis.txt"
 check "worker: two entries of one new set answer the same" grep -qx 'same_answer True' "$T/redis.txt"
 check "worker: two entries of one new set embed it once" grep -qx 'misses 1' "$T/redis.txt"
+
+# ---- two new label sets at once: the zero-shot threads they leave free ----
+cat >"$T/two_new_sets.py" <<'PY'
+# two_new_sets.py REDIS_PORT METRICS_PORT COLD TAG: a warm set cached, then
+# two new sets sent, and once both are being embedded (the label-set cache's
+# misses grew by two), a warm entry; prints the order of the three replies.
+import struct, sys, time, urllib.request
+sys.path.insert(0, "bench")
+from zs_stall import Redis
+r, cold_n, tag = Redis(int(sys.argv[1])), int(sys.argv[3]), sys.argv[4]
+def misses():
+    for l in urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[2]).read().decode().splitlines():
+        if l.startswith('engine_zero_shot_label_sets_total{model="clip",result="miss"}'):
+            return int(l.split()[1])
+feat = struct.pack("<16f", *[(i % 5) - 2.0 for i in range(16)])
+labels = lambda names: b"".join(n.encode() + b"\0" for n in names)
+zs = lambda names: ["task", "zero_shot", "labels", labels(names), "input", feat]
+rs = "rs-" + tag
+def send(name, fields):
+    r.cmd("XADD", "engine:requests", "*", "id", name, "reply_to", rs, *fields)
+last = "0-0"
+def replies(n):
+    global last
+    got = []
+    while len(got) < n:
+        for eid, kv in (r.cmd("XREAD", "BLOCK", 120000, "STREAMS", rs, last) or [[0, "no reply in 120 s"]])[0][1]:
+            last = eid.decode()
+            d = dict(zip(kv[::2], kv[1::2]))
+            got.append((d[b"id"].decode(), d[b"status"].decode()))
+    return got
+send("w0", zs(["cat", "dog", "car"]))
+replies(1)
+m0 = misses()
+send("coldA", zs("%sa%d" % (tag, i) for i in range(cold_n)))
+send("coldB", zs("%sb%d" % (tag, i) for i in range(cold_n)))
+t_end = time.monotonic() + 120
+while misses() < m0 + 2 and time.monotonic() < t_end:
+    time.sleep(0.01)
+print("both_new_sets_embedding", misses() == m0 + 2)
+send("warm", zs(["cat", "dog", "car"]))
+got = replies(3)
+print("order", *(i for i, _ in got))
+print("status", *sorted("%s=%s" % kv for kv in got))
+PY
+python3 "$T/two_new_sets.py" "$RP" "$MP" "$COLD" d2 >"$T/two2.txt" 2>&1
+cat "$T/two2.txt"
+check "worker, 2 zero-shot threads: two new sets embedded at once" \
+    grep -qx 'both_new_sets_embedding True' "$T/two2.txt"
+check "worker, 2 zero-shot threads (the default): the warm entry waits for a new set" \
+    grep -Eq '^order cold[AB] ' "$T/two2.txt"
+check "worker, 2 zero-shot threads: all ok" grep -qx 'status coldA=ok coldB=ok warm=ok' "$T/two2.txt"
 for _ in $(seq 50); do [ "$($R xpending engine:requests engine | head -1)" = 0 ] && break; sleep 0.1; done
 check "worker: every entry acknowledged" test "$($R xpending engine:requests engine | head -1)" = 0
 
@@ -114,6 +169,35 @@ wait $WPID
 check "worker: SIGTERM with a cold set in flight: exit 0" test $? -eq 0
 check "worker: ... and it was answered" grep -qF "id term status ok" <<<"$($R xrange rs3 - + | paste -sd' ')"
 check "worker: ... and acknowledged" test "$($R xpending engine:requests engine | head -1)" = 0
+
+# --zero-shot-threads 3: the two new sets leave a thread to the warm entry.
+MP3=$(free_port)
+$E worker "$CLIP" --redis "redis://127.0.0.1:$RP" --workers 1 --threads 1 --metrics-port "$MP3" \
+    --claim-idle-ms 600000 --zero-shot-threads 3 2>"$T/worker3.log" &
+WPID=$!
+PIDS="$PIDS $WPID"
+python3 "$T/two_new_sets.py" "$RP" "$MP3" "$COLD" d3 >"$T/two3.txt" 2>&1
+cat "$T/two3.txt"
+check "worker, 3 zero-shot threads: two new sets embedded at once" \
+    grep -qx 'both_new_sets_embedding True' "$T/two3.txt"
+check "worker, 3 zero-shot threads: the warm entry answered before both new sets" \
+    grep -Eqx 'order warm cold[AB] cold[AB]' "$T/two3.txt"
+check "worker, 3 zero-shot threads: all ok" grep -qx 'status coldA=ok coldB=ok warm=ok' "$T/two3.txt"
+kill -TERM $WPID
+wait $WPID
+check "worker, 3 zero-shot threads: SIGTERM: exit 0" test $? -eq 0
+bad_threads() {   # bad_threads VALUE COMMAND...: exit 2 saying the range (not serving)
+    timeout 60 "${@:2}" --zero-shot-threads "$1" >/dev/null 2>"$T/bad.log"
+    [ $? -eq 2 ] && grep -q -- "--zero-shot-threads must be 1 to 64, not $1" "$T/bad.log"
+}
+check "worker: --zero-shot-threads 0 refused" bad_threads 0 $E worker "$CLIP" --redis "redis://127.0.0.1:$RP"
+check "worker: --zero-shot-threads 65 refused" bad_threads 65 $E worker "$CLIP" --redis "redis://127.0.0.1:$RP"
+check "worker: --zero-shot-threads x refused" bad_threads x $E worker "$CLIP" --redis "redis://127.0.0.1:$RP"
+check "serve: --zero-shot-threads 0 refused" bad_threads 0 $E serve "$CLIP" --port 0
+check "serve: --zero-shot-threads 65 refused" bad_threads 65 $E serve "$CLIP" --port 0
+ENGINE_ZERO_SHOT_THREADS=x timeout 60 $E serve "$CLIP" --port 0 2>"$T/bad.log"
+check "serve: ENGINE_ZERO_SHOT_THREADS=x refused" \
+    bash -c "[ $? -eq 2 ] && grep -q 'bad value ENGINE_ZERO_SHOT_THREADS=x' '$T/bad.log'"
 
 # ---- engine serve, one HTTP thread: a warm /zero-shot while a cold one runs ----
 HP=$(free_port)
@@ -160,9 +244,60 @@ kill -TERM $SPID
 wait $SPID
 check "serve: SIGTERM: exit 0" test $? -eq 0
 
+# engine serve --zero-shot-threads 3: two new sets being embedded, a warm
+# /zero-shot answered before either.
+HP=$(free_port)
+$E serve "$CLIP" --port "$HP" --workers 1 --threads 1 --http-threads 1 --zero-shot-threads 3 \
+    2>"$T/serve3.log" &
+SPID=$!
+PIDS="$PIDS $SPID"
+for _ in $(seq 600); do curl -sf "http://127.0.0.1:$HP/health" >/dev/null && break; sleep 0.1; done
+python3 - "$HP" "$COLD" >"$T/http3.txt" 2>&1 <<'PY'
+import base64, json, sys, threading, time, urllib.request
+sys.path.insert(0, "bench")
+from zs_stall import png
+url = "http://127.0.0.1:%s/v2/models/clip/zero-shot" % sys.argv[1]
+image = base64.b64encode(png(40, 30, 1)).decode()
+done = {}
+def post(key, labels):
+    req = urllib.request.Request(url, json.dumps({"inputs": [image], "labels": labels}).encode(),
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=300) as resp:
+        done[key] = (time.monotonic(), resp.status)
+        resp.read()
+def misses():
+    for l in urllib.request.urlopen(url.split("/v2")[0] + "/metrics", timeout=300).read().decode().splitlines():
+        if l.startswith('engine_zero_shot_label_sets_total{model="clip",result="miss"}'):
+            return int(l.split()[1])
+post("w0", ["cat", "dog", "car"])
+m0 = misses()
+ths = [threading.Thread(target=post, args=(k, ["%s%d" % (k, i) for i in range(int(sys.argv[2]))]))
+       for k in ("coldA", "coldB")]
+for th in ths:
+    th.start()
+t_end = time.monotonic() + 120
+while misses() < m0 + 2 and time.monotonic() < t_end:
+    time.sleep(0.01)
+print("both_new_sets_embedding", misses() == m0 + 2)
+post("warm", ["cat", "dog", "car"])
+for th in ths:
+    th.join()
+print("statuses", done["warm"][1], done["coldA"][1], done["coldB"][1])
+print("warm_before_both", done["warm"][0] < min(done["coldA"][0], done["coldB"][0]))
+PY
+cat "$T/http3.txt"
+check "serve, 3 zero-shot threads: two new sets embedded at once" \
+    grep -qx 'both_new_sets_embedding True' "$T/http3.txt"
+check "serve, 3 zero-shot threads: a warm /zero-shot answered before both new sets" \
+    grep -qx 'warm_before_both True' "$T/http3.txt"
+check "serve, 3 zero-shot threads: statuses 200" grep -qx 'statuses 200 200 200' "$T/http3.txt"
+kill -TERM $SPID
+wait $SPID
+check "serve, 3 zero-shot threads: SIGTERM: exit 0" test $? -eq 0
+
 if [ -n "${ENGINE_SAN_FLAGS:-}" ]; then
     check "no sanitizer report in the logs" \
-        bash -c "! grep -l 'Sanitizer\|runtime error' '$T/worker.log' '$T/serve.log'"
+        bash -c "! grep -l 'Sanitizer\|runtime error' '$T'/worker*.log '$T'/serve*.log"
 fi
 [ $fails -eq 0 ] || { echo "--- worker log"; tail -20 "$T/worker.log"; echo "--- serve log"; tail -20 "$T/serve.log"; }
 exit $((fails > 0))

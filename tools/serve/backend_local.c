@@ -53,7 +53,8 @@ static int load_model(srv *s, srv_model *m, int index)
                                    .n_labels = 2, .hidden = 4, .embed_size = 4,
                                    .max_positions = ENG__SCHED_NULL_POSITIONS};
     }
-    if (m->model && !strcmp(m->info.arch, "clip") && !(m->zs_pool = srv_zs_pool_create(m->model))) {
+    if (m->model && !strcmp(m->info.arch, "clip") &&
+        !(m->zs_pool = srv_zs_pool_create(m->model, s->o.zs_threads))) {
         fprintf(stderr, "engine serve: %s: cannot start the zero-shot threads\n", m->name);
         return -1;
     }

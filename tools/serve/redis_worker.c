@@ -720,7 +720,7 @@ static void usage(FILE *f)
           "         [--max-inflight 256] [--max-input-bytes 8388608] [--connect-timeout-ms 5000]\n"
           "         [--model-name NAME] [--metrics-port PORT]\n"
           "         [--workers N] [--threads N] [--max-batch N] [--max-wait-us N]\n"
-          "         [--null-batch-us N]\n"
+          "         [--null-batch-us N] [--zero-shot-threads 2]\n"
           "  serves the requests of a Redis stream (docs/REDIS.md); SIGTERM finishes\n"
           "  and acknowledges what it holds, then exits 0\n",
           f);
@@ -747,6 +747,7 @@ int eng__cli_worker(int argc, char **argv)
         {"model-name", 1, 0, 'm'},     {"metrics-port", 1, 0, 'p'},  {"workers", 1, 0, 'w'},
         {"threads", 1, 0, 't'},        {"max-batch", 1, 0, 'B'},     {"max-wait-us", 1, 0, 'W'},
         {"null-batch-us", 1, 0, 'N'},  {"null", 0, 0, '0'},          {"help", 0, 0, 'h'},
+        {"zero-shot-threads", 1, 0, 'Z'},
         {0, 0, 0, 0}};
     const char *url = NULL;
     W.stream = "engine:requests";
@@ -759,6 +760,7 @@ int eng__cli_worker(int argc, char **argv)
     W.max_input = 8u << 20;
     W.connect_ms = 5000;
     long metrics_port = 0, v;
+    int zs_threads = SRV_ZS_THREADS;
     int null_model = 0;
     eng_sched_params sp = eng_sched_default_params();
     char consumer[300];
@@ -791,6 +793,14 @@ int eng__cli_worker(int argc, char **argv)
         case 'B': ok = parse_long(optarg, 1, ENG_SCHED_MAX_BATCH, &v) && (sp.max_batch_size = (int)v); break;
         case 'W': ok = parse_long(optarg, 0, 10000000, &v) && ((sp.max_wait_us = v) || 1); break;
         case 'N': ok = parse_long(optarg, 0, 10000000, &v) && ((sp.null_batch_us = (int)v) || 1); break;
+        case 'Z':
+            if (!parse_long(optarg, 1, SRV_ZS_THREADS_MAX, &v)) {
+                fprintf(stderr, "engine worker: --zero-shot-threads must be 1 to %d, not %s\n",
+                        SRV_ZS_THREADS_MAX, optarg);
+                return 2;
+            }
+            zs_threads = (int)v;
+            break;
         default: ok = 0;
         }
         if (!ok) {
@@ -851,7 +861,8 @@ int eng__cli_worker(int argc, char **argv)
         return 4;
     }
     W.m.sched = W.sched;   /* the local backend's queue depth reads it */
-    if (W.model && !strcmp(W.info.arch, "clip") && !(W.zs_pool = srv_zs_pool_create(W.model))) {
+    if (W.model && !strcmp(W.info.arch, "clip") &&
+        !(W.zs_pool = srv_zs_pool_create(W.model, zs_threads))) {
         fprintf(stderr, "engine worker: cannot start the zero-shot threads\n");
         eng_sched_free(W.sched);
         redisFree(c);

@@ -44,8 +44,14 @@ struct srv_zs_job {
     uint64_t key;
 };
 typedef struct srv_zs_pool srv_zs_pool;
-/* Threads for a CLIP model's eng_zero_shot_scores; NULL when none started. */
-srv_zs_pool *srv_zs_pool_create(const eng_model *model);
+/* --zero-shot-threads of engine serve and engine worker: two by default, one
+ * for a new label set, one for the requests of cached ones behind it (more
+ * when new sets come together); each holds a context's scratch, and the text
+ * tower's passes already use the context's threads. */
+enum { SRV_ZS_THREADS = 2, SRV_ZS_THREADS_MAX = 64 };
+/* n_threads threads for a CLIP model's eng_zero_shot_scores; NULL when none
+ * started. */
+srv_zs_pool *srv_zs_pool_create(const eng_model *model, int n_threads);
 /* Queues j; j->done is called once, later, on a pool thread. */
 void srv_zs_pool_submit(srv_zs_pool *p, srv_zs_job *j);
 /* Runs every queued job, then stops the threads; NULL is fine. */
@@ -130,6 +136,7 @@ typedef struct {
     int64_t max_wait_us;
     const char *cpus;
     int null_batch_us, null_token_ns;
+    int zs_threads;               /* a CLIP model's zero-shot threads (zs_pool.c) */
     /* gateway (--backend redis://...) */
     const char *backend, *stream;
     int64_t reply_timeout_ms, connect_timeout_ms;

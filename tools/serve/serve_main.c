@@ -64,6 +64,8 @@ static const struct {
      "how long a partial batch waits for company (0)"},
     {"--idle-spin-us", "ENGINE_IDLE_SPIN_US", OPT_INT, &opts.idle_spin_us,
      "idle workers poll this long before sleeping (20)"},
+    {"--zero-shot-threads", "ENGINE_ZERO_SHOT_THREADS", OPT_INT, &opts.zs_threads,
+     "a CLIP model's threads scoring zero-shot requests; each new label set holds one (2)"},
     {"--null-batch-us", "ENGINE_NULL_BATCH_US", OPT_INT, &opts.null_batch_us,
      "null model: sleep per batch"},
     {"--null-token-ns", "ENGINE_NULL_TOKEN_NS", OPT_INT, &opts.null_token_ns,
@@ -183,7 +185,7 @@ int eng__cli_serve(int argc, char **argv)
                       .drain_delay_s = 0, .exit_timeout_s = 30, .http_threads = 2,
                       .cache_bytes = (size_t)64 << 20, .idle_spin_us = -1,
                       .stream = "engine:requests", .reply_timeout_ms = 30000,
-                      .connect_timeout_ms = 10000};
+                      .connect_timeout_ms = 10000, .zs_threads = SRV_ZS_THREADS};
     for (int i = 0; i < N_OPTIONS; i++) {
         const char *v = getenv(options[i].env);
         if (v && *v && set_option(i, v)) {
@@ -242,6 +244,11 @@ int eng__cli_serve(int argc, char **argv)
     if (opts.http_threads < 1 || opts.max_client_batch < 1 || opts.max_connections < 1) {
         fprintf(stderr, "engine serve: --http-threads, --max-client-batch-size and "
                         "--max-connections must be at least 1\n");
+        return finish(s, 2);
+    }
+    if (opts.zs_threads < 1 || opts.zs_threads > SRV_ZS_THREADS_MAX) {
+        fprintf(stderr, "engine serve: --zero-shot-threads must be 1 to %d, not %d\n",
+                SRV_ZS_THREADS_MAX, opts.zs_threads);
         return finish(s, 2);
     }
     s->o = opts;

@@ -3,37 +3,34 @@
  * not seen costs its prompts' text embeddings (tenths of a second for
  * CLIP-B/32's 80 prompts); run there, it held up every request behind it.
  *
- * SRV_ZS_THREADS threads, each with its own context (made at its first job),
- * take jobs in arrival order, except that a job whose label set another
- * thread is scoring waits for it: the library's label-set cache computes a
- * set on every thread that misses it at once, so two entries of the same new
- * set would embed it twice; one after the other, the second one hits. While
- * one thread embeds a new set, the other scores the cached sets' requests. */
+ * n threads (--zero-shot-threads), each with its own context (made at its
+ * first job), take jobs in arrival order, except that a job whose label set
+ * another thread is scoring waits for it: the library's label-set cache
+ * computes a set on every thread that misses it at once, so two entries of the
+ * same new set would embed it twice; one after the other, the second one hits.
+ * While n - 1 threads embed new sets, the last one scores the cached sets'
+ * requests; an n-th new set arriving meanwhile takes it too. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "serve.h"
 
-/* Two: one for a new label set, one for the requests of cached ones behind
- * it; each holds a context's scratch, and the text tower's passes already use
- * the context's threads. */
-#define SRV_ZS_THREADS 2
+struct zs_thread {
+    srv_zs_pool *p;
+    pthread_t thread;
+    int busy;                    /* under p->mu, as running */
+    uint64_t running;            /* the label set being scored */
+};
 
 struct srv_zs_pool {
     const eng_model *model;
     pthread_mutex_t mu;
     pthread_cond_t cv;           /* a job queued or finished, or stopping */
     srv_zs_job *head, *tail;
-    uint64_t running[SRV_ZS_THREADS];   /* the label sets being scored */
-    int busy[SRV_ZS_THREADS];
     int stop;
     int n_started;
-    pthread_t threads[SRV_ZS_THREADS];
-    struct zs_thread_arg {
-        srv_zs_pool *p;
-        int slot;
-    } args[SRV_ZS_THREADS];
+    struct zs_thread *threads;   /* n_started of them run */
 };
 
 /* FNV-1a over what names a set in the library's cache (template, labels,
@@ -67,8 +64,8 @@ static srv_zs_job *take(srv_zs_pool *p)
     for (srv_zs_job **at = &p->head, *prev = NULL; *at; prev = *at, at = &(*at)->next) {
         srv_zs_job *j = *at;
         int taken = 0;
-        for (int t = 0; t < SRV_ZS_THREADS; t++)
-            taken |= p->busy[t] && p->running[t] == j->key;
+        for (int t = 0; t < p->n_started; t++)
+            taken |= p->threads[t].busy && p->threads[t].running == j->key;
         if (taken)
             continue;
         *at = j->next;
@@ -81,8 +78,8 @@ static srv_zs_job *take(srv_zs_pool *p)
 
 static void *zs_thread(void *arg)
 {
-    srv_zs_pool *p = ((struct zs_thread_arg *)arg)->p;
-    const int slot = ((struct zs_thread_arg *)arg)->slot;
+    struct zs_thread *me = arg;
+    srv_zs_pool *p = me->p;
     eng_ctx *ctx = NULL;
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -93,8 +90,8 @@ static void *zs_thread(void *arg)
             pthread_cond_wait(&p->cv, &p->mu);
             continue;
         }
-        p->busy[slot] = 1;
-        p->running[slot] = j->key;
+        me->busy = 1;
+        me->running = j->key;
         pthread_mutex_unlock(&p->mu);
         j->t_start = srv_now_ns();
         eng_status st;
@@ -107,7 +104,7 @@ static void *zs_thread(void *arg)
         }
         j->done(j, st, why);   /* j may be gone after this */
         pthread_mutex_lock(&p->mu);
-        p->busy[slot] = 0;
+        me->busy = 0;
         pthread_cond_broadcast(&p->cv);   /* the jobs of its set may go now */
     }
     pthread_mutex_unlock(&p->mu);
@@ -115,7 +112,7 @@ static void *zs_thread(void *arg)
     return NULL;
 }
 
-srv_zs_pool *srv_zs_pool_create(const eng_model *model)
+srv_zs_pool *srv_zs_pool_create(const eng_model *model, int n_threads)
 {
     srv_zs_pool *p = calloc(1, sizeof *p);
     if (!p)
@@ -123,12 +120,16 @@ srv_zs_pool *srv_zs_pool_create(const eng_model *model)
     p->model = model;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    for (int t = 0; t < SRV_ZS_THREADS; t++) {
-        p->args[t] = (struct zs_thread_arg){p, t};
-        if (pthread_create(&p->threads[t], NULL, zs_thread, &p->args[t]))
+    p->threads = calloc((size_t)n_threads, sizeof *p->threads);
+    /* n_started is read by take() on the threads already running: under mu. */
+    pthread_mutex_lock(&p->mu);
+    for (int t = 0; p->threads && t < n_threads; t++) {
+        p->threads[t].p = p;
+        if (pthread_create(&p->threads[t].thread, NULL, zs_thread, &p->threads[t]))
             break;
         p->n_started++;
     }
+    pthread_mutex_unlock(&p->mu);
     if (p->n_started == 0) {
         srv_zs_pool_free(p);
         return NULL;
@@ -159,8 +160,9 @@ void srv_zs_pool_free(srv_zs_pool *p)
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     for (int t = 0; t < p->n_started; t++)
-        pthread_join(p->threads[t], NULL);
+        pthread_join(p->threads[t].thread, NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    free(p->threads);
     free(p);
 }
