@@ -199,14 +199,21 @@ ENGINE_ZERO_SHOT_THREADS=x timeout 60 $E serve "$CLIP" --port 0 2>"$T/bad.log"
 check "serve: ENGINE_ZERO_SHOT_THREADS=x refused" \
     bash -c "[ $? -eq 2 ] && grep -q 'bad value ENGINE_ZERO_SHOT_THREADS=x' '$T/bad.log'"
 
-# ---- engine serve, one HTTP thread: a warm /zero-shot while a cold one runs ----
-HP=$(free_port)
-$E serve "$CLIP" --port "$HP" --workers 1 --threads 1 --http-threads 1 2>"$T/serve.log" &
-SPID=$!
-PIDS="$PIDS $SPID"
-for _ in $(seq 600); do curl -sf "http://127.0.0.1:$HP/health" >/dev/null && break; sleep 0.1; done
-python3 - "$HP" "$COLD" >"$T/http.txt" 2>&1 <<'PY'
-import base64, json, sys, threading, time, urllib.request
+# engine serve on one HTTP thread (start_serve LOG EXTRA-ARGS...: sets HP and
+# SPID), and the Python client its checks share: post() records each
+# answer's arrival (its head: the server's order, whatever its size), status
+# and body; misses() reads the label-set cache's miss counter from /metrics.
+start_serve() {
+    log=$1
+    shift
+    HP=$(free_port)
+    $E serve "$CLIP" --port "$HP" --workers 1 --threads 1 --http-threads 1 "$@" 2>"$T/$log" &
+    SPID=$!
+    PIDS="$PIDS $SPID"
+    for _ in $(seq 600); do curl -sf "http://127.0.0.1:$HP/health" >/dev/null && break; sleep 0.1; done
+}
+cat >"$T/zs_http.py" <<'PY'
+import base64, json, sys, time, urllib.request
 sys.path.insert(0, "bench")
 from zs_stall import png
 url = "http://127.0.0.1:%s/v2/models/clip/zero-shot" % sys.argv[1]
@@ -216,12 +223,20 @@ def post(key, labels):
     req = urllib.request.Request(url, json.dumps({"inputs": [image], "labels": labels}).encode(),
                                  {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=300) as resp:
-        t = time.monotonic()   # the answer's head: the server's order, whatever its size
+        t = time.monotonic()
         done[key] = (t, resp.status, json.loads(resp.read()))
 def misses():   # (on the one epoll thread too: it answers once that thread is free)
     for l in urllib.request.urlopen(url.split("/v2")[0] + "/metrics", timeout=300).read().decode().splitlines():
         if l.startswith('engine_zero_shot_label_sets_total{model="clip",result="miss"}'):
             return int(l.split()[1])
+PY
+
+# ---- engine serve, one HTTP thread: a warm /zero-shot while a cold one runs ----
+start_serve serve.log
+python3 - "$HP" "$COLD" "$T" >"$T/http.txt" 2>&1 <<'PY'
+import sys, threading, time
+sys.path.insert(0, sys.argv[3])
+from zs_http import done, misses, post
 post("w0", ["cat", "dog", "car"])
 m0 = misses()
 th = threading.Thread(target=post, args=("cold", ["h%d" % i for i in range(int(sys.argv[2]))]))
@@ -246,29 +261,11 @@ check "serve: SIGTERM: exit 0" test $? -eq 0
 
 # engine serve --zero-shot-threads 3: two new sets being embedded, a warm
 # /zero-shot answered before either.
-HP=$(free_port)
-$E serve "$CLIP" --port "$HP" --workers 1 --threads 1 --http-threads 1 --zero-shot-threads 3 \
-    2>"$T/serve3.log" &
-SPID=$!
-PIDS="$PIDS $SPID"
-for _ in $(seq 600); do curl -sf "http://127.0.0.1:$HP/health" >/dev/null && break; sleep 0.1; done
-python3 - "$HP" "$COLD" >"$T/http3.txt" 2>&1 <<'PY'
-import base64, json, sys, threading, time, urllib.request
-sys.path.insert(0, "bench")
-from zs_stall import png
-url = "http://127.0.0.1:%s/v2/models/clip/zero-shot" % sys.argv[1]
-image = base64.b64encode(png(40, 30, 1)).decode()
-done = {}
-def post(key, labels):
-    req = urllib.request.Request(url, json.dumps({"inputs": [image], "labels": labels}).encode(),
-                                 {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=300) as resp:
-        done[key] = (time.monotonic(), resp.status)
-        resp.read()
-def misses():
-    for l in urllib.request.urlopen(url.split("/v2")[0] + "/metrics", timeout=300).read().decode().splitlines():
-        if l.startswith('engine_zero_shot_label_sets_total{model="clip",result="miss"}'):
-            return int(l.split()[1])
+start_serve serve3.log --zero-shot-threads 3
+python3 - "$HP" "$COLD" "$T" >"$T/http3.txt" 2>&1 <<'PY'
+import sys, threading, time
+sys.path.insert(0, sys.argv[3])
+from zs_http import done, misses, post
 post("w0", ["cat", "dog", "car"])
 m0 = misses()
 ths = [threading.Thread(target=post, args=(k, ["%s%d" % (k, i) for i in range(int(sys.argv[2]))]))
